@@ -1,0 +1,502 @@
+"""BaseRTRL: what the regressor and the classifier share.
+
+``fit`` and ``partial_fit`` run one code path, ``_fit``: validate everything
+first (so a failed call changes nothing), initialise on the first call, then
+run epochs of minibatches. Each minibatch is one kernel call that returns the
+loss and the exact gradient; the optimizer then updates the flat parameter
+vector in place.
+"""
+
+import time
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._cells import ACTIVATIONS, CELLS
+from ._optim import AdamOptimizer, SGDOptimizer, clip_gradient
+from ._sequences import (
+    _gather_rows,
+    check_sequence_targets,
+    check_sequence_weights,
+    check_sequences,
+    unpack_steps,
+)
+
+#: Bytes the influence matrices of one minibatch may take when
+#: ``batch_size="auto"``; larger batches are cut down to fit.
+AUTO_BATCH_MEMORY = 512 * 2**20
+AUTO_BATCH_SIZE = 32
+
+
+class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the RTRL estimators. Not meant to be used directly."""
+
+    _parameter_constraints: dict = {
+        "n_hidden": [Interval(Integral, 1, None, closed="left")],
+        "cell": [StrOptions(set(CELLS))],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "output": [StrOptions({"last", "sequence"})],
+        "solver": [StrOptions({"adam", "sgd"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        n_hidden=32,
+        *,
+        cell="elman",
+        activation="tanh",
+        output="last",
+        solver="adam",
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        batch_size="auto",
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        clip_norm=5.0,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        self.n_hidden = n_hidden
+        self.cell = cell
+        self.activation = activation
+        self.output = output
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.clip_norm = clip_norm
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    # -- hooks for the subclasses -----------------------------------------
+    @abstractmethod
+    def _encode_targets(self, y, *, first_call, classes=None):
+        """Turn validated raw targets into the float matrix the kernel fits.
+
+        Sets the output-related fitted attributes on the first call and
+        returns ``(Y, loss_name)``.
+        """
+
+    @abstractmethod
+    def _validation_score(self, packed, y):
+        """Score used for early stopping on held-out sequences."""
+
+    @property
+    def _every_step(self):
+        return self.output == "sequence"
+
+    # -- parameters --------------------------------------------------------
+    def _make_cell(self, n_inputs, n_outputs):
+        return CELLS[self.cell](self.n_hidden, n_inputs, n_outputs)
+
+    def _bind_params(self):
+        """(Re)create ``params_`` as views into the flat parameter vector."""
+        self.params_ = self._cell.views(self._flat_params)
+
+    def _sync_params(self):
+        """Take in entries of ``params_`` that were replaced, not edited.
+
+        Users may assign a new array to ``params_[name]``; copy its values
+        into the flat vector (checking the shape) and restore the view.
+        """
+        views = self._cell.views(self._flat_params)
+        for name, view in views.items():
+            current = self.params_.get(name, view)
+            if current is not view and not np.shares_memory(current, view):
+                current = np.asarray(current)
+                if current.shape != view.shape:
+                    raise ValueError(
+                        f"params_[{name!r}] has shape {current.shape}, "
+                        f"expected {view.shape}."
+                    )
+                view[...] = current
+        self.params_ = views
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # The views would be pickled as copies; rebuild them on load.
+        state = dict(state)
+        state.pop("params_", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_flat_params" in self.__dict__:
+            self._bind_params()
+
+    def _initialize(self, packed, n_outputs, dtype, random_state):
+        self._cell = self._make_cell(packed.n_features, n_outputs)
+        self._flat_params = np.empty(self._cell.n_params, dtype=dtype)
+        self._cell.initialize(self._flat_params, random_state)
+        self._bind_params()
+        if self.solver == "adam":
+            self._optimizer = AdamOptimizer(
+                self._cell.n_params,
+                self.learning_rate_init,
+                self.beta_1,
+                self.beta_2,
+                self.epsilon,
+                dtype=dtype,
+            )
+        else:
+            self._optimizer = SGDOptimizer(
+                self._cell.n_params,
+                self.learning_rate_init,
+                self.momentum,
+                self.nesterovs_momentum,
+                dtype=dtype,
+            )
+        self.n_outputs_ = n_outputs
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+        self.t_ = 0
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    # -- training ----------------------------------------------------------
+    def _resolve_batch_size(self, n_sequences, itemsize):
+        if self.batch_size == "auto":
+            size = min(AUTO_BATCH_SIZE, n_sequences)
+            per_sequence = self._cell.workspace_bytes(1, itemsize)
+            size = max(1, min(size, AUTO_BATCH_MEMORY // max(per_sequence, 1)))
+            return size
+        if self.batch_size > n_sequences:
+            warnings.warn(
+                "Got `batch_size` larger than the number of sequences; it "
+                "will be clipped.",
+                UserWarning,
+            )
+        return max(1, min(self.batch_size, n_sequences))
+
+    def _fit(self, X, y, sample_weight=None, *, incremental, classes=None):
+        first_call = not (incremental or self.warm_start) or not hasattr(
+            self, "_flat_params"
+        )
+        if not first_call:
+            self._sync_params()
+        # Validate everything before touching any fitted state.
+        packed = check_sequences(self, X, reset=first_call)
+        dtype = packed.values.dtype
+        if not first_call:
+            dtype = self._flat_params.dtype
+            packed = _with_dtype(packed, dtype)
+        y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
+        Y, loss_name = self._encode_targets(
+            y_checked, first_call=first_call, classes=classes
+        )
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        weights = check_sequence_weights(sample_weight, packed, dtype)
+
+        if first_call:
+            self._random_state = check_random_state(self.random_state)
+            self._initialize(packed, Y.shape[1], dtype, self._random_state)
+        self._loss_name = loss_name
+
+        n_seq = packed.n_sequences
+        train_idx = np.arange(n_seq)
+        val = None
+        if self.early_stopping and not incremental:
+            train_idx, val = self._split_validation(packed, y_checked, n_seq)
+
+        batch_size = self._resolve_batch_size(train_idx.shape[0], dtype.itemsize)
+        workspace = self._cell.workspace(batch_size, dtype)
+        penalty = self._cell.penalty_mask(dtype)
+        max_iter = 1 if incremental else self.max_iter
+        start = time.perf_counter()
+        for _ in range(max_iter):
+            order = train_idx
+            if self.shuffle:
+                order = self._random_state.permutation(train_idx)
+            accumulated = 0.0
+            for batch in gen_batches(order.shape[0], batch_size):
+                idx = order[batch]
+                accumulated += self._train_minibatch(
+                    packed, Y, weights, idx, workspace, penalty
+                ) * idx.shape[0]
+            self.n_iter_ += 1
+            self.t_ += int(packed.lengths[train_idx].sum())
+            self.loss_ = accumulated / max(train_idx.shape[0], 1)
+            self.loss_curve_.append(self.loss_)
+            self._update_no_improvement_count(val)
+            if self.verbose:
+                self._print_progress(start)
+            if incremental:
+                break
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self.verbose:
+                    print(
+                        "Training loss did not improve more than tol=%f for %d "
+                        "consecutive epochs. Stopping." % (self.tol, self.n_iter_no_change)
+                    )
+                break
+        else:
+            if not incremental:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and "
+                    "the optimization hasn't converged yet." % self.max_iter,
+                    ConvergenceWarning,
+                )
+        if self.early_stopping and not incremental and self._best_params is not None:
+            self._flat_params[:] = self._best_params
+        self._best_params = None
+        return self
+
+    def _print_progress(self, start):
+        msg = "Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_)
+        if self.early_stopping and self.validation_scores_:
+            msg += ", validation score = %.6f" % self.validation_scores_[-1]
+        msg += ", elapsed = %.2fs" % (time.perf_counter() - start)
+        print(msg, flush=True)
+
+    def _split_validation(self, packed, y_checked, n_seq):
+        stratify = None
+        if self._is_classifier_output():
+            stratify = y_checked if not self._every_step else None
+        train_idx, val_idx = train_test_split(
+            np.arange(n_seq),
+            random_state=self._random_state,
+            test_size=self.validation_fraction,
+            stratify=stratify,
+        )
+        if val_idx.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small: with early_stopping=True and "
+                f"validation_fraction={self.validation_fraction}, "
+                f"{val_idx.shape[0]} of {n_seq} sequences are held out."
+            )
+        self._best_params = None
+        return train_idx, (packed.take(val_idx), _take_targets(y_checked, packed, val_idx, self._every_step))
+
+    def _is_classifier_output(self):
+        return False
+
+    def _update_no_improvement_count(self, val):
+        if self.early_stopping and val is not None:
+            score = self._validation_score(*val)
+            self.validation_scores_.append(score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self._flat_params.copy()
+        else:
+            if self.best_loss_ is None:
+                self.best_loss_ = np.inf
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _train_minibatch(self, packed, Y, weights, idx, workspace, penalty):
+        loss, grad = self._loss_and_gradient(
+            packed, Y, weights, idx, workspace, penalty, weights[idx].sum()
+        )
+        if grad is None:
+            return 0.0
+        clip_gradient(grad, self.clip_norm)
+        self._optimizer.step(self._flat_params, grad)
+        return loss
+
+    def _loss_and_gradient(self, packed, Y, weights, idx, workspace, penalty, total_weight):
+        """Loss and exact gradient over the sequences ``idx``.
+
+        Each sequence's loss terms are weighted by its sample weight divided
+        by ``total_weight`` (and by its length for per-step targets), so that
+        the loss is a weighted mean. L2 regularisation adds
+        ``alpha / (2 * len(idx)) * ||W||^2`` on the weight matrices, as
+        scikit-learn's MLP does per minibatch.
+        """
+        flat = self._flat_params
+        grad = np.zeros_like(flat)
+        if total_weight <= 0:
+            return 0.0, None
+        lengths = packed.lengths[idx]
+        order = np.argsort(-lengths, kind="stable")
+        idx = idx[order]
+        lengths = np.ascontiguousarray(lengths[order])
+        x_start = np.ascontiguousarray(packed.offsets[idx])
+        y_start = x_start if self._every_step else idx.astype(np.intp)
+        target_weight = weights[idx] / total_weight
+        if self._every_step:
+            target_weight = target_weight / lengths
+        loss = self._cell.train_minibatch(
+            flat, grad, packed.values, Y, x_start, np.ascontiguousarray(y_start),
+            lengths, np.ascontiguousarray(target_weight, dtype=flat.dtype),
+            self._every_step, self.activation, self._loss_name, workspace,
+        )
+        if self.alpha:
+            scale = self.alpha / idx.shape[0]
+            penalized = flat * penalty
+            loss += 0.5 * scale * float(np.dot(penalized, penalized))
+            grad += scale * penalized
+        return loss, grad
+
+    # -- public gradient access ------------------------------------------
+    def loss_gradient(self, X, y, sample_weight=None):
+        """Loss and exact gradient of the fitted model on given sequences.
+
+        The model is not changed. The loss is the weighted mean over the
+        given sequences of the per-sequence loss (for ``output="sequence"``,
+        each sequence's mean over its steps), plus the L2 penalty
+        ``alpha / (2 * n_sequences) * ||W||^2`` on the weight matrices: the
+        objective a minibatch holding exactly these sequences descends.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, in any form ``fit`` accepts.
+        y : array-like or list of array-like
+            Targets, as for ``fit``.
+        sample_weight : array-like of shape (n_sequences,), default=None
+            Weight of each sequence.
+
+        Returns
+        -------
+        loss : float
+            The loss.
+        gradient : dict of str to ndarray
+            The gradient for every entry of ``params_``, same names, shapes
+            and dtypes.
+        """
+        check_is_fitted(self)
+        self._sync_params()
+        packed = _with_dtype(
+            check_sequences(self, X, reset=False), self._flat_params.dtype
+        )
+        y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
+        Y, loss_name = self._encode_targets(y_checked, first_call=False)
+        Y = np.ascontiguousarray(Y, dtype=self._flat_params.dtype)
+        weights = check_sequence_weights(sample_weight, packed, self._flat_params.dtype)
+        dtype = self._flat_params.dtype
+        n_seq = packed.n_sequences
+        batch = self._resolve_batch_size(n_seq, dtype.itemsize) if self.batch_size == "auto" else min(self.batch_size, n_seq)
+        workspace = self._cell.workspace(batch, dtype)
+        total = weights.sum()
+        loss, grad = 0.0, np.zeros_like(self._flat_params)
+        saved_loss_name = getattr(self, "_loss_name", loss_name)
+        self._loss_name = loss_name
+        try:
+            for chunk in gen_batches(n_seq, batch):
+                part_loss, part_grad = self._loss_and_gradient(
+                    packed, Y, weights, np.arange(n_seq)[chunk], workspace,
+                    np.zeros_like(grad), total,
+                )
+                if part_grad is not None:
+                    loss += part_loss
+                    grad += part_grad
+        finally:
+            self._loss_name = saved_loss_name
+        if self.alpha:
+            penalized = self._flat_params * self._cell.penalty_mask(dtype)
+            loss += 0.5 * self.alpha / n_seq * float(np.dot(penalized, penalized))
+            grad += self.alpha / n_seq * penalized
+        return loss, {k: np.array(v) for k, v in self._cell.views(grad).items()}
+
+    # -- prediction ----------------------------------------------------------
+    def _raw_outputs(self, X):
+        """Readout pre-activations: one row per sequence, or per step."""
+        check_is_fitted(self)
+        self._sync_params()
+        packed = _with_dtype(
+            check_sequences(self, X, reset=False), self._flat_params.dtype
+        )
+        return self._raw_outputs_packed(packed), packed
+
+    def _raw_outputs_packed(self, packed):
+        H = self._cell.hidden_states(
+            self._flat_params,
+            packed.values,
+            np.ascontiguousarray(packed.starts),
+            np.ascontiguousarray(packed.lengths),
+            self.activation,
+            self._every_step,
+        )
+        return self._cell.readout(self._flat_params, H)
+
+    def _per_step_to_user(self, values, packed):
+        return unpack_steps(values, packed)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_flat_params")
+
+
+def _with_dtype(packed, dtype):
+    if packed.values.dtype == dtype:
+        return packed
+    return type(packed)(packed.values.astype(dtype), packed.offsets, packed.kind)
+
+
+def _take_targets(y_checked, packed, idx, every_step):
+    """The targets of the sequences ``idx``, packed like ``packed.take(idx)``."""
+    if not every_step:
+        return y_checked[idx]
+    return y_checked[_gather_rows(packed.offsets, idx, packed.lengths[idx])]

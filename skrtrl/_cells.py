@@ -1,0 +1,121 @@
+"""Recurrent cells: parameter layout, initialisation and kernel dispatch.
+
+Every cell stores all of its parameters in one flat vector. ``layout`` names
+the pieces, in the torch layout users see in ``params_``; ``views`` cuts the
+flat vector into those named arrays (views, so in-place changes reach the
+kernels), and ``kernel_args`` into the blocks the kernels want.
+"""
+
+import numpy as np
+
+from ._kernels._elman import elman_forward, elman_rtrl_minibatch
+
+ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
+LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
+
+
+class ElmanCell:
+    """Fully connected Elman cell, ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b)``.
+
+    Flat layout: ``theta`` (n x q, q = m + n + 1, rows [W_ih | W_hh | b_ih]),
+    then ``bias_hh`` (n), ``weight_out`` (o x n), ``bias_out`` (o). The
+    recurrent parameters are one matrix because they share the influence
+    layout of the kernel.
+    """
+
+    name = "elman"
+
+    def __init__(self, n_hidden, n_inputs, n_outputs):
+        self.n = n_hidden
+        self.m = n_inputs
+        self.o = n_outputs
+        self.q = n_inputs + n_hidden + 1
+
+    @property
+    def n_params(self):
+        n, q, o = self.n, self.q, self.o
+        return n * q + n + o * n + o
+
+    def _blocks(self, flat):
+        n, q, o = self.n, self.q, self.o
+        theta = flat[: n * q].reshape(n, q)
+        pos = n * q
+        bias_hh = flat[pos : pos + n]
+        pos += n
+        weight_out = flat[pos : pos + o * n].reshape(o, n)
+        pos += o * n
+        bias_out = flat[pos : pos + o]
+        return theta, bias_hh, weight_out, bias_out
+
+    def views(self, flat):
+        """Named views into ``flat`` in the layout of ``torch.nn.RNN``."""
+        m, n = self.m, self.n
+        theta, bias_hh, weight_out, bias_out = self._blocks(flat)
+        return {
+            "weight_ih": theta[:, :m],
+            "weight_hh": theta[:, m : m + n],
+            "bias_ih": theta[:, m + n],
+            "bias_hh": bias_hh,
+            "weight_out": weight_out,
+            "bias_out": bias_out,
+        }
+
+    def penalty_mask(self, dtype):
+        """1 for the weights that L2 regularisation acts on, 0 for biases."""
+        mask = np.zeros(self.n_params, dtype=dtype)
+        views = self.views(mask)
+        for name in ("weight_ih", "weight_hh", "weight_out"):
+            views[name][...] = 1
+        return mask
+
+    def initialize(self, flat, random_state):
+        """Uniform(-1/sqrt(n), 1/sqrt(n)) for every entry, as torch does."""
+        bound = 1.0 / np.sqrt(self.n)
+        flat[:] = random_state.uniform(-bound, bound, size=flat.shape[0])
+
+    # -- kernels ---------------------------------------------------------
+    def workspace(self, batch_size, dtype):
+        n, q, o = self.n, self.q, self.o
+        return {
+            "influence": np.empty((2 * batch_size, n * n * q), dtype=dtype),
+            "hidden": np.empty((batch_size, n), dtype=dtype),
+            "scratch": np.empty(n * n + 3 * n + q + 2 * o, dtype=dtype),
+        }
+
+    def workspace_bytes(self, batch_size, itemsize):
+        return 2 * batch_size * self.n * self.n * self.q * itemsize
+
+    def train_minibatch(
+        self, flat, grad, values, targets, x_start, y_start, lengths,
+        target_weight, every_step, activation, loss, workspace,
+    ):
+        theta, bias_hh, weight_out, bias_out = self._blocks(flat)
+        g_theta, g_bias_hh, g_out, g_bias_out = self._blocks(grad)
+        loss_value = elman_rtrl_minibatch(
+            values, targets, x_start, y_start, lengths, target_weight,
+            every_step, theta, bias_hh, weight_out, bias_out,
+            ACTIVATIONS[activation], LOSSES[loss],
+            g_theta, g_out, g_bias_out,
+            workspace["influence"], workspace["hidden"], workspace["scratch"],
+        )
+        # Both biases enter a_t identically, so their gradients are equal.
+        g_bias_hh[:] = g_theta[:, self.m + self.n]
+        return loss_value
+
+    def hidden_states(self, flat, values, x_start, lengths, activation, every_step):
+        theta, bias_hh, _, _ = self._blocks(flat)
+        rows = values.shape[0] if every_step else lengths.shape[0]
+        H = np.empty((rows, self.n), dtype=flat.dtype)
+        scratch = np.empty(2 * self.n + self.q, dtype=flat.dtype)
+        elman_forward(
+            values, x_start, lengths, theta, bias_hh, ACTIVATIONS[activation],
+            every_step, H, scratch,
+        )
+        return H
+
+    def readout(self, flat, H):
+        _, _, weight_out, bias_out = self._blocks(flat)
+        return H @ weight_out.T + bias_out
+
+
+CELLS = {"elman": ElmanCell}

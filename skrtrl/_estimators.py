@@ -1,0 +1,685 @@
+"""The public estimators: RTRLRegressor and RTRLClassifier."""
+
+import numpy as np
+from scipy.special import expit, log_expit, log_softmax, softmax
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+from ._base import BaseRTRL
+from ._sequences import check_sequence_targets, check_sequence_weights
+
+_DOC_LINK = "https://skrtrl.readthedocs.io/en/latest/api/generated/{estimator_module}.{estimator_name}.html"
+
+_PARAMETERS_DOC = """
+    n_hidden : int, default=32
+        Number of recurrent (hidden) units n. Exact RTRL costs O(n^4) time
+        and O(n^3) memory per step and sequence.
+
+    cell : {"elman"}, default="elman"
+        Recurrent cell. ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} +
+        b_ih + b_hh)``, the fully recurrent net of Williams & Zipser (1989).
+
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        Hidden activation phi.
+
+    output : {"last", "sequence"}, default="last"
+        ``"last"``: one target per sequence, read from the final hidden
+        state. ``"sequence"``: one target per time step; ``predict`` then
+        returns one output per step in the form of X.
+
+    solver : {"adam", "sgd"}, default="adam"
+        Optimizer. ``"sgd"`` uses ``momentum`` and ``nesterovs_momentum``.
+
+    learning_rate_init : float, default=1e-3
+        Step size of the optimizer.
+
+    alpha : float, default=1e-4
+        Strength of the L2 penalty on the weight matrices (not the biases),
+        scaled per minibatch as in :class:`~sklearn.neural_network.MLPClassifier`.
+
+    batch_size : int or "auto", default="auto"
+        Sequences per minibatch. ``"auto"`` uses ``min(32, n_sequences)``,
+        reduced if the influence matrices of the batch would exceed 512 MiB.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training sequences).
+
+    tol : float, default=1e-4
+        Improvement of the training loss (or validation score with
+        ``early_stopping``) below which an epoch counts as no improvement.
+
+    n_iter_no_change : int, default=10
+        Training stops after more than this many epochs without improvement.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the sequences (stratified for
+        the classifier) and stop when their score stops improving; the
+        parameters of the best epoch are kept.
+
+    validation_fraction : float, default=0.1
+        Fraction of sequences held out when ``early_stopping=True``.
+
+    shuffle : bool, default=True
+        Shuffle the sequences at every epoch.
+
+    clip_norm : float or None, default=5.0
+        Clip each minibatch gradient to this L2 norm; ``None`` disables
+        clipping. Clipping guards against the exploding gradients of
+        recurrent nets; with the default, well-behaved training is
+        unaffected (see the user guide for the measurement).
+
+    momentum : float, default=0.9
+        Momentum of ``solver="sgd"``.
+
+    nesterovs_momentum : bool, default=True
+        Whether ``solver="sgd"`` uses Nesterov's momentum.
+
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Decay rates of Adam's moment estimates.
+
+    epsilon : float, default=1e-8
+        Adam's numerical stability constant.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, shuffling and validation split.
+
+    warm_start : bool, default=False
+        Reuse the previous solution in ``fit`` instead of reinitialising.
+
+    verbose : int, default=0
+        Print one progress line per epoch (loss, validation score, time).
+"""
+
+_ATTRIBUTES_DOC = """
+    params_ : dict of str to ndarray
+        The parameters, in the layout of ``torch.nn.RNN`` plus a readout:
+        ``weight_ih`` (n_hidden, n_features), ``weight_hh`` (n_hidden,
+        n_hidden), ``bias_ih`` (n_hidden,), ``bias_hh`` (n_hidden,),
+        ``weight_out`` (n_outputs, n_hidden), ``bias_out`` (n_outputs,).
+        The arrays are views into one flat vector that the optimizer
+        updates: editing them in place (``est.params_["weight_hh"][:] = 0``)
+        changes the model that is predicted with and trained further.
+
+    n_features_in_ : int
+        For 2D X, the number of columns (time steps); for 3D or list X, the
+        number of features per time step.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of a 2D DataFrame X. Defined only for such input.
+
+    n_outputs_ : int
+        Number of readout units.
+
+    loss_ : float
+        Training loss of the last epoch.
+
+    loss_curve_ : list of float
+        Training loss of every epoch.
+
+    best_loss_ : float or None
+        Lowest training loss seen (None with early stopping).
+
+    validation_scores_ : list of float or None
+        Score on the held-out sequences per epoch (early stopping only).
+
+    best_validation_score_ : float or None
+        Best validation score (early stopping only).
+
+    n_iter_ : int
+        Number of epochs run.
+
+    t_ : int
+        Number of time steps processed in training.
+"""
+
+
+def _estimator_doc(summary, extra_attributes, example):
+    return (
+        summary
+        + "\n    Parameters\n    ----------"
+        + _PARAMETERS_DOC
+        + "\n    Attributes\n    ----------"
+        + extra_attributes
+        + _ATTRIBUTES_DOC
+        + example
+    )
+
+
+class _RTRLMixin:
+    """Doc links and the score shared by both estimators."""
+
+    _doc_link_module = "skrtrl"
+    _doc_link_template = _DOC_LINK
+
+    def _doc_link_url_param_generator(self):
+        return {
+            "estimator_module": "skrtrl",
+            "estimator_name": type(self).__name__,
+        }
+
+    def _score_sequences(self, X, y, sample_weight, metric):
+        """Score over every time step when ``output="sequence"``."""
+        self._check_fitted_for_score()
+        y_pred = self.predict(X)
+        packed_pred = (
+            np.concatenate([np.asarray(p) for p in y_pred])
+            if isinstance(y_pred, list)
+            else np.asarray(y_pred).reshape(-1, *np.shape(y_pred)[2:])
+        )
+        from ._sequences import check_sequences
+
+        packed = check_sequences(self, X, reset=False)
+        y_true = check_sequence_targets(y, packed, every_step=True)
+        weights = None
+        if sample_weight is not None:
+            weights = np.repeat(
+                check_sequence_weights(sample_weight, packed, np.float64),
+                packed.lengths,
+            )
+        return metric(y_true, packed_pred, sample_weight=weights)
+
+    def _check_fitted_for_score(self):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+
+
+class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
+    __doc__ = _estimator_doc(
+        """Recurrent network regressor trained by exact RTRL.
+
+    One recurrent layer and a linear readout, trained on the squared error
+    with gradients computed forward in time by Real-Time Recurrent Learning
+    (Williams & Zipser, 1989). Sequences may be a 2D array (univariate, one
+    per row), a 3D array or a list of 2D arrays of varying lengths; each
+    starts from a zero hidden state.
+""",
+        "",
+        """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrtrl import RTRLRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(200, 6))
+    >>> y = X[:, -1] + X[:, -3]          # needs memory of two steps back
+    >>> reg = RTRLRegressor(n_hidden=8, learning_rate_init=0.01, max_iter=60,
+    ...                     random_state=0).fit(X, y)
+    >>> reg.params_["weight_hh"].shape
+    (8, 8)
+    >>> bool(reg.score(X, y) > 0.9)
+    True
+""",
+    )
+
+    def __init__(
+        self,
+        n_hidden=32,
+        *,
+        cell="elman",
+        activation="tanh",
+        output="last",
+        solver="adam",
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        batch_size="auto",
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        clip_norm=5.0,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        super().__init__(
+            n_hidden=n_hidden,
+            cell=cell,
+            activation=activation,
+            output=output,
+            solver=solver,
+            learning_rate_init=learning_rate_init,
+            alpha=alpha,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            shuffle=shuffle,
+            clip_norm=clip_norm,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to sequences X and targets y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_sequences, n_timesteps) or \
+(n_sequences, n_timesteps, n_features), or list of array-like
+            Training sequences; a list may hold sequences of different
+            lengths, each of shape (n_timesteps_i, n_features).
+        y : array-like
+            With ``output="last"``: shape (n_sequences,) or (n_sequences,
+            n_outputs). With ``output="sequence"``: one target per time
+            step, shaped like the time axes of X (a list for list X).
+        sample_weight : array-like of shape (n_sequences,), default=None
+            Weight of each sequence.
+
+        Returns
+        -------
+        self : RTRLRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Make one pass over the given sequences, keeping earlier weights.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+        y : array-like or list of array-like
+            Targets, as for :meth:`fit`.
+        sample_weight : array-like of shape (n_sequences,), default=None
+            Weight of each sequence.
+
+        Returns
+        -------
+        self : RTRLRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _encode_targets(self, y, *, first_call, classes=None):
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"RTRLRegressor needs numeric targets; got dtype {y.dtype}."
+                ) from exc
+        Y = y.reshape(y.shape[0], -1)
+        if first_call:
+            self._y_ndim = y.ndim
+        elif Y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs, but the model was fitted with "
+                f"{self.n_outputs_}."
+            )
+        return Y, "squared_error"
+
+    def _to_user_outputs(self, raw, packed):
+        if self._y_ndim == 1:
+            raw = raw[:, 0]
+        if self._every_step:
+            return self._per_step_to_user(raw, packed)
+        return raw
+
+    def predict(self, X):
+        """Predict with the fitted model.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray or list of ndarray
+            One prediction per sequence (``output="last"``), or one per
+            time step in the form of X (``output="sequence"``).
+        """
+        raw, packed = self._raw_outputs(X)
+        return self._to_user_outputs(raw, packed)
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of the predictions.
+
+        With ``output="sequence"`` every time step counts as one sample.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences.
+        y : array-like or list of array-like
+            True targets.
+        sample_weight : array-like of shape (n_sequences,), default=None
+            Weight of each sequence.
+
+        Returns
+        -------
+        score : float
+            R^2 of ``self.predict(X)`` against ``y``.
+        """
+        if self._every_step:
+            return self._score_sequences(X, y, sample_weight, r2_score)
+        return super().score(X, y, sample_weight=sample_weight)
+
+    def _validation_score(self, packed, y):
+        raw = self._raw_outputs_packed(packed)
+        return r2_score(np.asarray(y, dtype=np.float64).reshape(raw.shape), raw)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
+    __doc__ = _estimator_doc(
+        """Recurrent network classifier trained by exact RTRL.
+
+    One recurrent layer and a readout with a logistic (two classes) or
+    softmax output, trained on the log-loss with gradients computed forward
+    in time by Real-Time Recurrent Learning (Williams & Zipser, 1989).
+    Sequences may be a 2D array (univariate, one per row), a 3D array or a
+    list of 2D arrays of varying lengths; each starts from a zero state.
+""",
+        """
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+""",
+        """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrtrl import RTRLClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randint(0, 2, size=(300, 5)).astype(float)
+    >>> y = X[:, 0]                      # the first bit, read at the end
+    >>> clf = RTRLClassifier(n_hidden=8, learning_rate_init=0.02, max_iter=40,
+    ...                      random_state=0).fit(X, y)
+    >>> clf.classes_
+    array([0., 1.])
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    >>> bool(clf.score(X, y) > 0.95)
+    True
+""",
+    )
+
+    def __init__(
+        self,
+        n_hidden=32,
+        *,
+        cell="elman",
+        activation="tanh",
+        output="last",
+        solver="adam",
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        batch_size="auto",
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        clip_norm=5.0,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        super().__init__(
+            n_hidden=n_hidden,
+            cell=cell,
+            activation=activation,
+            output=output,
+            solver=solver,
+            learning_rate_init=learning_rate_init,
+            alpha=alpha,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            shuffle=shuffle,
+            clip_norm=clip_norm,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to sequences X and labels y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_sequences, n_timesteps) or \
+(n_sequences, n_timesteps, n_features), or list of array-like
+            Training sequences; a list may hold sequences of different
+            lengths, each of shape (n_timesteps_i, n_features).
+        y : array-like
+            With ``output="last"``: labels of shape (n_sequences,). With
+            ``output="sequence"``: one label per time step, shaped like the
+            time axes of X (a list of 1D arrays for list X).
+        sample_weight : array-like of shape (n_sequences,), default=None
+            Weight of each sequence.
+
+        Returns
+        -------
+        self : RTRLClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Make one pass over the given sequences, keeping earlier weights.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+        y : array-like or list of array-like
+            Labels, as for :meth:`fit`.
+        classes : array-like of shape (n_classes,), default=None
+            All labels that can occur. Required on the first call, ignored
+            (but checked) on later ones.
+        sample_weight : array-like of shape (n_sequences,), default=None
+            Weight of each sequence.
+
+        Returns
+        -------
+        self : RTRLClassifier
+            The updated estimator.
+        """
+        fitted = hasattr(self, "classes_")
+        if not fitted and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if fitted and classes is not None:
+            if not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(
+                    f"`classes={classes!r}` is not the same as on the first "
+                    f"call to partial_fit, was: {self.classes_!r}"
+                )
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _is_classifier_output(self):
+        return True
+
+    def _encode_targets(self, y, *, first_call, classes=None):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        elif y.ndim != 1:
+            raise ValueError(
+                "RTRLClassifier takes one label per sequence (or per step with "
+                f"output='sequence'); got targets of shape {y.shape}."
+            )
+        check_classification_targets(y)
+        if first_call:
+            classes_ = np.unique(classes if classes is not None else y)
+            if classes_.shape[0] < 2:
+                raise ValueError(
+                    "RTRLClassifier needs samples of at least 2 classes in the "
+                    f"data, but the data contains only one class: {classes_[0]!r}."
+                )
+        else:
+            classes_ = self.classes_
+        codes = np.searchsorted(classes_, y)
+        codes = np.clip(codes, 0, classes_.shape[0] - 1)
+        unknown = classes_[codes] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels not seen in classes_ {classes_!r}: "
+                f"{np.unique(y[unknown])!r}."
+            )
+        if first_call:
+            self.classes_ = classes_
+        if classes_.shape[0] == 2:
+            return (codes == 1).astype(np.float64)[:, None], "log_loss_binary"
+        Y = np.zeros((y.shape[0], classes_.shape[0]))
+        Y[np.arange(y.shape[0]), codes] = 1.0
+        return Y, "log_loss"
+
+    def _scores_to_user(self, raw, packed):
+        if self._every_step:
+            return self._per_step_to_user(raw, packed)
+        return raw
+
+    def decision_function(self, X):
+        """Readout pre-activations (logits).
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        scores : ndarray or list of ndarray
+            Shape (n_sequences,) for two classes (the logit of
+            ``classes_[1]``), (n_sequences, n_classes) otherwise; per step in
+            the form of X with ``output="sequence"``.
+        """
+        raw, packed = self._raw_outputs(X)
+        if raw.shape[1] == 1:
+            raw = raw[:, 0]
+        return self._scores_to_user(raw, packed)
+
+    def _proba_packed(self, raw):
+        if raw.shape[1] == 1:
+            p = expit(raw[:, 0])
+            return np.column_stack([1.0 - p, p])
+        return softmax(raw, axis=1)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray or list of ndarray
+            Shape (n_sequences, n_classes), columns in the order of
+            ``classes_``; per step in the form of X with
+            ``output="sequence"``.
+        """
+        raw, packed = self._raw_outputs(X)
+        return self._scores_to_user(self._proba_packed(raw), packed)
+
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities, computed stably.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        log_proba : ndarray or list of ndarray
+            Same shape as :meth:`predict_proba`.
+        """
+        raw, packed = self._raw_outputs(X)
+        if raw.shape[1] == 1:
+            log_p = np.column_stack([log_expit(-raw[:, 0]), log_expit(raw[:, 0])])
+        else:
+            log_p = log_softmax(raw, axis=1)
+        return self._scores_to_user(log_p, packed)
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray or list of ndarray
+            One label per sequence, or per time step in the form of X with
+            ``output="sequence"``.
+        """
+        raw, packed = self._raw_outputs(X)
+        return self._scores_to_user(self._labels_packed(raw), packed)
+
+    def _labels_packed(self, raw):
+        if raw.shape[1] == 1:
+            return self.classes_[(raw[:, 0] > 0).astype(np.intp)]
+        return self.classes_[np.argmax(raw, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy.
+
+        With ``output="sequence"`` every time step counts as one sample.
+
+        Parameters
+        ----------
+        X : array-like or list of array-like
+            Sequences.
+        y : array-like or list of array-like
+            True labels.
+        sample_weight : array-like of shape (n_sequences,), default=None
+            Weight of each sequence.
+
+        Returns
+        -------
+        score : float
+            Accuracy of ``self.predict(X)`` against ``y``.
+        """
+        if self._every_step:
+            return self._score_sequences(X, y, sample_weight, accuracy_score)
+        return super().score(X, y, sample_weight=sample_weight)
+
+    def _validation_score(self, packed, y):
+        raw = self._raw_outputs_packed(packed)
+        return accuracy_score(np.ravel(y), self._labels_packed(raw))

@@ -1,0 +1,98 @@
+"""Optimizers over one flat parameter vector.
+
+The estimators keep every parameter as a view into a single flat array, so an
+optimizer sees one vector and its state is a couple of arrays of the same
+size: cheap to copy (for atomic updates) and trivial to pickle.
+"""
+
+import numpy as np
+
+
+def clip_gradient(grad, clip_norm):
+    """Scale ``grad`` in place so that its L2 norm is at most ``clip_norm``.
+
+    Returns the norm before clipping. ``clip_norm=None`` leaves it alone.
+    """
+    norm = float(np.sqrt(np.dot(grad, grad)))
+    if clip_norm is not None and norm > clip_norm:
+        grad *= clip_norm / norm
+    return norm
+
+
+class SGDOptimizer:
+    """Stochastic gradient descent with (Nesterov) momentum.
+
+    Parameters
+    ----------
+    n_params : int
+        Size of the flat parameter vector.
+    learning_rate : float
+        Step size.
+    momentum : float
+        Momentum in [0, 1].
+    nesterov : bool
+        Whether to use Nesterov's momentum.
+    dtype : dtype
+        Dtype of the state, the same as the parameters'.
+    """
+
+    def __init__(self, n_params, learning_rate, momentum=0.9, nesterov=True, dtype=np.float64):
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.velocity = np.zeros(n_params, dtype=dtype)
+        self.t = 0
+
+    def step(self, params, grad):
+        """Update ``params`` in place with the gradient ``grad``."""
+        self.t += 1
+        v = self.velocity
+        v *= self.momentum
+        v -= self.learning_rate * grad
+        if self.nesterov:
+            params += self.momentum * v - self.learning_rate * grad
+        else:
+            params += v
+
+
+class AdamOptimizer:
+    """Adam (Kingma & Ba, 2015) with bias-corrected moments.
+
+    Parameters
+    ----------
+    n_params : int
+        Size of the flat parameter vector.
+    learning_rate : float
+        Step size.
+    beta_1, beta_2 : float
+        Decay rates of the first and second moment estimates.
+    epsilon : float
+        Added to the denominator for numerical stability.
+    dtype : dtype
+        Dtype of the state, the same as the parameters'.
+    """
+
+    def __init__(
+        self, n_params, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8, dtype=np.float64
+    ):
+        self.learning_rate = learning_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.m = np.zeros(n_params, dtype=dtype)
+        self.v = np.zeros(n_params, dtype=dtype)
+        self.t = 0
+
+    def step(self, params, grad):
+        """Update ``params`` in place with the gradient ``grad``."""
+        self.t += 1
+        self.m *= self.beta_1
+        self.m += (1 - self.beta_1) * grad
+        self.v *= self.beta_2
+        self.v += (1 - self.beta_2) * grad * grad
+        lr = (
+            self.learning_rate
+            * np.sqrt(1 - self.beta_2**self.t)
+            / (1 - self.beta_1**self.t)
+        )
+        params -= lr * self.m / (np.sqrt(self.v) + self.epsilon)

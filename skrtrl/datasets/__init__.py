@@ -1,0 +1,25 @@
+"""Data sets for recurrent models: a bundled real data set and generators."""
+
+from ._generators import (
+    REBER_SYMBOLS,
+    make_adding_problem,
+    make_concept_drift_stream,
+    make_copy_task,
+    make_delayed_sum,
+    make_delayed_xor,
+    make_embedded_reber,
+    make_mackey_glass,
+)
+from ._japanese_vowels import load_japanese_vowels
+
+__all__ = [
+    "REBER_SYMBOLS",
+    "load_japanese_vowels",
+    "make_adding_problem",
+    "make_concept_drift_stream",
+    "make_copy_task",
+    "make_delayed_sum",
+    "make_delayed_xor",
+    "make_embedded_reber",
+    "make_mackey_glass",
+]
