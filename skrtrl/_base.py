@@ -150,11 +150,18 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
         Users may assign a new array to ``params_[name]``; copy its values
         into the flat vector (checking the shape) and restore the view.
+        Nothing is rebuilt when every entry is still a view.
         """
         views = self._cell.views(self._flat_params)
+        replaced = False
         for name, view in views.items():
-            current = self.params_.get(name, view)
-            if current is not view and not np.shares_memory(current, view):
+            current = self.params_.get(name)
+            if current is None or (
+                not np.may_share_memory(current, view)
+            ):
+                replaced = True
+                if current is None:
+                    continue
                 current = np.asarray(current)
                 if current.shape != view.shape:
                     raise ValueError(
@@ -162,7 +169,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                         f"expected {view.shape}."
                     )
                 view[...] = current
-        self.params_ = views
+        if replaced:
+            self.params_ = views
 
     def __getstate__(self):
         state = super().__getstate__()

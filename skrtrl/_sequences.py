@@ -142,7 +142,10 @@ def check_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
     if _is_sequence_list(X):
         return _check_sequence_list(estimator, X, reset=reset, dtype=dtype)
 
-    ndim = np.ndim(X) if not hasattr(X, "ndim") else X.ndim
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        X = np.asarray(X)
+        ndim = X.ndim
     if ndim == 3:
         return _check_3d(estimator, X, reset=reset, dtype=dtype)
     if ndim == 2 or ndim < 2 or ndim > 3:

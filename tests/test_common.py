@@ -1,0 +1,32 @@
+"""scikit-learn's estimator checks on both estimators."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skrtrl import RTRLClassifier, RTRLRegressor
+
+# scikit-learn expects these to fail for its own minibatch SGD learners
+# (SGDClassifier, MLPClassifier): with shuffled minibatches, a weight of 2 is
+# not the same as a repeated sequence.
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "minibatch stochastic training: weighting is not repetition"
+    ),
+    "check_sample_weight_equivalence_on_sparse_data": (
+        "minibatch stochastic training: weighting is not repetition"
+    ),
+}
+
+ESTIMATORS = [
+    RTRLRegressor(),
+    RTRLClassifier(),
+    # Smaller networks keep the suite fast; the default size runs above.
+    RTRLRegressor(8, activation="relu", solver="sgd", learning_rate_init=0.01),
+    RTRLClassifier(8, activation="logistic", solver="sgd", learning_rate_init=0.05),
+]
+
+
+@parametrize_with_checks(
+    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
