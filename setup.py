@@ -21,14 +21,19 @@ directives = {
     "cdivision": not DEBUG,
 }
 
+KERNELS = ["_elman", "_threads"]
+
 extensions = [
     Extension(
-        "skrtrl._kernels._elman",
-        ["skrtrl/_kernels/_elman.pyx"],
+        f"skrtrl._kernels.{name}",
+        [f"skrtrl/_kernels/{name}.pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
-    ),
+        # Threads run over the sequences of a minibatch (OpenMP).
+        extra_compile_args=["-fopenmp"] + (["-O0", "-g"] if DEBUG else ["-O3"]),
+        extra_link_args=["-fopenmp"],
+    )
+    for name in KERNELS
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cells import ACTIVATIONS, CELLS
 from ._optim import AdamOptimizer, SGDOptimizer, clip_gradient
+from ._parallel import kernel_threads
 from ._sequences import (
     _gather_rows,
     check_sequence_targets,
@@ -30,9 +31,6 @@ from ._sequences import (
     unpack_steps,
 )
 
-#: Bytes the influence matrices of one minibatch may take when
-#: ``batch_size="auto"``; larger batches are cut down to fit.
-AUTO_BATCH_MEMORY = 512 * 2**20
 AUTO_BATCH_SIZE = 32
 
 
@@ -64,6 +62,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
     }
@@ -93,6 +92,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         beta_2=0.999,
         epsilon=1e-8,
         random_state=None,
+        n_jobs=None,
         warm_start=False,
         verbose=0,
     ):
@@ -117,6 +117,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.random_state = random_state
+        self.n_jobs = n_jobs
         self.warm_start = warm_start
         self.verbose = verbose
 
@@ -221,12 +222,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self.best_validation_score_ = None
 
     # -- training ----------------------------------------------------------
-    def _resolve_batch_size(self, n_sequences, itemsize):
+    def _resolve_batch_size(self, n_sequences):
         if self.batch_size == "auto":
-            size = min(AUTO_BATCH_SIZE, n_sequences)
-            per_sequence = self._cell.workspace_bytes(1, itemsize)
-            size = max(1, min(size, AUTO_BATCH_MEMORY // max(per_sequence, 1)))
-            return size
+            return max(1, min(AUTO_BATCH_SIZE, n_sequences))
         if self.batch_size > n_sequences:
             warnings.warn(
                 "Got `batch_size` larger than the number of sequences; it "
@@ -239,34 +237,45 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         first_call = not (incremental or self.warm_start) or not hasattr(
             self, "_flat_params"
         )
-        if not first_call:
-            self._sync_params()
-        # Validate everything before touching any fitted state.
-        packed = check_sequences(self, X, reset=first_call)
-        dtype = packed.values.dtype
-        if not first_call:
-            dtype = self._flat_params.dtype
-            packed = _with_dtype(packed, dtype)
-        y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
-        Y, loss_name = self._encode_targets(
-            y_checked, first_call=first_call, classes=classes
+        # A failed call must leave the estimator as it was. Validation sets
+        # n_features_in_, classes_ and the like, and the validation split
+        # comes after initialisation (to keep the random stream of a seed),
+        # so snapshot the attributes and restore them if preparing fails.
+        snapshot = dict(self.__dict__)
+        try:
+            if not first_call:
+                self._sync_params()
+            packed = check_sequences(self, X, reset=first_call)
+            dtype = packed.values.dtype
+            if not first_call:
+                dtype = self._flat_params.dtype
+                packed = _with_dtype(packed, dtype)
+            y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
+            Y, loss_name = self._encode_targets(
+                y_checked, first_call=first_call, classes=classes
+            )
+            Y = np.ascontiguousarray(Y, dtype=dtype)
+            weights = check_sequence_weights(sample_weight, packed, dtype)
+
+            if first_call:
+                self._random_state = check_random_state(self.random_state)
+                self._initialize(packed, Y.shape[1], dtype, self._random_state)
+            self._loss_name = loss_name
+
+            n_seq = packed.n_sequences
+            train_idx = np.arange(n_seq)
+            val = None
+            if self.early_stopping and not incremental:
+                train_idx, val = self._split_validation(packed, y_checked, n_seq)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+
+        batch_size = self._resolve_batch_size(train_idx.shape[0])
+        workspace = self._cell.workspace(
+            batch_size, kernel_threads(batch_size, self.n_jobs), dtype
         )
-        Y = np.ascontiguousarray(Y, dtype=dtype)
-        weights = check_sequence_weights(sample_weight, packed, dtype)
-
-        if first_call:
-            self._random_state = check_random_state(self.random_state)
-            self._initialize(packed, Y.shape[1], dtype, self._random_state)
-        self._loss_name = loss_name
-
-        n_seq = packed.n_sequences
-        train_idx = np.arange(n_seq)
-        val = None
-        if self.early_stopping and not incremental:
-            train_idx, val = self._split_validation(packed, y_checked, n_seq)
-
-        batch_size = self._resolve_batch_size(train_idx.shape[0], dtype.itemsize)
-        workspace = self._cell.workspace(batch_size, dtype)
         penalty = self._cell.penalty_mask(dtype)
         max_iter = 1 if incremental else self.max_iter
         start = time.perf_counter()
@@ -374,17 +383,15 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         Each sequence's loss terms are weighted by its sample weight divided
         by ``total_weight`` (and by its length for per-step targets), so that
         the loss is a weighted mean. L2 regularisation adds
-        ``alpha / (2 * len(idx)) * ||W||^2`` on the weight matrices, as
-        scikit-learn's MLP does per minibatch.
+        ``alpha / (2 * total_weight) * ||W||^2`` on the weight matrices, as
+        scikit-learn's MLP does per minibatch (with unit weights,
+        ``total_weight`` is the number of sequences).
         """
         flat = self._flat_params
         grad = np.zeros_like(flat)
         if total_weight <= 0:
             return 0.0, None
-        lengths = packed.lengths[idx]
-        order = np.argsort(-lengths, kind="stable")
-        idx = idx[order]
-        lengths = np.ascontiguousarray(lengths[order])
+        lengths = np.ascontiguousarray(packed.lengths[idx])
         x_start = np.ascontiguousarray(packed.offsets[idx])
         y_start = x_start if self._every_step else idx.astype(np.intp)
         target_weight = weights[idx] / total_weight
@@ -396,7 +403,10 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self._every_step, self.activation, self._loss_name, workspace,
         )
         if self.alpha:
-            scale = self.alpha / idx.shape[0]
+            # Scaled by the total weight, not the count, so that a zero
+            # weight equals leaving a sequence out and a weight of 2 equals
+            # repeating it, as in scikit-learn's MLP.
+            scale = self.alpha / total_weight
             penalized = flat * penalty
             loss += 0.5 * scale * float(np.dot(penalized, penalized))
             grad += scale * penalized
@@ -409,8 +419,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         The model is not changed. The loss is the weighted mean over the
         given sequences of the per-sequence loss (for ``output="sequence"``,
         each sequence's mean over its steps), plus the L2 penalty
-        ``alpha / (2 * n_sequences) * ||W||^2`` on the weight matrices: the
-        objective a minibatch holding exactly these sequences descends.
+        ``alpha / (2 * sum(sample_weight)) * ||W||^2`` on the weight matrices
+        (``n_sequences`` in place of the sum without weights): the objective
+        a minibatch holding exactly these sequences descends.
 
         Parameters
         ----------
@@ -435,32 +446,24 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             check_sequences(self, X, reset=False), self._flat_params.dtype
         )
         y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
-        Y, loss_name = self._encode_targets(y_checked, first_call=False)
+        Y, _ = self._encode_targets(y_checked, first_call=False)
         Y = np.ascontiguousarray(Y, dtype=self._flat_params.dtype)
         weights = check_sequence_weights(sample_weight, packed, self._flat_params.dtype)
         dtype = self._flat_params.dtype
         n_seq = packed.n_sequences
-        batch = self._resolve_batch_size(n_seq, dtype.itemsize) if self.batch_size == "auto" else min(self.batch_size, n_seq)
-        workspace = self._cell.workspace(batch, dtype)
-        total = weights.sum()
-        loss, grad = 0.0, np.zeros_like(self._flat_params)
-        saved_loss_name = getattr(self, "_loss_name", loss_name)
-        self._loss_name = loss_name
-        try:
-            for chunk in gen_batches(n_seq, batch):
-                part_loss, part_grad = self._loss_and_gradient(
-                    packed, Y, weights, np.arange(n_seq)[chunk], workspace,
-                    np.zeros_like(grad), total,
-                )
-                if part_grad is not None:
-                    loss += part_loss
-                    grad += part_grad
-        finally:
-            self._loss_name = saved_loss_name
+        workspace = self._cell.workspace(n_seq, kernel_threads(n_seq, self.n_jobs), dtype)
+        # The penalty is added below for the whole set, not per minibatch.
+        loss, grad = self._loss_and_gradient(
+            packed, Y, weights, np.arange(n_seq), workspace,
+            np.zeros_like(self._flat_params), weights.sum(),
+        )
+        if grad is None:
+            grad = np.zeros_like(self._flat_params)
         if self.alpha:
             penalized = self._flat_params * self._cell.penalty_mask(dtype)
-            loss += 0.5 * self.alpha / n_seq * float(np.dot(penalized, penalized))
-            grad += self.alpha / n_seq * penalized
+            scale = self.alpha / weights.sum()
+            loss += 0.5 * scale * float(np.dot(penalized, penalized))
+            grad += scale * penalized
         return loss, {k: np.array(v) for k, v in self._cell.views(grad).items()}
 
     # -- prediction ----------------------------------------------------------

@@ -8,7 +8,8 @@ kernels), and ``kernel_args`` into the blocks the kernels want.
 
 import numpy as np
 
-from ._kernels._elman import elman_forward, elman_rtrl_minibatch
+from ._parallel import blas_single_threaded
+from ._kernels._elman import elman_forward, elman_rtrl_minibatch, train_scratch_size
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
@@ -74,33 +75,40 @@ class ElmanCell:
         flat[:] = random_state.uniform(-bound, bound, size=flat.shape[0])
 
     # -- kernels ---------------------------------------------------------
-    def workspace(self, batch_size, dtype):
-        n, q, o = self.n, self.q, self.o
+    def workspace(self, batch_size, n_threads, dtype):
+        """Buffers of the training kernel: per thread, and per sequence."""
+        n, m, q, o = self.n, self.m, self.q, self.o
         return {
-            "influence": np.empty((2 * batch_size, n * n * q), dtype=dtype),
-            "hidden": np.empty((batch_size, n), dtype=dtype),
-            "scratch": np.empty(n * n + 3 * n + q + 2 * o, dtype=dtype),
+            "grad": np.empty((batch_size, n * q + o * n + o), dtype=dtype),
+            "loss": np.empty(batch_size, dtype=np.float64),
+            "influence": np.empty((n_threads, 2 * n * n * q), dtype=dtype),
+            "scratch": np.empty((n_threads, train_scratch_size(n, m, o)), dtype=dtype),
         }
-
-    def workspace_bytes(self, batch_size, itemsize):
-        return 2 * batch_size * self.n * self.n * self.q * itemsize
 
     def train_minibatch(
         self, flat, grad, values, targets, x_start, y_start, lengths,
         target_weight, every_step, activation, loss, workspace,
     ):
+        """Loss of the minibatch; its gradient is added into ``grad``."""
         theta, bias_hh, weight_out, bias_out = self._blocks(flat)
         g_theta, g_bias_hh, g_out, g_bias_out = self._blocks(grad)
-        loss_value = elman_rtrl_minibatch(
-            values, targets, x_start, y_start, lengths, target_weight,
-            every_step, theta, bias_hh, weight_out, bias_out,
-            ACTIVATIONS[activation], LOSSES[loss],
-            g_theta, g_out, g_bias_out,
-            workspace["influence"], workspace["hidden"], workspace["scratch"],
-        )
+        B = lengths.shape[0]
+        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
+        with blas_single_threaded(workspace["influence"].shape[0]):
+            elman_rtrl_minibatch(
+                values, targets, x_start, y_start, lengths, target_weight,
+                every_step, theta, bias_hh, weight_out, bias_out,
+                ACTIVATIONS[activation], LOSSES[loss], grad_rows,
+                workspace["influence"], workspace["scratch"], loss_rows,
+            )
+        total = grad_rows[:B].sum(axis=0)
+        n, q, o = self.n, self.q, self.o
+        g_theta += total[: n * q].reshape(n, q)
+        g_out += total[n * q : n * q + o * n].reshape(o, n)
+        g_bias_out += total[n * q + o * n :]
         # Both biases enter a_t identically, so their gradients are equal.
-        g_bias_hh[:] = g_theta[:, self.m + self.n]
-        return loss_value
+        g_bias_hh += g_theta[:, self.m + self.n] - g_bias_hh
+        return float(loss_rows[:B].sum())
 
     def hidden_states(self, flat, values, x_start, lengths, activation, every_step):
         theta, bias_hh, _, _ = self._blocks(flat)

@@ -85,6 +85,14 @@ _PARAMETERS_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, shuffling and validation split.
 
+    n_jobs : int or None, default=None
+        Threads that train the sequences of a minibatch in parallel (the
+        kernel releases the GIL; BLAS is held to one thread meanwhile).
+        ``None`` means 1 unless in a :func:`joblib.parallel_config` context,
+        ``-1`` all cores. Capped by ``OMP_NUM_THREADS``. On a machine shared
+        with other busy processes, set ``OMP_WAIT_POLICY=passive``: spinning
+        OpenMP threads then wait politely.
+
     warm_start : bool, default=False
         Reuse the previous solution in ``fit`` instead of reinitialising.
 
@@ -238,6 +246,7 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
         beta_2=0.999,
         epsilon=1e-8,
         random_state=None,
+        n_jobs=None,
         warm_start=False,
         verbose=0,
     ):
@@ -263,6 +272,7 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
             beta_2=beta_2,
             epsilon=epsilon,
             random_state=random_state,
+            n_jobs=n_jobs,
             warm_start=warm_start,
             verbose=verbose,
         )
@@ -444,6 +454,7 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         beta_2=0.999,
         epsilon=1e-8,
         random_state=None,
+        n_jobs=None,
         warm_start=False,
         verbose=0,
     ):
@@ -469,6 +480,7 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
             beta_2=beta_2,
             epsilon=epsilon,
             random_state=random_state,
+            n_jobs=n_jobs,
             warm_start=warm_start,
             verbose=verbose,
         )
