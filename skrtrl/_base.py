@@ -25,9 +25,11 @@ from ._optim import AdamOptimizer, SGDOptimizer, clip_gradient
 from ._parallel import kernel_threads
 from ._sequences import (
     _gather_rows,
+    _rows_as_sequences,
     check_sequence_targets,
     check_sequence_weights,
     check_sequences,
+    check_stream,
     unpack_steps,
 )
 
@@ -63,6 +65,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
+        "update": [StrOptions({"auto", "batch", "step"})],
+        "stateful": ["boolean"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
     }
@@ -93,6 +97,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         epsilon=1e-8,
         random_state=None,
         n_jobs=None,
+        update="auto",
+        stateful=False,
         warm_start=False,
         verbose=0,
     ):
@@ -118,6 +124,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         self.epsilon = epsilon
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.update = update
+        self.stateful = stateful
         self.warm_start = warm_start
         self.verbose = verbose
 
@@ -136,7 +144,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def _every_step(self):
-        return self.output == "sequence"
+        return self.output == "sequence" or self.stateful
 
     # -- parameters --------------------------------------------------------
     def _make_cell(self, n_inputs, n_outputs):
@@ -154,22 +162,26 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         Nothing is rebuilt when every entry is still a view.
         """
         views = self._cell.views(self._flat_params)
-        replaced = False
+        replaced = {}
         for name, view in views.items():
             current = self.params_.get(name)
-            if current is None or (
-                not np.may_share_memory(current, view)
-            ):
-                replaced = True
-                if current is None:
-                    continue
+            if current is None:
+                replaced[name] = None
+            elif not _is_same_view(current, view):
+                # Sharing memory is not enough: a transposed or reversed
+                # view of the parameters is new content.
                 current = np.asarray(current)
                 if current.shape != view.shape:
                     raise ValueError(
                         f"params_[{name!r}] has shape {current.shape}, "
                         f"expected {view.shape}."
                     )
-                view[...] = current
+                replaced[name] = current
+        # Copy only once every shape is checked, so that an error changes
+        # nothing.
+        for name, current in replaced.items():
+            if current is not None:
+                views[name][...] = current
         if replaced:
             self.params_ = views
 
@@ -243,9 +255,13 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         # so snapshot the attributes and restore them if preparing fails.
         snapshot = dict(self.__dict__)
         try:
+            self._check_mode_combination()
             if not first_call:
                 self._sync_params()
-            packed = check_sequences(self, X, reset=first_call)
+            if self.stateful:
+                packed = check_stream(self, X, reset=first_call)
+            else:
+                packed = check_sequences(self, X, reset=first_call)
             dtype = packed.values.dtype
             if not first_call:
                 dtype = self._flat_params.dtype
@@ -255,11 +271,13 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 y_checked, first_call=first_call, classes=classes
             )
             Y = np.ascontiguousarray(Y, dtype=dtype)
-            weights = check_sequence_weights(sample_weight, packed, dtype)
+            weights, row_weights = self._check_weights(sample_weight, packed, dtype)
 
             if first_call:
                 self._random_state = check_random_state(self.random_state)
                 self._initialize(packed, Y.shape[1], dtype, self._random_state)
+            if self.stateful and (first_call or not incremental):
+                self._stream_state = self._cell.new_state(dtype)
             self._loss_name = loss_name
 
             n_seq = packed.n_sequences
@@ -272,26 +290,24 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self.__dict__.update(snapshot)
             raise
 
-        batch_size = self._resolve_batch_size(train_idx.shape[0])
-        workspace = self._cell.workspace(
-            batch_size, kernel_threads(batch_size, self.n_jobs), dtype
-        )
-        penalty = self._cell.penalty_mask(dtype)
+        if self._update_mode == "step":
+            run_epoch = self._online_epoch_runner(packed, Y, weights, row_weights)
+        else:
+            run_epoch = self._batch_epoch_runner(
+                packed, Y, weights, row_weights, train_idx.shape[0]
+            )
         max_iter = 1 if incremental else self.max_iter
         start = time.perf_counter()
         for _ in range(max_iter):
             order = train_idx
-            if self.shuffle:
+            if self.shuffle and not self.stateful:
                 order = self._random_state.permutation(train_idx)
-            accumulated = 0.0
-            for batch in gen_batches(order.shape[0], batch_size):
-                idx = order[batch]
-                accumulated += self._train_minibatch(
-                    packed, Y, weights, idx, workspace, penalty
-                ) * idx.shape[0]
+            if self.stateful and not incremental:
+                # Each pass of fit goes over the stream from its beginning.
+                self.reset_state()
+            self.loss_ = run_epoch(order)
             self.n_iter_ += 1
             self.t_ += int(packed.lengths[train_idx].sum())
-            self.loss_ = accumulated / max(train_idx.shape[0], 1)
             self.loss_curve_.append(self.loss_)
             self._update_no_improvement_count(val)
             if self.verbose:
@@ -315,6 +331,107 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         if self.early_stopping and not incremental and self._best_params is not None:
             self._flat_params[:] = self._best_params
         self._best_params = None
+        return self
+
+    @property
+    def _update_mode(self):
+        if self.update == "auto":
+            return "step" if self.stateful else "batch"
+        return self.update
+
+    def _check_mode_combination(self):
+        if self.stateful and self.update == "batch":
+            raise ValueError(
+                "stateful=True learns from a stream as it arrives and needs "
+                "update='step' (or 'auto'); update='batch' would make the "
+                "result depend on how the stream is cut into chunks."
+            )
+        if self.stateful and self.early_stopping:
+            raise ValueError(
+                "early_stopping needs held-out sequences; a stream "
+                "(stateful=True) is one sequence. Use early_stopping=False."
+            )
+
+    def _check_weights(self, sample_weight, packed, dtype):
+        """Per-sequence weights and the weight of each target row.
+
+        For sequence data sets, ``sample_weight`` has one weight per
+        sequence, spread over its steps with per-step targets; for a stream,
+        one weight per row (time step).
+        """
+        if self.stateful:
+            row_weights = check_sequence_weights(
+                sample_weight, _rows_as_sequences(packed), dtype
+            )
+            return np.array([row_weights.sum()], dtype=dtype), row_weights
+        weights = check_sequence_weights(sample_weight, packed, dtype)
+        if self._every_step:
+            lengths = packed.lengths
+            return weights, np.repeat(weights / lengths, lengths).astype(dtype)
+        return weights, weights
+
+    def _batch_epoch_runner(self, packed, Y, weights, row_weights, n_train):
+        """One epoch of minibatches, one kernel call and update each."""
+        dtype = self._flat_params.dtype
+        batch_size = self._resolve_batch_size(n_train)
+        workspace = self._cell.workspace(
+            batch_size, kernel_threads(batch_size, self.n_jobs), dtype
+        )
+        penalty = self._cell.penalty_mask(dtype)
+
+        def run(order):
+            accumulated = 0.0
+            for batch in gen_batches(order.shape[0], batch_size):
+                idx = order[batch]
+                loss, grad = self._loss_and_gradient(
+                    packed, Y, weights, row_weights, idx, workspace, penalty,
+                    weights[idx].sum(),
+                )
+                if grad is None:
+                    continue
+                clip_gradient(grad, self.clip_norm)
+                self._optimizer.step(self._flat_params, grad)
+                accumulated += loss * idx.shape[0]
+            return accumulated / max(order.shape[0], 1)
+
+        return run
+
+    def _online_epoch_runner(self, packed, Y, weights, row_weights):
+        """One pass with an update after every step that has a target."""
+        dtype = self._flat_params.dtype
+        penalty = self.alpha * self._cell.penalty_mask(dtype)
+
+        def run(order):
+            if self.stateful:
+                state, reset = self._stream_state, False
+            else:
+                state, reset = self._cell.new_state(dtype), True
+            x_start = np.ascontiguousarray(packed.offsets[order])
+            y_start = x_start if self._every_step else order.astype(np.intp)
+            loss_rows = self._cell.train_online(
+                self._flat_params, self._optimizer, penalty, self.clip_norm,
+                packed.values, Y, x_start, np.ascontiguousarray(y_start),
+                np.ascontiguousarray(packed.lengths[order]), row_weights,
+                self._every_step, self.activation, self._loss_name, state, reset,
+            )
+            total = weights[order].sum()
+            return float(loss_rows.sum() / total) if total > 0 else 0.0
+
+        return run
+
+    def reset_state(self):
+        """Start the stream over from the zero state, keeping the weights.
+
+        Only meaningful with ``stateful=True``; the hidden state and the
+        influence matrices are set to zero.
+
+        Returns
+        -------
+        self : estimator
+            The estimator, with its stream state reset.
+        """
+        check_is_fitted(self)
+        self._stream_state = self._cell.new_state(self._flat_params.dtype)
         return self
 
     def _print_progress(self, start):
@@ -367,17 +484,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _train_minibatch(self, packed, Y, weights, idx, workspace, penalty):
-        loss, grad = self._loss_and_gradient(
-            packed, Y, weights, idx, workspace, penalty, weights[idx].sum()
-        )
-        if grad is None:
-            return 0.0
-        clip_gradient(grad, self.clip_norm)
-        self._optimizer.step(self._flat_params, grad)
-        return loss
-
-    def _loss_and_gradient(self, packed, Y, weights, idx, workspace, penalty, total_weight):
+    def _loss_and_gradient(
+        self, packed, Y, weights, row_weights, idx, workspace, penalty, total_weight
+    ):
         """Loss and exact gradient over the sequences ``idx``.
 
         Each sequence's loss terms are weighted by its sample weight divided
@@ -394,12 +503,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         lengths = np.ascontiguousarray(packed.lengths[idx])
         x_start = np.ascontiguousarray(packed.offsets[idx])
         y_start = x_start if self._every_step else idx.astype(np.intp)
-        target_weight = weights[idx] / total_weight
-        if self._every_step:
-            target_weight = target_weight / lengths
         loss = self._cell.train_minibatch(
             flat, grad, packed.values, Y, x_start, np.ascontiguousarray(y_start),
-            lengths, np.ascontiguousarray(target_weight, dtype=flat.dtype),
+            lengths, row_weights, 1.0 / total_weight,
             self._every_step, self.activation, self._loss_name, workspace,
         )
         if self.alpha:
@@ -442,19 +548,17 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self)
         self._sync_params()
-        packed = _with_dtype(
-            check_sequences(self, X, reset=False), self._flat_params.dtype
-        )
+        packed = self._validate_X(X)
         y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
         Y, _ = self._encode_targets(y_checked, first_call=False)
-        Y = np.ascontiguousarray(Y, dtype=self._flat_params.dtype)
-        weights = check_sequence_weights(sample_weight, packed, self._flat_params.dtype)
         dtype = self._flat_params.dtype
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        weights, row_weights = self._check_weights(sample_weight, packed, dtype)
         n_seq = packed.n_sequences
         workspace = self._cell.workspace(n_seq, kernel_threads(n_seq, self.n_jobs), dtype)
         # The penalty is added below for the whole set, not per minibatch.
         loss, grad = self._loss_and_gradient(
-            packed, Y, weights, np.arange(n_seq), workspace,
+            packed, Y, weights, row_weights, np.arange(n_seq), workspace,
             np.zeros_like(self._flat_params), weights.sum(),
         )
         if grad is None:
@@ -467,16 +571,29 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         return loss, {k: np.array(v) for k, v in self._cell.views(grad).items()}
 
     # -- prediction ----------------------------------------------------------
+    def _validate_X(self, X):
+        """Validate X of a fitted model: a stream, or sequences."""
+        if self.stateful:
+            packed = check_stream(self, X, reset=False)
+        else:
+            packed = check_sequences(self, X, reset=False)
+        return _with_dtype(packed, self._flat_params.dtype)
+
     def _raw_outputs(self, X):
-        """Readout pre-activations: one row per sequence, or per step."""
+        """Readout pre-activations: one row per sequence, or per step.
+
+        In stream mode the rows run on from the current hidden state, which
+        is left unchanged.
+        """
         check_is_fitted(self)
         self._sync_params()
-        packed = _with_dtype(
-            check_sequences(self, X, reset=False), self._flat_params.dtype
-        )
+        packed = self._validate_X(X)
         return self._raw_outputs_packed(packed), packed
 
     def _raw_outputs_packed(self, packed):
+        h0 = None
+        if self.stateful and hasattr(self, "_stream_state"):
+            h0 = self._stream_state["hidden"]
         H = self._cell.hidden_states(
             self._flat_params,
             packed.values,
@@ -484,6 +601,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             np.ascontiguousarray(packed.lengths),
             self.activation,
             self._every_step,
+            h0,
         )
         return self._cell.readout(self._flat_params, H)
 
@@ -498,6 +616,17 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_flat_params")
+
+
+def _is_same_view(array, view):
+    """Whether ``array`` looks at exactly the memory of ``view``, as laid out."""
+    return (
+        isinstance(array, np.ndarray)
+        and array.dtype == view.dtype
+        and array.shape == view.shape
+        and array.strides == view.strides
+        and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
+    )
 
 
 def _with_dtype(packed, dtype):

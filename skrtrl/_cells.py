@@ -9,7 +9,12 @@ kernels), and ``kernel_args`` into the blocks the kernels want.
 import numpy as np
 
 from ._parallel import blas_single_threaded
-from ._kernels._elman import elman_forward, elman_rtrl_minibatch, train_scratch_size
+from ._kernels._elman import (
+    elman_forward,
+    elman_rtrl_minibatch,
+    elman_rtrl_online,
+    train_scratch_size,
+)
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
@@ -87,9 +92,13 @@ class ElmanCell:
 
     def train_minibatch(
         self, flat, grad, values, targets, x_start, y_start, lengths,
-        target_weight, every_step, activation, loss, workspace,
+        target_weight, weight_scale, every_step, activation, loss, workspace,
     ):
-        """Loss of the minibatch; its gradient is added into ``grad``."""
+        """Loss of the minibatch; its gradient is added into ``grad``.
+
+        ``target_weight`` has one weight per row of ``targets``, each
+        multiplied by ``weight_scale``.
+        """
         theta, bias_hh, weight_out, bias_out = self._blocks(flat)
         g_theta, g_bias_hh, g_out, g_bias_out = self._blocks(grad)
         B = lengths.shape[0]
@@ -97,7 +106,7 @@ class ElmanCell:
         with blas_single_threaded(workspace["influence"].shape[0]):
             elman_rtrl_minibatch(
                 values, targets, x_start, y_start, lengths, target_weight,
-                every_step, theta, bias_hh, weight_out, bias_out,
+                weight_scale, every_step, theta, bias_hh, weight_out, bias_out,
                 ACTIVATIONS[activation], LOSSES[loss], grad_rows,
                 workspace["influence"], workspace["scratch"], loss_rows,
             )
@@ -110,14 +119,52 @@ class ElmanCell:
         g_bias_hh += g_theta[:, self.m + self.n] - g_bias_hh
         return float(loss_rows[:B].sum())
 
-    def hidden_states(self, flat, values, x_start, lengths, activation, every_step):
+    def new_state(self, dtype):
+        """Zero state of a stream: hidden units and influence matrices."""
+        return {
+            "hidden": np.zeros(self.n, dtype=dtype),
+            "influence": np.zeros((2, self.n * self.n * self.q), dtype=dtype),
+            "parity": 0,
+        }
+
+    def train_online(
+        self, flat, optimizer, penalty, clip_norm, values, targets, x_start,
+        y_start, lengths, target_weight, every_step, activation, loss, state,
+        reset_state,
+    ):
+        """Update ``flat`` after every step with a target (real-time RTRL).
+
+        Sequences run in the given order, each from a zero state when
+        ``reset_state``; otherwise from (and back into) the stream ``state``.
+        Returns the weighted loss of each sequence.
+        """
+        solver, settings, state_a, state_b = optimizer.kernel_state()
+        loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
+        scratch = np.empty(train_scratch_size(self.n, self.m, self.o), dtype=flat.dtype)
+        optimizer.t, state["parity"] = elman_rtrl_online(
+            values, targets, x_start, y_start, lengths, target_weight,
+            every_step, reset_state, flat, self.n, self.m, self.o,
+            ACTIVATIONS[activation], LOSSES[loss], solver, *settings,
+            state_a, state_b, optimizer.t, penalty,
+            -1.0 if clip_norm is None else float(clip_norm),
+            state["hidden"], state["influence"], state["parity"],
+            np.empty_like(flat), scratch, loss_rows,
+        )
+        return loss_rows
+
+    def hidden_states(
+        self, flat, values, x_start, lengths, activation, every_step, h0=None
+    ):
+        """Hidden states after every step, or after the last, from ``h0``."""
         theta, bias_hh, _, _ = self._blocks(flat)
+        if h0 is None:
+            h0 = np.zeros(self.n, dtype=flat.dtype)
         rows = values.shape[0] if every_step else lengths.shape[0]
         H = np.empty((rows, self.n), dtype=flat.dtype)
         scratch = np.empty(2 * self.n + self.q, dtype=flat.dtype)
         elman_forward(
             values, x_start, lengths, theta, bias_hh, ACTIVATIONS[activation],
-            every_step, H, scratch,
+            every_step, H, scratch, h0,
         )
         return H
 

@@ -93,6 +93,24 @@ _PARAMETERS_DOC = """
         with other busy processes, set ``OMP_WAIT_POLICY=passive``: spinning
         OpenMP threads then wait politely.
 
+    update : {"auto", "batch", "step"}, default="auto"
+        When the weights change. ``"batch"``: once per minibatch of whole
+        sequences, with the gradient accumulated over them (the exact
+        gradient, equal to BPTT's). ``"step"``: after every time step that
+        has a target, inside the compiled loop, with the influence matrices
+        carried on under the changing weights (Williams & Zipser's
+        real-time RTRL). ``"auto"``: ``"step"`` when ``stateful``, else
+        ``"batch"``.
+
+    stateful : bool, default=False
+        Stream mode. The rows of a 2D ``X`` (n_steps, n_features) are
+        consecutive time steps of one stream and ``y`` has one target per
+        row. ``partial_fit`` continues from the hidden state and influence
+        matrices left by the previous call; ``predict`` runs on from that
+        state without changing it; ``fit`` starts a fresh stream and makes
+        ``max_iter`` passes over it; :meth:`reset_state` starts over. The
+        ``output`` setting does not apply: every row has a target.
+
     warm_start : bool, default=False
         Reuse the previous solution in ``fit`` instead of reinitialising.
 
@@ -247,6 +265,8 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
         epsilon=1e-8,
         random_state=None,
         n_jobs=None,
+        update="auto",
+        stateful=False,
         warm_start=False,
         verbose=0,
     ):
@@ -273,6 +293,8 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
             epsilon=epsilon,
             random_state=random_state,
             n_jobs=n_jobs,
+            update=update,
+            stateful=stateful,
             warm_start=warm_start,
             verbose=verbose,
         )
@@ -455,6 +477,8 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         epsilon=1e-8,
         random_state=None,
         n_jobs=None,
+        update="auto",
+        stateful=False,
         warm_start=False,
         verbose=0,
     ):
@@ -481,6 +505,8 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
             epsilon=epsilon,
             random_state=random_state,
             n_jobs=n_jobs,
+            update=update,
+            stateful=stateful,
             warm_start=warm_start,
             verbose=verbose,
         )

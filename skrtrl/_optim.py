@@ -2,10 +2,16 @@
 
 The estimators keep every parameter as a view into a single flat array, so an
 optimizer sees one vector and its state is a couple of arrays of the same
-size: cheap to copy (for atomic updates) and trivial to pickle.
+size: cheap to copy (for atomic updates) and trivial to pickle. With
+``update="step"`` the compiled kernel applies the same arithmetic to the same
+state arrays after every time step (``kernel_state``).
 """
 
 import numpy as np
+
+# Codes of the online kernel (skrtrl/_kernels/_common.pxd).
+SOLVER_SGD = 0
+SOLVER_ADAM = 1
 
 
 def clip_gradient(grad, clip_norm):
@@ -42,6 +48,11 @@ class SGDOptimizer:
         self.nesterov = nesterov
         self.velocity = np.zeros(n_params, dtype=dtype)
         self.t = 0
+
+    def kernel_state(self):
+        """(solver code, settings, state arrays) for the online kernel."""
+        settings = (self.learning_rate, 0.9, 0.999, 1e-8, self.momentum, self.nesterov)
+        return SOLVER_SGD, settings, self.velocity, self.velocity
 
     def step(self, params, grad):
         """Update ``params`` in place with the gradient ``grad``."""
@@ -82,6 +93,11 @@ class AdamOptimizer:
         self.m = np.zeros(n_params, dtype=dtype)
         self.v = np.zeros(n_params, dtype=dtype)
         self.t = 0
+
+    def kernel_state(self):
+        """(solver code, settings, state arrays) for the online kernel."""
+        settings = (self.learning_rate, self.beta_1, self.beta_2, self.epsilon, 0.0, False)
+        return SOLVER_ADAM, settings, self.m, self.v
 
     def step(self, params, grad):
         """Update ``params`` in place with the gradient ``grad``."""

@@ -42,7 +42,7 @@ class PackedSequences:
         The time steps of all sequences, sequence after sequence.
     offsets : ndarray of shape (n_sequences + 1,), dtype intp
         Start row of each sequence in ``values``, plus the total at the end.
-    kind : {"2d", "3d", "list"}
+    kind : {"2d", "3d", "list", "stream"}
         The form the data came in, used to give outputs the same form.
     """
 
@@ -139,6 +139,13 @@ def check_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
         raise ValueError(
             f"{type(estimator).__name__} needs sequences X; got None instead."
         )
+    # np.asarray([]) is a 1D array, which would be reported as a shape
+    # problem; name the actual one.
+    if isinstance(X, list | tuple) and len(X) == 0:
+        raise ValueError(
+            f"{type(estimator).__name__} needs at least one sequence; got an "
+            f"empty {type(X).__name__}."
+        )
     if _is_sequence_list(X):
         return _check_sequence_list(estimator, X, reset=reset, dtype=dtype)
 
@@ -160,6 +167,31 @@ def check_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
         if reset:
             estimator._input_kind = "2d"
         return _pack_2d(arr)
+
+
+def check_stream(estimator, X, *, reset, dtype=FLOAT_DTYPES):
+    """Validate the rows of a stream: X of shape (n_steps, n_features).
+
+    The rows are consecutive time steps of one sequence, so this is the
+    ordinary scikit-learn view (rows are samples, columns features) and goes
+    through ``validate_data``.
+
+    Returns
+    -------
+    packed : PackedSequences
+        One sequence holding all the rows, ``kind="stream"``.
+    """
+    arr = validate_data(estimator, X, reset=reset, dtype=dtype, ensure_2d=True)
+    if reset:
+        estimator._input_kind = "stream"
+    offsets = np.array([0, arr.shape[0]], dtype=np.intp)
+    return PackedSequences(np.ascontiguousarray(arr), offsets, "stream")
+
+
+def _rows_as_sequences(packed):
+    """The same steps seen as one-step sequences (for per-row weights)."""
+    n_rows = packed.values.shape[0]
+    return PackedSequences(packed.values, np.arange(n_rows + 1, dtype=np.intp), packed.kind)
 
 
 def _pack_2d(arr):
@@ -299,6 +331,16 @@ def check_sequence_targets(y, packed, *, every_step, name="y"):
             )
         return arr
 
+    if packed.kind == "stream":
+        arr = check_array(y, ensure_2d=False, dtype=None, input_name=name)
+        n_rows = packed.values.shape[0]
+        if arr.ndim not in (1, 2) or arr.shape[0] != n_rows:
+            raise ValueError(
+                f"A stream needs one target per row: X has {n_rows} rows, "
+                f"{name} has shape {arr.shape}."
+            )
+        return arr
+
     lengths = packed.lengths
     if _is_sequence_list(y) or (
         isinstance(y, list | tuple) and packed.kind == "list"
@@ -362,6 +404,8 @@ def unpack_steps(values, packed):
     """
     if packed.kind == "list":
         return np.split(values, packed.offsets[1:-1])
+    if packed.kind == "stream":
+        return values
     n_seq = packed.n_sequences
     n_steps = int(packed.lengths[0]) if n_seq else 0
     return values.reshape((n_seq, n_steps) + values.shape[1:])

@@ -11,6 +11,10 @@ cdef enum:
     ACT_RELU = 3
 
 cdef enum:
+    SOLVER_SGD = 0
+    SOLVER_ADAM = 1
+
+cdef enum:
     LOSS_SQUARED = 0
     LOSS_LOGISTIC = 1
     LOSS_SOFTMAX = 2
