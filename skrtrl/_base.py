@@ -34,6 +34,8 @@ from ._sequences import (
 )
 
 AUTO_BATCH_SIZE = 32
+#: With verbose, stream mode prints a progress line every this many steps.
+STREAM_REPORT_STEPS = 1000
 
 
 class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
@@ -242,6 +244,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 "Got `batch_size` larger than the number of sequences; it "
                 "will be clipped.",
                 UserWarning,
+                stacklevel=3,
             )
         return max(1, min(self.batch_size, n_sequences))
 
@@ -310,23 +313,27 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self.t_ += int(packed.lengths[train_idx].sum())
             self.loss_curve_.append(self.loss_)
             self._update_no_improvement_count(val)
-            if self.verbose:
+            if self.verbose and self.stateful and incremental:
+                self._print_stream_progress(int(packed.lengths.sum()))
+            elif self.verbose:
                 self._print_progress(start)
             if incremental:
                 break
             if self._no_improvement_count > self.n_iter_no_change:
                 if self.verbose:
                     print(
-                        "Training loss did not improve more than tol=%f for %d "
-                        "consecutive epochs. Stopping." % (self.tol, self.n_iter_no_change)
+                        f"Training loss did not improve more than tol={self.tol:f}"
+                        f" for {self.n_iter_no_change} consecutive epochs. "
+                        "Stopping."
                     )
                 break
         else:
             if not incremental:
                 warnings.warn(
-                    "Stochastic Optimizer: Maximum iterations (%d) reached and "
-                    "the optimization hasn't converged yet." % self.max_iter,
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                    "reached and the optimization hasn't converged yet.",
                     ConvergenceWarning,
+                    stacklevel=3,
                 )
         if self.early_stopping and not incremental and self._best_params is not None:
             self._flat_params[:] = self._best_params
@@ -384,7 +391,13 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             for batch in gen_batches(order.shape[0], batch_size):
                 idx = order[batch]
                 loss, grad = self._loss_and_gradient(
-                    packed, Y, weights, row_weights, idx, workspace, penalty,
+                    packed,
+                    Y,
+                    weights,
+                    row_weights,
+                    idx,
+                    workspace,
+                    penalty,
                     weights[idx].sum(),
                 )
                 if grad is None:
@@ -409,10 +422,21 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             x_start = np.ascontiguousarray(packed.offsets[order])
             y_start = x_start if self._every_step else order.astype(np.intp)
             loss_rows = self._cell.train_online(
-                self._flat_params, self._optimizer, penalty, self.clip_norm,
-                packed.values, Y, x_start, np.ascontiguousarray(y_start),
-                np.ascontiguousarray(packed.lengths[order]), row_weights,
-                self._every_step, self.activation, self._loss_name, state, reset,
+                self._flat_params,
+                self._optimizer,
+                penalty,
+                self.clip_norm,
+                packed.values,
+                Y,
+                x_start,
+                np.ascontiguousarray(y_start),
+                np.ascontiguousarray(packed.lengths[order]),
+                row_weights,
+                self._every_step,
+                self.activation,
+                self._loss_name,
+                state,
+                reset,
             )
             total = weights[order].sum()
             return float(loss_rows.sum() / total) if total > 0 else 0.0
@@ -435,11 +459,27 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         return self
 
     def _print_progress(self, start):
-        msg = "Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_)
+        msg = f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}"
         if self.early_stopping and self.validation_scores_:
-            msg += ", validation score = %.6f" % self.validation_scores_[-1]
-        msg += ", elapsed = %.2fs" % (time.perf_counter() - start)
+            msg += f", validation score = {self.validation_scores_[-1]:.6f}"
+        msg += f", elapsed = {time.perf_counter() - start:.2f}s"
         print(msg, flush=True)
+
+    def _print_stream_progress(self, n_steps):
+        """Stream mode: a line every STREAM_REPORT_STEPS steps, not per call.
+
+        Calls may bring one row each; the running loss is the mean loss per
+        step since the previous line.
+        """
+        report = self.__dict__.setdefault("_stream_report", [0.0, 0])
+        report[0] += self.loss_ * n_steps
+        report[1] += n_steps
+        if report[1] >= STREAM_REPORT_STEPS:
+            print(
+                f"Steps {self.t_}, running loss = {report[0] / report[1]:.8f}",
+                flush=True,
+            )
+            report[:] = [0.0, 0]
 
     def _split_validation(self, packed, y_checked, n_seq):
         stratify = None
@@ -458,7 +498,10 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 f"{val_idx.shape[0]} of {n_seq} sequences are held out."
             )
         self._best_params = None
-        return train_idx, (packed.take(val_idx), _take_targets(y_checked, packed, val_idx, self._every_step))
+        return train_idx, (
+            packed.take(val_idx),
+            _take_targets(y_checked, packed, val_idx, self._every_step),
+        )
 
     def _is_classifier_output(self):
         return False
@@ -504,9 +547,19 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         x_start = np.ascontiguousarray(packed.offsets[idx])
         y_start = x_start if self._every_step else idx.astype(np.intp)
         loss = self._cell.train_minibatch(
-            flat, grad, packed.values, Y, x_start, np.ascontiguousarray(y_start),
-            lengths, row_weights, 1.0 / total_weight,
-            self._every_step, self.activation, self._loss_name, workspace,
+            flat,
+            grad,
+            packed.values,
+            Y,
+            x_start,
+            np.ascontiguousarray(y_start),
+            lengths,
+            row_weights,
+            1.0 / total_weight,
+            self._every_step,
+            self.activation,
+            self._loss_name,
+            workspace,
         )
         if self.alpha:
             # Scaled by the total weight, not the count, so that a zero
@@ -555,11 +608,19 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         Y = np.ascontiguousarray(Y, dtype=dtype)
         weights, row_weights = self._check_weights(sample_weight, packed, dtype)
         n_seq = packed.n_sequences
-        workspace = self._cell.workspace(n_seq, kernel_threads(n_seq, self.n_jobs), dtype)
+        workspace = self._cell.workspace(
+            n_seq, kernel_threads(n_seq, self.n_jobs), dtype
+        )
         # The penalty is added below for the whole set, not per minibatch.
         loss, grad = self._loss_and_gradient(
-            packed, Y, weights, row_weights, np.arange(n_seq), workspace,
-            np.zeros_like(self._flat_params), weights.sum(),
+            packed,
+            Y,
+            weights,
+            row_weights,
+            np.arange(n_seq),
+            workspace,
+            np.zeros_like(self._flat_params),
+            weights.sum(),
         )
         if grad is None:
             grad = np.zeros_like(self._flat_params)

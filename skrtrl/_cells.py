@@ -8,13 +8,13 @@ kernels), and ``kernel_args`` into the blocks the kernels want.
 
 import numpy as np
 
-from ._parallel import blas_single_threaded
 from ._kernels._elman import (
     elman_forward,
     elman_rtrl_minibatch,
     elman_rtrl_online,
     train_scratch_size,
 )
+from ._parallel import blas_single_threaded
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
@@ -91,8 +91,20 @@ class ElmanCell:
         }
 
     def train_minibatch(
-        self, flat, grad, values, targets, x_start, y_start, lengths,
-        target_weight, weight_scale, every_step, activation, loss, workspace,
+        self,
+        flat,
+        grad,
+        values,
+        targets,
+        x_start,
+        y_start,
+        lengths,
+        target_weight,
+        weight_scale,
+        every_step,
+        activation,
+        loss,
+        workspace,
     ):
         """Loss of the minibatch; its gradient is added into ``grad``.
 
@@ -105,10 +117,24 @@ class ElmanCell:
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
         with blas_single_threaded(workspace["influence"].shape[0]):
             elman_rtrl_minibatch(
-                values, targets, x_start, y_start, lengths, target_weight,
-                weight_scale, every_step, theta, bias_hh, weight_out, bias_out,
-                ACTIVATIONS[activation], LOSSES[loss], grad_rows,
-                workspace["influence"], workspace["scratch"], loss_rows,
+                values,
+                targets,
+                x_start,
+                y_start,
+                lengths,
+                target_weight,
+                weight_scale,
+                every_step,
+                theta,
+                bias_hh,
+                weight_out,
+                bias_out,
+                ACTIVATIONS[activation],
+                LOSSES[loss],
+                grad_rows,
+                workspace["influence"],
+                workspace["scratch"],
+                loss_rows,
             )
         total = grad_rows[:B].sum(axis=0)
         n, q, o = self.n, self.q, self.o
@@ -128,8 +154,21 @@ class ElmanCell:
         }
 
     def train_online(
-        self, flat, optimizer, penalty, clip_norm, values, targets, x_start,
-        y_start, lengths, target_weight, every_step, activation, loss, state,
+        self,
+        flat,
+        optimizer,
+        penalty,
+        clip_norm,
+        values,
+        targets,
+        x_start,
+        y_start,
+        lengths,
+        target_weight,
+        every_step,
+        activation,
+        loss,
+        state,
         reset_state,
     ):
         """Update ``flat`` after every step with a target (real-time RTRL).
@@ -142,13 +181,33 @@ class ElmanCell:
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
         scratch = np.empty(train_scratch_size(self.n, self.m, self.o), dtype=flat.dtype)
         optimizer.t, state["parity"] = elman_rtrl_online(
-            values, targets, x_start, y_start, lengths, target_weight,
-            every_step, reset_state, flat, self.n, self.m, self.o,
-            ACTIVATIONS[activation], LOSSES[loss], solver, *settings,
-            state_a, state_b, optimizer.t, penalty,
+            values,
+            targets,
+            x_start,
+            y_start,
+            lengths,
+            target_weight,
+            every_step,
+            reset_state,
+            flat,
+            self.n,
+            self.m,
+            self.o,
+            ACTIVATIONS[activation],
+            LOSSES[loss],
+            solver,
+            *settings,
+            state_a,
+            state_b,
+            optimizer.t,
+            penalty,
             -1.0 if clip_norm is None else float(clip_norm),
-            state["hidden"], state["influence"], state["parity"],
-            np.empty_like(flat), scratch, loss_rows,
+            state["hidden"],
+            state["influence"],
+            state["parity"],
+            np.empty_like(flat),
+            scratch,
+            loss_rows,
         )
         return loss_rows
 
@@ -163,8 +222,16 @@ class ElmanCell:
         H = np.empty((rows, self.n), dtype=flat.dtype)
         scratch = np.empty(2 * self.n + self.q, dtype=flat.dtype)
         elman_forward(
-            values, x_start, lengths, theta, bias_hh, ACTIVATIONS[activation],
-            every_step, H, scratch, h0,
+            values,
+            x_start,
+            lengths,
+            theta,
+            bias_hh,
+            ACTIVATIONS[activation],
+            every_step,
+            H,
+            scratch,
+            h0,
         )
         return H
 

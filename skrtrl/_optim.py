@@ -42,7 +42,9 @@ class SGDOptimizer:
         Dtype of the state, the same as the parameters'.
     """
 
-    def __init__(self, n_params, learning_rate, momentum=0.9, nesterov=True, dtype=np.float64):
+    def __init__(
+        self, n_params, learning_rate, momentum=0.9, nesterov=True, dtype=np.float64
+    ):
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.nesterov = nesterov
@@ -84,7 +86,13 @@ class AdamOptimizer:
     """
 
     def __init__(
-        self, n_params, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8, dtype=np.float64
+        self,
+        n_params,
+        learning_rate,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        dtype=np.float64,
     ):
         self.learning_rate = learning_rate
         self.beta_1 = beta_1
@@ -96,7 +104,14 @@ class AdamOptimizer:
 
     def kernel_state(self):
         """(solver code, settings, state arrays) for the online kernel."""
-        settings = (self.learning_rate, self.beta_1, self.beta_2, self.epsilon, 0.0, False)
+        settings = (
+            self.learning_rate,
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            0.0,
+            False,
+        )
         return SOLVER_ADAM, settings, self.m, self.v
 
     def step(self, params, grad):

@@ -191,7 +191,9 @@ def check_stream(estimator, X, *, reset, dtype=FLOAT_DTYPES):
 def _rows_as_sequences(packed):
     """The same steps seen as one-step sequences (for per-row weights)."""
     n_rows = packed.values.shape[0]
-    return PackedSequences(packed.values, np.arange(n_rows + 1, dtype=np.intp), packed.kind)
+    return PackedSequences(
+        packed.values, np.arange(n_rows + 1, dtype=np.intp), packed.kind
+    )
 
 
 def _pack_2d(arr):
@@ -342,9 +344,7 @@ def check_sequence_targets(y, packed, *, every_step, name="y"):
         return arr
 
     lengths = packed.lengths
-    if _is_sequence_list(y) or (
-        isinstance(y, list | tuple) and packed.kind == "list"
-    ):
+    if _is_sequence_list(y) or (isinstance(y, list | tuple) and packed.kind == "list"):
         if len(y) != n_seq:
             raise ValueError(
                 f"X has {n_seq} sequences but {name} has {len(y)}: with "
@@ -392,7 +392,9 @@ def check_sequence_targets(y, packed, *, every_step, name="y"):
 def check_sequence_weights(sample_weight, packed, dtype):
     """One non-negative weight per sequence (ones when None)."""
     fake_X = np.empty((packed.n_sequences, 0))
-    return _check_sample_weight(sample_weight, fake_X, dtype=dtype, ensure_non_negative=True)
+    return _check_sample_weight(
+        sample_weight, fake_X, dtype=dtype, ensure_non_negative=True
+    )
 
 
 def unpack_steps(values, packed):

@@ -91,11 +91,18 @@ def reference_targets(kind, rng, X, n_outputs, every_step, n_classes=None):
         user = [rng.normal(size=shape(x.shape[0])) for x in X]
         return user, user
     labels = [
-        rng.randint(0, n_classes, size=x.shape[0]) if every_step else rng.randint(n_classes)
+        rng.randint(0, n_classes, size=x.shape[0])
+        if every_step
+        else rng.randint(n_classes)
         for x in X
     ]
     if n_classes == 2:
-        ref = [np.asarray(lab, dtype=float).reshape(-1, 1) if every_step else np.array([lab], float) for lab in labels]
+        ref = [
+            np.asarray(lab, dtype=float).reshape(-1, 1)
+            if every_step
+            else np.array([lab], float)
+            for lab in labels
+        ]
     else:
         eye = np.eye(n_classes)
         ref = [eye[lab] for lab in labels]
@@ -123,14 +130,22 @@ def test_rtrl_gradient_equals_bptt(kind, activation, k, every_step, seed):
     X = random_sequences(rng, rng.randint(5, 9), n_features)
     output = "sequence" if every_step else "last"
     if kind == "regression":
-        est = RTRLRegressor(n_hidden, activation=activation, output=output, random_state=0)
+        est = RTRLRegressor(
+            n_hidden, activation=activation, output=output, random_state=0
+        )
         y, y_ref = reference_targets(kind, rng, X, k, every_step)
         loss_kind = "squared_error"
     else:
-        est = RTRLClassifier(n_hidden, activation=activation, output=output, random_state=0)
+        est = RTRLClassifier(
+            n_hidden, activation=activation, output=output, random_state=0
+        )
         # Every class must be present for the fit that sets classes_.
         y, y_ref = reference_targets(kind, rng, X, None, every_step, n_classes=k)
-        fit_y = [np.arange(x.shape[0]) % k for x in X] if every_step else np.arange(len(X)) % k
+        fit_y = (
+            [np.arange(x.shape[0]) % k for x in X]
+            if every_step
+            else np.arange(len(X)) % k
+        )
         make_model(est, X, fit_y, rng)
         loss_kind = "log_loss_binary" if k == 2 else "log_loss"
     if kind == "regression":
@@ -138,13 +153,21 @@ def test_rtrl_gradient_equals_bptt(kind, activation, k, every_step, seed):
     weights = rng.uniform(0.2, 2.0, size=len(X))
     loss, grad = est.loss_gradient(X, y, sample_weight=weights)
     ref_loss, ref_grad = bptt(
-        est.params_, X, y_ref, weights / weights.sum(), activation, loss_kind, every_step
+        est.params_,
+        X,
+        y_ref,
+        weights / weights.sum(),
+        activation,
+        loss_kind,
+        every_step,
     )
     assert loss == pytest.approx(ref_loss, rel=1e-10)
     assert set(grad) == set(est.params_)
     for name in grad:
         assert grad[name].shape == est.params_[name].shape
-        np.testing.assert_allclose(grad[name], ref_grad[name], rtol=1e-7, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            grad[name], ref_grad[name], rtol=1e-7, atol=1e-12, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("activation", ["tanh", "logistic", "identity"])
@@ -165,7 +188,9 @@ def test_rtrl_gradient_equals_finite_differences(activation):
             minus, _ = est.loss_gradient(X, y)
             value[index] = original
             numeric[index] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name
+        )
 
 
 def test_gradient_includes_l2_penalty_on_weights_only():

@@ -66,7 +66,9 @@ def test_chunk_size_does_not_matter(chunk):
         pieces.partial_fit(X[start : start + chunk], y[start : start + chunk])
     assert_same_snapshot(snapshot(whole), snapshot(pieces), rtol=1e-10, atol=1e-13)
     X_next, _ = noisy_sine_stream(20, seed=1)
-    np.testing.assert_allclose(whole.predict(X_next), pieces.predict(X_next), rtol=1e-10)
+    np.testing.assert_allclose(
+        whole.predict(X_next), pieces.predict(X_next), rtol=1e-10
+    )
 
 
 def test_predict_runs_on_from_the_state_and_leaves_it_unchanged():
@@ -146,8 +148,14 @@ def test_step_updates_equal_batch_update_to_first_order():
     X = rng.normal(size=(1, 12, 2))
     y = rng.normal(size=(1, 12))
     common = dict(
-        n_hidden=5, output="sequence", solver="sgd", momentum=0.0,
-        learning_rate_init=1e-6, alpha=0.0, clip_norm=None, random_state=0,
+        n_hidden=5,
+        output="sequence",
+        solver="sgd",
+        momentum=0.0,
+        learning_rate_init=1e-6,
+        alpha=0.0,
+        clip_norm=None,
+        random_state=0,
     )
     batch = RTRLRegressor(update="batch", **common).partial_fit(X, y)
     step = RTRLRegressor(update="step", **common).partial_fit(X, y)
@@ -218,7 +226,9 @@ def test_update_step_on_sequence_data_learns():
     rng = np.random.RandomState(0)
     X = rng.uniform(-1, 1, size=(400, 6))
     y = X[:, -1] + X[:, -3]
-    est = RTRLRegressor(8, update="step", learning_rate_init=0.003, max_iter=15, random_state=0)
+    est = RTRLRegressor(
+        8, update="step", learning_rate_init=0.003, max_iter=15, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X[:300], y[:300])
