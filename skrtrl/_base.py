@@ -7,6 +7,7 @@ loss and the exact gradient; the optimizer then updates the flat parameter
 vector in place.
 """
 
+import copy
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -34,6 +35,8 @@ from ._sequences import (
 )
 
 AUTO_BATCH_SIZE = 32
+#: Version of the pickled state; loading another version raises an error.
+FORMAT_VERSION = 1
 #: With verbose, stream mode prints a progress line every this many steps.
 STREAM_REPORT_STEPS = 1000
 
@@ -192,9 +195,19 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         # The views would be pickled as copies; rebuild them on load.
         state = dict(state)
         state.pop("params_", None)
+        state["_skrtrl_format"] = FORMAT_VERSION
         return state
 
     def __setstate__(self, state):
+        saved = state.get("_skrtrl_format", FORMAT_VERSION)
+        if saved != FORMAT_VERSION:
+            raise ValueError(
+                f"This {type(self).__name__} was saved in skrtrl's model "
+                f"format {saved}, but this version of skrtrl reads format "
+                f"{FORMAT_VERSION}. Load it with the skrtrl version that "
+                "saved it, or train the model again."
+            )
+        state = {k: v for k, v in state.items() if k != "_skrtrl_format"}
         super().__setstate__(state)
         if "_flat_params" in self.__dict__:
             self._bind_params()
@@ -308,7 +321,11 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             if self.stateful and not incremental:
                 # Each pass of fit goes over the stream from its beginning.
                 self.reset_state()
-            self.loss_ = run_epoch(order)
+            try:
+                self.loss_ = run_epoch(order)
+            except _Diverged:
+                self._warn_diverged()
+                break
             self.n_iter_ += 1
             self.t_ += int(packed.lengths[train_idx].sum())
             self.loss_curve_.append(self.loss_)
@@ -339,6 +356,20 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self._flat_params[:] = self._best_params
         self._best_params = None
         return self
+
+    def _warn_diverged(self):
+        if self.stateful:
+            # The hidden state and influence matrices hold NaN or inf too.
+            self.reset_state()
+        warnings.warn(
+            "Training diverged: the loss or the parameters became NaN or "
+            "infinite, so training stopped and the last finite parameters "
+            f"were kept. Lower learning_rate_init (now "
+            f"{self.learning_rate_init}) or set clip_norm (now "
+            f"{self.clip_norm}) to a smaller value.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
     @property
     def _update_mode(self):
@@ -402,8 +433,15 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 )
                 if grad is None:
                     continue
+                if not (np.isfinite(loss) and np.isfinite(grad).all()):
+                    raise _Diverged
                 clip_gradient(grad, self.clip_norm)
+                before = (self._flat_params.copy(), copy.deepcopy(self._optimizer))
                 self._optimizer.step(self._flat_params, grad)
+                if not np.isfinite(self._flat_params).all():
+                    self._flat_params[:] = before[0]
+                    self._optimizer = before[1]
+                    raise _Diverged
                 accumulated += loss * idx.shape[0]
             return accumulated / max(order.shape[0], 1)
 
@@ -421,6 +459,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 state, reset = self._cell.new_state(dtype), True
             x_start = np.ascontiguousarray(packed.offsets[order])
             y_start = x_start if self._every_step else order.astype(np.intp)
+            before = (self._flat_params.copy(), copy.deepcopy(self._optimizer))
             loss_rows = self._cell.train_online(
                 self._flat_params,
                 self._optimizer,
@@ -438,6 +477,14 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 state,
                 reset,
             )
+            if not (
+                np.isfinite(loss_rows).all() and np.isfinite(self._flat_params).all()
+            ):
+                # Updates happen inside the compiled loop; the last finite
+                # parameters known here are those from before the pass.
+                self._flat_params[:] = before[0]
+                self._optimizer = before[1]
+                raise _Diverged
             total = weights[order].sum()
             return float(loss_rows.sum() / total) if total > 0 else 0.0
 
@@ -677,6 +724,10 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_flat_params")
+
+
+class _Diverged(Exception):
+    """Raised inside an epoch when the loss or the parameters blow up."""
 
 
 def _is_same_view(array, view):

@@ -19,7 +19,12 @@ def clip_gradient(grad, clip_norm):
 
     Returns the norm before clipping. ``clip_norm=None`` leaves it alone.
     """
-    norm = float(np.sqrt(np.dot(grad, grad)))
+    largest = float(np.max(np.abs(grad))) if grad.size else 0.0
+    if not 0.0 < largest < np.inf:
+        return largest
+    # Scaled so that the sum of squares cannot overflow.
+    scaled = grad / largest
+    norm = largest * float(np.sqrt(np.dot(scaled, scaled)))
     if clip_norm is not None and norm > clip_norm:
         grad *= clip_norm / norm
     return norm
