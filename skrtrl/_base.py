@@ -614,7 +614,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             # repeating it, as in scikit-learn's MLP.
             scale = self.alpha / total_weight
             penalized = flat * penalty
-            loss += 0.5 * scale * float(np.dot(penalized, penalized))
+            with np.errstate(over="ignore"):  # divergence is handled above
+                loss += 0.5 * scale * float(np.dot(penalized, penalized))
             grad += scale * penalized
         return loss, grad
 
@@ -658,7 +659,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         workspace = self._cell.workspace(
             n_seq, kernel_threads(n_seq, self.n_jobs), dtype
         )
-        # The penalty is added below for the whole set, not per minibatch.
+        # All given sequences form one minibatch, penalty included.
         loss, grad = self._loss_and_gradient(
             packed,
             Y,
@@ -666,16 +667,11 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             row_weights,
             np.arange(n_seq),
             workspace,
-            np.zeros_like(self._flat_params),
+            self._cell.penalty_mask(dtype),
             weights.sum(),
         )
         if grad is None:
             grad = np.zeros_like(self._flat_params)
-        if self.alpha:
-            penalized = self._flat_params * self._cell.penalty_mask(dtype)
-            scale = self.alpha / weights.sum()
-            loss += 0.5 * scale * float(np.dot(penalized, penalized))
-            grad += scale * penalized
         return loss, {k: np.array(v) for k, v in self._cell.views(grad).items()}
 
     # -- prediction ----------------------------------------------------------
