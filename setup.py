@@ -21,7 +21,7 @@ directives = {
     "cdivision": not DEBUG,
 }
 
-KERNELS = ["_elman", "_threads"]
+KERNELS = ["_elman", "_diagonal", "_threads"]
 
 extensions = [
     Extension(

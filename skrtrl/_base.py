@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._cells import ACTIVATIONS, CELLS
+from ._cells import ACTIVATIONS, CELLS, GRADIENTS
 from ._optim import AdamOptimizer, SGDOptimizer, clip_gradient
 from ._parallel import kernel_threads
 from ._sequences import (
@@ -47,6 +47,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
     _parameter_constraints: dict = {
         "n_hidden": [Interval(Integral, 1, None, closed="left")],
         "cell": [StrOptions(set(CELLS))],
+        "gradient": [StrOptions(set(GRADIENTS))],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "output": [StrOptions({"last", "sequence"})],
         "solver": [StrOptions({"adam", "sgd"})],
@@ -82,6 +83,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         n_hidden=32,
         *,
         cell="elman",
+        gradient="rtrl",
         activation="tanh",
         output="last",
         solver="adam",
@@ -109,6 +111,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
     ):
         self.n_hidden = n_hidden
         self.cell = cell
+        self.gradient = gradient
         self.activation = activation
         self.output = output
         self.solver = solver
@@ -153,7 +156,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     # -- parameters --------------------------------------------------------
     def _make_cell(self, n_inputs, n_outputs):
-        return CELLS[self.cell](self.n_hidden, n_inputs, n_outputs)
+        return CELLS[self.cell](
+            self.n_hidden, n_inputs, n_outputs, gradient=self.gradient
+        )
 
     def _bind_params(self):
         """(Re)create ``params_`` as views into the flat parameter vector."""
@@ -164,8 +169,24 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
         Users may assign a new array to ``params_[name]``; copy its values
         into the flat vector (checking the shape) and restore the view.
-        Nothing is rebuilt when every entry is still a view.
+        Nothing is rebuilt when every entry is still a view. Also follows a
+        change of ``gradient`` made with ``set_params`` after fitting, and
+        refuses changes of ``cell`` or ``n_hidden``, which would change the
+        parameter layout.
         """
+        cell = self._cell
+        if cell.name != self.cell or cell.n != self.n_hidden:
+            raise ValueError(
+                f"The model was fitted with cell={cell.name!r} and "
+                f"n_hidden={cell.n}, but now has cell={self.cell!r} and "
+                f"n_hidden={self.n_hidden}: call fit (without warm_start) to "
+                "train a new model."
+            )
+        if cell.gradient != self.gradient:
+            self._cell = self._make_cell(cell.m, cell.o)
+            if self.stateful and hasattr(self, "_stream_state"):
+                # The two methods keep influence matrices of different sizes.
+                self.reset_state()
         views = self._cell.views(self._flat_params)
         replaced = {}
         for name, view in views.items():

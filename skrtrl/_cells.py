@@ -1,13 +1,21 @@
 """Recurrent cells: parameter layout, initialisation and kernel dispatch.
 
-Every cell stores all of its parameters in one flat vector. ``layout`` names
-the pieces, in the torch layout users see in ``params_``; ``views`` cuts the
-flat vector into those named arrays (views, so in-place changes reach the
-kernels), and ``kernel_args`` into the blocks the kernels want.
+Every cell stores all of its parameters in one flat vector laid out as
+``theta`` (n x q: one row of recurrent parameters per hidden unit, the bias
+b_ih last), ``bias_hh`` (n), ``weight_out`` (o x n), ``bias_out`` (o).
+``views`` cuts it into the named arrays users see in ``params_`` (views, so
+in-place changes reach the kernels). Each recurrent unit's parameters form
+one row because the influence matrices are indexed that way.
 """
 
 import numpy as np
 
+from ._kernels._diagonal import (
+    diagonal_forward,
+    diagonal_rtrl_minibatch,
+    diagonal_rtrl_online,
+    diagonal_scratch_size,
+)
 from ._kernels._elman import (
     elman_forward,
     elman_rtrl_minibatch,
@@ -18,24 +26,34 @@ from ._parallel import blas_single_threaded
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
+GRADIENTS = ("rtrl", "snap1")
 
 
 class ElmanCell:
     """Fully connected Elman cell, ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b)``.
 
-    Flat layout: ``theta`` (n x q, q = m + n + 1, rows [W_ih | W_hh | b_ih]),
-    then ``bias_hh`` (n), ``weight_out`` (o x n), ``bias_out`` (o). The
-    recurrent parameters are one matrix because they share the influence
-    layout of the kernel.
+    ``theta`` rows are [W_ih | W_hh | b_ih], q = m + n + 1. With
+    ``gradient="rtrl"`` the full influence (n x n*q per sequence) is carried;
+    with ``"snap1"`` only its per-unit blocks (n x q), the SnAp-1
+    approximation.
     """
 
     name = "elman"
 
-    def __init__(self, n_hidden, n_inputs, n_outputs):
+    def __init__(self, n_hidden, n_inputs, n_outputs, gradient="rtrl"):
         self.n = n_hidden
         self.m = n_inputs
         self.o = n_outputs
-        self.q = n_inputs + n_hidden + 1
+        self.gradient = gradient
+        self.q = self._n_columns()
+
+    def _n_columns(self):
+        return self.m + self.n + 1
+
+    @property
+    def _per_unit_influence(self):
+        """Whether the influence is kept per unit (n x q) or in full."""
+        return self.gradient == "snap1"
 
     @property
     def n_params(self):
@@ -53,18 +71,21 @@ class ElmanCell:
         bias_out = flat[pos : pos + o]
         return theta, bias_hh, weight_out, bias_out
 
+    def _recurrent_views(self, theta):
+        m, n = self.m, self.n
+        return {"weight_ih": theta[:, :m], "weight_hh": theta[:, m : m + n]}
+
     def views(self, flat):
         """Named views into ``flat`` in the layout of ``torch.nn.RNN``."""
-        m, n = self.m, self.n
         theta, bias_hh, weight_out, bias_out = self._blocks(flat)
-        return {
-            "weight_ih": theta[:, :m],
-            "weight_hh": theta[:, m : m + n],
-            "bias_ih": theta[:, m + n],
-            "bias_hh": bias_hh,
-            "weight_out": weight_out,
-            "bias_out": bias_out,
-        }
+        views = self._recurrent_views(theta)
+        views.update(
+            bias_ih=theta[:, -1],
+            bias_hh=bias_hh,
+            weight_out=weight_out,
+            bias_out=bias_out,
+        )
+        return views
 
     def penalty_mask(self, dtype):
         """1 for the weights that L2 regularisation acts on, 0 for biases."""
@@ -80,14 +101,24 @@ class ElmanCell:
         flat[:] = random_state.uniform(-bound, bound, size=flat.shape[0])
 
     # -- kernels ---------------------------------------------------------
+    def _influence_size(self):
+        if self._per_unit_influence:
+            return self.n * self.q
+        return 2 * self.n * self.n * self.q
+
+    def _scratch_size(self):
+        if self._per_unit_influence:
+            return diagonal_scratch_size(self.n, self.m, self.o)
+        return train_scratch_size(self.n, self.m, self.o)
+
     def workspace(self, batch_size, n_threads, dtype):
         """Buffers of the training kernel: per thread, and per sequence."""
-        n, m, q, o = self.n, self.m, self.q, self.o
+        n, q, o = self.n, self.q, self.o
         return {
             "grad": np.empty((batch_size, n * q + o * n + o), dtype=dtype),
             "loss": np.empty(batch_size, dtype=np.float64),
-            "influence": np.empty((n_threads, 2 * n * n * q), dtype=dtype),
-            "scratch": np.empty((n_threads, train_scratch_size(n, m, o)), dtype=dtype),
+            "influence": np.empty((n_threads, self._influence_size()), dtype=dtype),
+            "scratch": np.empty((n_threads, self._scratch_size()), dtype=dtype),
         }
 
     def train_minibatch(
@@ -115,41 +146,46 @@ class ElmanCell:
         g_theta, g_bias_hh, g_out, g_bias_out = self._blocks(grad)
         B = lengths.shape[0]
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
+        data = (values, targets, x_start, y_start, lengths, target_weight)
+        rest = (
+            theta,
+            bias_hh,
+            weight_out,
+            bias_out,
+            ACTIVATIONS[activation],
+            LOSSES[loss],
+            grad_rows,
+            workspace["influence"],
+            workspace["scratch"],
+            loss_rows,
+        )
         with blas_single_threaded(workspace["influence"].shape[0]):
-            elman_rtrl_minibatch(
-                values,
-                targets,
-                x_start,
-                y_start,
-                lengths,
-                target_weight,
-                weight_scale,
-                every_step,
-                theta,
-                bias_hh,
-                weight_out,
-                bias_out,
-                ACTIVATIONS[activation],
-                LOSSES[loss],
-                grad_rows,
-                workspace["influence"],
-                workspace["scratch"],
-                loss_rows,
-            )
+            if self._per_unit_influence:
+                diagonal_rtrl_minibatch(
+                    *data, weight_scale, every_step, self._full_recurrence, *rest
+                )
+            else:
+                elman_rtrl_minibatch(*data, weight_scale, every_step, *rest)
         total = grad_rows[:B].sum(axis=0)
         n, q, o = self.n, self.q, self.o
         g_theta += total[: n * q].reshape(n, q)
         g_out += total[n * q : n * q + o * n].reshape(o, n)
         g_bias_out += total[n * q + o * n :]
         # Both biases enter a_t identically, so their gradients are equal.
-        g_bias_hh += g_theta[:, self.m + self.n] - g_bias_hh
+        g_bias_hh += g_theta[:, -1] - g_bias_hh
         return float(loss_rows[:B].sum())
+
+    _full_recurrence = True
 
     def new_state(self, dtype):
         """Zero state of a stream: hidden units and influence matrices."""
+        if self._per_unit_influence:
+            influence = np.zeros(self.n * self.q, dtype=dtype)
+        else:
+            influence = np.zeros((2, self.n * self.n * self.q), dtype=dtype)
         return {
             "hidden": np.zeros(self.n, dtype=dtype),
-            "influence": np.zeros((2, self.n * self.n * self.q), dtype=dtype),
+            "influence": influence,
             "parity": 0,
         }
 
@@ -179,36 +215,23 @@ class ElmanCell:
         """
         solver, settings, state_a, state_b = optimizer.kernel_state()
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
-        scratch = np.empty(train_scratch_size(self.n, self.m, self.o), dtype=flat.dtype)
-        optimizer.t, state["parity"] = elman_rtrl_online(
-            values,
-            targets,
-            x_start,
-            y_start,
-            lengths,
-            target_weight,
-            every_step,
-            reset_state,
-            flat,
-            self.n,
-            self.m,
-            self.o,
-            ACTIVATIONS[activation],
-            LOSSES[loss],
-            solver,
-            *settings,
-            state_a,
-            state_b,
-            optimizer.t,
-            penalty,
-            -1.0 if clip_norm is None else float(clip_norm),
-            state["hidden"],
-            state["influence"],
-            state["parity"],
-            np.empty_like(flat),
-            scratch,
-            loss_rows,
-        )
+        scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
+        data = (values, targets, x_start, y_start, lengths, target_weight)
+        model = (flat, self.n, self.m, self.o, ACTIVATIONS[activation], LOSSES[loss])
+        opt = (solver, *settings, state_a, state_b, optimizer.t, penalty)
+        clip = -1.0 if clip_norm is None else float(clip_norm)
+        if self._per_unit_influence:
+            optimizer.t = diagonal_rtrl_online(
+                *data, every_step, reset_state, self._full_recurrence, *model,
+                *opt, clip, state["hidden"], state["influence"],
+                np.empty_like(flat), scratch, loss_rows,
+            )  # fmt: skip
+        else:
+            optimizer.t, state["parity"] = elman_rtrl_online(
+                *data, every_step, reset_state, *model, *opt, clip,
+                state["hidden"], state["influence"], state["parity"],
+                np.empty_like(flat), scratch, loss_rows,
+            )  # fmt: skip
         return loss_rows
 
     def hidden_states(
@@ -220,24 +243,54 @@ class ElmanCell:
             h0 = np.zeros(self.n, dtype=flat.dtype)
         rows = values.shape[0] if every_step else lengths.shape[0]
         H = np.empty((rows, self.n), dtype=flat.dtype)
-        scratch = np.empty(2 * self.n + self.q, dtype=flat.dtype)
-        elman_forward(
-            values,
-            x_start,
-            lengths,
-            theta,
-            bias_hh,
-            ACTIVATIONS[activation],
-            every_step,
-            H,
-            scratch,
-            h0,
-        )
+        self._forward(values, x_start, lengths, theta, bias_hh, activation,
+                      every_step, H, h0)  # fmt: skip
         return H
+
+    def _forward(
+        self, values, x_start, lengths, theta, bias_hh, activation, every_step, H, h0
+    ):
+        scratch = np.empty(2 * self.n + self.q, dtype=H.dtype)
+        elman_forward(
+            values, x_start, lengths, theta, bias_hh, ACTIVATIONS[activation],
+            every_step, H, scratch, h0,
+        )  # fmt: skip
 
     def readout(self, flat, H):
         _, _, weight_out, bias_out = self._blocks(flat)
         return H @ weight_out.T + bias_out
 
 
-CELLS = {"elman": ElmanCell}
+class DiagonalCell(ElmanCell):
+    """Element-wise cell, ``h_t = phi(W_ih x_t + w * h_{t-1} + b)``.
+
+    ``theta`` rows are [W_ih | w | b_ih], q = m + 2, and ``params_`` has
+    ``weight_hh`` of shape (n_hidden,): the diagonal recurrent weights. Each
+    unit only feeds itself, so its influence is per unit and exact RTRL costs
+    O(n (m + 2)) per step; SnAp-1 is the same computation.
+    """
+
+    name = "diagonal"
+    _full_recurrence = False
+
+    def _n_columns(self):
+        return self.m + 2
+
+    @property
+    def _per_unit_influence(self):
+        return True
+
+    def _recurrent_views(self, theta):
+        m = self.m
+        return {"weight_ih": theta[:, :m], "weight_hh": theta[:, m]}
+
+    def _forward(
+        self, values, x_start, lengths, theta, bias_hh, activation, every_step, H, h0
+    ):
+        diagonal_forward(
+            values, x_start, lengths, theta, bias_hh, ACTIVATIONS[activation],
+            every_step, H, h0,
+        )  # fmt: skip
+
+
+CELLS = {"elman": ElmanCell, "diagonal": DiagonalCell}

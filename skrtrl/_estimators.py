@@ -4,11 +4,16 @@ import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from ._base import BaseRTRL
-from ._sequences import check_sequence_targets, check_sequence_weights
+from ._sequences import (
+    _rows_as_sequences,
+    check_sequence_targets,
+    check_sequence_weights,
+)
 
 _DOC_LINK = "https://skrtrl.readthedocs.io/en/latest/api/generated/{estimator_module}.{estimator_name}.html"
 
@@ -17,9 +22,20 @@ _PARAMETERS_DOC = """
         Number of recurrent (hidden) units n. Exact RTRL costs O(n^4) time
         and O(n^3) memory per step and sequence.
 
-    cell : {"elman"}, default="elman"
+    cell : {"elman", "diagonal"}, default="elman"
         Recurrent cell. ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} +
-        b_ih + b_hh)``, the fully recurrent net of Williams & Zipser (1989).
+        b_ih + b_hh)``, the fully recurrent net of Williams & Zipser (1989);
+        exact RTRL costs O(n^4) per step. ``"diagonal"``: element-wise
+        recurrence ``h_t = phi(W_ih x_t + w * h_{t-1} + b_ih + b_hh)``, with
+        ``params_["weight_hh"]`` the vector w of shape (n_hidden,); exact
+        RTRL costs O(n (m + 2)) per step, so hundreds of units are cheap.
+
+    gradient : {"rtrl", "snap1"}, default="rtrl"
+        How the gradient is computed forward in time. ``"rtrl"``: exact.
+        ``"snap1"``: the SnAp-1 approximation (Menick et al., 2020), which
+        keeps only the influence of each unit's own parameters on that unit,
+        O(n q) per step instead of O(n^2 q) memory and O(n^3 q) time; exact
+        for ``cell="diagonal"``.
 
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden activation phi.
@@ -186,23 +202,26 @@ class _RTRLMixin:
         }
 
     def _score_sequences(self, X, y, sample_weight, metric):
-        """Score over every time step when ``output="sequence"``."""
+        """Score over every time step (``output="sequence"`` or a stream)."""
         self._check_fitted_for_score()
         y_pred = self.predict(X)
-        packed_pred = (
-            np.concatenate([np.asarray(p) for p in y_pred])
-            if isinstance(y_pred, list)
-            else np.asarray(y_pred).reshape(-1, *np.shape(y_pred)[2:])
-        )
-        from ._sequences import check_sequences
-
-        packed = check_sequences(self, X, reset=False)
+        packed = self._validate_X(X)
+        if packed.kind == "stream":
+            # Already one row per step, and a stream weighs each row.
+            packed_pred, steps = np.asarray(y_pred), _rows_as_sequences(packed)
+        else:
+            packed_pred = (
+                np.concatenate([np.asarray(p) for p in y_pred])
+                if isinstance(y_pred, list)
+                else np.asarray(y_pred).reshape(-1, *np.shape(y_pred)[2:])
+            )
+            steps = packed
         y_true = check_sequence_targets(y, packed, every_step=True)
         weights = None
         if sample_weight is not None:
             weights = np.repeat(
-                check_sequence_weights(sample_weight, packed, np.float64),
-                packed.lengths,
+                check_sequence_weights(sample_weight, steps, np.float64),
+                steps.lengths,
             )
         return metric(y_true, packed_pred, sample_weight=weights)
 
@@ -245,6 +264,7 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
         n_hidden=32,
         *,
         cell="elman",
+        gradient="rtrl",
         activation="tanh",
         output="last",
         solver="adam",
@@ -273,6 +293,7 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
         super().__init__(
             n_hidden=n_hidden,
             cell=cell,
+            gradient=gradient,
             activation=activation,
             output=output,
             solver=solver,
@@ -352,6 +373,8 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
                 raise ValueError(
                     f"RTRLRegressor needs numeric targets; got dtype {y.dtype}."
                 ) from exc
+            # None in an object array becomes NaN only now.
+            assert_all_finite(y, input_name="y")
         Y = y.reshape(y.shape[0], -1)
         if first_call:
             self._y_ndim = y.ndim
@@ -416,6 +439,14 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        # scikit-learn's reference regression task hides the target in the
+        # input 5 steps before the end of a 10-step sequence, among 9 noise
+        # inputs. Element-wise recurrence (each unit a leaky integrator) and
+        # SnAp-1's truncated influence do not isolate it within the default
+        # 200 epochs (R^2 0.13-0.16 measured); the full Elman cell does.
+        tags.regressor_tags.poor_score = (
+            self.cell == "diagonal" or self.gradient == "snap1"
+        )
         return tags
 
 
@@ -457,6 +488,7 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         n_hidden=32,
         *,
         cell="elman",
+        gradient="rtrl",
         activation="tanh",
         output="last",
         solver="adam",
@@ -485,6 +517,7 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         super().__init__(
             n_hidden=n_hidden,
             cell=cell,
+            gradient=gradient,
             activation=activation,
             output=output,
             solver=solver,
@@ -633,7 +666,7 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         if raw.shape[1] == 1:
             p = expit(raw[:, 0])
             return np.column_stack([1.0 - p, p])
-        return softmax(raw, axis=1)
+        return softmax(_bounded_logits(raw), axis=1)
 
     def predict_proba(self, X):
         """Class probabilities.
@@ -670,7 +703,7 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         if raw.shape[1] == 1:
             log_p = np.column_stack([log_expit(-raw[:, 0]), log_expit(raw[:, 0])])
         else:
-            log_p = log_softmax(raw, axis=1)
+            log_p = log_softmax(_bounded_logits(raw), axis=1)
         return self._scores_to_user(log_p, packed)
 
     def predict(self, X):
@@ -721,3 +754,14 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
     def _validation_score(self, packed, y):
         raw = self._raw_outputs_packed(packed)
         return accuracy_score(np.ravel(y), self._labels_packed(raw))
+
+
+def _bounded_logits(raw):
+    """Logits with an overflowed readout (+-inf) brought back into range.
+
+    softmax subtracts the largest logit, and inf - inf is NaN; bounded by
+    half the largest float, the classes whose logit overflowed share the
+    probability instead, and the subtraction itself cannot overflow.
+    """
+    bound = np.finfo(raw.dtype).max / 2
+    return np.clip(raw, -bound, bound)

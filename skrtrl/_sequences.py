@@ -98,16 +98,19 @@ def _common_float_dtype(arrays):
 
 
 def _is_sequence_list(X):
-    """True when X is a list of sequences that does not form a regular array.
+    """True when X is a list of sequences rather than a nested-list array.
 
-    A list whose elements all have one shape is a 2D or 3D array and takes
-    that path, so a list of equal-length sequences means the same as the
-    array it stacks into.
+    A list of 2D arrays is always a list of sequences, so outputs come back
+    as a list whatever the lengths. A list of equal-length 1D rows is a 2D
+    array (the scikit-learn view); 1D rows of different lengths are
+    univariate sequences.
     """
     if not isinstance(X, list | tuple):
         return False
     if len(X) == 0:
         return False
+    if any(np.ndim(x) == 2 for x in X):
+        return True
     shapes = {np.shape(x) for x in X}
     return len(shapes) > 1
 
@@ -289,6 +292,11 @@ def _check_step_features(estimator, n_features):
         )
 
 
+#: Targets are checked against the sequences, so an empty y is reported as
+#: a count mismatch that names y, not as an array with "0 sample(s)".
+_ANY_LENGTH = {"ensure_min_samples": 0}
+
+
 def check_sequence_targets(y, packed, *, every_step, name="y"):
     """Validate targets against packed sequences.
 
@@ -320,7 +328,9 @@ def check_sequence_targets(y, packed, *, every_step, name="y"):
                 "got a list of arrays. Use output='sequence' for per-step "
                 "targets."
             )
-        arr = check_array(y, ensure_2d=False, dtype=None, input_name=name)
+        arr = check_array(
+            y, ensure_2d=False, dtype=None, input_name=name, **_ANY_LENGTH
+        )
         if arr.ndim not in (1, 2):
             raise ValueError(
                 f"{name} must be 1D or 2D with output='last'; got {arr.ndim}D."
@@ -334,7 +344,9 @@ def check_sequence_targets(y, packed, *, every_step, name="y"):
         return arr
 
     if packed.kind == "stream":
-        arr = check_array(y, ensure_2d=False, dtype=None, input_name=name)
+        arr = check_array(
+            y, ensure_2d=False, dtype=None, input_name=name, **_ANY_LENGTH
+        )
         n_rows = packed.values.shape[0]
         if arr.ndim not in (1, 2) or arr.shape[0] != n_rows:
             raise ValueError(
@@ -353,7 +365,11 @@ def check_sequence_targets(y, packed, *, every_step, name="y"):
         parts = []
         for i, yi in enumerate(y):
             arr = check_array(
-                yi, ensure_2d=False, dtype=None, input_name=f"{name}[{i}]"
+                yi,
+                ensure_2d=False,
+                dtype=None,
+                input_name=f"{name}[{i}]",
+                **_ANY_LENGTH,
             )
             if arr.ndim == 0 or arr.ndim > 2 or arr.shape[0] != lengths[i]:
                 raise ValueError(
@@ -371,7 +387,17 @@ def check_sequence_targets(y, packed, *, every_step, name="y"):
             )
         return np.concatenate(parts, axis=0)
 
-    arr = check_array(y, ensure_2d=False, allow_nd=True, dtype=None, input_name=name)
+    # The shape is checked against X below (y of shape (n, 0) has the wrong
+    # number of steps, not "0 features").
+    arr = check_array(
+        y,
+        ensure_2d=False,
+        allow_nd=True,
+        dtype=None,
+        input_name=name,
+        ensure_min_features=0,
+        **_ANY_LENGTH,
+    )
     if packed.kind == "list":
         raise ValueError(
             f"X is a list of sequences, so {name} must be a list of per-step "
@@ -386,6 +412,11 @@ def check_sequence_targets(y, packed, *, every_step, name="y"):
         )
     if arr.ndim == 2:
         return arr.reshape(n_seq * n_steps)
+    if arr.shape[2] == 0:
+        raise ValueError(
+            f"{name} has 0 outputs per time step (shape {arr.shape}); at least "
+            "1 is required."
+        )
     return arr.reshape(n_seq * n_steps, arr.shape[2])
 
 

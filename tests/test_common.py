@@ -22,6 +22,10 @@ ESTIMATORS = [
     # Smaller networks keep the suite fast; the default size runs above.
     RTRLRegressor(8, activation="relu", solver="sgd", learning_rate_init=0.01),
     RTRLClassifier(8, activation="logistic", solver="sgd", learning_rate_init=0.05),
+    RTRLRegressor(cell="diagonal"),
+    RTRLClassifier(cell="diagonal"),
+    RTRLRegressor(gradient="snap1"),
+    RTRLClassifier(gradient="snap1"),
 ]
 
 

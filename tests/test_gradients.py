@@ -34,9 +34,14 @@ def loss_and_output_grad(kind, z, y):
 
 
 def bptt(params, sequences, targets, weights, activation, loss_kind, every_step):
-    """Loss and gradient by backpropagation through time, one sequence at a time."""
+    """Loss and gradient by backpropagation through time, one sequence at a time.
+
+    A 1D ``weight_hh`` is the element-wise (diagonal) cell's recurrence.
+    """
     phi, dphi = ACTIVATIONS[activation]
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    if W_hh.ndim == 1:
+        W_hh = np.diag(W_hh)
     b = params["bias_ih"] + params["bias_hh"]
     W_out, b_out = params["weight_out"], params["bias_out"]
     grads = {k: np.zeros_like(v, dtype=np.float64) for k, v in params.items()}
@@ -62,7 +67,10 @@ def bptt(params, sequences, targets, weights, activation, loss_kind, every_step)
                 dh = dh + W_out.T @ dz
             da = dh * dphi(h, As[t])
             grads["weight_ih"] += np.outer(da, x[t])
-            grads["weight_hh"] += np.outer(da, hs[t])
+            if params["weight_hh"].ndim == 1:
+                grads["weight_hh"] += da * hs[t]
+            else:
+                grads["weight_hh"] += np.outer(da, hs[t])
             grads["bias_ih"] += da
             grads["bias_hh"] += da
             dh = W_hh.T @ da
@@ -122,22 +130,37 @@ CASES = [
 ]
 
 
+EXACT = [("elman", "rtrl"), ("diagonal", "rtrl"), ("diagonal", "snap1")]
+
+
+@pytest.mark.parametrize("cell, gradient", EXACT)
 @pytest.mark.parametrize("kind, activation, k, every_step", CASES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_rtrl_gradient_equals_bptt(kind, activation, k, every_step, seed):
+def test_rtrl_gradient_equals_bptt(
+    cell, gradient, kind, activation, k, every_step, seed
+):
     rng = np.random.RandomState(seed)
     n_hidden, n_features = rng.randint(2, 7), rng.randint(1, 4)
     X = random_sequences(rng, rng.randint(5, 9), n_features)
     output = "sequence" if every_step else "last"
+    cell_params = dict(cell=cell, gradient=gradient)
     if kind == "regression":
         est = RTRLRegressor(
-            n_hidden, activation=activation, output=output, random_state=0
+            n_hidden,
+            activation=activation,
+            output=output,
+            random_state=0,
+            **cell_params,
         )
         y, y_ref = reference_targets(kind, rng, X, k, every_step)
         loss_kind = "squared_error"
     else:
         est = RTRLClassifier(
-            n_hidden, activation=activation, output=output, random_state=0
+            n_hidden,
+            activation=activation,
+            output=output,
+            random_state=0,
+            **cell_params,
         )
         # Every class must be present for the fit that sets classes_.
         y, y_ref = reference_targets(kind, rng, X, None, every_step, n_classes=k)
@@ -239,3 +262,68 @@ def test_loss_gradient_does_not_change_the_model():
     for k in before:
         np.testing.assert_array_equal(est.params_[k], before[k])
     assert (est.n_iter_, est.t_, est.loss_curve_) == state
+
+
+def snap1_reference(params, sequences, targets, weights, activation):
+    """SnAp-1 by its definition: dense RTRL whose influence is cut back to
+    the entries d h_i / d theta[i, :] after every step (squared loss, last
+    step only)."""
+    phi, dphi = ACTIVATIONS[activation]
+    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    b = params["bias_ih"] + params["bias_hh"]
+    W_out, b_out = params["weight_out"], params["bias_out"]
+    n, m = W_ih.shape
+    q = m + n + 1
+    keep = np.zeros((n, n, q), dtype=bool)
+    keep[np.arange(n), np.arange(n), :] = True
+    grad = np.zeros((n, q))
+    grad_out, grad_bias_out = np.zeros_like(W_out), np.zeros_like(b_out)
+    for x, y, w in zip(sequences, targets, weights):
+        h, P = np.zeros(n), np.zeros((n, n, q))
+        for t in range(x.shape[0]):
+            z = np.concatenate([x[t], h, [1.0]])
+            a = W_ih @ x[t] + W_hh @ h + b
+            h = phi(a)
+            immediate = np.zeros((n, n, q))
+            immediate[np.arange(n), np.arange(n), :] = z
+            P = dphi(h, a)[:, None, None] * (
+                np.einsum("kl,liq->kiq", W_hh, P) + immediate
+            )
+            P[~keep] = 0.0
+        _, dz = loss_and_output_grad("squared_error", W_out @ h + b_out, y)
+        g = W_out.T @ (w * dz)
+        grad += np.einsum("k,kiq->iq", g, P)
+        grad_out += np.outer(w * dz, h)
+        grad_bias_out += w * dz
+    return {
+        "weight_ih": grad[:, :m],
+        "weight_hh": grad[:, m : m + n],
+        "bias_ih": grad[:, -1],
+        "bias_hh": grad[:, -1],
+        "weight_out": grad_out,
+        "bias_out": grad_bias_out,
+    }
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])
+def test_snap1_equals_influence_restricted_to_diagonal_blocks(activation):
+    rng = np.random.RandomState(5)
+    X = random_sequences(rng, 6, 2, min_len=1, max_len=8)
+    y = rng.normal(size=(6, 2))
+    est = make_model(
+        RTRLRegressor(4, gradient="snap1", activation=activation, random_state=0),
+        X,
+        y,
+        rng,
+    )
+    _, grad = est.loss_gradient(X, y)
+    expected = snap1_reference(est.params_, X, y, np.full(6, 1 / 6), activation)
+    for name in grad:
+        np.testing.assert_allclose(
+            grad[name], expected[name], rtol=1e-9, atol=1e-12, err_msg=name
+        )
+    # And it is an approximation: the exact gradient differs.
+    est.set_params(gradient="rtrl")
+    _, exact = est.loss_gradient(X, y)
+    assert not np.allclose(exact["weight_hh"], grad["weight_hh"])
+    np.testing.assert_allclose(exact["weight_out"], grad["weight_out"], rtol=1e-12)

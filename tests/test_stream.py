@@ -57,11 +57,19 @@ def elman_outputs(params, X, h0):
     return np.array(out)[:, 0], h
 
 
+METHODS = [
+    dict(cell="elman", gradient="rtrl"),
+    dict(cell="elman", gradient="snap1"),
+    dict(cell="diagonal"),
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("chunk", [1, 7])
-def test_chunk_size_does_not_matter(chunk):
+def test_chunk_size_does_not_matter(chunk, method):
     X, y = noisy_sine_stream(150)
-    whole = stream_model().partial_fit(X, y)
-    pieces = stream_model()
+    whole = stream_model(**method).partial_fit(X, y)
+    pieces = stream_model(**method)
     for start in range(0, len(X), chunk):
         pieces.partial_fit(X[start : start + chunk], y[start : start + chunk])
     assert_same_snapshot(snapshot(whole), snapshot(pieces), rtol=1e-10, atol=1e-13)
@@ -121,9 +129,10 @@ def test_failed_partial_fit_leaves_stream_untouched(bad_X, bad_y, match):
     assert_same_snapshot(before, snapshot(est), rtol=0, atol=0)
 
 
-def test_pickled_mid_stream_continues_exactly():
+@pytest.mark.parametrize("method", METHODS)
+def test_pickled_mid_stream_continues_exactly(method):
     X, y = noisy_sine_stream(200)
-    est = stream_model().partial_fit(X[:100], y[:100])
+    est = stream_model(**method).partial_fit(X[:100], y[:100])
     restored = pickle.loads(pickle.dumps(est))
     est.partial_fit(X[100:], y[100:])
     restored.partial_fit(X[100:], y[100:])

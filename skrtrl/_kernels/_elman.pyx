@@ -32,7 +32,9 @@ from libc.string cimport memset, memcpy
 from cython.parallel cimport prange, threadid
 
 from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
-from ._common cimport activate, output_loss, SOLVER_ADAM
+from ._common cimport (
+    activate, optimizer_step, penalize_and_clip, readout_gradient, SOLVER_ADAM,
+)
 
 
 cdef inline void _forward_influence_step(
@@ -81,20 +83,10 @@ cdef inline double _target_gradient(
     floating* g, floating* zout, floating* dz,
 ) noexcept nogil:
     """Loss of one target; its gradient is added into the theta gradient
-    (n*q) and the readout gradient [W_out (o*n) | b_out (o)]."""
-    cdef:
-        int k, l
-        double loss
-        floating* grad_b_out = grad_out + o * n
-    memcpy(zout, b_out, o * sizeof(floating))
-    gemv_rm(o, n, <floating> 1, W_out, n, h, <floating> 1, zout)
-    loss = output_loss(loss_kind, o, zout, y, weight, dz)
-    gemv_rm_t(o, n, <floating> 1, W_out, n, dz, <floating> 0, g)
+    (n*q, through the influence matrix P) and the readout gradient."""
+    cdef double loss = readout_gradient(
+        y, o, n, weight, loss_kind, W_out, b_out, h, grad_out, g, zout, dz)
     gemv_rm_t(n, n * q, <floating> 1, P, n * q, g, <floating> 1, grad_theta)
-    for k in range(o):
-        grad_b_out[k] += dz[k]
-        for l in range(n):
-            grad_out[k * n + l] += dz[k] * h[l]
     return loss
 
 
@@ -237,36 +229,6 @@ def elman_rtrl_minibatch(
             &scratch[tid, 0])
 
 
-cdef void _optimizer_step(
-    floating* params, floating* grad, Py_ssize_t size, int solver,
-    double learning_rate, double beta_1, double beta_2, double epsilon,
-    double momentum, bint nesterov, floating* state_a, floating* state_b,
-    long long t,
-) noexcept nogil:
-    """One optimizer update, the same arithmetic as ``skrtrl._optim``.
-
-    ``t`` is the update's number (from 1). Adam keeps its moments in
-    ``state_a``/``state_b``, SGD its velocity in ``state_a``.
-    """
-    cdef Py_ssize_t i
-    cdef double lr_t, gi
-    if solver == SOLVER_ADAM:
-        lr_t = learning_rate * sqrt(1 - pow(beta_2, t)) / (1 - pow(beta_1, t))
-        for i in range(size):
-            gi = grad[i]
-            state_a[i] = <floating> (beta_1 * state_a[i] + (1 - beta_1) * gi)
-            state_b[i] = <floating> (beta_2 * state_b[i] + (1 - beta_2) * gi * gi)
-            params[i] -= <floating> (lr_t * state_a[i] / (sqrt(state_b[i]) + epsilon))
-    else:
-        for i in range(size):
-            gi = grad[i]
-            state_a[i] = <floating> (momentum * state_a[i] - learning_rate * gi)
-            if nesterov:
-                params[i] += <floating> (momentum * state_a[i] - learning_rate * gi)
-            else:
-                params[i] += state_a[i]
-
-
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def elman_rtrl_online(
@@ -343,7 +305,7 @@ def elman_rtrl_online(
         Py_ssize_t size = params.shape[0]
         Py_ssize_t b, t, i
         int k
-        double weight, norm, scale, loss
+        double weight, loss
         floating* theta = &params[0]
         floating* bias_hh = theta + nq
         floating* W_out = bias_hh + n
@@ -402,17 +364,10 @@ def elman_rtrl_online(
                     P_new, g_theta, g_rest, g, zout, dz)
                 for k in range(n):
                     g_bias_hh[k] = g_theta[k * q + m + n]
-                norm = 0.0
-                for i in range(size):
-                    grad[i] += <floating> (weight * penalty[i] * params[i])
-                    norm += grad[i] * grad[i]
-                norm = sqrt(norm)
-                if clip_norm > 0 and norm > clip_norm:
-                    scale = clip_norm / norm
-                    for i in range(size):
-                        grad[i] *= <floating> scale
+                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
+                                  clip_norm)
                 t_update += 1
-                _optimizer_step(
+                optimizer_step(
                     theta, &grad[0], size, solver, learning_rate, beta_1,
                     beta_2, epsilon, momentum, nesterov, &state_a[0],
                     &state_b[0] if solver == SOLVER_ADAM else &state_a[0],

@@ -1,0 +1,477 @@
+"""What the gradients of a fitted recurrent net say about its use of time.
+
+Three views, each computed by a plain numpy pass over the fitted parameters
+(``estimator.params_``), independent of the compiled kernels:
+
+* :func:`credit_over_time`: how much of the gradient of the loss at the end of
+  a sequence comes from each earlier step, by distance from the end (the
+  picture of vanishing and exploding gradients);
+* :func:`input_saliency`: the derivative of the final output with respect to
+  every input at every step;
+* :func:`recurrent_jacobian_spectrum`: the singular values and spectral radius
+  of the step-to-step Jacobian ``dh_t / dh_{t-1}`` along each trajectory.
+
+All of them need the Elman cell; each cell brings its own Jacobians.
+"""
+
+from numbers import Integral
+
+import numpy as np
+from scipy.special import expit, softmax
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted
+
+from .._base import BaseRTRL
+from .._sequences import check_sequence_targets, check_sequences
+
+__all__ = ["credit_over_time", "input_saliency", "recurrent_jacobian_spectrum"]
+
+#: Recurrent parameters, in the order of ``params_``.
+RECURRENT_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+#: Jacobians evaluated per call of the batched SVD (bounds the memory).
+_JACOBIAN_CHUNK = 1024
+
+
+# -- shared machinery ---------------------------------------------------------
+def _check_estimator(estimator, caller):
+    """Fitted, sequence-mode Elman estimator; its parameters in float64."""
+    if not isinstance(estimator, BaseRTRL):
+        raise TypeError(
+            f"{caller} needs an RTRLRegressor or RTRLClassifier; got "
+            f"{type(estimator).__name__}."
+        )
+    check_is_fitted(estimator)
+    if estimator.stateful:
+        raise ValueError(
+            f"{caller} does not support stateful=True: a stream has no "
+            "sequence ends to take gradients from and runs on from a hidden "
+            "state that is not zero. Fit a model with stateful=False, or copy "
+            "its params_ into one."
+        )
+    if estimator.cell != "elman":
+        raise ValueError(
+            f"{caller} supports cell='elman' only; got cell={estimator.cell!r}."
+        )
+    # Take in entries of params_ that were replaced by new arrays, as predict
+    # does, so that the inspected model is the one that predicts.
+    estimator._sync_params()
+    return {
+        name: np.asarray(value, dtype=np.float64)
+        for name, value in estimator.params_.items()
+    }
+
+
+def _activation(name):
+    """phi and phi' (from the pre-activation a and the value h = phi(a))."""
+    if name == "tanh":
+        return np.tanh, lambda a, h: 1.0 - h * h
+    if name == "logistic":
+        return expit, lambda a, h: h * (1.0 - h)
+    if name == "relu":
+        return (lambda a: np.maximum(a, 0.0)), (lambda a, h: (a > 0).astype(a.dtype))
+    if name == "identity":
+        return (lambda a: a), (lambda a, h: np.ones_like(a))
+    raise ValueError(f"Unknown activation {name!r}.")  # pragma: no cover
+
+
+class _Trajectories:
+    """Forward pass over packed sequences, padded to the longest.
+
+    Attributes (N sequences, T steps of the longest, n hidden units):
+    ``X`` (N, T, m) inputs, ``H`` (N, T + 1, n) hidden states with ``H[:, 0]
+    = 0`` (``H[:, t + 1]`` is h after step t), ``D`` (N, T, n) the
+    derivatives phi'(a_t), ``lengths`` (N,) and ``valid`` (N, T), the mask of
+    real steps. Padded steps hold zeros in ``X`` and ``D``.
+    """
+
+    def __init__(self, params, packed, activation):
+        phi, dphi = _activation(activation)
+        lengths = np.asarray(packed.lengths, dtype=np.intp)
+        N, T, m = lengths.shape[0], int(lengths.max()), packed.n_features
+        n = params["weight_hh"].shape[0]
+        valid = np.arange(T)[None, :] < lengths[:, None]
+        X = np.zeros((N, T, m))
+        X[valid] = packed.values
+        H = np.zeros((N, T + 1, n))
+        D = np.zeros((N, T, n))
+        W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+        b = params["bias_ih"] + params["bias_hh"]
+        for t in range(T):
+            a = X[:, t] @ W_ih.T + H[:, t] @ W_hh.T + b
+            h = phi(a)
+            H[:, t + 1] = h
+            D[:, t] = dphi(a, h)
+        D[~valid] = 0.0
+        self.X, self.H, self.D = X, H, D
+        self.lengths, self.valid = lengths, valid
+        self.params = params
+
+    @property
+    def last_hidden(self):
+        """h after the last real step of each sequence, shape (N, n)."""
+        return self.H[np.arange(self.lengths.shape[0]), self.lengths]
+
+    def backward(self, g_last):
+        """dQ/da_t for every step, where dQ/dh_{T_s} = ``g_last[s]``.
+
+        Q is a function of each sequence's final hidden state only; returns
+        the array (N, T, n) of its derivatives with respect to the
+        pre-activations, zero on padded steps.
+        """
+        N, T, n = self.D.shape
+        W_hh = self.params["weight_hh"]
+        delta = np.zeros((N, T, n))
+        g = np.zeros((N, n))
+        ends = self.lengths - 1
+        for t in range(T - 1, -1, -1):
+            ending = ends == t
+            g[ending] += g_last[ending]
+            delta[:, t] = g * self.D[:, t]
+            g = delta[:, t] @ W_hh
+        return delta
+
+
+def _pack(estimator, X):
+    """Validate X against the fitted model (no attribute is set)."""
+    return check_sequences(estimator, X, reset=False)
+
+
+def _by_distance(values, lengths):
+    """Per-step values (N, T, ...) reordered by distance from the end.
+
+    Entry ``[s, d]`` is the value of step ``lengths[s] - 1 - d``; NaN where
+    ``d >= lengths[s]``.
+    """
+    N, T = values.shape[:2]
+    d = np.arange(T)
+    t = lengths[:, None] - 1 - d[None, :]
+    inside = t >= 0
+    out = np.full(values.shape, np.nan)
+    rows = np.broadcast_to(np.arange(N)[:, None], (N, T))
+    out[inside] = values[rows[inside], t[inside]]
+    return out
+
+
+def _final_loss_gradient(estimator, params, traj, packed, y):
+    """dL/dz of the loss at the last step of each sequence, shape (N, o).
+
+    The loss is the estimator's training loss of one target: half the mean
+    squared error over the outputs (regressor), the binary or multiclass
+    log-loss on the logits (classifier). No sample weights, no penalty.
+    """
+    every_step = estimator.output == "sequence"
+    y_checked = check_sequence_targets(y, packed, every_step=every_step)
+    if every_step:
+        y_checked = y_checked[packed.offsets[1:] - 1]
+    Y, loss = estimator._encode_targets(y_checked, first_call=False)
+    Y = np.asarray(Y, dtype=np.float64).reshape(packed.n_sequences, -1)
+    z = traj.last_hidden @ params["weight_out"].T + params["bias_out"]
+    if loss == "squared_error":
+        return (z - Y) / z.shape[1]
+    if loss == "log_loss_binary":
+        return expit(z) - Y
+    return softmax(z, axis=1) - Y
+
+
+# -- credit over time -----------------------------------------------------------
+def credit_over_time(estimator, X, y, *, return_contributions=False):
+    """Gradient of the final-step loss, split by the step it comes from.
+
+    For each sequence the loss ``L`` of its last step is differentiated with
+    respect to the recurrent parameters (``weight_ih``, ``weight_hh``,
+    ``bias_ih``, ``bias_hh``). Each of these parameters is used at every step,
+    so the gradient is a sum over the steps t of the terms
+
+    .. math::
+
+        \\frac{\\partial L}{\\partial W_{hh}} = \\sum_t \\delta_t
+        h_{t-1}^\\top, \\quad
+        \\frac{\\partial L}{\\partial W_{ih}} = \\sum_t \\delta_t x_t^\\top,
+        \\quad \\frac{\\partial L}{\\partial b} = \\sum_t \\delta_t,
+
+    with :math:`\\delta_t = \\partial L / \\partial a_t` the error at the
+    pre-activation of step t. The contribution of step t is the term with
+    index t; its norm, read by distance from the end, is the standard picture
+    of vanishing (norms decaying geometrically with distance) and exploding
+    (growing) gradients. The term of step t carries the information of the
+    inputs up to step t and the error that has travelled back to it through
+    ``T - 1 - t`` Jacobians ``dh / dh``.
+
+    Parameters
+    ----------
+    estimator : RTRLRegressor or RTRLClassifier
+        A fitted estimator with ``cell="elman"`` and ``stateful=False``.
+    X : array-like or list of array-like
+        Sequences, in any form ``fit`` accepts.
+    y : array-like or list of array-like
+        Targets, as for ``fit``. With ``output="sequence"`` only the target
+        of the last step of each sequence is used.
+
+    return_contributions : bool, default=False
+        Also return the contributions themselves (memory: the size of the
+        recurrent parameters times the number of steps).
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        With attributes
+
+        distances : ndarray of shape (max_len,)
+            ``0, 1, ..., max_len - 1``: distance from the last step
+            (0 is the last step itself).
+        norms : ndarray of shape (n_sequences, max_len)
+            Euclidean norm of the contribution of step ``T_s - 1 - d`` of
+            sequence s, over all four recurrent parameters together (the
+            Frobenius norm of the concatenated arrays). NaN where the
+            sequence is shorter than ``d + 1`` steps.
+        mean_norms : ndarray of shape (max_len,)
+            Mean of ``norms`` over the sequences long enough for each
+            distance.
+        contributions : list of dict of str to ndarray
+            Only with ``return_contributions=True``: for each sequence, the
+            contribution to each recurrent parameter, an array of shape
+            ``(T_s,) + params_[name].shape`` indexed by distance like
+            ``norms``. Summed over the distances, it is the gradient of the
+            last-step loss.
+
+    Notes
+    -----
+    The loss is the estimator's loss of one target (half the mean squared
+    error over the outputs, or the log-loss), without sample weights and
+    without the L2 penalty. For a model with ``output="last"``, alpha=0 and
+    one sequence, the summed contributions therefore equal the recurrent
+    entries of :meth:`~skrtrl.RTRLRegressor.loss_gradient`. The two biases
+    enter every step identically, so their contributions are equal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrtrl import RTRLRegressor
+    >>> from skrtrl.inspection import credit_over_time
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(20, 6))
+    >>> y = X[:, 0]
+    >>> reg = RTRLRegressor(n_hidden=4, random_state=0).partial_fit(X, y)
+    >>> credit = credit_over_time(reg, X, y)
+    >>> credit.distances
+    array([0, 1, 2, 3, 4, 5])
+    >>> credit.norms.shape, credit.mean_norms.shape
+    ((20, 6), (6,))
+    """
+    params = _check_estimator(estimator, "credit_over_time")
+    packed = _pack(estimator, X)
+    traj = _Trajectories(params, packed, estimator.activation)
+    dz = _final_loss_gradient(estimator, params, traj, packed, y)
+    delta = traj.backward(dz @ params["weight_out"])
+    X_pad, H_prev = traj.X, traj.H[:, :-1]
+    # |delta x^T|^2 + |delta h^T|^2 + 2 |delta|^2 for the two biases.
+    sq_inputs = (X_pad**2).sum(axis=2) + (H_prev**2).sum(axis=2) + 2.0
+    step_norms = np.sqrt((delta**2).sum(axis=2) * sq_inputs)
+    norms = _by_distance(step_norms, traj.lengths)
+    result = Bunch(
+        distances=np.arange(norms.shape[1]),
+        norms=norms,
+        mean_norms=_nanmean_columns(norms),
+    )
+    if return_contributions:
+        contributions = []
+        for s, length in enumerate(traj.lengths):
+            order = np.arange(length - 1, -1, -1)  # by distance
+            d, x, h = delta[s, order], X_pad[s, order], H_prev[s, order]
+            contributions.append(
+                {
+                    "weight_ih": d[:, :, None] * x[:, None, :],
+                    "weight_hh": d[:, :, None] * h[:, None, :],
+                    "bias_ih": d.copy(),
+                    "bias_hh": d.copy(),
+                }
+            )
+        result.contributions = contributions
+    return result
+
+
+def _nanmean_columns(values):
+    """Mean of every column over its non-NaN entries (every column has one)."""
+    present = ~np.isnan(values)
+    return np.where(present, values, 0.0).sum(axis=0) / present.sum(axis=0)
+
+
+# -- input saliency ---------------------------------------------------------------
+def _output_directions(estimator, params, traj, output_index):
+    """Per sequence, the readout row (with sign) that defines the output.
+
+    Returns an array (N, n_outputs): the derivative of the inspected scalar
+    output with respect to the readout z.
+    """
+    N = traj.lengths.shape[0]
+    n_outputs = params["weight_out"].shape[0]
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None:
+        n_classes = classes.shape[0]
+        if output_index is None:
+            z = traj.last_hidden @ params["weight_out"].T + params["bias_out"]
+            index = (z[:, 0] > 0).astype(np.intp) if n_outputs == 1 else z.argmax(1)
+        else:
+            _check_index(output_index, n_classes, "classes_")
+            index = np.full(N, output_index, dtype=np.intp)
+        if n_outputs == 1:
+            # The one logit is the log-odds of classes_[1]; the log-odds of
+            # classes_[0] is its negative.
+            return np.where(index == 1, 1.0, -1.0)[:, None]
+        return np.eye(n_outputs)[index]
+    if output_index is None:
+        if n_outputs > 1:
+            raise ValueError(
+                f"The regressor has {n_outputs} outputs; pass output_index to "
+                "choose the one to differentiate."
+            )
+        output_index = 0
+    _check_index(output_index, n_outputs, "outputs")
+    return np.tile(np.eye(n_outputs)[output_index], (N, 1))
+
+
+def _check_index(index, size, what):
+    if (
+        not isinstance(index, Integral)
+        or isinstance(index, bool)
+        or not 0 <= index < size
+    ):
+        raise ValueError(
+            f"output_index must be an integer in [0, {size}) (one of the "
+            f"{size} {what}); got {index!r}."
+        )
+
+
+def input_saliency(estimator, X, *, output_index=None):
+    """Derivative of the final output with respect to every input.
+
+    For each sequence of length T, the gradient ``d f / d x_t`` of one scalar
+    output f of its last step with respect to the input ``x_t`` of every
+    step t: where in time, and in which features, the output is sensitive.
+
+    Parameters
+    ----------
+    estimator : RTRLRegressor or RTRLClassifier
+        A fitted estimator with ``cell="elman"`` and ``stateful=False``. With
+        ``output="sequence"``, the output of the last step is inspected.
+    X : array-like or list of array-like
+        Sequences, in any form ``fit`` accepts.
+
+    output_index : int, default=None
+        Which output f is. Regressor: the index of the output (may be
+        omitted for a single output). Classifier: an index into
+        ``classes_``, f being the logit of that class; ``None`` takes the
+        predicted class of each sequence. With two classes the model has
+        one logit, ``decision_function``, the log-odds of ``classes_[1]``;
+        the log-odds of ``classes_[0]`` is its negative.
+
+    Returns
+    -------
+    saliency : list of ndarray of shape (T_i, n_features)
+        For each sequence, ``saliency[i][t, j] = d f / d X_i[t, j]``. A 2D X
+        (univariate sequences) gives ``n_features = 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrtrl import RTRLRegressor
+    >>> from skrtrl.inspection import input_saliency
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(20, 5, 3))
+    >>> y = X[:, -1, 0]
+    >>> reg = RTRLRegressor(n_hidden=4, random_state=0).partial_fit(X, y)
+    >>> saliency = input_saliency(reg, X)
+    >>> len(saliency), saliency[0].shape
+    (20, (5, 3))
+    """
+    params = _check_estimator(estimator, "input_saliency")
+    packed = _pack(estimator, X)
+    return _input_saliency_packed(estimator, params, packed, output_index)
+
+
+def _input_saliency_packed(estimator, params, packed, output_index):
+    traj = _Trajectories(params, packed, estimator.activation)
+    df_dz = _output_directions(estimator, params, traj, output_index)
+    delta = traj.backward(df_dz @ params["weight_out"])
+    grads = delta @ params["weight_ih"]
+    return [grads[s, :length] for s, length in enumerate(traj.lengths)]
+
+
+# -- Jacobian spectrum ------------------------------------------------------------
+def recurrent_jacobian_spectrum(estimator, X, *, k=None):
+    """Singular values of the step-to-step Jacobian along each trajectory.
+
+    At step t the hidden state moves by ``h_t = phi(a_t)`` with
+    ``a_t = W_ih x_t + W_hh h_{t-1} + b``, so the Jacobian
+
+    .. math::
+
+        J_t = \\frac{\\partial h_t}{\\partial h_{t-1}}
+        = \\mathrm{diag}(\\phi'(a_t)) W_{hh}
+
+    maps a perturbation of the previous state into the current one, and the
+    error signals of backpropagation travel back through its transposes.
+    Largest singular values below 1 along the whole trajectory mean
+    vanishing gradients (a product of ``d`` such Jacobians has norm at most
+    the product of their largest singular values), above 1 possibly
+    exploding ones.
+
+    Parameters
+    ----------
+    estimator : RTRLRegressor or RTRLClassifier
+        A fitted estimator with ``cell="elman"`` and ``stateful=False``.
+    X : array-like or list of array-like
+        Sequences, in any form ``fit`` accepts.
+
+    k : int, default=None
+        Number of singular values to keep, the largest first; ``None``
+        keeps all ``n_hidden``.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        With attributes
+
+        singular_values : list of ndarray of shape (T_i, k)
+            For each sequence and step t (``0 .. T_i - 1``), the k largest
+            singular values of ``J_t``, in decreasing order.
+        spectral_radius : list of ndarray of shape (T_i,)
+            For each sequence and step, the largest modulus of the
+            eigenvalues of ``J_t``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrtrl import RTRLRegressor
+    >>> from skrtrl.inspection import recurrent_jacobian_spectrum
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(20, 6))
+    >>> reg = RTRLRegressor(n_hidden=4, random_state=0).partial_fit(X, X[:, 0])
+    >>> spectrum = recurrent_jacobian_spectrum(reg, X, k=2)
+    >>> spectrum.singular_values[0].shape, spectrum.spectral_radius[0].shape
+    ((6, 2), (6,))
+    >>> bool(np.all(spectrum.spectral_radius[0] <= spectrum.singular_values[0][:, 0]))
+    True
+    """
+    params = _check_estimator(estimator, "recurrent_jacobian_spectrum")
+    n = params["weight_hh"].shape[0]
+    if k is None:
+        k = n
+    elif isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n:
+        raise ValueError(f"k must be None or an integer in [1, {n}]; got {k!r}.")
+    packed = _pack(estimator, X)
+    traj = _Trajectories(params, packed, estimator.activation)
+    D = traj.D[traj.valid]  # (n_steps_total, n), sequence after sequence
+    W_hh = params["weight_hh"]
+    sv = np.empty((D.shape[0], k))
+    radius = np.empty(D.shape[0])
+    for start in range(0, D.shape[0], _JACOBIAN_CHUNK):
+        J = D[start : start + _JACOBIAN_CHUNK, :, None] * W_hh
+        sv[start : start + J.shape[0]] = np.linalg.svd(J, compute_uv=False)[:, :k]
+        radius[start : start + J.shape[0]] = np.abs(np.linalg.eigvals(J)).max(axis=1)
+    splits = np.cumsum(traj.lengths)[:-1]
+    return Bunch(
+        singular_values=np.split(sv, splits),
+        spectral_radius=np.split(radius, splits),
+    )
