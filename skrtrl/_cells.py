@@ -159,7 +159,7 @@ class ElmanCell:
             workspace["scratch"],
             loss_rows,
         )
-        with blas_single_threaded(workspace["influence"].shape[0]):
+        with blas_single_threaded(workspace["influence"].shape[0], self.n):
             if self._per_unit_influence:
                 diagonal_rtrl_minibatch(
                     *data, weight_scale, every_step, self._full_recurrence, *rest
@@ -220,18 +220,19 @@ class ElmanCell:
         model = (flat, self.n, self.m, self.o, ACTIVATIONS[activation], LOSSES[loss])
         opt = (solver, *settings, state_a, state_b, optimizer.t, penalty)
         clip = -1.0 if clip_norm is None else float(clip_norm)
-        if self._per_unit_influence:
-            optimizer.t = diagonal_rtrl_online(
-                *data, every_step, reset_state, self._full_recurrence, *model,
-                *opt, clip, state["hidden"], state["influence"],
-                np.empty_like(flat), scratch, loss_rows,
-            )  # fmt: skip
-        else:
-            optimizer.t, state["parity"] = elman_rtrl_online(
-                *data, every_step, reset_state, *model, *opt, clip,
-                state["hidden"], state["influence"], state["parity"],
-                np.empty_like(flat), scratch, loss_rows,
-            )  # fmt: skip
+        with blas_single_threaded(1, self.n):
+            if self._per_unit_influence:
+                optimizer.t = diagonal_rtrl_online(
+                    *data, every_step, reset_state, self._full_recurrence,
+                    *model, *opt, clip, state["hidden"], state["influence"],
+                    np.empty_like(flat), scratch, loss_rows,
+                )  # fmt: skip
+            else:
+                optimizer.t, state["parity"] = elman_rtrl_online(
+                    *data, every_step, reset_state, *model, *opt, clip,
+                    state["hidden"], state["influence"], state["parity"],
+                    np.empty_like(flat), scratch, loss_rows,
+                )  # fmt: skip
         return loss_rows
 
     def hidden_states(
@@ -243,8 +244,9 @@ class ElmanCell:
             h0 = np.zeros(self.n, dtype=flat.dtype)
         rows = values.shape[0] if every_step else lengths.shape[0]
         H = np.empty((rows, self.n), dtype=flat.dtype)
-        self._forward(values, x_start, lengths, theta, bias_hh, activation,
-                      every_step, H, h0)  # fmt: skip
+        with blas_single_threaded(1, self.n):
+            self._forward(values, x_start, lengths, theta, bias_hh, activation,
+                          every_step, H, h0)  # fmt: skip
         return H
 
     def _forward(

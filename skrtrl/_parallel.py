@@ -3,6 +3,7 @@
 The kernels parallelise over the sequences of a minibatch with OpenMP; each
 thread then calls BLAS on its own small products, so BLAS itself must run
 single-threaded meanwhile (two layers of threads on two cores only fight).
+BLAS threads are left on only for large networks in a single kernel thread.
 """
 
 import contextlib
@@ -25,11 +26,22 @@ def kernel_threads(n_sequences, n_jobs=None):
     return max(1, min(wanted, openmp_max_threads(), n_sequences))
 
 
+#: Below this many hidden units the kernels' BLAS products are too small to
+#: gain from BLAS threads, and on a busy machine threaded BLAS was measured
+#: 10 to 36 times slower on them (OpenBLAS threads wait on each other).
+BLAS_THREADS_MIN_HIDDEN = 128
+
+
 @contextlib.contextmanager
-def blas_single_threaded(n_threads):
-    """Limit BLAS to one thread while ``n_threads`` > 1 kernel threads run."""
+def blas_single_threaded(n_threads, n_hidden=0):
+    """Hold BLAS to one thread around a kernel call.
+
+    Needed while ``n_threads`` > 1 kernel threads run (each calls BLAS on
+    its own products), and whenever the products are small
+    (``n_hidden < BLAS_THREADS_MIN_HIDDEN``).
+    """
     global _controller
-    if n_threads <= 1:
+    if n_threads <= 1 and n_hidden >= BLAS_THREADS_MIN_HIDDEN:
         yield
         return
     if _controller is None:
