@@ -77,7 +77,6 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
     }
 
-    @abstractmethod
     def __init__(
         self,
         n_hidden=32,
