@@ -692,7 +692,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         )
         if grad is None:
             grad = np.zeros_like(self._flat_params)
-        return loss, {k: np.array(v) for k, v in self._cell.views(grad).items()}
+        return float(loss), {k: np.array(v) for k, v in self._cell.views(grad).items()}
 
     # -- prediction ----------------------------------------------------------
     def _validate_X(self, X):

@@ -22,6 +22,13 @@ from ._kernels._elman import (
     elman_rtrl_online,
     train_scratch_size,
 )
+from ._kernels._gated import (
+    gated_forward,
+    gated_rtrl_minibatch,
+    gated_rtrl_online,
+    gated_scratch_size,
+    gated_sizes,
+)
 from ._parallel import blas_single_threaded
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
@@ -295,4 +302,235 @@ class DiagonalCell(ElmanCell):
         )  # fmt: skip
 
 
-CELLS = {"elman": ElmanCell, "diagonal": DiagonalCell}
+class _GatedCell:
+    """Gated cell in torch's layout, trained by exact RTRL through the gates.
+
+    ``theta`` (G*n x q, q = m + n + 2) has one row per gate and unit, in
+    torch's row order, holding [W_ih row | W_hh row | b_ih | b_hh]; the flat
+    vector is [theta | weight_out | bias_out] (no separate bias_hh block:
+    both biases are columns of theta). The cell state (GRU: h; LSTM:
+    [h, c]) and its influence (S x G*n*q) are described in
+    ``skrtrl/_kernels/_gated.pyx``. The readout reads h only.
+
+    The estimators' ``activation`` does not apply to gated cells: their
+    nonlinearities (logistic gates, tanh candidate and output) are fixed by
+    the cell's equations, and ``activation`` is ignored. Only
+    ``gradient="rtrl"`` is available.
+    """
+
+    name = None
+    _kind = None
+
+    def __init__(self, n_hidden, n_inputs, n_outputs, gradient="rtrl"):
+        if gradient != "rtrl":
+            raise ValueError(
+                f"cell={self.name!r} supports gradient='rtrl' only; got "
+                f"gradient={gradient!r}."
+            )
+        self.n = n_hidden
+        self.m = n_inputs
+        self.o = n_outputs
+        self.gradient = gradient
+        self.n_gates, self.n_state, self.q, self._n_influence_columns = gated_sizes(
+            self._kind, n_hidden, n_inputs
+        )
+
+    @property
+    def n_params(self):
+        return self._n_influence_columns + self.o * self.n + self.o
+
+    def _blocks(self, flat):
+        G, n, q, o = self.n_gates, self.n, self.q, self.o
+        pos = G * n * q
+        theta = flat[:pos].reshape(G * n, q)
+        weight_out = flat[pos : pos + o * n].reshape(o, n)
+        bias_out = flat[pos + o * n : pos + o * n + o]
+        return theta, weight_out, bias_out
+
+    def views(self, flat):
+        """Named views into ``flat`` in the layout of torch's GRU / LSTM."""
+        m, n = self.m, self.n
+        theta, weight_out, bias_out = self._blocks(flat)
+        return {
+            "weight_ih": theta[:, :m],
+            "weight_hh": theta[:, m : m + n],
+            "bias_ih": theta[:, m + n],
+            "bias_hh": theta[:, m + n + 1],
+            "weight_out": weight_out,
+            "bias_out": bias_out,
+        }
+
+    def penalty_mask(self, dtype):
+        """1 for the weights that L2 regularisation acts on, 0 for biases."""
+        mask = np.zeros(self.n_params, dtype=dtype)
+        views = self.views(mask)
+        for name in ("weight_ih", "weight_hh", "weight_out"):
+            views[name][...] = 1
+        return mask
+
+    def initialize(self, flat, random_state):
+        """Uniform(-1/sqrt(n), 1/sqrt(n)) for every entry, as torch does."""
+        bound = 1.0 / np.sqrt(self.n)
+        flat[:] = random_state.uniform(-bound, bound, size=flat.shape[0])
+
+    # -- kernels ---------------------------------------------------------
+    def _scratch_size(self):
+        return gated_scratch_size(self._kind, self.n, self.m, self.o)
+
+    def workspace(self, batch_size, n_threads, dtype):
+        """Buffers of the training kernel: per thread, and per sequence."""
+        influence = 2 * self.n_state * self._n_influence_columns
+        return {
+            "grad": np.empty((batch_size, self.n_params), dtype=dtype),
+            "loss": np.empty(batch_size, dtype=np.float64),
+            "influence": np.empty((n_threads, influence), dtype=dtype),
+            "scratch": np.empty((n_threads, self._scratch_size()), dtype=dtype),
+        }
+
+    def train_minibatch(
+        self,
+        flat,
+        grad,
+        values,
+        targets,
+        x_start,
+        y_start,
+        lengths,
+        target_weight,
+        weight_scale,
+        every_step,
+        activation,
+        loss,
+        workspace,
+    ):
+        """Loss of the minibatch; its gradient is added into ``grad``.
+
+        ``activation`` is ignored (see the class docstring).
+        """
+        theta, weight_out, bias_out = self._blocks(flat)
+        B = lengths.shape[0]
+        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
+        with blas_single_threaded(workspace["influence"].shape[0]):
+            gated_rtrl_minibatch(
+                self._kind, values, targets, x_start, y_start, lengths,
+                target_weight, weight_scale, every_step, theta, weight_out,
+                bias_out, LOSSES[loss], grad_rows, workspace["influence"],
+                workspace["scratch"], loss_rows,
+            )  # fmt: skip
+        # grad_rows are laid out like the flat vector.
+        grad += grad_rows[:B].sum(axis=0)
+        return float(loss_rows[:B].sum())
+
+    def new_state(self, dtype):
+        """Zero state of a stream: the cell state and influence matrices.
+
+        ``"hidden"`` holds the full cell state (n numbers, h, for the GRU;
+        2n, [h, c], for the LSTM), which ``hidden_states`` takes as ``h0``.
+        """
+        return {
+            "hidden": np.zeros(self.n_state, dtype=dtype),
+            "influence": np.zeros(
+                (2, self.n_state * self._n_influence_columns), dtype=dtype
+            ),
+            "parity": 0,
+        }
+
+    def train_online(
+        self,
+        flat,
+        optimizer,
+        penalty,
+        clip_norm,
+        values,
+        targets,
+        x_start,
+        y_start,
+        lengths,
+        target_weight,
+        every_step,
+        activation,
+        loss,
+        state,
+        reset_state,
+    ):
+        """Update ``flat`` after every step with a target (real-time RTRL).
+
+        As ``ElmanCell.train_online``; ``activation`` is ignored.
+        """
+        solver, settings, state_a, state_b = optimizer.kernel_state()
+        loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
+        scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
+        optimizer.t, state["parity"] = gated_rtrl_online(
+            self._kind, values, targets, x_start, y_start, lengths,
+            target_weight, every_step, reset_state, flat, self.n, self.m,
+            self.o, LOSSES[loss], solver, *settings, state_a, state_b,
+            optimizer.t, penalty, -1.0 if clip_norm is None else float(clip_norm),
+            state["hidden"], state["influence"], state["parity"],
+            np.empty_like(flat), scratch, loss_rows,
+        )  # fmt: skip
+        return loss_rows
+
+    def hidden_states(
+        self, flat, values, x_start, lengths, activation, every_step, h0=None
+    ):
+        """Hidden states h after every step, or after the last, from ``h0``.
+
+        ``h0`` is the full cell state (see ``new_state``); for the LSTM an
+        ``h0`` of n numbers is taken as h with c = 0. ``activation`` is
+        ignored.
+        """
+        theta, _, _ = self._blocks(flat)
+        s0 = np.zeros(self.n_state, dtype=flat.dtype)
+        if h0 is not None:
+            h0 = np.asarray(h0, dtype=flat.dtype)
+            s0[: h0.shape[0]] = h0
+        rows = values.shape[0] if every_step else lengths.shape[0]
+        H = np.empty((rows, self.n), dtype=flat.dtype)
+        scratch = np.empty(
+            gated_scratch_size(self._kind, self.n, self.m, 0), dtype=flat.dtype
+        )
+        gated_forward(
+            self._kind, values, x_start, lengths, theta, every_step, H, scratch, s0
+        )
+        return H
+
+    def readout(self, flat, H):
+        _, weight_out, bias_out = self._blocks(flat)
+        return H @ weight_out.T + bias_out
+
+
+class GRUCell(_GatedCell):
+    """Gated recurrent unit, torch's ``nn.GRU`` equations and layout.
+
+    ``r = sigma(W_ir x + b_ir + W_hr h + b_hr)``,
+    ``z = sigma(W_iz x + b_iz + W_hz h + b_hz)``,
+    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``,
+    ``h' = (1 - z) * n + z * h``; ``params_`` holds ``weight_ih`` (3n, m),
+    ``weight_hh`` (3n, n), ``bias_ih`` and ``bias_hh`` (3n,), gates in the
+    order r, z, n. ``activation`` is ignored.
+    """
+
+    name = "gru"
+    _kind = 0
+
+
+class LSTMCell(_GatedCell):
+    """Long short-term memory, torch's ``nn.LSTM`` equations and layout.
+
+    ``i, f, o = sigma(...)``, ``g = tanh(...)`` (each ``W_i* x + b_i* +
+    W_h* h + b_h*``), ``c' = f * c + i * g``, ``h' = o * tanh(c')``;
+    ``params_`` holds ``weight_ih`` (4n, m), ``weight_hh`` (4n, n),
+    ``bias_ih`` and ``bias_hh`` (4n,), gates in the order i, f, g, o. The
+    stream state is [h, c]. ``activation`` is ignored.
+    """
+
+    name = "lstm"
+    _kind = 1
+
+
+CELLS = {
+    "elman": ElmanCell,
+    "diagonal": DiagonalCell,
+    "gru": GRUCell,
+    "lstm": LSTMCell,
+}

@@ -56,8 +56,9 @@ _PARAMETERS_DOC = """
         scaled per minibatch as in :class:`~sklearn.neural_network.MLPClassifier`.
 
     batch_size : int or "auto", default="auto"
-        Sequences per minibatch. ``"auto"`` uses ``min(32, n_sequences)``,
-        reduced if the influence matrices of the batch would exceed 512 MiB.
+        Sequences per minibatch. ``"auto"`` uses ``min(32, n_sequences)``.
+        Memory does not grow with it: the kernel runs each sequence through
+        time with one pair of influence buffers per thread.
 
     max_iter : int, default=200
         Maximum number of epochs (passes over the training sequences).
@@ -148,7 +149,7 @@ _ATTRIBUTES_DOC = """
         For 2D X, the number of columns (time steps); for 3D or list X, the
         number of features per time step.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a 2D DataFrame X. Defined only for such input.
 
     n_outputs_ : int

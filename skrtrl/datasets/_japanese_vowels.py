@@ -68,13 +68,13 @@ def load_japanese_vowels(*, return_X_y=False):
     target is the speaker (integer labels 1 to 9). The standard split
     into 270 training and 370 test sequences is used.
 
-    =================   ==========================
-    Classes                                      9
-    Training sequences                         270
-    Test sequences                             370
-    Features per frame                          12
-    Frames per sequence                    7 to 29
-    =================   ==========================
+    ====================   =======
+    Classes                      9
+    Training sequences         270
+    Test sequences             370
+    Features per frame          12
+    Frames per sequence    7 to 29
+    ====================   =======
 
     The data is read from a file shipped with the package; nothing is
     downloaded.

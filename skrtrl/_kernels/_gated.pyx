@@ -1,0 +1,627 @@
+# cython: language_level=3
+"""Exact RTRL for the gated cells: GRU and LSTM (torch's equations).
+
+Notation: n hidden units, m inputs, o outputs, G gates (3 for the GRU, 4 for
+the LSTM), q = m + n + 2. The recurrent parameters are one row-major matrix
+``theta`` (G*n x q); row g*n + i belongs to gate g of unit i and holds
+
+    [W_ih[g*n + i, :] | W_hh[g*n + i, :] | b_ih[g*n + i] | b_hh[g*n + i]],
+
+so ``theta[:, :m]`` is torch's ``weight_ih``, ``theta[:, m:m+n]`` its
+``weight_hh`` and the last two columns its ``bias_ih`` and ``bias_hh``, in
+torch's gate order (GRU: r, z, n; LSTM: i, f, g, o). The two bias columns
+stay separate because the GRU's b_in and b_hn have different derivatives
+(for the LSTM, and the GRU's r and z gates, the two columns are equal). The
+flat parameter vector is [theta | W_out (o x n) | b_out (o)] and gradients
+are laid out the same way.
+
+State s_t: h_t (S = n) for the GRU, [h_t, c_t] (S = 2n) for the LSTM. The
+influence P_t = d s_t / d theta is S x (G*n*q), row-major, column
+(g*n + i)*q + j for theta[g*n + i, j]. Each gate pre-activation of unit i
+depends on theta only through row g*n + i, with the derivative of
+``theta[g*n + i] . v`` being v = [x_t, h_{t-1}, 1, 1]. Hence
+
+    P_t = J_t P_{t-1} + I_t,    J_t = d s_t / d s_{t-1} (S x S, dense),
+
+where the immediate term I_t (the derivative at fixed s_{t-1}) only has
+entries in the rows of unit i's state at the columns of unit i's G gate
+rows: G (GRU) or 2 x G (LSTM) short row segments per unit, added with
+loops. P_0 = 0, so the first step from the zero state is I_1 alone (no
+GEMM). A loss with dL/dh_t = g adds P_t[:n]^T g to the gradient of theta.
+
+GRU (sigma the logistic function; products element-wise)::
+
+    r = sigma(a_r),  a_r = W_ir x + b_ir + W_hr h + b_hr
+    z = sigma(a_z),  a_z = W_iz x + b_iz + W_hz h + b_hz
+    u = W_hn h + b_hn
+    e = tanh(a_n),   a_n = W_in x + b_in + r u
+    h' = (1 - z) e + z h
+
+    d h'/d a_n = (1 - z)(1 - e^2)           =: cn
+    d h'/d a_z = (h - e) z (1 - z)          =: cz
+    d h'/d a_r = cn u r (1 - r)             =: cr
+    d h'/d u   = cn r
+
+    J = diag(z) + diag(cr) W_hr + diag(cz) W_hz + diag(cn r) W_hn
+
+    I[i, row r_i] = cr_i v,  I[i, row z_i] = cz_i v,
+    I[i, row n_i] = cn_i [x, r_i h, 1, r_i]    (b_in: cn_i, b_hn: cn_i r_i)
+
+LSTM (c' first, then h')::
+
+    i, f, o = sigma(a_i), sigma(a_f), sigma(a_o),  g = tanh(a_g),
+    a_* = W_i* x + b_i* + W_h* h + b_h*
+    c' = f c + i g,   h' = o tanh(c')
+
+    d c'/d a_i = g i (1 - i)       =: gi      d c'/d a_f = c f (1 - f)  =: gf
+    d c'/d a_g = i (1 - g^2)       =: gg      d h'/d a_o = tanh(c') o (1 - o)
+                                                                        =: do
+    d h'/d c'  = o (1 - tanh(c')^2) =: k
+
+    Jc = diag(gi) W_hi + diag(gf) W_hf + diag(gg) W_hg        (n x n)
+    J  = [[diag(k) Jc + diag(do) W_ho,  diag(k f)],           rows h'
+          [Jc,                          diag(f)  ]]           rows c'
+
+    I[c_i, row i_i] = gi_i v, I[c_i, row f_i] = gf_i v, I[c_i, row g_i] = gg_i v,
+    I[h_i, rows i_i, f_i, g_i] = k_i I[c_i, same rows],  I[h_i, row o_i] = do_i v.
+
+The LSTM's right half of J is diagonal, which the kernel exploits: one GEMM
+(2n x n) J[:, :n] times P_{t-1}[:n] (the h rows), then one fused pass adding
+f_i P_{t-1}[c_i] to row c_i and k_i f_i P_{t-1}[c_i] to row h_i. That halves
+the flops of the dense (2n x 2n) product for one extra pass over the c rows
+of P_{t-1}; measured at batch 32, float64 on 2 cores, the split was 1.5x
+faster at n = 32 and 1.3x at n = 64 (``lstm_dense=True`` keeps the dense
+product for comparison and testing). Per step and sequence the
+GEMM costs 2 n^2 (3 n q) flops for the GRU and 2 (2n) n (4 n q) for the LSTM,
+against 2 n^2 (n (m + n + 1)) for the Elman cell: roughly 3x and 8x (plus
+the pass over P). All derivatives above are checked against central finite
+differences, through the estimators, in tests/test_gated.py.
+
+The kernels mirror those of the Elman cell (``_elman.pyx``): a minibatch
+kernel that runs each sequence through time on its own thread with two
+influence buffers per thread and writes one gradient row per sequence; an
+online kernel (update after every step, state and influence carried in and
+out for streams); and a forward kernel for predictions.
+"""
+
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport tanh
+from libc.string cimport memset, memcpy
+
+from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
+from ._common cimport (
+    _sigmoid, optimizer_step, penalize_and_clip, readout_gradient, SOLVER_ADAM,
+)
+
+# Codes of the cells, as passed by skrtrl._cells.
+cdef enum:
+    KIND_GRU = 0
+    KIND_LSTM = 1
+
+
+cdef inline int _n_gates(int kind) noexcept nogil:
+    return 3 if kind == KIND_GRU else 4
+
+
+cdef inline int _n_state(int kind, int n) noexcept nogil:
+    return n if kind == KIND_GRU else 2 * n
+
+
+def gated_sizes(int kind, int n, int m):
+    """(gates G, state size S, columns q, influence columns G*n*q)."""
+    if kind != KIND_GRU and kind != KIND_LSTM:
+        raise ValueError("unknown gated cell kind")
+    cdef int q = m + n + 2
+    return _n_gates(kind), _n_state(kind, n), q, _n_gates(kind) * n * q
+
+
+def gated_scratch_size(int kind, int n, int m, int o):
+    """Numbers of scratch memory one thread of the training kernels needs."""
+    cdef int G = _n_gates(kind)
+    cdef int S = _n_state(kind, n)
+    return S * S + 2 * G * n + 6 * n + 2 * S + (m + n + 2) + n + 2 * o
+
+
+cdef inline void _gates(
+    int kind, const floating* x, int m, int n, int q, const floating* theta,
+    floating* s, floating* ax, floating* ah, floating* coef, floating* v,
+) noexcept nogil:
+    """Advance the state ``s`` by one step, in place.
+
+    Writes v = [x, h_{t-1}, 1, 1] and the coefficient vectors the influence
+    update needs, each of n numbers in ``coef``: GRU r, z, cr, cz, cn; LSTM
+    f, gi, gf, gg, do, k (see the module docstring). ``ax`` and ``ah``
+    (G*n each) are workspace.
+    """
+    cdef:
+        int G = _n_gates(kind)
+        int GN = G * n
+        int k
+        double r, zg, u, e, hk, ig, fg, gg, og, c, cnew, tc, cn
+        floating* h = s
+    memcpy(v, x, m * sizeof(floating))
+    memcpy(v + m, h, n * sizeof(floating))
+    v[m + n] = 1
+    v[m + n + 1] = 1
+    if kind == KIND_GRU:
+        # The n gate needs W_hn h + b_hn apart from the input part.
+        for k in range(GN):
+            ax[k] = theta[k * q + m + n]
+            ah[k] = theta[k * q + m + n + 1]
+        gemv_rm(GN, m, <floating> 1, theta, q, x, <floating> 1, ax)
+        gemv_rm(GN, n, <floating> 1, theta + m, q, v + m, <floating> 1, ah)
+        for k in range(n):
+            r = _sigmoid(ax[k] + ah[k])
+            zg = _sigmoid(ax[n + k] + ah[n + k])
+            u = ah[2 * n + k]
+            e = tanh(ax[2 * n + k] + r * u)
+            hk = h[k]
+            h[k] = <floating> ((1 - zg) * e + zg * hk)
+            cn = (1 - zg) * (1 - e * e)
+            coef[k] = <floating> r
+            coef[n + k] = <floating> zg
+            coef[2 * n + k] = <floating> (cn * u * r * (1 - r))
+            coef[3 * n + k] = <floating> ((hk - e) * zg * (1 - zg))
+            coef[4 * n + k] = <floating> cn
+    else:
+        for k in range(GN):
+            ax[k] = theta[k * q + m + n] + theta[k * q + m + n + 1]
+        gemv_rm(GN, m + n, <floating> 1, theta, q, v, <floating> 1, ax)
+        for k in range(n):
+            ig = _sigmoid(ax[k])
+            fg = _sigmoid(ax[n + k])
+            gg = tanh(ax[2 * n + k])
+            og = _sigmoid(ax[3 * n + k])
+            c = s[n + k]
+            cnew = fg * c + ig * gg
+            tc = tanh(cnew)
+            s[n + k] = <floating> cnew
+            h[k] = <floating> (og * tc)
+            coef[k] = <floating> fg
+            coef[n + k] = <floating> (gg * ig * (1 - ig))
+            coef[2 * n + k] = <floating> (c * fg * (1 - fg))
+            coef[3 * n + k] = <floating> (ig * (1 - gg * gg))
+            coef[4 * n + k] = <floating> (tc * og * (1 - og))
+            coef[5 * n + k] = <floating> (og * (1 - tc * tc))
+
+
+cdef inline void _influence(
+    int kind, int m, int n, int q, const floating* theta,
+    const floating* coef, const floating* v,
+    const floating* P_old, floating* P_new, bint first, bint lstm_dense,
+    floating* J,
+) noexcept nogil:
+    """P_new = J_t P_old + I_t (``first``: P_old = 0, no GEMM)."""
+    cdef:
+        int G = _n_gates(kind)
+        int S = _n_state(kind, n)
+        int W = G * n * q
+        int k, l, j, gate
+        floating a, b, c, jc, kf, fk
+        floating* row
+        floating* row2
+        floating* Jh
+        floating* Jc
+        const floating* wr
+        const floating* wz
+        const floating* wn
+        const floating* wo
+        const floating* pc
+        const floating* r = coef
+        const floating* zg = coef + n
+        const floating* cr = coef + 2 * n
+        const floating* cz = coef + 3 * n
+        const floating* cn = coef + 4 * n
+        const floating* f = coef
+        const floating* gam = coef + n    # gi, gf, gg: gam[gate * n + k]
+        const floating* do_ = coef + 4 * n
+        const floating* kap = coef + 5 * n
+    if first:
+        memset(P_new, 0, S * W * sizeof(floating))
+    elif kind == KIND_GRU:
+        for k in range(n):
+            row = J + k * n
+            wr = theta + k * q + m
+            wz = theta + (n + k) * q + m
+            wn = theta + (2 * n + k) * q + m
+            a = cr[k]
+            b = cz[k]
+            c = cn[k] * r[k]
+            for l in range(n):
+                row[l] = a * wr[l] + b * wz[l] + c * wn[l]
+            row[k] += zg[k]
+        gemm_rm(n, W, n, <floating> 1, J, n, P_old, W, <floating> 0, P_new, W)
+    elif lstm_dense:
+        for k in range(n):
+            Jh = J + k * S
+            Jc = J + (n + k) * S
+            wr = theta + k * q + m
+            wz = theta + (n + k) * q + m
+            wn = theta + (2 * n + k) * q + m
+            wo = theta + (3 * n + k) * q + m
+            a = gam[k]
+            b = gam[n + k]
+            c = gam[2 * n + k]
+            for l in range(n):
+                jc = a * wr[l] + b * wz[l] + c * wn[l]
+                Jc[l] = jc
+                Jh[l] = kap[k] * jc + do_[k] * wo[l]
+            memset(Jc + n, 0, n * sizeof(floating))
+            memset(Jh + n, 0, n * sizeof(floating))
+            Jc[n + k] = f[k]
+            Jh[n + k] = kap[k] * f[k]
+        gemm_rm(S, W, S, <floating> 1, J, S, P_old, W, <floating> 0, P_new, W)
+    else:
+        # J[:, :n] times the h rows of P_old, then the diagonal c -> c and
+        # c -> h' terms in one pass over the c rows of P_old.
+        for k in range(n):
+            Jh = J + k * n
+            Jc = J + (n + k) * n
+            wr = theta + k * q + m
+            wz = theta + (n + k) * q + m
+            wn = theta + (2 * n + k) * q + m
+            wo = theta + (3 * n + k) * q + m
+            a = gam[k]
+            b = gam[n + k]
+            c = gam[2 * n + k]
+            for l in range(n):
+                jc = a * wr[l] + b * wz[l] + c * wn[l]
+                Jc[l] = jc
+                Jh[l] = kap[k] * jc + do_[k] * wo[l]
+        gemm_rm(S, W, n, <floating> 1, J, n, P_old, W, <floating> 0, P_new, W)
+        for k in range(n):
+            pc = P_old + (n + k) * W
+            row = P_new + k * W
+            row2 = P_new + (n + k) * W
+            fk = f[k]
+            kf = kap[k] * fk
+            for j in range(W):
+                row[j] += kf * pc[j]
+                row2[j] += fk * pc[j]
+    # Immediate term: unit k's own gate rows, in unit k's state rows.
+    if kind == KIND_GRU:
+        for k in range(n):
+            row = P_new + k * W + k * q
+            a = cr[k]
+            for j in range(q):
+                row[j] += a * v[j]
+            row = P_new + k * W + (n + k) * q
+            a = cz[k]
+            for j in range(q):
+                row[j] += a * v[j]
+            row = P_new + k * W + (2 * n + k) * q
+            a = cn[k]
+            b = a * r[k]
+            for j in range(m):
+                row[j] += a * v[j]
+            for j in range(m, m + n):
+                row[j] += b * v[j]
+            row[m + n] += a
+            row[m + n + 1] += b
+    else:
+        for k in range(n):
+            kf = kap[k]
+            for gate in range(3):
+                a = gam[gate * n + k]
+                b = kf * a
+                row = P_new + k * W + (gate * n + k) * q
+                row2 = P_new + (n + k) * W + (gate * n + k) * q
+                for j in range(q):
+                    row[j] += b * v[j]
+                    row2[j] += a * v[j]
+            a = do_[k]
+            row = P_new + k * W + (3 * n + k) * q
+            for j in range(q):
+                row[j] += a * v[j]
+
+
+cdef double _train_sequence(
+    int kind, const floating* X, int m, const floating* Y, int o,
+    Py_ssize_t length, const floating* weights, double weight_scale,
+    bint every_step, const floating* theta, int n, int q,
+    const floating* W_out, const floating* b_out, int loss_kind,
+    bint lstm_dense, floating* grad, floating* P_work, floating* scratch,
+) noexcept nogil:
+    """Run one sequence from the zero state; accumulate its gradient.
+
+    ``grad`` is laid out [theta (G*n*q) | W_out (o*n) | b_out (o)];
+    ``P_work`` holds two influence matrices (2 * S * G*n*q numbers).
+    """
+    cdef:
+        int G = _n_gates(kind)
+        int S = _n_state(kind, n)
+        int W = G * n * q
+        Py_ssize_t t
+        double loss = 0.0
+        floating* J = scratch
+        floating* ax = J + S * S
+        floating* ah = ax + G * n
+        floating* coef = ah + G * n
+        floating* s = coef + 6 * n
+        floating* v = s + 2 * S
+        floating* g = v + q
+        floating* zout = g + n
+        floating* dz = zout + o
+        floating* P_new
+    memset(s, 0, S * sizeof(floating))
+    for t in range(length):
+        P_new = P_work + (t & 1) * S * W
+        _gates(kind, X + t * m, m, n, q, theta, s, ax, ah, coef, v)
+        _influence(kind, m, n, q, theta, coef, v,
+                   P_work + (1 - (t & 1)) * S * W, P_new, t == 0, lstm_dense, J)
+        if every_step or t == length - 1:
+            loss += readout_gradient(
+                Y + (t * o if every_step else 0), o, n,
+                weight_scale * weights[t if every_step else 0], loss_kind,
+                W_out, b_out, s, grad + W, g, zout, dz)
+            gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1, grad)
+    return loss
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def gated_rtrl_minibatch(
+    int kind,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    double weight_scale,
+    bint every_step,
+    const floating[:, ::1] theta,
+    const floating[:, ::1] W_out,
+    const floating[::1] b_out,
+    int loss_kind,
+    floating[:, ::1] grad_rows,
+    floating[:, ::1] influence,
+    floating[:, ::1] scratch,
+    double[::1] loss_rows,
+    bint lstm_dense=False,
+):
+    """Run a minibatch forward with exact RTRL; gradients per sequence.
+
+    As ``skrtrl._kernels._elman.elman_rtrl_minibatch`` (threads over the
+    sequences, dynamic schedule, one gradient row per sequence), for the
+    cell ``kind`` (0 GRU, 1 LSTM). ``theta`` is (G*n, m + n + 2);
+    ``grad_rows`` (>= B, G*n*q + o*n + o); ``influence`` (n_threads,
+    >= 2 * S * G*n*q); ``scratch`` (n_threads, >= gated_scratch_size).
+    ``lstm_dense`` uses the dense (2n x 2n) state Jacobian of the LSTM in
+    the GEMM instead of splitting off its diagonal half (for tests and
+    benchmarks).
+    """
+    cdef:
+        Py_ssize_t B = lengths.shape[0]
+        int m = X.shape[1]
+        int o = W_out.shape[0]
+        int n = W_out.shape[1]
+        int q = theta.shape[1]
+        int G, S, W
+        int n_threads = min(influence.shape[0], scratch.shape[0])
+        int size
+        Py_ssize_t b
+        int tid
+    G, S, q_expected, W = gated_sizes(kind, n, m)
+    size = W + o * n + o
+    if theta.shape[0] != G * n or q != q_expected:
+        raise ValueError("theta must have shape (G*n, m + n + 2)")
+    if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
+        raise ValueError("grad_rows has the wrong size")
+    if influence.shape[1] < 2 * S * W:
+        raise ValueError("influence workspace too small")
+    if scratch.shape[1] < gated_scratch_size(kind, n, m, o):
+        raise ValueError("scratch workspace too small")
+    if loss_rows.shape[0] < B:
+        raise ValueError("loss_rows too small")
+    if target_weight.shape[0] != Y.shape[0]:
+        raise ValueError("target_weight needs one weight per row of Y")
+    if B == 0:
+        return
+    if n_threads <= 1:
+        with nogil:
+            for b in range(B):
+                memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+                loss_rows[b] = _train_sequence(
+                    kind, &X[x_start[b], 0], m, &Y[y_start[b], 0], o,
+                    lengths[b], &target_weight[y_start[b]], weight_scale,
+                    every_step, &theta[0, 0], n, q, &W_out[0, 0], &b_out[0],
+                    loss_kind, lstm_dense, &grad_rows[b, 0], &influence[0, 0],
+                    &scratch[0, 0])
+        return
+    for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
+        tid = threadid()
+        memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+        loss_rows[b] = _train_sequence(
+            kind, &X[x_start[b], 0], m, &Y[y_start[b], 0], o,
+            lengths[b], &target_weight[y_start[b]], weight_scale,
+            every_step, &theta[0, 0], n, q, &W_out[0, 0], &b_out[0],
+            loss_kind, lstm_dense, &grad_rows[b, 0], &influence[tid, 0],
+            &scratch[tid, 0])
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def gated_rtrl_online(
+    int kind,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    bint every_step,
+    bint reset_state,
+    floating[::1] params,
+    int n,
+    int m,
+    int o,
+    int loss_kind,
+    int solver,
+    double learning_rate,
+    double beta_1,
+    double beta_2,
+    double epsilon,
+    double momentum,
+    bint nesterov,
+    floating[::1] state_a,
+    floating[::1] state_b,
+    long long t_update,
+    const floating[::1] penalty,
+    double clip_norm,
+    floating[::1] state,
+    floating[:, ::1] influence,
+    int parity,
+    floating[::1] grad,
+    floating[::1] scratch,
+    double[::1] loss_rows,
+):
+    """Real-time RTRL: update the parameters after every step with a target.
+
+    As ``skrtrl._kernels._elman.elman_rtrl_online``, for the cell ``kind``
+    (0 GRU, 1 LSTM). ``params`` (and ``grad``, ``penalty``, the optimizer
+    state) are laid out [theta (G*n*q) | W_out | b_out]; ``state`` is the
+    cell state, S = n (h) for the GRU and 2n ([h, c]) for the LSTM, in and
+    out; ``influence`` (2, S * G*n*q) with ``influence[parity]`` current.
+
+    Returns
+    -------
+    (t_update, parity) after the call.
+    """
+    cdef:
+        Py_ssize_t B = lengths.shape[0]
+        int G, S, q, W
+        Py_ssize_t size = params.shape[0]
+        Py_ssize_t b, t, i
+        double weight, loss
+        floating* theta = &params[0]
+        floating* W_out
+        floating* b_out
+        floating* J
+        floating* ax
+        floating* ah
+        floating* coef
+        floating* v
+        floating* g
+        floating* zout
+        floating* dz
+        floating* P_new
+        floating* P_old
+        floating* s = &state[0]
+        bint first
+    G, S, q, W = gated_sizes(kind, n, m)
+    W_out = theta + W
+    b_out = W_out + o * n
+    if size != W + o * n + o or grad.shape[0] != size:
+        raise ValueError("params and grad must have G*n*q + o*n + o entries")
+    if penalty.shape[0] != size or state_a.shape[0] != size:
+        raise ValueError("penalty and optimizer state must match params")
+    if solver == SOLVER_ADAM and state_b.shape[0] != size:
+        raise ValueError("Adam needs a second moment of the size of params")
+    if influence.shape[0] != 2 or influence.shape[1] != S * W:
+        raise ValueError("influence must have shape (2, S * G*n*q)")
+    if state.shape[0] != S:
+        raise ValueError("state must have n (GRU) or 2n (LSTM) entries")
+    if scratch.shape[0] < gated_scratch_size(kind, n, m, o):
+        raise ValueError("scratch too small")
+    if loss_rows.shape[0] < B:
+        raise ValueError("loss_rows too small")
+    if target_weight.shape[0] != Y.shape[0]:
+        raise ValueError("target_weight needs one weight per row of Y")
+    J = &scratch[0]
+    ax = J + S * S
+    ah = ax + G * n
+    coef = ah + G * n
+    v = coef + 6 * n + 2 * S
+    g = v + q
+    zout = g + n
+    dz = zout + o
+    with nogil:
+        for b in range(B):
+            loss = 0.0
+            if reset_state:
+                memset(s, 0, S * sizeof(floating))
+            for t in range(lengths[b]):
+                first = reset_state and t == 0
+                P_old = &influence[parity, 0]
+                P_new = &influence[1 - parity, 0]
+                parity = 1 - parity
+                _gates(kind, &X[x_start[b] + t, 0], m, n, q, theta, s, ax, ah,
+                       coef, v)
+                _influence(kind, m, n, q, theta, coef, v, P_old, P_new, first,
+                           False, J)
+                if not (every_step or t == lengths[b] - 1):
+                    continue
+                i = y_start[b] + (t if every_step else 0)
+                weight = target_weight[i]
+                memset(&grad[0], 0, size * sizeof(floating))
+                loss += readout_gradient(
+                    &Y[i, 0], o, n, weight, loss_kind, W_out, b_out, s,
+                    &grad[W], g, zout, dz)
+                gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1,
+                          &grad[0])
+                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
+                                  clip_norm)
+                t_update += 1
+                optimizer_step(
+                    theta, &grad[0], size, solver, learning_rate, beta_1,
+                    beta_2, epsilon, momentum, nesterov, &state_a[0],
+                    &state_b[0] if solver == SOLVER_ADAM else &state_a[0],
+                    t_update)
+            loss_rows[b] = loss
+    return t_update, parity
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def gated_forward(
+    int kind,
+    const floating[:, ::1] X,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[:, ::1] theta,
+    bint every_step,
+    floating[:, ::1] H,
+    floating[::1] scratch,
+    const floating[::1] s0,
+):
+    """Hidden states h of a gated cell, each sequence starting from ``s0``.
+
+    ``s0`` is the full initial state (GRU: h, n numbers; LSTM: [h, c], 2n).
+    ``H`` (n columns) receives h after every step (rows laid out like
+    ``X``) when ``every_step``, otherwise the final h of sequence s in row
+    s. ``scratch`` needs at least ``gated_scratch_size(kind, n, m, 0)``.
+    """
+    cdef:
+        Py_ssize_t N = lengths.shape[0]
+        int m = X.shape[1]
+        int n = H.shape[1]
+        int G, S, q, W
+        Py_ssize_t i, t
+        floating* ax
+        floating* ah
+        floating* coef
+        floating* s
+        floating* v
+    G, S, q, W = gated_sizes(kind, n, m)
+    if theta.shape[0] != G * n or theta.shape[1] != q:
+        raise ValueError("theta must have shape (G*n, m + n + 2)")
+    if s0.shape[0] != S or scratch.shape[0] < gated_scratch_size(kind, n, m, 0):
+        raise ValueError("s0 of the wrong size or scratch too small")
+    ax = &scratch[0] + S * S
+    ah = ax + G * n
+    coef = ah + G * n
+    s = coef + 6 * n
+    v = s + 2 * S
+    with nogil:
+        for i in range(N):
+            memcpy(s, &s0[0], S * sizeof(floating))
+            for t in range(lengths[i]):
+                _gates(kind, &X[x_start[i] + t, 0], m, n, q, &theta[0, 0], s,
+                       ax, ah, coef, v)
+                if every_step:
+                    memcpy(&H[x_start[i] + t, 0], s, n * sizeof(floating))
+            if not every_step:
+                memcpy(&H[i, 0], s, n * sizeof(floating))
