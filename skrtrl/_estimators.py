@@ -82,10 +82,12 @@ _PARAMETERS_DOC = """
         Shuffle the sequences at every epoch.
 
     clip_norm : float or None, default=5.0
-        Clip each minibatch gradient to this L2 norm; ``None`` disables
+        Clip each update's gradient to this L2 norm; ``None`` disables
         clipping. Clipping guards against the exploding gradients of
-        recurrent nets; with the default, well-behaved training is
-        unaffected (see the user guide for the measurement).
+        recurrent nets. The default was chosen by measurement on Japanese
+        Vowels (tanh, 16 units, 5 seeds): mean test accuracy 0.964 with
+        ``clip_norm=5.0`` against 0.953 without clipping; on the delayed-sum
+        task it never acted. Smaller values (1.0) suited ReLU nets there.
 
     momentum : float, default=0.9
         Momentum of ``solver="sgd"``.
@@ -490,7 +492,13 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
                 "RTRLClassifier takes one label per sequence (or per step with "
                 f"output='sequence'); got targets of shape {y.shape}."
             )
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except TypeError as exc:  # raised while sorting the labels
+            raise TypeError(
+                "RTRLClassifier needs labels that can be sorted: all numbers or "
+                f"all strings, without None; y mixes types ({exc})."
+            ) from exc
         if first_call:
             classes_ = np.unique(classes if classes is not None else y)
             if classes_.shape[0] < 2:
