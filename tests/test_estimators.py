@@ -345,7 +345,7 @@ def test_bad_input_to_a_fitted_model_raises_a_message_naming_the_problem(
 @pytest.mark.parametrize(
     "params, name",
     [
-        ({"cell": "gru"}, "cell"),
+        ({"cell": "transformer"}, "cell"),
         ({"activation": "foo"}, "activation"),
         ({"n_hidden": 0}, "n_hidden"),
         ({"output": "x"}, "output"),
