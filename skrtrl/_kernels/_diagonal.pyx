@@ -22,7 +22,8 @@ of a loss with dL/dh_t = g is g[i] p_t[i, j]. The update is element-wise, so
 one buffer per sequence suffices.
 """
 
-cimport cython
+# Bounds and wrap-around checks are set for the whole module by setup.py:
+# off, or on with SKRTRL_DEBUG=1 to audit the kernels.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset, memcpy
@@ -126,8 +127,6 @@ cdef double _diagonal_sequence(
     return loss
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 def diagonal_rtrl_minibatch(
     const floating[:, ::1] X,
     const floating[:, ::1] Y,
@@ -184,8 +183,6 @@ def diagonal_rtrl_minibatch(
             &scratch[tid, 0])
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 def diagonal_rtrl_online(
     const floating[:, ::1] X,
     const floating[:, ::1] Y,
@@ -291,8 +288,6 @@ def diagonal_rtrl_online(
     return t_update
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 def diagonal_forward(
     const floating[:, ::1] X,
     const Py_ssize_t[::1] x_start,

@@ -25,7 +25,8 @@ nothing to gain from advancing them in lockstep, while one sequence at a time
 needs only two influence buffers per thread and keeps them hot in cache.
 """
 
-cimport cython
+# Bounds and wrap-around checks are set for the whole module by setup.py:
+# off, or on with SKRTRL_DEBUG=1 to audit the kernels.
 from cython cimport floating
 from libc.math cimport sqrt, pow
 from libc.string cimport memset, memcpy
@@ -135,8 +136,6 @@ def train_scratch_size(int n, int m, int o):
     return n * n + 4 * n + (m + n + 1) + 2 * o
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 def elman_rtrl_minibatch(
     const floating[:, ::1] X,
     const floating[:, ::1] Y,
@@ -229,8 +228,6 @@ def elman_rtrl_minibatch(
             &scratch[tid, 0])
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 def elman_rtrl_online(
     const floating[:, ::1] X,
     const floating[:, ::1] Y,
@@ -376,8 +373,6 @@ def elman_rtrl_online(
     return t_update, parity
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 def elman_forward(
     const floating[:, ::1] X,
     const Py_ssize_t[::1] x_start,
