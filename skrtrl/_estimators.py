@@ -22,23 +22,29 @@ _PARAMETERS_DOC = """
         Number of recurrent (hidden) units n. Exact RTRL costs O(n^4) time
         and O(n^3) memory per step and sequence.
 
-    cell : {"elman", "diagonal"}, default="elman"
+    cell : {"elman", "diagonal", "gru", "lstm"}, default="elman"
         Recurrent cell. ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} +
         b_ih + b_hh)``, the fully recurrent net of Williams & Zipser (1989);
         exact RTRL costs O(n^4) per step. ``"diagonal"``: element-wise
         recurrence ``h_t = phi(W_ih x_t + w * h_{t-1} + b_ih + b_hh)``, with
         ``params_["weight_hh"]`` the vector w of shape (n_hidden,); exact
         RTRL costs O(n (m + 2)) per step, so hundreds of units are cheap.
+        ``"gru"`` and ``"lstm"``: the gated cells of ``torch.nn.GRU`` and
+        ``torch.nn.LSTM``, with their parameter layout and gate order in
+        ``params_`` (gates r, z, n and i, f, g, o stacked along the first
+        axis), trained by exact RTRL through the gates (about 3 and 9 times
+        the Elman cell's cost per step).
 
     gradient : {"rtrl", "snap1"}, default="rtrl"
         How the gradient is computed forward in time. ``"rtrl"``: exact.
         ``"snap1"``: the SnAp-1 approximation (Menick et al., 2020), which
         keeps only the influence of each unit's own parameters on that unit,
         O(n q) per step instead of O(n^2 q) memory and O(n^3 q) time; exact
-        for ``cell="diagonal"``.
+        for ``cell="diagonal"``; not available for the gated cells.
 
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
-        Hidden activation phi.
+        Hidden activation phi of the ``"elman"`` and ``"diagonal"`` cells.
+        The gated cells have their fixed nonlinearities and ignore it.
 
     output : {"last", "sequence"}, default="last"
         ``"last"``: one target per sequence, read from the final hidden

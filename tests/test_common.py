@@ -26,6 +26,11 @@ ESTIMATORS = [
     RTRLClassifier(cell="diagonal"),
     RTRLRegressor(gradient="snap1"),
     RTRLClassifier(gradient="snap1"),
+    # Gated cells cost 3 (GRU) to 9 (LSTM) times the Elman cell per step.
+    RTRLRegressor(8, cell="gru", learning_rate_init=0.01),
+    RTRLClassifier(8, cell="gru", learning_rate_init=0.01),
+    RTRLRegressor(8, cell="lstm", learning_rate_init=0.01),
+    RTRLClassifier(8, cell="lstm", learning_rate_init=0.01),
 ]
 
 

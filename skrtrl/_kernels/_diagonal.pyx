@@ -65,6 +65,10 @@ cdef inline void _diagonal_step(
                 a[i] += th[j] * x[j]
     activate(activation, n, a, d)
     # h still holds h_{t-1} here, as the element-wise immediate term needs.
+    if first:
+        # p_{t-1} = 0; the buffer may hold anything (even NaN), so it must
+        # not be read, not even multiplied by zero.
+        memset(p, 0, n * q * sizeof(floating))
     for i in range(n):
         di = d[i]
         row = p + i * q
