@@ -904,13 +904,16 @@ MEMORY_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
-def test_a_million_step_stream_keeps_memory_flat(cell):
-    # In a fresh process, so that the peak resident size is this run's.
+def test_a_million_step_stream_keeps_memory_flat(cell, tmp_path):
+    # In a fresh process, so that the peak resident size is this run's; run
+    # from an empty folder, so that it imports the installed package and not
+    # a source checkout in the current directory.
     done = subprocess.run(
         [sys.executable, "-c", MEMORY_SCRIPT, cell],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     t, rss_first, rss_last, traced_first, traced_last = map(int, done.stdout.split())
