@@ -36,7 +36,33 @@ LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
 GRADIENTS = ("rtrl", "snap1")
 
 
-class ElmanCell:
+class _CellBase:
+    """What every cell shares: L2 mask, initialisation and the readout.
+
+    Subclasses define ``n``, ``n_params`` and ``views`` (torch-named views
+    into the flat parameter vector, ``weight_out`` and ``bias_out`` last).
+    """
+
+    def penalty_mask(self, dtype):
+        """1 for the weights that L2 regularisation acts on, 0 for biases."""
+        mask = np.zeros(self.n_params, dtype=dtype)
+        views = self.views(mask)
+        for name in ("weight_ih", "weight_hh", "weight_out"):
+            views[name][...] = 1
+        return mask
+
+    def initialize(self, flat, random_state):
+        """Uniform(-1/sqrt(n), 1/sqrt(n)) for every entry, as torch does."""
+        bound = 1.0 / np.sqrt(self.n)
+        flat[:] = random_state.uniform(-bound, bound, size=flat.shape[0])
+
+    def readout(self, flat, H):
+        """Readout pre-activations ``H @ weight_out.T + bias_out``."""
+        views = self.views(flat)
+        return H @ views["weight_out"].T + views["bias_out"]
+
+
+class ElmanCell(_CellBase):
     """Fully connected Elman cell, ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b)``.
 
     ``theta`` rows are [W_ih | W_hh | b_ih], q = m + n + 1. With
@@ -93,19 +119,6 @@ class ElmanCell:
             bias_out=bias_out,
         )
         return views
-
-    def penalty_mask(self, dtype):
-        """1 for the weights that L2 regularisation acts on, 0 for biases."""
-        mask = np.zeros(self.n_params, dtype=dtype)
-        views = self.views(mask)
-        for name in ("weight_ih", "weight_hh", "weight_out"):
-            views[name][...] = 1
-        return mask
-
-    def initialize(self, flat, random_state):
-        """Uniform(-1/sqrt(n), 1/sqrt(n)) for every entry, as torch does."""
-        bound = 1.0 / np.sqrt(self.n)
-        flat[:] = random_state.uniform(-bound, bound, size=flat.shape[0])
 
     # -- kernels ---------------------------------------------------------
     def _influence_size(self):
@@ -265,10 +278,6 @@ class ElmanCell:
             every_step, H, scratch, h0,
         )  # fmt: skip
 
-    def readout(self, flat, H):
-        _, _, weight_out, bias_out = self._blocks(flat)
-        return H @ weight_out.T + bias_out
-
 
 class DiagonalCell(ElmanCell):
     """Element-wise cell, ``h_t = phi(W_ih x_t + w * h_{t-1} + b)``.
@@ -302,7 +311,7 @@ class DiagonalCell(ElmanCell):
         )  # fmt: skip
 
 
-class _GatedCell:
+class _GatedCell(_CellBase):
     """Gated cell in torch's layout, trained by exact RTRL through the gates.
 
     ``theta`` (G*n x q, q = m + n + 2) has one row per gate and unit, in
@@ -359,19 +368,6 @@ class _GatedCell:
             "weight_out": weight_out,
             "bias_out": bias_out,
         }
-
-    def penalty_mask(self, dtype):
-        """1 for the weights that L2 regularisation acts on, 0 for biases."""
-        mask = np.zeros(self.n_params, dtype=dtype)
-        views = self.views(mask)
-        for name in ("weight_ih", "weight_hh", "weight_out"):
-            views[name][...] = 1
-        return mask
-
-    def initialize(self, flat, random_state):
-        """Uniform(-1/sqrt(n), 1/sqrt(n)) for every entry, as torch does."""
-        bound = 1.0 / np.sqrt(self.n)
-        flat[:] = random_state.uniform(-bound, bound, size=flat.shape[0])
 
     # -- kernels ---------------------------------------------------------
     def _scratch_size(self):
@@ -493,10 +489,6 @@ class _GatedCell:
             self._kind, values, x_start, lengths, theta, every_step, H, scratch, s0
         )
         return H
-
-    def readout(self, flat, H):
-        _, weight_out, bias_out = self._blocks(flat)
-        return H @ weight_out.T + bias_out
 
 
 class GRUCell(_GatedCell):
