@@ -151,8 +151,8 @@ class KernelCall:
     lengths : array-like of int, default=None
         Length of each sequence (at most T); all T if None.
     n_threads : int, default=1
-        Kernel (OpenMP) threads over the sequences. With more than one, BLAS
-        runs single-threaded inside them, as in the estimators.
+        Kernel (OpenMP) threads over the sequences. BLAS threads inside the
+        kernel are set as the estimators set them, see :meth:`blas_limits`.
     """
 
     def __init__(
@@ -177,9 +177,10 @@ class KernelCall:
         self.workspace = cell.workspace(n_seq, n_threads, dtype)
 
     def blas_limits(self):
-        """Context in which to call the kernel: BLAS single-threaded when
-        the kernel runs several threads, as the estimators do."""
-        return blas_single_threaded(self.n_threads)
+        """Context in which to call the kernel: the BLAS thread limit the
+        estimators set (one BLAS thread when several kernel threads run, or
+        when the products are small)."""
+        return blas_single_threaded(self.n_threads, self.params["theta"].shape[0])
 
     def __call__(self):
         """Run the kernel once, writing the per-sequence rows."""

@@ -6,8 +6,8 @@ times one training step per sequence and time step:
 * the skrtrl kernel ``elman_rtrl_minibatch``, called directly on
   preallocated workspace, for a minibatch of 1 and of 32 equal-length
   sequences, with targets at every step and only at the last step; the
-  minibatch of 32 runs once on one kernel thread (BLAS on all cores inside)
-  and once on one kernel thread per core (BLAS single-threaded inside);
+  minibatch of 32 runs once on one kernel thread and once on one kernel
+  thread per core; BLAS threads are limited as the estimators limit them;
 * the numpy reference of ``_numpy_rtrl.py`` (one sequence, targets at every
   step), which the kernel is first checked against;
 * numpy's dgemm on a 1024 x 1024 product, the machine's peak;
@@ -153,7 +153,14 @@ def kernel_item(n_hidden, n_steps, n_seq, n_threads, every_step):
     params, X, Y = make_problem(n_hidden, n_steps, n_seq)
     Y_used = Y if every_step else Y[:, :1]
     call = KernelCall(X, Y_used, params, 1.0 / n_steps, every_step, None, n_threads)
-    return Timed(call, n_steps * n_seq, call.blas_limits)
+    item = Timed(call, n_steps * n_seq, call.blas_limits)
+    with call.blas_limits():
+        item.blas_threads = max(
+            info["num_threads"]
+            for info in threadpool_info()
+            if info["user_api"] == "blas"
+        )
+    return item
 
 
 def kernel_cases():
@@ -241,6 +248,7 @@ def size_rows(n_hidden, n_steps, items):
                 "batch": n_seq,
                 "T": n_steps,
                 "kernel_threads": n_threads,
+                "blas_threads": every.blas_threads,
                 "skrtrl_us_every": every.best * 1e6,
                 "skrtrl_us_every_median": every.median * 1e6,
                 "skrtrl_us_last": last.best * 1e6,
@@ -264,6 +272,7 @@ COLUMNS = [
     ("batch", "batch", "{:>5}"),
     ("T", "T", "{:>3}"),
     ("thr", "kernel_threads", "{:>3}"),
+    ("blas", "blas_threads", "{:>4}"),
     ("skrtrl us/step", "skrtrl_us_every", "{:>14.2f}"),
     ("(last only)", "skrtrl_us_last", "{:>11.2f}"),
     ("numpy us/step", "numpy_us", "{:>13.2f}"),
@@ -334,8 +343,8 @@ us/step: microseconds per sequence and time step (batch 32: total / 32),
 best of {repeat} interleaved rounds; skrtrl with targets at every step, and
 only at the last step in "(last only)"; numpy: batch 1, targets at every
 step, on every row. speed-up = numpy / skrtrl (targets at every step).
-thr: kernel (OpenMP) threads over the sequences; with 1, BLAS uses all
-cores inside each product, with more, 1 each. GFLOP/s: influence products
+thr: kernel (OpenMP) threads over the sequences; blas: BLAS threads inside
+the kernel, as the estimators set them. GFLOP/s: influence products
 only. dgemm: numpy {size}x{size} GFLOP/s measured with this n (well below
 the peak: disturbed rounds); of peak = GFLOP/s / best dgemm of the run.
 gemm 1t / 2t: the bare (n x n) @ (n x n*q) product, BLAS on 1 / 2 threads.
