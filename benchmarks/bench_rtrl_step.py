@@ -51,6 +51,12 @@ KERNEL_CASES = ((1, 1), (32, 1), (32, None))
 N_INPUTS = 1
 N_OUTPUTS = 1
 PEAK_SIZE = 1024
+#: Seconds of busy waiting before a sample whose threads differ from the
+#: previous sample's. Idle OpenBLAS worker threads keep spinning for about
+#: 0.1 s after a threaded call; numpy and scipy each load their own
+#: OpenBLAS, so without the wait the spinning workers of one take a core
+#: from the next item (measured: up to 2x slower at n = 128).
+SETTLE = 0.2
 
 
 class Timed:
@@ -65,12 +71,16 @@ class Timed:
     context : callable, default=None
         Returns the context manager to enter around each sample (outside
         the timed region); none if None.
+    threads : str, default="numpy"
+        Which thread pool the call runs on: samples that follow a sample on
+        another pool wait ``SETTLE`` seconds first.
     """
 
-    def __init__(self, fn, units=1, context=None):
+    def __init__(self, fn, units=1, context=None, threads="numpy"):
         self.fn = fn
         self.units = units
         self.context = context or contextlib.nullcontext
+        self.threads = threads
         self.number = 1
         self.samples = []
 
@@ -102,8 +112,17 @@ class Timed:
         return statistics.median(self.samples)
 
 
+def settle(seconds):
+    """Busy-wait (keeping this core busy, unlike a sleep)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def time_interleaved(items, repeat, min_time):
     """Calibrate every item, then take ``repeat`` rounds of one sample each.
+
+    Between items on different thread pools, wait ``SETTLE`` seconds.
 
     Parameters
     ----------
@@ -114,11 +133,18 @@ def time_interleaved(items, repeat, min_time):
     min_time : float
         Minimum duration of one sample, in seconds.
     """
+    previous = None
     for item in items.values():
+        if item.threads != previous:
+            settle(SETTLE)
         item.calibrate(min_time)
+        previous = item.threads
     for _ in range(repeat):
         for item in items.values():
+            if item.threads != previous:
+                settle(SETTLE)
             item.sample()
+            previous = item.threads
 
 
 def influence_flops(n_hidden):
@@ -153,7 +179,7 @@ def kernel_item(n_hidden, n_steps, n_seq, n_threads, every_step):
     params, X, Y = make_problem(n_hidden, n_steps, n_seq)
     Y_used = Y if every_step else Y[:, :1]
     call = KernelCall(X, Y_used, params, 1.0 / n_steps, every_step, None, n_threads)
-    item = Timed(call, n_steps * n_seq, call.blas_limits)
+    item = Timed(call, n_steps * n_seq, call.blas_limits, f"skrtrl-{n_threads}")
     with call.blas_limits():
         item.blas_threads = max(
             info["num_threads"]
