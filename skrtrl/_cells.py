@@ -406,7 +406,7 @@ class _GatedCell(_CellBase):
         theta, weight_out, bias_out = self._blocks(flat)
         B = lengths.shape[0]
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
-        with blas_single_threaded(workspace["influence"].shape[0]):
+        with blas_single_threaded(workspace["influence"].shape[0], self.n):
             gated_rtrl_minibatch(
                 self._kind, values, targets, x_start, y_start, lengths,
                 target_weight, weight_scale, every_step, theta, weight_out,
