@@ -11,6 +11,7 @@ import doctest
 import numpy as np
 import pytest
 from scipy.special import expit, log_softmax
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from skrtrl import RTRLClassifier, RTRLRegressor
@@ -356,8 +357,8 @@ def test_unsupported_settings():
             func(stream, *args)
 
     est = RTRLRegressor(n_hidden=3, random_state=0).partial_fit(X, y)
-    est.cell = "lstm"  # a future cell: its Jacobians are not implemented here
-    with pytest.raises(ValueError, match="cell='elman' only"):
+    est.cell = "lstm"  # the parameters are an Elman net's
+    with pytest.raises(ValueError, match="fitted with cell='elman'"):
         recurrent_jacobian_spectrum(est, X)
     est.cell = "elman"
     with pytest.raises(ValueError, match="features per time step"):
@@ -375,6 +376,148 @@ def test_float32_model():
     # predict runs in float32: a step large against its rounding error
     fd = fd_inputs(lambda Z: float(est.predict(Z)[0]), X.astype(float), 0, eps=1e-2)
     np.testing.assert_allclose(input_saliency(est, X)[0], fd, atol=2e-4)
+
+
+# -- every cell ---------------------------------------------------------------
+# An independent step of each cell, written from its equations (torch's
+# layout and gate order); the state is h, or [h, c] for the LSTM.
+def elman_step(p, x, s, activation):
+    a = p["weight_ih"] @ x + p["weight_hh"] @ s + p["bias_ih"] + p["bias_hh"]
+    return ACTIVATIONS[activation](a)
+
+
+def diagonal_step(p, x, s, activation):
+    a = p["weight_ih"] @ x + p["weight_hh"] * s + p["bias_ih"] + p["bias_hh"]
+    return ACTIVATIONS[activation](a)
+
+
+def gru_step(p, x, s, activation):
+    gi = p["weight_ih"] @ x + p["bias_ih"]
+    gh = p["weight_hh"] @ s + p["bias_hh"]
+    n = s.shape[0]
+    r = expit(gi[:n] + gh[:n])
+    z = expit(gi[n : 2 * n] + gh[n : 2 * n])
+    cand = np.tanh(gi[2 * n :] + r * gh[2 * n :])
+    return (1 - z) * cand + z * s
+
+
+def lstm_step(p, x, s, activation):
+    n = s.shape[0] // 2
+    h, c = s[:n], s[n:]
+    a = p["weight_ih"] @ x + p["weight_hh"] @ h + p["bias_ih"] + p["bias_hh"]
+    i, f, o = expit(a[:n]), expit(a[n : 2 * n]), expit(a[3 * n :])
+    c = f * c + i * np.tanh(a[2 * n : 3 * n])
+    return np.concatenate([o * np.tanh(c), c])
+
+
+CELL_STEP = {"elman": elman_step, "diagonal": diagonal_step, "gru": gru_step,
+             "lstm": lstm_step}  # fmt: skip
+CELLS = list(CELL_STEP)
+
+
+def cell_forward(cell, params, x, activation, step_params=None):
+    """States after each step and the final readout, from the zero state."""
+    n = params["weight_out"].shape[1]
+    s = np.zeros(2 * n if cell == "lstm" else n)
+    states = []
+    for t in range(x.shape[0]):
+        p = params if step_params is None else step_params.get(t, params)
+        s = CELL_STEP[cell](p, x[t], s, activation)
+        states.append(s)
+    return np.array(states), params["weight_out"] @ s[:n] + params["bias_out"]
+
+
+def make_cell_model(cell, kind, n_steps=5):
+    """A fitted model of ``cell`` with random weights of order one."""
+    est, X, y, codes = make_model(kind, n_steps=n_steps)
+    est = clone(est).set_params(cell=cell, alpha=0.0)
+    est.partial_fit(X, y, **({} if kind == "regressor" else {"classes": np.unique(y)}))
+    # Large enough that every gate and Jacobian term matters.
+    rng = np.random.RandomState(2)
+    for value in est.params_.values():
+        value[...] = rng.uniform(-1.0, 1.0, size=value.shape)
+    return est, X, y, codes
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("kind", ["regressor", "multiclass"])
+def test_every_cell_credit_sums_to_loss_gradient(cell, kind):
+    est, X, y, _ = make_cell_model(cell, kind)
+    credit = credit_over_time(est, X[2:3], y[2:3], return_contributions=True)
+    _, grad = est.loss_gradient(X[2:3], y[2:3])
+    for name in RECURRENT:
+        np.testing.assert_allclose(
+            credit.contributions[0][name].sum(axis=0), grad[name], rtol=1e-9, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_credit_contributions_are_per_step_derivatives(cell):
+    est, X, y, codes = make_cell_model(cell, "multiclass", n_steps=3)
+    params = params_of(est)
+    s = 1
+    credit = credit_over_time(
+        est, X[s : s + 1], y[s : s + 1], return_contributions=True
+    )
+    (contrib,) = credit.contributions
+    T, eps = X.shape[1], 1e-6
+    for t in range(T):
+        for name in RECURRENT:
+            fd = np.zeros(params[name].shape)
+            for idx in np.ndindex(*params[name].shape):
+                losses = []
+                for sign in (1, -1):
+                    p = {k: v.copy() for k, v in params.items()}
+                    p[name][idx] += sign * eps
+                    _, z = cell_forward(cell, params, X[s], "tanh", {t: p})
+                    losses.append(last_step_loss("multiclass", z, codes[s]))
+                fd[idx] = (losses[0] - losses[1]) / (2 * eps)
+            np.testing.assert_allclose(contrib[name][T - 1 - t], fd, atol=1e-8)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_saliency_is_the_derivative_of_predict(cell):
+    est, X, _, _ = make_cell_model(cell, "regressor")
+    saliency = input_saliency(est, X)
+    for s in (0, 7):
+        fd = fd_inputs(lambda Z, s=s: float(est.predict(Z[s : s + 1])[0]), X, s)
+        np.testing.assert_allclose(saliency[s], fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_jacobian_spectrum_against_finite_differences(cell):
+    est, X, _, _ = make_cell_model(cell, "regressor")
+    params = params_of(est)
+    spectrum = recurrent_jacobian_spectrum(est, X)
+    size = 2 * 3 if cell == "lstm" else 3
+    step = CELL_STEP[cell]
+    for s in (0, 4):
+        states, z = cell_forward(cell, params, X[s], "tanh")
+        np.testing.assert_allclose(z[0], est.predict(X[s : s + 1])[0], rtol=1e-10)
+        prev = np.vstack([np.zeros(size), states[:-1]])
+        assert spectrum.singular_values[s].shape == (X.shape[1], size)
+        for t in range(X.shape[1]):
+            eps = 1e-6
+            J = np.column_stack(
+                [
+                    (
+                        step(params, X[s, t], prev[t] + eps * e, "tanh")
+                        - step(params, X[s, t], prev[t] - eps * e, "tanh")
+                    )
+                    / (2 * eps)
+                    for e in np.eye(size)
+                ]
+            )
+            np.testing.assert_allclose(
+                spectrum.singular_values[s][t], np.linalg.svd(J, compute_uv=False),
+                atol=1e-8,
+            )  # fmt: skip
+            np.testing.assert_allclose(
+                spectrum.spectral_radius[s][t], np.abs(np.linalg.eigvals(J)).max(),
+                atol=1e-7,
+            )  # fmt: skip
+    with pytest.raises(ValueError, match=rf"integer in \[1, {size}\]"):
+        recurrent_jacobian_spectrum(est, X, k=size + 1)
 
 
 # -- displays ----------------------------------------------------------------

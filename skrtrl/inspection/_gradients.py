@@ -11,7 +11,9 @@ Three views, each computed by a plain numpy pass over the fitted parameters
 * :func:`recurrent_jacobian_spectrum`: the singular values and spectral radius
   of the step-to-step Jacobian ``dh_t / dh_{t-1}`` along each trajectory.
 
-All of them need the Elman cell; each cell brings its own Jacobians.
+Every cell is covered: each brings its own step derivatives (see
+``_cell_steps.py``). The state that carries information from step to step
+is h for the Elman, diagonal and GRU cells, and ``[h, c]`` for the LSTM.
 """
 
 from numbers import Integral
@@ -23,19 +25,17 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseRTRL
 from .._sequences import check_sequence_targets, check_sequences
+from ._cell_steps import CELL_STEPS
 
 __all__ = ["credit_over_time", "input_saliency", "recurrent_jacobian_spectrum"]
 
 #: Recurrent parameters, in the order of ``params_``.
 RECURRENT_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
-#: Jacobians evaluated per call of the batched SVD (bounds the memory).
-_JACOBIAN_CHUNK = 1024
-
 
 # -- shared machinery ---------------------------------------------------------
 def _check_estimator(estimator, caller):
-    """Fitted, sequence-mode Elman estimator; its parameters in float64."""
+    """Fitted, sequence-mode estimator: its parameters in float64, its cell."""
     if not isinstance(estimator, BaseRTRL):
         raise TypeError(
             f"{caller} needs an RTRLRegressor or RTRLClassifier; got "
@@ -49,87 +49,61 @@ def _check_estimator(estimator, caller):
             "state that is not zero. Fit a model with stateful=False, or copy "
             "its params_ into one."
         )
-    if estimator.cell != "elman":
-        raise ValueError(
-            f"{caller} supports cell='elman' only; got cell={estimator.cell!r}."
-        )
     # Take in entries of params_ that were replaced by new arrays, as predict
     # does, so that the inspected model is the one that predicts.
     estimator._sync_params()
-    return {
+    params = {
         name: np.asarray(value, dtype=np.float64)
         for name, value in estimator.params_.items()
     }
-
-
-def _activation(name):
-    """phi and phi' (from the pre-activation a and the value h = phi(a))."""
-    if name == "tanh":
-        return np.tanh, lambda a, h: 1.0 - h * h
-    if name == "logistic":
-        return expit, lambda a, h: h * (1.0 - h)
-    if name == "relu":
-        return (lambda a: np.maximum(a, 0.0)), (lambda a, h: (a > 0).astype(a.dtype))
-    if name == "identity":
-        return (lambda a: a), (lambda a, h: np.ones_like(a))
-    raise ValueError(f"Unknown activation {name!r}.")  # pragma: no cover
+    return params, estimator._cell.name
 
 
 class _Trajectories:
-    """Forward pass over packed sequences, padded to the longest.
+    """Forward pass of the fitted cell over packed sequences, padded.
 
-    Attributes (N sequences, T steps of the longest, n hidden units):
-    ``X`` (N, T, m) inputs, ``H`` (N, T + 1, n) hidden states with ``H[:, 0]
-    = 0`` (``H[:, t + 1]`` is h after step t), ``D`` (N, T, n) the
-    derivatives phi'(a_t), ``lengths`` (N,) and ``valid`` (N, T), the mask of
-    real steps. Padded steps hold zeros in ``X`` and ``D``.
+    Attributes (N sequences, T steps of the longest): ``X`` (N, T, m)
+    inputs, zero on padded steps; ``lengths`` (N,); ``valid`` (N, T), the
+    mask of real steps; ``steps``, the cell's numpy steps (see
+    ``_cell_steps``), whose ``S[:, t + 1]`` is the state after step t.
     """
 
-    def __init__(self, params, packed, activation):
-        phi, dphi = _activation(activation)
+    def __init__(self, params, packed, cell, activation):
         lengths = np.asarray(packed.lengths, dtype=np.intp)
         N, T, m = lengths.shape[0], int(lengths.max()), packed.n_features
-        n = params["weight_hh"].shape[0]
         valid = np.arange(T)[None, :] < lengths[:, None]
         X = np.zeros((N, T, m))
         X[valid] = packed.values
-        H = np.zeros((N, T + 1, n))
-        D = np.zeros((N, T, n))
-        W_ih, W_hh = params["weight_ih"], params["weight_hh"]
-        b = params["bias_ih"] + params["bias_hh"]
-        for t in range(T):
-            a = X[:, t] @ W_ih.T + H[:, t] @ W_hh.T + b
-            h = phi(a)
-            H[:, t + 1] = h
-            D[:, t] = dphi(a, h)
-        D[~valid] = 0.0
-        self.X, self.H, self.D = X, H, D
-        self.lengths, self.valid = lengths, valid
-        self.params = params
+        self.X, self.lengths, self.valid = X, lengths, valid
+        self.steps = CELL_STEPS[cell](params, X, activation)
 
     @property
     def last_hidden(self):
         """h after the last real step of each sequence, shape (N, n)."""
-        return self.H[np.arange(self.lengths.shape[0]), self.lengths]
+        steps = self.steps
+        return steps.hidden(steps.S[np.arange(self.lengths.shape[0]), self.lengths])
 
-    def backward(self, g_last):
-        """dQ/da_t for every step, where dQ/dh_{T_s} = ``g_last[s]``.
+    def backward(self, g_last, on_step):
+        """Backpropagate ``dQ/dh`` at each sequence's last step to its start.
 
-        Q is a function of each sequence's final hidden state only; returns
-        the array (N, T, n) of its derivatives with respect to the
-        pre-activations, zero on padded steps.
+        Q is a function of each sequence's final h only, with ``dQ/dh_{T_s}
+        = g_last[s]``. For every step t, from the last back to the first,
+        calls ``on_step(t, grads, d_input)`` with the derivatives of Q with
+        respect to the recurrent parameters as used at step t (a dict of
+        arrays with a leading axis of N) and to the inputs ``x_t`` (N, m);
+        both are zero for sequences shorter than t + 1 steps.
         """
-        N, T, n = self.D.shape
-        W_hh = self.params["weight_hh"]
-        delta = np.zeros((N, T, n))
-        g = np.zeros((N, n))
+        steps = self.steps
+        N = self.lengths.shape[0]
+        g = np.zeros((N, steps.S.shape[2]))
+        n = g_last.shape[1]
         ends = self.lengths - 1
-        for t in range(T - 1, -1, -1):
+        for t in range(self.X.shape[1] - 1, -1, -1):
             ending = ends == t
-            g[ending] += g_last[ending]
-            delta[:, t] = g * self.D[:, t]
-            g = delta[:, t] @ W_hh
-        return delta
+            g[ending, :n] += g_last[ending]
+            g_prev, grads, d_input = steps.vjp(t, g)
+            on_step(t, grads, d_input)
+            g = g_prev
 
 
 def _pack(estimator, X):
@@ -191,17 +165,21 @@ def credit_over_time(estimator, X, y, *, return_contributions=False):
         \\quad \\frac{\\partial L}{\\partial b} = \\sum_t \\delta_t,
 
     with :math:`\\delta_t = \\partial L / \\partial a_t` the error at the
-    pre-activation of step t. The contribution of step t is the term with
-    index t; its norm, read by distance from the end, is the standard picture
+    pre-activation of step t (the formulas of the Elman cell; every cell's
+    gradient is such a sum over steps, the gated cells' with one error per
+    gate). The contribution of step t is the term with index t, the
+    derivative of L with respect to the parameters as used at step t only;
+    its norm, read by distance from the end, is the standard picture
     of vanishing (norms decaying geometrically with distance) and exploding
     (growing) gradients. The term of step t carries the information of the
     inputs up to step t and the error that has travelled back to it through
-    ``T - 1 - t`` Jacobians ``dh / dh``.
+    ``T - 1 - t`` Jacobians of the cell state (h; ``[h, c]`` for the
+    LSTM).
 
     Parameters
     ----------
     estimator : RTRLRegressor or RTRLClassifier
-        A fitted estimator with ``cell="elman"`` and ``stateful=False``.
+        A fitted estimator with ``stateful=False`` (any cell).
     X : array-like or list of array-like
         Sequences, in any form ``fit`` accepts.
     y : array-like or list of array-like
@@ -259,15 +237,22 @@ def credit_over_time(estimator, X, y, *, return_contributions=False):
     >>> credit.norms.shape, credit.mean_norms.shape
     ((20, 6), (6,))
     """
-    params = _check_estimator(estimator, "credit_over_time")
+    params, cell = _check_estimator(estimator, "credit_over_time")
     packed = _pack(estimator, X)
-    traj = _Trajectories(params, packed, estimator.activation)
+    traj = _Trajectories(params, packed, cell, estimator.activation)
     dz = _final_loss_gradient(estimator, params, traj, packed, y)
-    delta = traj.backward(dz @ params["weight_out"])
-    X_pad, H_prev = traj.X, traj.H[:, :-1]
-    # |delta x^T|^2 + |delta h^T|^2 + 2 |delta|^2 for the two biases.
-    sq_inputs = (X_pad**2).sum(axis=2) + (H_prev**2).sum(axis=2) + 2.0
-    step_norms = np.sqrt((delta**2).sum(axis=2) * sq_inputs)
+    N, T = traj.valid.shape
+    step_norms = np.zeros((N, T))
+    per_step = {} if return_contributions else None
+
+    def on_step(t, grads, d_input):
+        step_norms[:, t] = np.sqrt(
+            sum((g.reshape(N, -1) ** 2).sum(axis=1) for g in grads.values())
+        )
+        if per_step is not None:
+            per_step[t] = grads
+
+    traj.backward(dz @ params["weight_out"], on_step)
     norms = _by_distance(step_norms, traj.lengths)
     result = Bunch(
         distances=np.arange(norms.shape[1]),
@@ -275,19 +260,15 @@ def credit_over_time(estimator, X, y, *, return_contributions=False):
         mean_norms=_nanmean_columns(norms),
     )
     if return_contributions:
-        contributions = []
-        for s, length in enumerate(traj.lengths):
-            order = np.arange(length - 1, -1, -1)  # by distance
-            d, x, h = delta[s, order], X_pad[s, order], H_prev[s, order]
-            contributions.append(
-                {
-                    "weight_ih": d[:, :, None] * x[:, None, :],
-                    "weight_hh": d[:, :, None] * h[:, None, :],
-                    "bias_ih": d.copy(),
-                    "bias_hh": d.copy(),
-                }
-            )
-        result.contributions = contributions
+        result.contributions = [
+            {
+                name: np.stack(
+                    [per_step[t][name][s] for t in range(length - 1, -1, -1)]
+                )
+                for name in RECURRENT_PARAMS
+            }
+            for s, length in enumerate(traj.lengths)
+        ]
     return result
 
 
@@ -353,7 +334,7 @@ def input_saliency(estimator, X, *, output_index=None):
     Parameters
     ----------
     estimator : RTRLRegressor or RTRLClassifier
-        A fitted estimator with ``cell="elman"`` and ``stateful=False``. With
+        A fitted estimator with ``stateful=False`` (any cell). With
         ``output="sequence"``, the output of the last step is inspected.
     X : array-like or list of array-like
         Sequences, in any form ``fit`` accepts.
@@ -385,16 +366,20 @@ def input_saliency(estimator, X, *, output_index=None):
     >>> len(saliency), saliency[0].shape
     (20, (5, 3))
     """
-    params = _check_estimator(estimator, "input_saliency")
+    params, cell = _check_estimator(estimator, "input_saliency")
     packed = _pack(estimator, X)
-    return _input_saliency_packed(estimator, params, packed, output_index)
+    return _input_saliency_packed(estimator, params, cell, packed, output_index)
 
 
-def _input_saliency_packed(estimator, params, packed, output_index):
-    traj = _Trajectories(params, packed, estimator.activation)
+def _input_saliency_packed(estimator, params, cell, packed, output_index):
+    traj = _Trajectories(params, packed, cell, estimator.activation)
     df_dz = _output_directions(estimator, params, traj, output_index)
-    delta = traj.backward(df_dz @ params["weight_out"])
-    grads = delta @ params["weight_ih"]
+    grads = np.zeros(traj.X.shape)
+
+    def on_step(t, _, d_input):
+        grads[:, t] = d_input
+
+    traj.backward(df_dz @ params["weight_out"], on_step)
     return [grads[s, :length] for s, length in enumerate(traj.lengths)]
 
 
@@ -410,7 +395,10 @@ def recurrent_jacobian_spectrum(estimator, X, *, k=None):
         J_t = \\frac{\\partial h_t}{\\partial h_{t-1}}
         = \\mathrm{diag}(\\phi'(a_t)) W_{hh}
 
-    maps a perturbation of the previous state into the current one, and the
+    maps a perturbation of the previous state into the current one (the
+    formula of the Elman cell; the diagonal cell's J_t is diagonal, the
+    GRU's is the derivative of its update through the gates, and for the
+    LSTM the state is ``[h, c]``, so J_t is 2 n_hidden x 2 n_hidden), and the
     error signals of backpropagation travel back through its transposes.
     Largest singular values below 1 along the whole trajectory mean
     vanishing gradients (a product of ``d`` such Jacobians has norm at most
@@ -420,13 +408,13 @@ def recurrent_jacobian_spectrum(estimator, X, *, k=None):
     Parameters
     ----------
     estimator : RTRLRegressor or RTRLClassifier
-        A fitted estimator with ``cell="elman"`` and ``stateful=False``.
+        A fitted estimator with ``stateful=False`` (any cell).
     X : array-like or list of array-like
         Sequences, in any form ``fit`` accepts.
 
     k : int, default=None
         Number of singular values to keep, the largest first; ``None``
-        keeps all ``n_hidden``.
+        keeps all of them (``n_hidden``, or ``2 * n_hidden`` for the LSTM).
 
     Returns
     -------
@@ -454,24 +442,26 @@ def recurrent_jacobian_spectrum(estimator, X, *, k=None):
     >>> bool(np.all(spectrum.spectral_radius[0] <= spectrum.singular_values[0][:, 0]))
     True
     """
-    params = _check_estimator(estimator, "recurrent_jacobian_spectrum")
-    n = params["weight_hh"].shape[0]
-    if k is None:
-        k = n
-    elif isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n:
-        raise ValueError(f"k must be None or an integer in [1, {n}]; got {k!r}.")
+    params, cell = _check_estimator(estimator, "recurrent_jacobian_spectrum")
     packed = _pack(estimator, X)
-    traj = _Trajectories(params, packed, estimator.activation)
-    D = traj.D[traj.valid]  # (n_steps_total, n), sequence after sequence
-    W_hh = params["weight_hh"]
-    sv = np.empty((D.shape[0], k))
-    radius = np.empty(D.shape[0])
-    for start in range(0, D.shape[0], _JACOBIAN_CHUNK):
-        J = D[start : start + _JACOBIAN_CHUNK, :, None] * W_hh
-        sv[start : start + J.shape[0]] = np.linalg.svd(J, compute_uv=False)[:, :k]
-        radius[start : start + J.shape[0]] = np.abs(np.linalg.eigvals(J)).max(axis=1)
-    splits = np.cumsum(traj.lengths)[:-1]
+    traj = _Trajectories(params, packed, cell, estimator.activation)
+    size = traj.steps.S.shape[2]
+    if k is None:
+        k = size
+    elif isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= size:
+        raise ValueError(
+            f"k must be None or an integer in [1, {size}] (the size of the "
+            f"cell state); got {k!r}."
+        )
+    N, T = traj.valid.shape
+    sv = np.zeros((N, T, k))
+    radius = np.zeros((N, T))
+    for t in range(T):
+        rows = traj.valid[:, t]
+        J = traj.steps.jacobian(t)[rows]
+        sv[rows, t] = np.linalg.svd(J, compute_uv=False)[:, :k]
+        radius[rows, t] = np.abs(np.linalg.eigvals(J)).max(axis=1)
     return Bunch(
-        singular_values=np.split(sv, splits),
-        spectral_radius=np.split(radius, splits),
+        singular_values=[sv[s, :length] for s, length in enumerate(traj.lengths)],
+        spectral_radius=[radius[s, :length] for s, length in enumerate(traj.lengths)],
     )

@@ -201,7 +201,7 @@ class CreditOverTimeDisplay:
         Parameters
         ----------
         estimator : RTRLRegressor or RTRLClassifier
-            A fitted estimator with ``cell="elman"`` and ``stateful=False``.
+            A fitted estimator with ``stateful=False`` (any cell).
         X : array-like or list of array-like
             Sequences, in any form ``fit`` accepts.
         y : array-like or list of array-like
@@ -373,7 +373,7 @@ class InputSaliencyDisplay:
         Parameters
         ----------
         estimator : RTRLRegressor or RTRLClassifier
-            A fitted estimator with ``cell="elman"`` and ``stateful=False``.
+            A fitted estimator with ``stateful=False`` (any cell).
         X : array-like or list of array-like
             Sequences, in any form ``fit`` accepts.
         sequence_index : int, default=0
@@ -398,7 +398,7 @@ class InputSaliencyDisplay:
             The Display, plotted.
         """
         _check_matplotlib(f"{cls.__name__}.from_estimator")
-        params = _check_estimator(estimator, "InputSaliencyDisplay")
+        params, cell = _check_estimator(estimator, "InputSaliencyDisplay")
         packed = _pack(estimator, X)
         n_seq = packed.n_sequences
         if (
@@ -412,7 +412,7 @@ class InputSaliencyDisplay:
             )
         index = int(sequence_index) % n_seq
         (saliency,) = _input_saliency_packed(
-            estimator, params, packed.take([index]), output_index
+            estimator, params, cell, packed.take([index]), output_index
         )
         display = cls(
             saliency=saliency,
@@ -566,7 +566,7 @@ class JacobianSpectrumDisplay:
         Parameters
         ----------
         estimator : RTRLRegressor or RTRLClassifier
-            A fitted estimator with ``cell="elman"`` and ``stateful=False``.
+            A fitted estimator with ``stateful=False`` (any cell).
         X : array-like or list of array-like
             Sequences, in any form ``fit`` accepts.
         ax : matplotlib Axes, default=None

@@ -1,0 +1,225 @@
+"""One step of each cell in plain numpy, with its derivatives.
+
+The inspection tools differentiate a fitted model through time without the
+compiled kernels, so that what they show is computed independently of the
+training code. Each class here runs a cell forward over a batch of padded
+sequences, keeps what the backward pass needs, and offers per step:
+
+* ``vjp(t, g)``: given ``g = dQ / ds_t`` for the state after step t, the
+  derivatives of Q with respect to the previous state, to the parameters
+  *as used at step t only*, and to the input ``x_t``;
+* ``jacobian(t)``: ``d s_t / d s_{t-1}`` for every sequence.
+
+The state ``s`` is h for the Elman, diagonal and GRU cells and ``[h, c]``
+(2n numbers) for the LSTM. Parameter names and layouts are those of
+``params_`` (torch's, gates in torch's order).
+"""
+
+import numpy as np
+from scipy.special import expit
+
+__all__ = ["CELL_STEPS"]
+
+
+def _activation(name):
+    """phi and phi' (from the pre-activation a and the value h = phi(a))."""
+    if name == "tanh":
+        return np.tanh, lambda a, h: 1.0 - h * h
+    if name == "logistic":
+        return expit, lambda a, h: h * (1.0 - h)
+    if name == "relu":
+        return (lambda a: np.maximum(a, 0.0)), (lambda a, h: (a > 0).astype(a.dtype))
+    if name == "identity":
+        return (lambda a: a), (lambda a, h: np.ones_like(a))
+    raise ValueError(f"Unknown activation {name!r}.")  # pragma: no cover
+
+
+class _Steps:
+    """Forward pass over padded inputs ``X`` (N, T, m); subclasses add maths.
+
+    After ``__init__``, ``S[:, t]`` is the state before step t (``S[:, 0] =
+    0``) and ``S[:, t + 1]`` the state after it.
+    """
+
+    #: Number of state entries per hidden unit (h; or h and c).
+    state_per_unit = 1
+
+    def __init__(self, params, X, activation):
+        self.p = params
+        self.X = X
+        self.n = params["weight_out"].shape[1]
+        N, T, _ = X.shape
+        self.S = np.zeros((N, T + 1, self.state_per_unit * self.n))
+        self.cache = []
+        for t in range(T):
+            self.S[:, t + 1], step_cache = self._step(X[:, t], self.S[:, t], activation)
+            self.cache.append(step_cache)
+
+    def hidden(self, state):
+        """The h part of a state array (last axis)."""
+        return state[..., : self.n]
+
+
+class ElmanSteps(_Steps):
+    """``h_t = phi(W_ih x_t + W_hh h_{t-1} + b_ih + b_hh)``."""
+
+    def _step(self, x, h, activation):
+        phi, dphi = _activation(activation)
+        p = self.p
+        a = x @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias_ih"] + p["bias_hh"]
+        h_new = phi(a)
+        return h_new, dphi(a, h_new)
+
+    def vjp(self, t, g):
+        delta = g * self.cache[t]
+        h = self.S[:, t]
+        grads = {
+            "weight_ih": delta[:, :, None] * self.X[:, t, None, :],
+            "weight_hh": delta[:, :, None] * h[:, None, :],
+            "bias_ih": delta,
+            "bias_hh": delta,
+        }
+        return delta @ self.p["weight_hh"], grads, delta @ self.p["weight_ih"]
+
+    def jacobian(self, t):
+        return self.cache[t][:, :, None] * self.p["weight_hh"]
+
+
+class DiagonalSteps(ElmanSteps):
+    """``h_t = phi(W_ih x_t + w * h_{t-1} + b_ih + b_hh)``, w = ``weight_hh``."""
+
+    def _step(self, x, h, activation):
+        phi, dphi = _activation(activation)
+        p = self.p
+        a = x @ p["weight_ih"].T + p["weight_hh"] * h + p["bias_ih"] + p["bias_hh"]
+        h_new = phi(a)
+        return h_new, dphi(a, h_new)
+
+    def vjp(self, t, g):
+        delta = g * self.cache[t]
+        grads = {
+            "weight_ih": delta[:, :, None] * self.X[:, t, None, :],
+            "weight_hh": delta * self.S[:, t],
+            "bias_ih": delta,
+            "bias_hh": delta,
+        }
+        return delta * self.p["weight_hh"], grads, delta @ self.p["weight_ih"]
+
+    def jacobian(self, t):
+        diag = self.cache[t] * self.p["weight_hh"]
+        return diag[:, :, None] * np.eye(self.n)
+
+
+def _split(array, parts):
+    return np.split(array, parts, axis=-1)
+
+
+class GRUSteps(_Steps):
+    """torch's GRU: gates r, z, n; ``h' = (1 - z) * n + z * h``."""
+
+    def _step(self, x, h, activation):
+        p = self.p
+        gi = x @ p["weight_ih"].T + p["bias_ih"]
+        gh = h @ p["weight_hh"].T + p["bias_hh"]
+        (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n) = _split(gi, 3), _split(gh, 3)
+        r = expit(gi_r + gh_r)
+        z = expit(gi_z + gh_z)
+        cand = np.tanh(gi_n + r * gh_n)
+        return (1.0 - z) * cand + z * h, (r, z, cand, gh_n)
+
+    def vjp(self, t, g):
+        r, z, cand, gh_n = self.cache[t]
+        h = self.S[:, t]
+        d_cand = g * (1.0 - z) * (1.0 - cand * cand)
+        d_z = g * (h - cand) * z * (1.0 - z)
+        d_r = d_cand * gh_n * r * (1.0 - r)
+        d_gi = np.concatenate([d_r, d_z, d_cand], axis=1)
+        d_gh = np.concatenate([d_r, d_z, d_cand * r], axis=1)
+        grads = {
+            "weight_ih": d_gi[:, :, None] * self.X[:, t, None, :],
+            "weight_hh": d_gh[:, :, None] * h[:, None, :],
+            "bias_ih": d_gi,
+            "bias_hh": d_gh,
+        }
+        d_h = g * z + d_gh @ self.p["weight_hh"]
+        return d_h, grads, d_gi @ self.p["weight_ih"]
+
+    def jacobian(self, t):
+        r, z, cand, gh_n = self.cache[t]
+        h = self.S[:, t]
+        W_r, W_z, W_n = np.split(self.p["weight_hh"], 3, axis=0)
+        d_cand = (1.0 - z) * (1.0 - cand * cand)
+        J = z[:, :, None] * np.eye(self.n)
+        J += ((h - cand) * z * (1.0 - z))[:, :, None] * W_z
+        J += (d_cand * r)[:, :, None] * W_n
+        J += (d_cand * gh_n * r * (1.0 - r))[:, :, None] * W_r
+        return J
+
+
+class LSTMSteps(_Steps):
+    """torch's LSTM: gates i, f, g, o; state ``[h, c]``."""
+
+    state_per_unit = 2
+
+    def _step(self, x, state, activation):
+        p = self.p
+        n = self.n
+        h, c = state[:, :n], state[:, n:]
+        a = x @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias_ih"] + p["bias_hh"]
+        a_i, a_f, a_g, a_o = _split(a, 4)
+        i, f, g, o = expit(a_i), expit(a_f), np.tanh(a_g), expit(a_o)
+        c_new = f * c + i * g
+        tc = np.tanh(c_new)
+        return np.concatenate([o * tc, c_new], axis=1), (i, f, g, o, tc)
+
+    def vjp(self, t, g_state):
+        i, f, g, o, tc = self.cache[t]
+        n = self.n
+        h, c = self.S[:, t, :n], self.S[:, t, n:]
+        g_h, g_c = g_state[:, :n], g_state[:, n:]
+        d_c = g_c + g_h * o * (1.0 - tc * tc)
+        d_a = np.concatenate(
+            [
+                d_c * g * i * (1.0 - i),
+                d_c * c * f * (1.0 - f),
+                d_c * i * (1.0 - g * g),
+                g_h * tc * o * (1.0 - o),
+            ],
+            axis=1,
+        )
+        grads = {
+            "weight_ih": d_a[:, :, None] * self.X[:, t, None, :],
+            "weight_hh": d_a[:, :, None] * h[:, None, :],
+            "bias_ih": d_a,
+            "bias_hh": d_a,
+        }
+        d_state = np.concatenate([d_a @ self.p["weight_hh"], d_c * f], axis=1)
+        return d_state, grads, d_a @ self.p["weight_ih"]
+
+    def jacobian(self, t):
+        i, f, g, o, tc = self.cache[t]
+        n = self.n
+        c = self.S[:, t, n:]
+        W_i, W_f, W_g, W_o = np.split(self.p["weight_hh"], 4, axis=0)
+        dc_dh = (
+            (g * i * (1.0 - i))[:, :, None] * W_i
+            + (c * f * (1.0 - f))[:, :, None] * W_f
+            + (i * (1.0 - g * g))[:, :, None] * W_g
+        )
+        dh_dc_new = o * (1.0 - tc * tc)
+        N = f.shape[0]
+        J = np.zeros((N, 2 * n, 2 * n))
+        J[:, :n, :n] = (tc * o * (1.0 - o))[:, :, None] * W_o
+        J[:, :n, :n] += dh_dc_new[:, :, None] * dc_dh
+        J[:, :n, n:] = (dh_dc_new * f)[:, :, None] * np.eye(n)
+        J[:, n:, :n] = dc_dh
+        J[:, n:, n:] = f[:, :, None] * np.eye(n)
+        return J
+
+
+CELL_STEPS = {
+    "elman": ElmanSteps,
+    "diagonal": DiagonalSteps,
+    "gru": GRUSteps,
+    "lstm": LSTMSteps,
+}
