@@ -24,6 +24,7 @@ from ._kernels._elman import (
 )
 from ._kernels._gated import (
     gated_forward,
+    gated_influence_size,
     gated_rtrl_minibatch,
     gated_rtrl_online,
     gated_scratch_size,
@@ -312,7 +313,7 @@ class DiagonalCell(ElmanCell):
 
 
 class _GatedCell(_CellBase):
-    """Gated cell in torch's layout, trained by exact RTRL through the gates.
+    """Gated cell in torch's layout, trained by RTRL through the gates.
 
     ``theta`` (G*n x q, q = m + n + 2) has one row per gate and unit, in
     torch's row order, holding [W_ih row | W_hh row | b_ih | b_hh]; the flat
@@ -321,20 +322,24 @@ class _GatedCell(_CellBase):
     [h, c]) and its influence (S x G*n*q) are described in
     ``skrtrl/_kernels/_gated.pyx``. The readout reads h only.
 
+    ``gradient="rtrl"`` carries the full influence; ``"snap1"`` only the
+    block of each unit's state with respect to its own G gate rows (SnAp-1,
+    S / n times the size of theta, O(number of parameters) per step).
+
     The estimators' ``activation`` does not apply to gated cells: their
     nonlinearities (logistic gates, tanh candidate and output) are fixed by
-    the cell's equations, and ``activation`` is ignored. Only
-    ``gradient="rtrl"`` is available.
+    the cell's equations, and ``activation`` is ignored.
     """
 
     name = None
     _kind = None
+    _gradients = ("rtrl", "snap1")
 
     def __init__(self, n_hidden, n_inputs, n_outputs, gradient="rtrl"):
-        if gradient != "rtrl":
+        if gradient not in self._gradients:
             raise ValueError(
-                f"cell={self.name!r} supports gradient='rtrl' only; got "
-                f"gradient={gradient!r}."
+                f"cell={self.name!r} supports gradient in {self._gradients}; "
+                f"got gradient={gradient!r}."
             )
         self.n = n_hidden
         self.m = n_inputs
@@ -373,9 +378,16 @@ class _GatedCell(_CellBase):
     def _scratch_size(self):
         return gated_scratch_size(self._kind, self.n, self.m, self.o)
 
+    @property
+    def _snap1(self):
+        return self.gradient == "snap1"
+
+    def _influence_size(self):
+        return gated_influence_size(self._kind, self.n, self.m, self._snap1)
+
     def workspace(self, batch_size, n_threads, dtype):
         """Buffers of the training kernel: per thread, and per sequence."""
-        influence = 2 * self.n_state * self._n_influence_columns
+        influence = self._influence_size()
         return {
             "grad": np.empty((batch_size, self.n_params), dtype=dtype),
             "loss": np.empty(batch_size, dtype=np.float64),
@@ -411,7 +423,7 @@ class _GatedCell(_CellBase):
                 self._kind, values, targets, x_start, y_start, lengths,
                 target_weight, weight_scale, every_step, theta, weight_out,
                 bias_out, LOSSES[loss], grad_rows, workspace["influence"],
-                workspace["scratch"], loss_rows,
+                workspace["scratch"], loss_rows, snap1=self._snap1,
             )  # fmt: skip
         # grad_rows are laid out like the flat vector.
         grad += grad_rows[:B].sum(axis=0)
@@ -422,12 +434,13 @@ class _GatedCell(_CellBase):
 
         ``"hidden"`` holds the full cell state (n numbers, h, for the GRU;
         2n, [h, c], for the LSTM), which ``hidden_states`` takes as ``h0``.
+        Exact RTRL keeps two influence buffers (``"parity"`` marks the
+        current one); SnAp-1 one, updated in place.
         """
+        rows = 1 if self._snap1 else 2
         return {
             "hidden": np.zeros(self.n_state, dtype=dtype),
-            "influence": np.zeros(
-                (2, self.n_state * self._n_influence_columns), dtype=dtype
-            ),
+            "influence": np.zeros((rows, self._influence_size() // rows), dtype=dtype),
             "parity": 0,
         }
 
@@ -462,7 +475,7 @@ class _GatedCell(_CellBase):
             self.o, LOSSES[loss], solver, *settings, state_a, state_b,
             optimizer.t, penalty, -1.0 if clip_norm is None else float(clip_norm),
             state["hidden"], state["influence"], state["parity"],
-            np.empty_like(flat), scratch, loss_rows,
+            np.empty_like(flat), scratch, loss_rows, snap1=self._snap1,
         )  # fmt: skip
         return loss_rows
 
@@ -499,7 +512,8 @@ class GRUCell(_GatedCell):
     ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``,
     ``h' = (1 - z) * n + z * h``; ``params_`` holds ``weight_ih`` (3n, m),
     ``weight_hh`` (3n, n), ``bias_ih`` and ``bias_hh`` (3n,), gates in the
-    order r, z, n. ``activation`` is ignored.
+    order r, z, n. ``activation`` is ignored. SnAp-1 keeps d h_i / d theta
+    for unit i's r, z and n rows (3 q numbers per unit).
     """
 
     name = "gru"
@@ -513,7 +527,9 @@ class LSTMCell(_GatedCell):
     W_h* h + b_h*``), ``c' = f * c + i * g``, ``h' = o * tanh(c')``;
     ``params_`` holds ``weight_ih`` (4n, m), ``weight_hh`` (4n, n),
     ``bias_ih`` and ``bias_hh`` (4n,), gates in the order i, f, g, o. The
-    stream state is [h, c]. ``activation`` is ignored.
+    stream state is [h, c]. ``activation`` is ignored. SnAp-1 keeps d h_i /
+    d theta and d c_i / d theta for unit i's i, f, g and o rows (8 q numbers
+    per unit).
     """
 
     name = "lstm"

@@ -40,7 +40,10 @@ _PARAMETERS_DOC = """
         ``"snap1"``: the SnAp-1 approximation (Menick et al., 2020), which
         keeps only the influence of each unit's own parameters on that unit,
         O(n q) per step instead of O(n^2 q) memory and O(n^3 q) time; exact
-        for ``cell="diagonal"``; not available for the gated cells.
+        for ``cell="diagonal"``. For ``"gru"`` and ``"lstm"`` a unit's
+        parameters are its rows of every gate, and its state is h_i (and
+        c_i): time and memory per step are then of the order of the number
+        of parameters, as for the forward pass.
 
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden activation phi of the ``"elman"`` and ``"diagonal"`` cells.

@@ -31,6 +31,10 @@ ESTIMATORS = [
     RTRLClassifier(8, cell="gru", learning_rate_init=0.01),
     RTRLRegressor(8, cell="lstm", learning_rate_init=0.01),
     RTRLClassifier(8, cell="lstm", learning_rate_init=0.01),
+    RTRLRegressor(8, cell="gru", gradient="snap1", learning_rate_init=0.01),
+    RTRLClassifier(8, cell="gru", gradient="snap1", learning_rate_init=0.01),
+    RTRLRegressor(8, cell="lstm", gradient="snap1", learning_rate_init=0.01),
+    RTRLClassifier(8, cell="lstm", gradient="snap1", learning_rate_init=0.01),
 ]
 
 

@@ -234,13 +234,6 @@ def test_params_have_torch_names_shapes_and_views(cell):
     np.testing.assert_array_equal(np.sort(ids), np.arange(flat.shape[0]))
 
 
-@pytest.mark.parametrize("cell", GATED)
-def test_snap1_is_refused(cell):
-    X = np.zeros((4, 3))
-    with pytest.raises(ValueError, match="gradient='rtrl' only"):
-        RTRLRegressor(3, cell=cell, gradient="snap1").fit(X, np.zeros(4))
-
-
 # -- gradients ----------------------------------------------------------------
 @pytest.mark.parametrize("cell", GATED)
 @pytest.mark.parametrize("kind, k, every_step", CASES)

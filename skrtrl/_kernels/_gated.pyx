@@ -85,6 +85,31 @@ tests and benchmarks. All derivatives above are checked against central
 finite differences and an independent BPTT, through the estimators, in
 tests/test_gated.py.
 
+SnAp-1 (``snap1=True``; Menick et al., 2020, "Practical Real Time Recurrent
+Learning with a Sparse Approximation") keeps, of P_t, only the entries that
+relate unit i's state (h_i; h_i and c_i for the LSTM) to unit i's own G gate
+rows of theta: the pattern of the immediate term I_t, which is where one
+step from P = 0 puts nonzeros. (For the LSTM, d c_i / d theta[o_i] is zero
+after one step but is kept with the rest of unit i's block: it fills in at
+the second step through h_i, and keeping the block whole costs nothing.)
+Under that pattern, (J_t P_{t-1})[state of i, columns of i] only involves
+the diagonal of each block of J_t, so each unit's block evolves on its own:
+
+    GRU:   p_t = d_i p_{t-1} + I_t[i, unit i's rows],
+           d_i = J[i, i] = z_i + cr_i W_hr[i, i] + cz_i W_hz[i, i]
+                 + cn_i r_i W_hn[i, i]
+    LSTM:  [p^h_t; p^c_t] = [[jhh, k_i f_i], [jc, f_i]] [p^h_{t-1}; p^c_{t-1}]
+                            + I_t[(h_i, c_i), unit i's rows],
+           jc = gi_i W_hi[i, i] + gf_i W_hf[i, i] + gg_i W_hg[i, i],
+           jhh = k_i jc + do_i W_ho[i, i].
+
+The kept entries are stored in theta's own layout: p^h (and p^c) is a
+(G*n x q) matrix whose row g*n + i holds d h_i / d theta[g*n + i, :], so the
+influence is S / n times the size of theta (G*n*q or 2 G*n*q numbers), one
+buffer per sequence updated in place, and a loss with dL/dh_t = g adds
+g[i] p^h[g*n + i, :] to row g*n + i of the gradient. O(number of parameters)
+per step, like the forward pass; with n = 1 it is exact RTRL.
+
 The kernels mirror those of the Elman cell (``_elman.pyx``): a minibatch
 kernel that runs each sequence through time on its own thread with two
 influence buffers per thread and writes one gradient row per sequence; an
@@ -126,6 +151,13 @@ def gated_sizes(int kind, int n, int m):
         raise ValueError("unknown gated cell kind")
     cdef int q = m + n + 2
     return _n_gates(kind), _n_state(kind, n), q, _n_gates(kind) * n * q
+
+
+def gated_influence_size(int kind, int n, int m, bint snap1):
+    """Numbers of influence memory per sequence (per kernel thread): two
+    S x G*n*q buffers for exact RTRL, one (S / n) x G*n*q for SnAp-1."""
+    G, S, q, W = gated_sizes(kind, n, m)
+    return (S // n) * W if snap1 else 2 * S * W
 
 
 def gated_scratch_size(int kind, int n, int m, int o):
@@ -328,17 +360,113 @@ cdef inline void _influence(
                 row[j] += a * v[j]
 
 
+cdef inline void _snap1_influence(
+    int kind, int m, int n, int q, const floating* theta,
+    const floating* coef, const floating* v, floating* P, bint first,
+) noexcept nogil:
+    """SnAp-1: each unit's block of P, in place (``first``: P_{t-1} = 0).
+
+    ``P`` is [p^h | p^c] (LSTM) or p^h (GRU), each G*n x q in theta's row
+    order; ``coef`` and ``v`` as ``_gates`` leaves them.
+    """
+    cdef:
+        int G = _n_gates(kind)
+        int W = G * n * q
+        int k, j, gate
+        floating d, a, b, jc, jhh, jhc, fk, ph, pc
+        floating* row
+        floating* rh
+        floating* rc
+        const floating* r = coef
+        const floating* zg = coef + n
+        const floating* cr = coef + 2 * n
+        const floating* cz = coef + 3 * n
+        const floating* cn = coef + 4 * n
+        const floating* f = coef
+        const floating* gam = coef + n
+        const floating* do_ = coef + 4 * n
+        const floating* kap = coef + 5 * n
+    if first:
+        # The buffer may hold anything (even NaN): it must not be read.
+        memset(P, 0, (W if kind == KIND_GRU else 2 * W) * sizeof(floating))
+    if kind == KIND_GRU:
+        for k in range(n):
+            # J[k, k]; theta[(g*n + k)*q + m + k] is W_h*[k, k] of gate g.
+            d = (zg[k] + cr[k] * theta[k * q + m + k]
+                 + cz[k] * theta[(n + k) * q + m + k]
+                 + cn[k] * r[k] * theta[(2 * n + k) * q + m + k])
+            row = P + k * q
+            a = cr[k]
+            for j in range(q):
+                row[j] = d * row[j] + a * v[j]
+            row = P + (n + k) * q
+            a = cz[k]
+            for j in range(q):
+                row[j] = d * row[j] + a * v[j]
+            row = P + (2 * n + k) * q
+            a = cn[k]
+            b = a * r[k]
+            for j in range(m):
+                row[j] = d * row[j] + a * v[j]
+            for j in range(m, m + n):
+                row[j] = d * row[j] + b * v[j]
+            row[m + n] = d * row[m + n] + a
+            row[m + n + 1] = d * row[m + n + 1] + b
+    else:
+        for k in range(n):
+            jc = (gam[k] * theta[k * q + m + k]
+                  + gam[n + k] * theta[(n + k) * q + m + k]
+                  + gam[2 * n + k] * theta[(2 * n + k) * q + m + k])
+            jhh = kap[k] * jc + do_[k] * theta[(3 * n + k) * q + m + k]
+            fk = f[k]
+            jhc = kap[k] * fk
+            for gate in range(4):
+                # Immediate terms of row gate*n + k: a into c_k, b into h_k.
+                if gate < 3:
+                    a = gam[gate * n + k]
+                    b = kap[k] * a
+                else:
+                    a = 0
+                    b = do_[k]
+                rh = P + (gate * n + k) * q
+                rc = rh + W
+                for j in range(q):
+                    ph = rh[j]
+                    pc = rc[j]
+                    rh[j] = jhh * ph + jhc * pc + b * v[j]
+                    rc[j] = jc * ph + fk * pc + a * v[j]
+
+
+cdef inline void _snap1_gradient(
+    int n, int rows, int q, const floating* Ph, const floating* g,
+    floating* grad,
+) noexcept nogil:
+    """grad[row] += g[unit of row] * Ph[row] for the rows = G*n rows."""
+    cdef int row, j
+    cdef floating gk
+    cdef const floating* p
+    cdef floating* out
+    for row in range(rows):
+        gk = g[row % n]
+        p = Ph + row * q
+        out = grad + row * q
+        for j in range(q):
+            out[j] += gk * p[j]
+
+
 cdef double _train_sequence(
     int kind, const floating* X, int m, const floating* Y, int o,
     Py_ssize_t length, const floating* weights, double weight_scale,
     bint every_step, const floating* theta, int n, int q,
     const floating* W_out, const floating* b_out, int loss_kind,
-    bint lstm_dense, floating* grad, floating* P_work, floating* scratch,
+    bint lstm_dense, bint snap1, floating* grad, floating* P_work,
+    floating* scratch,
 ) noexcept nogil:
     """Run one sequence from the zero state; accumulate its gradient.
 
     ``grad`` is laid out [theta (G*n*q) | W_out (o*n) | b_out (o)];
-    ``P_work`` holds two influence matrices (2 * S * G*n*q numbers).
+    ``P_work`` holds two influence matrices (2 * S * G*n*q numbers), or the
+    SnAp-1 blocks (``gated_influence_size``).
     """
     cdef:
         int G = _n_gates(kind)
@@ -360,14 +488,21 @@ cdef double _train_sequence(
     for t in range(length):
         P_new = P_work + (t & 1) * S * W
         _gates(kind, X + t * m, m, n, q, theta, s, ax, ah, coef, v)
-        _influence(kind, m, n, q, theta, coef, v,
-                   P_work + (1 - (t & 1)) * S * W, P_new, t == 0, lstm_dense, J)
+        if snap1:
+            _snap1_influence(kind, m, n, q, theta, coef, v, P_work, t == 0)
+        else:
+            _influence(kind, m, n, q, theta, coef, v,
+                       P_work + (1 - (t & 1)) * S * W, P_new, t == 0,
+                       lstm_dense, J)
         if every_step or t == length - 1:
             loss += readout_gradient(
                 Y + (t * o if every_step else 0), o, n,
                 weight_scale * weights[t if every_step else 0], loss_kind,
                 W_out, b_out, s, grad + W, g, zout, dz)
-            gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1, grad)
+            if snap1:
+                _snap1_gradient(n, G * n, q, P_work, g, grad)
+            else:
+                gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1, grad)
     return loss
 
 
@@ -390,6 +525,7 @@ def gated_rtrl_minibatch(
     floating[:, ::1] scratch,
     double[::1] loss_rows,
     bint lstm_dense=False,
+    bint snap1=False,
 ):
     """Run a minibatch forward with exact RTRL; gradients per sequence.
 
@@ -400,7 +536,9 @@ def gated_rtrl_minibatch(
     >= 2 * S * G*n*q); ``scratch`` (n_threads, >= gated_scratch_size).
     ``lstm_dense`` uses the dense (2n x 2n) state Jacobian of the LSTM in
     the GEMM instead of splitting off its diagonal half (for tests and
-    benchmarks).
+    benchmarks). ``snap1`` computes the SnAp-1 approximation instead;
+    ``influence`` then needs ``gated_influence_size(kind, n, m, True)``
+    numbers per thread.
     """
     cdef:
         Py_ssize_t B = lengths.shape[0]
@@ -419,7 +557,7 @@ def gated_rtrl_minibatch(
         raise ValueError("theta must have shape (G*n, m + n + 2)")
     if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
-    if influence.shape[1] < 2 * S * W:
+    if influence.shape[1] < gated_influence_size(kind, n, m, snap1):
         raise ValueError("influence workspace too small")
     if scratch.shape[1] < gated_scratch_size(kind, n, m, o):
         raise ValueError("scratch workspace too small")
@@ -437,8 +575,8 @@ def gated_rtrl_minibatch(
                     kind, &X[x_start[b], 0], m, &Y[y_start[b], 0], o,
                     lengths[b], &target_weight[y_start[b]], weight_scale,
                     every_step, &theta[0, 0], n, q, &W_out[0, 0], &b_out[0],
-                    loss_kind, lstm_dense, &grad_rows[b, 0], &influence[0, 0],
-                    &scratch[0, 0])
+                    loss_kind, lstm_dense, snap1, &grad_rows[b, 0],
+                    &influence[0, 0], &scratch[0, 0])
         return
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
@@ -447,8 +585,8 @@ def gated_rtrl_minibatch(
             kind, &X[x_start[b], 0], m, &Y[y_start[b], 0], o,
             lengths[b], &target_weight[y_start[b]], weight_scale,
             every_step, &theta[0, 0], n, q, &W_out[0, 0], &b_out[0],
-            loss_kind, lstm_dense, &grad_rows[b, 0], &influence[tid, 0],
-            &scratch[tid, 0])
+            loss_kind, lstm_dense, snap1, &grad_rows[b, 0],
+            &influence[tid, 0], &scratch[tid, 0])
 
 
 def gated_rtrl_online(
@@ -484,6 +622,7 @@ def gated_rtrl_online(
     floating[::1] grad,
     floating[::1] scratch,
     double[::1] loss_rows,
+    bint snap1=False,
 ):
     """Real-time RTRL: update the parameters after every step with a target.
 
@@ -492,6 +631,9 @@ def gated_rtrl_online(
     state) are laid out [theta (G*n*q) | W_out | b_out]; ``state`` is the
     cell state, S = n (h) for the GRU and 2n ([h, c]) for the LSTM, in and
     out; ``influence`` (2, S * G*n*q) with ``influence[parity]`` current.
+    With ``snap1`` (SnAp-1), ``influence`` is (1, ``gated_influence_size(
+    kind, n, m, True)``), updated in place, and ``parity`` is returned as
+    given.
 
     Returns
     -------
@@ -527,7 +669,10 @@ def gated_rtrl_online(
         raise ValueError("penalty and optimizer state must match params")
     if solver == SOLVER_ADAM and state_b.shape[0] != size:
         raise ValueError("Adam needs a second moment of the size of params")
-    if influence.shape[0] != 2 or influence.shape[1] != S * W:
+    if snap1:
+        if influence.shape[0] != 1 or influence.shape[1] != (S // n) * W:
+            raise ValueError("SnAp-1 influence must have shape (1, S/n * G*n*q)")
+    elif influence.shape[0] != 2 or influence.shape[1] != S * W:
         raise ValueError("influence must have shape (2, S * G*n*q)")
     if state.shape[0] != S:
         raise ValueError("state must have n (GRU) or 2n (LSTM) entries")
@@ -552,13 +697,18 @@ def gated_rtrl_online(
                 memset(s, 0, S * sizeof(floating))
             for t in range(lengths[b]):
                 first = reset_state and t == 0
-                P_old = &influence[parity, 0]
-                P_new = &influence[1 - parity, 0]
-                parity = 1 - parity
                 _gates(kind, &X[x_start[b] + t, 0], m, n, q, theta, s, ax, ah,
                        coef, v)
-                _influence(kind, m, n, q, theta, coef, v, P_old, P_new, first,
-                           False, J)
+                if snap1:
+                    P_new = &influence[0, 0]
+                    _snap1_influence(kind, m, n, q, theta, coef, v, P_new,
+                                     first)
+                else:
+                    P_old = &influence[parity, 0]
+                    P_new = &influence[1 - parity, 0]
+                    parity = 1 - parity
+                    _influence(kind, m, n, q, theta, coef, v, P_old, P_new,
+                               first, False, J)
                 if not (every_step or t == lengths[b] - 1):
                     continue
                 i = y_start[b] + (t if every_step else 0)
@@ -567,8 +717,11 @@ def gated_rtrl_online(
                 loss += readout_gradient(
                     &Y[i, 0], o, n, weight, loss_kind, W_out, b_out, s,
                     &grad[W], g, zout, dz)
-                gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1,
-                          &grad[0])
+                if snap1:
+                    _snap1_gradient(n, G * n, q, P_new, g, &grad[0])
+                else:
+                    gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1,
+                              &grad[0])
                 penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
                                   clip_norm)
                 t_update += 1
