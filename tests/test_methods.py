@@ -1,0 +1,389 @@
+"""Gradient methods beside RTRL: BPTT (full and truncated) and UORO.
+
+Full BPTT must give the exact gradient, the one the independent RTRL
+kernels compute, and central finite differences. Truncated BPTT is checked
+against a plain-numpy reference written here. UORO is unbiased: the mean of
+many independent estimates converges to the exact gradient.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl.datasets import make_delayed_sum, make_delayed_xor
+
+CELLS = ["elman", "diagonal", "gru", "lstm"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_convergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def random_sequences(rng, n_seq, n_features, min_len=1, max_len=7):
+    lengths = rng.randint(min_len, max_len + 1, size=n_seq)
+    return [rng.normal(size=(T, n_features)) for T in lengths]
+
+
+def randomize(est, rng, scale=0.6):
+    """Random parameters, in place, so that no structure hides errors."""
+    for value in est.params_.values():
+        value[...] = rng.uniform(-scale, scale, size=value.shape)
+    return est
+
+
+def fitted(est, X, y, rng, **fit_params):
+    """``est`` after one epoch (to set it up), with random parameters."""
+    est.set_params(max_iter=1, alpha=0.0).fit(X, y, **fit_params)
+    return randomize(est, rng)
+
+
+def regression_problem(rng, every_step, n_outputs=2):
+    X = random_sequences(rng, rng.randint(5, 9), rng.randint(1, 4))
+    if every_step:
+        y = [rng.normal(size=(x.shape[0], n_outputs)) for x in X]
+    else:
+        y = rng.normal(size=(len(X), n_outputs))
+    return X, y
+
+
+def assert_gradients_equal(grad, expected, rtol=1e-7, atol=1e-12):
+    assert set(grad) == set(expected)
+    for name in grad:
+        assert grad[name].shape == expected[name].shape
+        np.testing.assert_allclose(
+            grad[name], expected[name], rtol=rtol, atol=atol, err_msg=name
+        )
+
+
+def gradient_with(est, X, y, sample_weight=None, **params):
+    """loss_gradient with other settings, then the settings restored."""
+    before = {k: getattr(est, k) for k in params}
+    est.set_params(**params)
+    try:
+        return est.loss_gradient(X, y, sample_weight=sample_weight)
+    finally:
+        est.set_params(**before)
+
+
+# -- full BPTT is exact ------------------------------------------------------
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("output", ["last", "sequence"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_full_bptt_equals_rtrl_regression(cell, output, seed):
+    rng = np.random.RandomState(seed)
+    X, y = regression_problem(rng, output == "sequence")
+    est = RTRLRegressor(rng.randint(1, 6), cell=cell, output=output, random_state=seed)
+    fitted(est, X, y, rng)
+    weights = rng.uniform(0.2, 2.0, size=len(X))
+    loss, expected = est.loss_gradient(X, y, sample_weight=weights)
+    bptt_loss, grad = gradient_with(est, X, y, weights, gradient="bptt")
+    assert bptt_loss == pytest.approx(loss, rel=1e-12)
+    assert_gradients_equal(grad, expected)
+    # A truncation at least as long as every sequence is no truncation.
+    longest = max(x.shape[0] for x in X)
+    _, grad = gradient_with(est, X, y, weights, gradient="bptt", truncation=longest)
+    assert_gradients_equal(grad, expected)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("output", ["last", "sequence"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_full_bptt_equals_rtrl_classification(cell, output, n_classes):
+    rng = np.random.RandomState(n_classes)
+    X = random_sequences(rng, 7, 2)
+    if output == "sequence":
+        y = [rng.randint(n_classes, size=x.shape[0]) for x in X]
+        fit_y = [np.arange(x.shape[0]) % n_classes for x in X]
+    else:
+        y = rng.randint(n_classes, size=len(X))
+        fit_y = np.arange(len(X)) % n_classes
+    est = RTRLClassifier(3, cell=cell, output=output, random_state=0)
+    fitted(est, X, fit_y, rng)
+    weights = rng.uniform(0.2, 2.0, size=len(X))
+    loss, expected = est.loss_gradient(X, y, sample_weight=weights)
+    bptt_loss, grad = gradient_with(est, X, y, weights, gradient="bptt")
+    assert bptt_loss == pytest.approx(loss, rel=1e-12)
+    assert_gradients_equal(grad, expected)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("output", ["last", "sequence"])
+def test_full_bptt_equals_finite_differences(cell, output):
+    rng = np.random.RandomState(5)
+    X = random_sequences(rng, 5, 2, min_len=2, max_len=6)
+    if output == "sequence":
+        y = [rng.normal(size=(x.shape[0], 2)) for x in X]
+    else:
+        y = rng.normal(size=(5, 2))
+    est = RTRLRegressor(
+        3, cell=cell, output=output, gradient="bptt", activation="logistic"
+    )
+    fitted(est, X, y, rng)
+    _, grad = est.loss_gradient(X, y)
+    eps = 1e-6
+    for name, value in est.params_.items():
+        numeric = np.zeros(value.shape)
+        for index in np.ndindex(value.shape):
+            original = value[index]
+            value[index] = original + eps
+            plus, _ = est.loss_gradient(X, y)
+            value[index] = original - eps
+            minus, _ = est.loss_gradient(X, y)
+            value[index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(
+            grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name
+        )
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_full_bptt_float32_matches_float64(cell):
+    rng = np.random.RandomState(7)
+    X, y = regression_problem(rng, True)
+    est64 = fitted(
+        RTRLRegressor(4, cell=cell, output="sequence", gradient="bptt"), X, y, rng
+    )
+    X32 = [x.astype(np.float32) for x in X]
+    y32 = [t.astype(np.float32) for t in y]
+    est32 = RTRLRegressor(4, cell=cell, output="sequence", gradient="bptt")
+    est32.set_params(max_iter=1).fit(X32, y32)
+    for name, value in est64.params_.items():
+        est32.params_[name][...] = value
+    _, grad64 = est64.loss_gradient(X, y)
+    _, grad32 = est32.loss_gradient(X32, y32)
+    for name in grad64:
+        assert grad32[name].dtype == np.float32
+        np.testing.assert_allclose(grad32[name], grad64[name], rtol=2e-4, atol=1e-5)
+
+
+# -- truncated BPTT ------------------------------------------------------------
+def elman_truncated_bptt(params, sequences, targets, weights, k):
+    """Plain-numpy truncated BPTT for a tanh Elman net and the squared loss.
+
+    The forward pass runs over the whole sequence; the gradient of each loss
+    term L_t flows back through the transitions of steps t, ..., t-k+1.
+    Targets at every step (``targets[s]`` of shape (T, o)); the weight of
+    sequence s is spread over its steps.
+    """
+    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    b = params["bias_ih"] + params["bias_hh"]
+    W_out, b_out = params["weight_out"], params["bias_out"]
+    grads = {name: np.zeros_like(value) for name, value in params.items()}
+    for x, y, w in zip(sequences, targets, weights):
+        T = x.shape[0]
+        hs = [np.zeros(W_hh.shape[0])]
+        for t in range(T):
+            hs.append(np.tanh(W_ih @ x[t] + W_hh @ hs[-1] + b))
+        for t in range(T):
+            dz = (w / T) * (W_out @ hs[t + 1] + b_out - y[t]) / y.shape[1]
+            grads["weight_out"] += np.outer(dz, hs[t + 1])
+            grads["bias_out"] += dz
+            dh = W_out.T @ dz
+            for u in range(t, max(t - k, -1), -1):
+                da = dh * (1 - hs[u + 1] ** 2)
+                grads["weight_ih"] += np.outer(da, x[u])
+                grads["weight_hh"] += np.outer(da, hs[u])
+                grads["bias_ih"] += da
+                grads["bias_hh"] += da
+                dh = W_hh.T @ da
+    return grads
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_truncated_bptt_equals_numpy_reference(k):
+    rng = np.random.RandomState(k)
+    X, y = regression_problem(rng, True)
+    est = RTRLRegressor(
+        4, output="sequence", gradient="bptt", truncation=k, random_state=0
+    )
+    fitted(est, X, y, rng)
+    weights = rng.uniform(0.2, 2.0, size=len(X))
+    _, grad = est.loss_gradient(X, y, sample_weight=weights)
+    expected = elman_truncated_bptt(est.params_, X, y, weights / weights.sum(), k)
+    assert_gradients_equal(grad, expected)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_truncation_changes_the_gradient_of_long_dependencies(cell):
+    rng = np.random.RandomState(3)
+    X = [rng.normal(size=(6, 2)) for _ in range(5)]
+    y = rng.normal(size=5)
+    est = fitted(RTRLRegressor(3, cell=cell, gradient="bptt"), X, y, rng)
+    _, full = est.loss_gradient(X, y)
+    _, short = gradient_with(est, X, y, truncation=2)
+    # The readout does not depend on the past; weight_ih does.
+    np.testing.assert_allclose(short["weight_out"], full["weight_out"], rtol=1e-12)
+    assert not np.allclose(short["weight_ih"], full["weight_ih"], rtol=1e-3)
+
+
+# -- update="step" and stream mode -----------------------------------------------
+def sgd(**params):
+    """Plain SGD without momentum, penalty or clipping: the update is -lr g."""
+    defaults = dict(
+        solver="sgd",
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        clip_norm=None,
+        learning_rate_init=0.1,
+        random_state=0,
+    )
+    defaults.update(params)
+    return RTRLRegressor(**defaults)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("truncation", [None, 2])
+def test_step_update_is_the_bptt_gradient(cell, truncation):
+    # One sequence with one target: update="step" makes a single update,
+    # from the gradient of that target backpropagated as in minibatch mode.
+    rng = np.random.RandomState(11)
+    X, y = [rng.normal(size=(5, 2))], rng.normal(size=1)
+    est = sgd(n_hidden=3, cell=cell, gradient="bptt", truncation=truncation)
+    fitted(est, X, y, rng)
+    _, grad = est.loss_gradient(X, y)
+    before = {k: v.copy() for k, v in est.params_.items()}
+    est.set_params(update="step").partial_fit(X, y)
+    for name, value in est.params_.items():
+        np.testing.assert_allclose(
+            before[name] - value, 0.1 * grad[name], rtol=1e-7, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("k", [1, 3, 20])
+def test_stream_update_backpropagates_k_steps_across_calls(cell, k):
+    # Rows weighted 0 make no update (and a call needs one nonzero weight:
+    # 1e-300 moves no parameter either); the last row's update is the
+    # gradient of its loss backpropagated k steps, through records left by
+    # the previous call. k = 20 reaches back to the stream start: exact RTRL.
+    rng = np.random.RandomState(k)
+    X, y = rng.normal(size=(12, 2)), rng.normal(size=12)
+    weights = np.zeros(12)
+    weights[0] = 1e-300
+    weights[-1] = 1.0
+    est = sgd(n_hidden=3, cell=cell, gradient="bptt", truncation=k, stateful=True)
+    est.partial_fit(X[:1], y[:1], sample_weight=weights[:1])
+    randomize(est, rng).reset_state()
+    reference = sgd(n_hidden=3, cell=cell, gradient="bptt", truncation=k)
+    reference.fit([X], y[-1:])
+    for name, value in est.params_.items():
+        reference.params_[name][...] = value
+    _, grad = reference.loss_gradient([X], y[-1:])
+    if k >= 12:
+        _, exact = gradient_with(reference, [X], y[-1:], gradient="rtrl")
+        assert_gradients_equal(grad, exact)
+    before = {name: v.copy() for name, v in est.params_.items()}
+    est.partial_fit(X[:7], y[:7], sample_weight=weights[:7])
+    est.partial_fit(X[7:], y[7:], sample_weight=weights[7:])
+    for name, value in est.params_.items():
+        np.testing.assert_allclose(
+            before[name] - value, 0.1 * grad[name], rtol=1e-7, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize("gradient", ["bptt", "uoro"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_stream_chunks_do_not_matter(cell, gradient):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 2))
+    y = np.sin(X[:, 0].cumsum() / 5)
+    params = dict(n_hidden=3, cell=cell, gradient=gradient, stateful=True)
+    params.update(truncation=4, learning_rate_init=0.01, random_state=0)
+    whole = RTRLRegressor(**params).partial_fit(X, y)
+    pieces = RTRLRegressor(**params)
+    for start in range(0, 60, 7):
+        pieces.partial_fit(X[start : start + 7], y[start : start + 7])
+    for name in whole.params_:
+        np.testing.assert_allclose(
+            whole.params_[name], pieces.params_[name], rtol=1e-10, atol=1e-13
+        )
+    for key, value in whole._stream_state.items():
+        np.testing.assert_allclose(pieces._stream_state[key], value, rtol=1e-10)
+    np.testing.assert_allclose(whole.predict(X[:5]), pieces.predict(X[:5]))
+
+
+def test_stream_bptt_needs_a_truncation():
+    X, y = np.zeros((4, 1)), np.zeros(4)
+    est = RTRLRegressor(2, gradient="bptt", stateful=True)
+    with pytest.raises(ValueError, match="needs an integer truncation"):
+        est.partial_fit(X, y)
+    assert not hasattr(est, "params_")
+    est.set_params(truncation=3).partial_fit(X, y)
+    # Changing the truncation later rebuilds the ring of the stream.
+    est.set_params(truncation=5).partial_fit(X, y)
+    assert est._stream_state["ring"].shape[0] == 5
+    est.set_params(truncation=None)
+    with pytest.raises(ValueError, match="needs an integer truncation"):
+        est.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("truncation", [0, -1, 1.5, "2"])
+def test_truncation_is_validated(truncation):
+    est = RTRLRegressor(2, gradient="bptt", truncation=truncation)
+    with pytest.raises(ValueError, match="truncation"):
+        est.fit(np.zeros((3, 4)), np.zeros(3))
+
+
+def test_truncation_is_ignored_by_the_other_methods():
+    rng = np.random.RandomState(0)
+    X, y = regression_problem(rng, False)
+    est = fitted(RTRLRegressor(3), X, y, rng)
+    _, grad = est.loss_gradient(X, y)
+    _, same = gradient_with(est, X, y, truncation=1)
+    assert_gradients_equal(grad, same, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("gradient", ["bptt", "uoro"])
+def test_results_do_not_depend_on_the_number_of_threads(gradient):
+    rng = np.random.RandomState(0)
+    X, y = regression_problem(rng, True)
+    params = dict(cell="gru", output="sequence", gradient=gradient, batch_size=4)
+    one = RTRLRegressor(3, **params, max_iter=3, random_state=0, n_jobs=1).fit(X, y)
+    two = RTRLRegressor(3, **params, max_iter=3, random_state=0, n_jobs=2).fit(X, y)
+    for name in one.params_:
+        np.testing.assert_array_equal(one.params_[name], two.params_[name])
+
+
+# -- learning ------------------------------------------------------------------
+XOR = {"n_steps": 10, "delay": 2}
+SUM = {"n_steps": 12, "delay": 4}
+
+
+@pytest.mark.parametrize("truncation", [None, 4])
+def test_bptt_learns_delayed_xor(truncation):
+    # As tests/test_learning.py does with RTRL. Truncation 4 still sees the
+    # partner bit 2 steps back.
+    X, y = make_delayed_xor(400, **XOR, random_state=0)
+    X_test, y_test = make_delayed_xor(500, **XOR, random_state=1)
+    clf = RTRLClassifier(
+        8,
+        gradient="bptt",
+        truncation=truncation,
+        learning_rate_init=0.03,
+        max_iter=40,
+        batch_size=16,
+        random_state=0,
+    ).fit(X, y)
+    assert clf.score(X_test, y_test) >= 0.95
+
+
+def test_bptt_learns_delayed_sum_at_every_step():
+    X, y = make_delayed_sum(400, **SUM, output="sequence", random_state=0)
+    X_test, y_test = make_delayed_sum(500, **SUM, output="sequence", random_state=1)
+    reg = RTRLRegressor(
+        8,
+        gradient="bptt",
+        output="sequence",
+        learning_rate_init=0.02,
+        max_iter=40,
+        batch_size=16,
+        random_state=0,
+    ).fit(X, y)
+    assert reg.score(X_test, y_test) >= 0.9
