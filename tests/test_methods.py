@@ -387,3 +387,121 @@ def test_bptt_learns_delayed_sum_at_every_step():
         random_state=0,
     ).fit(X, y)
     assert reg.score(X_test, y_test) >= 0.9
+
+
+# -- UORO ------------------------------------------------------------------------
+def replicated_minibatch(x, y_seq, n_copies, every_step):
+    """Kernel inputs for ``n_copies`` copies of one sequence: each copy gets
+    its own random signs, so the rows are independent UORO estimates."""
+    T = x.shape[0]
+    x_start = np.arange(n_copies, dtype=np.intp) * T
+    if every_step:
+        targets, y_start = np.tile(y_seq, (n_copies, 1)), x_start
+    else:
+        targets = np.tile(y_seq[-1:], (n_copies, 1))
+        y_start = np.arange(n_copies, dtype=np.intp)
+    return (
+        np.tile(x, (n_copies, 1)),
+        targets,
+        x_start,
+        y_start,
+        np.full(n_copies, T, dtype=np.intp),
+        np.ones(targets.shape[0]),
+        1.0,
+        every_step,
+    )
+
+
+def kernel_gradient_rows(cell, flat, data):
+    """Per-sequence gradient rows [theta | W_out | b_out] of a cell's kernel."""
+    n_rows = data[4].shape[0]
+    workspace = cell.workspace(n_rows, 1, flat.dtype)
+    cell.train_minibatch(
+        flat, np.zeros_like(flat), *data, "tanh", "squared_error", workspace
+    )
+    return workspace["grad"][:n_rows].copy()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("every_step", [False, True])
+def test_uoro_is_unbiased(cell, every_step):
+    """The mean of N independent UORO estimates converges to the gradient.
+
+    Each of the P recurrent components of the mean has a standard error
+    se = std / sqrt(N). If the estimate is unbiased, z = (mean - exact) / se
+    is about standard normal for large N, so (1) every |z| < 5 (for P ~ 100
+    components, a false alarm has probability ~1e-4) and (2) the mean of z^2
+    is near 1: within 1 +- 4 sqrt(2 / P), four times the spread of a
+    chi-square over P (the z are correlated, so the spread is somewhat
+    larger: 0.46 to 2.04 measured at N = 20000). A bias b would make z grow
+    like b sqrt(N) / std: the estimates checked against 1.05 times the exact
+    gradient give max |z| between 5.6 and 19 here. The same
+    holds for the first N/16 estimates: the error shrinks like 1/sqrt(N).
+    The readout gradient is exact.
+    """
+    from skrtrl._methods import make_cell
+
+    rng = np.random.RandomState(0)
+    T, m, n, o = 5, 2, 3, 2
+    x, y_seq = rng.normal(size=(T, m)), rng.normal(size=(T, o))
+    exact_cell = make_cell(cell, n, m, o, gradient="rtrl")
+    uoro = make_cell(cell, n, m, o, gradient="uoro", random_state=0)
+    flat = rng.uniform(-0.8, 0.8, size=exact_cell.n_params)
+    N = 20000
+    estimates = kernel_gradient_rows(
+        uoro, flat, replicated_minibatch(x, y_seq, N, every_step)
+    )
+    exact = kernel_gradient_rows(
+        exact_cell, flat, replicated_minibatch(x, y_seq, 1, every_step)
+    )[0]
+    P = uoro.R * uoro.q
+    np.testing.assert_allclose(estimates[:, P:], np.tile(exact[P:], (N, 1)))
+    rec_est, rec_exact = estimates[:, :P], exact[:P]
+    varies = rec_est.std(axis=0) > 0
+    # Components that never vary are exact (e.g. zero for every estimate).
+    np.testing.assert_allclose(rec_est[0, ~varies], rec_exact[~varies], atol=1e-12)
+    P_varies = varies.sum()
+    assert P_varies >= 12
+    spread = 4 * np.sqrt(2 / P_varies)
+    for size in (N // 16, N):
+        sample = rec_est[:size, varies]
+        se = sample.std(axis=0, ddof=1) / np.sqrt(size)
+        z = (sample.mean(axis=0) - rec_exact[varies]) / se
+        assert np.abs(z).max() < 5, size
+        assert 1 - spread < np.mean(z**2) < 1 + spread, size
+
+
+def test_uoro_random_signs_follow_the_seed():
+    from skrtrl._methods import make_cell
+
+    rng = np.random.RandomState(0)
+    x, y_seq = rng.normal(size=(4, 2)), rng.normal(size=(4, 1))
+    data = replicated_minibatch(x, y_seq, 3, True)
+
+    def estimates(seed):
+        cell = make_cell("elman", 3, 2, 1, gradient="uoro", random_state=seed)
+        return kernel_gradient_rows(cell, flat, data)
+
+    flat = rng.uniform(-0.8, 0.8, size=make_cell("elman", 3, 2, 1).n_params)
+    first = estimates(0)
+    np.testing.assert_array_equal(first, estimates(0))
+    assert not np.allclose(first, estimates(1))
+    # Copies of one sequence draw different signs.
+    assert not np.allclose(first[0], first[1])
+
+
+def test_uoro_fit_follows_random_state():
+    rng = np.random.RandomState(0)
+    X, y = regression_problem(rng, False)
+    params = dict(gradient="uoro", max_iter=3, batch_size=4)
+    a = RTRLRegressor(3, random_state=0, **params).fit(X, y)
+    b = RTRLRegressor(3, random_state=0, **params).fit(X, y)
+    for name in a.params_:
+        np.testing.assert_array_equal(a.params_[name], b.params_[name])
+    # Same initial weights (set by hand), other random signs.
+    c = RTRLRegressor(3, random_state=0, **params).set_params(max_iter=1).fit(X, y)
+    d = RTRLRegressor(3, random_state=0, **params).set_params(max_iter=1).fit(X, y)
+    d._cell.random_state = np.random.RandomState(123)
+    c.partial_fit(X, y)
+    d.partial_fit(X, y)
+    assert not np.allclose(c.params_["weight_hh"], d.params_["weight_hh"])

@@ -311,7 +311,7 @@ def uoro_online(
         Py_ssize_t size = params.shape[0]
         Py_ssize_t b, t, i
         double weight, loss
-        uint64_t rng = stream_rng
+        uint64_t rng = stream_rng    # a continued stream goes on with it
         floating* theta = &params[0]
         floating* bias_hh = theta + P
         floating* W_out = theta + P + (n if separate_bias else 0)
@@ -345,8 +345,6 @@ def uoro_online(
                 memset(s, 0, S * sizeof(floating))
                 memset(hs, 0, S * sizeof(floating))
                 memset(ths, 0, P * sizeof(floating))
-            elif b == 0:
-                rng = stream_rng
             for t in range(lengths[b]):
                 _uoro_step(kind, activation, n, m, q, theta, bias_hh,
                            &X[x_start[b] + t, 0], s, hs, ths, &rng,
