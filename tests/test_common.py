@@ -31,6 +31,13 @@ ESTIMATORS = [
     RTRLClassifier(8, cell="gru", learning_rate_init=0.01),
     RTRLRegressor(8, cell="lstm", learning_rate_init=0.01),
     RTRLClassifier(8, cell="lstm", learning_rate_init=0.01),
+    RTRLRegressor(gradient="bptt"),
+    RTRLClassifier(gradient="bptt"),
+    RTRLRegressor(
+        8, cell="gru", gradient="bptt", truncation=6, learning_rate_init=0.01
+    ),
+    RTRLRegressor(gradient="uoro"),
+    RTRLClassifier(gradient="uoro"),
 ]
 
 
