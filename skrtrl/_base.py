@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
+from ._methods import make_cell
 from ._optim import AdamOptimizer, SGDOptimizer, clip_gradient
 from ._parallel import kernel_threads
 from ._sequences import (
@@ -48,6 +49,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "n_hidden": [Interval(Integral, 1, None, closed="left")],
         "cell": [StrOptions(set(CELLS))],
         "gradient": [StrOptions(set(GRADIENTS))],
+        "truncation": [Interval(Integral, 1, None, closed="left"), None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "output": [StrOptions({"last", "sequence"})],
         "solver": [StrOptions({"adam", "sgd"})],
@@ -83,6 +85,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         *,
         cell="elman",
         gradient="rtrl",
+        truncation=None,
         activation="tanh",
         output="last",
         solver="adam",
@@ -111,6 +114,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         self.n_hidden = n_hidden
         self.cell = cell
         self.gradient = gradient
+        self.truncation = truncation
         self.activation = activation
         self.output = output
         self.solver = solver
@@ -155,8 +159,15 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     # -- parameters --------------------------------------------------------
     def _make_cell(self, n_inputs, n_outputs):
-        return CELLS[self.cell](
-            self.n_hidden, n_inputs, n_outputs, gradient=self.gradient
+        return make_cell(
+            self.cell,
+            self.n_hidden,
+            n_inputs,
+            n_outputs,
+            gradient=self.gradient,
+            truncation=self.truncation,
+            # UORO's random signs come from the estimator's generator.
+            random_state=self.__dict__.get("_random_state"),
         )
 
     def _bind_params(self):
@@ -181,10 +192,13 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 f"n_hidden={self.n_hidden}: call fit (without warm_start) to "
                 "train a new model."
             )
-        if cell.gradient != self.gradient:
+        truncation = self.truncation if self.gradient == "bptt" else None
+        if cell.gradient != self.gradient or (
+            getattr(cell, "truncation", None) != truncation
+        ):
             self._cell = self._make_cell(cell.m, cell.o)
             if self.stateful and hasattr(self, "_stream_state"):
-                # The two methods keep influence matrices of different sizes.
+                # The methods keep stream states of different sizes.
                 self.reset_state()
         views = self._cell.views(self._flat_params)
         replaced = {}
@@ -403,6 +417,14 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 "stateful=True learns from a stream as it arrives and needs "
                 "update='step' (or 'auto'); update='batch' would make the "
                 "result depend on how the stream is cut into chunks."
+            )
+        if self.stateful and self.gradient == "bptt" and self.truncation is None:
+            raise ValueError(
+                "gradient='bptt' on a stream (stateful=True) needs an integer "
+                "truncation: without one, backpropagation would reach back to "
+                "the start of the stream and its memory would grow with it. "
+                "Set truncation=k to backpropagate each loss through its last "
+                "k steps."
             )
         if self.stateful and self.early_stopping:
             raise ValueError(

@@ -34,7 +34,7 @@ from ._parallel import blas_single_threaded
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
-GRADIENTS = ("rtrl", "snap1")
+GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 
 
 class _CellBase:

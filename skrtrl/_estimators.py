@@ -35,8 +35,8 @@ _PARAMETERS_DOC = """
         axis), trained by exact RTRL through the gates (about 3 and 9 times
         the Elman cell's cost per step).
 
-    gradient : {"rtrl", "snap1"}, default="rtrl"
-        How the gradient is computed forward in time. ``"rtrl"``: exact.
+    gradient : {"rtrl", "snap1", "bptt", "uoro"}, default="rtrl"
+        How the gradient is computed. ``"rtrl"``: exact, forward in time.
         ``"snap1"``: the SnAp-1 approximation (Menick et al., 2020), which
         keeps only the influence of each unit's own parameters on that unit,
         O(n q) per step instead of O(n^2 q) memory and O(n^3 q) time; exact
@@ -44,6 +44,27 @@ _PARAMETERS_DOC = """
         parameters are its rows of every gate, and its state is h_i (and
         c_i): time and memory per step are then of the order of the number
         of parameters, as for the forward pass.
+        ``"bptt"``: backpropagation through time, for every cell, exact
+        without ``truncation`` (the same gradient as ``"rtrl"``, at O(P)
+        per step for P recurrent parameters, with memory growing with the
+        sequence length), truncated with it. ``"uoro"``: Unbiased Online
+        Recurrent Optimization (Tallec & Ollivier, 2017), for every cell:
+        a rank-one, unbiased but noisy estimate of the influence, O(P) per
+        step, with random signs drawn from ``random_state``; the readout
+        gradient stays exact.
+
+    truncation : int >= 1 or None, default=None
+        Truncation of ``gradient="bptt"``; ignored by the other methods.
+        ``None``: full BPTT (back to the start of each sequence). An integer
+        k: the forward pass still runs over the whole sequence, carrying the
+        state, but the gradient of each loss term L_t flows back through the
+        last k steps only (the transitions of steps t, ..., t-k+1; the state
+        before them is taken as a constant), with a ring of k step records
+        as memory: Williams & Peng's BPTT(k; 1). With ``update="step"``
+        each target's loss is backpropagated this way and the weights
+        change at once. Stream mode (``stateful=True``) needs an integer:
+        backpropagating to the start of a stream would need memory growing
+        with it.
 
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden activation phi of the ``"elman"`` and ``"diagonal"`` cells.
@@ -111,7 +132,8 @@ _PARAMETERS_DOC = """
         Adam's numerical stability constant.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialisation, shuffling and validation split.
+        Seeds the weight initialisation, shuffling, validation split and
+        the random signs of ``gradient="uoro"``.
 
     n_jobs : int or None, default=None
         Threads that train the sequences of a minibatch in parallel (the
@@ -123,12 +145,13 @@ _PARAMETERS_DOC = """
 
     update : {"auto", "batch", "step"}, default="auto"
         When the weights change. ``"batch"``: once per minibatch of whole
-        sequences, with the gradient accumulated over them (the exact
-        gradient, equal to BPTT's). ``"step"``: after every time step that
-        has a target, inside the compiled loop, with the influence matrices
-        carried on under the changing weights (Williams & Zipser's
-        real-time RTRL). ``"auto"``: ``"step"`` when ``stateful``, else
-        ``"batch"``.
+        sequences, with the gradient accumulated over them (with ``"rtrl"``
+        the exact gradient, equal to BPTT's). ``"step"``: after every time
+        step that has a target, inside the compiled loop, with the influence
+        matrices carried on under the changing weights (Williams & Zipser's
+        real-time RTRL; UORO carries its estimate, BPTT backpropagates the
+        step's loss through its stored steps). ``"auto"``: ``"step"`` when
+        ``stateful``, else ``"batch"``.
 
     stateful : bool, default=False
         Stream mode. The rows of a 2D ``X`` (n_steps, n_features) are
@@ -394,9 +417,13 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
         # input 5 steps before the end of a 10-step sequence, among 9 noise
         # inputs. Element-wise recurrence (each unit a leaky integrator) and
         # SnAp-1's truncated influence do not isolate it within the default
-        # 200 epochs (R^2 0.13-0.16 measured); the full Elman cell does.
+        # 200 epochs (R^2 0.13-0.16 measured); the full Elman cell does, with
+        # RTRL, full BPTT or UORO. Truncated BPTT sees only as far back as
+        # its truncation.
         tags.regressor_tags.poor_score = (
-            self.cell == "diagonal" or self.gradient == "snap1"
+            self.cell == "diagonal"
+            or self.gradient == "snap1"
+            or (self.gradient == "bptt" and self.truncation is not None)
         )
         return tags
 

@@ -35,6 +35,13 @@ ESTIMATORS = [
     RTRLClassifier(8, cell="gru", gradient="snap1", learning_rate_init=0.01),
     RTRLRegressor(8, cell="lstm", gradient="snap1", learning_rate_init=0.01),
     RTRLClassifier(8, cell="lstm", gradient="snap1", learning_rate_init=0.01),
+    RTRLRegressor(gradient="bptt"),
+    RTRLClassifier(gradient="bptt"),
+    RTRLRegressor(
+        8, cell="gru", gradient="bptt", truncation=6, learning_rate_init=0.01
+    ),
+    RTRLRegressor(gradient="uoro"),
+    RTRLClassifier(gradient="uoro"),
 ]
 
 

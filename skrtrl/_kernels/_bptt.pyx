@@ -1,0 +1,372 @@
+# cython: language_level=3
+"""Backpropagation through time, full or truncated, for every cell.
+
+A baseline beside RTRL in the same code: the forward step and its
+vector-Jacobian product are the per-cell primitives of ``_steps.pxd``; each
+step leaves a record (inputs, previous hidden state, local derivatives) in
+a buffer, and the backward pass walks the records in reverse.
+
+Truncation (``truncation`` = k >= 1; 0 means none): the forward pass runs
+over the whole sequence, the state carried from step to step; the gradient
+of each loss term L_t flows back through the transitions of steps t, t-1,
+..., t-k+1 only (k steps), s_{t-k} being taken as a constant. Hence a ring
+buffer of the last k records suffices, memory does not grow with the
+length, and L_t costs min(k, t+1) vector-Jacobian products: O(k P) per
+target, P the number of recurrent parameters. With k >= the sequence length
+(or none) the gradient is exact. Full BPTT with targets at every step is
+one backward pass that picks up each step's dL/dh_t on the way, O(T P) per
+sequence, with the records of the whole sequence kept.
+
+The minibatch kernel runs threads over the sequences (dynamic schedule) and
+writes one gradient row per sequence, as the RTRL kernels do, so the sum
+over rows is independent of the number of threads. The online kernel
+updates the parameters after every step with a target, from the gradient of
+that step's loss backpropagated through the records in the ring (at most k
+steps back, or to the sequence start without truncation), using the current
+weights and the activations stored when each step ran; in a stream, the
+state and the ring are carried from call to call.
+"""
+
+# Bounds and wrap-around checks are set for the whole module by setup.py:
+# off, or on with SKRTRL_DEBUG=1 to audit the kernels.
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.string cimport memset, memcpy
+
+from ._common cimport (
+    optimizer_step, penalize_and_clip, readout_gradient, SOLVER_ADAM,
+)
+from ._steps cimport (
+    KIND_ELMAN, KIND_DIAGONAL, cell_columns, cell_forward, cell_rows,
+    cell_state, cell_vjp, record_size, step_work_size,
+)
+
+
+def bptt_sizes(int kind, int n, int m):
+    """(rows R, columns q, state S, record size) of the cell ``kind``."""
+    if kind < KIND_ELMAN or kind > 3:
+        raise ValueError("unknown cell kind")
+    return (cell_rows(kind, n), cell_columns(kind, n, m), cell_state(kind, n),
+            record_size(kind, n, m))
+
+
+def bptt_scratch_size(int kind, int n, int o):
+    """Numbers of scratch memory one thread of the BPTT kernels needs."""
+    return 3 * cell_state(kind, n) + step_work_size(kind, n) + n + 2 * o
+
+
+cdef inline void _backprop(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* ring, Py_ssize_t cap, int rs, Py_ssize_t newest,
+    Py_ssize_t depth, const floating* g, floating* grad_theta,
+    floating* gbar, floating* gprev, floating* work,
+) noexcept nogil:
+    """Add the gradient of a loss with dL/dh = g at the step of record
+    ``newest`` (a slot of the ring), backpropagated through ``depth``
+    records, into grad_theta."""
+    cdef:
+        int S = cell_state(kind, n)
+        Py_ssize_t j, slot = newest
+        floating* tmp
+    memset(gbar, 0, S * sizeof(floating))
+    memcpy(gbar, g, n * sizeof(floating))
+    for j in range(depth):
+        cell_vjp(kind, n, m, q, theta, ring + slot * rs, gbar,
+                 gprev if j < depth - 1 else NULL, grad_theta, work)
+        tmp = gbar
+        gbar = gprev
+        gprev = tmp
+        slot = slot - 1 if slot > 0 else cap - 1
+
+
+cdef double _bptt_sequence(
+    int kind, int activation, int loss_kind, int n, int m, int q, int o,
+    const floating* theta, const floating* bias_hh,
+    const floating* W_out, const floating* b_out,
+    const floating* X, const floating* Y, Py_ssize_t length,
+    const floating* weights, double weight_scale, bint every_step,
+    Py_ssize_t truncation, floating* grad, floating* ring, floating* scratch,
+) noexcept nogil:
+    """One sequence from the zero state; gradient added into ``grad``, laid
+    out [theta (R*q) | W_out (o*n) | b_out (o)]. ``ring`` holds
+    ``truncation`` records (or, without truncation, ``length``)."""
+    cdef:
+        int R = cell_rows(kind, n)
+        int S = cell_state(kind, n)
+        int rs = record_size(kind, n, m)
+        int spare = rs - n
+        Py_ssize_t cap = truncation if truncation > 0 else length
+        Py_ssize_t t, slot, i
+        double loss = 0.0
+        bint target
+        floating* s = scratch
+        floating* gbar = s + S
+        floating* gprev = gbar + S
+        floating* work = gprev + S
+        floating* g = work + step_work_size(kind, n)
+        floating* zout = g + n
+        floating* dz = zout + o
+        floating* rec
+        floating* grad_out = grad + R * q
+        floating* tmp
+    memset(s, 0, S * sizeof(floating))
+    for t in range(length):
+        slot = t % cap
+        rec = ring + slot * rs
+        cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
+                     rec, work)
+        target = every_step or t == length - 1
+        if not target:
+            continue
+        loss += readout_gradient(
+            Y + (t * o if every_step else 0), o, n,
+            weight_scale * weights[t if every_step else 0], loss_kind,
+            W_out, b_out, s, grad_out, g, zout, dz)
+        if truncation > 0:
+            _backprop(kind, n, m, q, theta, ring, cap, rs, slot,
+                      min(truncation, t + 1), g, grad, gbar, gprev, work)
+        else:
+            memcpy(rec + spare, g, n * sizeof(floating))
+    if truncation > 0:
+        return loss
+    # One backward pass, picking up each target's dL/dh_t on the way.
+    memset(gbar, 0, S * sizeof(floating))
+    for t in range(length - 1, -1, -1):
+        rec = ring + t * rs
+        if every_step or t == length - 1:
+            for i in range(n):
+                gbar[i] += rec[spare + i]
+        cell_vjp(kind, n, m, q, theta, rec, gbar, gprev if t > 0 else NULL,
+                 grad, work)
+        tmp = gbar
+        gbar = gprev
+        gprev = tmp
+    return loss
+
+
+def bptt_minibatch(
+    int kind,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    double weight_scale,
+    bint every_step,
+    const floating[:, ::1] theta,
+    const floating[::1] bias_hh,
+    const floating[:, ::1] W_out,
+    const floating[::1] b_out,
+    int activation,
+    int loss_kind,
+    Py_ssize_t truncation,
+    floating[:, ::1] grad_rows,
+    floating[:, ::1] ring,
+    floating[:, ::1] scratch,
+    double[::1] loss_rows,
+):
+    """BPTT over a minibatch; one gradient row and loss per sequence.
+
+    Parameters
+    ----------
+    kind : cell code of ``_steps.pxd`` (0 Elman, 1 element-wise, 2 GRU,
+        3 LSTM).
+    X, Y, x_start, y_start, lengths, target_weight, weight_scale, every_step
+        As for ``skrtrl._kernels._elman.elman_rtrl_minibatch``.
+    theta : (R, q) recurrent parameters; bias_hh : (n,) the separate bias
+        of the Elman and element-wise cells (not read for gated cells).
+    W_out, b_out : readout.
+    activation, loss_kind : codes of ``skrtrl._kernels._common``.
+    truncation : k >= 1, or 0 for full BPTT.
+    grad_rows : (>= B, R*q + o*n + o) gradient of each sequence (written).
+    ring : (n_threads, cap * record size) records, cap = truncation, or the
+        longest sequence without truncation.
+    scratch : (n_threads, bptt_scratch_size(kind, n, o)).
+    loss_rows : (>= B,) loss of each sequence (written).
+    """
+    cdef:
+        Py_ssize_t B = lengths.shape[0]
+        int m = X.shape[1]
+        int o = W_out.shape[0]
+        int n = W_out.shape[1]
+        int R = cell_rows(kind, n)
+        int q = cell_columns(kind, n, m)
+        int rs = record_size(kind, n, m)
+        int n_threads = min(ring.shape[0], scratch.shape[0])
+        int size = R * q + o * n + o
+        Py_ssize_t b, longest = 0
+        int tid
+    if theta.shape[0] != R or theta.shape[1] != q:
+        raise ValueError("theta has the wrong shape for this cell")
+    if bias_hh.shape[0] < n and kind <= KIND_DIAGONAL:
+        raise ValueError("bias_hh needs n entries")
+    if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
+        raise ValueError("grad_rows has the wrong size")
+    if truncation < 0:
+        raise ValueError("truncation must be >= 0")
+    for b in range(B):
+        longest = max(longest, lengths[b])
+    if ring.shape[1] < (truncation if truncation > 0 else longest) * rs:
+        raise ValueError("ring workspace too small")
+    if scratch.shape[1] < bptt_scratch_size(kind, n, o):
+        raise ValueError("scratch workspace too small")
+    if loss_rows.shape[0] < B:
+        raise ValueError("loss_rows too small")
+    if target_weight.shape[0] != Y.shape[0]:
+        raise ValueError("target_weight needs one weight per row of Y")
+    if B == 0:
+        return
+    if n_threads <= 1:
+        with nogil:
+            for b in range(B):
+                memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+                loss_rows[b] = _bptt_sequence(
+                    kind, activation, loss_kind, n, m, q, o, &theta[0, 0],
+                    &bias_hh[0], &W_out[0, 0], &b_out[0], &X[x_start[b], 0],
+                    &Y[y_start[b], 0], lengths[b], &target_weight[y_start[b]],
+                    weight_scale, every_step, truncation, &grad_rows[b, 0],
+                    &ring[0, 0], &scratch[0, 0])
+        return
+    for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
+        tid = threadid()
+        memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+        loss_rows[b] = _bptt_sequence(
+            kind, activation, loss_kind, n, m, q, o, &theta[0, 0],
+            &bias_hh[0], &W_out[0, 0], &b_out[0], &X[x_start[b], 0],
+            &Y[y_start[b], 0], lengths[b], &target_weight[y_start[b]],
+            weight_scale, every_step, truncation, &grad_rows[b, 0],
+            &ring[tid, 0], &scratch[tid, 0])
+
+
+def bptt_online(
+    int kind,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    bint every_step,
+    bint reset_state,
+    floating[::1] params,
+    int n,
+    int m,
+    int o,
+    int activation,
+    int loss_kind,
+    int solver,
+    double learning_rate,
+    double beta_1,
+    double beta_2,
+    double epsilon,
+    double momentum,
+    bint nesterov,
+    floating[::1] state_a,
+    floating[::1] state_b,
+    long long t_update,
+    const floating[::1] penalty,
+    double clip_norm,
+    floating[::1] state,
+    floating[:, ::1] ring,
+    Py_ssize_t filled,
+    Py_ssize_t pos,
+    floating[::1] grad,
+    floating[::1] scratch,
+    double[::1] loss_rows,
+):
+    """Online (truncated) BPTT: update the parameters after every target.
+
+    Each step's record goes into the ring (``ring.shape[0]`` slots, the
+    truncation); at a step with a target, that target's loss is
+    backpropagated through the ``filled`` most recent records (at most the
+    ring's size) and the optimizer steps, as in
+    ``skrtrl._kernels._elman.elman_rtrl_online``. Sequences run in the
+    given order, each from the zero state (and an empty ring) when
+    ``reset_state``; otherwise the first continues from ``state``, the ring,
+    ``filled`` and ``pos`` (the slot of the next record), and the final
+    values are left there.
+
+    ``params`` (and ``grad``, ``penalty``, the optimizer state) are laid
+    out as the cell's flat vector: [theta | bias_hh | W_out | b_out] for the
+    Elman and element-wise cells, [theta | W_out | b_out] for the gated
+    ones. ``state`` has S numbers. Returns (t_update, filled, pos).
+    """
+    cdef:
+        Py_ssize_t B = lengths.shape[0]
+        int R = cell_rows(kind, n)
+        int q = cell_columns(kind, n, m)
+        int S = cell_state(kind, n)
+        int rs = record_size(kind, n, m)
+        bint separate_bias = kind <= KIND_DIAGONAL
+        int rq = R * q
+        Py_ssize_t size = params.shape[0]
+        Py_ssize_t cap = ring.shape[0]
+        Py_ssize_t b, t, i, newest
+        double weight, loss
+        floating* theta = &params[0]
+        floating* bias_hh = theta + rq
+        floating* W_out = theta + rq + (n if separate_bias else 0)
+        floating* b_out = W_out + o * n
+        floating* g_out = &grad[0] + rq + (n if separate_bias else 0)
+        floating* s = &state[0]
+        floating* gbar = &scratch[0] + S
+        floating* gprev = gbar + S
+        floating* work = gprev + S
+        floating* g = work + step_work_size(kind, n)
+        floating* zout = g + n
+        floating* dz = zout + o
+    if size != W_out - theta + o * n + o or grad.shape[0] != size:
+        raise ValueError("params and grad do not match the cell's layout")
+    if penalty.shape[0] != size or state_a.shape[0] != size:
+        raise ValueError("penalty and optimizer state must match params")
+    if solver == SOLVER_ADAM and state_b.shape[0] != size:
+        raise ValueError("Adam needs a second moment of the size of params")
+    if cap < 1 or ring.shape[1] != rs:
+        raise ValueError("ring must have shape (truncation, record size)")
+    if state.shape[0] != S or scratch.shape[0] < bptt_scratch_size(kind, n, o):
+        raise ValueError("state of the wrong size or scratch too small")
+    if not (0 <= filled <= cap and 0 <= pos < cap):
+        raise ValueError("filled or pos out of range")
+    if loss_rows.shape[0] < B:
+        raise ValueError("loss_rows too small")
+    if target_weight.shape[0] != Y.shape[0]:
+        raise ValueError("target_weight needs one weight per row of Y")
+    with nogil:
+        for b in range(B):
+            loss = 0.0
+            if reset_state:
+                memset(s, 0, S * sizeof(floating))
+                filled = 0
+                pos = 0
+            for t in range(lengths[b]):
+                cell_forward(kind, activation, n, m, q, theta, bias_hh,
+                             &X[x_start[b] + t, 0], s, &ring[pos, 0], work)
+                newest = pos
+                pos = pos + 1 if pos + 1 < cap else 0
+                if filled < cap:
+                    filled += 1
+                if not (every_step or t == lengths[b] - 1):
+                    continue
+                i = y_start[b] + (t if every_step else 0)
+                weight = target_weight[i]
+                memset(&grad[0], 0, size * sizeof(floating))
+                loss += readout_gradient(
+                    &Y[i, 0], o, n, weight, loss_kind, W_out, b_out, s,
+                    g_out, g, zout, dz)
+                _backprop(kind, n, m, q, theta, &ring[0, 0], cap, rs, newest,
+                          filled, g, &grad[0], gbar, gprev, work)
+                if separate_bias:
+                    # Both biases enter a_t identically.
+                    for i in range(n):
+                        grad[rq + i] = grad[i * q + q - 1]
+                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
+                                  clip_norm)
+                t_update += 1
+                optimizer_step(
+                    theta, &grad[0], size, solver, learning_rate, beta_1,
+                    beta_2, epsilon, momentum, nesterov, &state_a[0],
+                    &state_b[0] if solver == SOLVER_ADAM else &state_a[0],
+                    t_update)
+            loss_rows[b] = loss
+    return t_update, filled, pos

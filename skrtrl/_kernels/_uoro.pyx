@@ -1,0 +1,373 @@
+# cython: language_level=3
+"""Unbiased Online Recurrent Optimization (Tallec & Ollivier, 2017).
+
+UORO replaces the influence matrix P_t = d s_t / d theta (S x P) by a
+rank-one estimate s~_t theta~_t^T whose expectation is P_t. With the RTRL
+recursion P_t = J_t P_{t-1} + I_t, one step draws a vector nu of S
+independent random signs and sets (Algorithm 1 of the paper)
+
+    s~_t     = rho0 J_t s~_{t-1} + rho1 nu,
+    theta~_t = theta~_{t-1} / rho0 + (nu^T I_t) / rho1,
+
+so that s~_t theta~_t^T = J_t s~ theta~^T + nu nu^T I_t + cross terms
+linear in nu. E[nu nu^T] = Id and the cross terms have zero mean (the
+scalings depend on nu only through norms that are the same for nu and -nu),
+hence E[s~_t theta~_t^T] = J_t E[s~_{t-1} theta~_{t-1}^T] + I_t = P_t by
+induction from s~_0 = theta~_0 = 0. The variance-reducing scalings are
+
+    rho0 = sqrt((||theta~_{t-1}|| + eps) / (||J_t s~_{t-1}|| + eps)),
+    rho1 = sqrt((||nu^T I_t|| + eps) / (||nu|| + eps)),
+
+eps = 1e-7, which balance the norms of the two factors of each term. A
+loss with dL/dh_t = g adds (g . s~_t[:n]) theta~_t to the gradient of the
+recurrent parameters theta (R x q); the readout gradient is exact. Per step
+this costs one Jacobian-vector and one vector-Jacobian product of the cell
+(``_steps.pxd``): O(P) time and memory, P = R*q.
+
+Random signs come from a splitmix64 generator (Steele, Lea & Flood, 2014)
+seeded per sequence from a seed the caller draws (from the estimator's
+``random_state``) and the sequence's position in the call, so the estimate
+does not depend on which thread ran which sequence.
+"""
+
+# Bounds and wrap-around checks are set for the whole module by setup.py:
+# off, or on with SKRTRL_DEBUG=1 to audit the kernels.
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport sqrt
+from libc.stdint cimport uint64_t
+from libc.string cimport memset
+
+from ._common cimport (
+    optimizer_step, penalize_and_clip, readout_gradient, SOLVER_ADAM,
+)
+from ._steps cimport (
+    KIND_DIAGONAL, cell_columns, cell_forward, cell_jvp, cell_rows,
+    cell_state, cell_vjp, record_size, step_work_size,
+)
+
+cdef double EPS = 1e-7
+
+
+cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
+    """The splitmix64 output function (a bijective bit mixer)."""
+    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t _next(uint64_t* state) noexcept nogil:
+    """Next 64 random bits of a splitmix64 stream."""
+    state[0] += <uint64_t> 0x9E3779B97F4A7C15
+    return _mix64(state[0])
+
+
+cdef inline uint64_t sequence_stream(uint64_t seed, Py_ssize_t b) noexcept nogil:
+    """Start of the stream of sequence ``b``: far from the others' starts."""
+    return _mix64(seed ^ _mix64(<uint64_t> b + <uint64_t> 0x632BE59BD9B4E019))
+
+
+cdef inline void _signs(uint64_t* rng, int S, floating* nu) noexcept nogil:
+    """S independent random signs, one bit each."""
+    cdef int i
+    cdef uint64_t word = 0
+    for i in range(S):
+        if i % 64 == 0:
+            word = _next(rng)
+        nu[i] = 1 if (word >> (i % 64)) & 1 else -1
+
+
+cdef inline double _norm(const floating* v, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double acc = 0.0
+    for i in range(size):
+        acc += v[i] * v[i]
+    return sqrt(acc)
+
+
+def uoro_scratch_size(int kind, int n, int m, int o):
+    """Numbers of scratch memory one thread of the UORO kernels needs
+    (theta~ and s~ are apart: they are the state of a stream)."""
+    return (cell_rows(kind, n) * cell_columns(kind, n, m)
+            + 2 * cell_state(kind, n) + step_work_size(kind, n)
+            + record_size(kind, n, m) + n + 2 * o)
+
+
+cdef inline void _uoro_step(
+    int kind, int activation, int n, int m, int q,
+    const floating* theta, const floating* bias_hh, const floating* x,
+    floating* s, floating* hs, floating* ths, uint64_t* rng,
+    floating* scratch,
+) noexcept nogil:
+    """Advance the state s and the estimate (hs = s~, ths = theta~)."""
+    cdef:
+        int S = cell_state(kind, n)
+        Py_ssize_t P = cell_rows(kind, n) * q
+        Py_ssize_t i
+        double rho0, rho1
+        floating* dth = scratch
+        floating* nu = dth + P
+        floating* js = nu + S
+        floating* work = js + S
+        floating* rec = work + step_work_size(kind, n)
+    cell_forward(kind, activation, n, m, q, theta, bias_hh, x, s, rec, work)
+    cell_jvp(kind, n, m, q, theta, rec, hs, js, work)
+    _signs(rng, S, nu)
+    memset(dth, 0, P * sizeof(floating))
+    cell_vjp(kind, n, m, q, theta, rec, nu, NULL, dth, work)
+    rho0 = sqrt((_norm(ths, P) + EPS) / (_norm(js, S) + EPS))
+    rho1 = sqrt((_norm(dth, P) + EPS) / (sqrt(<double> S) + EPS))
+    for i in range(S):
+        hs[i] = <floating> (rho0 * js[i] + rho1 * nu[i])
+    for i in range(P):
+        ths[i] = <floating> (ths[i] / rho0 + dth[i] / rho1)
+
+
+cdef inline double _uoro_target(
+    int n, Py_ssize_t P, const floating* y, int o, double weight,
+    int loss_kind, const floating* W_out, const floating* b_out,
+    const floating* s, const floating* hs, const floating* ths,
+    floating* grad_theta, floating* grad_out, floating* rest,
+) noexcept nogil:
+    """Loss of one target: exact readout gradient into grad_out, the UORO
+    estimate (g . s~) theta~ into grad_theta. ``rest``: n + 2 o numbers."""
+    cdef:
+        Py_ssize_t i
+        double c = 0.0, loss
+        floating* g = rest
+    loss = readout_gradient(y, o, n, weight, loss_kind, W_out, b_out, s,
+                            grad_out, g, g + n, g + n + o)
+    for i in range(n):
+        c += g[i] * hs[i]
+    for i in range(P):
+        grad_theta[i] += <floating> (c * ths[i])
+    return loss
+
+
+cdef double _uoro_sequence(
+    int kind, int activation, int loss_kind, int n, int m, int q, int o,
+    const floating* theta, const floating* bias_hh,
+    const floating* W_out, const floating* b_out,
+    const floating* X, const floating* Y, Py_ssize_t length,
+    const floating* weights, double weight_scale, bint every_step,
+    uint64_t rng, floating* grad, floating* state, floating* scratch,
+) noexcept nogil:
+    """One sequence from the zero state; gradient added into ``grad``, laid
+    out [theta (R*q) | W_out | b_out]. ``state``: s, s~, theta~."""
+    cdef:
+        int S = cell_state(kind, n)
+        Py_ssize_t P = cell_rows(kind, n) * q
+        Py_ssize_t t
+        double loss = 0.0
+        floating* s = state
+        floating* hs = s + S
+        floating* ths = hs + S
+        floating* rest = scratch + P + 2 * S + step_work_size(kind, n) \
+            + record_size(kind, n, m)
+    memset(state, 0, (2 * S + P) * sizeof(floating))
+    for t in range(length):
+        _uoro_step(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
+                   hs, ths, &rng, scratch)
+        if every_step or t == length - 1:
+            loss += _uoro_target(
+                n, P, Y + (t * o if every_step else 0), o,
+                weight_scale * weights[t if every_step else 0], loss_kind,
+                W_out, b_out, s, hs, ths, grad, grad + P, rest)
+    return loss
+
+
+def uoro_minibatch(
+    int kind,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    double weight_scale,
+    bint every_step,
+    const floating[:, ::1] theta,
+    const floating[::1] bias_hh,
+    const floating[:, ::1] W_out,
+    const floating[::1] b_out,
+    int activation,
+    int loss_kind,
+    unsigned long long seed,
+    floating[:, ::1] grad_rows,
+    floating[:, ::1] states,
+    floating[:, ::1] scratch,
+    double[::1] loss_rows,
+):
+    """UORO gradient estimate over a minibatch; one row per sequence.
+
+    As ``skrtrl._kernels._bptt.bptt_minibatch``, with ``seed`` for the
+    random signs (sequence b draws from the stream of (seed, b)) and
+    ``states`` (n_threads, 2 S + R*q) in place of the ring.
+    """
+    cdef:
+        Py_ssize_t B = lengths.shape[0]
+        int m = X.shape[1]
+        int o = W_out.shape[0]
+        int n = W_out.shape[1]
+        int R = cell_rows(kind, n)
+        int q = cell_columns(kind, n, m)
+        int S = cell_state(kind, n)
+        int n_threads = min(states.shape[0], scratch.shape[0])
+        int size = R * q + o * n + o
+        Py_ssize_t b
+        int tid
+    if theta.shape[0] != R or theta.shape[1] != q:
+        raise ValueError("theta has the wrong shape for this cell")
+    if bias_hh.shape[0] < n and kind <= KIND_DIAGONAL:
+        raise ValueError("bias_hh needs n entries")
+    if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
+        raise ValueError("grad_rows has the wrong size")
+    if states.shape[1] < 2 * S + R * q:
+        raise ValueError("states workspace too small")
+    if scratch.shape[1] < uoro_scratch_size(kind, n, m, o):
+        raise ValueError("scratch workspace too small")
+    if loss_rows.shape[0] < B:
+        raise ValueError("loss_rows too small")
+    if target_weight.shape[0] != Y.shape[0]:
+        raise ValueError("target_weight needs one weight per row of Y")
+    if B == 0:
+        return
+    if n_threads <= 1:
+        with nogil:
+            for b in range(B):
+                memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+                loss_rows[b] = _uoro_sequence(
+                    kind, activation, loss_kind, n, m, q, o, &theta[0, 0],
+                    &bias_hh[0], &W_out[0, 0], &b_out[0], &X[x_start[b], 0],
+                    &Y[y_start[b], 0], lengths[b], &target_weight[y_start[b]],
+                    weight_scale, every_step, sequence_stream(seed, b),
+                    &grad_rows[b, 0], &states[0, 0], &scratch[0, 0])
+        return
+    for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
+        tid = threadid()
+        memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+        loss_rows[b] = _uoro_sequence(
+            kind, activation, loss_kind, n, m, q, o, &theta[0, 0],
+            &bias_hh[0], &W_out[0, 0], &b_out[0], &X[x_start[b], 0],
+            &Y[y_start[b], 0], lengths[b], &target_weight[y_start[b]],
+            weight_scale, every_step, sequence_stream(seed, b),
+            &grad_rows[b, 0], &states[tid, 0], &scratch[tid, 0])
+
+
+def uoro_online(
+    int kind,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    bint every_step,
+    bint reset_state,
+    floating[::1] params,
+    int n,
+    int m,
+    int o,
+    int activation,
+    int loss_kind,
+    int solver,
+    double learning_rate,
+    double beta_1,
+    double beta_2,
+    double epsilon,
+    double momentum,
+    bint nesterov,
+    floating[::1] state_a,
+    floating[::1] state_b,
+    long long t_update,
+    const floating[::1] penalty,
+    double clip_norm,
+    unsigned long long seed,
+    unsigned long long stream_rng,
+    floating[::1] state,
+    floating[::1] tilde_state,
+    floating[::1] tilde_theta,
+    floating[::1] grad,
+    floating[::1] scratch,
+    double[::1] loss_rows,
+):
+    """Online UORO: update the parameters after every step with a target.
+
+    As ``skrtrl._kernels._bptt.bptt_online`` (same parameter layouts), with
+    the state s (S), its estimate factors s~ (S) and theta~ (R*q), in and
+    out. Random signs: a sequence started from the zero state draws from
+    the stream of (``seed``, its position b); one that continues a stream
+    (no ``reset_state``) continues the generator ``stream_rng``, so that a
+    stream's signs do not depend on how it is cut into calls. Returns
+    (t_update, generator state after the call).
+    """
+    cdef:
+        Py_ssize_t B = lengths.shape[0]
+        int R = cell_rows(kind, n)
+        int q = cell_columns(kind, n, m)
+        int S = cell_state(kind, n)
+        bint separate_bias = kind <= KIND_DIAGONAL
+        Py_ssize_t P = R * q
+        Py_ssize_t size = params.shape[0]
+        Py_ssize_t b, t, i
+        double weight, loss
+        uint64_t rng = stream_rng    # a continued stream goes on with it
+        floating* theta = &params[0]
+        floating* bias_hh = theta + P
+        floating* W_out = theta + P + (n if separate_bias else 0)
+        floating* b_out = W_out + o * n
+        floating* g_out = &grad[0] + P + (n if separate_bias else 0)
+        floating* s = &state[0]
+        floating* hs = &tilde_state[0]
+        floating* ths = &tilde_theta[0]
+        floating* rest = &scratch[0] + P + 2 * S + step_work_size(kind, n) \
+            + record_size(kind, n, m)
+    if size != W_out - theta + o * n + o or grad.shape[0] != size:
+        raise ValueError("params and grad do not match the cell's layout")
+    if penalty.shape[0] != size or state_a.shape[0] != size:
+        raise ValueError("penalty and optimizer state must match params")
+    if solver == SOLVER_ADAM and state_b.shape[0] != size:
+        raise ValueError("Adam needs a second moment of the size of params")
+    if (state.shape[0] != S or tilde_state.shape[0] != S
+            or tilde_theta.shape[0] != P):
+        raise ValueError("state and s~ need S numbers, theta~ R*q")
+    if scratch.shape[0] < uoro_scratch_size(kind, n, m, o):
+        raise ValueError("scratch too small")
+    if loss_rows.shape[0] < B:
+        raise ValueError("loss_rows too small")
+    if target_weight.shape[0] != Y.shape[0]:
+        raise ValueError("target_weight needs one weight per row of Y")
+    with nogil:
+        for b in range(B):
+            loss = 0.0
+            if reset_state:
+                rng = sequence_stream(seed, b)
+                memset(s, 0, S * sizeof(floating))
+                memset(hs, 0, S * sizeof(floating))
+                memset(ths, 0, P * sizeof(floating))
+            for t in range(lengths[b]):
+                _uoro_step(kind, activation, n, m, q, theta, bias_hh,
+                           &X[x_start[b] + t, 0], s, hs, ths, &rng,
+                           &scratch[0])
+                if not (every_step or t == lengths[b] - 1):
+                    continue
+                i = y_start[b] + (t if every_step else 0)
+                weight = target_weight[i]
+                memset(&grad[0], 0, size * sizeof(floating))
+                loss += _uoro_target(
+                    n, P, &Y[i, 0], o, weight, loss_kind, W_out, b_out, s, hs,
+                    ths, &grad[0], g_out, rest)
+                if separate_bias:
+                    # Both biases enter a_t identically.
+                    for i in range(n):
+                        grad[P + i] = grad[i * q + q - 1]
+                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
+                                  clip_norm)
+                t_update += 1
+                optimizer_step(
+                    theta, &grad[0], size, solver, learning_rate, beta_1,
+                    beta_2, epsilon, momentum, nesterov, &state_a[0],
+                    &state_b[0] if solver == SOLVER_ADAM else &state_a[0],
+                    t_update)
+            loss_rows[b] = loss
+    return t_update, rng
