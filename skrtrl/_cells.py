@@ -34,6 +34,8 @@ from ._parallel import blas_single_threaded
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
+# "bptt" and "uoro" are served for every cell by skrtrl._methods.MethodCell,
+# which wraps these cells; the cells' own kernels do "rtrl" and "snap1".
 GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 
 

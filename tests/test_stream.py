@@ -61,6 +61,11 @@ METHODS = [
     dict(cell="elman", gradient="rtrl"),
     dict(cell="elman", gradient="snap1"),
     dict(cell="diagonal"),
+    # The stream state of these holds more than arrays: BPTT's ring position
+    # and fill, UORO's generator state.
+    dict(cell="gru", gradient="bptt", truncation=5),
+    dict(cell="elman", gradient="uoro"),
+    dict(cell="lstm", gradient="uoro"),
 ]
 
 
