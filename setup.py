@@ -21,7 +21,7 @@ directives = {
     "cdivision": not DEBUG,
 }
 
-KERNELS = ["_elman", "_diagonal", "_threads", "_gated"]
+KERNELS = ["_elman", "_diagonal", "_threads", "_gated", "_feedback"]
 
 extensions = [
     Extension(

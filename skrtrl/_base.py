@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
+from ._feedback import FeedbackCell, check_feedback_settings, sync_feedback_cell
 from ._optim import AdamOptimizer, SGDOptimizer, clip_gradient
 from ._parallel import kernel_threads
 from ._sequences import (
@@ -73,6 +74,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "n_jobs": [Integral, None],
         "update": [StrOptions({"auto", "batch", "step"})],
         "stateful": ["boolean"],
+        "output_feedback": ["boolean"],
+        "teacher_forcing": ["boolean"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
     }
@@ -105,6 +108,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         n_jobs=None,
         update="auto",
         stateful=False,
+        output_feedback=False,
+        teacher_forcing=True,
         warm_start=False,
         verbose=0,
     ):
@@ -133,6 +138,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         self.n_jobs = n_jobs
         self.update = update
         self.stateful = stateful
+        self.output_feedback = output_feedback
+        self.teacher_forcing = teacher_forcing
         self.warm_start = warm_start
         self.verbose = verbose
 
@@ -155,6 +162,15 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     # -- parameters --------------------------------------------------------
     def _make_cell(self, n_inputs, n_outputs):
+        if self.output_feedback:
+            return FeedbackCell(
+                self.cell,
+                self.n_hidden,
+                n_inputs,
+                n_outputs,
+                gradient=self.gradient,
+                teacher_forcing=self.teacher_forcing,
+            )
         return CELLS[self.cell](
             self.n_hidden, n_inputs, n_outputs, gradient=self.gradient
         )
@@ -181,6 +197,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 f"n_hidden={self.n_hidden}: call fit (without warm_start) to "
                 "train a new model."
             )
+        sync_feedback_cell(self)
+        cell = self._cell
         if cell.gradient != self.gradient:
             self._cell = self._make_cell(cell.m, cell.o)
             if self.stateful and hasattr(self, "_stream_state"):
@@ -228,6 +246,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 "saved it, or train the model again."
             )
         state = {k: v for k, v in state.items() if k != "_skrtrl_format"}
+        # Models saved before output feedback existed had none.
+        state.setdefault("output_feedback", False)
+        state.setdefault("teacher_forcing", True)
         super().__setstate__(state)
         if "_flat_params" in self.__dict__:
             self._bind_params()
@@ -398,6 +419,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         return self.update
 
     def _check_mode_combination(self):
+        check_feedback_settings(self)
         if self.stateful and self.update == "batch":
             raise ValueError(
                 "stateful=True learns from a stream as it arrives and needs "
@@ -715,6 +737,21 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         return self._raw_outputs_packed(packed), packed
 
     def _raw_outputs_packed(self, packed):
+        if self.output_feedback:
+            state = None
+            if self.stateful and hasattr(self, "_stream_state"):
+                state = self._stream_state
+            # The closed loop: each step's output is fed into the next.
+            return self._cell.closed_loop_outputs(
+                self._flat_params,
+                packed.values,
+                np.ascontiguousarray(packed.starts),
+                np.ascontiguousarray(packed.lengths),
+                self.activation,
+                self._loss_name,
+                self._every_step,
+                state,
+            )
         h0 = None
         if self.stateful and hasattr(self, "_stream_state"):
             h0 = self._stream_state["hidden"]
