@@ -423,23 +423,29 @@ def test_teacher_forced_net_generates_a_sine_wave():
     # Williams & Zipser's oscillator: no input but a constant column, the
     # sine as the target at every step, its previous value fed back. In
     # closed loop the trained net must keep the wave going by itself.
+    # Measured over random_state 0-9 (same settings): over the 20 periods
+    # checked, per-period amplitudes within 2.8 % of 1 and periods within
+    # 0.7 % of 20 for all ten seeds; at 48 periods one seed (2) had drifted
+    # to 8 %. The test holds 5 % over 20 periods, for seed 0.
     period = 20
-    t = np.arange(200)
-    y = np.sin(2 * np.pi * t / period)
-    X = np.ones((1, 200, 1))
+    y = np.sin(2 * np.pi * np.arange(200) / period)
     est = RTRLRegressor(
         n_hidden=8,
         output="sequence",
         output_feedback=True,
         learning_rate_init=0.01,
-        max_iter=300,
+        max_iter=1000,
+        tol=0.0,
+        n_iter_no_change=1000,
         alpha=0.0,
         random_state=0,
-    ).fit(X, y[None, :])
-    generated = est.predict(np.ones((1, 400, 1)))[0]
-    tail = generated[2 * period :]  # 18 periods after a short transient
-    amplitude, measured_period = wave_properties(tail)
-    assert amplitude == pytest.approx(1.0, rel=0.05)
+    ).fit(np.ones((1, 200, 1)), y[None, :])
+    generated = est.predict(np.ones((1, 22 * period, 1)))[0]
+    tail = generated[2 * period :]  # 20 periods after a short transient
+    for window in tail.reshape(20, period):
+        amplitude = 0.5 * (window.max() - window.min())
+        assert amplitude == pytest.approx(1.0, rel=0.05)
+    _, measured_period = wave_properties(tail)
     assert measured_period == pytest.approx(period, rel=0.05)
 
 
