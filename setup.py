@@ -21,7 +21,7 @@ directives = {
     "cdivision": not DEBUG,
 }
 
-KERNELS = ["_elman", "_diagonal", "_threads", "_gated", "_bptt", "_uoro"]
+KERNELS = ["_elman", "_diagonal", "_threads", "_gated", "_bptt", "_uoro", "_feedback"]
 
 extensions = [
     Extension(

@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
+from ._feedback import FeedbackCell, check_feedback_settings, sync_feedback_cell
 from ._methods import make_cell
 from ._optim import AdamOptimizer, SGDOptimizer, clip_gradient
 from ._parallel import kernel_threads
@@ -75,6 +76,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "n_jobs": [Integral, None],
         "update": [StrOptions({"auto", "batch", "step"})],
         "stateful": ["boolean"],
+        "output_feedback": ["boolean"],
+        "teacher_forcing": ["boolean"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
     }
@@ -108,6 +111,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         n_jobs=None,
         update="auto",
         stateful=False,
+        output_feedback=False,
+        teacher_forcing=True,
         warm_start=False,
         verbose=0,
     ):
@@ -137,6 +142,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         self.n_jobs = n_jobs
         self.update = update
         self.stateful = stateful
+        self.output_feedback = output_feedback
+        self.teacher_forcing = teacher_forcing
         self.warm_start = warm_start
         self.verbose = verbose
 
@@ -159,16 +166,22 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     # -- parameters --------------------------------------------------------
     def _make_cell(self, n_inputs, n_outputs):
-        return make_cell(
-            self.cell,
-            self.n_hidden,
-            n_inputs,
-            n_outputs,
+        # UORO's random signs come from the estimator's generator.
+        method = dict(
             gradient=self.gradient,
             truncation=self.truncation,
-            # UORO's random signs come from the estimator's generator.
             random_state=self.__dict__.get("_random_state"),
         )
+        if self.output_feedback:
+            return FeedbackCell(
+                self.cell,
+                self.n_hidden,
+                n_inputs,
+                n_outputs,
+                teacher_forcing=self.teacher_forcing,
+                **method,
+            )
+        return make_cell(self.cell, self.n_hidden, n_inputs, n_outputs, **method)
 
     def _bind_params(self):
         """(Re)create ``params_`` as views into the flat parameter vector."""
@@ -192,6 +205,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 f"n_hidden={self.n_hidden}: call fit (without warm_start) to "
                 "train a new model."
             )
+        sync_feedback_cell(self)
+        cell = self._cell
         truncation = self.truncation if self.gradient == "bptt" else None
         if cell.gradient != self.gradient or (
             getattr(cell, "truncation", None) != truncation
@@ -242,6 +257,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 "saved it, or train the model again."
             )
         state = {k: v for k, v in state.items() if k != "_skrtrl_format"}
+        # Models saved before output feedback existed had none.
+        state.setdefault("output_feedback", False)
+        state.setdefault("teacher_forcing", True)
         super().__setstate__(state)
         if "_flat_params" in self.__dict__:
             self._bind_params()
@@ -412,6 +430,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         return self.update
 
     def _check_mode_combination(self):
+        check_feedback_settings(self)
         if self.stateful and self.update == "batch":
             raise ValueError(
                 "stateful=True learns from a stream as it arrives and needs "
@@ -737,6 +756,21 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         return self._raw_outputs_packed(packed), packed
 
     def _raw_outputs_packed(self, packed):
+        if self.output_feedback:
+            state = None
+            if self.stateful and hasattr(self, "_stream_state"):
+                state = self._stream_state
+            # The closed loop: each step's output is fed into the next.
+            return self._cell.closed_loop_outputs(
+                self._flat_params,
+                packed.values,
+                np.ascontiguousarray(packed.starts),
+                np.ascontiguousarray(packed.lengths),
+                self.activation,
+                self._loss_name,
+                self._every_step,
+                state,
+            )
         h0 = None
         if self.stateful and hasattr(self, "_stream_state"):
             h0 = self._stream_state["hidden"]

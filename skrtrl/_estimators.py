@@ -162,6 +162,34 @@ _PARAMETERS_DOC = """
         ``max_iter`` passes over it; :meth:`reset_state` starts over. The
         ``output`` setting does not apply: every row has a target.
 
+    output_feedback : bool, default=False
+        Feed the previous output back into the recurrent layer: the cell's
+        inputs at step t are ``[x_t, f_{t-1}]``, with the feedback entering
+        through its own weights ``params_["weight_fb"]`` (``f_0 = 0``). f is
+        the output after the link: the regressor's prediction, the
+        classifier's probability of ``classes_[1]`` (two classes) or its
+        probability vector. This is the fully recurrent network of Williams
+        & Zipser (1989). ``predict`` then runs the closed loop, each step's
+        output fed into the next, so it forecasts or generates a signal
+        (give an autonomous series a constant input column). Needs a target
+        at every step: ``output="sequence"`` or ``stateful=True``. In stream
+        mode the state also holds the value the next step feeds back, so
+        ``predict`` over k future rows is a k-step closed-loop forecast that
+        leaves the state unchanged.
+
+    teacher_forcing : bool, default=True
+        With ``output_feedback``, what training feeds back. True: the
+        previous target (for the classifier, the one-hot class vector),
+        Williams & Zipser's teacher forcing; the feedback is then data, so
+        every cell and gradient method trains as on inputs augmented with
+        the previous targets, and in stream mode the observed targets given
+        to ``partial_fit`` are fed back (``predict``'s first step feeds back
+        the last one). False: the model's own previous output, with exact
+        RTRL carrying the influence through the feedback path, the readout
+        weights included; needs ``gradient="rtrl"`` (every cell), and the
+        stream state then holds the model's last output. Ignored without
+        ``output_feedback``.
+
     warm_start : bool, default=False
         Reuse the previous solution in ``fit`` instead of reinitialising.
 
@@ -175,6 +203,9 @@ _ATTRIBUTES_DOC = """
         ``weight_ih`` (n_hidden, n_features), ``weight_hh`` (n_hidden,
         n_hidden), ``bias_ih`` (n_hidden,), ``bias_hh`` (n_hidden,),
         ``weight_out`` (n_outputs, n_hidden), ``bias_out`` (n_outputs,).
+        With ``output_feedback=True`` also ``weight_fb`` (n_hidden,
+        n_outputs; for the gated cells G*n_hidden rows, like ``weight_ih``),
+        the weights of the fed-back output.
         The arrays are views into one flat vector that the optimizer
         updates: editing them in place (``est.params_["weight_hh"][:] = 0``)
         changes the model that is predicted with and trained further.

@@ -49,6 +49,11 @@ def _check_estimator(estimator, caller):
             "state that is not zero. Fit a model with stateful=False, or copy "
             "its params_ into one."
         )
+    if estimator.output_feedback:
+        raise ValueError(
+            f"{caller} does not support output_feedback=True: its numpy steps "
+            "have no feedback path, so they would inspect another network."
+        )
     # Take in entries of params_ that were replaced by new arrays, as predict
     # does, so that the inspected model is the one that predicts.
     estimator._sync_params()

@@ -1,0 +1,399 @@
+"""Output feedback: the previous output as an extra input of the recurrent layer.
+
+With ``output_feedback=True`` the cell's inputs at step t are
+``[x_t, f_{t-1}]``, where ``f_{t-1}`` is the previous output after the link
+function (the regressor's prediction, the classifier's probability of
+``classes_[1]`` or its probability vector) and ``f_0 = 0``. The feedback
+enters through its own weights, ``params_["weight_fb"]``, which are the
+extra input columns of the cell's ``weight_ih`` matrix: :class:`FeedbackCell`
+wraps an ordinary cell built with ``n_features + n_outputs`` inputs and
+splits those columns off in ``views``.
+
+Training (Williams & Zipser, 1989, section 4):
+
+* ``teacher_forcing=True``: the fed-back value is the previous *target*.
+  It is data, so training is the wrapped cell's own exact RTRL (or whatever
+  gradient method it has) on inputs augmented with the previous targets.
+* ``teacher_forcing=False``: the model's own previous output is fed back,
+  and exact RTRL carries the influence through the feedback path, the
+  readout weights included (``skrtrl/_kernels/_feedback.pyx``). Only
+  ``gradient="rtrl"`` supports it.
+
+Prediction always runs the closed loop (``feedback_forward``): every step
+feeds back the model's own previous output. In stream mode the stream state
+also holds the value the next step feeds back: the last observed target with
+teacher forcing, the model's last output without; ``predict`` starts from
+it, so over k future rows it is a k-step closed-loop forecast.
+"""
+
+import numpy as np
+
+from ._cells import ACTIVATIONS, LOSSES
+from ._kernels._feedback import (
+    feedback_forward,
+    feedback_influence_size,
+    feedback_rtrl_minibatch,
+    feedback_rtrl_online,
+    feedback_scratch_size,
+    feedback_sizes,
+)
+from ._methods import make_cell
+from ._parallel import blas_single_threaded
+
+#: Codes of the cells in ``_kernels/_feedback.pyx``.
+CELL_KINDS = {"elman": 0, "diagonal": 1, "gru": 2, "lstm": 3}
+#: Gradient methods that can follow the model's own fed-back outputs.
+FREE_RUNNING_GRADIENTS = ("rtrl",)
+
+
+def check_feedback_settings(estimator):
+    """ValueError for settings that output feedback cannot serve."""
+    if not estimator.output_feedback:
+        return
+    if not estimator._every_step:
+        raise ValueError(
+            "output_feedback=True feeds the previous output back into the "
+            "network and trains on a target at every step; it needs "
+            "output='sequence' or stateful=True (got output='last')."
+        )
+    if (
+        not estimator.teacher_forcing
+        and estimator.gradient not in FREE_RUNNING_GRADIENTS
+    ):
+        raise ValueError(
+            "teacher_forcing=False needs gradient='rtrl': training on the "
+            "model's own fed-back outputs is implemented by exact RTRL through "
+            f"the feedback path only, not by gradient={estimator.gradient!r}. "
+            "Use gradient='rtrl', or teacher_forcing=True (the previous "
+            "targets are fed back, which every gradient method supports)."
+        )
+
+
+def sync_feedback_cell(estimator):
+    """Follow ``set_params`` changes of the feedback settings after fitting.
+
+    Turning ``output_feedback`` on or off changes the parameter layout, which
+    needs a new model; a change of ``teacher_forcing`` only changes how
+    training runs (and what the stream state holds, which is reset).
+    """
+    cell = estimator._cell
+    fitted_with = isinstance(cell, FeedbackCell)
+    if fitted_with != bool(estimator.output_feedback):
+        raise ValueError(
+            f"The model was fitted with output_feedback={fitted_with}, but now "
+            f"has output_feedback={estimator.output_feedback}: the parameters "
+            "differ (weight_fb). Call fit (without warm_start) to train a new "
+            "model."
+        )
+    if fitted_with and cell.teacher_forcing != bool(estimator.teacher_forcing):
+        estimator._cell = estimator._make_cell(cell.m, cell.o)
+        if estimator.stateful and hasattr(estimator, "_stream_state"):
+            estimator.reset_state()
+
+
+class FeedbackCell:
+    """A cell whose inputs are ``[x_t, f_{t-1}]``: features and fed-back output.
+
+    Wraps the cell ``name`` of ``n_inputs + n_outputs`` inputs, trained by
+    ``gradient`` (``skrtrl._methods.make_cell``); the
+    flat parameter vector is the wrapped cell's, and ``views`` splits its
+    input weights into ``weight_ih`` (the features) and ``weight_fb`` (the
+    feedback).
+
+    Parameters
+    ----------
+    name : str
+        Key of the wrapped cell in ``CELLS``.
+    n_hidden, n_inputs, n_outputs : int
+        Hidden units, input features (without the feedback), outputs.
+    gradient : str
+        Gradient method of the wrapped cell.
+    truncation : int or None
+        Truncation of ``gradient="bptt"``.
+    random_state : RandomState or None
+        Source of UORO's random signs.
+    teacher_forcing : bool
+        Feed back the previous targets during training (True) or the
+        model's own outputs (False).
+    """
+
+    def __init__(
+        self,
+        name,
+        n_hidden,
+        n_inputs,
+        n_outputs,
+        gradient="rtrl",
+        truncation=None,
+        random_state=None,
+        *,
+        teacher_forcing,
+    ):
+        self.inner = make_cell(
+            name, n_hidden, n_inputs + n_outputs, n_outputs, gradient=gradient,
+            truncation=truncation, random_state=random_state,
+        )  # fmt: skip
+        # The cell object that owns the parameter layout (a method wraps it).
+        self._layout = getattr(self.inner, "cell", self.inner)
+        self.m = n_inputs
+        self.teacher_forcing = bool(teacher_forcing)
+
+    # -- what the estimators read from any cell ----------------------------
+    name = property(lambda self: self.inner.name)
+    n = property(lambda self: self.inner.n)
+    o = property(lambda self: self.inner.o)
+    gradient = property(lambda self: self.inner.gradient)
+    truncation = property(lambda self: getattr(self.inner, "truncation", None))
+    n_params = property(lambda self: self.inner.n_params)
+
+    @property
+    def _kind(self):
+        return CELL_KINDS[self.inner.name]
+
+    def _sizes(self):
+        """(theta rows, columns, state size, influence columns)."""
+        return feedback_sizes(self._kind, self.n, self.m, self.o)
+
+    def views(self, flat):
+        """The wrapped cell's views, with ``weight_fb`` split off ``weight_ih``."""
+        inner = self.inner.views(flat)
+        both = inner.pop("weight_ih")
+        views = {"weight_ih": both[:, : self.m], "weight_fb": both[:, self.m :]}
+        views.update(inner)
+        return views
+
+    def penalty_mask(self, dtype):
+        # weight_fb is part of the wrapped weight_ih: penalized like it.
+        return self.inner.penalty_mask(dtype)
+
+    def initialize(self, flat, random_state):
+        self.inner.initialize(flat, random_state)
+
+    def readout(self, flat, H):
+        return self.inner.readout(flat, H)
+
+    def _parts(self, flat):
+        """theta, bias_hh (zeros for gated cells), W_out and b_out."""
+        blocks = self._layout._blocks(flat)
+        if len(blocks) == 4:
+            return blocks
+        theta, weight_out, bias_out = blocks
+        return theta, np.zeros(self.n, dtype=flat.dtype), weight_out, bias_out
+
+    # -- training ----------------------------------------------------------
+    def workspace(self, batch_size, n_threads, dtype):
+        """Buffers of the training kernel: per thread, and per sequence."""
+        if self.teacher_forcing:
+            return self.inner.workspace(batch_size, n_threads, dtype)
+        kind, n, m, o = self._kind, self.n, self.m, self.o
+        _, _, _, C = self._sizes()
+        return {
+            "grad": np.empty((batch_size, C), dtype=dtype),
+            "loss": np.empty(batch_size, dtype=np.float64),
+            "influence": np.empty(
+                (n_threads, feedback_influence_size(kind, n, m, o)), dtype=dtype
+            ),
+            "scratch": np.empty(
+                (n_threads, feedback_scratch_size(kind, n, m, o)), dtype=dtype
+            ),
+        }
+
+    def train_minibatch(
+        self,
+        flat,
+        grad,
+        values,
+        targets,
+        x_start,
+        y_start,
+        lengths,
+        target_weight,
+        weight_scale,
+        every_step,
+        activation,
+        loss,
+        workspace,
+    ):
+        """Loss of the minibatch; its gradient is added into ``grad``.
+
+        Arguments as for ``ElmanCell.train_minibatch``; ``values`` holds the
+        features only, and ``every_step`` must be true.
+        """
+        _check_every_step(every_step)
+        if self.teacher_forcing:
+            inputs, starts = teacher_inputs(values, targets, x_start, y_start, lengths)
+            return self.inner.train_minibatch(
+                flat, grad, inputs, targets, starts, y_start, lengths,
+                target_weight, weight_scale, every_step, activation, loss,
+                workspace,
+            )  # fmt: skip
+        theta, bias_hh, weight_out, bias_out = self._parts(flat)
+        B = lengths.shape[0]
+        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
+        with blas_single_threaded(workspace["influence"].shape[0], self.n):
+            feedback_rtrl_minibatch(
+                self._kind, values, targets, x_start, y_start, lengths,
+                target_weight, weight_scale, theta, bias_hh, weight_out,
+                bias_out, ACTIVATIONS[activation], LOSSES[loss], grad_rows,
+                workspace["influence"], workspace["scratch"], loss_rows,
+            )  # fmt: skip
+        self._add_gradient(grad, grad_rows[:B].sum(axis=0))
+        return float(loss_rows[:B].sum())
+
+    def _add_gradient(self, grad, total):
+        """Add a gradient in the influence column layout to a flat one."""
+        R, q, _, _ = self._sizes()
+        T = R * q
+        g_blocks = self._layout._blocks(grad)
+        g_theta, g_out, g_bias_out = g_blocks[0], g_blocks[-2], g_blocks[-1]
+        g_theta += total[:T].reshape(R, q)
+        g_out += total[T : -self.o].reshape(g_out.shape)
+        g_bias_out += total[-self.o :]
+        if len(g_blocks) == 4:
+            # bias_hh enters a_t as b_ih does: the same gradient.
+            g_bias_hh = g_blocks[1]
+            g_bias_hh += total[:T].reshape(R, q)[:, -1]
+
+    def new_state(self, dtype):
+        """Zero stream state, with ``"feedback"``: the next fed-back value."""
+        if self.teacher_forcing:
+            state = self.inner.new_state(dtype)
+        else:
+            kind, n, m, o = self._kind, self.n, self.m, self.o
+            _, _, S, _ = self._sizes()
+            state = {
+                "hidden": np.zeros(S, dtype=dtype),
+                "influence": np.zeros(
+                    feedback_influence_size(kind, n, m, o), dtype=dtype
+                ),
+                "parity": 0,
+            }
+        state["feedback"] = np.zeros(self.o, dtype=dtype)
+        return state
+
+    def train_online(
+        self,
+        flat,
+        optimizer,
+        penalty,
+        clip_norm,
+        values,
+        targets,
+        x_start,
+        y_start,
+        lengths,
+        target_weight,
+        every_step,
+        activation,
+        loss,
+        state,
+        reset_state,
+    ):
+        """Update ``flat`` after every step (real-time RTRL).
+
+        As ``ElmanCell.train_online``. Without ``reset_state`` the first
+        sequence feeds back ``state["feedback"]`` at its first step, and the
+        value the next step would feed back is left there.
+        """
+        _check_every_step(every_step)
+        if self.teacher_forcing:
+            first = None if reset_state else state["feedback"]
+            inputs, starts = teacher_inputs(
+                values, targets, x_start, y_start, lengths, first=first
+            )
+            loss_rows = self.inner.train_online(
+                flat, optimizer, penalty, clip_norm, inputs, targets, starts,
+                y_start, lengths, target_weight, every_step, activation, loss,
+                state, reset_state,
+            )  # fmt: skip
+            if lengths.shape[0] and lengths[-1] > 0:
+                last = y_start[-1] + lengths[-1] - 1
+                state["feedback"][:] = targets[last]
+            return loss_rows
+        kind, n, m, o = self._kind, self.n, self.m, self.o
+        _, _, _, C = self._sizes()
+        solver, settings, state_a, state_b = optimizer.kernel_state()
+        loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
+        scratch = np.empty(feedback_scratch_size(kind, n, m, o) + C, dtype=flat.dtype)
+        with blas_single_threaded(1, n):
+            optimizer.t, state["parity"] = feedback_rtrl_online(
+                kind, values, targets, x_start, y_start, lengths,
+                target_weight, reset_state, flat, n, o,
+                ACTIVATIONS[activation], LOSSES[loss], solver, *settings,
+                state_a, state_b, optimizer.t, penalty,
+                -1.0 if clip_norm is None else float(clip_norm),
+                state["hidden"], state["influence"], state["parity"],
+                state["feedback"], np.empty_like(flat), scratch, loss_rows,
+            )  # fmt: skip
+        return loss_rows
+
+    # -- prediction --------------------------------------------------------
+    def closed_loop_outputs(
+        self, flat, values, x_start, lengths, activation, loss, every_step, state=None
+    ):
+        """Readout pre-activations of the closed loop, one row per step.
+
+        Each sequence starts from the zero state feeding back zeros, or from
+        the stream ``state`` (its hidden state and ``"feedback"``), which is
+        not changed.
+        """
+        kind, n, m, o = self._kind, self.n, self.m, self.o
+        _, _, S, _ = self._sizes()
+        dtype = flat.dtype
+        if state is None:
+            s0, f0 = np.zeros(S, dtype=dtype), np.zeros(o, dtype=dtype)
+        else:
+            s0, f0 = state["hidden"], state["feedback"]
+        theta, bias_hh, weight_out, bias_out = self._parts(flat)
+        rows = values.shape[0] if every_step else lengths.shape[0]
+        Z = np.empty((rows, o), dtype=dtype)
+        scratch = np.empty(feedback_scratch_size(kind, n, m, o), dtype=dtype)
+        with blas_single_threaded(1, n):
+            feedback_forward(
+                kind, values, x_start, lengths, theta, bias_hh, weight_out,
+                bias_out, ACTIVATIONS[activation], LOSSES[loss], every_step, Z,
+                scratch, np.ascontiguousarray(s0, dtype=dtype),
+                np.ascontiguousarray(f0, dtype=dtype),
+            )  # fmt: skip
+        return Z
+
+
+def teacher_inputs(values, targets, x_start, y_start, lengths, first=None):
+    """Inputs ``[x_t, y_{t-1}]`` of the given sequences, packed anew.
+
+    Row t of each sequence gets the target of its row t - 1. Each first row
+    gets zeros when ``first`` is None (every sequence from a reset);
+    otherwise the sequences continue one another as in a stream: the first
+    row of all gets ``first``, the others the last target before them. Only
+    the sequences asked for are gathered, so a minibatch costs its own rows.
+    Sequences have at least one step.
+
+    Returns
+    -------
+    inputs : ndarray of shape (sum(lengths), n_features + n_outputs)
+    starts : ndarray of shape (n_sequences,), the first row of each sequence.
+    """
+    lengths = np.asarray(lengths, dtype=np.intp)
+    starts = np.zeros(lengths.shape[0], dtype=np.intp)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    total = int(lengths.sum())
+    step = np.arange(total, dtype=np.intp) - np.repeat(starts, lengths)
+    x_rows = np.repeat(np.asarray(x_start, dtype=np.intp), lengths) + step
+    y_rows = np.repeat(np.asarray(y_start, dtype=np.intp), lengths) + step
+    m, o = values.shape[1], targets.shape[1]
+    inputs = np.empty((total, m + o), dtype=values.dtype)
+    inputs[:, :m] = values[x_rows]
+    inputs[:, m:] = targets[np.maximum(y_rows - 1, 0)]
+    if first is None:
+        inputs[starts, m:] = 0
+    else:
+        # The sequences continue one another (a stream): each first row
+        # feeds back the last target of the sequence before it.
+        inputs[starts[1:], m:] = targets[y_rows[starts[1:] - 1]]
+        inputs[0, m:] = first
+    return inputs, starts
+
+
+def _check_every_step(every_step):
+    if not every_step:
+        raise ValueError("output feedback needs a target at every step")
