@@ -19,7 +19,8 @@ the fit times are indicative only.
 ``--gradient bptt`` trains the configurations that use exact RTRL with full
 backpropagation through time instead: the same gradient (the test suite
 checks it to rtol 1e-7), so the same models up to rounding, at a fraction of
-the cost for 16 units or more. ``--quick`` is ``--gradient bptt --seeds 0 1
+the cost for 16 units or more (exact RTRL takes minutes per fit for the
+32-unit GRU and LSTM). ``--quick`` is ``--gradient bptt --seeds 0 1
 2``.
 
 Run from the repository root, with the extension built in place::
