@@ -165,7 +165,7 @@ def influence_flops(n_hidden):
     return 2.0 * n_hidden**2 * (n_hidden * q)
 
 
-def make_problem(n_hidden, n_steps, n_seq, seed=0):
+def make_problem(n_hidden, n_steps, n_seq, seed=0, dtype=np.float64):
     """Random parameters, inputs and targets of one benchmark case.
 
     Returns
@@ -176,19 +176,20 @@ def make_problem(n_hidden, n_steps, n_seq, seed=0):
         Inputs and targets.
     """
     rng = np.random.default_rng(seed)
-    params = init_params(n_hidden, N_INPUTS, N_OUTPUTS, rng)
-    X = rng.standard_normal((n_seq, n_steps, N_INPUTS))
-    Y = rng.standard_normal((n_seq, n_steps, N_OUTPUTS))
+    params = init_params(n_hidden, N_INPUTS, N_OUTPUTS, rng, dtype)
+    X = rng.standard_normal((n_seq, n_steps, N_INPUTS)).astype(dtype)
+    Y = rng.standard_normal((n_seq, n_steps, N_OUTPUTS)).astype(dtype)
     return params, X, Y
 
 
-def kernel_item(n_hidden, n_steps, n_seq, n_threads, every_step):
+def kernel_item(n_hidden, n_steps, n_seq, n_threads, every_step, dtype=np.float64):
     """The kernel on ``n_seq`` sequences, timed per sequence-step.
 
     The BLAS thread limit the estimators set around the kernel is entered
-    around each sample, outside the timed calls.
+    around each sample, outside the timed calls. ``dtype`` is that of the
+    parameters, inputs and workspace.
     """
-    params, X, Y = make_problem(n_hidden, n_steps, n_seq)
+    params, X, Y = make_problem(n_hidden, n_steps, n_seq, dtype=dtype)
     Y_used = Y if every_step else Y[:, :1]
     call = KernelCall(X, Y_used, params, 1.0 / n_steps, every_step, None, n_threads)
     item = Timed(call, n_steps * n_seq, call.blas_limits, f"skrtrl-{n_threads}")
