@@ -15,7 +15,9 @@ times one training step per sequence and time step:
   threads, the ceiling the kernel's product can reach at that shape.
 
 The influence update costs 2 * n**2 * (n * q) flops per sequence and step
-(q = m + n + 1), except on the first step where P_0 = 0 needs no product.
+(q = m + n + 1). The kernel does no product on the first two steps of a
+sequence (P_0 = 0 makes P_1 diagonal blocks and P_2 an outer product), so
+rates count the T - 2 products actually done.
 
 The machine may be shared, so the measurements of one hidden size are
 interleaved (one sample of each in turn, best of several kept): ratios
@@ -160,7 +162,7 @@ def time_interleaved(items, repeat, min_time):
 
 
 def influence_flops(n_hidden):
-    """Flops of one influence product (one sequence, one step after the first)."""
+    """Flops of one influence product (one sequence, one step)."""
     q = N_INPUTS + n_hidden + 1
     return 2.0 * n_hidden**2 * (n_hidden * q)
 
@@ -273,7 +275,7 @@ def measure_size(n_hidden, n_steps, repeat, min_time):
 
 def size_rows(n_hidden, n_steps, items):
     """Table rows (dicts) of one hidden size, one per batch size."""
-    flops = influence_flops(n_hidden) * (n_steps - 1) / n_steps
+    flops = influence_flops(n_hidden) * (n_steps - 2) / n_steps
     numpy_step = items["numpy"]
     dgemm = 1e-9 / items["dgemm"].best
     rows = []

@@ -45,7 +45,8 @@ from ._common cimport (
 # Numbers left unused at each end of a thread's scratch row (one cache line
 # of float64), so that threads running side by side never write to the same
 # cache line (false sharing halved the two-thread speed-up at n = 8).
-DEF PAD = 8
+cdef enum:
+    PAD = 8
 
 # The influence GEMM is done in column blocks. OpenBLAS (0.3.x, x86-64)
 # routes products of up to 100^3 multiply-adds to its "small matrix"
@@ -56,11 +57,16 @@ DEF PAD = 8
 # blocks of at most SMALL_BLOCK_MADDS multiply-adds stay on the small path
 # (measured 1.28x faster per step at n = 32, single thread). Above, the
 # small kernels were measured slower than the general path (n = 64: 5 %),
-# and blocks of about BLOCK_BYTES of P per block keep the block just
-# written in the core's L2 cache for the gradient contraction that follows.
-DEF SMALL_BLOCK_N = 48
-DEF SMALL_BLOCK_MADDS = 1000000
-DEF BLOCK_BYTES = 524288
+# and the blocks hold at most BLOCK_BYTES of P: few BLAS calls per step,
+# since with one kernel thread and n >= 128 BLAS runs threaded and pays a
+# synchronisation per call (blocks of 512 columns were 1.25x slower than
+# whole products at n = 128 on a busy machine), while the gradient contraction still
+# reads a block that was just written. Blocks are balanced (equal widths,
+# multiples of 8 columns) so that no block is a sliver.
+cdef enum:
+    SMALL_BLOCK_N = 48
+    SMALL_BLOCK_MADDS = 1000000
+    BLOCK_BYTES = 2097152
 
 # Override of the block width in columns (0: automatic, as above), for
 # benchmarks and tests; see ``_set_block_columns``.
@@ -80,21 +86,24 @@ def _set_block_columns(int columns):
 
 
 cdef inline int _block_columns(int n, int nq) noexcept nogil:
-    """Column width of the blocks of the influence GEMM (a multiple of 8,
-    for whole cache lines, unless it covers every column)."""
-    cdef int width
+    """Column width of the blocks of the influence GEMM: balanced blocks no
+    wider than the limits above, in multiples of 8 columns (whole cache
+    lines), unless one block covers every column."""
+    cdef int width, n_blocks
     if _block_columns_override > 0:
-        width = _block_columns_override
-    elif n <= SMALL_BLOCK_N:
+        return min(_block_columns_override, nq)
+    if n <= SMALL_BLOCK_N:
         width = SMALL_BLOCK_MADDS // (n * n)
     else:
         width = BLOCK_BYTES // (8 * n)
-    if _block_columns_override == 0:
-        width -= width % 8
-        if width < 8:
-            width = 8
-    if width > nq:
-        width = nq
+    width -= width % 8
+    if width < 8:
+        width = 8
+    if width >= nq:
+        return nq
+    n_blocks = (nq + width - 1) // width
+    width = (nq + n_blocks - 1) // n_blocks
+    width += (8 - width % 8) % 8
     return width
 
 
