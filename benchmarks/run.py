@@ -43,6 +43,7 @@ import sys
 import time
 import warnings
 
+import bench_rtrl_step
 import numpy as np
 from _numpy_rtrl import KernelCall, rtrl_sequence
 from bench_rtrl_step import (
@@ -62,10 +63,20 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from skrtrl._cells import CELLS
 
 N_CORES = max(1, openmp_max_threads())
+START = time.perf_counter()
 
 #: Sequence length per hidden size, full and quick runs.
 STEPS = {8: 50, 16: 50, 32: 50, 64: 20, 128: 6}
-QUICK_STEPS = {8: 30, 16: 30, 32: 20, 64: 10, 128: 4}
+QUICK_STEPS = {8: 20, 16: 20, 32: 10, 64: 4, 128: 4}
+
+
+def progress(what):
+    """Print which measurement starts, and the seconds since the start."""
+    print(
+        f"  {what} ... ({time.perf_counter() - START:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 class Row:
@@ -178,7 +189,7 @@ def measure_elman(steps, repeat, min_time, record):
     results = {}
     two = min(2, N_CORES)
     for n_hidden, n_steps in steps.items():
-        print(f"  Elman n = {n_hidden} ...", file=sys.stderr, flush=True)
+        progress(f"Elman n = {n_hidden}")
         peaks = peak_items()
         time_interleaved(peaks, repeat, min_time)
         items = {
@@ -272,15 +283,20 @@ def elman_rows(results, peak, peak1):
     return rows
 
 
-def measure_threads(steps, repeat, min_time, record):
-    """Target 4: two kernel threads against one (n = 16 batch 64; n = 128)."""
+def measure_threads(steps, repeat, min_time, record, quick=False):
+    """Target 4: two kernel threads against one (n = 16 batch 64; n = 128,
+    batch 32, or 8 in quick runs)."""
     rows = []
     if N_CORES < 2:
         return [Row("4. two-thread speed-up", None, 1.6, detail="one core only")]
-    for n_hidden, batch, goal in ((16, 64, 1.6), (128, 32, 1.0)):
+    # Quick runs check oversubscription on 8 sequences: threaded BLAS (one
+    # kernel thread at n = 128) stalls badly when another process holds a
+    # core, and 32 sequences of it took 20 s of a quick run on a busy machine.
+    big_batch = 8 if quick else 32
+    for n_hidden, batch, goal in ((16, 64, 1.6), (128, big_batch, 1.0)):
         if n_hidden not in steps:
             continue
-        print(f"  threads n = {n_hidden} ...", file=sys.stderr, flush=True)
+        progress(f"threads n = {n_hidden}")
         n_steps = steps[n_hidden]
         items = {
             "1": kernel_item(n_hidden, n_steps, batch, 1, True),
@@ -333,7 +349,7 @@ def measure_float32(steps, repeat, min_time, record):
     n_hidden = 64
     n_steps = steps[n_hidden]
     threads = min(2, N_CORES)
-    print("  float32 n = 64 ...", file=sys.stderr, flush=True)
+    progress("float32 n = 64")
     items = {
         "float64": kernel_item(n_hidden, n_steps, 32, threads, True),
         "float32": kernel_item(n_hidden, n_steps, 32, threads, True, np.float32),
@@ -424,9 +440,10 @@ class CellCall:
 def measure_gated(steps, repeat, min_time, record):
     """Target 6: GRU and LSTM against Elman, fraction of dgemm peak, n = 64."""
     n_hidden = 64
-    n_steps = steps[n_hidden]
+    # The LSTM step costs 8 Elman steps: shorter sequences in quick runs.
+    n_steps = min(steps[n_hidden], 10)
     threads = min(2, N_CORES)
-    print("  gated cells n = 64 ...", file=sys.stderr, flush=True)
+    progress("gated cells n = 64")
     peaks = peak_items()
     time_interleaved(peaks, repeat, min_time)
     calls = {
@@ -586,7 +603,7 @@ def measure_vowels(quick, record):
     goal, n_hidden = 0.95, 32
     budget = 20.0 if quick else 120.0
     max_epochs = 300
-    print("  Japanese Vowels ...", file=sys.stderr, flush=True)
+    progress("Japanese Vowels")
     data = _japanese_vowels()
     results = {}
     with warnings.catch_warnings():
@@ -674,6 +691,9 @@ def main(argv=None):
     repeat = args.repeat or (3 if args.quick else 7)
     min_time = 0.01 if args.quick else 0.05
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if args.quick:
+        # Shorter waits between thread pools: they are most of a quick run.
+        bench_rtrl_step.SETTLE = 0.05
     print("libraries:\n" + library_summary())
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
@@ -686,7 +706,7 @@ def main(argv=None):
         record["peak_gflops"], record["peak1_gflops"] = peak, peak1
         rows += elman_rows(results, peak, peak1)
     if "4" not in skip:
-        rows += measure_threads(steps, repeat, min_time, record)
+        rows += measure_threads(steps, repeat, min_time, record, args.quick)
     if "5" not in skip:
         rows += measure_float32(steps, repeat, min_time, record)
     if "6" not in skip:
