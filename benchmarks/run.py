@@ -45,7 +45,7 @@ import warnings
 
 import bench_rtrl_step
 import numpy as np
-from _numpy_rtrl import KernelCall, rtrl_sequence
+from _numpy_rtrl import KernelCall, check_against_kernel, rtrl_sequence
 from bench_rtrl_step import (
     PEAK_SIZE,
     Timed,
@@ -694,6 +694,8 @@ def main(argv=None):
     if args.quick:
         # Shorter waits between thread pools: they are most of a quick run.
         bench_rtrl_step.SETTLE = 0.05
+    check_against_kernel()
+    print("check: the numpy reference and the skrtrl kernel give the same gradients")
     print("libraries:\n" + library_summary())
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
