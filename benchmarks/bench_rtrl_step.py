@@ -15,7 +15,9 @@ times one training step per sequence and time step:
   threads, the ceiling the kernel's product can reach at that shape.
 
 The influence update costs 2 * n**2 * (n * q) flops per sequence and step
-(q = m + n + 1), except on the first step where P_0 = 0 needs no product.
+(q = m + n + 1). The kernel does no product on the first two steps of a
+sequence (P_0 = 0 makes P_1 diagonal blocks and P_2 an outer product), so
+rates count the T - 2 products actually done.
 
 The machine may be shared, so the measurements of one hidden size are
 interleaved (one sample of each in turn, best of several kept): ratios
@@ -77,10 +79,17 @@ class Timed:
     threads : str, default="numpy"
         Which thread pool the call runs on: samples that follow a sample on
         another pool wait ``SETTLE`` seconds first.
+    clock : callable, default=time.perf_counter
+        The clock. ``time.thread_time`` (CPU time of the calling thread)
+        suits calls that run entirely in the calling thread: it does not
+        count the time the thread waits for a core another process took.
     """
 
-    def __init__(self, fn, units=1, context=None, threads="numpy"):
+    def __init__(
+        self, fn, units=1, context=None, threads="numpy", clock=time.perf_counter
+    ):
         self.fn = fn
+        self.clock = clock
         self.units = units
         self.context = context or contextlib.nullcontext
         self.threads = threads
@@ -91,9 +100,9 @@ class Timed:
     def calibrate(self, min_time):
         """Warm up, then fix the calls per sample to fill ``min_time``."""
         with self.context():
-            start = time.perf_counter()
+            start = self.clock()
             self.fn()
-            first = time.perf_counter() - start
+            first = self.clock() - start
         self.number = max(1, int(np.ceil(min_time / max(first, 1e-9))))
         self.warm = first < WARM_CALL_MAX
 
@@ -107,10 +116,10 @@ class Timed:
         with self.context():
             if self.warm:
                 self.fn()
-            start = time.perf_counter()
+            start = self.clock()
             for _ in range(self.number):
                 self.fn()
-            elapsed = time.perf_counter() - start
+            elapsed = self.clock() - start
         self.samples.append(elapsed / self.number / self.units)
 
     @property
@@ -160,12 +169,12 @@ def time_interleaved(items, repeat, min_time):
 
 
 def influence_flops(n_hidden):
-    """Flops of one influence product (one sequence, one step after the first)."""
+    """Flops of one influence product (one sequence, one step)."""
     q = N_INPUTS + n_hidden + 1
     return 2.0 * n_hidden**2 * (n_hidden * q)
 
 
-def make_problem(n_hidden, n_steps, n_seq, seed=0):
+def make_problem(n_hidden, n_steps, n_seq, seed=0, dtype=np.float64):
     """Random parameters, inputs and targets of one benchmark case.
 
     Returns
@@ -176,19 +185,20 @@ def make_problem(n_hidden, n_steps, n_seq, seed=0):
         Inputs and targets.
     """
     rng = np.random.default_rng(seed)
-    params = init_params(n_hidden, N_INPUTS, N_OUTPUTS, rng)
-    X = rng.standard_normal((n_seq, n_steps, N_INPUTS))
-    Y = rng.standard_normal((n_seq, n_steps, N_OUTPUTS))
+    params = init_params(n_hidden, N_INPUTS, N_OUTPUTS, rng, dtype)
+    X = rng.standard_normal((n_seq, n_steps, N_INPUTS)).astype(dtype)
+    Y = rng.standard_normal((n_seq, n_steps, N_OUTPUTS)).astype(dtype)
     return params, X, Y
 
 
-def kernel_item(n_hidden, n_steps, n_seq, n_threads, every_step):
+def kernel_item(n_hidden, n_steps, n_seq, n_threads, every_step, dtype=np.float64):
     """The kernel on ``n_seq`` sequences, timed per sequence-step.
 
     The BLAS thread limit the estimators set around the kernel is entered
-    around each sample, outside the timed calls.
+    around each sample, outside the timed calls. ``dtype`` is that of the
+    parameters, inputs and workspace.
     """
-    params, X, Y = make_problem(n_hidden, n_steps, n_seq)
+    params, X, Y = make_problem(n_hidden, n_steps, n_seq, dtype=dtype)
     Y_used = Y if every_step else Y[:, :1]
     call = KernelCall(X, Y_used, params, 1.0 / n_steps, every_step, None, n_threads)
     item = Timed(call, n_steps * n_seq, call.blas_limits, f"skrtrl-{n_threads}")
@@ -272,7 +282,7 @@ def measure_size(n_hidden, n_steps, repeat, min_time):
 
 def size_rows(n_hidden, n_steps, items):
     """Table rows (dicts) of one hidden size, one per batch size."""
-    flops = influence_flops(n_hidden) * (n_steps - 1) / n_steps
+    flops = influence_flops(n_hidden) * (n_steps - 2) / n_steps
     numpy_step = items["numpy"]
     dgemm = 1e-9 / items["dgemm"].best
     rows = []
