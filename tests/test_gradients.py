@@ -327,3 +327,31 @@ def test_snap1_equals_influence_restricted_to_diagonal_blocks(activation):
     _, exact = est.loss_gradient(X, y)
     assert not np.allclose(exact["weight_hh"], grad["weight_hh"])
     np.testing.assert_allclose(exact["weight_out"], grad["weight_out"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_hidden", [3, 17, 40])
+@pytest.mark.parametrize("columns", [7, 8, 24, 100])
+def test_influence_product_in_column_blocks_gives_the_same_gradient(n_hidden, columns):
+    """The kernel splits the influence product into column blocks (their
+    width depends on n); any width gives the BPTT gradient."""
+    from skrtrl._kernels._elman import _set_block_columns
+
+    rng = np.random.RandomState(n_hidden)
+    X = random_sequences(rng, 4, 2, min_len=1, max_len=6)
+    y, y_ref = reference_targets("regression", rng, X, 2, True)
+    est = RTRLRegressor(n_hidden, output="sequence", alpha=0.0, random_state=0)
+    make_model(est, X, y, rng)
+    _set_block_columns(columns)
+    try:
+        loss, grad = est.loss_gradient(X, y)
+    finally:
+        _set_block_columns(0)
+    weights = np.full(len(X), 1.0 / len(X))
+    ref_loss, ref_grad = bptt(
+        est.params_, X, y_ref, weights, "tanh", "squared_error", True
+    )
+    assert loss == pytest.approx(ref_loss, rel=1e-10)
+    for name in grad:
+        np.testing.assert_allclose(
+            grad[name], ref_grad[name], rtol=1e-7, atol=1e-12, err_msg=name
+        )
