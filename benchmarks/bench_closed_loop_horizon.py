@@ -41,7 +41,8 @@ CONFIGS = [
     ("gru", 16),
     ("lstm", 16),
 ]
-SCHEDULE = [(1e-3, 100), (3e-4, 100), (1e-4, 100), (3e-5, 100)]  # (learning rate, passes)
+# (learning rate, passes over the training stretch) per stage
+SCHEDULE = [(1e-3, 100), (3e-4, 100), (1e-4, 100), (3e-5, 100)]
 NOISE = 0.1
 N_TRAIN = 3000
 WARM_UP = 100
