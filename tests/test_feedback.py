@@ -635,3 +635,19 @@ def test_inspection_refuses_feedback_models():
     est, X, y, _, _ = make_case("elman", "regression", True, rng)
     with pytest.raises(ValueError, match="output_feedback"):
         credit_over_time(est, X, y)
+
+
+def test_update_state_of_a_classifier_takes_labels():
+    rng = np.random.RandomState(0)
+    X, labels = np.ones((40, 1)), np.arange(40) % 3
+    est = RTRLClassifier(
+        n_hidden=4, stateful=True, output_feedback=True, random_state=0
+    ).partial_fit(X[:20], labels[:20], classes=[0, 1, 2])
+    before = {k: v.copy() for k, v in est.params_.items()}
+    est.update_state(X[20:], labels[20:])
+    for name, value in before.items():
+        np.testing.assert_array_equal(est.params_[name], value)
+    # With teacher forcing the last observed label is fed back, one-hot.
+    np.testing.assert_array_equal(est._stream_state["feedback"], np.eye(3)[labels[-1]])
+    with pytest.raises(ValueError):
+        est.update_state(X[:2], rng.choice([5, 6], size=2))  # unseen labels
