@@ -9,26 +9,35 @@ output is fed into the next step. A model that has only ever seen a constant
 input column then generates the series by itself, and in stream mode
 ``predict`` over k future rows is a k-step forecast from the current state.
 
-The series is Mackey-Glass (``tau=17``). The model learns it as a stream with
-teacher forcing (the observed previous value is fed back during training),
-then, at origins spread over a held-out stretch, forecasts 150 steps ahead
-in closed loop and keeps learning from the observed values between origins.
-The same run trains a second model with ``teacher_forcing=False``, which
-feeds back its own outputs during training as well.
+The series is Mackey-Glass (``tau=17``, one sample per time unit). A GRU
+learns it as a teacher-forced stream (the observed previous value is fed
+back during training), then forecasts 200 steps ahead in closed loop from
+origins spread over a held-out stretch it never learned from. The same run
+trains a second model with ``teacher_forcing=False``, which feeds back its
+own outputs during training as well.
 
-The figures printed by this script are the measured ones, and they are not
-good: teacher forcing fits the one-step map very closely, but its closed loop
-leaves the series within a few steps, the *exposure bias* of teacher-forced
-training (the model never learned to correct its own errors). The
-free-running model never sees the observed values at all (they only enter
-the loss), so in an autonomous stream it cannot follow the series either.
-Better closed-loop forecasting of this chaotic series (noise on the fed-back
-values, curricula mixing the two, longer training) is left open.
+Teacher forcing alone fits the one-step map closely, but its closed loop
+leaves the series within a few steps: the network never saw its own errors
+fed back, and small ones grow (the *exposure bias* of teacher-forced
+training). Two things make the closed loop follow the series here:
+
+* **noise on the fed-back values**: every pass over the training stretch
+  sees the series plus fresh Gaussian noise (a tenth of its standard
+  deviation). With teacher forcing the noisy previous value is what is fed
+  back, so the network learns to pull perturbed states back towards the
+  attractor;
+* **a decreasing learning rate**: updates after every step with a constant
+  rate leave the weights jittering; the rate is lowered in stages, each
+  stage a new estimator that takes over the weights through ``params_``.
+
+Before each forecast, :meth:`~skrtrl.RTRLRegressor.update_state` runs the
+stream over the 100 observed steps before the origin without learning: the
+state must be synchronised with the series before the loop is closed.
 """
 
 # %%
-# The stream and the idiom for an autonomous series
-# --------------------------------------------------
+# The data and the idiom for an autonomous series
+# ------------------------------------------------
 # The series has no inputs of its own: ``X`` is a constant column of ones, and
 # the target of row t is the value at step t. With output feedback, row t
 # sees the value at step t - 1 through ``params_["weight_fb"]``.
@@ -40,30 +49,60 @@ import numpy as np
 from skrtrl import RTRLRegressor
 from skrtrl.datasets import make_mackey_glass
 
-series = make_mackey_glass(6000, tau=17, random_state=0)
-train = slice(0, 3000)
-z = (series - series[train].mean()) / series[train].std()
-ones = np.ones((z.shape[0], 1))
-horizon = 150
-origins = np.arange(3200, z.shape[0] - horizon, 100)
+n_train, warm_up, horizon = 3000, 100, 200
+series = make_mackey_glass(2 * n_train, tau=17, random_state=0)
+z = (series - series[:n_train].mean()) / series[:n_train].std()
+ones = np.ones((n_train, 1))
+origins = np.arange(n_train + warm_up, z.shape[0] - horizon + 1, 100)
+
+
+SCHEDULE = [(1e-3, 100), (3e-4, 100), (1e-4, 100), (3e-5, 100)]  # (rate, passes)
+
+
+def train(teacher_forcing, schedule=SCHEDULE):
+    """Stream training on the noisy series, the learning rate in stages."""
+    rng = np.random.RandomState(0)
+    weights = None
+    for learning_rate, passes in schedule:
+        model = RTRLRegressor(
+            n_hidden=16,
+            cell="gru",
+            stateful=True,
+            output_feedback=True,
+            teacher_forcing=teacher_forcing,
+            learning_rate_init=learning_rate,
+            alpha=0.0,
+            random_state=0,
+        )
+        model.partial_fit(ones[:1], z[:1])  # initialise, then take over
+        if weights is not None:
+            for name, value in weights.items():
+                model.params_[name] = value
+        for _ in range(passes):
+            model.reset_state()  # each pass starts the stream over
+            noisy = z[:n_train] + 0.1 * rng.standard_normal(n_train)
+            model.partial_fit(ones, noisy)
+        weights = {name: value.copy() for name, value in model.params_.items()}
+    return model
 
 
 def walk_forward(model):
-    """Forecast ``horizon`` steps from every origin, learning in between.
+    """Forecast ``horizon`` steps from every held-out origin.
 
-    ``partial_fit`` on the observed rows up to an origin moves the stream
-    there (learning at every step); ``predict`` then runs the closed loop
-    from that state without changing it.
+    ``update_state`` on the observed steps before an origin synchronises
+    the state (feeding back the observed values) without learning;
+    ``predict`` then runs the closed loop from there.
     """
-    errors, forecasts, position = [], [], train.stop
+    # The free-running model fed back its own outputs while training; to
+    # synchronise it on observed values, feed those back now.
+    model.set_params(teacher_forcing=True)
+    forecasts = []
     for origin in origins:
-        model.partial_fit(ones[position:origin], z[position:origin])
-        position = origin
-        forecast = model.predict(ones[origin : origin + horizon])
-        forecasts.append(forecast)
-        errors.append(forecast - z[origin : origin + horizon])
-    nrmse = np.sqrt(np.mean(np.square(errors), axis=0)) / z.std()
-    return nrmse, forecasts
+        model.reset_state()
+        model.update_state(ones[:warm_up], z[origin - warm_up : origin])
+        forecasts.append(model.predict(ones[:horizon]))
+    errors = np.array(forecasts) - [z[o : o + horizon] for o in origins]
+    return np.sqrt(np.mean(np.square(errors), axis=0)) / z.std(), forecasts
 
 
 def valid_horizon(nrmse, threshold=0.1):
@@ -75,51 +114,36 @@ def valid_horizon(nrmse, threshold=0.1):
 # %%
 # Teacher-forced and free-running training
 # ----------------------------------------
-# ``fit`` in stream mode makes ``max_iter`` passes over the training stream,
-# updating the weights after every step.
 results = {}
 for teacher_forcing in (True, False):
-    model = RTRLRegressor(
-        n_hidden=16,
-        stateful=True,
-        output_feedback=True,
-        teacher_forcing=teacher_forcing,
-        learning_rate_init=3e-4,
-        alpha=0.0,
-        max_iter=20,
-        tol=0.0,
-        n_iter_no_change=20,
-        random_state=0,
-    )
     start = time.perf_counter()
-    model.fit(ones[train], z[train])
+    model = train(teacher_forcing)
     nrmse, forecasts = walk_forward(model)
     results[teacher_forcing] = nrmse, forecasts
     print(
-        f"teacher_forcing={teacher_forcing!s:5}: final training loss "
-        f"{model.loss_:.2e}, NRMSE 1 / 10 / 100 steps ahead "
-        f"{nrmse[0]:.3f} / {nrmse[9]:.3f} / {nrmse[99]:.3f}, valid horizon "
-        f"(NRMSE <= 0.1) {valid_horizon(nrmse)} steps, "
-        f"{time.perf_counter() - start:.1f} s"
+        f"teacher_forcing={teacher_forcing!s:5}: NRMSE 1 / 10 / 50 / 100 "
+        f"steps ahead {nrmse[0]:.3f} / {nrmse[9]:.3f} / {nrmse[49]:.3f} / "
+        f"{nrmse[99]:.3f}, valid horizon (NRMSE <= 0.1) "
+        f"{valid_horizon(nrmse)} steps, {time.perf_counter() - start:.0f} s"
     )
 
 # %%
 # Forecast against truth, and error growth with the horizon
 # ---------------------------------------------------------
 fig, (ax_series, ax_error) = plt.subplots(2, 1, figsize=(8, 7))
-origin = origins[3]
-steps = np.arange(origin - 100, origin + horizon)
+k = 3
+origin = origins[k]
+steps = np.arange(origin - warm_up, origin + horizon)
 ax_series.plot(steps, z[steps], color="black", label="Mackey-Glass")
 for teacher_forcing, style in ((True, "-"), (False, "--")):
-    forecast = results[teacher_forcing][1][3]
     ax_series.plot(
         np.arange(origin, origin + horizon),
-        np.clip(forecast, -4, 4),
+        np.clip(results[teacher_forcing][1][k], -4, 4),
         style,
         label=f"closed loop, teacher_forcing={teacher_forcing}",
     )
 ax_series.axvline(origin, color="grey", lw=0.8)
-ax_series.set_xlabel("step")
+ax_series.set_xlabel("step (time unit)")
 ax_series.set_ylabel("standardised value")
 ax_series.legend(loc="lower left", fontsize="small")
 for teacher_forcing, style in ((True, "-"), (False, "--")):
@@ -132,7 +156,28 @@ for teacher_forcing, style in ((True, "-"), (False, "--")):
 ax_error.axhline(0.1, color="grey", lw=0.8, label="NRMSE 0.1")
 ax_error.set_yscale("log")
 ax_error.set_xlabel("steps ahead")
-ax_error.set_ylabel("NRMSE over origins")
+ax_error.set_ylabel(f"NRMSE over {origins.size} origins")
 ax_error.legend(fontsize="small")
 fig.tight_layout()
 plt.show()
+
+# %%
+# What the figures say
+# --------------------
+# Measured on this machine (seed 0): with teacher forcing, noise and the
+# staged learning rate, the GRU's closed loop stays within an NRMSE of 0.1
+# for 99 steps (99 time units; 0.05 one step ahead, 0.10 at 100 steps). The
+# earlier recipe of this example (a constant learning rate, no noise, 20
+# passes) left the series within 2 steps with every cell. The result
+# depends on the run: with another seed for the noise and the weights
+# (``benchmarks/bench_closed_loop_horizon.py --seed 1``) the GRU reaches 32
+# steps and the LSTM 101; with seed 0 the LSTM reaches 157 steps.
+#
+# The free-running model (``teacher_forcing=False``) does not learn the
+# series from a stream: its own fed-back outputs drift away from the data
+# within a pass, so it is not trained to follow the series from a
+# synchronised state, and its forecast fails from the first step (valid
+# horizon 0). Free-running training would need the state synchronised on
+# observed values before each stretch of free running; switching
+# ``teacher_forcing`` resets the stream state, so the public API cannot do
+# that yet.

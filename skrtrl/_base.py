@@ -566,6 +566,80 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         self._stream_state = self._cell.new_state(self._flat_params.dtype)
         return self
 
+    def update_state(self, X, y=None):
+        """Run the stream over observed rows without learning from them.
+
+        Only with ``stateful=True``. The stream state (hidden state,
+        influence matrices and, with output feedback, the value fed back
+        next) moves exactly as ``partial_fit(X, y)`` would move it, but the
+        weights and the optimiser stay as they are. Use it to synchronise
+        the state with observed data before a closed-loop forecast
+        (``predict``), for instance at held-out forecast origins, or after a
+        model trained on sequences was switched to ``stateful=True``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_steps, n_features)
+            The observed rows, continuing the stream.
+        y : array-like of shape (n_steps,) or (n_steps, n_outputs), default=None
+            The observed targets. Needed with ``output_feedback=True``, where
+            they are fed back as in ``partial_fit``; ignored otherwise.
+
+        Returns
+        -------
+        self : estimator
+            The estimator, with its stream state advanced.
+        """
+        check_is_fitted(self)
+        if not self.stateful:
+            raise ValueError(
+                "update_state advances the state of a stream and needs "
+                "stateful=True; a model fitted on sequences can be switched "
+                "with set_params(stateful=True)."
+            )
+        self._sync_params()
+        packed = self._validate_X(X)
+        dtype = self._flat_params.dtype
+        if y is None:
+            if self.output_feedback:
+                raise ValueError(
+                    "With output_feedback=True, update_state needs the "
+                    "observed targets y: they are the values fed back."
+                )
+            Y = np.zeros((packed.values.shape[0], self.n_outputs_), dtype=dtype)
+        else:
+            y_checked = check_sequence_targets(y, packed, every_step=True)
+            Y, _ = self._encode_targets(y_checked, first_call=False)
+            Y = np.ascontiguousarray(Y, dtype=dtype)
+        if not hasattr(self, "_stream_state"):
+            self._stream_state = self._cell.new_state(dtype)
+        # The online kernels update the weights after every step; a fresh
+        # optimiser with a zero learning rate makes every update zero, and
+        # restoring the weights afterwards guards against 0 * inf.
+        frozen = SGDOptimizer(self._cell.n_params, 0.0, 0.0, False, dtype=dtype)
+        weights = self._flat_params.copy()
+        try:
+            self._cell.train_online(
+                self._flat_params,
+                frozen,
+                np.zeros(self._cell.n_params, dtype=dtype),
+                None,
+                packed.values,
+                Y,
+                np.ascontiguousarray(packed.starts),
+                np.ascontiguousarray(packed.starts),
+                np.ascontiguousarray(packed.lengths),
+                np.zeros(Y.shape[0], dtype=dtype),
+                True,
+                self.activation,
+                self._loss_name,
+                self._stream_state,
+                False,
+            )
+        finally:
+            self._flat_params[:] = weights
+        return self
+
     def _print_progress(self, start):
         msg = f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}"
         if self.early_stopping and self.validation_scores_:

@@ -409,6 +409,85 @@ def test_reset_state_clears_the_fed_back_value():
     np.testing.assert_allclose(est.predict(X[:5]), expected[:, 0], rtol=1e-10)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("teacher", [True, False])
+def test_update_state_moves_the_state_but_not_the_weights(cell, teacher):
+    X, y = stream_data(50)
+    est = stream_model(cell, teacher).partial_fit(X[:20], y[:20])
+    state = {k: np.copy(v) for k, v in est._stream_state.items()}
+    before = snapshot(est)
+    est.update_state(X[20:40], y[20:40])
+    after = snapshot(est)
+    for name in before[0]:
+        np.testing.assert_array_equal(before[0][name], after[0][name])
+    np.testing.assert_array_equal(before[2], after[2])  # the optimiser too
+    assert before[3] == after[3]
+    # The state is the forward pass from the old state: observed targets
+    # fed back with teacher forcing, the model's own outputs without.
+    _, _, final, f = run_sequence(
+        cell, float_params(est), X[20:40], "squared_error", "tanh",
+        y=y[20:40, None], teacher=teacher, state=state["hidden"],
+        feedback=state["feedback"],
+    )  # fmt: skip
+    np.testing.assert_allclose(est._stream_state["hidden"], final, rtol=1e-10)
+    np.testing.assert_allclose(est._stream_state["feedback"], f, rtol=1e-10)
+    # The forecast from there is the closed loop from that state.
+    expected, _, _, _ = run_sequence(
+        cell, float_params(est), X[40:], "squared_error", "tanh",
+        state=final, feedback=f,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        est.predict(X[40:]), expected[:, 0], rtol=1e-9, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("teacher", [True, False])
+def test_update_state_advances_the_influence_as_learning_would(cell, teacher):
+    # partial_fit with a vanishing learning rate moves the whole stream
+    # state (influence matrices included) as update_state does, so learning
+    # can resume after update_state exactly where partial_fit would.
+    X, y = stream_data(40)
+    params = dict(solver="sgd", momentum=0.0, learning_rate_init=1e-12)
+    est = stream_model(cell, teacher, **params).partial_fit(X[:15], y[:15])
+    twin = pickle.loads(pickle.dumps(est))
+    est.update_state(X[15:], y[15:])
+    twin.partial_fit(X[15:], y[15:])
+    for name, value in twin._stream_state.items():
+        np.testing.assert_allclose(
+            est._stream_state[name], value, rtol=1e-7, atol=1e-9, err_msg=name
+        )
+
+
+def test_update_state_on_a_model_fitted_on_sequences():
+    # Train on windows, switch to a stream, synchronise, forecast.
+    X, y = stream_data(60)
+    est = RTRLRegressor(
+        n_hidden=4, output="sequence", output_feedback=True, max_iter=2,
+        random_state=0,
+    ).fit(X[None, :40], y[None, :40])  # fmt: skip
+    est.set_params(stateful=True).update_state(X[:40], y[:40])
+    _, _, final, f = run_sequence(
+        "elman", float_params(est), X[:40], "squared_error", "tanh",
+        y=y[:40, None], teacher=True,
+    )  # fmt: skip
+    expected, _, _, _ = run_sequence(
+        "elman", float_params(est), X[40:], "squared_error", "tanh",
+        state=final, feedback=f,
+    )  # fmt: skip
+    np.testing.assert_allclose(est.predict(X[40:]), expected[:, 0], rtol=1e-9)
+
+
+def test_update_state_refuses_what_it_cannot_do():
+    X, y = stream_data(20)
+    est = stream_model().partial_fit(X, y)
+    with pytest.raises(ValueError, match="needs the observed targets"):
+        est.update_state(X)
+    est.set_params(stateful=False)
+    with pytest.raises(ValueError, match="needs stateful=True"):
+        est.update_state(X, y)
+
+
 # -- learning -----------------------------------------------------------------
 def wave_properties(signal):
     """Amplitude (half the peak-to-peak) and period (from upward zero
@@ -556,3 +635,19 @@ def test_inspection_refuses_feedback_models():
     est, X, y, _, _ = make_case("elman", "regression", True, rng)
     with pytest.raises(ValueError, match="output_feedback"):
         credit_over_time(est, X, y)
+
+
+def test_update_state_of_a_classifier_takes_labels():
+    rng = np.random.RandomState(0)
+    X, labels = np.ones((40, 1)), np.arange(40) % 3
+    est = RTRLClassifier(
+        n_hidden=4, stateful=True, output_feedback=True, random_state=0
+    ).partial_fit(X[:20], labels[:20], classes=[0, 1, 2])
+    before = {k: v.copy() for k, v in est.params_.items()}
+    est.update_state(X[20:], labels[20:])
+    for name, value in before.items():
+        np.testing.assert_array_equal(est.params_[name], value)
+    # With teacher forcing the last observed label is fed back, one-hot.
+    np.testing.assert_array_equal(est._stream_state["feedback"], np.eye(3)[labels[-1]])
+    with pytest.raises(ValueError):
+        est.update_state(X[:2], rng.choice([5, 6], size=2))  # unseen labels

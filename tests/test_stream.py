@@ -255,3 +255,16 @@ def test_deepcopy_of_a_stream_model_is_independent():
     twin = copy.deepcopy(est)
     est.partial_fit(X[30:], y[30:])
     assert twin.t_ == 30 and est.t_ == 60
+
+
+def test_update_state_without_feedback_is_the_forward_pass():
+    X, y = noisy_sine_stream(60)
+    est = stream_model().partial_fit(X[:30], y[:30])
+    whole = est.predict(X[30:])
+    before = snapshot(est)
+    est.update_state(X[30:45])  # no targets needed without feedback
+    after = snapshot(est)
+    for name in before[0]:
+        np.testing.assert_array_equal(before[0][name], after[0][name])
+    np.testing.assert_array_equal(before[2], after[2])
+    np.testing.assert_allclose(est.predict(X[45:]), whole[15:], rtol=1e-10)
