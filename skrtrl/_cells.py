@@ -30,6 +30,7 @@ from ._kernels._gated import (
     gated_scratch_size,
     gated_sizes,
 )
+from ._optim import online_kernel_args
 from ._parallel import blas_single_threaded
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
@@ -236,23 +237,21 @@ class ElmanCell(_CellBase):
         ``reset_state``; otherwise from (and back into) the stream ``state``.
         Returns the weighted loss of each sequence.
         """
-        solver, settings, state_a, state_b = optimizer.kernel_state()
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
         scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
         data = (values, targets, x_start, y_start, lengths, target_weight)
         model = (flat, self.n, self.m, self.o, ACTIVATIONS[activation], LOSSES[loss])
-        opt = (solver, *settings, state_a, state_b, optimizer.t, penalty)
-        clip = -1.0 if clip_norm is None else float(clip_norm)
+        opt = online_kernel_args(optimizer, penalty, clip_norm)
         with blas_single_threaded(1, self.n):
             if self._per_unit_influence:
                 optimizer.t = diagonal_rtrl_online(
                     *data, every_step, reset_state, self._full_recurrence,
-                    *model, *opt, clip, state["hidden"], state["influence"],
+                    *model, *opt, state["hidden"], state["influence"],
                     np.empty_like(flat), scratch, loss_rows,
                 )  # fmt: skip
             else:
                 optimizer.t, state["parity"] = elman_rtrl_online(
-                    *data, every_step, reset_state, *model, *opt, clip,
+                    *data, every_step, reset_state, *model, *opt,
                     state["hidden"], state["influence"], state["parity"],
                     np.empty_like(flat), scratch, loss_rows,
                 )  # fmt: skip
@@ -468,14 +467,13 @@ class _GatedCell(_CellBase):
 
         As ``ElmanCell.train_online``; ``activation`` is ignored.
         """
-        solver, settings, state_a, state_b = optimizer.kernel_state()
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
         scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
         optimizer.t, state["parity"] = gated_rtrl_online(
             self._kind, values, targets, x_start, y_start, lengths,
             target_weight, every_step, reset_state, flat, self.n, self.m,
-            self.o, LOSSES[loss], solver, *settings, state_a, state_b,
-            optimizer.t, penalty, -1.0 if clip_norm is None else float(clip_norm),
+            self.o, LOSSES[loss],
+            *online_kernel_args(optimizer, penalty, clip_norm),
             state["hidden"], state["influence"], state["parity"],
             np.empty_like(flat), scratch, loss_rows, snap1=self._snap1,
         )  # fmt: skip

@@ -38,6 +38,7 @@ from ._kernels._feedback import (
     feedback_sizes,
 )
 from ._methods import make_cell
+from ._optim import online_kernel_args
 from ._parallel import blas_single_threaded
 
 #: Codes of the cells in ``_kernels/_feedback.pyx``.
@@ -312,16 +313,14 @@ class FeedbackCell:
             return loss_rows
         kind, n, m, o = self._kind, self.n, self.m, self.o
         _, _, _, C = self._sizes()
-        solver, settings, state_a, state_b = optimizer.kernel_state()
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
         scratch = np.empty(feedback_scratch_size(kind, n, m, o) + C, dtype=flat.dtype)
         with blas_single_threaded(1, n):
             optimizer.t, state["parity"] = feedback_rtrl_online(
                 kind, values, targets, x_start, y_start, lengths,
                 target_weight, reset_state, flat, n, o,
-                ACTIVATIONS[activation], LOSSES[loss], solver, *settings,
-                state_a, state_b, optimizer.t, penalty,
-                -1.0 if clip_norm is None else float(clip_norm),
+                ACTIVATIONS[activation], LOSSES[loss],
+                *online_kernel_args(optimizer, penalty, clip_norm),
                 state["hidden"], state["influence"], state["parity"],
                 state["feedback"], np.empty_like(flat), scratch, loss_rows,
             )  # fmt: skip

@@ -21,6 +21,7 @@ from ._kernels._bptt import (
     bptt_sizes,
 )
 from ._kernels._uoro import uoro_minibatch, uoro_online, uoro_scratch_size
+from ._optim import online_kernel_args
 from ._parallel import blas_single_threaded
 
 #: Cell codes of ``_kernels/_steps.pxd``.
@@ -269,14 +270,12 @@ class MethodCell:
         BPTT without truncation needs ``reset_state`` (its records would
         grow with a stream). Returns the weighted loss of each sequence.
         """
-        solver, settings, state_a, state_b = optimizer.kernel_state()
         dtype = flat.dtype
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
         data = (self._kind, values, targets, x_start, y_start, lengths)
         data += (target_weight, every_step, reset_state)
         model = (flat, self.n, self.m, self.o, ACTIVATIONS[activation], LOSSES[loss])
-        opt = (solver, *settings, state_a, state_b, optimizer.t, penalty)
-        clip = -1.0 if clip_norm is None else float(clip_norm)
+        opt = online_kernel_args(optimizer, penalty, clip_norm)
         with blas_single_threaded(1, self.n):
             if self.gradient == "bptt":
                 if self.truncation is None:
@@ -289,7 +288,7 @@ class MethodCell:
                 else:
                     ring, filled, pos = state["ring"], state["filled"], state["pos"]
                 optimizer.t, filled, pos = bptt_online(
-                    *data, *model, *opt, clip, state["hidden"], ring, filled, pos,
+                    *data, *model, *opt, state["hidden"], ring, filled, pos,
                     np.empty_like(flat),
                     np.empty(bptt_scratch_size(self._kind, self.n, self.o), dtype),
                     loss_rows,
@@ -298,7 +297,7 @@ class MethodCell:
                     state["filled"], state["pos"] = filled, pos
             else:
                 optimizer.t, state["rng"] = uoro_online(
-                    *data, *model, *opt, clip, self._seed(), state["rng"],
+                    *data, *model, *opt, self._seed(), state["rng"],
                     state["hidden"],
                     state["tilde_state"], state["tilde_theta"], np.empty_like(flat),
                     np.empty(

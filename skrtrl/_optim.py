@@ -132,3 +132,15 @@ class AdamOptimizer:
             / (1 - self.beta_1**self.t)
         )
         params -= lr * self.m / (np.sqrt(self.v) + self.epsilon)
+
+
+def online_kernel_args(optimizer, penalty, clip_norm):
+    """The optimizer's arguments to the online (per-step update) kernels.
+
+    In the kernels' order: solver code, learning rate, beta_1, beta_2,
+    epsilon, momentum, nesterov, the two state arrays, the update count,
+    the L2 penalty of every parameter and the clipping norm (-1: none).
+    """
+    solver, settings, state_a, state_b = optimizer.kernel_state()
+    clip = -1.0 if clip_norm is None else float(clip_norm)
+    return (solver, *settings, state_a, state_b, optimizer.t, penalty, clip)
