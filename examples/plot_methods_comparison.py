@@ -31,6 +31,7 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLRegressor
@@ -161,7 +162,7 @@ for cell, gradient in PAIRS:
 # One point per pair; the colour is the cell, the marker the method.
 colors = {"elman": "C3", "diagonal": "C2", "gru": "C0", "lstm": "C1"}
 markers = {"rtrl": "o", "snap1": "s", "uoro": "^", "bptt": "D"}
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
 for ax, task in zip(axes, TASKS):
     for cell, gradient in PAIRS:
         value, elapsed = results[task, cell, gradient]
@@ -174,7 +175,7 @@ for ax, task in zip(axes, TASKS):
             label=f"{cell}, {gradient}",
         )
     ax.set(xscale="log", xlabel="fit time (s)", title=task)
+    ax.xaxis.set_minor_formatter(NullFormatter())
 axes[0].set_ylabel("score on held-out data")
-axes[1].legend(fontsize=7, ncols=2, loc="lower right")
-fig.tight_layout()
+fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right", fontsize=8)
 plt.show()
