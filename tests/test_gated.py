@@ -309,6 +309,61 @@ def test_lstm_split_and_dense_jacobian_agree():
 
 
 @pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("every_step", [False, True])
+@pytest.mark.parametrize("columns", [7, 8, 24, 100])
+def test_influence_product_in_column_blocks_gives_the_bptt_gradient(
+    cell, every_step, columns
+):
+    """The kernel splits the influence GEMM into column blocks (their width
+    depends on n; the small models of the other tests fit one block), each
+    with its own immediate term, LSTM diagonal pass and gradient
+    contraction; any width, also one that cuts through a row of theta's
+    columns, gives the BPTT gradient."""
+    rng = np.random.RandomState(columns)
+    est, X, y, y_ref, loss_kind = make_case(cell, "regression", 2, every_step, rng)
+    _gated._set_block_columns(columns)
+    try:
+        loss, grad = est.loss_gradient(X, y)
+    finally:
+        _gated._set_block_columns(0)
+    weights = np.full(len(X), 1.0 / len(X))
+    ref_loss, ref_grad = bptt(
+        cell, est.params_, X, y_ref, weights, loss_kind, every_step
+    )
+    assert loss == pytest.approx(ref_loss, rel=1e-10)
+    for name in grad:
+        np.testing.assert_allclose(
+            grad[name], ref_grad[name], rtol=1e-7, atol=1e-12, err_msg=name
+        )
+
+
+@pytest.mark.parametrize("cell", GATED)
+def test_step_updates_in_column_blocks_are_the_same(cell):
+    """The online kernel (update="step") shares the blocked influence
+    update; narrow blocks give the same parameters."""
+    rng = np.random.RandomState(5)
+    X = rng.normal(size=(2, 12, 2))
+    y = rng.normal(size=(2, 12))
+    params = {}
+    for columns in (0, 7):
+        est = RTRLRegressor(
+            5, cell=cell, output="sequence", update="step", random_state=0
+        )
+        _gated._set_block_columns(columns)
+        try:
+            est.partial_fit(X, y)
+        finally:
+            _gated._set_block_columns(0)
+        params[columns] = est._flat_params.copy()
+    np.testing.assert_allclose(params[7], params[0], rtol=1e-12, atol=1e-14)
+
+
+def test_set_block_columns_rejects_negative_widths():
+    with pytest.raises(ValueError, match="columns must be >= 0"):
+        _gated._set_block_columns(-1)
+
+
+@pytest.mark.parametrize("cell", GATED)
 def test_threads_give_the_same_gradient(cell):
     rng = np.random.RandomState(5)
     est, X, y, _, _ = make_case(cell, "regression", 2, False, rng)

@@ -66,20 +66,18 @@ LSTM (c' first, then h')::
     I[h_i, rows i_i, f_i, g_i] = k_i I[c_i, same rows],  I[h_i, row o_i] = do_i v.
 
 The LSTM's right half of J is diagonal, which the kernel exploits: one GEMM
-(2n x n) J[:, :n] times P_{t-1}[:n] (the h rows), then one fused pass adding
-f_i P_{t-1}[c_i] to row c_i and k_i f_i P_{t-1}[c_i] to row h_i. That halves
-the flops of the dense (2n x 2n) product for one extra pass over P. Per step
-and sequence the GEMM costs 2 n^2 (3 n q) flops for the GRU and
-2 (2n) n (4 n q) for the LSTM, against 2 n^2 (n (m + n + 1)) for the Elman
-cell: about 3x and 8x. Measured (m = 1, o = 1, minibatch of 32, float64,
-targets at the last step, one kernel thread, shared 2-core machine), time
-per sequence-step relative to the Elman kernel:
-
-    n = 32: GRU 3.1x, LSTM 11.3x (dense LSTM product: 14.2x)
-    n = 64: GRU 3.0x, LSTM 8.8x  (dense LSTM product: 12.6x)
-
-so the split LSTM update is 1.25x (n = 32) to 1.4x (n = 64) faster than the
-dense one; the pass over P is what keeps the LSTM above 8x at small n.
+(2n x n) J[:, :n] times P_{t-1}[:n] (the h rows) accumulates (beta = 1)
+onto a block of P_t first written from the c rows of P_{t-1}: f_i P_{t-1}[c_i]
+into row c_i, k_i f_i P_{t-1}[c_i] into row h_i. That halves the flops of
+the dense (2n x 2n) product, and the write takes the place of the pass in
+which BLAS would zero the output for beta = 0, so the only extra traffic
+against the GRU's update is the read of the c rows (an earlier version added
+the diagonal terms in a separate pass over P after one whole GEMM: 1.09x
+slower at n = 64, one thread). Per step and sequence the GEMM costs
+2 n^2 (3 n q) flops for the GRU and 2 (2n) n (4 n q) for the LSTM, against
+2 n^2 (n (m + n + 1)) for the Elman cell: about 3x and 8x. As for the Elman cell, the update runs
+in column blocks (``_block_columns``), and each block gets its immediate term
+and its share of the gradient right after the GEMM wrote it.
 ``lstm_dense=True`` (minibatch kernel only) keeps the dense product, for
 tests and benchmarks. All derivatives above are checked against central
 finite differences and an independent BPTT, through the estimators, in
@@ -230,19 +228,137 @@ cdef inline void _gates(
             coef[5 * n + k] = <floating> (og * (1 - tc * tc))
 
 
+# The influence GEMM runs in column blocks, as the Elman cell's
+# (``_elman.pyx`` explains the sizes): up to SMALL_BLOCK_N hidden units,
+# blocks of at most SMALL_BLOCK_MADDS multiply-adds, which OpenBLAS routes to
+# its small-matrix kernels (operands read in place: no packing, no zeroing of
+# the output, 1.23x faster per GRU step at n = 32). Each block gets its
+# immediate term, and its share of the gradient P_t^T g, right after the
+# GEMM wrote it, while it is in cache. Above SMALL_BLOCK_N, blocks hold at
+# most BLOCK_BYTES of P_t at steps with a target, for that contraction; at
+# steps without one, a single product over all columns was measured faster
+# than blocks (GRU and LSTM, n = 64 and 128, one thread: 1.02 to 1.10x).
+cdef enum:
+    SMALL_BLOCK_N = 48
+    SMALL_BLOCK_MADDS = 1000000
+    BLOCK_BYTES = 2097152
+
+# Override of the block width in columns (0: automatic), for benchmarks and
+# tests; see ``_set_block_columns``.
+cdef int _block_columns_override = 0
+
+
+def _set_block_columns(int columns):
+    """Force the column width of the influence GEMM blocks (0: automatic).
+
+    For benchmarking the blocking; results do not depend on it beyond
+    rounding.
+    """
+    global _block_columns_override
+    if columns < 0:
+        raise ValueError("columns must be >= 0")
+    _block_columns_override = columns
+
+
+cdef inline int _block_columns(int S, int n, int W, bint target) noexcept nogil:
+    """Column width of the blocks of the (S x n) by (n x W) influence GEMM:
+    balanced blocks no wider than the limits above, in multiples of 8
+    columns, unless one block covers every column. ``target``: the step
+    contracts P_t with a gradient."""
+    cdef int width, n_blocks
+    if _block_columns_override > 0:
+        return min(_block_columns_override, W)
+    if n <= SMALL_BLOCK_N:
+        width = SMALL_BLOCK_MADDS // (S * n)
+    elif not target:
+        return W
+    else:
+        width = BLOCK_BYTES // (8 * S)
+    width -= width % 8
+    if width < 8:
+        width = 8
+    if width >= W:
+        return W
+    n_blocks = (W + width - 1) // width
+    width = (W + n_blocks - 1) // n_blocks
+    width += (8 - width % 8) % 8
+    return width
+
+
+cdef inline void _immediate(
+    int kind, int m, int n, int q, int W, const floating* coef,
+    const floating* v, floating* P_new, int c0, int c1,
+) noexcept nogil:
+    """Add the immediate term I_t to the columns c0 .. c1 of P_new.
+
+    Column (g*n + k)*q + j belongs to theta's row g*n + k, whose immediate
+    term lies in unit k's state rows only (see the module docstring).
+    """
+    cdef:
+        int rho, gate, k, j, j0, j1
+        floating a, b, kf
+        floating* row
+        floating* row2
+        const floating* r = coef
+        const floating* cr = coef + 2 * n
+        const floating* cn = coef + 4 * n
+        const floating* gam = coef + n
+        const floating* do_ = coef + 4 * n
+        const floating* kap = coef + 5 * n
+    if c1 <= c0:
+        return
+    for rho in range(c0 // q, (c1 - 1) // q + 1):
+        gate = rho // n
+        k = rho - gate * n
+        j0 = c0 - rho * q if c0 > rho * q else 0
+        j1 = c1 - rho * q if c1 < rho * q + q else q
+        row = P_new + k * W + rho * q
+        if kind == KIND_GRU:
+            if gate < 2:
+                # cr (gate r) or cz (gate z): cr + n*gate.
+                a = cr[gate * n + k]
+                for j in range(j0, j1):
+                    row[j] += a * v[j]
+            else:
+                # [x, r h, 1, r] times cn (b_in: cn, b_hn: cn r).
+                a = cn[k]
+                b = a * r[k]
+                for j in range(j0, j1):
+                    if j < m or j == m + n:
+                        row[j] += a * v[j]
+                    else:
+                        row[j] += b * v[j]
+        else:
+            row2 = row + n * W
+            if gate < 3:
+                a = gam[gate * n + k]
+                kf = kap[k] * a
+                for j in range(j0, j1):
+                    row[j] += kf * v[j]
+                    row2[j] += a * v[j]
+            else:
+                a = do_[k]
+                for j in range(j0, j1):
+                    row[j] += a * v[j]
+
+
 cdef inline void _influence(
     int kind, int m, int n, int q, const floating* theta,
     const floating* coef, const floating* v,
     const floating* P_old, floating* P_new, bint first, bint lstm_dense,
-    floating* J,
+    floating* J, const floating* g, floating* grad,
 ) noexcept nogil:
-    """P_new = J_t P_old + I_t (``first``: P_old = 0, no GEMM)."""
+    """P_new = J_t P_old + I_t (``first``: P_old = 0, no GEMM).
+
+    When ``g`` is not NULL, also adds P_new[:n]^T g into ``grad`` (G*n*q),
+    block by block on the blocked paths.
+    """
     cdef:
         int G = _n_gates(kind)
         int S = _n_state(kind, n)
         int W = G * n * q
-        int k, l, j, gate
-        floating a, b, c, jc, kf, fk
+        int k, l, j, c0, c1, width
+        floating a, b, c, jc, kf, fk, p
         floating* row
         floating* row2
         floating* Jh
@@ -261,9 +377,35 @@ cdef inline void _influence(
         const floating* gam = coef + n    # gi, gf, gg: gam[gate * n + k]
         const floating* do_ = coef + 4 * n
         const floating* kap = coef + 5 * n
-    if first:
-        memset(P_new, 0, S * W * sizeof(floating))
-    elif kind == KIND_GRU:
+    if first or lstm_dense:
+        if first:
+            memset(P_new, 0, S * W * sizeof(floating))
+        else:
+            for k in range(n):
+                Jh = J + k * S
+                Jc = J + (n + k) * S
+                wr = theta + k * q + m
+                wz = theta + (n + k) * q + m
+                wn = theta + (2 * n + k) * q + m
+                wo = theta + (3 * n + k) * q + m
+                a = gam[k]
+                b = gam[n + k]
+                c = gam[2 * n + k]
+                for l in range(n):
+                    jc = a * wr[l] + b * wz[l] + c * wn[l]
+                    Jc[l] = jc
+                    Jh[l] = kap[k] * jc + do_[k] * wo[l]
+                memset(Jc + n, 0, n * sizeof(floating))
+                memset(Jh + n, 0, n * sizeof(floating))
+                Jc[n + k] = f[k]
+                Jh[n + k] = kap[k] * f[k]
+            gemm_rm(S, W, S, <floating> 1, J, S, P_old, W, <floating> 0,
+                    P_new, W)
+        _immediate(kind, m, n, q, W, coef, v, P_new, 0, W)
+        if g != NULL:
+            gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1, grad)
+        return
+    if kind == KIND_GRU:
         for k in range(n):
             row = J + k * n
             wr = theta + k * q + m
@@ -275,30 +417,12 @@ cdef inline void _influence(
             for l in range(n):
                 row[l] = a * wr[l] + b * wz[l] + c * wn[l]
             row[k] += zg[k]
-        gemm_rm(n, W, n, <floating> 1, J, n, P_old, W, <floating> 0, P_new, W)
-    elif lstm_dense:
-        for k in range(n):
-            Jh = J + k * S
-            Jc = J + (n + k) * S
-            wr = theta + k * q + m
-            wz = theta + (n + k) * q + m
-            wn = theta + (2 * n + k) * q + m
-            wo = theta + (3 * n + k) * q + m
-            a = gam[k]
-            b = gam[n + k]
-            c = gam[2 * n + k]
-            for l in range(n):
-                jc = a * wr[l] + b * wz[l] + c * wn[l]
-                Jc[l] = jc
-                Jh[l] = kap[k] * jc + do_[k] * wo[l]
-            memset(Jc + n, 0, n * sizeof(floating))
-            memset(Jh + n, 0, n * sizeof(floating))
-            Jc[n + k] = f[k]
-            Jh[n + k] = kap[k] * f[k]
-        gemm_rm(S, W, S, <floating> 1, J, S, P_old, W, <floating> 0, P_new, W)
     else:
-        # J[:, :n] times the h rows of P_old, then the diagonal c -> c and
-        # c -> h' terms in one pass over the c rows of P_old.
+        # Only J[:, :n] goes into the GEMM (over the h rows of P_old); the
+        # diagonal right half (c -> c' and c -> h') is applied by writing
+        # the block of P_new first from the c rows of P_old, then letting
+        # the GEMM accumulate onto it (beta = 1, which also spares BLAS its
+        # zeroing pass): no separate pass over P.
         for k in range(n):
             Jh = J + k * n
             Jc = J + (n + k) * n
@@ -313,51 +437,33 @@ cdef inline void _influence(
                 jc = a * wr[l] + b * wz[l] + c * wn[l]
                 Jc[l] = jc
                 Jh[l] = kap[k] * jc + do_[k] * wo[l]
-        gemm_rm(S, W, n, <floating> 1, J, n, P_old, W, <floating> 0, P_new, W)
-        for k in range(n):
-            pc = P_old + (n + k) * W
-            row = P_new + k * W
-            row2 = P_new + (n + k) * W
-            fk = f[k]
-            kf = kap[k] * fk
-            for j in range(W):
-                row[j] += kf * pc[j]
-                row2[j] += fk * pc[j]
-    # Immediate term: unit k's own gate rows, in unit k's state rows.
-    if kind == KIND_GRU:
-        for k in range(n):
-            row = P_new + k * W + k * q
-            a = cr[k]
-            for j in range(q):
-                row[j] += a * v[j]
-            row = P_new + k * W + (n + k) * q
-            a = cz[k]
-            for j in range(q):
-                row[j] += a * v[j]
-            row = P_new + k * W + (2 * n + k) * q
-            a = cn[k]
-            b = a * r[k]
-            for j in range(m):
-                row[j] += a * v[j]
-            for j in range(m, m + n):
-                row[j] += b * v[j]
-            row[m + n] += a
-            row[m + n + 1] += b
-    else:
-        for k in range(n):
-            kf = kap[k]
-            for gate in range(3):
-                a = gam[gate * n + k]
-                b = kf * a
-                row = P_new + k * W + (gate * n + k) * q
-                row2 = P_new + (n + k) * W + (gate * n + k) * q
-                for j in range(q):
-                    row[j] += b * v[j]
-                    row2[j] += a * v[j]
-            a = do_[k]
-            row = P_new + k * W + (3 * n + k) * q
-            for j in range(q):
-                row[j] += a * v[j]
+    width = _block_columns(S, n, W, g != NULL)
+    c0 = 0
+    while c0 < W:
+        c1 = c0 + width
+        if c1 > W:
+            c1 = W
+        if kind == KIND_GRU:
+            gemm_rm(n, c1 - c0, n, <floating> 1, J, n, P_old + c0, W,
+                    <floating> 0, P_new + c0, W)
+        else:
+            for k in range(n):
+                pc = P_old + (n + k) * W + c0
+                row = P_new + k * W + c0
+                row2 = P_new + (n + k) * W + c0
+                fk = f[k]
+                kf = kap[k] * fk
+                for j in range(c1 - c0):
+                    p = pc[j]
+                    row[j] = kf * p
+                    row2[j] = fk * p
+            gemm_rm(S, c1 - c0, n, <floating> 1, J, n, P_old + c0, W,
+                    <floating> 1, P_new + c0, W)
+        _immediate(kind, m, n, q, W, coef, v, P_new, c0, c1)
+        if g != NULL:
+            gemv_rm_t(n, c1 - c0, <floating> 1, P_new + c0, W, g,
+                      <floating> 1, grad + c0)
+        c0 = c1
 
 
 cdef inline void _snap1_influence(
@@ -474,6 +580,7 @@ cdef double _train_sequence(
         int W = G * n * q
         Py_ssize_t t
         double loss = 0.0
+        bint target
         floating* J = scratch
         floating* ax = J + S * S
         floating* ah = ax + G * n
@@ -488,21 +595,23 @@ cdef double _train_sequence(
     for t in range(length):
         P_new = P_work + (t & 1) * S * W
         _gates(kind, X + t * m, m, n, q, theta, s, ax, ah, coef, v)
-        if snap1:
-            _snap1_influence(kind, m, n, q, theta, coef, v, P_work, t == 0)
-        else:
-            _influence(kind, m, n, q, theta, coef, v,
-                       P_work + (1 - (t & 1)) * S * W, P_new, t == 0,
-                       lstm_dense, J)
-        if every_step or t == length - 1:
+        # The readout needs only the new state: its g = dL/dh_t is ready
+        # before the influence update, which contracts P_t with it block by
+        # block.
+        target = every_step or t == length - 1
+        if target:
             loss += readout_gradient(
                 Y + (t * o if every_step else 0), o, n,
                 weight_scale * weights[t if every_step else 0], loss_kind,
                 W_out, b_out, s, grad + W, g, zout, dz)
-            if snap1:
+        if snap1:
+            _snap1_influence(kind, m, n, q, theta, coef, v, P_work, t == 0)
+            if target:
                 _snap1_gradient(n, G * n, q, P_work, g, grad)
-            else:
-                gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1, grad)
+        else:
+            _influence(kind, m, n, q, theta, coef, v,
+                       P_work + (1 - (t & 1)) * S * W, P_new, t == 0,
+                       lstm_dense, J, g if target else NULL, grad)
     return loss
 
 
@@ -659,7 +768,7 @@ def gated_rtrl_online(
         floating* P_new
         floating* P_old
         floating* s = &state[0]
-        bint first
+        bint first, target
     G, S, q, W = gated_sizes(kind, n, m)
     W_out = theta + W
     b_out = W_out + o * n
@@ -699,29 +808,31 @@ def gated_rtrl_online(
                 first = reset_state and t == 0
                 _gates(kind, &X[x_start[b] + t, 0], m, n, q, theta, s, ax, ah,
                        coef, v)
+                target = every_step or t == lengths[b] - 1
+                if target:
+                    # The readout needs only the new state (see
+                    # _train_sequence).
+                    i = y_start[b] + (t if every_step else 0)
+                    weight = target_weight[i]
+                    memset(&grad[0], 0, size * sizeof(floating))
+                    loss += readout_gradient(
+                        &Y[i, 0], o, n, weight, loss_kind, W_out, b_out, s,
+                        &grad[W], g, zout, dz)
                 if snap1:
                     P_new = &influence[0, 0]
                     _snap1_influence(kind, m, n, q, theta, coef, v, P_new,
                                      first)
+                    if target:
+                        _snap1_gradient(n, G * n, q, P_new, g, &grad[0])
                 else:
                     P_old = &influence[parity, 0]
                     P_new = &influence[1 - parity, 0]
                     parity = 1 - parity
                     _influence(kind, m, n, q, theta, coef, v, P_old, P_new,
-                               first, False, J)
-                if not (every_step or t == lengths[b] - 1):
+                               first, False, J, g if target else NULL,
+                               &grad[0])
+                if not target:
                     continue
-                i = y_start[b] + (t if every_step else 0)
-                weight = target_weight[i]
-                memset(&grad[0], 0, size * sizeof(floating))
-                loss += readout_gradient(
-                    &Y[i, 0], o, n, weight, loss_kind, W_out, b_out, s,
-                    &grad[W], g, zout, dz)
-                if snap1:
-                    _snap1_gradient(n, G * n, q, P_new, g, &grad[0])
-                else:
-                    gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1,
-                              &grad[0])
                 penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
                                   clip_norm)
                 t_update += 1
