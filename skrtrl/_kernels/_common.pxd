@@ -172,3 +172,20 @@ cdef inline void optimizer_step(
                 params[i] += <floating> (momentum * state_a[i] - learning_rate * gi)
             else:
                 params[i] += state_a[i]
+
+
+cdef inline long long online_update(
+    floating* params, floating* grad, Py_ssize_t size, const floating* penalty,
+    double weight, double clip_norm, int solver, double learning_rate,
+    double beta_1, double beta_2, double epsilon, double momentum,
+    bint nesterov, floating* state_a, floating* state_b, long long t,
+) noexcept nogil:
+    """The per-step update of the online kernels: L2 penalty, clipping and
+    one optimizer step on ``params``. ``t`` counts the updates so far;
+    returns the new count."""
+    penalize_and_clip(grad, params, penalty, weight, size, clip_norm)
+    optimizer_step(
+        params, grad, size, solver, learning_rate, beta_1, beta_2, epsilon,
+        momentum, nesterov, state_a,
+        state_b if solver == SOLVER_ADAM else state_a, t + 1)
+    return t + 1

@@ -30,7 +30,7 @@ from libc.string cimport memset, memcpy
 
 from ._blas cimport gemv_rm
 from ._common cimport (
-    activate, optimizer_step, penalize_and_clip, readout_gradient, SOLVER_ADAM,
+    activate, online_update, readout_gradient, SOLVER_ADAM,
 )
 
 
@@ -280,14 +280,10 @@ def diagonal_rtrl_online(
                     &influence[0], g_theta, g_rest, g, zout, dz)
                 for k in range(n):
                     g_bias_hh[k] = g_theta[k * q + q - 1]
-                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
-                                  clip_norm)
-                t_update += 1
-                optimizer_step(
-                    theta, &grad[0], size, solver, learning_rate, beta_1,
-                    beta_2, epsilon, momentum, nesterov, &state_a[0],
-                    &state_b[0] if solver == SOLVER_ADAM else &state_a[0],
-                    t_update)
+                t_update = online_update(
+                    theta, &grad[0], size, &penalty[0], weight, clip_norm,
+                    solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+                    nesterov, &state_a[0], &state_b[0], t_update)
             loss_rows[b] = loss
     return t_update
 

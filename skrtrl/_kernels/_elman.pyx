@@ -39,7 +39,7 @@ from cython.parallel cimport prange, threadid
 
 from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
 from ._common cimport (
-    activate, optimizer_step, output_loss, penalize_and_clip, SOLVER_ADAM,
+    activate, online_update, output_loss, SOLVER_ADAM,
 )
 
 # Numbers left unused at each end of a thread's scratch row (one cache line
@@ -563,14 +563,10 @@ def elman_rtrl_online(
                     continue
                 for k in range(n):
                     g_bias_hh[k] = g_theta[k * q + m + n]
-                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
-                                  clip_norm)
-                t_update += 1
-                optimizer_step(
-                    theta, &grad[0], size, solver, learning_rate, beta_1,
-                    beta_2, epsilon, momentum, nesterov, &state_a[0],
-                    &state_b[0] if solver == SOLVER_ADAM else &state_a[0],
-                    t_update)
+                t_update = online_update(
+                    theta, &grad[0], size, &penalty[0], weight, clip_norm,
+                    solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+                    nesterov, &state_a[0], &state_b[0], t_update)
             loss_rows[b] = loss
     return t_update, parity
 

@@ -56,7 +56,7 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
 from ._common cimport (
-    _sigmoid, activate, optimizer_step, penalize_and_clip, readout_gradient,
+    _sigmoid, activate, online_update, readout_gradient,
     LOSS_LOGISTIC, LOSS_SQUARED, SOLVER_ADAM,
 )
 
@@ -652,14 +652,10 @@ def feedback_rtrl_online(
                     memcpy(&grad[T + n], gc + T, (C - T) * sizeof(floating))
                 else:
                     memcpy(&grad[0], gc, C * sizeof(floating))
-                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
-                                  clip_norm)
-                t_update += 1
-                optimizer_step(
-                    theta, &grad[0], size, solver, learning_rate, beta_1,
-                    beta_2, epsilon, momentum, nesterov, &state_a[0],
-                    &state_b[0] if solver == SOLVER_ADAM else &state_a[0],
-                    t_update)
+                t_update = online_update(
+                    theta, &grad[0], size, &penalty[0], weight, clip_norm,
+                    solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+                    nesterov, &state_a[0], &state_b[0], t_update)
             loss_rows[b] = loss
     return t_update, parity
 

@@ -126,7 +126,7 @@ from libc.string cimport memset, memcpy
 
 from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
 from ._common cimport (
-    _sigmoid, optimizer_step, penalize_and_clip, readout_gradient, SOLVER_ADAM,
+    _sigmoid, online_update, readout_gradient, SOLVER_ADAM,
 )
 
 # Codes of the cells, as passed by skrtrl._cells.
@@ -833,14 +833,10 @@ def gated_rtrl_online(
                                &grad[0])
                 if not target:
                     continue
-                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
-                                  clip_norm)
-                t_update += 1
-                optimizer_step(
-                    theta, &grad[0], size, solver, learning_rate, beta_1,
-                    beta_2, epsilon, momentum, nesterov, &state_a[0],
-                    &state_b[0] if solver == SOLVER_ADAM else &state_a[0],
-                    t_update)
+                t_update = online_update(
+                    theta, &grad[0], size, &penalty[0], weight, clip_norm,
+                    solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+                    nesterov, &state_a[0], &state_b[0], t_update)
             loss_rows[b] = loss
     return t_update, parity
 

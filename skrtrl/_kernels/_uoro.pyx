@@ -39,7 +39,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memset
 
 from ._common cimport (
-    optimizer_step, penalize_and_clip, readout_gradient, SOLVER_ADAM,
+    online_update, readout_gradient, SOLVER_ADAM,
 )
 from ._steps cimport (
     KIND_DIAGONAL, cell_columns, cell_forward, cell_jvp, cell_rows,
@@ -361,13 +361,9 @@ def uoro_online(
                     # Both biases enter a_t identically.
                     for i in range(n):
                         grad[P + i] = grad[i * q + q - 1]
-                penalize_and_clip(&grad[0], theta, &penalty[0], weight, size,
-                                  clip_norm)
-                t_update += 1
-                optimizer_step(
-                    theta, &grad[0], size, solver, learning_rate, beta_1,
-                    beta_2, epsilon, momentum, nesterov, &state_a[0],
-                    &state_b[0] if solver == SOLVER_ADAM else &state_a[0],
-                    t_update)
+                t_update = online_update(
+                    theta, &grad[0], size, &penalty[0], weight, clip_norm,
+                    solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+                    nesterov, &state_a[0], &state_b[0], t_update)
             loss_rows[b] = loss
     return t_update, rng
