@@ -38,6 +38,11 @@ LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
 # "bptt" and "uoro" are served for every cell by skrtrl._methods.MethodCell,
 # which wraps these cells; the cells' own kernels do "rtrl" and "snap1".
 GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
+#: The ways a model can be trained: minibatch gradients ("minibatch"),
+#: updates after every step of independent sequences ("step"), a stateful
+#: stream ("stream"), teacher-forced output feedback ("feedback") and
+#: output feedback trained on the model's own outputs ("free_running").
+MODES = ("minibatch", "step", "stream", "feedback", "free_running")
 
 
 class _CellBase:
@@ -45,7 +50,20 @@ class _CellBase:
 
     Subclasses define ``n``, ``n_params`` and ``views`` (torch-named views
     into the flat parameter vector, ``weight_out`` and ``bias_out`` last).
+    ``gradients`` names the gradient methods the cell supports and
+    ``modes(gradient)`` the training modes (``MODES``) each supports.
     """
+
+    gradients = GRADIENTS
+
+    @classmethod
+    def modes(cls, gradient):
+        """The training modes (of ``MODES``) that ``gradient`` supports."""
+        if gradient not in cls.gradients:
+            return ()
+        if gradient == "rtrl":
+            return MODES
+        return MODES[:-1]
 
     def penalty_mask(self, dtype):
         """1 for the weights that L2 regularisation acts on, 0 for biases."""
