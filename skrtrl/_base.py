@@ -16,15 +16,12 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
-from ._feedback import FeedbackCell
-from ._methods import make_cell
 from ._model import Diverged, Model
-from ._optim import AdamOptimizer, OnlineUpdate, SGDOptimizer
 from ._parallel import kernel_threads
 from ._sequences import (
     TrainingSet,
@@ -36,19 +33,19 @@ from ._sequences import (
     check_stream,
     unpack_steps,
 )
+from ._settings import (
+    build_cell,
+    build_optimizer,
+    cell_follows,
+    check_training_settings,
+    every_step,
+    update_mode,
+)
 
 AUTO_BATCH_SIZE = 32
 #: Version of the pickled state; loading another version raises an error
 #: (format 1, from before the model object, is converted on load).
 FORMAT_VERSION = 2
-#: The settings that select each training mode, for error messages.
-MODE_SETTINGS = {
-    "minibatch": "gradients over minibatches of sequences",
-    "step": "update='step'",
-    "stream": "stateful=True",
-    "feedback": "output_feedback=True with teacher_forcing=True",
-    "free_running": "output_feedback=True with teacher_forcing=False",
-}
 #: With verbose, stream mode prints a progress line every this many steps.
 STREAM_REPORT_STEPS = 1000
 
@@ -172,46 +169,11 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def _every_step(self):
-        return self.output == "sequence" or self.stateful
+        return every_step(self)
 
     # -- the model -----------------------------------------------------------
     def _make_cell(self, n_inputs, n_outputs):
-        """The cell these settings train, for data of these sizes."""
-        settings = dict(
-            activation=self.activation,
-            gradient=self.gradient,
-            truncation=self.truncation,
-            # UORO's random signs come from the estimator's generator.
-            random_state=self.__dict__.get("_random_state"),
-        )
-        if self.output_feedback:
-            return FeedbackCell(
-                self.cell,
-                self.n_hidden,
-                n_inputs,
-                n_outputs,
-                teacher_forcing=self.teacher_forcing,
-                **settings,
-            )
-        return make_cell(self.cell, self.n_hidden, n_inputs, n_outputs, **settings)
-
-    def _make_optimizer(self, n_params, dtype):
-        if self.solver == "adam":
-            return AdamOptimizer(
-                n_params,
-                self.learning_rate_init,
-                self.beta_1,
-                self.beta_2,
-                self.epsilon,
-                dtype=dtype,
-            )
-        return SGDOptimizer(
-            n_params,
-            self.learning_rate_init,
-            self.momentum,
-            self.nesterovs_momentum,
-            dtype=dtype,
-        )
+        return build_cell(self, n_inputs, n_outputs, self.__dict__.get("_random_state"))
 
     def _bind_params(self):
         """(Re)create ``params_`` as views into the flat parameter vector."""
@@ -220,61 +182,16 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
     def _sync_params(self):
         """Bring the model in line with ``params_`` and ``set_params``.
 
-        Users may assign a new array to ``params_[name]``; copy its values
-        into the flat vector (checking the shape) and restore the view.
-        Nothing is rebuilt when every entry is still a view. Also follows a
-        change of ``gradient``, ``truncation``, ``activation`` or
-        ``teacher_forcing`` made with ``set_params`` after fitting, and
-        refuses changes of ``cell``, ``n_hidden`` or ``output_feedback``,
-        which would change the parameter layout.
+        Takes in entries of ``params_`` that were replaced rather than
+        edited; follows changes of ``gradient``, ``truncation``,
+        ``activation`` or ``teacher_forcing`` made after fitting; refuses
+        changes of the parameter layout.
         """
-        model = self._model
-        cell = model.cell
-        fitted = {
-            "cell": cell.name,
-            "n_hidden": cell.n,
-            "output_feedback": isinstance(cell, FeedbackCell),
-        }
-        now = {name: getattr(self, name) for name in fitted}
-        changed = [name for name in fitted if fitted[name] != now[name]]
-        if changed:
-            was = " and ".join(f"{name}={fitted[name]!r}" for name in changed)
-            new = " and ".join(f"{name}={now[name]!r}" for name in changed)
-            raise ValueError(
-                f"The model was fitted with {was}, but now has {new}: the "
-                "parameters differ. Call fit (without warm_start) to train a "
-                "new model."
-            )
-        truncation = self.truncation if self.gradient == "bptt" else None
-        if (
-            cell.gradient != self.gradient
-            or getattr(cell, "truncation", None) != truncation
-            or cell.activation != self.activation
-            or getattr(cell, "teacher_forcing", True) != bool(self.teacher_forcing)
-        ):
-            model.replace_cell(self._make_cell(cell.m, cell.o))
-        views = model.views()
-        replaced = {}
-        for name, view in views.items():
-            current = self.params_.get(name)
-            if current is None:
-                replaced[name] = None
-            elif not _is_same_view(current, view):
-                # Sharing memory is not enough: a transposed or reversed
-                # view of the parameters is new content.
-                current = np.asarray(current)
-                if current.shape != view.shape:
-                    raise ValueError(
-                        f"params_[{name!r}] has shape {current.shape}, "
-                        f"expected {view.shape}."
-                    )
-                replaced[name] = current
-        # Copy only once every shape is checked, so that an error changes
-        # nothing.
-        for name, current in replaced.items():
-            if current is not None:
-                views[name][...] = current
-        if replaced:
+        cell = self._model.cell
+        if not cell_follows(cell, self):
+            self._model.replace_cell(self._make_cell(cell.m, cell.o))
+        views = self._model.take_views(self.params_)
+        if views is not None:
             self.params_ = views
 
     def __getstate__(self):
@@ -300,21 +217,11 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         state.setdefault("teacher_forcing", True)
         super().__setstate__(state)
         if saved == 1 and "_flat_params" in self.__dict__:
-            self._model_from_format_1()
+            old_cell = self.__dict__["_cell"]
+            cell = self._make_cell(old_cell.m, old_cell.o)
+            self._model = Model.from_format_1(self.__dict__, cell)
         if "_model" in self.__dict__:
             self._bind_params()
-
-    def _model_from_format_1(self):
-        """Format 1 kept the model's parts as separate attributes."""
-        old = self.__dict__
-        cell = old.pop("_cell")
-        self._model = Model(
-            self._make_cell(cell.m, cell.o),
-            old.pop("_flat_params"),
-            old.pop("_optimizer"),
-        )
-        if "_stream_state" in old:
-            self._model.stream = old.pop("_stream_state")
 
     # The model's parts, under the names tests and tools have long used.
     _flat_params = property(lambda self: self._model.params)
@@ -331,7 +238,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         cell = self._make_cell(packed.n_features, n_outputs)
         params = np.empty(cell.n_params, dtype=dtype)
         cell.initialize(params, random_state)
-        self._model = Model(cell, params, self._make_optimizer(cell.n_params, dtype))
+        optimizer = build_optimizer(self, cell.n_params, dtype)
+        self._model = Model(cell, params, optimizer)
         self._bind_params()
         self.n_outputs_ = n_outputs
         self.loss_curve_ = []
@@ -390,7 +298,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         # so snapshot the attributes and restore them if preparing fails.
         snapshot = dict(self.__dict__)
         try:
-            self._check_settings()
+            check_training_settings(self)
             if not first_call:
                 self._sync_params()
             data, y_checked, loss_name = self._training_set(
@@ -418,10 +326,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self.__dict__.update(snapshot)
             raise
 
-        if self._update_mode == "step":
-            run_epoch = self._online_epoch_runner(data)
-        else:
-            run_epoch = self._batch_epoch_runner(data, train_idx.shape[0])
+        run_epoch = self._epoch_runner(data, train_idx.shape[0])
         max_iter = 1 if incremental else self.max_iter
         start = time.perf_counter()
         for _ in range(max_iter):
@@ -481,74 +386,6 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             stacklevel=4,
         )
 
-    @property
-    def _update_mode(self):
-        if self.update == "auto":
-            return "step" if self.stateful else "batch"
-        return self.update
-
-    def _training_modes(self):
-        """The modes of ``skrtrl._cells.MODES`` these settings train in."""
-        if self.stateful:
-            modes = ["stream"]
-        elif self._update_mode == "step":
-            modes = ["step"]
-        else:
-            modes = ["minibatch"]
-        if self.output_feedback:
-            modes.append("feedback" if self.teacher_forcing else "free_running")
-        return modes
-
-    def _check_settings(self):
-        """ValueError for combinations of parameters that cannot train.
-
-        Which gradient methods and modes a cell supports is the cell's to
-        say (``skrtrl._cells.CELLS``); the rest are rules of the modes.
-        """
-        cell = CELLS[self.cell]
-        for mode in self._training_modes():
-            if mode in cell.modes(self.gradient):
-                continue
-            supported = [g for g in cell.gradients if mode in cell.modes(g)]
-            message = (
-                f"cell={self.cell!r} with gradient={self.gradient!r} does not "
-                f"support training mode {mode!r} ({MODE_SETTINGS[mode]}); "
-                f"the gradient methods that support it are {supported}."
-            )
-            if mode == "free_running":
-                message = (
-                    "teacher_forcing=False needs gradient='rtrl': training on "
-                    "the model's own fed-back outputs follows them through the "
-                    "feedback path. Use teacher_forcing=True (the previous "
-                    "targets are fed back) with other methods. " + message
-                )
-            raise ValueError(message)
-        if self.output_feedback and not self._every_step:
-            raise ValueError(
-                "output_feedback=True feeds the previous output back into the "
-                "network and trains on a target at every step; it needs "
-                "output='sequence' or stateful=True (got output='last')."
-            )
-        if self.stateful and self.update == "batch":
-            raise ValueError(
-                "stateful=True learns from a stream as it arrives and needs "
-                "update='step' (or 'auto'); update='batch' would make the "
-                "result depend on how the stream is cut into chunks."
-            )
-        if self.stateful and self.gradient == "bptt" and self.truncation is None:
-            raise ValueError(
-                "gradient='bptt' on a stream (stateful=True) needs an integer "
-                "truncation: without one, backpropagation would reach back to "
-                "the start of the stream and its memory would grow with it. "
-                "Set truncation=k to backpropagate each loss through its last "
-                "k steps."
-            )
-        if self.stateful and self.early_stopping:
-            raise ValueError(
-                "early_stopping needs held-out sequences; a stream "
-                "(stateful=True) is one sequence. Use early_stopping=False."
-            )
-
     def _check_weights(self, sample_weight, packed, dtype):
         """Per-sequence weights and the weight of each target row.
 
@@ -567,46 +404,21 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             return weights, np.repeat(weights / lengths, lengths).astype(dtype)
         return weights, weights
 
-    def _batch_epoch_runner(self, data, n_train):
-        """One epoch of minibatches, one kernel call and update each."""
-        batch_size = self._resolve_batch_size(n_train)
-        workspace = self._model.workspace(
-            batch_size, kernel_threads(batch_size, self.n_jobs)
-        )
-
-        def run(order):
-            accumulated = 0.0
-            for batch in gen_batches(order.shape[0], batch_size):
-                idx = order[batch]
-                loss, grad = self._model.loss_and_gradient(
-                    data.batch(idx),
-                    data.weights[idx].sum(),
-                    self._loss_name,
-                    self.alpha,
-                    workspace,
-                )
-                if grad is None:
-                    continue
-                self._model.apply_gradient(loss, grad, self.clip_norm)
-                accumulated += loss * idx.shape[0]
-            return accumulated / max(order.shape[0], 1)
-
-        return run
-
-    def _online_epoch_runner(self, data):
-        """One pass with an update after every step that has a target."""
+    def _epoch_runner(self, data, n_train):
+        """A function running one epoch over the sequences it is given."""
         model = self._model
-        penalty = self.alpha * model.cell.penalty_mask(model.dtype)
-
-        def run(order):
-            update = OnlineUpdate(model.optimizer, penalty, self.clip_norm)
-            loss_rows = model.train_online(
-                data.batch(order), update, self._loss_name, stream=self.stateful
+        settings = dict(
+            loss=self._loss_name, alpha=self.alpha, clip_norm=self.clip_norm
+        )
+        if update_mode(self) == "step":
+            return lambda order: model.online_epoch(
+                data, order, settings, stream=self.stateful
             )
-            total = data.weights[order].sum()
-            return float(loss_rows.sum() / total) if total > 0 else 0.0
-
-        return run
+        batch_size = self._resolve_batch_size(n_train)
+        workspace = model.workspace(batch_size, kernel_threads(batch_size, self.n_jobs))
+        return lambda order: model.minibatch_epoch(
+            data, order, batch_size, settings, workspace
+        )
 
     def reset_state(self):
         """Start the stream over from the zero state, keeping the weights.
@@ -834,17 +646,6 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_model")
-
-
-def _is_same_view(array, view):
-    """Whether ``array`` looks at exactly the memory of ``view``, as laid out."""
-    return (
-        isinstance(array, np.ndarray)
-        and array.dtype == view.dtype
-        and array.shape == view.shape
-        and array.strides == view.strides
-        and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
-    )
 
 
 def _with_dtype(packed, dtype):

@@ -20,8 +20,9 @@ Training goes through the cell interface of ``skrtrl._cells`` only:
 import copy
 
 import numpy as np
+from sklearn.utils import gen_batches
 
-from ._optim import clip_gradient, frozen_update
+from ._optim import OnlineUpdate, clip_gradient, frozen_update
 
 
 class Diverged(Exception):
@@ -60,6 +61,49 @@ class Model:
     def views(self):
         """Named views into the flat parameters (``params_``)."""
         return self.cell.views(self.params)
+
+    def take_views(self, user_views):
+        """Copy entries of ``user_views`` (``params_``) that were replaced.
+
+        Users may assign a new array to ``params_[name]``; its values are
+        copied into the flat vector (shapes checked first, so that an error
+        changes nothing). Returns fresh views when anything was replaced,
+        else None.
+        """
+        views = self.views()
+        replaced = {}
+        for name, view in views.items():
+            current = user_views.get(name)
+            if current is None:
+                replaced[name] = None
+            elif not _is_same_view(current, view):
+                # Sharing memory is not enough: a transposed or reversed
+                # view of the parameters is new content.
+                current = np.asarray(current)
+                if current.shape != view.shape:
+                    raise ValueError(
+                        f"params_[{name!r}] has shape {current.shape}, "
+                        f"expected {view.shape}."
+                    )
+                replaced[name] = current
+        for name, current in replaced.items():
+            if current is not None:
+                views[name][...] = current
+        return views if replaced else None
+
+    @classmethod
+    def from_format_1(cls, attributes, cell):
+        """The model of an estimator saved in format 1.
+
+        Format 1 kept the cell, the flat parameters, the optimizer and the
+        stream state as separate attributes of the estimator; they are taken
+        out of ``attributes``. ``cell`` is built anew from the estimator's
+        settings.
+        """
+        del attributes["_cell"]
+        model = cls(cell, attributes.pop("_flat_params"), attributes.pop("_optimizer"))
+        model.stream = attributes.pop("_stream_state", None)
+        return model
 
     def replace_cell(self, cell):
         """Train from now on through ``cell``, a cell of the same layout.
@@ -124,6 +168,42 @@ class Model:
             self.optimizer = before[1]
             raise Diverged
 
+    def minibatch_epoch(self, data, order, batch_size, settings, workspace):
+        """One pass over the sequences ``order`` of a :class:`TrainingSet`.
+
+        One kernel call and one optimizer step per minibatch. ``settings``
+        holds the ``loss`` name, ``alpha`` and ``clip_norm``. Returns the
+        mean loss per sequence.
+        """
+        accumulated = 0.0
+        for batch in gen_batches(order.shape[0], batch_size):
+            idx = order[batch]
+            loss, grad = self.loss_and_gradient(
+                data.batch(idx),
+                data.weights[idx].sum(),
+                settings["loss"],
+                settings["alpha"],
+                workspace,
+            )
+            if grad is None:
+                continue
+            self.apply_gradient(loss, grad, settings["clip_norm"])
+            accumulated += loss * idx.shape[0]
+        return accumulated / max(order.shape[0], 1)
+
+    def online_epoch(self, data, order, settings, *, stream):
+        """One pass with an update after every step that has a target.
+
+        Returns the loss per unit of target weight.
+        """
+        penalty = settings["alpha"] * self.cell.penalty_mask(self.dtype)
+        update = OnlineUpdate(self.optimizer, penalty, settings["clip_norm"])
+        loss_rows = self.train_online(
+            data.batch(order), update, settings["loss"], stream=stream
+        )
+        total = data.weights[order].sum()
+        return float(loss_rows.sum() / total) if total > 0 else 0.0
+
     def train_online(self, batch, update, loss, *, stream):
         """Update after every step with a target; the loss of each sequence.
 
@@ -186,3 +266,14 @@ class Model:
             self.params, packed.values, starts, lengths, every_step, h0
         )
         return self.cell.readout(self.params, H)
+
+
+def _is_same_view(array, view):
+    """Whether ``array`` looks at exactly the memory of ``view``, as laid out."""
+    return (
+        isinstance(array, np.ndarray)
+        and array.dtype == view.dtype
+        and array.shape == view.shape
+        and array.strides == view.strides
+        and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
+    )
