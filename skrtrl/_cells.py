@@ -535,7 +535,7 @@ class GRUCell(_GatedCell):
     """
 
     name = "gru"
-    _kind = 0
+    _kind = 2
 
 
 class LSTMCell(_GatedCell):
@@ -551,7 +551,7 @@ class LSTMCell(_GatedCell):
     """
 
     name = "lstm"
-    _kind = 1
+    _kind = 3
 
 
 CELLS = {
