@@ -216,7 +216,12 @@ def add_to_container(g, container):
     from onnx import helper
 
     for tensor in g.initializers:
-        container.add_initializer(tensor.name, tensor.data_type, list(tensor.dims), tensor)
+        # The container copies a TensorProto's raw data, which string
+        # tensors do not use: give it their values instead.
+        content = list(tensor.string_data) if tensor.string_data else tensor
+        container.add_initializer(
+            tensor.name, tensor.data_type, list(tensor.dims), content
+        )
     for node in g.nodes:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         container.add_node(
