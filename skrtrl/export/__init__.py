@@ -11,7 +11,12 @@ extra (``pip install skrtrl[onnx]``); torch is not a dependency. Both are
 imported only when a function needs them.
 """
 
-from ._onnx import initial_step_state, onnx_step_model, register_onnx_converters, to_onnx
+from ._onnx import (
+    initial_step_state,
+    onnx_step_model,
+    register_onnx_converters,
+    to_onnx,
+)
 from ._torch import to_torch
 
 __all__ = [

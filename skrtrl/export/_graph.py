@@ -308,26 +308,28 @@ def _scan(g, model, X_tm, lengths):
         start = model.state[name][None]
         size = g.ints([start.shape[1]])
         initial.append(
-            g.op("Expand", g.const(start, f"{name}0"), g.op("Concat", batch, size, axis=0))
+            g.op(
+                "Expand",
+                g.const(start, f"{name}0"),
+                g.op("Concat", batch, size, axis=0),
+            )
         )
     scan_inputs = [X_tm]
     if lengths is not None:
         steps = g.op(
             "Range",
             g.const(np.int64(0), "zero"),
-            g.op("Squeeze", g.op("Gather", g.op("Shape", X_tm), g.ints([0])), g.ints([0])),
+            g.op(
+                "Squeeze", g.op("Gather", g.op("Shape", X_tm), g.ints([0])), g.ints([0])
+            ),
             g.const(np.int64(1), "one"),
         )
         running = g.op(
             "Less",
             g.op("Unsqueeze", steps, g.ints([1])),
-            g.op(
-                "Unsqueeze", g.op("Cast", lengths, to=TensorProto.INT64), g.ints([0])
-            ),
+            g.op("Unsqueeze", g.op("Cast", lengths, to=TensorProto.INT64), g.ints([0])),
         )
-        mask = g.op(
-            "Unsqueeze", g.op("Cast", running, to=g.onnx_type), g.ints([2])
-        )
+        mask = g.op("Unsqueeze", g.op("Cast", running, to=g.onnx_type), g.ints([2]))
         scan_inputs.append(mask)
     body = _scan_body(g, model, names, masked=lengths is not None)
     outputs = g.op(
@@ -352,7 +354,9 @@ def _scan_body(g, model, names, *, masked):
     if mask is not None:
         # A finished sequence keeps its state: old + mask * (new - old).
         new = {
-            name: b.op("Add", old[name], b.op("Mul", mask, b.op("Sub", new[name], old[name])))
+            name: b.op(
+                "Add", old[name], b.op("Mul", mask, b.op("Sub", new[name], old[name]))
+            )
             for name in names
         }
     outputs = [new[name] for name in names] + [z]

@@ -82,7 +82,9 @@ def register_onnx_converters():
         ) from exc
 
 
-def to_onnx(estimator, *, lengths=False, dtype=np.float32, target_opset=None, options=None):
+def to_onnx(
+    estimator, *, lengths=False, dtype=np.float32, target_opset=None, options=None
+):
     """Convert a fitted RTRLRegressor or RTRLClassifier to ONNX.
 
     The graph runs whole sequences, as ``predict`` and ``predict_proba``
@@ -288,7 +290,9 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     for name in names:
         out = unique(f"{name}_next")
         g.op("Identity", new[name], outputs=[out])
-        outputs.append(helper.make_tensor_value_info(out, float_type, ["N", sizes[name]]))
+        outputs.append(
+            helper.make_tensor_value_info(out, float_type, ["N", sizes[name]])
+        )
     graph = helper.make_graph(
         g.nodes, f"{type(estimator).__name__}_step", inputs, outputs, g.initializers
     )

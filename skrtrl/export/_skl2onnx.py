@@ -90,7 +90,9 @@ def _parse(scope, model, inputs, custom_parsers=None):
     per_sequence_steps = model.output == "sequence" and not model.stateful
     if options["zipmap"] is False or per_sequence_steps:
         return operator.outputs
-    return _apply_zipmap(options["zipmap"], scope, model, inputs[0].type, [label, probabilities])
+    return _apply_zipmap(
+        options["zipmap"], scope, model, inputs[0].type, [label, probabilities]
+    )
 
 
 def _check_inputs(operator, model):
@@ -110,8 +112,7 @@ def _check_inputs(operator, model):
         )
     if not isinstance(inputs[0].type, FloatTensorType | DoubleTensorType):
         raise TypeError(
-            f"{name}'s input X must be a float or double tensor; got "
-            f"{inputs[0].type}."
+            f"{name}'s input X must be a float or double tensor; got {inputs[0].type}."
         )
     rank = {"2d": 2, "stream": 2}.get(model.input_kind, 3)
     shape = inputs[0].type.shape
@@ -169,7 +170,9 @@ def _calculate_shapes(operator):
         return
     nocl = _options(operator.raw_operator, None, operator).get("nocl", False)
     label_type = (
-        StringTensorType if label_type_is_string(model.classes, nocl) else Int64TensorType
+        StringTensorType
+        if label_type_is_string(model.classes, nocl)
+        else Int64TensorType
     )
     operator.outputs[0].type = label_type(lead)
     operator.outputs[1].type = float_type(lead + [len(model.classes)])
