@@ -401,15 +401,18 @@ def test_unfitted_estimator_is_refused():
         to_onnx(RTRLRegressor())
 
 
-def test_step_model_is_a_valid_onnx_model():
+@pytest.mark.parametrize("cell", CELLS)
+def test_exported_models_pass_the_onnx_checker(cell):
     import onnx
 
-    for cell in CELLS:
-        est, _ = _fit("binary", cell, "sequence", output_feedback=True)
-        onx = onnx_step_model(est)
-        onnx.checker.check_model(onx, full_check=True)
-        names = [i.name for i in onx.graph.input]
-        assert names == ["X", "h"] + (["c"] if cell == "lstm" else []) + ["feedback"]
+    est, _ = _fit("binary", cell, "sequence", output_feedback=True)
+    onx = onnx_step_model(est)
+    onnx.checker.check_model(onx, full_check=True)
+    names = [i.name for i in onx.graph.input]
+    assert names == ["X", "h"] + (["c"] if cell == "lstm" else []) + ["feedback"]
+    onnx.checker.check_model(to_onnx(est, lengths=True), full_check=True)
+    plain, _ = _fit("multiclass", cell, "last")
+    onnx.checker.check_model(to_onnx(plain, lengths=True), full_check=True)
 
 
 # -- torch -------------------------------------------------------------------------
@@ -505,3 +508,18 @@ def test_to_torch_without_torch_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_torch)
     with pytest.raises(ImportError, match="pip install torch"):
         to_torch(est)
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_torch_continues_a_stream_from_the_estimators_state(cell):
+    torch = pytest.importorskip("torch")
+    est, X, _ = _stream("regressor", cell)
+    state = initial_step_state(est, dtype=np.float64)
+    initial = torch.from_numpy(state["h"][None])
+    if cell == "lstm":
+        initial = (initial, torch.from_numpy(state["c"][None]))
+    recurrent, readout = to_torch(est)
+    with torch.no_grad():
+        hidden, _ = recurrent(torch.from_numpy(X[None]), initial)
+        y = readout(hidden[0])[:, 0].numpy()
+    np.testing.assert_allclose(y, est.predict(X), rtol=0, atol=1e-10)

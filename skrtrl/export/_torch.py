@@ -16,7 +16,11 @@ def to_torch(estimator, *, dtype=None):
     ``torch.nn.Linear`` readout. The readout gives the decision values:
     apply ``torch.sigmoid`` (two classes: the probability of
     ``classes_[1]``) or ``torch.softmax`` for the classifier's
-    probabilities. Every sequence starts from the zero state, as in skrtrl.
+    probabilities. Every sequence starts from the zero state, as in skrtrl;
+    to continue the stream of a stateful estimator, pass its current state
+    as the layer's initial state (``h0 = torch.from_numpy(state["h"][None])``
+    with ``state = initial_step_state(estimator, dtype=np.float64)``, and
+    ``c0`` likewise for the LSTM).
 
     With ``output_feedback=True`` the layer's inputs are ``[x_t,
     f_{t-1}]``: ``weight_ih_l0`` holds ``params_["weight_ih"]`` followed by
