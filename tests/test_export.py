@@ -40,8 +40,8 @@ def _sequences(seed=0):
     return [rng.normal(size=(t, N_FEATURES)) for t in LENGTHS]
 
 
-def _padded(X, dtype=np.float32, fill=50.0):
-    """Sequences padded at the end with values that must not matter."""
+def _padded(X, dtype=np.float32, fill=np.nan):
+    """Sequences padded at the end with NaN, which must not matter."""
     T = max(len(x) for x in X)
     out = np.full((len(X), T, X[0].shape[1]), fill, dtype=dtype)
     for i, x in enumerate(X):

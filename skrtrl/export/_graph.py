@@ -16,9 +16,9 @@ Two ways to run the recurrence over a whole sequence:
   (the body feeds the linked readout into the next step) and float64.
 
 Variable lengths: the ONNX operators take ``sequence_lens`` and hold the
-state of a finished sequence; the Scan body does the same with a mask.
-Per-step outputs past a sequence's end are padding (the readout of a zero
-state with the operators, of the held state with Scan).
+state of a finished sequence; the Scan body does the same with a mask, so
+the padding values never reach a state that is read. Per-step outputs past
+a sequence's end are padding and mean nothing.
 """
 
 import numpy as np
@@ -329,8 +329,7 @@ def _scan(g, model, X_tm, lengths):
             g.op("Unsqueeze", steps, g.ints([1])),
             g.op("Unsqueeze", g.op("Cast", lengths, to=TensorProto.INT64), g.ints([0])),
         )
-        mask = g.op("Unsqueeze", g.op("Cast", running, to=g.onnx_type), g.ints([2]))
-        scan_inputs.append(mask)
+        scan_inputs.append(g.op("Unsqueeze", running, g.ints([2])))
     body = _scan_body(g, model, names, masked=lengths is not None)
     outputs = g.op(
         "Scan",
@@ -352,13 +351,10 @@ def _scan_body(g, model, names, *, masked):
     if model.feedback:
         new["feedback"] = link(b, model, z)
     if mask is not None:
-        # A finished sequence keeps its state: old + mask * (new - old).
-        new = {
-            name: b.op(
-                "Add", old[name], b.op("Mul", mask, b.op("Sub", new[name], old[name]))
-            )
-            for name in names
-        }
+        # A finished sequence keeps its state. Where selects without
+        # arithmetic, so whatever the padding gives (even inf or NaN) stays
+        # out of the held state.
+        new = {name: b.op("Where", mask, new[name], old[name]) for name in names}
     outputs = [new[name] for name in names] + [z]
     # A body output must be produced by its own node.
     seen = set()
@@ -366,10 +362,13 @@ def _scan_body(g, model, names, *, masked):
         if name in seen or name in old.values():
             outputs[i] = b.op("Identity", name)
         seen.add(outputs[i])
-    value = lambda name: helper.make_tensor_value_info(name, b.onnx_type, None)  # noqa: E731
+
+    def value(name, elem_type=b.onnx_type):
+        return helper.make_tensor_value_info(name, elem_type, None)
+
     inputs = [value(old[name]) for name in names] + [value(x)]
     if mask is not None:
-        inputs.append(value(mask))
+        inputs.append(value(mask, TensorProto.BOOL))
     return helper.make_graph(
         b.nodes, b.unique("rtrl_step"), inputs, [value(name) for name in outputs]
     )
