@@ -135,12 +135,15 @@ def test_whole_sequences_match_predict(cell, output, task):
 
 
 @pytest.mark.parametrize("activation", ["relu", "logistic", "identity"])
-def test_elman_activations_through_the_rnn_operator(activation):
-    est, X = _fit("regressor", "elman", "sequence", activation=activation)
-    onx = to_onnx(est, lengths=True)
-    assert "RNN" in {node.op_type for node in onx.graph.node}
+@pytest.mark.parametrize("cell", ["elman", "diagonal"])
+def test_activations_of_the_elman_and_diagonal_cells(cell, activation):
+    est, X = _fit("regressor", cell, "sequence", activation=activation)
     feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}
-    _check_against_estimator(est, X, _session(onx).run(None, feeds), atol=1e-5)
+    for scan in (False, True):
+        onx = to_onnx(est, lengths=True, options={"scan": scan})
+        ops = {node.op_type for node in onx.graph.node}
+        assert ("RNN" in ops) == (cell == "elman" and not scan)
+        _check_against_estimator(est, X, _session(onx).run(None, feeds), atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", CELLS)
