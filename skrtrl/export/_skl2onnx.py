@@ -15,6 +15,7 @@ steps.
 """
 
 import numpy as np
+from sklearn.base import is_classifier
 
 from ._graph import GraphBuilder, sequence_outputs
 from ._heads import classifier_head, label_type_is_string, regressor_head
@@ -59,10 +60,6 @@ def register_converters():
     )
 
 
-def _is_classifier(estimator):
-    return hasattr(estimator, "classes_")
-
-
 def _parse(scope, model, inputs, custom_parsers=None):
     """Declare the estimator's operator and its outputs.
 
@@ -80,7 +77,7 @@ def _parse(scope, model, inputs, custom_parsers=None):
     operator = scope.declare_local_operator(get_model_alias(type(model)), model)
     operator.inputs = inputs
     float_type = guess_tensor_type(inputs[0].type)
-    if not _is_classifier(model):
+    if not is_classifier(model):
         operator.outputs.append(scope.declare_local_variable("variable", float_type))
         return operator.outputs
     label = scope.declare_local_variable("label", Int64TensorType())
@@ -180,7 +177,7 @@ def _calculate_shapes(operator):
 
 def _options(estimator, container=None, operator=None):
     defaults = {"scan": False}
-    if _is_classifier(estimator):
+    if is_classifier(estimator):
         defaults["nocl"] = False
     if container is not None:
         return container.get_options(estimator, defaults)
