@@ -146,7 +146,7 @@ def _start_state(estimator, params):
         state["c"] = np.zeros(n, dtype=dtype)
     if estimator.output_feedback:
         state["feedback"] = np.zeros(params["weight_out"].shape[0], dtype=dtype)
-    stream = estimator.__dict__.get("_stream_state") if estimator.stateful else None
+    stream = estimator._model.stream if estimator.stateful else None
     if stream is not None:
         # The stream's hidden entry is h (n numbers), or [h, c] for the LSTM.
         hidden = np.asarray(stream["hidden"], dtype=dtype)
