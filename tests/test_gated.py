@@ -1,33 +1,40 @@
 """Gated cells (GRU, LSTM): exact RTRL through the gates, torch's layout.
 
-The references here are independent plain-numpy implementations of torch's
-equations (a forward pass and backpropagation through time); they share no
-code with the package. Where torch is installed, the parameters are also
-loaded into ``torch.nn.GRU`` / ``torch.nn.LSTM``.
+The references here are plain numpy and share no code with the kernels: the
+forward pass of ``skrtrl/inspection/_cell_steps.py`` (torch's equations)
+and backpropagation through time written out below. Where torch is
+installed, the parameters are also loaded into ``torch.nn.GRU`` /
+``torch.nn.LSTM``.
 """
 
 import copy
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 from scipy.special import expit, log_softmax
-from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._kernels import _gated
+
+from _helpers import (
+    assert_same_snapshot,
+    cell_forward,
+    loss_and_output_grad,
+    noisy_sine_stream,
+    numeric_gradient,
+    random_sequences,
+    randomize,
+    snapshot,
+    stream_model,
+)
 
 GATED = ["gru", "lstm"]
 N_GATES = {"gru": 3, "lstm": 4}
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # Models are fitted for an epoch or a few, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Models are fitted for an epoch or a few, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 # -- plain-numpy references ---------------------------------------------------
@@ -55,30 +62,8 @@ def lstm_step(p, x, h, c):
 
 def forward(cell, p, x, state=None):
     """Hidden states h_1..h_T of one sequence, and the final full state."""
-    n = p["weight_hh"].shape[1]
-    h = np.zeros(n) if state is None else np.array(state[:n], dtype=float)
-    c = np.zeros(n) if state is None or cell == "gru" else np.array(state[n:], float)
-    hs = []
-    for t in range(x.shape[0]):
-        if cell == "gru":
-            h, _ = gru_step(p, x[t], h)
-        else:
-            h, c, _ = lstm_step(p, x[t], h, c)
-        hs.append(h)
-    final = h if cell == "gru" else np.concatenate([h, c])
-    return np.array(hs), final
-
-
-def loss_and_output_grad(kind, z, y):
-    """Loss of one target and its gradient w.r.t. the readout z."""
-    if kind == "squared_error":
-        return 0.5 * np.mean((z - y) ** 2), (z - y) / z.shape[0]
-    if kind == "log_loss_binary":
-        p = expit(z[0])
-        loss = -(y[0] * np.log(p) + (1 - y[0]) * np.log(1 - p))
-        return loss, np.array([p - y[0]])
-    log_p = log_softmax(z)
-    return -np.sum(y * log_p), np.exp(log_p) - y
+    states, final = cell_forward(cell, p, x, state=state)
+    return states[:, : p["weight_hh"].shape[1]], final
 
 
 def bptt(cell, p, sequences, targets, weights, loss_kind, every_step):
@@ -147,18 +132,6 @@ def bptt(cell, p, sequences, targets, weights, loss_kind, every_step):
 
 
 # -- helpers --------------------------------------------------------------------
-def random_sequences(rng, n_seq, n_features, min_len=1, max_len=7, dtype=np.float64):
-    lengths = rng.randint(min_len, max_len + 1, size=n_seq)
-    return [rng.normal(size=(T, n_features)).astype(dtype) for T in lengths]
-
-
-def randomize(est, rng, scale=0.8):
-    """Random parameters, written in place into ``params_``."""
-    for value in est.params_.values():
-        value[...] = rng.uniform(-scale, scale, size=value.shape)
-    return est
-
-
 def make_case(cell, kind, k, every_step, rng, **params):
     """A fitted model with random parameters, data, targets in the user's form
     and as the reference reads them, and the loss name."""
@@ -197,7 +170,7 @@ def make_case(cell, kind, k, every_step, rng, **params):
         else:
             y_ref = [np.eye(k)[v] for v in y]
             loss_kind = "log_loss"
-    return randomize(est, rng), X, y, y_ref, loss_kind
+    return randomize(est, rng, 0.8), X, y, y_ref, loss_kind
 
 
 CASES = [
@@ -269,19 +242,10 @@ def test_rtrl_gradient_equals_finite_differences(cell, kind, k, every_step):
     est, X, y, _, _ = make_case(cell, kind, k, every_step, rng)
     est.set_params(alpha=1e-2)  # the penalty is part of the objective
     _, grad = est.loss_gradient(X, y)
-    eps = 1e-6
-    for name, value in est.params_.items():
-        numeric = np.zeros(value.shape)
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + eps
-            plus, _ = est.loss_gradient(X, y)
-            value[index] = original - eps
-            minus, _ = est.loss_gradient(X, y)
-            value[index] = original
-            numeric[index] = (plus - minus) / (2 * eps)
+    numeric = numeric_gradient(lambda: est.loss_gradient(X, y)[0], est.params_)
+    for name in est.params_:
         np.testing.assert_allclose(
-            grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name
+            grad[name], numeric[name], rtol=1e-7, atol=1e-9, err_msg=name
         )
 
 
@@ -381,7 +345,7 @@ def test_predictions_follow_torch_equations(cell):
     X = random_sequences(rng, 6, 2, max_len=9)
     y = [rng.normal(size=(x.shape[0], 2)) for x in X]
     est = randomize(
-        RTRLRegressor(5, cell=cell, output="sequence", max_iter=1).fit(X, y), rng
+        RTRLRegressor(5, cell=cell, output="sequence", max_iter=1).fit(X, y), rng, 0.8
     )
     p = est.params_
     pred = est.predict(X)
@@ -391,7 +355,7 @@ def test_predictions_follow_torch_equations(cell):
             out, hs @ p["weight_out"].T + p["bias_out"], rtol=1e-12, atol=1e-14
         )
     clf = RTRLClassifier(4, cell=cell, max_iter=1).fit(X, np.arange(6) % 3)
-    randomize(clf, rng)
+    randomize(clf, rng, 0.8)
     logits = np.array([forward(cell, clf.params_, x)[0][-1] for x in X])
     logits = logits @ clf.params_["weight_out"].T + clf.params_["bias_out"]
     expected = np.exp(log_softmax(logits, axis=1))
@@ -406,7 +370,7 @@ def test_torch_modules_give_the_same_states_and_outputs(cell):
     X = rng.normal(size=(4, T, m))
     y = rng.normal(size=(4, T, 2))
     est = randomize(
-        RTRLRegressor(n, cell=cell, output="sequence", max_iter=1).fit(X, y), rng
+        RTRLRegressor(n, cell=cell, output="sequence", max_iter=1).fit(X, y), rng, 0.8
     )
     module = (torch.nn.GRU if cell == "gru" else torch.nn.LSTM)(
         m, n, batch_first=True
@@ -450,45 +414,17 @@ def test_activation_is_ignored(cell):
 
 
 # -- streams and real-time updates -------------------------------------------
-def noisy_sine_stream(n_steps, seed=0):
-    rng = np.random.RandomState(seed)
-    x = np.sin(0.3 * np.arange(n_steps + 1)) + 0.1 * rng.normal(size=n_steps + 1)
-    return x[:-1, None], x[1:]
-
-
-def stream_model(cell, **params):
-    defaults = dict(
-        n_hidden=4, cell=cell, stateful=True, learning_rate_init=0.01, random_state=0
-    )
-    defaults.update(params)
-    return RTRLRegressor(**defaults)
-
-
-def snapshot(est):
-    return (
-        {k: v.copy() for k, v in est.params_.items()},
-        {k: np.copy(v) for k, v in est._stream_state.items()},
-        est._optimizer.m.copy(),
-        est.t_,
-    )
-
-
-def assert_same_snapshot(a, b, **tol):
-    for name in a[0]:
-        np.testing.assert_allclose(a[0][name], b[0][name], err_msg=name, **tol)
-    for name in a[1]:
-        np.testing.assert_allclose(a[1][name], b[1][name], err_msg=name, **tol)
-    np.testing.assert_allclose(a[2], b[2], **tol)
-    assert a[3] == b[3]
+def gated_stream_model(cell, **params):
+    return stream_model(**{"n_hidden": 4, "cell": cell, **params})
 
 
 @pytest.mark.parametrize("cell", GATED)
 def test_stream_chunk_size_does_not_matter(cell):
     X, y = noisy_sine_stream(60)
-    whole = stream_model(cell).partial_fit(X, y)
+    whole = gated_stream_model(cell).partial_fit(X, y)
     assert whole._stream_state["hidden"].shape == (4 if cell == "gru" else 8,)
     for chunk in (1, 7):
-        pieces = stream_model(cell)
+        pieces = gated_stream_model(cell)
         for start in range(0, len(X), chunk):
             pieces.partial_fit(X[start : start + chunk], y[start : start + chunk])
         assert_same_snapshot(snapshot(whole), snapshot(pieces), rtol=1e-10, atol=1e-13)
@@ -502,7 +438,7 @@ def test_stream_chunk_size_does_not_matter(cell):
 @pytest.mark.parametrize("cell", GATED)
 def test_stream_state_follows_the_forward_pass(cell):
     X, y = noisy_sine_stream(30)
-    est = stream_model(cell, learning_rate_init=1e-12).partial_fit(X, y)
+    est = gated_stream_model(cell, learning_rate_init=1e-12).partial_fit(X, y)
     _, final = forward(cell, est.params_, X)
     np.testing.assert_allclose(est._stream_state["hidden"], final, rtol=1e-8)
 
@@ -510,7 +446,7 @@ def test_stream_state_follows_the_forward_pass(cell):
 @pytest.mark.parametrize("cell", GATED)
 def test_pickled_mid_stream_continues_exactly(cell):
     X, y = noisy_sine_stream(80)
-    est = stream_model(cell).partial_fit(X[:40], y[:40])
+    est = gated_stream_model(cell).partial_fit(X[:40], y[:40])
     restored = pickle.loads(pickle.dumps(est))
     twin = copy.deepcopy(est)
     for model in (est, restored, twin):
@@ -567,7 +503,7 @@ def test_update_step_learns_a_sum_of_inputs(cell):
 @pytest.mark.parametrize("cell", GATED)
 def test_stream_learns_a_noisy_sine(cell):
     X, y = noisy_sine_stream(1500)
-    est = stream_model(cell, n_hidden=6, learning_rate_init=0.01)
+    est = gated_stream_model(cell, n_hidden=6, learning_rate_init=0.01)
     predictions = np.empty_like(y)
     for start in range(0, len(X), 50):
         rows = slice(start, start + 50)
@@ -602,7 +538,7 @@ def test_float32_matches_float64(cell):
     # Training and streams run in float32 too.
     est32.set_params(max_iter=3).fit(X32, y.astype(np.float32))
     assert est32._flat_params.dtype == np.float32
-    stream = stream_model(cell)
+    stream = gated_stream_model(cell)
     Xs, ys = noisy_sine_stream(20)
     stream.partial_fit(Xs.astype(np.float32), ys.astype(np.float32))
     assert stream._stream_state["influence"].dtype == np.float32

@@ -8,10 +8,12 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.special import expit, log_softmax
+from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+
+from _helpers import loss_and_output_grad, numeric_gradient, random_sequences
 
 ACTIVATIONS = {
     "tanh": (np.tanh, lambda h, a: 1 - h**2),
@@ -19,18 +21,6 @@ ACTIVATIONS = {
     "relu": (lambda a: np.maximum(a, 0), lambda h, a: (a > 0).astype(float)),
     "identity": (lambda a: a, lambda h, a: np.ones_like(a)),
 }
-
-
-def loss_and_output_grad(kind, z, y):
-    """Loss of one target and its gradient w.r.t. the readout z."""
-    if kind == "squared_error":
-        return 0.5 * np.mean((z - y) ** 2), (z - y) / z.shape[0]
-    if kind == "log_loss_binary":
-        p = expit(z[0])
-        loss = -(y[0] * np.log(p) + (1 - y[0]) * np.log(1 - p))
-        return loss, np.array([p - y[0]])
-    log_p = log_softmax(z)
-    return -np.sum(y * log_p), np.exp(log_p) - y
 
 
 def bptt(params, sequences, targets, weights, activation, loss_kind, every_step):
@@ -85,11 +75,6 @@ def make_model(estimator, X, y, rng, scale=0.6):
     for value in estimator.params_.values():
         value[...] = rng.uniform(-scale, scale, size=value.shape)
     return estimator
-
-
-def random_sequences(rng, n_seq, n_features, min_len=1, max_len=7, dtype=np.float64):
-    lengths = rng.randint(min_len, max_len + 1, size=n_seq)
-    return [rng.normal(size=(T, n_features)).astype(dtype) for T in lengths]
 
 
 def reference_targets(kind, rng, X, n_outputs, every_step, n_classes=None):
@@ -200,19 +185,10 @@ def test_rtrl_gradient_equals_finite_differences(activation):
     y = rng.normal(size=(5, 2))
     est = make_model(RTRLRegressor(4, activation=activation, random_state=0), X, y, rng)
     _, grad = est.loss_gradient(X, y)
-    eps = 1e-6
-    for name, value in est.params_.items():
-        numeric = np.zeros(value.shape)
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + eps
-            plus, _ = est.loss_gradient(X, y)
-            value[index] = original - eps
-            minus, _ = est.loss_gradient(X, y)
-            value[index] = original
-            numeric[index] = (plus - minus) / (2 * eps)
+    numeric = numeric_gradient(lambda: est.loss_gradient(X, y)[0], est.params_)
+    for name in est.params_:
         np.testing.assert_allclose(
-            grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name
+            grad[name], numeric[name], rtol=1e-7, atol=1e-9, err_msg=name
         )
 
 

@@ -6,41 +6,23 @@ against a plain-numpy reference written here. UORO is unbiased: the mean of
 many independent estimates converges to the exact gradient.
 """
 
-import warnings
-
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl._cells import CELLS as CELL_REGISTRY
 from skrtrl.datasets import make_delayed_sum, make_delayed_xor
 
-CELLS = ["elman", "diagonal", "gru", "lstm"]
+from _helpers import numeric_gradient, random_sequences, randomize
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
-
-
-def random_sequences(rng, n_seq, n_features, min_len=1, max_len=7):
-    lengths = rng.randint(min_len, max_len + 1, size=n_seq)
-    return [rng.normal(size=(T, n_features)) for T in lengths]
-
-
-def randomize(est, rng, scale=0.6):
-    """Random parameters, in place, so that no structure hides errors."""
-    for value in est.params_.values():
-        value[...] = rng.uniform(-scale, scale, size=value.shape)
-    return est
+CELLS = list(CELL_REGISTRY)
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 def fitted(est, X, y, rng, **fit_params):
     """``est`` after one epoch (to set it up), with random parameters."""
     est.set_params(max_iter=1, alpha=0.0).fit(X, y, **fit_params)
-    return randomize(est, rng)
+    return randomize(est, rng, 0.6)
 
 
 def regression_problem(rng, every_step, n_outputs=2):
@@ -126,19 +108,10 @@ def test_full_bptt_equals_finite_differences(cell, output):
     )
     fitted(est, X, y, rng)
     _, grad = est.loss_gradient(X, y)
-    eps = 1e-6
-    for name, value in est.params_.items():
-        numeric = np.zeros(value.shape)
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + eps
-            plus, _ = est.loss_gradient(X, y)
-            value[index] = original - eps
-            minus, _ = est.loss_gradient(X, y)
-            value[index] = original
-            numeric[index] = (plus - minus) / (2 * eps)
+    numeric = numeric_gradient(lambda: est.loss_gradient(X, y)[0], est.params_)
+    for name in est.params_:
         np.testing.assert_allclose(
-            grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name
+            grad[name], numeric[name], rtol=1e-7, atol=1e-9, err_msg=name
         )
 
 
@@ -270,7 +243,7 @@ def test_stream_update_backpropagates_k_steps_across_calls(cell, k):
     weights[-1] = 1.0
     est = sgd(n_hidden=3, cell=cell, gradient="bptt", truncation=k, stateful=True)
     est.partial_fit(X[:1], y[:1], sample_weight=weights[:1])
-    randomize(est, rng).reset_state()
+    randomize(est, rng, 0.6).reset_state()
     reference = sgd(n_hidden=3, cell=cell, gradient="bptt", truncation=k)
     reference.fit([X], y[-1:])
     for name, value in est.params_.items():

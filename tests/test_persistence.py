@@ -11,12 +11,10 @@ Every test runs for every recurrent cell in ``skrtrl._cells.CELLS``.
 """
 
 import pickle
-import warnings
 
 import joblib
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 import skrtrl._base
 from skrtrl import RTRLClassifier, RTRLRegressor
@@ -34,12 +32,8 @@ MODES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The models train for a few epochs only, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The models train for a few epochs only, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 RNG = np.random.RandomState(0)

@@ -8,34 +8,33 @@ torch's cell equations (no hand-derived derivative is shared with the
 kernel), with the influence cut back to those blocks after every step.
 """
 
-import warnings
-
 import numpy as np
 import pytest
-from scipy.special import log_softmax
-from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._cells import GRUCell, LSTMCell
+
+from _helpers import (
+    assert_same_snapshot,
+    loss_and_output_grad,
+    noisy_sine_stream,
+    random_sequences,
+    randomize,
+    sigmoid,
+    snapshot,
+    stream_model,
+)
 
 GATED = ["gru", "lstm"]
 N_GATES = {"gru": 3, "lstm": 4}
 STEP = 1e-30  # complex step: derivatives exact to rounding, no cancellation
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # Models are fitted for an epoch or a few, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Models are fitted for an epoch or a few, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 # -- dense reference ------------------------------------------------------------
-def sigmoid(a):
-    return 1 / (1 + np.exp(-a))  # also for complex arguments
-
-
 def cell_step(cell, theta, x, s, n):
     """torch's GRU / LSTM step on stacked theta rows [W_ih | W_hh | b_ih | b_hh].
 
@@ -67,18 +66,6 @@ def step_jacobians(cell, theta, x, s, n):
     s_wide = np.broadcast_to(s.astype(complex), (K, S))
     I = cell_step(cell, theta_batch, x, s_wide, n).imag / STEP  # noqa: E741
     return J.T, I.T
-
-
-def loss_and_output_grad(kind, z, y):
-    """Loss of one target and its gradient w.r.t. the readout z."""
-    if kind == "squared_error":
-        return 0.5 * np.mean((z - y) ** 2), (z - y) / z.shape[0]
-    if kind == "log_loss_binary":
-        p = sigmoid(z[0])
-        loss = -(y[0] * np.log(p) + (1 - y[0]) * np.log(1 - p))
-        return loss, np.array([p - y[0]])
-    log_p = log_softmax(z)
-    return -np.sum(y * log_p), np.exp(log_p) - y
 
 
 def unit_blocks(cell, n, q):
@@ -135,17 +122,6 @@ def dense_rtrl(cell, p, sequences, targets, weights, loss_kind, every_step, cut)
 
 
 # -- cases ----------------------------------------------------------------------
-def random_sequences(rng, n_seq, n_features, min_len=1, max_len=7):
-    lengths = rng.randint(min_len, max_len + 1, size=n_seq)
-    return [rng.normal(size=(T, n_features)) for T in lengths]
-
-
-def randomize(est, rng, scale=0.8):
-    for value in est.params_.values():
-        value[...] = rng.uniform(-scale, scale, size=value.shape)
-    return est
-
-
 def make_case(cell, kind, k, every_step, rng, n_hidden=None, **params):
     """A model with random parameters, data, targets for the estimator and
     for the reference, and the loss name; random sizes and lengths."""
@@ -166,7 +142,7 @@ def make_case(cell, kind, k, every_step, rng, n_hidden=None, **params):
         shape = (lambda T: (T, k)) if every_step else (lambda T: (k,))
         y = [rng.normal(size=shape(x.shape[0])) for x in X]
         est = RTRLRegressor(n_hidden, **common).fit(X, y)
-        return randomize(est, rng), X, y, y, "squared_error"
+        return randomize(est, rng, 0.8), X, y, y, "squared_error"
     est = RTRLClassifier(n_hidden, **common)
     if every_step:
         est.fit(X, [np.arange(x.shape[0]) % k for x in X])
@@ -177,8 +153,8 @@ def make_case(cell, kind, k, every_step, rng, n_hidden=None, **params):
     if k == 2:
         y_ref = [np.reshape(np.asarray(v, float), (-1, 1)) for v in y]
         y_ref = y_ref if every_step else [v[0] for v in y_ref]
-        return randomize(est, rng), X, y, y_ref, "log_loss_binary"
-    return randomize(est, rng), X, y, [np.eye(k)[v] for v in y], "log_loss"
+        return randomize(est, rng, 0.8), X, y, y_ref, "log_loss_binary"
+    return randomize(est, rng, 0.8), X, y, [np.eye(k)[v] for v in y], "log_loss"
 
 
 CASES = [
@@ -305,48 +281,16 @@ def test_snap1_influence_is_the_size_of_theta_per_state_vector(cell_class):
 
 
 # -- streams and real-time updates ----------------------------------------------
-def noisy_sine_stream(n_steps, seed=0):
-    rng = np.random.RandomState(seed)
-    x = np.sin(0.3 * np.arange(n_steps + 1)) + 0.1 * rng.normal(size=n_steps + 1)
-    return x[:-1, None], x[1:]
-
-
-def stream_model(cell, **params):
-    defaults = dict(
-        n_hidden=4,
-        cell=cell,
-        gradient="snap1",
-        stateful=True,
-        learning_rate_init=0.01,
-        random_state=0,
-    )
-    defaults.update(params)
-    return RTRLRegressor(**defaults)
-
-
-def snapshot(est):
-    return (
-        {k: v.copy() for k, v in est.params_.items()},
-        {k: np.copy(v) for k, v in est._stream_state.items()},
-        est._optimizer.m.copy(),
-        est.t_,
-    )
-
-
-def assert_same_snapshot(a, b, **tol):
-    for part in (0, 1):
-        for name in a[part]:
-            np.testing.assert_allclose(a[part][name], b[part][name], **tol)
-    np.testing.assert_allclose(a[2], b[2], **tol)
-    assert a[3] == b[3]
+def snap1_stream_model(cell, **params):
+    return stream_model(**{"n_hidden": 4, "cell": cell, "gradient": "snap1", **params})
 
 
 @pytest.mark.parametrize("cell", GATED)
 def test_stream_chunk_size_does_not_matter(cell):
     X, y = noisy_sine_stream(60)
-    whole = stream_model(cell).partial_fit(X, y)
+    whole = snap1_stream_model(cell).partial_fit(X, y)
     for chunk in (1, 7):
-        pieces = stream_model(cell)
+        pieces = snap1_stream_model(cell)
         for start in range(0, len(X), chunk):
             pieces.partial_fit(X[start : start + chunk], y[start : start + chunk])
         assert_same_snapshot(snapshot(whole), snapshot(pieces), rtol=1e-10, atol=1e-13)
@@ -357,7 +301,7 @@ def test_stream_influence_follows_the_dense_reference(cell):
     """With a negligible learning rate the weights stay put, so the carried
     state and SnAp-1 influence are those of the cut dense RTRL."""
     X, y = noisy_sine_stream(25)
-    est = stream_model(cell, learning_rate_init=1e-14).partial_fit(X, y)
+    est = snap1_stream_model(cell, learning_rate_init=1e-14).partial_fit(X, y)
     n, q = 4, 1 + 4 + 2
     _, _, P, _ = dense_rtrl(
         cell, est.params_, [X], [y], [1.0], "squared_error", True,
@@ -406,7 +350,7 @@ def test_step_updates_equal_batch_update_to_first_order(cell):
 @pytest.mark.parametrize("cell", GATED)
 def test_switching_gradient_mid_stream_restarts_the_state(cell):
     X, y = noisy_sine_stream(40)
-    est = stream_model(cell, gradient="rtrl").partial_fit(X[:20], y[:20])
+    est = snap1_stream_model(cell, gradient="rtrl").partial_fit(X[:20], y[:20])
     est.set_params(gradient="snap1").partial_fit(X[20:], y[20:])
     assert est._stream_state["influence"].shape[0] == 1
     assert np.isfinite(est.predict(X[:5])).all()
@@ -415,7 +359,7 @@ def test_switching_gradient_mid_stream_restarts_the_state(cell):
 @pytest.mark.parametrize("cell", GATED)
 def test_snap1_stream_learns_a_noisy_sine(cell):
     X, y = noisy_sine_stream(1500)
-    est = stream_model(cell, n_hidden=6)
+    est = snap1_stream_model(cell, n_hidden=6)
     predictions = np.empty_like(y)
     for start in range(0, len(X), 50):
         rows = slice(start, start + 50)

@@ -11,50 +11,19 @@ from sklearn.exceptions import ConvergenceWarning
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl.datasets import make_mackey_glass
 
-
-def noisy_sine_stream(n_steps, seed=0):
-    rng = np.random.RandomState(seed)
-    x = np.sin(0.3 * np.arange(n_steps + 1)) + 0.1 * rng.normal(size=n_steps + 1)
-    return x[:-1, None], x[1:]
-
-
-def stream_model(**params):
-    defaults = dict(n_hidden=6, stateful=True, learning_rate_init=0.01, random_state=0)
-    defaults.update(params)
-    return RTRLRegressor(**defaults)
-
-
-def snapshot(est):
-    """Everything a stream step may change: weights, state, optimizer, t_."""
-    return (
-        {k: v.copy() for k, v in est.params_.items()},
-        {k: np.copy(v) for k, v in est._stream_state.items()},
-        est._optimizer.m.copy(),
-        est.t_,
-    )
-
-
-def assert_same_snapshot(a, b, **tol):
-    for name in a[0]:
-        np.testing.assert_allclose(a[0][name], b[0][name], err_msg=name, **tol)
-    for name in a[1]:
-        np.testing.assert_allclose(a[1][name], b[1][name], err_msg=name, **tol)
-    np.testing.assert_allclose(a[2], b[2], **tol)
-    assert a[3] == b[3]
+from _helpers import (
+    assert_same_snapshot,
+    cell_forward,
+    noisy_sine_stream,
+    snapshot,
+    stream_model,
+)
 
 
 def elman_outputs(params, X, h0):
     """Reference: run the network over the rows of X from state h0."""
-    h, out = h0.copy(), []
-    for x in X:
-        h = np.tanh(
-            params["weight_ih"] @ x
-            + params["weight_hh"] @ h
-            + params["bias_ih"]
-            + params["bias_hh"]
-        )
-        out.append(params["weight_out"] @ h + params["bias_out"])
-    return np.array(out)[:, 0], h
+    states, h = cell_forward("elman", params, X, state=h0)
+    return states @ params["weight_out"][0] + params["bias_out"][0], h
 
 
 METHODS = [
