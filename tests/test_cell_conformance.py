@@ -42,7 +42,7 @@ from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._cells import CELLS, GRADIENTS, MODES
 
 from _helpers import numeric_gradient, random_sequences, randomize, steps_from
-from _reference import bptt, cell_params, forward_loss, link, penalty, rtrl
+from _reference import Layout, bptt, cell_params, forward_loss, link, penalty, rtrl
 
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
@@ -118,9 +118,9 @@ def targets_of(kind, rng, lengths, every_step):
     return y, rows
 
 
-def make_estimator(kind, cell, gradient, truncation, **params):
+def make_estimator(kind, cell, gradient, **params):
     Estimator = RTRLRegressor if kind == "regression" else RTRLClassifier
-    defaults = dict(cell=cell, gradient=gradient, truncation=truncation,
+    defaults = dict(cell=cell, gradient=gradient, truncation=None,
                     max_iter=1, alpha=0.0, shuffle=False, random_state=0)  # fmt: skip
     return Estimator(N_HIDDEN, **{**defaults, **params})
 
@@ -154,7 +154,7 @@ def minibatch_case(cell, gradient, truncation, kind, output, feedback):
     activation = ACTIVATION[kind, output]
     feedback_params = dict(output_feedback=feedback is not None,
                            teacher_forcing=feedback != "free")  # fmt: skip
-    est = make_estimator(kind, cell, gradient, truncation, output=output,
+    est = make_estimator(kind, cell, gradient, truncation=truncation, output=output,
                          activation=activation, **feedback_params)  # fmt: skip
     set_up(est, kind, X, y, rng)
     est.set_params(alpha=ALPHA)
@@ -191,7 +191,7 @@ def check_minibatch_gradient(cell, gradient, truncation, kind, output, feedback)
     loss_name = KINDS[kind][0]
     loss, grad = est.loss_gradient(X, y, sample_weight=weights)
     params = float_params(est)
-    key = (cell, kind, output, feedback)
+    key = (cell, kind, output, feedback, Layout(params).vector(params).tobytes())
     objective, numeric = objective_and_numeric_gradient(
         key, cell, params, activation, loss_name, sequences, feedback,
         1 / weights.sum(),
@@ -231,6 +231,40 @@ def test_every_cell_has_a_numpy_step():
     from skrtrl.inspection._cell_steps import CELL_STEPS
 
     assert set(CELLS) <= set(CELL_STEPS)
+
+
+#: Estimator settings that train in each mode (BPTT's streams need a
+#: truncation).
+MODE_SETTINGS = {
+    "minibatch": dict(),
+    "step": dict(update="step"),
+    "stream": dict(stateful=True, truncation=3),
+    "feedback": dict(output_feedback=True),
+    "free_running": dict(output_feedback=True, teacher_forcing=False),
+}
+UNDECLARED = [
+    pytest.param(cell, gradient, mode, id=f"{cell}-{gradient}-{mode}")
+    for cell, cell_class in CELLS.items()
+    for gradient in GRADIENTS
+    for mode in MODES
+    if mode not in cell_class.modes(gradient)
+]
+
+
+@pytest.mark.parametrize("cell, gradient, mode", UNDECLARED)
+def test_undeclared_combinations_are_refused(cell, gradient, mode):
+    # The message names what the cell supports instead.
+    supported = [g for g in CELLS[cell].gradients if mode in CELLS[cell].modes(g)]
+    X, y = np.zeros((3, 4, N_FEATURES)), np.zeros((3, 4))
+    if mode == "stream":
+        X, y = X[0], y[0]
+    est = make_estimator("regression", cell, gradient, output="sequence",
+                         **MODE_SETTINGS[mode])  # fmt: skip
+    with pytest.raises(ValueError) as error:
+        est.fit(X, y)
+    for name in supported:
+        assert repr(name) in str(error.value)
+    assert not hasattr(est, "params_")
 
 
 # -- minibatch -------------------------------------------------------------------
@@ -286,23 +320,24 @@ def check_online_updates(cell, gradient, truncation, kind, output, setting, feed
     loss_name = KINDS[kind][0]
     activation = ACTIVATION[kind, output]
     params = dict(
-        update="step", solver="sgd", momentum=0.0, learning_rate_init=LEARNING_RATE,
-        clip_norm=None, output=output, activation=activation,
-        output_feedback=feedback is not None, teacher_forcing=feedback != "free",
+        truncation=truncation, update="step", solver="sgd", momentum=0.0,
+        learning_rate_init=LEARNING_RATE, clip_norm=None, output=output,
+        activation=activation, output_feedback=feedback is not None,
+        teacher_forcing=feedback != "free",
     )  # fmt: skip
     if setting == "stream":
         X = rng.normal(size=(12, N_FEATURES))
         (y,), (rows,) = targets_of(kind, rng, [12], every_step=True)
         weights = rng.uniform(0.5, 2.0, size=12)
         weights[3] = 0.0  # a row without an update (its target is still fed back)
-        est = make_estimator(kind, cell, gradient, truncation, stateful=True, **params)
+        est = make_estimator(kind, cell, gradient, stateful=True, **params)
         set_up(est, kind, X, y, rng).reset_state()
         sequences = [(X, rows, weights)]
     else:
         X = random_sequences(rng, 3, N_FEATURES, max_len=5)
         y, rows = targets_of(kind, rng, [x.shape[0] for x in X], output == "sequence")
         weights = rng.uniform(0.5, 2.0, size=len(X))
-        est = make_estimator(kind, cell, gradient, truncation, **params)
+        est = make_estimator(kind, cell, gradient, **params)
         set_up(est, kind, X, y, rng)
         sequences = []
         for x, row, w in zip(X, rows, weights):
@@ -406,7 +441,7 @@ def test_snap1_with_one_unit_is_exact_rtrl(cell, gradient, truncation, kind):
     rng = np.random.RandomState(seed_of(cell, kind))
     X = random_sequences(rng, 4, N_FEATURES, max_len=5)
     y, rows = targets_of(kind, rng, [x.shape[0] for x in X], every_step=True)
-    est = make_estimator(kind, cell, gradient, truncation, output="sequence")
+    est = make_estimator(kind, cell, gradient, truncation=truncation, output="sequence")
     set_up(est.set_params(n_hidden=1), kind, X, y, rng)
     loss, grad = est.loss_gradient(X, y)
     sequences = [(x, row, np.full(len(x), 1 / (len(x) * len(X))))
@@ -462,7 +497,7 @@ def uoro_case(cell, gradient, feedback=None, **params):
     rng = np.random.RandomState(seed_of(cell, gradient, feedback))
     x = rng.normal(size=(4, N_FEATURES))
     (y,), (rows,) = targets_of("regression", rng, [4], every_step=True)
-    est = make_estimator("regression", cell, gradient, None, output="sequence",
+    est = make_estimator("regression", cell, gradient, output="sequence",
                          output_feedback=feedback is not None, **params)  # fmt: skip
     set_up(est, "regression", [x], [y], rng)
     start = float_params(est)
@@ -518,18 +553,11 @@ def test_uoro_step_updates_are_unbiased(cell, gradient, truncation):
     )
 
 
-UORO_SETTINGS = {
-    "minibatch": dict(),
-    "step": dict(update="step"),
-    "stream": dict(stateful=True),
-}
-
-
 @pytest.mark.parametrize(
     "cell, gradient, truncation, mode",
     [
         pytest.param(*p.values, mode, id=f"{p.id}-{mode}")
-        for mode in UORO_SETTINGS
+        for mode in ("minibatch", "step", "stream")
         for p in combinations(mode, gradients=STATISTICAL)
     ],
 )
@@ -542,8 +570,8 @@ def test_uoro_follows_the_seed(cell, gradient, truncation, mode):
     values = rng.uniform(-0.7, 0.7, size=10_000)
 
     def run(seed):
-        est = make_estimator("regression", cell, gradient, None, output="sequence",
-                             random_state=seed, **UORO_SETTINGS[mode])  # fmt: skip
+        est = make_estimator("regression", cell, gradient, output="sequence",
+                             random_state=seed, **MODE_SETTINGS[mode])  # fmt: skip
         est.partial_fit(X, y)
         for value in est.params_.values():  # the same weights for every seed
             value[...] = values[: value.size].reshape(value.shape)
