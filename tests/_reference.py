@@ -187,7 +187,8 @@ def rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
 
     Returns a dict: ``params`` (after the updates), ``gradient`` (flat sum
     of the per-step gradients, penalty included), ``loss`` (sum of w_t L_t),
-    ``state`` and ``fed`` (after the last sequence) and ``layout``.
+    ``state``, ``fed`` and ``influence`` (the state's, (S, size), after the
+    last sequence) and ``layout``.
     """
     layout = Layout(params)
     theta = layout.vector(params)
@@ -233,7 +234,7 @@ def rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
             elif feedback == "free":
                 fed, P_fed = link(loss, z), link_jacobian(loss, z) @ P_z
     return dict(params=layout.arrays(theta), gradient=total, loss=total_loss,
-                state=s, fed=fed, layout=layout)  # fmt: skip
+                state=s, fed=fed, influence=P, layout=layout)  # fmt: skip
 
 
 def bptt(cell, params, activation, loss, sequences, *, truncation=None, lr=0.0,
@@ -244,7 +245,8 @@ def bptt(cell, params, activation, loss, sequences, *, truncation=None, lr=0.0,
     The gradient of each L_t flows back through the records of steps t,
     t-1, ..., t-k+1 (k = ``truncation``; to the start without): the
     activations stored when each step ran, and the current weights.
-    ``feedback`` is None or ``"teacher"``. Returns what :func:`rtrl` does.
+    ``feedback`` is None or ``"teacher"``. Returns what :func:`rtrl` does
+    but the influence.
     """
     layout = Layout(params)
     theta = layout.vector(params)

@@ -2,9 +2,11 @@
 
 The references here are plain numpy and share no code with the kernels: the
 forward pass of ``skrtrl/inspection/_cell_steps.py`` (torch's equations)
-and backpropagation through time written out below. Where torch is
+and the numpy RTRL of ``tests/_reference.py`` built on it. Where torch is
 installed, the parameters are also loaded into ``torch.nn.GRU`` /
-``torch.nn.LSTM``.
+``torch.nn.LSTM``. Gradients against finite differences, step updates and
+streams against the numpy references, for every cell, gradient method and
+mode: ``test_cell_conformance.py``.
 """
 
 import copy
@@ -12,7 +14,7 @@ import pickle
 
 import numpy as np
 import pytest
-from scipy.special import expit, log_softmax
+from scipy.special import log_softmax
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._kernels import _gated
@@ -20,14 +22,13 @@ from skrtrl._kernels import _gated
 from _helpers import (
     assert_same_snapshot,
     cell_forward,
-    loss_and_output_grad,
     noisy_sine_stream,
-    numeric_gradient,
     random_sequences,
     randomize,
     snapshot,
     stream_model,
 )
+from _reference import rtrl
 
 GATED = ["gru", "lstm"]
 N_GATES = {"gru": 3, "lstm": 4}
@@ -38,97 +39,25 @@ pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 # -- plain-numpy references ---------------------------------------------------
-def gru_step(p, x, h):
-    """torch.nn.GRU, one step; returns h' and what the backward pass needs."""
-    n = h.shape[0]
-    gi = p["weight_ih"] @ x + p["bias_ih"]
-    gh = p["weight_hh"] @ h + p["bias_hh"]
-    r = expit(gi[:n] + gh[:n])
-    z = expit(gi[n : 2 * n] + gh[n : 2 * n])
-    u = gh[2 * n :]
-    e = np.tanh(gi[2 * n :] + r * u)
-    return (1 - z) * e + z * h, (r, z, u, e)
-
-
-def lstm_step(p, x, h, c):
-    """torch.nn.LSTM, one step; returns h', c' and the gate values."""
-    n = h.shape[0]
-    a = p["weight_ih"] @ x + p["bias_ih"] + p["weight_hh"] @ h + p["bias_hh"]
-    i, f = expit(a[:n]), expit(a[n : 2 * n])
-    g, o = np.tanh(a[2 * n : 3 * n]), expit(a[3 * n :])
-    c_new = f * c + i * g
-    return o * np.tanh(c_new), c_new, (i, f, g, o)
-
-
 def forward(cell, p, x, state=None):
     """Hidden states h_1..h_T of one sequence, and the final full state."""
     states, final = cell_forward(cell, p, x, state=state)
     return states[:, : p["weight_hh"].shape[1]], final
 
 
-def bptt(cell, p, sequences, targets, weights, loss_kind, every_step):
-    """Loss and gradient by backpropagation through time."""
-    p = {k: np.asarray(v, dtype=np.float64) for k, v in p.items()}
-    n = p["weight_hh"].shape[1]
-    W_hh, W_out = p["weight_hh"], p["weight_out"]
-    grads = {k: np.zeros_like(v) for k, v in p.items()}
-    total = 0.0
-    for x, y, w in zip(sequences, targets, weights):
+def exact_gradient(cell, params, X, y_ref, loss_kind, every_step):
+    """Loss and gradient of the numpy RTRL of ``tests/_reference.py`` (on
+    the numpy steps of ``skrtrl/inspection/_cell_steps.py``), equal weights."""
+    sequences = []
+    for x, target in zip(X, y_ref):
         T = x.shape[0]
-        h, c, tape = np.zeros(n), np.zeros(n), []
-        for t in range(T):
-            if cell == "gru":
-                h_new, gates = gru_step(p, x[t], h)
-                tape.append((h, gates))
-            else:
-                h_new, c_new, gates = lstm_step(p, x[t], h, c)
-                tape.append((h, c, c_new, gates))
-                c = c_new
-            h = h_new
-            tape[-1] = tape[-1] + (h,)
-        dh, dc = np.zeros(n), np.zeros(n)
-        for t in reversed(range(T)):
-            h_t = tape[t][-1]
-            if every_step or t == T - 1:
-                target = y[t] if every_step else y
-                scale = w / T if every_step else w
-                loss, dz = loss_and_output_grad(
-                    loss_kind, W_out @ h_t + p["bias_out"], target
-                )
-                total += scale * loss
-                dz = scale * dz
-                grads["weight_out"] += np.outer(dz, h_t)
-                grads["bias_out"] += dz
-                dh = dh + W_out.T @ dz
-            if cell == "gru":
-                h_prev, (r, z, u, e), _ = tape[t]
-                da_n = dh * (1 - z) * (1 - e**2)
-                da_z = dh * (h_prev - e) * z * (1 - z)
-                da_r = da_n * u * r * (1 - r)
-                du = da_n * r
-                d_ih = np.concatenate([da_r, da_z, da_n])
-                d_hh = np.concatenate([da_r, da_z, du])
-                dh = dh * z + W_hh.T @ d_hh
-            else:
-                h_prev, c_prev, c_t, (i, f, g, o), _ = tape[t]
-                tc = np.tanh(c_t)
-                dc = dc + dh * o * (1 - tc**2)
-                d_ih = np.concatenate(
-                    [
-                        dc * g * i * (1 - i),
-                        dc * c_prev * f * (1 - f),
-                        dc * i * (1 - g**2),
-                        dh * tc * o * (1 - o),
-                    ]
-                )
-                d_hh = d_ih
-                dc = dc * f
-                dh = W_hh.T @ d_hh
-            grads["weight_ih"] += np.outer(d_ih, x[t])
-            grads["weight_hh"] += np.outer(d_hh, h_prev)
-            grads["bias_ih"] += d_ih
-            grads["bias_hh"] += d_hh
-    return total, grads
+        rows = np.zeros((T, np.shape(target)[-1]))
+        rows[slice(None) if every_step else -1] = target
+        w = np.full(T, 1 / T) if every_step else np.eye(T)[-1]
+        sequences.append((x, rows, w / len(X)))
+    p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    result = rtrl(cell, p, "tanh", loss_kind, sequences)
+    return result["loss"], result["layout"].arrays(result["gradient"])
 
 
 # -- helpers --------------------------------------------------------------------
@@ -173,17 +102,6 @@ def make_case(cell, kind, k, every_step, rng, **params):
     return randomize(est, rng, 0.8), X, y, y_ref, loss_kind
 
 
-CASES = [
-    # estimator kind, n_outputs / n_classes, every_step
-    ("regression", 1, False),
-    ("regression", 3, True),
-    ("binary", 2, False),
-    ("binary", 2, True),
-    ("multiclass", 3, False),
-    ("multiclass", 4, True),
-]
-
-
 # -- layout -------------------------------------------------------------------
 @pytest.mark.parametrize("cell", GATED)
 def test_params_have_torch_names_shapes_and_views(cell):
@@ -208,47 +126,6 @@ def test_params_have_torch_names_shapes_and_views(cell):
 
 
 # -- gradients ----------------------------------------------------------------
-@pytest.mark.parametrize("cell", GATED)
-@pytest.mark.parametrize("kind, k, every_step", CASES)
-@pytest.mark.parametrize("seed", [0, 1])
-def test_rtrl_gradient_equals_bptt(cell, kind, k, every_step, seed):
-    rng = np.random.RandomState(seed)
-    est, X, y, y_ref, loss_kind = make_case(cell, kind, k, every_step, rng)
-    weights = rng.uniform(0.2, 2.0, size=len(X))
-    loss, grad = est.loss_gradient(X, y, sample_weight=weights)
-    ref_loss, ref_grad = bptt(
-        cell, est.params_, X, y_ref, weights / weights.sum(), loss_kind, every_step
-    )
-    assert loss == pytest.approx(ref_loss, rel=1e-10)
-    assert set(grad) == set(est.params_)
-    for name in grad:
-        assert grad[name].shape == est.params_[name].shape
-        np.testing.assert_allclose(
-            grad[name], ref_grad[name], rtol=1e-7, atol=1e-12, err_msg=name
-        )
-
-
-FD_CASES = [
-    ("gru", "regression", 2, False),
-    ("gru", "multiclass", 3, True),
-    ("lstm", "regression", 1, True),
-    ("lstm", "binary", 2, False),
-]
-
-
-@pytest.mark.parametrize("cell, kind, k, every_step", FD_CASES)
-def test_rtrl_gradient_equals_finite_differences(cell, kind, k, every_step):
-    rng = np.random.RandomState(3)
-    est, X, y, _, _ = make_case(cell, kind, k, every_step, rng)
-    est.set_params(alpha=1e-2)  # the penalty is part of the objective
-    _, grad = est.loss_gradient(X, y)
-    numeric = numeric_gradient(lambda: est.loss_gradient(X, y)[0], est.params_)
-    for name in est.params_:
-        np.testing.assert_allclose(
-            grad[name], numeric[name], rtol=1e-7, atol=1e-9, err_msg=name
-        )
-
-
 def test_lstm_split_and_dense_jacobian_agree():
     """The LSTM kernel splits off the diagonal half of its state Jacobian;
     the dense product gives the same gradient."""
@@ -275,14 +152,14 @@ def test_lstm_split_and_dense_jacobian_agree():
 @pytest.mark.parametrize("cell", GATED)
 @pytest.mark.parametrize("every_step", [False, True])
 @pytest.mark.parametrize("columns", [7, 8, 24, 100])
-def test_influence_product_in_column_blocks_gives_the_bptt_gradient(
+def test_influence_product_in_column_blocks_gives_the_exact_gradient(
     cell, every_step, columns
 ):
     """The kernel splits the influence GEMM into column blocks (their width
     depends on n; the small models of the other tests fit one block), each
     with its own immediate term, LSTM diagonal pass and gradient
     contraction; any width, also one that cuts through a row of theta's
-    columns, gives the BPTT gradient."""
+    columns, gives the exact gradient (numpy RTRL)."""
     rng = np.random.RandomState(columns)
     est, X, y, y_ref, loss_kind = make_case(cell, "regression", 2, every_step, rng)
     _gated._set_block_columns(columns)
@@ -290,9 +167,8 @@ def test_influence_product_in_column_blocks_gives_the_bptt_gradient(
         loss, grad = est.loss_gradient(X, y)
     finally:
         _gated._set_block_columns(0)
-    weights = np.full(len(X), 1.0 / len(X))
-    ref_loss, ref_grad = bptt(
-        cell, est.params_, X, y_ref, weights, loss_kind, every_step
+    ref_loss, ref_grad = exact_gradient(
+        cell, est.params_, X, y_ref, loss_kind, every_step
     )
     assert loss == pytest.approx(ref_loss, rel=1e-10)
     for name in grad:
@@ -453,38 +329,6 @@ def test_pickled_mid_stream_continues_exactly(cell):
         model.partial_fit(X[40:], y[40:])
     assert_same_snapshot(snapshot(est), snapshot(restored), rtol=0, atol=0)
     assert_same_snapshot(snapshot(est), snapshot(twin), rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("cell", GATED)
-def test_step_updates_equal_batch_update_to_first_order(cell):
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(1, 10, 2))
-    y = rng.normal(size=(1, 10))
-    common = dict(
-        n_hidden=3,
-        cell=cell,
-        output="sequence",
-        solver="sgd",
-        momentum=0.0,
-        learning_rate_init=1e-6,
-        alpha=0.0,
-        clip_norm=None,
-        random_state=0,
-    )
-    batch = RTRLRegressor(update="batch", **common).partial_fit(X, y)
-    step = RTRLRegressor(update="step", **common).partial_fit(X, y)
-    start = {k: rng.uniform(-0.5, 0.5, size=v.shape) for k, v in batch.params_.items()}
-    for model in (batch, step):
-        for name, value in start.items():
-            model.params_[name][...] = value
-        model.partial_fit(X, y)
-    for name in start:
-        moved_batch = batch.params_[name] - start[name]
-        moved_step = step.params_[name] - start[name]
-        assert np.abs(moved_batch).max() > 1e-9
-        np.testing.assert_allclose(
-            moved_step, moved_batch, rtol=1e-4, atol=1e-14, err_msg=name
-        )
 
 
 @pytest.mark.parametrize("cell", GATED)

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 
-from _helpers import loss_and_output_grad, numeric_gradient, random_sequences
+from _helpers import loss_and_output_grad, random_sequences
 
 ACTIVATIONS = {
     "tanh": (np.tanh, lambda h, a: 1 - h**2),
@@ -175,20 +175,6 @@ def test_rtrl_gradient_equals_bptt(
         assert grad[name].shape == est.params_[name].shape
         np.testing.assert_allclose(
             grad[name], ref_grad[name], rtol=1e-7, atol=1e-12, err_msg=name
-        )
-
-
-@pytest.mark.parametrize("activation", ["tanh", "logistic", "identity"])
-def test_rtrl_gradient_equals_finite_differences(activation):
-    rng = np.random.RandomState(42)
-    X = random_sequences(rng, 5, 2, min_len=2, max_len=6)
-    y = rng.normal(size=(5, 2))
-    est = make_model(RTRLRegressor(4, activation=activation, random_state=0), X, y, rng)
-    _, grad = est.loss_gradient(X, y)
-    numeric = numeric_gradient(lambda: est.loss_gradient(X, y)[0], est.params_)
-    for name in est.params_:
-        np.testing.assert_allclose(
-            grad[name], numeric[name], rtol=1e-7, atol=1e-9, err_msg=name
         )
 
 
