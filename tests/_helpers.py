@@ -9,6 +9,7 @@ them. :func:`steps_from` runs them from any state.
 """
 
 import numpy as np
+import pytest
 from scipy.special import log_softmax
 
 from skrtrl import RTRLRegressor
@@ -66,6 +67,35 @@ def assert_same_snapshot(a, b, **tol):
         np.testing.assert_allclose(a[1][name], b[1][name], err_msg=name, **tol)
     np.testing.assert_allclose(a[2], b[2], **tol)
     assert a[3] == b[3]
+
+
+def prequential_error_ratio(est, X, y, chunk, start):
+    """Run a stream prequentially (predict each chunk of rows, then learn
+    from it; the first chunk is predicted by persistence, ``X[:, 0]``) and
+    return the RMSE of the predictions from row ``start`` on, relative to
+    that of persistence."""
+    predictions = np.empty_like(y)
+    for first in range(0, len(X), chunk):
+        rows = slice(first, first + chunk)
+        predictions[rows] = est.predict(X[rows]) if first else X[rows, 0]
+        est.partial_fit(X[rows], y[rows])
+    rmse = np.sqrt(np.mean((predictions[start:] - y[start:]) ** 2))
+    return rmse / np.sqrt(np.mean((X[start:, 0] - y[start:]) ** 2))
+
+
+def assert_float32_gradient_matches(est64, est32, X64, y64, X32, y32, atol=1e-6):
+    """With ``est64``'s parameters copied into ``est32``, ``loss_gradient`` in
+    float32 agrees with float64 to float32 precision."""
+    for name, value in est64.params_.items():
+        est32.params_[name][...] = value
+    loss64, grad64 = est64.loss_gradient(X64, y64)
+    loss32, grad32 = est32.loss_gradient(X32, y32)
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    for name in grad64:
+        assert grad32[name].dtype == np.float32
+        np.testing.assert_allclose(
+            grad32[name], grad64[name], rtol=2e-4, atol=atol, err_msg=name
+        )
 
 
 # -- derivatives --------------------------------------------------------------

@@ -22,6 +22,7 @@ from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._cells import CELLS as CELL_REGISTRY
 
 from _helpers import (
+    assert_float32_gradient_matches,
     assert_same_snapshot,
     cell_step,
     random_sequences,
@@ -143,14 +144,9 @@ def test_threads_give_the_same_gradient(cell, teacher):
 def test_float32_free_running_gradient_matches_float64():
     rng = np.random.RandomState(4)
     est, X, y, _, _ = make_case("gru", "regression", False, rng)
-    _, grad64 = est.loss_gradient(X, y)
-    est32 = clone(est).fit([x.astype(np.float32) for x in X], y)
-    for name, value in est.params_.items():
-        est32.params_[name][...] = value
-    _, grad32 = est32.loss_gradient([x.astype(np.float32) for x in X], y)
-    for name in grad64:
-        assert grad32[name].dtype == np.float32
-        np.testing.assert_allclose(grad32[name], grad64[name], rtol=2e-4, atol=1e-6)
+    X32 = [x.astype(np.float32) for x in X]
+    est32 = clone(est).fit(X32, y)
+    assert_float32_gradient_matches(est, est32, X, y, X32, y)
 
 
 # -- closed-loop prediction ---------------------------------------------------

@@ -1,7 +1,9 @@
-"""The RTRL gradient is exact: it equals BPTT and finite differences.
+"""The RTRL gradient of the Elman and diagonal cells is exact: it equals BPTT.
 
 The reference here is an independent, plain-numpy backpropagation through
-time over the same network and loss; it shares no code with the package.
+time over the same network and loss, for models of several sizes and every
+activation; it shares no code with the package. Finite differences, for
+every cell and gradient method: ``test_cell_conformance.py``.
 """
 
 import warnings
@@ -13,7 +15,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 
-from _helpers import loss_and_output_grad, random_sequences
+from _helpers import (
+    assert_float32_gradient_matches,
+    loss_and_output_grad,
+    random_sequences,
+)
 
 ACTIVATIONS = {
     "tanh": (np.tanh, lambda h, a: 1 - h**2),
@@ -203,14 +209,7 @@ def test_float32_gradient_matches_float64():
     est32 = RTRLRegressor(5, random_state=0)
     make_model(est32, X32, y.astype(np.float32), rng)
     assert est32.params_["weight_hh"].dtype == np.float32
-    for name, value in est64.params_.items():
-        est32.params_[name][...] = value
-    loss64, grad64 = est64.loss_gradient(X64, y)
-    loss32, grad32 = est32.loss_gradient(X32, y.astype(np.float32))
-    assert loss32 == pytest.approx(loss64, rel=1e-5)
-    for name in grad64:
-        assert grad32[name].dtype == np.float32
-        np.testing.assert_allclose(grad32[name], grad64[name], rtol=2e-4, atol=1e-6)
+    assert_float32_gradient_matches(est64, est32, X64, y, X32, y.astype(np.float32))
 
 
 def test_loss_gradient_does_not_change_the_model():

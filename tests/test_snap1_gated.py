@@ -16,8 +16,10 @@ from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._cells import GRUCell, LSTMCell
 
 from _helpers import (
+    assert_float32_gradient_matches,
     assert_same_snapshot,
     noisy_sine_stream,
+    prequential_error_ratio,
     random_sequences,
     randomize,
     snapshot,
@@ -90,14 +92,7 @@ def test_snap1_float32_matches_float64(cell):
     common = dict(cell=cell, gradient="snap1", max_iter=1)
     est64 = randomize(RTRLRegressor(4, **common).fit(X64, y), rng, 0.5)
     est32 = RTRLRegressor(4, **common).fit(X32, y.astype(np.float32))
-    for name, value in est64.params_.items():
-        est32.params_[name][...] = value
-    loss64, grad64 = est64.loss_gradient(X64, y)
-    loss32, grad32 = est32.loss_gradient(X32, y.astype(np.float32))
-    assert loss32 == pytest.approx(loss64, rel=1e-5)
-    for name in grad64:
-        assert grad32[name].dtype == np.float32
-        np.testing.assert_allclose(grad32[name], grad64[name], rtol=2e-4, atol=1e-6)
+    assert_float32_gradient_matches(est64, est32, X64, y, X32, y.astype(np.float32))
 
 
 @pytest.mark.parametrize("cell_class", [GRUCell, LSTMCell])
@@ -176,15 +171,7 @@ def test_switching_gradient_mid_stream_restarts_the_state(cell):
 def test_snap1_stream_learns_a_noisy_sine(cell):
     X, y = noisy_sine_stream(1500)
     est = snap1_stream_model(cell, n_hidden=6)
-    predictions = np.empty_like(y)
-    for start in range(0, len(X), 50):
-        rows = slice(start, start + 50)
-        predictions[rows] = est.predict(X[rows]) if start else X[rows, 0]
-        est.partial_fit(X[rows], y[rows])
-    late = slice(1000, None)
-    rmse = np.sqrt(np.mean((predictions[late] - y[late]) ** 2))
-    persistence = np.sqrt(np.mean((X[late, 0] - y[late]) ** 2))
-    assert rmse < 0.8 * persistence
+    assert prequential_error_ratio(est, X, y, chunk=50, start=1000) < 0.8
 
 
 @pytest.mark.parametrize("cell", GATED)
