@@ -25,7 +25,10 @@ cell's own numpy step in ``skrtrl/inspection/_cell_steps.py``
 * ``"feedback"`` (teacher forcing) and ``"free_running"`` (the model's own
   outputs fed back): the same checks with the feedback loop in the numpy
   forward pass and, free running, RTRL's influence through the fed-back
-  outputs.
+  outputs (with ``update="step"`` and on streams where the cell declares
+  those modes too).
+* Every combination a cell does not declare is refused by ``fit`` with a
+  ValueError that names the gradient methods supporting the mode.
 
 A new cell is covered without editing a test file: register it in ``CELLS``
 with the gradients and modes it supports, and add its numpy step class to
@@ -167,6 +170,15 @@ def minibatch_case(cell, gradient, truncation, kind, output, feedback):
     return est, X, y, weights, sequences, activation
 
 
+def reference_run(cell, gradient, truncation, params, **kw):
+    """The numpy training run of ``gradient`` (see ``tests/_reference.py``)."""
+    if gradient in ("rtrl", "snap1"):
+        return rtrl(cell, params, snap1=gradient == "snap1", **kw)
+    if gradient == "bptt":
+        return bptt(cell, params, truncation=truncation, **kw)
+    raise NotImplementedError(f"No numpy reference for gradient={gradient!r}.")
+
+
 _OBJECTIVE_GRADIENTS = {}
 
 
@@ -212,12 +224,7 @@ def check_minibatch_gradient(cell, gradient, truncation, kind, output, feedback)
             )
             assert_same_params(layout.arrays(total), numeric, rtol=1e-7, atol=1e-9)
         return
-    if gradient == "snap1":
-        result = rtrl(cell, params, **reference, snap1=True)
-    elif gradient == "bptt":
-        result = bptt(cell, params, **reference, truncation=truncation)
-    else:  # pragma: no cover - a new method needs its reference here
-        raise NotImplementedError(f"No numpy reference for gradient={gradient!r}.")
+    result = reference_run(cell, gradient, truncation, params, **reference)
     layout = result["layout"]
     expected = result["gradient"] + scale * layout.penalty_mask() * layout.vector(
         params
@@ -296,15 +303,6 @@ def test_free_running_gradient(cell, gradient, truncation, kind):
 
 
 # -- per-step updates: update="step" and streams -----------------------------------
-def reference_run(cell, gradient, truncation, params, **kw):
-    """The numpy training run of ``gradient`` (see ``tests/_reference.py``)."""
-    if gradient in ("rtrl", "snap1"):
-        return rtrl(cell, params, snap1=gradient == "snap1", **kw)
-    if gradient == "bptt":
-        return bptt(cell, params, truncation=truncation, **kw)
-    raise NotImplementedError(f"No numpy reference for gradient={gradient!r}.")
-
-
 def outputs_from(cell, params, activation, loss, X, state, fed):
     """Readouts over the rows X from ``state``; with a fed-back value
     ``fed``, the closed loop (each output fed into the next step)."""
