@@ -29,7 +29,7 @@ layout, updated in place.
 from cython cimport floating
 
 from ._cells cimport (
-    GRU, LSTM, cell_columns, cell_gates, cell_rows, cell_state,
+    EGRU, ELSTM, GRU, LSTM, cell_columns, cell_gates, cell_rows, cell_state,
 )
 from ._common cimport (
     Packed, UpdateRule, check_online_arrays, pack, update_rule,
@@ -45,7 +45,7 @@ from ._blocks import _set_block_columns  # noqa: F401 (benchmarks, tests)
 
 
 def _check_kind(int kind):
-    if kind != GRU and kind != LSTM:
+    if kind != GRU and kind != LSTM and kind != EGRU and kind != ELSTM:
         raise ValueError("unknown gated cell kind")
 
 
