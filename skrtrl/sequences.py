@@ -384,7 +384,7 @@ n_outputs)
     for i, (part, length) in enumerate(zip(parts, lengths)):
         if part.shape[0] != length:
             raise ValueError(
-                f"Y[{i}] has {part.shape[0]} steps but id {ids[i]!r} has "
+                f"Y[{i}] has {part.shape[0]} steps but id {_show(ids[i])} has "
                 f"{length} rows in the table."
             )
     values = np.concatenate(parts, axis=0)
@@ -441,13 +441,24 @@ def _step_output_list(Y):
     return parts
 
 
+def _show(value):
+    """repr of a table value, without numpy's scalar wrapper."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _column_or_level(table, name, role):
     if name in table.columns:
         return table[name]
     if name in (table.index.names or []):
         return table.index.get_level_values(name)
+    hint = ""
+    if table.index.nlevels > 1 and None in table.index.names:
+        hint = (
+            " Its index has unnamed levels; name them first, for instance "
+            "table.rename_axis(['case', 'time'])."
+        )
     raise KeyError(
-        f"{role}={name!r} is neither a column nor an index level of the table."
+        f"{role}={name!r} is neither a column nor an index level of the table." + hint
     )
 
 
@@ -483,8 +494,8 @@ def _long_table_layout(table, id_column, time_column):
     if repeated.size:
         k = repeated[0]
         raise ValueError(
-            f"id {ids[sorted_ids[k]]!r} has more than one row at "
-            f"{time_column!r} = {times[sorted_times[k]]!r}; each (id, time) pair "
+            f"id {_show(ids[sorted_ids[k]])} has more than one row at "
+            f"{time_column!r} = {_show(times[sorted_times[k]])}; each (id, time) pair "
             "must occur once."
         )
     bounds = np.zeros(len(ids) + 1, dtype=np.intp)
