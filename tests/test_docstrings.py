@@ -11,7 +11,12 @@ import skrtrl
 
 matplotlib.use("Agg")
 
-PUBLIC_MODULES = ["skrtrl", "skrtrl.datasets", "skrtrl.inspection"]
+PUBLIC_MODULES = [
+    "skrtrl",
+    "skrtrl.datasets",
+    "skrtrl.inspection",
+    "skrtrl.sequences",
+]
 
 
 def public_objects():
