@@ -9,6 +9,11 @@ A *sequence data set* reaches the estimators in one of three forms:
 * a list of 2D arrays ``(n_timesteps_i, n_features)`` of varying lengths
   (1D arrays are read as univariate sequences).
 
+Other libraries' layouts (aeon's and sktime's channels first, tslearn's NaN
+padding, long pandas tables) are converted by the public functions of
+``skrtrl.sequences``, never here: this layer only warns when a 3D array's
+shape suggests channels first, and names the conversion in its errors.
+
 All of them are packed into one layout, the only one the kernels know:
 
 ``values``
@@ -238,7 +243,16 @@ def _check_3d(estimator, X, *, reset, dtype):
             f"its shape {arr.shape} reads as {n_seq} sequences of {n_steps} time "
             f"step(s) with {n_features} features each",
         )
-    _set_or_check_step_features(estimator, n_features, reset, kind="3d")
+    try:
+        _set_or_check_step_features(estimator, n_features, reset, kind="3d")
+    except ValueError as exc:
+        if n_steps != _expected_step_features(estimator):
+            raise
+        raise ValueError(
+            f"{exc} Its {n_steps} time steps match that count: if X is "
+            "channel-first (n_cases, n_channels, n_timepoints), pass "
+            "skrtrl.sequences.from_channels_first(X)."
+        ) from exc
     values = np.ascontiguousarray(arr.reshape(n_seq * n_steps, n_features))
     offsets = np.arange(0, n_seq * n_steps + 1, n_steps, dtype=np.intp)
     return PackedSequences(values, offsets, "3d")
@@ -367,9 +381,13 @@ def _set_or_check_step_features(estimator, n_features, reset, kind):
     _check_step_features(estimator, n_features)
 
 
-def _check_step_features(estimator, n_features):
+def _expected_step_features(estimator):
     fitted_kind = getattr(estimator, "_input_kind", None)
-    expected = 1 if fitted_kind == "2d" else estimator.n_features_in_
+    return 1 if fitted_kind == "2d" else estimator.n_features_in_
+
+
+def _check_step_features(estimator, n_features):
+    expected = _expected_step_features(estimator)
     if n_features != expected:
         raise ValueError(
             f"X has {n_features} features per time step, but "

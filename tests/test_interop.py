@@ -349,6 +349,9 @@ def test_channel_first_array_and_list_draw_the_warning():
         warnings.filterwarnings("error", message=CHANNEL_FIRST)
         model = RTRLRegressor(max_iter=1).fit(from_channels_first(X_aeon), y)
     assert model.n_features_in_ == 3
+    # A fitted model given the channel-first array says what to do.
+    with pytest.raises(ValueError, match="from_channels_first"):
+        model.predict(X_aeon)
 
 
 def test_skrtrl_data_sets_draw_no_warning():
