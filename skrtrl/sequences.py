@@ -323,7 +323,11 @@ def from_long_table(table, *, id_column, time_column, columns=None):
                 "The table has no column besides id_column and time_column; "
                 "name the columns to take with columns=."
             )
-    single = not isinstance(columns, list | tuple)
+    # As in pandas' table[key]: a list names several columns, anything else
+    # (a tuple too, the label of a MultiIndex column) one.
+    single = not isinstance(columns, list | np.ndarray) and not hasattr(
+        columns, "to_list"
+    )
     missing = [c for c in ([columns] if single else columns) if c not in table]
     if missing:
         raise KeyError(f"Columns not in the table: {missing}.")

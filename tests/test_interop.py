@@ -308,6 +308,19 @@ def test_long_table_default_columns_and_one_target_per_sequence():
     assert set(predicted.index) == set(names)
 
 
+def test_long_table_reads_columns_as_pandas_does():
+    table = pd.DataFrame({"id": [0, 0, 1], "t": [0, 1, 0], "x": [1.0, 2.0, 3.0]})
+    table[("y", "z")] = [4.0, 5.0, 6.0]  # a tuple is one label, as in pandas
+    single, _ = from_long_table(table, id_column="id", time_column="t", columns="x")
+    assert [s.shape for s in single] == [(2,), (1,)]
+    pair, _ = from_long_table(
+        table, id_column="id", time_column="t", columns=pd.Index(["x", ("y", "z")])
+    )
+    np.testing.assert_array_equal(pair[0], [[1.0, 4.0], [2.0, 5.0]])
+    tup, _ = from_long_table(table, id_column="id", time_column="t", columns=("y", "z"))
+    np.testing.assert_array_equal(tup[1], [6.0])
+
+
 def test_long_table_errors_name_the_problem():
     good = pd.DataFrame({"id": [1, 1, 2], "t": [0, 1, 0], "x": [1.0, 2.0, 3.0]})
     with pytest.raises(KeyError, match="neither a column nor an index level"):
