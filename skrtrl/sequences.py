@@ -212,10 +212,10 @@ def from_nan_padded(X):
         inner = np.flatnonzero(step_missing[i, :length])
         if inner.size:
             raise ValueError(
-                f"Sequence {i} has NaN at step {inner[0]}, before its last "
-                f"observed step {length - 1}. NaN may only pad the end of a "
-                "sequence (every feature NaN from some step to the last); "
-                "fill or drop missing values inside sequences first."
+                f"Sequence {i} has NaN at step {inner[0]}, inside the sequence "
+                f"(it has values up to step {length - 1}). NaN may only pad the "
+                "end of a sequence (every feature NaN from some step on); fill "
+                "or drop missing values inside sequences first."
             )
         sequences.append(np.ascontiguousarray(X[i, :length]))
     return sequences
