@@ -30,6 +30,7 @@ import time
 import numpy as np
 
 from skrtrl._methods import make_cell
+from skrtrl._sequences import TrainingBatch
 
 CELLS = ["elman", "diagonal", "gru", "lstm"]
 METHODS = [("rtrl", None), ("snap1", None), ("bptt", None), ("bptt", 8), ("uoro", None)]
@@ -42,13 +43,14 @@ def problem(rng):
     x_start = np.arange(N_SEQ, dtype=np.intp) * LENGTH
     lengths = np.full(N_SEQ, LENGTH, dtype=np.intp)
     weights = np.full(N_SEQ * LENGTH, 1.0 / LENGTH)
-    return values, targets, x_start, x_start, lengths, weights, 1.0 / N_SEQ, True
+    batch = TrainingBatch(values, targets, x_start, x_start, lengths, weights, True)
+    return batch, 1.0 / N_SEQ
 
 
 def time_call(cell_obj, flat, data, workspace):
     grad = np.zeros_like(flat)
     start = time.perf_counter()
-    cell_obj.train_minibatch(flat, grad, *data, "tanh", "squared_error", workspace)
+    cell_obj.train_minibatch(flat, grad, *data, "squared_error", workspace)
     return time.perf_counter() - start
 
 
@@ -69,8 +71,9 @@ def main():
             results[key] = {}
             for n in sizes:
                 obj = make_cell(
-                    cell, n, 1, 1, gradient, truncation, np.random.RandomState(0)
-                )
+                    cell, n, 1, 1, gradient=gradient, truncation=truncation,
+                    random_state=np.random.RandomState(0),
+                )  # fmt: skip
                 flat = np.empty(obj.n_params)
                 obj.initialize(flat, np.random.RandomState(0))
                 workspace = obj.workspace(N_SEQ, 1, np.float64)

@@ -61,6 +61,7 @@ from skrtrl._kernels._threads import openmp_max_threads
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from skrtrl._cells import CELLS
+from skrtrl._sequences import TrainingBatch
 
 N_CORES = max(1, openmp_max_threads())
 START = time.perf_counter()
@@ -397,27 +398,23 @@ class CellCall:
         self.flat = np.empty(self.cell.n_params)
         self.cell.initialize(self.flat, rng)
         self.grad = np.zeros_like(self.flat)
-        self.values = rng.standard_normal((n_seq * n_steps, 1))
-        self.targets = rng.standard_normal((n_seq, 1))
-        self.x_start = np.arange(n_seq, dtype=np.intp) * n_steps
-        self.y_start = np.arange(n_seq, dtype=np.intp)
-        self.lengths = np.full(n_seq, n_steps, dtype=np.intp)
-        self.weights = np.ones(n_seq)
+        self.batch = TrainingBatch(
+            values=rng.standard_normal((n_seq * n_steps, 1)),
+            targets=rng.standard_normal((n_seq, 1)),
+            x_start=np.arange(n_seq, dtype=np.intp) * n_steps,
+            y_start=np.arange(n_seq, dtype=np.intp),
+            lengths=np.full(n_seq, n_steps, dtype=np.intp),
+            target_weight=np.ones(n_seq),
+            every_step=False,
+        )
         self.workspace = self.cell.workspace(n_seq, n_threads, np.float64)
 
     def __call__(self):
         self.cell.train_minibatch(
             self.flat,
             self.grad,
-            self.values,
-            self.targets,
-            self.x_start,
-            self.y_start,
-            self.lengths,
-            self.weights,
-            1.0 / self.lengths.shape[0],
-            False,
-            "tanh",
+            self.batch,
+            1.0 / self.batch.lengths.shape[0],
             "squared_error",
             self.workspace,
         )

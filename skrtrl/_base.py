@@ -7,7 +7,6 @@ loss and the exact gradient; the optimizer then updates the flat parameter
 vector in place.
 """
 
-import copy
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -17,16 +16,15 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
-from ._feedback import FeedbackCell, check_feedback_settings, sync_feedback_cell
-from ._methods import make_cell
-from ._optim import AdamOptimizer, SGDOptimizer, clip_gradient
+from ._model import Diverged, Model
 from ._parallel import kernel_threads
 from ._sequences import (
+    TrainingSet,
     _gather_rows,
     _rows_as_sequences,
     check_sequence_targets,
@@ -35,10 +33,19 @@ from ._sequences import (
     check_stream,
     unpack_steps,
 )
+from ._settings import (
+    build_cell,
+    build_optimizer,
+    cell_follows,
+    check_training_settings,
+    every_step,
+    update_mode,
+)
 
 AUTO_BATCH_SIZE = 32
-#: Version of the pickled state; loading another version raises an error.
-FORMAT_VERSION = 1
+#: Version of the pickled state; loading another version raises an error
+#: (format 1, from before the model object, is converted on load).
+FORMAT_VERSION = 2
 #: With verbose, stream mode prints a progress line every this many steps.
 STREAM_REPORT_STEPS = 1000
 
@@ -162,81 +169,29 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     @property
     def _every_step(self):
-        return self.output == "sequence" or self.stateful
+        return every_step(self)
 
-    # -- parameters --------------------------------------------------------
+    # -- the model -----------------------------------------------------------
     def _make_cell(self, n_inputs, n_outputs):
-        # UORO's random signs come from the estimator's generator.
-        method = dict(
-            gradient=self.gradient,
-            truncation=self.truncation,
-            random_state=self.__dict__.get("_random_state"),
-        )
-        if self.output_feedback:
-            return FeedbackCell(
-                self.cell,
-                self.n_hidden,
-                n_inputs,
-                n_outputs,
-                teacher_forcing=self.teacher_forcing,
-                **method,
-            )
-        return make_cell(self.cell, self.n_hidden, n_inputs, n_outputs, **method)
+        return build_cell(self, n_inputs, n_outputs, self.__dict__.get("_random_state"))
 
     def _bind_params(self):
         """(Re)create ``params_`` as views into the flat parameter vector."""
-        self.params_ = self._cell.views(self._flat_params)
+        self.params_ = self._model.views()
 
     def _sync_params(self):
-        """Take in entries of ``params_`` that were replaced, not edited.
+        """Bring the model in line with ``params_`` and ``set_params``.
 
-        Users may assign a new array to ``params_[name]``; copy its values
-        into the flat vector (checking the shape) and restore the view.
-        Nothing is rebuilt when every entry is still a view. Also follows a
-        change of ``gradient`` made with ``set_params`` after fitting, and
-        refuses changes of ``cell`` or ``n_hidden``, which would change the
-        parameter layout.
+        Takes in entries of ``params_`` that were replaced rather than
+        edited; follows changes of ``gradient``, ``truncation``,
+        ``activation`` or ``teacher_forcing`` made after fitting; refuses
+        changes of the parameter layout.
         """
-        cell = self._cell
-        if cell.name != self.cell or cell.n != self.n_hidden:
-            raise ValueError(
-                f"The model was fitted with cell={cell.name!r} and "
-                f"n_hidden={cell.n}, but now has cell={self.cell!r} and "
-                f"n_hidden={self.n_hidden}: call fit (without warm_start) to "
-                "train a new model."
-            )
-        sync_feedback_cell(self)
-        cell = self._cell
-        truncation = self.truncation if self.gradient == "bptt" else None
-        if cell.gradient != self.gradient or (
-            getattr(cell, "truncation", None) != truncation
-        ):
-            self._cell = self._make_cell(cell.m, cell.o)
-            if self.stateful and hasattr(self, "_stream_state"):
-                # The methods keep stream states of different sizes.
-                self.reset_state()
-        views = self._cell.views(self._flat_params)
-        replaced = {}
-        for name, view in views.items():
-            current = self.params_.get(name)
-            if current is None:
-                replaced[name] = None
-            elif not _is_same_view(current, view):
-                # Sharing memory is not enough: a transposed or reversed
-                # view of the parameters is new content.
-                current = np.asarray(current)
-                if current.shape != view.shape:
-                    raise ValueError(
-                        f"params_[{name!r}] has shape {current.shape}, "
-                        f"expected {view.shape}."
-                    )
-                replaced[name] = current
-        # Copy only once every shape is checked, so that an error changes
-        # nothing.
-        for name, current in replaced.items():
-            if current is not None:
-                views[name][...] = current
-        if replaced:
+        cell = self._model.cell
+        if not cell_follows(cell, self):
+            self._model.replace_cell(self._make_cell(cell.m, cell.o))
+        views = self._model.take_views(self.params_)
+        if views is not None:
             self.params_ = views
 
     def __getstate__(self):
@@ -249,7 +204,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     def __setstate__(self, state):
         saved = state.get("_skrtrl_format", FORMAT_VERSION)
-        if saved != FORMAT_VERSION:
+        if saved not in (1, FORMAT_VERSION):
             raise ValueError(
                 f"This {type(self).__name__} was saved in skrtrl's model "
                 f"format {saved}, but this version of skrtrl reads format "
@@ -261,31 +216,31 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         state.setdefault("output_feedback", False)
         state.setdefault("teacher_forcing", True)
         super().__setstate__(state)
-        if "_flat_params" in self.__dict__:
+        if saved == 1 and "_flat_params" in self.__dict__:
+            old_cell = self.__dict__["_cell"]
+            cell = self._make_cell(old_cell.m, old_cell.o)
+            self._model = Model.from_format_1(self.__dict__, cell)
+        if "_model" in self.__dict__:
             self._bind_params()
 
+    # The model's parts, under the names tests and tools have long used.
+    _flat_params = property(lambda self: self._model.params)
+    _cell = property(lambda self: self._model.cell)
+    _optimizer = property(lambda self: self._model.optimizer)
+
+    @property
+    def _stream_state(self):
+        if self._model.stream is None:
+            raise AttributeError("no stream has started")
+        return self._model.stream
+
     def _initialize(self, packed, n_outputs, dtype, random_state):
-        self._cell = self._make_cell(packed.n_features, n_outputs)
-        self._flat_params = np.empty(self._cell.n_params, dtype=dtype)
-        self._cell.initialize(self._flat_params, random_state)
+        cell = self._make_cell(packed.n_features, n_outputs)
+        params = np.empty(cell.n_params, dtype=dtype)
+        cell.initialize(params, random_state)
+        optimizer = build_optimizer(self, cell.n_params, dtype)
+        self._model = Model(cell, params, optimizer)
         self._bind_params()
-        if self.solver == "adam":
-            self._optimizer = AdamOptimizer(
-                self._cell.n_params,
-                self.learning_rate_init,
-                self.beta_1,
-                self.beta_2,
-                self.epsilon,
-                dtype=dtype,
-            )
-        else:
-            self._optimizer = SGDOptimizer(
-                self._cell.n_params,
-                self.learning_rate_init,
-                self.momentum,
-                self.nesterovs_momentum,
-                dtype=dtype,
-            )
         self.n_outputs_ = n_outputs
         self.loss_curve_ = []
         self.n_iter_ = 0
@@ -313,57 +268,65 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             )
         return max(1, min(self.batch_size, n_sequences))
 
-    def _fit(self, X, y, sample_weight=None, *, incremental, classes=None):
-        first_call = not (incremental or self.warm_start) or not hasattr(
-            self, "_flat_params"
+    def _training_set(self, X, y, sample_weight, *, first_call, classes=None):
+        """Validate X, y and sample_weight into a :class:`TrainingSet`.
+
+        Also returns the validated raw targets and the loss name.
+        """
+        if self.stateful:
+            packed = check_stream(self, X, reset=first_call)
+        else:
+            packed = check_sequences(self, X, reset=first_call)
+        dtype = packed.values.dtype
+        if not first_call:
+            dtype = self._model.dtype
+            packed = _with_dtype(packed, dtype)
+        y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
+        Y, loss_name = self._encode_targets(
+            y_checked, first_call=first_call, classes=classes
         )
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        weights, row_weights = self._check_weights(sample_weight, packed, dtype)
+        data = TrainingSet(packed, Y, weights, row_weights, self._every_step)
+        return data, y_checked, loss_name
+
+    def _fit(self, X, y, sample_weight=None, *, incremental, classes=None):
+        first_call = not (incremental or self.warm_start) or not hasattr(self, "_model")
         # A failed call must leave the estimator as it was. Validation sets
         # n_features_in_, classes_ and the like, and the validation split
         # comes after initialisation (to keep the random stream of a seed),
         # so snapshot the attributes and restore them if preparing fails.
         snapshot = dict(self.__dict__)
         try:
-            self._check_mode_combination()
+            check_training_settings(self)
             if not first_call:
                 self._sync_params()
-            if self.stateful:
-                packed = check_stream(self, X, reset=first_call)
-            else:
-                packed = check_sequences(self, X, reset=first_call)
-            dtype = packed.values.dtype
-            if not first_call:
-                dtype = self._flat_params.dtype
-                packed = _with_dtype(packed, dtype)
-            y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
-            Y, loss_name = self._encode_targets(
-                y_checked, first_call=first_call, classes=classes
+            data, y_checked, loss_name = self._training_set(
+                X, y, sample_weight, first_call=first_call, classes=classes
             )
-            Y = np.ascontiguousarray(Y, dtype=dtype)
-            weights, row_weights = self._check_weights(sample_weight, packed, dtype)
-
             if first_call:
                 self._random_state = check_random_state(self.random_state)
-                self._initialize(packed, Y.shape[1], dtype, self._random_state)
+                self._initialize(
+                    data.packed,
+                    data.targets.shape[1],
+                    data.packed.values.dtype,
+                    self._random_state,
+                )
             if self.stateful and (first_call or not incremental):
-                self._stream_state = self._cell.new_state(dtype)
+                self._model.reset_stream()
             self._loss_name = loss_name
 
-            n_seq = packed.n_sequences
+            n_seq = data.packed.n_sequences
             train_idx = np.arange(n_seq)
             val = None
             if self.early_stopping and not incremental:
-                train_idx, val = self._split_validation(packed, y_checked, n_seq)
+                train_idx, val = self._split_validation(data.packed, y_checked, n_seq)
         except Exception:
             self.__dict__.clear()
             self.__dict__.update(snapshot)
             raise
 
-        if self._update_mode == "step":
-            run_epoch = self._online_epoch_runner(packed, Y, weights, row_weights)
-        else:
-            run_epoch = self._batch_epoch_runner(
-                packed, Y, weights, row_weights, train_idx.shape[0]
-            )
+        run_epoch = self._epoch_runner(data, train_idx.shape[0])
         max_iter = 1 if incremental else self.max_iter
         start = time.perf_counter()
         for _ in range(max_iter):
@@ -372,18 +335,18 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 order = self._random_state.permutation(train_idx)
             if self.stateful and not incremental:
                 # Each pass of fit goes over the stream from its beginning.
-                self.reset_state()
+                self._model.reset_stream()
             try:
                 self.loss_ = run_epoch(order)
-            except _Diverged:
+            except Diverged:
                 self._warn_diverged()
                 break
             self.n_iter_ += 1
-            self.t_ += int(packed.lengths[train_idx].sum())
+            self.t_ += int(data.packed.lengths[train_idx].sum())
             self.loss_curve_.append(self.loss_)
             self._update_no_improvement_count(val)
             if self.verbose and self.stateful and incremental:
-                self._print_stream_progress(int(packed.lengths.sum()))
+                self._print_stream_progress(int(data.packed.lengths.sum()))
             elif self.verbose:
                 self._print_progress(start)
             if incremental:
@@ -405,14 +368,14 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                     stacklevel=3,
                 )
         if self.early_stopping and not incremental and self._best_params is not None:
-            self._flat_params[:] = self._best_params
+            self._model.params[:] = self._best_params
         self._best_params = None
         return self
 
     def _warn_diverged(self):
         if self.stateful:
             # The hidden state and influence matrices hold NaN or inf too.
-            self.reset_state()
+            self._model.reset_stream()
         warnings.warn(
             "Training diverged: the loss or the parameters became NaN or "
             "infinite, so training stopped and the last finite parameters "
@@ -422,34 +385,6 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             ConvergenceWarning,
             stacklevel=4,
         )
-
-    @property
-    def _update_mode(self):
-        if self.update == "auto":
-            return "step" if self.stateful else "batch"
-        return self.update
-
-    def _check_mode_combination(self):
-        check_feedback_settings(self)
-        if self.stateful and self.update == "batch":
-            raise ValueError(
-                "stateful=True learns from a stream as it arrives and needs "
-                "update='step' (or 'auto'); update='batch' would make the "
-                "result depend on how the stream is cut into chunks."
-            )
-        if self.stateful and self.gradient == "bptt" and self.truncation is None:
-            raise ValueError(
-                "gradient='bptt' on a stream (stateful=True) needs an integer "
-                "truncation: without one, backpropagation would reach back to "
-                "the start of the stream and its memory would grow with it. "
-                "Set truncation=k to backpropagate each loss through its last "
-                "k steps."
-            )
-        if self.stateful and self.early_stopping:
-            raise ValueError(
-                "early_stopping needs held-out sequences; a stream "
-                "(stateful=True) is one sequence. Use early_stopping=False."
-            )
 
     def _check_weights(self, sample_weight, packed, dtype):
         """Per-sequence weights and the weight of each target row.
@@ -469,87 +404,21 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             return weights, np.repeat(weights / lengths, lengths).astype(dtype)
         return weights, weights
 
-    def _batch_epoch_runner(self, packed, Y, weights, row_weights, n_train):
-        """One epoch of minibatches, one kernel call and update each."""
-        dtype = self._flat_params.dtype
-        batch_size = self._resolve_batch_size(n_train)
-        workspace = self._cell.workspace(
-            batch_size, kernel_threads(batch_size, self.n_jobs), dtype
+    def _epoch_runner(self, data, n_train):
+        """A function running one epoch over the sequences it is given."""
+        model = self._model
+        settings = dict(
+            loss=self._loss_name, alpha=self.alpha, clip_norm=self.clip_norm
         )
-        penalty = self._cell.penalty_mask(dtype)
-
-        def run(order):
-            accumulated = 0.0
-            for batch in gen_batches(order.shape[0], batch_size):
-                idx = order[batch]
-                loss, grad = self._loss_and_gradient(
-                    packed,
-                    Y,
-                    weights,
-                    row_weights,
-                    idx,
-                    workspace,
-                    penalty,
-                    weights[idx].sum(),
-                )
-                if grad is None:
-                    continue
-                if not (np.isfinite(loss) and np.isfinite(grad).all()):
-                    raise _Diverged
-                clip_gradient(grad, self.clip_norm)
-                before = (self._flat_params.copy(), copy.deepcopy(self._optimizer))
-                self._optimizer.step(self._flat_params, grad)
-                if not np.isfinite(self._flat_params).all():
-                    self._flat_params[:] = before[0]
-                    self._optimizer = before[1]
-                    raise _Diverged
-                accumulated += loss * idx.shape[0]
-            return accumulated / max(order.shape[0], 1)
-
-        return run
-
-    def _online_epoch_runner(self, packed, Y, weights, row_weights):
-        """One pass with an update after every step that has a target."""
-        dtype = self._flat_params.dtype
-        penalty = self.alpha * self._cell.penalty_mask(dtype)
-
-        def run(order):
-            if self.stateful:
-                state, reset = self._stream_state, False
-            else:
-                state, reset = self._cell.new_state(dtype), True
-            x_start = np.ascontiguousarray(packed.offsets[order])
-            y_start = x_start if self._every_step else order.astype(np.intp)
-            before = (self._flat_params.copy(), copy.deepcopy(self._optimizer))
-            loss_rows = self._cell.train_online(
-                self._flat_params,
-                self._optimizer,
-                penalty,
-                self.clip_norm,
-                packed.values,
-                Y,
-                x_start,
-                np.ascontiguousarray(y_start),
-                np.ascontiguousarray(packed.lengths[order]),
-                row_weights,
-                self._every_step,
-                self.activation,
-                self._loss_name,
-                state,
-                reset,
+        if update_mode(self) == "step":
+            return lambda order: model.online_epoch(
+                data, order, settings, stream=self.stateful
             )
-            if not (
-                np.isfinite(loss_rows).all() and np.isfinite(self._flat_params).all()
-            ):
-                # Updates happen inside the compiled loop; the last finite
-                # parameters known here are those from before the pass.
-                self._flat_params[:] = before[0]
-                self._optimizer = before[1]
-                raise _Diverged
-            total = weights[order].sum()
-            return float(loss_rows.sum() / total) if total > 0 else 0.0
-
-        return run
+        batch_size = self._resolve_batch_size(n_train)
+        workspace = model.workspace(batch_size, kernel_threads(batch_size, self.n_jobs))
+        return lambda order: model.minibatch_epoch(
+            data, order, batch_size, settings, workspace
+        )
 
     def reset_state(self):
         """Start the stream over from the zero state, keeping the weights.
@@ -563,7 +432,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             The estimator, with its stream state reset.
         """
         check_is_fitted(self)
-        self._stream_state = self._cell.new_state(self._flat_params.dtype)
+        self._model.reset_stream()
         return self
 
     def update_state(self, X, y=None):
@@ -599,7 +468,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             )
         self._sync_params()
         packed = self._validate_X(X)
-        dtype = self._flat_params.dtype
+        dtype = self._model.dtype
         if y is None:
             if self.output_feedback:
                 raise ValueError(
@@ -611,33 +480,10 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             y_checked = check_sequence_targets(y, packed, every_step=True)
             Y, _ = self._encode_targets(y_checked, first_call=False)
             Y = np.ascontiguousarray(Y, dtype=dtype)
-        if not hasattr(self, "_stream_state"):
-            self._stream_state = self._cell.new_state(dtype)
-        # The online kernels update the weights after every step; a fresh
-        # optimiser with a zero learning rate makes every update zero, and
-        # restoring the weights afterwards guards against 0 * inf.
-        frozen = SGDOptimizer(self._cell.n_params, 0.0, 0.0, False, dtype=dtype)
-        weights = self._flat_params.copy()
-        try:
-            self._cell.train_online(
-                self._flat_params,
-                frozen,
-                np.zeros(self._cell.n_params, dtype=dtype),
-                None,
-                packed.values,
-                Y,
-                np.ascontiguousarray(packed.starts),
-                np.ascontiguousarray(packed.starts),
-                np.ascontiguousarray(packed.lengths),
-                np.zeros(Y.shape[0], dtype=dtype),
-                True,
-                self.activation,
-                self._loss_name,
-                self._stream_state,
-                False,
-            )
-        finally:
-            self._flat_params[:] = weights
+        # No target counts: the weights are zero.
+        zeros = np.zeros(Y.shape[0], dtype=dtype)
+        data = TrainingSet(packed, Y, zeros[:1], zeros, True)
+        self._model.advance(data.batch(np.arange(packed.n_sequences)), self._loss_name)
         return self
 
     def _print_progress(self, start):
@@ -709,51 +555,6 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _loss_and_gradient(
-        self, packed, Y, weights, row_weights, idx, workspace, penalty, total_weight
-    ):
-        """Loss and exact gradient over the sequences ``idx``.
-
-        Each sequence's loss terms are weighted by its sample weight divided
-        by ``total_weight`` (and by its length for per-step targets), so that
-        the loss is a weighted mean. L2 regularisation adds
-        ``alpha / (2 * total_weight) * ||W||^2`` on the weight matrices, as
-        scikit-learn's MLP does per minibatch (with unit weights,
-        ``total_weight`` is the number of sequences).
-        """
-        flat = self._flat_params
-        grad = np.zeros_like(flat)
-        if total_weight <= 0:
-            return 0.0, None
-        lengths = np.ascontiguousarray(packed.lengths[idx])
-        x_start = np.ascontiguousarray(packed.offsets[idx])
-        y_start = x_start if self._every_step else idx.astype(np.intp)
-        loss = self._cell.train_minibatch(
-            flat,
-            grad,
-            packed.values,
-            Y,
-            x_start,
-            np.ascontiguousarray(y_start),
-            lengths,
-            row_weights,
-            1.0 / total_weight,
-            self._every_step,
-            self.activation,
-            self._loss_name,
-            workspace,
-        )
-        if self.alpha:
-            # Scaled by the total weight, not the count, so that a zero
-            # weight equals leaving a sequence out and a weight of 2 equals
-            # repeating it, as in scikit-learn's MLP.
-            scale = self.alpha / total_weight
-            penalized = flat * penalty
-            with np.errstate(over="ignore"):  # divergence is handled above
-                loss += 0.5 * scale * float(np.dot(penalized, penalized))
-            grad += scale * penalized
-        return loss, grad
-
     # -- public gradient access ------------------------------------------
     def loss_gradient(self, X, y, sample_weight=None):
         """Loss and exact gradient of the fitted model on given sequences.
@@ -787,27 +588,24 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         packed = self._validate_X(X)
         y_checked = check_sequence_targets(y, packed, every_step=self._every_step)
         Y, _ = self._encode_targets(y_checked, first_call=False)
-        dtype = self._flat_params.dtype
+        dtype = self._model.dtype
         Y = np.ascontiguousarray(Y, dtype=dtype)
         weights, row_weights = self._check_weights(sample_weight, packed, dtype)
+        data = TrainingSet(packed, Y, weights, row_weights, self._every_step)
         n_seq = packed.n_sequences
-        workspace = self._cell.workspace(
-            n_seq, kernel_threads(n_seq, self.n_jobs), dtype
-        )
+        workspace = self._model.workspace(n_seq, kernel_threads(n_seq, self.n_jobs))
         # All given sequences form one minibatch, penalty included.
-        loss, grad = self._loss_and_gradient(
-            packed,
-            Y,
-            weights,
-            row_weights,
-            np.arange(n_seq),
-            workspace,
-            self._cell.penalty_mask(dtype),
+        loss, grad = self._model.loss_and_gradient(
+            data.batch(np.arange(n_seq)),
             weights.sum(),
+            self._loss_name,
+            self.alpha,
+            workspace,
         )
         if grad is None:
-            grad = np.zeros_like(self._flat_params)
-        return float(loss), {k: np.array(v) for k, v in self._cell.views(grad).items()}
+            grad = np.zeros_like(self._model.params)
+        views = self._model.cell.views(grad)
+        return float(loss), {k: np.array(v) for k, v in views.items()}
 
     # -- prediction ----------------------------------------------------------
     def _validate_X(self, X):
@@ -816,7 +614,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             packed = check_stream(self, X, reset=False)
         else:
             packed = check_sequences(self, X, reset=False)
-        return _with_dtype(packed, self._flat_params.dtype)
+        return _with_dtype(packed, self._model.dtype)
 
     def _raw_outputs(self, X):
         """Readout pre-activations: one row per sequence, or per step.
@@ -830,34 +628,12 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         return self._raw_outputs_packed(packed), packed
 
     def _raw_outputs_packed(self, packed):
-        if self.output_feedback:
-            state = None
-            if self.stateful and hasattr(self, "_stream_state"):
-                state = self._stream_state
-            # The closed loop: each step's output is fed into the next.
-            return self._cell.closed_loop_outputs(
-                self._flat_params,
-                packed.values,
-                np.ascontiguousarray(packed.starts),
-                np.ascontiguousarray(packed.lengths),
-                self.activation,
-                self._loss_name,
-                self._every_step,
-                state,
-            )
-        h0 = None
-        if self.stateful and hasattr(self, "_stream_state"):
-            h0 = self._stream_state["hidden"]
-        H = self._cell.hidden_states(
-            self._flat_params,
-            packed.values,
-            np.ascontiguousarray(packed.starts),
-            np.ascontiguousarray(packed.lengths),
-            self.activation,
+        return self._model.outputs(
+            packed,
+            self._loss_name,
             self._every_step,
-            h0,
+            stream=self.stateful and self._model.stream is not None,
         )
-        return self._cell.readout(self._flat_params, H)
 
     def _per_step_to_user(self, values, packed):
         return unpack_steps(values, packed)
@@ -869,22 +645,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         return tags
 
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "_flat_params")
-
-
-class _Diverged(Exception):
-    """Raised inside an epoch when the loss or the parameters blow up."""
-
-
-def _is_same_view(array, view):
-    """Whether ``array`` looks at exactly the memory of ``view``, as laid out."""
-    return (
-        isinstance(array, np.ndarray)
-        and array.dtype == view.dtype
-        and array.shape == view.shape
-        and array.strides == view.strides
-        and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
-    )
+        return hasattr(self, "_model")
 
 
 def _with_dtype(packed, dtype):

@@ -1,12 +1,27 @@
-"""Recurrent cells: parameter layout, initialisation and kernel dispatch.
+"""Recurrent cells: the cell interface, parameter layouts and the registry.
 
-Every cell stores all of its parameters in one flat vector laid out as
-``theta`` (n x q: one row of recurrent parameters per hidden unit, the bias
-b_ih last), ``bias_hh`` (n), ``weight_out`` (o x n), ``bias_out`` (o).
-``views`` cuts it into the named arrays users see in ``params_`` (views, so
-in-place changes reach the kernels). Each recurrent unit's parameters form
-one row because the influence matrices are indexed that way.
+A cell is what the estimators' ``cell`` parameter names. Every cell
+subclasses :class:`Cell`, which gives it a registry entry (``CELLS``) and
+the interface the rest of the package uses:
+
+* a :class:`Layout` (``cell.layout``): where each parameter lives in the one
+  flat parameter vector, the torch-named views of ``params_``, which entries
+  L2 acts on;
+* its initialisation and its readout;
+* the gradient methods (``gradients``) and training modes (``modes``) it
+  supports, which parameter validation checks;
+* the kernel calls of its own gradient methods (``own_gradients``; exact
+  RTRL and SnAp-1): a minibatch of sequences (``train_minibatch``), updates
+  after every step and streams (``train_online``), and the forward pass
+  (``forward``). BPTT and UORO are served for every cell by
+  :class:`skrtrl._methods.MethodCell` and output feedback by
+  :class:`skrtrl._feedback.FeedbackCell`, through this interface only.
+
+The equations of each cell live once, in ``skrtrl/_kernels``; its numpy twin
+(independent, for inspection and tests) in ``skrtrl/inspection/_cell_steps``.
 """
+
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -30,30 +45,214 @@ from ._kernels._gated import (
     gated_scratch_size,
     gated_sizes,
 )
-from ._optim import online_kernel_args
 from ._parallel import blas_single_threaded
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
-# "bptt" and "uoro" are served for every cell by skrtrl._methods.MethodCell,
-# which wraps these cells; the cells' own kernels do "rtrl" and "snap1".
 GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
+#: The ways a model can be trained: minibatch gradients ("minibatch"),
+#: updates after every step of independent sequences ("step"), a stateful
+#: stream ("stream"), teacher-forced output feedback ("feedback") and
+#: output feedback trained on the model's own outputs ("free_running").
+MODES = ("minibatch", "step", "stream", "feedback", "free_running")
+#: The registry: cell name -> Cell subclass, filled as subclasses are defined.
+CELLS = {}
 
 
-class _CellBase:
-    """What every cell shares: L2 mask, initialisation and the readout.
+class Layout:
+    """Where every parameter of a cell lives in the flat parameter vector.
 
-    Subclasses define ``n``, ``n_params`` and ``views`` (torch-named views
-    into the flat parameter vector, ``weight_out`` and ``bias_out`` last).
+    The recurrent parameters form one row-major matrix ``theta`` (``rows`` x
+    ``columns``): the kernels index influence matrices by its rows, each of
+    which belongs to one unit (or one gate of one unit). ``params_`` sees
+    columns of ``theta`` under torch's names. The flat vector is::
+
+        [theta | bias_hh (n, only if separate_bias_hh) | weight_out (o x n)
+         | bias_out (o)]
+
+    Cells whose two biases enter a pre-activation identically keep
+    ``bias_hh`` as a block of its own, outside the influence columns: it gets
+    the gradient of ``theta``'s ``bias_ih`` column (``add_kernel_gradient``).
+
+    Parameters
+    ----------
+    rows, columns : int
+        Shape of ``theta``.
+    n_hidden, n_outputs : int
+        Sizes of the readout (``weight_out`` is ``n_outputs x n_hidden``).
+    columns_of : dict of str to int or slice
+        The torch-named views of ``theta``, by column (an int gives a 1D
+        view), in the order ``params_`` lists them.
+    separate_bias_hh : bool
+        Whether ``bias_hh`` is its own block (see above).
+    n_feedback : int, default=0
+        The last ``n_feedback`` columns of ``weight_ih`` are the output
+        feedback weights, seen as ``weight_fb``.
     """
+
+    #: Views of weights that L2 regularisation acts on (biases are exempt).
+    PENALIZED = ("weight_ih", "weight_hh", "weight_fb", "weight_out")
+
+    def __init__(
+        self,
+        rows,
+        columns,
+        n_hidden,
+        n_outputs,
+        columns_of,
+        separate_bias_hh,
+        n_feedback=0,
+    ):
+        self.rows = rows
+        self.columns = columns
+        self.n = n_hidden
+        self.o = n_outputs
+        self.columns_of = dict(columns_of)
+        self.separate_bias_hh = separate_bias_hh
+        self.n_feedback = n_feedback
+
+    @property
+    def kernel_size(self):
+        """Size of a kernel gradient row: [theta | weight_out | bias_out]."""
+        return self.rows * self.columns + self.o * self.n + self.o
+
+    @property
+    def size(self):
+        """Size of the flat parameter vector."""
+        return self.kernel_size + (self.n if self.separate_bias_hh else 0)
+
+    def blocks(self, flat):
+        """``theta``, ``bias_hh`` (None if in theta), ``weight_out``, ``bias_out``."""
+        pos = self.rows * self.columns
+        theta = flat[:pos].reshape(self.rows, self.columns)
+        bias_hh = None
+        if self.separate_bias_hh:
+            bias_hh = flat[pos : pos + self.n]
+            pos += self.n
+        weight_out = flat[pos : pos + self.o * self.n].reshape(self.o, self.n)
+        bias_out = flat[pos + self.o * self.n : pos + self.o * self.n + self.o]
+        return theta, bias_hh, weight_out, bias_out
+
+    def kernel_blocks(self, flat):
+        """As ``blocks``, with zeros for a ``bias_hh`` the kernels don't read."""
+        theta, bias_hh, weight_out, bias_out = self.blocks(flat)
+        if bias_hh is None:
+            bias_hh = np.zeros(self.n, dtype=flat.dtype)
+        return theta, bias_hh, weight_out, bias_out
+
+    def views(self, flat):
+        """Named views into ``flat``: ``params_``."""
+        theta, bias_hh, weight_out, bias_out = self.blocks(flat)
+        views = {name: theta[:, cols] for name, cols in self.columns_of.items()}
+        if self.n_feedback:
+            both = views.pop("weight_ih")
+            split = both.shape[1] - self.n_feedback
+            views = {
+                "weight_ih": both[:, :split],
+                "weight_fb": both[:, split:],
+                **views,
+            }
+        if bias_hh is not None:
+            views["bias_hh"] = bias_hh
+        views["weight_out"] = weight_out
+        views["bias_out"] = bias_out
+        return views
 
     def penalty_mask(self, dtype):
         """1 for the weights that L2 regularisation acts on, 0 for biases."""
-        mask = np.zeros(self.n_params, dtype=dtype)
-        views = self.views(mask)
-        for name in ("weight_ih", "weight_hh", "weight_out"):
-            views[name][...] = 1
+        mask = np.zeros(self.size, dtype=dtype)
+        for name, view in self.views(mask).items():
+            if name in self.PENALIZED:
+                view[...] = 1
         return mask
+
+    def add_kernel_gradient(self, grad, total):
+        """Add a kernel gradient [theta | weight_out | bias_out] into ``grad``."""
+        theta_size = self.rows * self.columns
+        g_theta, g_bias_hh, g_out, g_bias_out = self.blocks(grad)
+        g_theta += total[:theta_size].reshape(self.rows, self.columns)
+        if g_bias_hh is not None:
+            # bias_hh enters like the bias_ih column: the same gradient.
+            g_bias_hh += total[:theta_size].reshape(self.rows, self.columns)[:, -1]
+        g_out += total[theta_size : theta_size + self.o * self.n].reshape(g_out.shape)
+        g_bias_out += total[theta_size + self.o * self.n :]
+
+
+class Cell(ABC):
+    """The interface of a recurrent cell (see the module docstring).
+
+    A subclass that sets ``name`` is registered in ``CELLS`` under it.
+
+    Parameters
+    ----------
+    n_hidden, n_inputs, n_outputs : int
+        Hidden units, inputs per step (the fed-back outputs included),
+        outputs.
+    activation : str, default="tanh"
+        Key of ``ACTIVATIONS``; cells with fixed nonlinearities ignore it.
+    gradient : str, default="rtrl"
+        One of ``own_gradients``.
+    n_feedback : int, default=0
+        How many of the inputs are fed-back outputs (``weight_fb``).
+    """
+
+    #: Name in the registry and in ``params``' ``cell``.
+    name = None
+    #: Number of the cell in the kernels (``skrtrl/_kernels``).
+    kind = None
+    #: Gradient methods this cell supports (those not in ``own_gradients``
+    #: through ``MethodCell``).
+    gradients = GRADIENTS
+    #: Gradient methods of the cell's own kernels.
+    own_gradients = ("rtrl", "snap1")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name is not None:
+            CELLS[cls.name] = cls
+
+    def __init__(
+        self, n_hidden, n_inputs, n_outputs, *, activation="tanh", gradient="rtrl",
+        n_feedback=0,
+    ):  # fmt: skip
+        if gradient not in self.own_gradients:
+            raise ValueError(
+                f"cell={self.name!r} has kernels for gradient in "
+                f"{self.own_gradients}; got gradient={gradient!r}."
+            )
+        self.n = n_hidden
+        self.m = n_inputs
+        self.o = n_outputs
+        self.activation = activation
+        self.gradient = gradient
+        self.layout = self._make_layout(n_feedback)
+
+    @classmethod
+    def modes(cls, gradient):
+        """The training modes (of ``MODES``) that ``gradient`` supports."""
+        if gradient not in cls.gradients:
+            return ()
+        if gradient == "rtrl":
+            return MODES
+        # Only exact RTRL follows the model's own outputs through feedback.
+        return MODES[:-1]
+
+    @abstractmethod
+    def _make_layout(self, n_feedback):
+        """The cell's :class:`Layout`."""
+
+    # -- parameters ----------------------------------------------------------
+    @property
+    def n_params(self):
+        return self.layout.size
+
+    def views(self, flat):
+        """Named views into ``flat`` in torch's layout: ``params_``."""
+        return self.layout.views(flat)
+
+    def penalty_mask(self, dtype):
+        """1 for the weights that L2 regularisation acts on, 0 for biases."""
+        return self.layout.penalty_mask(dtype)
 
     def initialize(self, flat, random_state):
         """Uniform(-1/sqrt(n), 1/sqrt(n)) for every entry, as torch does."""
@@ -62,73 +261,76 @@ class _CellBase:
 
     def readout(self, flat, H):
         """Readout pre-activations ``H @ weight_out.T + bias_out``."""
-        views = self.views(flat)
-        return H @ views["weight_out"].T + views["bias_out"]
+        _, _, weight_out, bias_out = self.layout.blocks(flat)
+        return H @ weight_out.T + bias_out
+
+    # -- kernels -------------------------------------------------------------
+    @abstractmethod
+    def workspace(self, batch_size, n_threads, dtype):
+        """Buffers of the training kernel: per thread, and per sequence."""
+
+    @abstractmethod
+    def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
+        """Loss of the :class:`TrainingBatch`; its gradient is added to ``grad``.
+
+        Each target's weight is multiplied by ``weight_scale``; ``loss`` is a
+        key of ``LOSSES``.
+        """
+
+    @abstractmethod
+    def new_state(self, dtype):
+        """Zero state of a stream (``"hidden"`` is the cell state)."""
+
+    @abstractmethod
+    def train_online(self, flat, update, batch, loss, state, reset_state):
+        """Apply ``update`` (an ``OnlineUpdate``) after every step with a target.
+
+        Sequences run in the given order, each from a zero state when
+        ``reset_state``; otherwise from (and back into) the stream ``state``.
+        Returns the weighted loss of each sequence.
+        """
+
+    @abstractmethod
+    def forward(self, flat, values, x_start, lengths, every_step, h0=None):
+        """Hidden states h after every step, or after the last, from ``h0``.
+
+        ``h0`` is a full cell state (see ``new_state``).
+        """
 
 
-class ElmanCell(_CellBase):
+class ElmanCell(Cell):
     """Fully connected Elman cell, ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b)``.
 
-    ``theta`` rows are [W_ih | W_hh | b_ih], q = m + n + 1. With
-    ``gradient="rtrl"`` the full influence (n x n*q per sequence) is carried;
-    with ``"snap1"`` only its per-unit blocks (n x q), the SnAp-1
-    approximation.
+    ``theta`` rows are [W_ih | W_hh | b_ih], q = m + n + 1, with ``bias_hh``
+    its own block. With ``gradient="rtrl"`` the full influence (n x n*q per
+    sequence) is carried; with ``"snap1"`` only its per-unit blocks (n x q),
+    the SnAp-1 approximation.
     """
 
     name = "elman"
+    kind = 0
 
-    def __init__(self, n_hidden, n_inputs, n_outputs, gradient="rtrl"):
-        self.n = n_hidden
-        self.m = n_inputs
-        self.o = n_outputs
-        self.gradient = gradient
-        self.q = self._n_columns()
-
-    def _n_columns(self):
-        return self.m + self.n + 1
+    def _make_layout(self, n_feedback):
+        m, n = self.m, self.n
+        return Layout(
+            n, m + n + 1, n, self.o,
+            {"weight_ih": slice(0, m), "weight_hh": slice(m, m + n), "bias_ih": -1},
+            separate_bias_hh=True, n_feedback=n_feedback,
+        )  # fmt: skip
 
     @property
     def _per_unit_influence(self):
         """Whether the influence is kept per unit (n x q) or in full."""
         return self.gradient == "snap1"
 
-    @property
-    def n_params(self):
-        n, q, o = self.n, self.q, self.o
-        return n * q + n + o * n + o
+    #: Whether W_hh is a full matrix (Elman) or a diagonal (element-wise).
+    _full_recurrence = True
 
-    def _blocks(self, flat):
-        n, q, o = self.n, self.q, self.o
-        theta = flat[: n * q].reshape(n, q)
-        pos = n * q
-        bias_hh = flat[pos : pos + n]
-        pos += n
-        weight_out = flat[pos : pos + o * n].reshape(o, n)
-        pos += o * n
-        bias_out = flat[pos : pos + o]
-        return theta, bias_hh, weight_out, bias_out
-
-    def _recurrent_views(self, theta):
-        m, n = self.m, self.n
-        return {"weight_ih": theta[:, :m], "weight_hh": theta[:, m : m + n]}
-
-    def views(self, flat):
-        """Named views into ``flat`` in the layout of ``torch.nn.RNN``."""
-        theta, bias_hh, weight_out, bias_out = self._blocks(flat)
-        views = self._recurrent_views(theta)
-        views.update(
-            bias_ih=theta[:, -1],
-            bias_hh=bias_hh,
-            weight_out=weight_out,
-            bias_out=bias_out,
-        )
-        return views
-
-    # -- kernels ---------------------------------------------------------
     def _influence_size(self):
+        q = self.layout.columns
         if self._per_unit_influence:
-            return self.n * self.q
-        return 2 * self.n * self.n * self.q
+            return self.n * q
+        return 2 * self.n * self.n * q
 
     def _scratch_size(self):
         if self._per_unit_influence:
@@ -136,47 +338,19 @@ class ElmanCell(_CellBase):
         return train_scratch_size(self.n, self.m, self.o)
 
     def workspace(self, batch_size, n_threads, dtype):
-        """Buffers of the training kernel: per thread, and per sequence."""
-        n, q, o = self.n, self.q, self.o
         return {
-            "grad": np.empty((batch_size, n * q + o * n + o), dtype=dtype),
+            "grad": np.empty((batch_size, self.layout.kernel_size), dtype=dtype),
             "loss": np.empty(batch_size, dtype=np.float64),
             "influence": np.empty((n_threads, self._influence_size()), dtype=dtype),
             "scratch": np.empty((n_threads, self._scratch_size()), dtype=dtype),
         }
 
-    def train_minibatch(
-        self,
-        flat,
-        grad,
-        values,
-        targets,
-        x_start,
-        y_start,
-        lengths,
-        target_weight,
-        weight_scale,
-        every_step,
-        activation,
-        loss,
-        workspace,
-    ):
-        """Loss of the minibatch; its gradient is added into ``grad``.
-
-        ``target_weight`` has one weight per row of ``targets``, each
-        multiplied by ``weight_scale``.
-        """
-        theta, bias_hh, weight_out, bias_out = self._blocks(flat)
-        g_theta, g_bias_hh, g_out, g_bias_out = self._blocks(grad)
-        B = lengths.shape[0]
+    def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
+        B = batch.lengths.shape[0]
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
-        data = (values, targets, x_start, y_start, lengths, target_weight)
         rest = (
-            theta,
-            bias_hh,
-            weight_out,
-            bias_out,
-            ACTIVATIONS[activation],
+            *self.layout.blocks(flat),
+            ACTIVATIONS[self.activation],
             LOSSES[loss],
             grad_rows,
             workspace["influence"],
@@ -186,98 +360,73 @@ class ElmanCell(_CellBase):
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
             if self._per_unit_influence:
                 diagonal_rtrl_minibatch(
-                    *data, weight_scale, every_step, self._full_recurrence, *rest
-                )
+                    *batch.kernel_args(), weight_scale, batch.every_step,
+                    self._full_recurrence, *rest,
+                )  # fmt: skip
             else:
-                elman_rtrl_minibatch(*data, weight_scale, every_step, *rest)
-        total = grad_rows[:B].sum(axis=0)
-        n, q, o = self.n, self.q, self.o
-        g_theta += total[: n * q].reshape(n, q)
-        g_out += total[n * q : n * q + o * n].reshape(o, n)
-        g_bias_out += total[n * q + o * n :]
-        # Both biases enter a_t identically, so their gradients are equal.
-        g_bias_hh += g_theta[:, -1] - g_bias_hh
+                elman_rtrl_minibatch(
+                    *batch.kernel_args(), weight_scale, batch.every_step, *rest
+                )
+        self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
         return float(loss_rows[:B].sum())
-
-    _full_recurrence = True
 
     def new_state(self, dtype):
         """Zero state of a stream: hidden units and influence matrices."""
+        q = self.layout.columns
         if self._per_unit_influence:
-            influence = np.zeros(self.n * self.q, dtype=dtype)
+            influence = np.zeros(self.n * q, dtype=dtype)
         else:
-            influence = np.zeros((2, self.n * self.n * self.q), dtype=dtype)
+            influence = np.zeros((2, self.n * self.n * q), dtype=dtype)
         return {
             "hidden": np.zeros(self.n, dtype=dtype),
             "influence": influence,
             "parity": 0,
         }
 
-    def train_online(
-        self,
-        flat,
-        optimizer,
-        penalty,
-        clip_norm,
-        values,
-        targets,
-        x_start,
-        y_start,
-        lengths,
-        target_weight,
-        every_step,
-        activation,
-        loss,
-        state,
-        reset_state,
-    ):
-        """Update ``flat`` after every step with a target (real-time RTRL).
-
-        Sequences run in the given order, each from a zero state when
-        ``reset_state``; otherwise from (and back into) the stream ``state``.
-        Returns the weighted loss of each sequence.
-        """
-        loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
+    def train_online(self, flat, update, batch, loss, state, reset_state):
+        loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
-        data = (values, targets, x_start, y_start, lengths, target_weight)
-        model = (flat, self.n, self.m, self.o, ACTIVATIONS[activation], LOSSES[loss])
-        opt = online_kernel_args(optimizer, penalty, clip_norm)
+        model = (
+            flat,
+            self.n,
+            self.m,
+            self.o,
+            ACTIVATIONS[self.activation],
+            LOSSES[loss],
+        )
         with blas_single_threaded(1, self.n):
             if self._per_unit_influence:
-                optimizer.t = diagonal_rtrl_online(
-                    *data, every_step, reset_state, self._full_recurrence,
-                    *model, *opt, state["hidden"], state["influence"],
-                    np.empty_like(flat), scratch, loss_rows,
+                t = diagonal_rtrl_online(
+                    *batch.kernel_args(), batch.every_step, reset_state,
+                    self._full_recurrence, *model, *update.kernel_args(),
+                    state["hidden"], state["influence"],
+                    np.empty_like(flat), scratch, loss_rows, learn=update.learn,
                 )  # fmt: skip
             else:
-                optimizer.t, state["parity"] = elman_rtrl_online(
-                    *data, every_step, reset_state, *model, *opt,
-                    state["hidden"], state["influence"], state["parity"],
-                    np.empty_like(flat), scratch, loss_rows,
+                t, state["parity"] = elman_rtrl_online(
+                    *batch.kernel_args(), batch.every_step, reset_state, *model,
+                    *update.kernel_args(), state["hidden"], state["influence"],
+                    state["parity"], np.empty_like(flat), scratch, loss_rows,
+                    learn=update.learn,
                 )  # fmt: skip
+        update.count(t)
         return loss_rows
 
-    def hidden_states(
-        self, flat, values, x_start, lengths, activation, every_step, h0=None
-    ):
-        """Hidden states after every step, or after the last, from ``h0``."""
-        theta, bias_hh, _, _ = self._blocks(flat)
+    def forward(self, flat, values, x_start, lengths, every_step, h0=None):
+        theta, bias_hh, _, _ = self.layout.blocks(flat)
         if h0 is None:
             h0 = np.zeros(self.n, dtype=flat.dtype)
         rows = values.shape[0] if every_step else lengths.shape[0]
         H = np.empty((rows, self.n), dtype=flat.dtype)
         with blas_single_threaded(1, self.n):
-            self._forward(values, x_start, lengths, theta, bias_hh, activation,
-                          every_step, H, h0)  # fmt: skip
+            self._forward(values, x_start, lengths, theta, bias_hh, every_step, H, h0)
         return H
 
-    def _forward(
-        self, values, x_start, lengths, theta, bias_hh, activation, every_step, H, h0
-    ):
-        scratch = np.empty(2 * self.n + self.q, dtype=H.dtype)
+    def _forward(self, values, x_start, lengths, theta, bias_hh, every_step, H, h0):
+        scratch = np.empty(2 * self.n + self.layout.columns, dtype=H.dtype)
         elman_forward(
-            values, x_start, lengths, theta, bias_hh, ACTIVATIONS[activation],
-            every_step, H, scratch, h0,
+            values, x_start, lengths, theta, bias_hh,
+            ACTIVATIONS[self.activation], every_step, H, scratch, h0,
         )  # fmt: skip
 
 
@@ -291,37 +440,36 @@ class DiagonalCell(ElmanCell):
     """
 
     name = "diagonal"
+    kind = 1
     _full_recurrence = False
 
-    def _n_columns(self):
-        return self.m + 2
+    def _make_layout(self, n_feedback):
+        m = self.m
+        return Layout(
+            self.n, m + 2, self.n, self.o,
+            {"weight_ih": slice(0, m), "weight_hh": m, "bias_ih": -1},
+            separate_bias_hh=True, n_feedback=n_feedback,
+        )  # fmt: skip
 
     @property
     def _per_unit_influence(self):
         return True
 
-    def _recurrent_views(self, theta):
-        m = self.m
-        return {"weight_ih": theta[:, :m], "weight_hh": theta[:, m]}
-
-    def _forward(
-        self, values, x_start, lengths, theta, bias_hh, activation, every_step, H, h0
-    ):
+    def _forward(self, values, x_start, lengths, theta, bias_hh, every_step, H, h0):
         diagonal_forward(
-            values, x_start, lengths, theta, bias_hh, ACTIVATIONS[activation],
-            every_step, H, h0,
+            values, x_start, lengths, theta, bias_hh,
+            ACTIVATIONS[self.activation], every_step, H, h0,
         )  # fmt: skip
 
 
-class _GatedCell(_CellBase):
+class _GatedCell(Cell):
     """Gated cell in torch's layout, trained by RTRL through the gates.
 
     ``theta`` (G*n x q, q = m + n + 2) has one row per gate and unit, in
-    torch's row order, holding [W_ih row | W_hh row | b_ih | b_hh]; the flat
-    vector is [theta | weight_out | bias_out] (no separate bias_hh block:
-    both biases are columns of theta). The cell state (GRU: h; LSTM:
-    [h, c]) and its influence (S x G*n*q) are described in
-    ``skrtrl/_kernels/_gated.pyx``. The readout reads h only.
+    torch's row order, holding [W_ih row | W_hh row | b_ih | b_hh]; both
+    biases are columns of theta. The cell state (GRU: h; LSTM: [h, c]) and
+    its influence (S x G*n*q) are described in ``skrtrl/_kernels/_gated.pyx``.
+    The readout reads h only.
 
     ``gradient="rtrl"`` carries the full influence; ``"snap1"`` only the
     block of each unit's state with respect to its own G gate rows (SnAp-1,
@@ -332,109 +480,57 @@ class _GatedCell(_CellBase):
     the cell's equations, and ``activation`` is ignored.
     """
 
-    name = None
-    _kind = None
-    _gradients = ("rtrl", "snap1")
-
-    def __init__(self, n_hidden, n_inputs, n_outputs, gradient="rtrl"):
-        if gradient not in self._gradients:
-            raise ValueError(
-                f"cell={self.name!r} supports gradient in {self._gradients}; "
-                f"got gradient={gradient!r}."
-            )
-        self.n = n_hidden
-        self.m = n_inputs
-        self.o = n_outputs
-        self.gradient = gradient
-        self.n_gates, self.n_state, self.q, self._n_influence_columns = gated_sizes(
-            self._kind, n_hidden, n_inputs
-        )
-
-    @property
-    def n_params(self):
-        return self._n_influence_columns + self.o * self.n + self.o
-
-    def _blocks(self, flat):
-        G, n, q, o = self.n_gates, self.n, self.q, self.o
-        pos = G * n * q
-        theta = flat[:pos].reshape(G * n, q)
-        weight_out = flat[pos : pos + o * n].reshape(o, n)
-        bias_out = flat[pos + o * n : pos + o * n + o]
-        return theta, weight_out, bias_out
-
-    def views(self, flat):
-        """Named views into ``flat`` in the layout of torch's GRU / LSTM."""
+    def _make_layout(self, n_feedback):
         m, n = self.m, self.n
-        theta, weight_out, bias_out = self._blocks(flat)
-        return {
-            "weight_ih": theta[:, :m],
-            "weight_hh": theta[:, m : m + n],
-            "bias_ih": theta[:, m + n],
-            "bias_hh": theta[:, m + n + 1],
-            "weight_out": weight_out,
-            "bias_out": bias_out,
-        }
+        self.n_gates, self.n_state, q, _ = gated_sizes(self.kind, n, m)
+        return Layout(
+            self.n_gates * n, q, n, self.o,
+            {
+                "weight_ih": slice(0, m),
+                "weight_hh": slice(m, m + n),
+                "bias_ih": m + n,
+                "bias_hh": m + n + 1,
+            },
+            separate_bias_hh=False, n_feedback=n_feedback,
+        )  # fmt: skip
 
-    # -- kernels ---------------------------------------------------------
     def _scratch_size(self):
-        return gated_scratch_size(self._kind, self.n, self.m, self.o)
+        return gated_scratch_size(self.kind, self.n, self.m, self.o)
 
     @property
     def _snap1(self):
         return self.gradient == "snap1"
 
     def _influence_size(self):
-        return gated_influence_size(self._kind, self.n, self.m, self._snap1)
+        return gated_influence_size(self.kind, self.n, self.m, self._snap1)
 
     def workspace(self, batch_size, n_threads, dtype):
-        """Buffers of the training kernel: per thread, and per sequence."""
-        influence = self._influence_size()
         return {
-            "grad": np.empty((batch_size, self.n_params), dtype=dtype),
+            "grad": np.empty((batch_size, self.layout.kernel_size), dtype=dtype),
             "loss": np.empty(batch_size, dtype=np.float64),
-            "influence": np.empty((n_threads, influence), dtype=dtype),
+            "influence": np.empty((n_threads, self._influence_size()), dtype=dtype),
             "scratch": np.empty((n_threads, self._scratch_size()), dtype=dtype),
         }
 
-    def train_minibatch(
-        self,
-        flat,
-        grad,
-        values,
-        targets,
-        x_start,
-        y_start,
-        lengths,
-        target_weight,
-        weight_scale,
-        every_step,
-        activation,
-        loss,
-        workspace,
-    ):
-        """Loss of the minibatch; its gradient is added into ``grad``.
-
-        ``activation`` is ignored (see the class docstring).
-        """
-        theta, weight_out, bias_out = self._blocks(flat)
-        B = lengths.shape[0]
+    def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
+        theta, _, weight_out, bias_out = self.layout.blocks(flat)
+        B = batch.lengths.shape[0]
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
             gated_rtrl_minibatch(
-                self._kind, values, targets, x_start, y_start, lengths,
-                target_weight, weight_scale, every_step, theta, weight_out,
-                bias_out, LOSSES[loss], grad_rows, workspace["influence"],
-                workspace["scratch"], loss_rows, snap1=self._snap1,
+                self.kind, *batch.kernel_args(), weight_scale,
+                batch.every_step, theta, weight_out, bias_out, LOSSES[loss],
+                grad_rows, workspace["influence"], workspace["scratch"],
+                loss_rows, snap1=self._snap1,
             )  # fmt: skip
-        # grad_rows are laid out like the flat vector.
-        grad += grad_rows[:B].sum(axis=0)
+        self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
         return float(loss_rows[:B].sum())
 
     def new_state(self, dtype):
         """Zero state of a stream: the cell state and influence matrices.
 
         ``"hidden"`` holds the full cell state (n numbers, h, for the GRU;
-        2n, [h, c], for the LSTM), which ``hidden_states`` takes as ``h0``.
+        2n, [h, c], for the LSTM), which ``forward`` takes as ``h0``.
         Exact RTRL keeps two influence buffers (``"parity"`` marks the
         current one); SnAp-1 one, updated in place.
         """
@@ -445,50 +541,22 @@ class _GatedCell(_CellBase):
             "parity": 0,
         }
 
-    def train_online(
-        self,
-        flat,
-        optimizer,
-        penalty,
-        clip_norm,
-        values,
-        targets,
-        x_start,
-        y_start,
-        lengths,
-        target_weight,
-        every_step,
-        activation,
-        loss,
-        state,
-        reset_state,
-    ):
-        """Update ``flat`` after every step with a target (real-time RTRL).
-
-        As ``ElmanCell.train_online``; ``activation`` is ignored.
-        """
-        loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
+    def train_online(self, flat, update, batch, loss, state, reset_state):
+        loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
-        optimizer.t, state["parity"] = gated_rtrl_online(
-            self._kind, values, targets, x_start, y_start, lengths,
-            target_weight, every_step, reset_state, flat, self.n, self.m,
-            self.o, LOSSES[loss],
-            *online_kernel_args(optimizer, penalty, clip_norm),
-            state["hidden"], state["influence"], state["parity"],
-            np.empty_like(flat), scratch, loss_rows, snap1=self._snap1,
+        t, state["parity"] = gated_rtrl_online(
+            self.kind, *batch.kernel_args(), batch.every_step,
+            reset_state, flat, self.n, self.m, self.o, LOSSES[loss],
+            *update.kernel_args(), state["hidden"], state["influence"],
+            state["parity"], np.empty_like(flat), scratch, loss_rows,
+            snap1=self._snap1, learn=update.learn,
         )  # fmt: skip
+        update.count(t)
         return loss_rows
 
-    def hidden_states(
-        self, flat, values, x_start, lengths, activation, every_step, h0=None
-    ):
-        """Hidden states h after every step, or after the last, from ``h0``.
-
-        ``h0`` is the full cell state (see ``new_state``); for the LSTM an
-        ``h0`` of n numbers is taken as h with c = 0. ``activation`` is
-        ignored.
-        """
-        theta, _, _ = self._blocks(flat)
+    def forward(self, flat, values, x_start, lengths, every_step, h0=None):
+        """As ``Cell.forward``; for the LSTM an ``h0`` of n numbers is h, c = 0."""
+        theta, _, _, _ = self.layout.blocks(flat)
         s0 = np.zeros(self.n_state, dtype=flat.dtype)
         if h0 is not None:
             h0 = np.asarray(h0, dtype=flat.dtype)
@@ -496,11 +564,12 @@ class _GatedCell(_CellBase):
         rows = values.shape[0] if every_step else lengths.shape[0]
         H = np.empty((rows, self.n), dtype=flat.dtype)
         scratch = np.empty(
-            gated_scratch_size(self._kind, self.n, self.m, 0), dtype=flat.dtype
+            gated_scratch_size(self.kind, self.n, self.m, 0), dtype=flat.dtype
         )
         gated_forward(
-            self._kind, values, x_start, lengths, theta, every_step, H, scratch, s0
-        )
+            self.kind, values, x_start, lengths, theta, every_step, H,
+            scratch, s0,
+        )  # fmt: skip
         return H
 
 
@@ -517,7 +586,7 @@ class GRUCell(_GatedCell):
     """
 
     name = "gru"
-    _kind = 0
+    kind = 2
 
 
 class LSTMCell(_GatedCell):
@@ -533,12 +602,4 @@ class LSTMCell(_GatedCell):
     """
 
     name = "lstm"
-    _kind = 1
-
-
-CELLS = {
-    "elman": ElmanCell,
-    "diagonal": DiagonalCell,
-    "gru": GRUCell,
-    "lstm": LSTMCell,
-}
+    kind = 3

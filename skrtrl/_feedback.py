@@ -38,68 +38,16 @@ from ._kernels._feedback import (
     feedback_sizes,
 )
 from ._methods import make_cell
-from ._optim import online_kernel_args
 from ._parallel import blas_single_threaded
-
-#: Codes of the cells in ``_kernels/_feedback.pyx``.
-CELL_KINDS = {"elman": 0, "diagonal": 1, "gru": 2, "lstm": 3}
-#: Gradient methods that can follow the model's own fed-back outputs.
-FREE_RUNNING_GRADIENTS = ("rtrl",)
-
-
-def check_feedback_settings(estimator):
-    """ValueError for settings that output feedback cannot serve."""
-    if not estimator.output_feedback:
-        return
-    if not estimator._every_step:
-        raise ValueError(
-            "output_feedback=True feeds the previous output back into the "
-            "network and trains on a target at every step; it needs "
-            "output='sequence' or stateful=True (got output='last')."
-        )
-    if (
-        not estimator.teacher_forcing
-        and estimator.gradient not in FREE_RUNNING_GRADIENTS
-    ):
-        raise ValueError(
-            "teacher_forcing=False needs gradient='rtrl': training on the "
-            "model's own fed-back outputs is implemented by exact RTRL through "
-            f"the feedback path only, not by gradient={estimator.gradient!r}. "
-            "Use gradient='rtrl', or teacher_forcing=True (the previous "
-            "targets are fed back, which every gradient method supports)."
-        )
-
-
-def sync_feedback_cell(estimator):
-    """Follow ``set_params`` changes of the feedback settings after fitting.
-
-    Turning ``output_feedback`` on or off changes the parameter layout, which
-    needs a new model; a change of ``teacher_forcing`` only changes how
-    training runs (and what the stream state holds, which is reset).
-    """
-    cell = estimator._cell
-    fitted_with = isinstance(cell, FeedbackCell)
-    if fitted_with != bool(estimator.output_feedback):
-        raise ValueError(
-            f"The model was fitted with output_feedback={fitted_with}, but now "
-            f"has output_feedback={estimator.output_feedback}: the parameters "
-            "differ (weight_fb). Call fit (without warm_start) to train a new "
-            "model."
-        )
-    if fitted_with and cell.teacher_forcing != bool(estimator.teacher_forcing):
-        estimator._cell = estimator._make_cell(cell.m, cell.o)
-        if estimator.stateful and hasattr(estimator, "_stream_state"):
-            estimator.reset_state()
 
 
 class FeedbackCell:
     """A cell whose inputs are ``[x_t, f_{t-1}]``: features and fed-back output.
 
     Wraps the cell ``name`` of ``n_inputs + n_outputs`` inputs, trained by
-    ``gradient`` (``skrtrl._methods.make_cell``); the
-    flat parameter vector is the wrapped cell's, and ``views`` splits its
-    input weights into ``weight_ih`` (the features) and ``weight_fb`` (the
-    feedback).
+    ``gradient`` (``skrtrl._methods.make_cell``); the flat parameter vector
+    and its layout are the wrapped cell's, whose ``weight_ih`` columns of the
+    fed-back outputs ``params_`` shows as ``weight_fb``.
 
     Parameters
     ----------
@@ -107,6 +55,8 @@ class FeedbackCell:
         Key of the wrapped cell in ``CELLS``.
     n_hidden, n_inputs, n_outputs : int
         Hidden units, input features (without the feedback), outputs.
+    activation : str
+        Hidden activation of the wrapped cell.
     gradient : str
         Gradient method of the wrapped cell.
     truncation : int or None
@@ -119,52 +69,37 @@ class FeedbackCell:
     """
 
     def __init__(
-        self,
-        name,
-        n_hidden,
-        n_inputs,
-        n_outputs,
-        gradient="rtrl",
-        truncation=None,
-        random_state=None,
-        *,
-        teacher_forcing,
-    ):
+        self, name, n_hidden, n_inputs, n_outputs, *, activation="tanh",
+        gradient="rtrl", truncation=None, random_state=None, teacher_forcing,
+    ):  # fmt: skip
         self.inner = make_cell(
-            name, n_hidden, n_inputs + n_outputs, n_outputs, gradient=gradient,
-            truncation=truncation, random_state=random_state,
+            name, n_hidden, n_inputs + n_outputs, n_outputs,
+            activation=activation, gradient=gradient, truncation=truncation,
+            random_state=random_state, n_feedback=n_outputs,
         )  # fmt: skip
-        # The cell object that owns the parameter layout (a method wraps it).
-        self._layout = getattr(self.inner, "cell", self.inner)
         self.m = n_inputs
         self.teacher_forcing = bool(teacher_forcing)
 
     # -- what the estimators read from any cell ----------------------------
     name = property(lambda self: self.inner.name)
+    kind = property(lambda self: self.inner.kind)
     n = property(lambda self: self.inner.n)
     o = property(lambda self: self.inner.o)
+    activation = property(lambda self: self.inner.activation)
     gradient = property(lambda self: self.inner.gradient)
     truncation = property(lambda self: getattr(self.inner, "truncation", None))
+    layout = property(lambda self: self.inner.layout)
     n_params = property(lambda self: self.inner.n_params)
-
-    @property
-    def _kind(self):
-        return CELL_KINDS[self.inner.name]
 
     def _sizes(self):
         """(theta rows, columns, state size, influence columns)."""
-        return feedback_sizes(self._kind, self.n, self.m, self.o)
+        return feedback_sizes(self.kind, self.n, self.m, self.o)
 
     def views(self, flat):
         """The wrapped cell's views, with ``weight_fb`` split off ``weight_ih``."""
-        inner = self.inner.views(flat)
-        both = inner.pop("weight_ih")
-        views = {"weight_ih": both[:, : self.m], "weight_fb": both[:, self.m :]}
-        views.update(inner)
-        return views
+        return self.inner.views(flat)
 
     def penalty_mask(self, dtype):
-        # weight_fb is part of the wrapped weight_ih: penalized like it.
         return self.inner.penalty_mask(dtype)
 
     def initialize(self, flat, random_state):
@@ -173,20 +108,12 @@ class FeedbackCell:
     def readout(self, flat, H):
         return self.inner.readout(flat, H)
 
-    def _parts(self, flat):
-        """theta, bias_hh (zeros for gated cells), W_out and b_out."""
-        blocks = self._layout._blocks(flat)
-        if len(blocks) == 4:
-            return blocks
-        theta, weight_out, bias_out = blocks
-        return theta, np.zeros(self.n, dtype=flat.dtype), weight_out, bias_out
-
     # -- training ----------------------------------------------------------
     def workspace(self, batch_size, n_threads, dtype):
         """Buffers of the training kernel: per thread, and per sequence."""
         if self.teacher_forcing:
             return self.inner.workspace(batch_size, n_threads, dtype)
-        kind, n, m, o = self._kind, self.n, self.m, self.o
+        kind, n, m, o = self.kind, self.n, self.m, self.o
         _, _, _, C = self._sizes()
         return {
             "grad": np.empty((batch_size, C), dtype=dtype),
@@ -199,68 +126,37 @@ class FeedbackCell:
             ),
         }
 
-    def train_minibatch(
-        self,
-        flat,
-        grad,
-        values,
-        targets,
-        x_start,
-        y_start,
-        lengths,
-        target_weight,
-        weight_scale,
-        every_step,
-        activation,
-        loss,
-        workspace,
-    ):
-        """Loss of the minibatch; its gradient is added into ``grad``.
-
-        Arguments as for ``ElmanCell.train_minibatch``; ``values`` holds the
-        features only, and ``every_step`` must be true.
-        """
-        _check_every_step(every_step)
+    def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
+        """As ``Cell.train_minibatch``; ``batch.values`` holds the features only,
+        and ``batch.every_step`` must be true."""
+        _check_every_step(batch.every_step)
         if self.teacher_forcing:
-            inputs, starts = teacher_inputs(values, targets, x_start, y_start, lengths)
+            inputs, starts = teacher_inputs(
+                batch.values, batch.targets, batch.x_start, batch.y_start,
+                batch.lengths,
+            )  # fmt: skip
             return self.inner.train_minibatch(
-                flat, grad, inputs, targets, starts, y_start, lengths,
-                target_weight, weight_scale, every_step, activation, loss,
+                flat, grad, batch.with_values(inputs, starts), weight_scale, loss,
                 workspace,
             )  # fmt: skip
-        theta, bias_hh, weight_out, bias_out = self._parts(flat)
-        B = lengths.shape[0]
+        B = batch.lengths.shape[0]
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
             feedback_rtrl_minibatch(
-                self._kind, values, targets, x_start, y_start, lengths,
-                target_weight, weight_scale, theta, bias_hh, weight_out,
-                bias_out, ACTIVATIONS[activation], LOSSES[loss], grad_rows,
-                workspace["influence"], workspace["scratch"], loss_rows,
+                self.kind, *batch.kernel_args(), weight_scale,
+                *self.layout.kernel_blocks(flat), ACTIVATIONS[self.activation],
+                LOSSES[loss], grad_rows, workspace["influence"],
+                workspace["scratch"], loss_rows,
             )  # fmt: skip
-        self._add_gradient(grad, grad_rows[:B].sum(axis=0))
+        self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
         return float(loss_rows[:B].sum())
-
-    def _add_gradient(self, grad, total):
-        """Add a gradient in the influence column layout to a flat one."""
-        R, q, _, _ = self._sizes()
-        T = R * q
-        g_blocks = self._layout._blocks(grad)
-        g_theta, g_out, g_bias_out = g_blocks[0], g_blocks[-2], g_blocks[-1]
-        g_theta += total[:T].reshape(R, q)
-        g_out += total[T : -self.o].reshape(g_out.shape)
-        g_bias_out += total[-self.o :]
-        if len(g_blocks) == 4:
-            # bias_hh enters a_t as b_ih does: the same gradient.
-            g_bias_hh = g_blocks[1]
-            g_bias_hh += total[:T].reshape(R, q)[:, -1]
 
     def new_state(self, dtype):
         """Zero stream state, with ``"feedback"``: the next fed-back value."""
         if self.teacher_forcing:
             state = self.inner.new_state(dtype)
         else:
-            kind, n, m, o = self._kind, self.n, self.m, self.o
+            kind, n, m, o = self.kind, self.n, self.m, self.o
             _, _, S, _ = self._sizes()
             state = {
                 "hidden": np.zeros(S, dtype=dtype),
@@ -272,85 +168,66 @@ class FeedbackCell:
         state["feedback"] = np.zeros(self.o, dtype=dtype)
         return state
 
-    def train_online(
-        self,
-        flat,
-        optimizer,
-        penalty,
-        clip_norm,
-        values,
-        targets,
-        x_start,
-        y_start,
-        lengths,
-        target_weight,
-        every_step,
-        activation,
-        loss,
-        state,
-        reset_state,
-    ):
-        """Update ``flat`` after every step (real-time RTRL).
+    def train_online(self, flat, update, batch, loss, state, reset_state):
+        """As ``Cell.train_online``.
 
-        As ``ElmanCell.train_online``. Without ``reset_state`` the first
-        sequence feeds back ``state["feedback"]`` at its first step, and the
-        value the next step would feed back is left there.
+        Without ``reset_state`` the first sequence feeds back
+        ``state["feedback"]`` at its first step, and the value the next step
+        would feed back is left there.
         """
-        _check_every_step(every_step)
+        _check_every_step(batch.every_step)
+        lengths, targets, y_start = batch.lengths, batch.targets, batch.y_start
         if self.teacher_forcing:
             first = None if reset_state else state["feedback"]
             inputs, starts = teacher_inputs(
-                values, targets, x_start, y_start, lengths, first=first
+                batch.values, targets, batch.x_start, y_start, lengths, first=first
             )
             loss_rows = self.inner.train_online(
-                flat, optimizer, penalty, clip_norm, inputs, targets, starts,
-                y_start, lengths, target_weight, every_step, activation, loss,
-                state, reset_state,
+                flat, update, batch.with_values(inputs, starts), loss, state,
+                reset_state,
             )  # fmt: skip
             if lengths.shape[0] and lengths[-1] > 0:
                 last = y_start[-1] + lengths[-1] - 1
                 state["feedback"][:] = targets[last]
             return loss_rows
-        kind, n, m, o = self._kind, self.n, self.m, self.o
+        kind, n, m, o = self.kind, self.n, self.m, self.o
         _, _, _, C = self._sizes()
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
         scratch = np.empty(feedback_scratch_size(kind, n, m, o) + C, dtype=flat.dtype)
         with blas_single_threaded(1, n):
-            optimizer.t, state["parity"] = feedback_rtrl_online(
-                kind, values, targets, x_start, y_start, lengths,
-                target_weight, reset_state, flat, n, o,
-                ACTIVATIONS[activation], LOSSES[loss],
-                *online_kernel_args(optimizer, penalty, clip_norm),
+            t, state["parity"] = feedback_rtrl_online(
+                kind, *batch.kernel_args(), reset_state, flat, n, o,
+                ACTIVATIONS[self.activation], LOSSES[loss], *update.kernel_args(),
                 state["hidden"], state["influence"], state["parity"],
                 state["feedback"], np.empty_like(flat), scratch, loss_rows,
+                learn=update.learn,
             )  # fmt: skip
+        update.count(t)
         return loss_rows
 
     # -- prediction --------------------------------------------------------
-    def closed_loop_outputs(
-        self, flat, values, x_start, lengths, activation, loss, every_step, state=None
-    ):
+    def closed_loop_outputs(self, flat, values, x_start, lengths, loss, every_step,
+                            state=None):  # fmt: skip
         """Readout pre-activations of the closed loop, one row per step.
 
         Each sequence starts from the zero state feeding back zeros, or from
         the stream ``state`` (its hidden state and ``"feedback"``), which is
         not changed.
         """
-        kind, n, m, o = self._kind, self.n, self.m, self.o
+        kind, n, m, o = self.kind, self.n, self.m, self.o
         _, _, S, _ = self._sizes()
         dtype = flat.dtype
         if state is None:
             s0, f0 = np.zeros(S, dtype=dtype), np.zeros(o, dtype=dtype)
         else:
             s0, f0 = state["hidden"], state["feedback"]
-        theta, bias_hh, weight_out, bias_out = self._parts(flat)
         rows = values.shape[0] if every_step else lengths.shape[0]
         Z = np.empty((rows, o), dtype=dtype)
         scratch = np.empty(feedback_scratch_size(kind, n, m, o), dtype=dtype)
         with blas_single_threaded(1, n):
             feedback_forward(
-                kind, values, x_start, lengths, theta, bias_hh, weight_out,
-                bias_out, ACTIVATIONS[activation], LOSSES[loss], every_step, Z,
+                kind, values, x_start, lengths, *self.layout.kernel_blocks(flat),
+                ACTIVATIONS[self.activation], LOSSES[loss], every_step, Z,
                 scratch, np.ascontiguousarray(s0, dtype=dtype),
                 np.ascontiguousarray(f0, dtype=dtype),
             )  # fmt: skip

@@ -21,42 +21,48 @@ from ._kernels._bptt import (
     bptt_sizes,
 )
 from ._kernels._uoro import uoro_minibatch, uoro_online, uoro_scratch_size
-from ._optim import online_kernel_args
 from ._parallel import blas_single_threaded
 
-#: Cell codes of ``_kernels/_steps.pxd``.
-KINDS = {"elman": 0, "diagonal": 1, "gru": 2, "lstm": 3}
 #: Methods served by MethodCell.
 METHODS = ("bptt", "uoro")
 
 
 def make_cell(
-    name, n_hidden, n_inputs, n_outputs, gradient="rtrl", truncation=None,
-    random_state=None,
+    name, n_hidden, n_inputs, n_outputs, *, activation="tanh", gradient="rtrl",
+    truncation=None, random_state=None, n_feedback=0,
 ):  # fmt: skip
     """The cell ``name`` trained by ``gradient``.
 
     ``truncation`` only applies to ``"bptt"`` and ``random_state`` (the
     estimator's RandomState, the source of UORO's random signs) only to
-    ``"uoro"``.
+    ``"uoro"``; ``n_feedback`` inputs are fed-back outputs.
     """
-    if gradient not in METHODS:
-        return CELLS[name](n_hidden, n_inputs, n_outputs, gradient=gradient)
-    cell = CELLS[name](n_hidden, n_inputs, n_outputs)
+    cls = CELLS[name]
+    if gradient not in cls.gradients:
+        raise ValueError(
+            f"cell={name!r} supports gradient in {cls.gradients}; got "
+            f"gradient={gradient!r}."
+        )
+    sizes = dict(activation=activation, n_feedback=n_feedback)
+    if gradient in cls.own_gradients:
+        return cls(n_hidden, n_inputs, n_outputs, gradient=gradient, **sizes)
+    cell = cls(n_hidden, n_inputs, n_outputs, **sizes)
     return MethodCell(cell, gradient, truncation, random_state)
 
 
 class MethodCell:
     """A cell trained by full or truncated BPTT, or by UORO.
 
-    Offers the interface of the cells of ``skrtrl._cells`` (``views``,
-    ``workspace``, ``train_minibatch``, ``new_state``, ``train_online``,
-    ``hidden_states`` ...) over the same flat parameter vector, so that
-    ``params_`` and gradients line up whatever the method.
+    Offers the interface of :class:`skrtrl._cells.Cell` (``layout``,
+    ``views``, ``workspace``, ``train_minibatch``, ``new_state``,
+    ``train_online``, ``forward`` ...) over the same flat parameter vector,
+    so that ``params_`` and gradients line up whatever the method. It reads
+    the wrapped cell through that interface only: its ``kind`` (the number
+    of its step in ``_kernels/_steps.pxd``) and its ``layout``.
 
     Parameters
     ----------
-    cell : cell object of ``skrtrl._cells``
+    cell : Cell
         Gives the parameter layout and the forward pass.
     gradient : {"bptt", "uoro"}
         The gradient method.
@@ -75,10 +81,10 @@ class MethodCell:
         self.truncation = truncation if gradient == "bptt" else None
         self.random_state = check_random_state(random_state)
         self.name, self.n, self.m, self.o = cell.name, cell.n, cell.m, cell.o
-        self._kind = KINDS[cell.name]
-        self.R, self.q, self.S, self._record = bptt_sizes(self._kind, self.n, self.m)
-        # The Elman and element-wise cells keep bias_hh apart from theta.
-        self._separate_bias = self._kind in (KINDS["elman"], KINDS["diagonal"])
+        self.kind = cell.kind
+        self.activation = cell.activation
+        self.layout = cell.layout
+        _, _, self.S, self._record = bptt_sizes(self.kind, self.n, self.m)
 
     # -- what the cell itself defines ---------------------------------------
     @property
@@ -101,41 +107,9 @@ class MethodCell:
         """Readout pre-activations ``H @ weight_out.T + bias_out``."""
         return self.cell.readout(flat, H)
 
-    def hidden_states(
-        self, flat, values, x_start, lengths, activation, every_step, h0=None
-    ):
-        """Hidden states after every step, or after the last, from ``h0``."""
-        return self.cell.hidden_states(
-            flat, values, x_start, lengths, activation, every_step, h0
-        )
-
-    # -- layout ---------------------------------------------------------------
-    def _split(self, flat):
-        """theta (R x q), bias_hh (n; zeros for gated cells), W_out, b_out."""
-        R, q, n, o = self.R, self.q, self.n, self.o
-        pos = R * q
-        theta = flat[:pos].reshape(R, q)
-        if self._separate_bias:
-            bias_hh = flat[pos : pos + n]
-            pos += n
-        else:
-            # Not read by the kernels: the gated cells' biases are in theta.
-            bias_hh = np.zeros(n, dtype=flat.dtype)
-        weight_out = flat[pos : pos + o * n].reshape(o, n)
-        bias_out = flat[pos + o * n : pos + o * n + o]
-        return theta, bias_hh, weight_out, bias_out
-
-    def _add_kernel_gradient(self, total, grad):
-        """Add a kernel gradient [theta | W_out | b_out] into the flat ``grad``."""
-        size = self.R * self.q
-        grad[:size] += total[:size]
-        if self._separate_bias:
-            # Both biases enter a_t identically, so their gradients are equal.
-            grad[size : size + self.n] += total[:size].reshape(self.R, self.q)[:, -1]
-            size_flat = size + self.n
-        else:
-            size_flat = size
-        grad[size_flat:] += total[size:]
+    def forward(self, flat, values, x_start, lengths, every_step, h0=None):
+        """The cell's forward pass."""
+        return self.cell.forward(flat, values, x_start, lengths, every_step, h0)
 
     def _seed(self):
         """A seed for one kernel call, drawn from the estimator's generator."""
@@ -148,24 +122,24 @@ class MethodCell:
         The BPTT record buffer depends on the longest sequence of a
         minibatch (without truncation); it is sized on first use.
         """
-        n, o = self.n, self.o
-        kernel_size = self.R * self.q + o * n + o
+        kind, n, o = self.kind, self.n, self.o
         workspace = {
-            "grad": np.empty((batch_size, kernel_size), dtype=dtype),
+            "grad": np.empty((batch_size, self.layout.kernel_size), dtype=dtype),
             "loss": np.empty(batch_size, dtype=np.float64),
             "n_threads": n_threads,
         }
         if self.gradient == "bptt":
             workspace["scratch"] = np.empty(
-                (n_threads, bptt_scratch_size(self._kind, n, o)), dtype=dtype
+                (n_threads, bptt_scratch_size(kind, n, o)), dtype=dtype
             )
             workspace["ring"] = np.empty((n_threads, 0), dtype=dtype)
         else:
+            theta_size = self.layout.rows * self.layout.columns
             workspace["scratch"] = np.empty(
-                (n_threads, uoro_scratch_size(self._kind, n, self.m, o)), dtype=dtype
+                (n_threads, uoro_scratch_size(kind, n, self.m, o)), dtype=dtype
             )
             workspace["states"] = np.empty(
-                (n_threads, 2 * self.S + self.R * self.q), dtype=dtype
+                (n_threads, 2 * self.S + theta_size), dtype=dtype
             )
         return workspace
 
@@ -181,44 +155,26 @@ class MethodCell:
             workspace["ring"] = ring
         return ring
 
-    def train_minibatch(
-        self,
-        flat,
-        grad,
-        values,
-        targets,
-        x_start,
-        y_start,
-        lengths,
-        target_weight,
-        weight_scale,
-        every_step,
-        activation,
-        loss,
-        workspace,
-    ):
-        """Loss of the minibatch; its gradient (estimate) is added into ``grad``.
-
-        ``target_weight`` has one weight per row of ``targets``, each
-        multiplied by ``weight_scale``.
-        """
-        B = lengths.shape[0]
+    def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
+        """As ``Cell.train_minibatch``; UORO adds an estimate of the gradient."""
+        B = batch.lengths.shape[0]
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
-        data = (self._kind, values, targets, x_start, y_start, lengths)
-        data += (target_weight, weight_scale, every_step, *self._split(flat))
-        codes = (ACTIVATIONS[activation], LOSSES[loss])
+        data = (self.kind, *batch.kernel_args(), weight_scale, batch.every_step)
+        data += (*self.layout.kernel_blocks(flat),)
+        codes = (ACTIVATIONS[self.activation], LOSSES[loss])
         with blas_single_threaded(workspace["n_threads"], self.n):
             if self.gradient == "bptt":
                 bptt_minibatch(
                     *data, *codes, self.truncation or 0, grad_rows,
-                    self._ring(workspace, lengths), workspace["scratch"], loss_rows,
+                    self._ring(workspace, batch.lengths), workspace["scratch"],
+                    loss_rows,
                 )  # fmt: skip
             else:
                 uoro_minibatch(
                     *data, *codes, self._seed(), grad_rows, workspace["states"],
                     workspace["scratch"], loss_rows,
                 )  # fmt: skip
-        self._add_kernel_gradient(grad_rows[:B].sum(axis=0), grad)
+        self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
         return float(loss_rows[:B].sum())
 
     def new_state(self, dtype):
@@ -238,44 +194,32 @@ class MethodCell:
                 pos=0,
             )
         else:
+            theta_size = self.layout.rows * self.layout.columns
             state.update(
                 tilde_state=np.zeros(self.S, dtype=dtype),
-                tilde_theta=np.zeros(self.R * self.q, dtype=dtype),
+                tilde_theta=np.zeros(theta_size, dtype=dtype),
                 rng=self._seed(),
             )
         return state
 
-    def train_online(
-        self,
-        flat,
-        optimizer,
-        penalty,
-        clip_norm,
-        values,
-        targets,
-        x_start,
-        y_start,
-        lengths,
-        target_weight,
-        every_step,
-        activation,
-        loss,
-        state,
-        reset_state,
-    ):
-        """Update ``flat`` after every step with a target.
+    def train_online(self, flat, update, batch, loss, state, reset_state):
+        """As ``Cell.train_online``.
 
-        Sequences run in the given order, each from a zero state when
-        ``reset_state``; otherwise from (and back into) the stream ``state``.
         BPTT without truncation needs ``reset_state`` (its records would
-        grow with a stream). Returns the weighted loss of each sequence.
+        grow with a stream).
         """
         dtype = flat.dtype
+        lengths = batch.lengths
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
-        data = (self._kind, values, targets, x_start, y_start, lengths)
-        data += (target_weight, every_step, reset_state)
-        model = (flat, self.n, self.m, self.o, ACTIVATIONS[activation], LOSSES[loss])
-        opt = online_kernel_args(optimizer, penalty, clip_norm)
+        data = (self.kind, *batch.kernel_args(), batch.every_step, reset_state)
+        model = (
+            flat,
+            self.n,
+            self.m,
+            self.o,
+            ACTIVATIONS[self.activation],
+            LOSSES[loss],
+        )
         with blas_single_threaded(1, self.n):
             if self.gradient == "bptt":
                 if self.truncation is None:
@@ -287,22 +231,23 @@ class MethodCell:
                     ring, filled, pos = np.empty((longest, self._record), dtype), 0, 0
                 else:
                     ring, filled, pos = state["ring"], state["filled"], state["pos"]
-                optimizer.t, filled, pos = bptt_online(
-                    *data, *model, *opt, state["hidden"], ring, filled, pos,
-                    np.empty_like(flat),
-                    np.empty(bptt_scratch_size(self._kind, self.n, self.o), dtype),
-                    loss_rows,
+                t, filled, pos = bptt_online(
+                    *data, *model, *update.kernel_args(), state["hidden"], ring,
+                    filled, pos, np.empty_like(flat),
+                    np.empty(bptt_scratch_size(self.kind, self.n, self.o), dtype),
+                    loss_rows, learn=update.learn,
                 )  # fmt: skip
                 if self.truncation is not None:
                     state["filled"], state["pos"] = filled, pos
             else:
-                optimizer.t, state["rng"] = uoro_online(
-                    *data, *model, *opt, self._seed(), state["rng"],
-                    state["hidden"],
-                    state["tilde_state"], state["tilde_theta"], np.empty_like(flat),
+                t, state["rng"] = uoro_online(
+                    *data, *model, *update.kernel_args(), self._seed(),
+                    state["rng"], state["hidden"], state["tilde_state"],
+                    state["tilde_theta"], np.empty_like(flat),
                     np.empty(
-                        uoro_scratch_size(self._kind, self.n, self.m, self.o), dtype
+                        uoro_scratch_size(self.kind, self.n, self.m, self.o), dtype
                     ),
-                    loss_rows,
+                    loss_rows, learn=update.learn,
                 )  # fmt: skip
+        update.count(t)
         return loss_rows

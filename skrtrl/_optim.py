@@ -134,13 +134,61 @@ class AdamOptimizer:
         params -= lr * self.m / (np.sqrt(self.v) + self.epsilon)
 
 
-def online_kernel_args(optimizer, penalty, clip_norm):
-    """The optimizer's arguments to the online (per-step update) kernels.
+class OnlineUpdate:
+    """What the online kernels apply after every step: L2, clipping, optimizer.
 
-    In the kernels' order: solver code, learning rate, beta_1, beta_2,
-    epsilon, momentum, nesterov, the two state arrays, the update count,
-    the L2 penalty of every parameter and the clipping norm (-1: none).
+    Parameters
+    ----------
+    optimizer : SGDOptimizer or AdamOptimizer
+        Its state arrays are updated in place by the kernels, and its update
+        count ``t`` is set from what they return (``count``).
+    penalty : ndarray
+        L2 coefficient of every parameter (``alpha`` times the cell's mask).
+    clip_norm : float or None
+        Gradient clipping norm of every step.
     """
-    solver, settings, state_a, state_b = optimizer.kernel_state()
-    clip = -1.0 if clip_norm is None else float(clip_norm)
-    return (solver, *settings, state_a, state_b, optimizer.t, penalty, clip)
+
+    #: Whether the kernels compute gradients and update at all.
+    learn = True
+
+    def __init__(self, optimizer, penalty, clip_norm):
+        self.optimizer = optimizer
+        self.penalty = penalty
+        self.clip_norm = clip_norm
+
+    def kernel_args(self):
+        """The arguments of the online kernels, in their order.
+
+        Solver code, learning rate, beta_1, beta_2, epsilon, momentum,
+        nesterov, the two state arrays, the update count, the L2 penalty of
+        every parameter and the clipping norm (-1: none).
+        """
+        solver, settings, state_a, state_b = self.optimizer.kernel_state()
+        clip = -1.0 if self.clip_norm is None else float(self.clip_norm)
+        return (solver, *settings, state_a, state_b, self.optimizer.t,
+                self.penalty, clip)  # fmt: skip
+
+    def count(self, t):
+        """Take the update count a kernel returns."""
+        self.optimizer.t = t
+
+
+class NoLearning(OnlineUpdate):
+    """The online kernels' run without learning (``learn=False``).
+
+    The state, the influence and whatever the gradient method carries move
+    exactly as in a learning call; no gradient is computed and nothing is
+    updated. The optimizer here only fills the kernels' arguments.
+    """
+
+    learn = False
+
+    def __init__(self, n_params, dtype):
+        super().__init__(
+            SGDOptimizer(n_params, 0.0, 0.0, False, dtype=dtype),
+            np.zeros(n_params, dtype=dtype),
+            None,
+        )
+
+    def count(self, t):
+        pass

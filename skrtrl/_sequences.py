@@ -85,6 +85,98 @@ class PackedSequences:
         return PackedSequences(self.values[rows], offsets, self.kind)
 
 
+@dataclass(frozen=True)
+class TrainingBatch:
+    """The sequences of one kernel call and their targets, travelling together.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_steps_total, n_features)
+        Packed inputs (``PackedSequences.values``).
+    targets : ndarray of shape (n_targets_total, n_outputs)
+        Packed targets (one-hot for classifiers).
+    x_start, y_start : ndarray of shape (n_sequences,), dtype intp
+        First row of each sequence in ``values`` and in ``targets``.
+    lengths : ndarray of shape (n_sequences,), dtype intp
+        Sequence lengths.
+    target_weight : ndarray of shape (n_targets_total,)
+        Weight of each row of ``targets``.
+    every_step : bool
+        Targets at every step (True) or only at the last (False).
+    """
+
+    values: np.ndarray
+    targets: np.ndarray
+    x_start: np.ndarray
+    y_start: np.ndarray
+    lengths: np.ndarray
+    target_weight: np.ndarray
+    every_step: bool
+
+    def kernel_args(self):
+        """The fields in the order the kernels take them."""
+        return (
+            self.values,
+            self.targets,
+            self.x_start,
+            self.y_start,
+            self.lengths,
+            self.target_weight,
+        )
+
+    def with_values(self, values, x_start):
+        """The same batch over other inputs (output feedback augments them)."""
+        return TrainingBatch(
+            values,
+            self.targets,
+            x_start,
+            self.y_start,
+            self.lengths,
+            self.target_weight,
+            self.every_step,
+        )
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Validated training data in the kernels' layout; cuts it into batches.
+
+    Attributes
+    ----------
+    packed : PackedSequences
+        The inputs (a stream is one sequence).
+    targets : ndarray of shape (n_targets_total, n_outputs)
+        Encoded targets: one row per sequence, or per step.
+    weights : ndarray of shape (n_sequences,)
+        Weight of each sequence (of a stream: the sum of its row weights).
+    row_weights : ndarray of shape (n_targets_total,)
+        Weight of each target row.
+    every_step : bool
+        Targets at every step (True) or only at the last (False).
+    """
+
+    packed: PackedSequences
+    targets: np.ndarray
+    weights: np.ndarray
+    row_weights: np.ndarray
+    every_step: bool
+
+    def batch(self, idx):
+        """The :class:`TrainingBatch` of the sequences ``idx``, in that order."""
+        idx = np.asarray(idx, dtype=np.intp)
+        x_start = np.ascontiguousarray(self.packed.offsets[idx])
+        y_start = x_start if self.every_step else np.ascontiguousarray(idx)
+        return TrainingBatch(
+            self.packed.values,
+            self.targets,
+            x_start,
+            y_start,
+            np.ascontiguousarray(self.packed.lengths[idx]),
+            self.row_weights,
+            self.every_step,
+        )
+
+
 def _gather_rows(offsets, indices, lengths):
     """Row numbers of the steps of the sequences ``indices``, in order."""
     total = int(lengths.sum())

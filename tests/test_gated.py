@@ -295,14 +295,14 @@ def test_lstm_split_and_dense_jacobian_agree():
     lengths = np.array([x.shape[0] for x in X], dtype=np.intp)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
     Y = np.concatenate(y)
-    theta, W_out, b_out = cell._blocks(est._flat_params)
+    theta, _, W_out, b_out = cell.layout.blocks(est._flat_params)
     out = []
     for dense in (False, True):
         ws = cell.workspace(len(X), 1, np.float64)
         _gated.gated_rtrl_minibatch(
-            1, packed_X, Y, starts, starts, lengths, np.ones(len(Y)), 1.0, True,
-            theta, W_out, b_out, 0, ws["grad"], ws["influence"], ws["scratch"],
-            ws["loss"], lstm_dense=dense,
+            cell.kind, packed_X, Y, starts, starts, lengths, np.ones(len(Y)),
+            1.0, True, theta, W_out, b_out, 0, ws["grad"], ws["influence"],
+            ws["scratch"], ws["loss"], lstm_dense=dense,
         )  # fmt: skip
         out.append(ws["grad"].copy())
     np.testing.assert_allclose(out[0], out[1], rtol=1e-12, atol=1e-15)
@@ -418,12 +418,11 @@ def test_torch_modules_give_the_same_states_and_outputs(cell):
     hs = hs.numpy()
     cell_obj = est._cell
     starts = np.arange(0, 4 * T, T, dtype=np.intp)
-    H = cell_obj.hidden_states(
+    H = cell_obj.forward(
         est._flat_params,
         np.ascontiguousarray(X.reshape(-1, m)),
         starts,
         np.full(4, T, dtype=np.intp),
-        "tanh",
         True,
     )
     np.testing.assert_allclose(H.reshape(4, T, n), hs, rtol=1e-12, atol=1e-14)

@@ -13,6 +13,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl._sequences import TrainingBatch
 from skrtrl.datasets import make_delayed_sum, make_delayed_xor
 
 CELLS = ["elman", "diagonal", "gru", "lstm"]
@@ -440,24 +441,23 @@ def replicated_minibatch(x, y_seq, n_copies, every_step):
     else:
         targets = np.tile(y_seq[-1:], (n_copies, 1))
         y_start = np.arange(n_copies, dtype=np.intp)
-    return (
+    return TrainingBatch(
         np.tile(x, (n_copies, 1)),
         targets,
         x_start,
         y_start,
         np.full(n_copies, T, dtype=np.intp),
         np.ones(targets.shape[0]),
-        1.0,
         every_step,
     )
 
 
 def kernel_gradient_rows(cell, flat, data):
     """Per-sequence gradient rows [theta | W_out | b_out] of a cell's kernel."""
-    n_rows = data[4].shape[0]
+    n_rows = data.lengths.shape[0]
     workspace = cell.workspace(n_rows, 1, flat.dtype)
     cell.train_minibatch(
-        flat, np.zeros_like(flat), *data, "tanh", "squared_error", workspace
+        flat, np.zeros_like(flat), data, 1.0, "squared_error", workspace
     )
     return workspace["grad"][:n_rows].copy()
 
@@ -494,7 +494,7 @@ def test_uoro_is_unbiased(cell, every_step):
     exact = kernel_gradient_rows(
         exact_cell, flat, replicated_minibatch(x, y_seq, 1, every_step)
     )[0]
-    P = uoro.R * uoro.q
+    P = uoro.layout.rows * uoro.layout.columns
     np.testing.assert_allclose(estimates[:, P:], np.tile(exact[P:], (N, 1)))
     rec_est, rec_exact = estimates[:, :P], exact[:P]
     varies = rec_est.std(axis=0) > 0

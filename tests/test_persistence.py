@@ -11,6 +11,7 @@ Every test runs for every recurrent cell in ``skrtrl._cells.CELLS``.
 """
 
 import pickle
+import types
 import warnings
 
 import joblib
@@ -272,20 +273,51 @@ def test_a_model_of_another_format_version_is_refused(estimator_class):
 def test_a_file_written_by_another_format_version_is_refused(
     round_trip, tmp_path, monkeypatch
 ):
-    # The version that saves the file writes format 2...
+    # The version that saves the file writes a later format...
+    later = skrtrl._base.FORMAT_VERSION + 1
     est = fitted(RTRLRegressor, "elman", "last")
     with monkeypatch.context() as patched:
-        patched.setattr(skrtrl._base, "FORMAT_VERSION", 2)
+        patched.setattr(skrtrl._base, "FORMAT_VERSION", later)
         if round_trip == "pickle":
             blob = pickle.dumps(est)
         else:
             path = tmp_path / f"model.{round_trip}"
             (joblib.dump if round_trip == "joblib" else sio.dump)(est, path)
-    # ...and this one, reading format 1, refuses it.
-    with pytest.raises(ValueError, match=r"saved in skrtrl's model format 2"):
+    # ...and this one refuses it.
+    with pytest.raises(ValueError, match=rf"saved in skrtrl's model format {later}"):
         if round_trip == "pickle":
             pickle.loads(blob)
         elif round_trip == "joblib":
             joblib.load(path)
         else:
             sio.load(path, trusted=sio.get_untrusted_types(file=path))
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_a_model_saved_in_format_1_loads_and_predicts_the_same(stateful):
+    # Format 1 kept the cell, the flat parameters, the optimizer and the
+    # stream state as separate attributes of the estimator.
+    rng = np.random.RandomState(0)
+    if stateful:
+        X, y = rng.normal(size=(30, 2)), rng.normal(size=30)
+        est = RTRLRegressor(n_hidden=4, cell="gru", stateful=True, random_state=0)
+        est.partial_fit(X, y)
+        X_new = rng.normal(size=(5, 2))
+    else:
+        est = fitted(RTRLRegressor, "gru", "last")
+        X_new = rng.normal(size=(3, 6, est.n_features_in_))
+    expected = est.predict(X_new)
+    state = dict(est.__getstate__())
+    model = state.pop("_model")
+    state.update(
+        _skrtrl_format=1,
+        _cell=types.SimpleNamespace(m=model.cell.m, o=model.cell.o),
+        _flat_params=model.params,
+        _optimizer=model.optimizer,
+    )
+    if model.stream is not None:
+        state["_stream_state"] = model.stream
+    loaded = RTRLRegressor.__new__(RTRLRegressor)
+    loaded.__setstate__(state)
+    np.testing.assert_array_equal(loaded.predict(X_new), expected)
+    assert loaded.params_["weight_hh"].base is not None

@@ -1,0 +1,129 @@
+"""Fit a fixed set of models and save what they learned, to compare two builds.
+
+A refactoring that must not change results is checked by running this script
+on the tree before and on the tree after (``PYTHONPATH`` pointing at each
+built tree), then comparing the two files::
+
+    PYTHONPATH=/path/to/before python benchmarks/check_equivalence.py before.npz
+    PYTHONPATH=/path/to/after  python benchmarks/check_equivalence.py after.npz
+    python benchmarks/check_equivalence.py --compare before.npz after.npz
+
+Every cell is trained with every gradient method in every mode it has
+(minibatches of sequences for a regressor and a classifier, per-step
+updates, a stream, a teacher-forced feedback stream with a closed-loop
+forecast, free-running feedback), in float64 and, for one case each, in
+float32. Only the public API is used, so both trees run the same code here.
+The comparison prints the largest relative difference of each entry.
+"""
+
+import argparse
+import sys
+import warnings
+
+import numpy as np
+
+from skrtrl import RTRLClassifier, RTRLRegressor
+
+CELL_NAMES = ("elman", "diagonal", "gru", "lstm")
+METHODS = (("rtrl", None), ("snap1", None), ("bptt", None), ("bptt", 3), ("uoro", None))
+
+
+def sequences(rng, n_seq=12, length=7, m=2, dtype=np.float64):
+    X = rng.normal(size=(n_seq, length, m)).astype(dtype)
+    return X, X.sum(axis=2).cumsum(axis=1) * 0.2
+
+
+def record(out, key, est, *predictions):
+    for name, value in est.params_.items():
+        out[f"{key}/params/{name}"] = np.array(value)
+    out[f"{key}/loss_curve"] = np.array(est.loss_curve_)
+    for i, value in enumerate(predictions):
+        out[f"{key}/predict{i}"] = np.asarray(value)
+
+
+def run():
+    out = {}
+    warnings.simplefilter("ignore")
+    for cell in CELL_NAMES:
+        for gradient, truncation in METHODS:
+            tag = f"{cell}/{gradient}{truncation or ''}"
+            common = dict(
+                n_hidden=4, cell=cell, gradient=gradient, truncation=truncation,
+                random_state=0, learning_rate_init=0.01,
+            )  # fmt: skip
+            rng = np.random.RandomState(1)
+            X, Y = sequences(rng)
+            # Minibatches: regression on the last step, classes per step.
+            est = RTRLRegressor(max_iter=4, batch_size=5, alpha=1e-3, **common)
+            record(out, f"{tag}/minibatch", est.fit(X, Y[:, -1]), est.predict(X))
+            labels = (Y > 0).astype(int) + (Y > 0.5)
+            clf = RTRLClassifier(output="sequence", max_iter=3, **common)
+            clf.fit(X, labels)
+            record(out, f"{tag}/classifier", clf, clf.predict_proba(X))
+            # Updates after every step of independent sequences.
+            est = RTRLRegressor(update="step", max_iter=2, **common)
+            record(out, f"{tag}/step", est.fit(X, Y[:, -1]), est.predict(X))
+            if gradient == "bptt" and truncation is None:
+                continue  # streams need a truncation
+            # A stream, in two chunks, then predictions from its state.
+            stream = rng.normal(size=(80, 1))
+            target = np.roll(stream[:, 0], 2)
+            est = RTRLRegressor(stateful=True, **common)
+            est.partial_fit(stream[:40], target[:40])
+            est.partial_fit(stream[40:], target[40:])
+            record(out, f"{tag}/stream", est, est.predict(stream[:10]))
+            # Teacher-forced feedback stream, warm-up, closed-loop forecast.
+            series = np.sin(np.arange(120) * 0.3)
+            zeros = np.zeros((120, 1))
+            est = RTRLRegressor(stateful=True, output_feedback=True, **common)
+            est.partial_fit(zeros[:100], series[:100])
+            est.update_state(zeros[100:110], series[100:110])
+            record(out, f"{tag}/feedback", est, est.predict(zeros[:20]))
+            if gradient == "rtrl":
+                est = RTRLRegressor(
+                    output="sequence", output_feedback=True,
+                    teacher_forcing=False, max_iter=3, **common,
+                )  # fmt: skip
+                record(out, f"{tag}/free_running", est.fit(X, Y), est.predict(X))
+        # float32, one case per cell.
+        rng = np.random.RandomState(2)
+        X, Y = sequences(rng, dtype=np.float32)
+        est = RTRLRegressor(n_hidden=4, cell=cell, max_iter=3, random_state=0)
+        record(out, f"{cell}/float32", est.fit(X, Y[:, -1]), est.predict(X))
+    return out
+
+
+def compare(before_path, after_path):
+    before, after = np.load(before_path), np.load(after_path)
+    missing = sorted(set(before.files) ^ set(after.files))
+    worst = 0.0
+    for key in sorted(set(before.files) & set(after.files)):
+        a, b = before[key], after[key]
+        if a.shape != b.shape:
+            print(f"{key}: shapes {a.shape} and {b.shape}")
+            worst = np.inf
+            continue
+        scale = max(float(np.max(np.abs(a), initial=0.0)), 1e-300)
+        diff = float(np.max(np.abs(a - b), initial=0.0)) / scale
+        worst = max(worst, diff)
+        if diff > 1e-12:
+            print(f"{key}: relative difference {diff:.3e}")
+    print(f"{len(before.files)} entries; largest relative difference {worst:.3e}")
+    if missing:
+        print(f"entries in only one file: {missing}")
+    return 0 if worst <= 1e-12 and not missing else 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+")
+    parser.add_argument("--compare", action="store_true")
+    args = parser.parse_args()
+    if args.compare:
+        return compare(*args.files)
+    np.savez(args.files[0], **run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""From the estimators' hyper-parameters to what trains: cell, optimizer, modes.
+
+The estimators hold scikit-learn hyper-parameters; the model needs a cell
+object (wrapped by a gradient method or output feedback as asked), an
+optimizer, and the assurance that the combination can train. This module is
+that translation, so that ``BaseRTRL`` keeps only the scikit-learn surface.
+Which gradient methods and training modes a cell supports is the cell's to
+say (``skrtrl._cells.CELLS``); the rules here are those of the modes.
+"""
+
+from ._cells import CELLS
+from ._feedback import FeedbackCell
+from ._methods import make_cell
+from ._optim import AdamOptimizer, SGDOptimizer
+
+#: The settings that select each training mode, for error messages.
+MODE_SETTINGS = {
+    "minibatch": "gradients over minibatches of sequences",
+    "step": "update='step'",
+    "stream": "stateful=True",
+    "feedback": "output_feedback=True with teacher_forcing=True",
+    "free_running": "output_feedback=True with teacher_forcing=False",
+}
+
+
+def update_mode(params):
+    """'step' or 'batch': when the weights change."""
+    if params.update == "auto":
+        return "step" if params.stateful else "batch"
+    return params.update
+
+
+def every_step(params):
+    """Whether training has a target at every step."""
+    return params.output == "sequence" or params.stateful
+
+
+def training_modes(params):
+    """The modes of ``skrtrl._cells.MODES`` that ``params`` train in."""
+    if params.stateful:
+        modes = ["stream"]
+    elif update_mode(params) == "step":
+        modes = ["step"]
+    else:
+        modes = ["minibatch"]
+    if params.output_feedback:
+        modes.append("feedback" if params.teacher_forcing else "free_running")
+    return modes
+
+
+def check_training_settings(params):
+    """ValueError, naming what is supported, for settings that cannot train.
+
+    ``params`` is an estimator (its hyper-parameters are read).
+    """
+    cell = CELLS[params.cell]
+    for mode in training_modes(params):
+        if mode in cell.modes(params.gradient):
+            continue
+        supported = [g for g in cell.gradients if mode in cell.modes(g)]
+        message = (
+            f"cell={params.cell!r} with gradient={params.gradient!r} does not "
+            f"support training mode {mode!r} ({MODE_SETTINGS[mode]}); the "
+            f"gradient methods that support it are {supported}."
+        )
+        if mode == "free_running":
+            message = (
+                "teacher_forcing=False needs gradient='rtrl': training on the "
+                "model's own fed-back outputs follows them through the "
+                "feedback path. Use teacher_forcing=True (the previous targets "
+                "are fed back) with other methods. " + message
+            )
+        raise ValueError(message)
+    if params.output_feedback and not every_step(params):
+        raise ValueError(
+            "output_feedback=True feeds the previous output back into the "
+            "network and trains on a target at every step; it needs "
+            "output='sequence' or stateful=True (got output='last')."
+        )
+    if params.stateful and params.update == "batch":
+        raise ValueError(
+            "stateful=True learns from a stream as it arrives and needs "
+            "update='step' (or 'auto'); update='batch' would make the "
+            "result depend on how the stream is cut into chunks."
+        )
+    if params.stateful and params.gradient == "bptt" and params.truncation is None:
+        raise ValueError(
+            "gradient='bptt' on a stream (stateful=True) needs an integer "
+            "truncation: without one, backpropagation would reach back to "
+            "the start of the stream and its memory would grow with it. "
+            "Set truncation=k to backpropagate each loss through its last "
+            "k steps."
+        )
+    if params.stateful and params.early_stopping:
+        raise ValueError(
+            "early_stopping needs held-out sequences; a stream "
+            "(stateful=True) is one sequence. Use early_stopping=False."
+        )
+
+
+def build_cell(params, n_inputs, n_outputs, random_state=None):
+    """The cell ``params`` train, for data of these sizes.
+
+    ``random_state`` (the estimator's generator) is the source of UORO's
+    random signs.
+    """
+    settings = dict(
+        activation=params.activation,
+        gradient=params.gradient,
+        truncation=params.truncation,
+        random_state=random_state,
+    )
+    if params.output_feedback:
+        return FeedbackCell(
+            params.cell,
+            params.n_hidden,
+            n_inputs,
+            n_outputs,
+            teacher_forcing=params.teacher_forcing,
+            **settings,
+        )
+    return make_cell(params.cell, params.n_hidden, n_inputs, n_outputs, **settings)
+
+
+def cell_follows(cell, params):
+    """Whether ``cell`` trains the way ``params`` now ask.
+
+    Raises ValueError when ``params`` ask for another parameter layout (a
+    change of ``cell``, ``n_hidden`` or ``output_feedback`` after fitting).
+    """
+    fitted = {
+        "cell": cell.name,
+        "n_hidden": cell.n,
+        "output_feedback": isinstance(cell, FeedbackCell),
+    }
+    now = {name: getattr(params, name) for name in fitted}
+    changed = [name for name in fitted if fitted[name] != now[name]]
+    if changed:
+        was = " and ".join(f"{name}={fitted[name]!r}" for name in changed)
+        new = " and ".join(f"{name}={now[name]!r}" for name in changed)
+        raise ValueError(
+            f"The model was fitted with {was}, but now has {new}: the "
+            "parameters differ. Call fit (without warm_start) to train a "
+            "new model."
+        )
+    truncation = params.truncation if params.gradient == "bptt" else None
+    return (
+        cell.gradient == params.gradient
+        and getattr(cell, "truncation", None) == truncation
+        and cell.activation == params.activation
+        and getattr(cell, "teacher_forcing", True) == bool(params.teacher_forcing)
+    )
+
+
+def build_optimizer(params, n_params, dtype):
+    """The optimizer ``params`` ask for, over ``n_params`` parameters."""
+    if params.solver == "adam":
+        return AdamOptimizer(
+            n_params,
+            params.learning_rate_init,
+            params.beta_1,
+            params.beta_2,
+            params.epsilon,
+            dtype=dtype,
+        )
+    return SGDOptimizer(
+        n_params,
+        params.learning_rate_init,
+        params.momentum,
+        params.nesterovs_momentum,
+        dtype=dtype,
+    )
