@@ -11,7 +11,13 @@ import skrtrl
 
 matplotlib.use("Agg")
 
-PUBLIC_MODULES = ["skrtrl", "skrtrl.datasets", "skrtrl.export", "skrtrl.inspection"]
+PUBLIC_MODULES = [
+    "skrtrl",
+    "skrtrl.datasets",
+    "skrtrl.export",
+    "skrtrl.inspection",
+    "skrtrl.sequences",
+]
 
 
 def public_objects():
