@@ -114,6 +114,8 @@ INTEROP_MODULES = ("aeon", "sktime", "tslearn", "pandas")
 def _cut_section(text, title):
     """(section, rest): the section under ``title``, and the page without it.
 
+    A page without that section is all rest.
+
     The section runs to the next heading; both parts keep the page's line
     numbers (the lines of the other part become blank), so a failing example
     is reported at its line in the page.
@@ -129,7 +131,9 @@ def _cut_section(text, title):
             and len(under) >= len(lines[i].strip())
         )
 
-    start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    start = next((i for i, line in enumerate(lines) if line.strip() == title), None)
+    if start is None:
+        return "", text
     end = next((i for i in range(start + 2, len(lines)) if is_heading(i)), len(lines))
     blank = ["\n"] * len(lines)
     section = blank[:start] + lines[start:end] + blank[end:]
