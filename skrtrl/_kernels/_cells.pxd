@@ -159,6 +159,11 @@ cdef inline bint cell_separate_bias(int kind) noexcept nogil:
     return kind == ELMAN or kind == DIAGONAL
 
 
+cdef inline bint cell_has_direct(int kind) noexcept nogil:
+    """Whether J_t has a part not through the rows (``direct``)."""
+    return kind == GRU or kind == LSTM
+
+
 cdef inline bint cell_diagonal(int kind) noexcept nogil:
     """Whether J_t is diagonal (each unit feeds only itself)."""
     return kind == DIAGONAL
@@ -413,9 +418,16 @@ cdef inline void cell_immediate(
         const floating* coef = record_coefficients(kind, n, m, rec)
     if c1 <= c0:
         return
-    for rho in range(c0 // q, (c1 - 1) // q + 1):
-        gate = rho // n
-        i = rho - gate * n
+    # gate and i of row rho, kept by counting: a division per row cost more
+    # than the row's update at n = 8.
+    rho = c0 // q
+    gate = rho // n
+    i = rho - gate * n - 1
+    for rho in range(rho, (c1 - 1) // q + 1):
+        i += 1
+        if i == n:
+            i = 0
+            gate += 1
         j0 = c0 - rho * q if c0 > rho * q else 0
         j1 = c1 - rho * q if c1 < rho * q + q else q
         rows = ns if ns == 1 or row_feeds(kind, 1, gate) else 1
@@ -444,6 +456,23 @@ cdef inline void _unit_rows(
                 a[sigma * G + gate] *= row_scale(kind, n, coef, gate, i)
 
 
+cdef inline void _mix_rows(
+    int G, const floating* a, const floating* theta, const int* rows, int q,
+    int col, int width, floating* out,
+) noexcept nogil:
+    """out = sum_g a[g] theta[rows[g], col:col + width], gate by gate."""
+    cdef int gate, l
+    cdef floating ag = a[0]
+    cdef const floating* w = theta + rows[0] * q + col
+    for l in range(width):
+        out[l] = ag * w[l]
+    for gate in range(1, G):
+        ag = a[gate]
+        w = theta + rows[gate] * q + col
+        for l in range(width):
+            out[l] = out[l] + ag * w[l]
+
+
 cdef inline void cell_jacobian(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, int columns, floating* J,
@@ -453,10 +482,9 @@ cdef inline void cell_jacobian(
     cdef:
         int G = cell_gates(kind)
         int ns = cell_per_unit(kind)
-        int i, l, gate, sigma, s2
+        int i, sigma, s2
         floating a[8]
         int rows[4]
-        floating acc
         floating* row
         const floating* coef = record_coefficients(kind, n, m, rec)
     for i in range(n):
@@ -467,15 +495,14 @@ cdef inline void cell_jacobian(
                 memset(row, 0, columns * sizeof(floating))
                 row[i] = a[sigma * G] * hidden_weight(kind, m, q, theta, i, i)
             else:
-                for l in range(n):
-                    acc = a[sigma * G] * theta[rows[0] * q + m + l]
-                    for gate in range(1, G):
-                        acc = acc + a[sigma * G + gate] * theta[rows[gate] * q + m + l]
-                    row[l] = acc
+                _mix_rows(G, a + sigma * G, theta, rows, q, m, n, row)
+            for s2 in range(1, ns):
+                if s2 * n < columns:
+                    memset(row + s2 * n, 0, n * sizeof(floating))
+            if not cell_has_direct(kind):
+                continue
             for s2 in range(ns):
                 if s2 * n < columns:
-                    if s2 > 0:
-                        memset(row + s2 * n, 0, n * sizeof(floating))
                     row[s2 * n + i] += direct(kind, n, coef, sigma, s2, i)
 
 
@@ -487,19 +514,15 @@ cdef inline void cell_input_jacobian(
     the state (for fed-back outputs)."""
     cdef:
         int G = cell_gates(kind)
-        int i, c, gate, sigma
+        int i, sigma
         floating a[8]
         int rows[4]
-        floating acc
         const floating* coef = record_coefficients(kind, n, m, rec)
     for i in range(n):
         _unit_rows(kind, n, coef, i, False, a, rows)
         for sigma in range(cell_per_unit(kind)):
-            for c in range(width):
-                acc = a[sigma * G] * theta[rows[0] * q + col + c]
-                for gate in range(1, G):
-                    acc = acc + a[sigma * G + gate] * theta[rows[gate] * q + col + c]
-                B[(sigma * n + i) * width + c] = acc
+            _mix_rows(G, a + sigma * G, theta, rows, q, col, width,
+                      B + (sigma * n + i) * width)
 
 
 cdef inline void cell_unit_jacobian(
@@ -567,6 +590,8 @@ cdef inline void cell_vjp(
         gemv_rm_t(R, n, <floating> 1, theta + m, q, e, <floating> 0, gprev)
     if ns > 1:
         memset(gprev + n, 0, (ns - 1) * n * sizeof(floating))
+    if not cell_has_direct(kind):
+        return
     for i in range(n):
         for s2 in range(ns):
             for sigma in range(ns):
@@ -599,8 +624,9 @@ cdef inline void cell_jvp(
                     acc = acc + (row_coef(kind, n, coef, sigma, gate, i)
                                  * row_scale(kind, n, coef, gate, i)
                                  * y[gate * n + i])
-            for s2 in range(ns):
-                acc = acc + direct(kind, n, coef, sigma, s2, i) * v[s2 * n + i]
+            if cell_has_direct(kind):
+                for s2 in range(ns):
+                    acc = acc + direct(kind, n, coef, sigma, s2, i) * v[s2 * n + i]
             out[sigma * n + i] = acc
 
 

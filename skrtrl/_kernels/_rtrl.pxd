@@ -224,12 +224,13 @@ cdef inline void unit_gradient(
     int n, int R, int q, const floating* P, const floating* g, floating* grad,
 ) noexcept nogil:
     """grad[rho] += g[unit of rho] * P[rho] over the R rows of the h block."""
-    cdef int rho, j
+    cdef int rho, j, i = 0
     cdef floating gk
     cdef const floating* p
     cdef floating* out
     for rho in range(R):
-        gk = g[rho % n]
+        gk = g[i]
+        i = i + 1 if i + 1 < n else 0
         p = P + rho * q
         out = grad + rho * q
         for j in range(q):
@@ -259,8 +260,9 @@ cdef inline void second_step(
         const floating* src
     cell_jacobian(kind, n, m, q, theta, rec, S, J)
     for r in range(S):
+        i = -1
         for rho in range(R):
-            i = rho % n
+            i = i + 1 if i + 1 < n else 0
             row = P_new + r * W + rho * q
             c = J[r * S + i]
             src = U + rho * q
@@ -277,8 +279,9 @@ cdef inline void second_step(
     memset(gbar, 0, S * sizeof(floating))
     memcpy(gbar, g, n * sizeof(floating))
     cell_vjp(kind, n, m, q, theta, rec, gbar, gprev, grad, work)
+    i = -1
     for rho in range(R):
-        i = rho % n
+        i = i + 1 if i + 1 < n else 0
         row = grad + rho * q
         for s2 in range(ns):
             c = gprev[s2 * n + i]
