@@ -406,7 +406,7 @@ cdef inline void input_update(
                       m + nh + 1)
 
 
-cdef inline void cell_immediate(
+cdef inline void _cell_immediate(
     int kind, int n, int m, int q, const floating* rec, floating* P, int ld,
     int c0, int c1,
 ) noexcept nogil:
@@ -436,6 +436,22 @@ cdef inline void cell_immediate(
             P + (n + i) * ld + rho * q if rows > 1 else NULL, NULL,
             row_coef(kind, n, coef, 0, gate, i),
             row_coef(kind, n, coef, 1, gate, i) if rows > 1 else 0, j0, j1)
+
+
+cdef inline void cell_immediate(
+    int kind, int n, int m, int q, const floating* rec, floating* P, int ld,
+    int c0, int c1,
+) noexcept nogil:
+    """See ``_cell_immediate``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler."""
+    if kind == ELMAN:
+        _cell_immediate(ELMAN, n, m, q, rec, P, ld, c0, c1)
+    elif kind == DIAGONAL:
+        _cell_immediate(DIAGONAL, n, m, q, rec, P, ld, c0, c1)
+    elif kind == GRU:
+        _cell_immediate(GRU, n, m, q, rec, P, ld, c0, c1)
+    else:
+        _cell_immediate(LSTM, n, m, q, rec, P, ld, c0, c1)
 
 
 # -- derived: the state Jacobian ---------------------------------------------
@@ -473,7 +489,7 @@ cdef inline void _mix_rows(
             out[l] = out[l] + ag * w[l]
 
 
-cdef inline void cell_jacobian(
+cdef inline void _cell_jacobian(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, int columns, floating* J,
 ) noexcept nogil:
@@ -504,6 +520,22 @@ cdef inline void cell_jacobian(
             for s2 in range(ns):
                 if s2 * n < columns:
                     row[s2 * n + i] += direct(kind, n, coef, sigma, s2, i)
+
+
+cdef inline void cell_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int columns, floating* J,
+) noexcept nogil:
+    """See ``_cell_jacobian``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler."""
+    if kind == ELMAN:
+        _cell_jacobian(ELMAN, n, m, q, theta, rec, columns, J)
+    elif kind == DIAGONAL:
+        _cell_jacobian(DIAGONAL, n, m, q, theta, rec, columns, J)
+    elif kind == GRU:
+        _cell_jacobian(GRU, n, m, q, theta, rec, columns, J)
+    else:
+        _cell_jacobian(LSTM, n, m, q, theta, rec, columns, J)
 
 
 cdef inline void cell_input_jacobian(
@@ -551,7 +583,7 @@ cdef inline void cell_unit_jacobian(
 
 # -- derived: products with the Jacobians ------------------------------------
 
-cdef inline void cell_vjp(
+cdef inline void _cell_vjp(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, const floating* gbar, floating* gprev,
     floating* grad_theta, floating* work,
@@ -599,7 +631,24 @@ cdef inline void cell_vjp(
                     kind, n, coef, sigma, s2, i)
 
 
-cdef inline void cell_jvp(
+cdef inline void cell_vjp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* gbar, floating* gprev,
+    floating* grad_theta, floating* work,
+) noexcept nogil:
+    """See ``_cell_vjp``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler."""
+    if kind == ELMAN:
+        _cell_vjp(ELMAN, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == DIAGONAL:
+        _cell_vjp(DIAGONAL, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == GRU:
+        _cell_vjp(GRU, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    else:
+        _cell_vjp(LSTM, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+
+
+cdef inline void _cell_jvp(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, const floating* v, floating* out, floating* work,
 ) noexcept nogil:
@@ -628,6 +677,22 @@ cdef inline void cell_jvp(
                 for s2 in range(ns):
                     acc = acc + direct(kind, n, coef, sigma, s2, i) * v[s2 * n + i]
             out[sigma * n + i] = acc
+
+
+cdef inline void cell_jvp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* v, floating* out, floating* work,
+) noexcept nogil:
+    """See ``_cell_jvp``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler."""
+    if kind == ELMAN:
+        _cell_jvp(ELMAN, n, m, q, theta, rec, v, out, work)
+    elif kind == DIAGONAL:
+        _cell_jvp(DIAGONAL, n, m, q, theta, rec, v, out, work)
+    elif kind == GRU:
+        _cell_jvp(GRU, n, m, q, theta, rec, v, out, work)
+    else:
+        _cell_jvp(LSTM, n, m, q, theta, rec, v, out, work)
 
 
 cdef inline void copy_bias_gradient(

@@ -64,7 +64,7 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._blocks cimport block_columns
 from ._cells cimport (
-    cell_columns, cell_forward, cell_gates, cell_immediate, cell_jacobian,
+    ELMAN, DIAGONAL, GRU, LSTM, cell_columns, cell_forward, cell_gates, cell_immediate, cell_jacobian,
     cell_per_unit, cell_rows, cell_separate_bias, cell_state,
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
@@ -194,7 +194,7 @@ cdef inline void influence_step(
         c0 = c1
 
 
-cdef inline void unit_influence_step(
+cdef inline void _unit_influence_step(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, floating* P, bint first,
 ) noexcept nogil:
@@ -218,6 +218,22 @@ cdef inline void unit_influence_step(
                 P + W + rho * q if ns > 1 else NULL, Jd,
                 row_coef(kind, n, coef, 0, gate, i),
                 row_coef(kind, n, coef, 1, gate, i) if ns > 1 else 0, 0, q)
+
+
+cdef inline void unit_influence_step(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, floating* P, bint first,
+) noexcept nogil:
+    """See ``_unit_influence_step``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler."""
+    if kind == ELMAN:
+        _unit_influence_step(ELMAN, n, m, q, theta, rec, P, first)
+    elif kind == DIAGONAL:
+        _unit_influence_step(DIAGONAL, n, m, q, theta, rec, P, first)
+    elif kind == GRU:
+        _unit_influence_step(GRU, n, m, q, theta, rec, P, first)
+    else:
+        _unit_influence_step(LSTM, n, m, q, theta, rec, P, first)
 
 
 cdef inline void unit_gradient(
