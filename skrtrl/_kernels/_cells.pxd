@@ -350,27 +350,34 @@ cdef inline void _update_range(
 ) noexcept nogil:
     """r <- Jd r + a src[j - shift] on columns j0 .. j1 of one row r0 (ns 1)
     or of the two rows r0, r1 mixed by the 2 x 2 Jd (ns 2); Jd NULL: the
-    identity (r += a src)."""
+    identity (r += a src).
+
+    Every operand is read once into a local before the row is written: the
+    compiler cannot tell that the rows do not alias ``src`` or ``Jd`` and
+    would read them again after each store.
+    """
     cdef int j
-    cdef floating p0, p1, j00, j01, j10, j11
+    cdef floating p0, p1, v, j00, j01, j10, j11
+    cdef const floating* s = src - shift
     if Jd == NULL:
         for j in range(j0, j1):
-            r0[j] += a0 * src[j - shift]
+            r0[j] += a0 * s[j]
         if ns > 1:
             for j in range(j0, j1):
-                r1[j] += a1 * src[j - shift]
+                r1[j] += a1 * s[j]
     elif ns == 1:
-        # Jd in locals: the compiler cannot tell that r0 does not alias it.
         j00 = Jd[0]
         for j in range(j0, j1):
-            r0[j] = j00 * r0[j] + a0 * src[j - shift]
+            v = s[j]
+            r0[j] = j00 * r0[j] + a0 * v
     else:
         j00, j01, j10, j11 = Jd[0], Jd[1], Jd[2], Jd[3]
         for j in range(j0, j1):
             p0 = r0[j]
             p1 = r1[j]
-            r0[j] = j00 * p0 + j01 * p1 + a0 * src[j - shift]
-            r1[j] = j10 * p0 + j11 * p1 + a1 * src[j - shift]
+            v = s[j]
+            r0[j] = j00 * p0 + j01 * p1 + a0 * v
+            r1[j] = j10 * p0 + j11 * p1 + a1 * v
 
 
 cdef inline void input_update(
