@@ -380,6 +380,25 @@ cdef inline void _update_range(
             r1[j] = j10 * p0 + j11 * p1 + a1 * v
 
 
+cdef inline void _update_one(
+    int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
+    floating a1, floating v, int j,
+) noexcept nogil:
+    """``_update_range`` on the single column j with src[j] = v."""
+    cdef floating p0, p1
+    if Jd == NULL:
+        r0[j] += a0 * v
+        if ns > 1:
+            r1[j] += a1 * v
+    elif ns == 1:
+        r0[j] = Jd[0] * r0[j] + a0 * v
+    else:
+        p0 = r0[j]
+        p1 = r1[j]
+        r0[j] = Jd[0] * p0 + Jd[1] * p1 + a0 * v
+        r1[j] = Jd[2] * p0 + Jd[3] * p1 + a1 * v
+
+
 cdef inline void input_update(
     int kind, int n, int m, int q, const floating* rec, int gate, int i,
     int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
@@ -389,7 +408,6 @@ cdef inline void input_update(
     one or two influence rows (see ``_update_range``; Jd NULL: r += a v_rho),
     v_rho = [x, lam h, 1, lam] read from the record."""
     cdef:
-        floating one[1]
         floating lam = row_scale(kind, n, record_coefficients(kind, n, m, rec),
                                  gate, i)
         floating b0 = a0 * lam, b1 = a1 * lam
@@ -399,18 +417,22 @@ cdef inline void input_update(
         # The record holds [x, h, 1(, 1)]: the row's inputs as they are.
         _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, j1, 0)
         return
-    one[0] = 1
     e = m if j1 > m else j1
     if j0 < e:
         _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, e, 0)
-    e = m + nh if j1 > m + nh else j1
-    if (j0 if j0 > m else m) < e:
-        _update_range(ns, r0, r1, Jd, b0, b1, h, j0 if j0 > m else m, e, m)
+    if nh == 1:
+        # The element-wise cell's one hidden input.
+        if j0 <= m < j1:
+            _update_one(ns, r0, r1, Jd, b0, b1, h[0], m)
+    else:
+        e = m + nh if j1 > m + nh else j1
+        if (j0 if j0 > m else m) < e:
+            _update_range(ns, r0, r1, Jd, b0, b1, h, j0 if j0 > m else m, e,
+                          m)
     if j0 <= m + nh < j1:
-        _update_range(ns, r0, r1, Jd, a0, a1, one, m + nh, m + nh + 1, m + nh)
+        _update_one(ns, r0, r1, Jd, a0, a1, 1, m + nh)
     if q == m + nh + 2 and j0 <= m + nh + 1 < j1:
-        _update_range(ns, r0, r1, Jd, b0, b1, one, m + nh + 1, m + nh + 2,
-                      m + nh + 1)
+        _update_one(ns, r0, r1, Jd, b0, b1, 1, m + nh + 1)
 
 
 cdef inline void _cell_immediate(
