@@ -567,7 +567,7 @@ cdef inline void cell_jacobian(
         _cell_jacobian(LSTM, n, m, q, theta, rec, columns, J)
 
 
-cdef inline void cell_input_jacobian(
+cdef inline void _cell_input_jacobian(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, int col, int width, floating* B,
 ) noexcept nogil:
@@ -586,7 +586,23 @@ cdef inline void cell_input_jacobian(
                       B + (sigma * n + i) * width)
 
 
-cdef inline void cell_unit_jacobian(
+cdef inline void cell_input_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int col, int width, floating* B,
+) noexcept nogil:
+    """See ``_cell_input_jacobian``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler."""
+    if kind == ELMAN:
+        _cell_input_jacobian(ELMAN, n, m, q, theta, rec, col, width, B)
+    elif kind == DIAGONAL:
+        _cell_input_jacobian(DIAGONAL, n, m, q, theta, rec, col, width, B)
+    elif kind == GRU:
+        _cell_input_jacobian(GRU, n, m, q, theta, rec, col, width, B)
+    else:
+        _cell_input_jacobian(LSTM, n, m, q, theta, rec, col, width, B)
+
+
+cdef inline void _cell_unit_jacobian(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, int i, floating* Jd,
 ) noexcept nogil:
@@ -608,6 +624,22 @@ cdef inline void cell_unit_jacobian(
                              * row_scale(kind, n, coef, gate, i)
                              * hidden_weight(kind, m, q, theta, gate * n + i, i))
         Jd[sigma * ns] = acc
+
+
+cdef inline void cell_unit_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int i, floating* Jd,
+) noexcept nogil:
+    """See ``_cell_unit_jacobian``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler."""
+    if kind == ELMAN:
+        _cell_unit_jacobian(ELMAN, n, m, q, theta, rec, i, Jd)
+    elif kind == DIAGONAL:
+        _cell_unit_jacobian(DIAGONAL, n, m, q, theta, rec, i, Jd)
+    elif kind == GRU:
+        _cell_unit_jacobian(GRU, n, m, q, theta, rec, i, Jd)
+    else:
+        _cell_unit_jacobian(LSTM, n, m, q, theta, rec, i, Jd)
 
 
 # -- derived: products with the Jacobians ------------------------------------
