@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _rows as rows
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
 from ._model import Diverged, Model
 from ._parallel import kernel_threads
@@ -337,18 +338,12 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 # Each pass of fit goes over the stream from its beginning.
                 self._model.reset_stream()
             try:
-                self.loss_ = run_epoch(order)
+                loss = run_epoch(order)
             except Diverged:
                 self._warn_diverged()
                 break
-            self.n_iter_ += 1
-            self.t_ += int(data.packed.lengths[train_idx].sum())
-            self.loss_curve_.append(self.loss_)
-            self._update_no_improvement_count(val)
-            if self.verbose and self.stateful and incremental:
-                self._print_stream_progress(int(data.packed.lengths.sum()))
-            elif self.verbose:
-                self._print_progress(start)
+            n_steps = int(data.packed.lengths[train_idx].sum())
+            self._count_pass(loss, n_steps, val, incremental, start)
             if incremental:
                 break
             if self._no_improvement_count > self.n_iter_no_change:
@@ -370,7 +365,20 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         if self.early_stopping and not incremental and self._best_params is not None:
             self._model.params[:] = self._best_params
         self._best_params = None
+        rows.remember(self, trained=True)
         return self
+
+    def _count_pass(self, loss, n_steps, val, incremental, start=None):
+        """Record a pass over ``n_steps`` steps that ended with ``loss``."""
+        self.loss_ = loss
+        self.n_iter_ += 1
+        self.t_ += n_steps
+        self.loss_curve_.append(loss)
+        self._update_no_improvement_count(val)
+        if self.verbose and self.stateful and incremental:
+            self._print_stream_progress(n_steps)
+        elif self.verbose:
+            self._print_progress(start)
 
     def _warn_diverged(self):
         if self.stateful:
@@ -622,10 +630,15 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         In stream mode the rows run on from the current hidden state, which
         is left unchanged.
         """
+        fast = rows.row_outputs(self, X)
+        if fast is not None:
+            return fast
         check_is_fitted(self)
         self._sync_params()
         packed = self._validate_X(X)
-        return self._raw_outputs_packed(packed), packed
+        raw = self._raw_outputs_packed(packed)
+        rows.remember(self, trained=False)
+        return raw, packed
 
     def _raw_outputs_packed(self, packed):
         return self._model.outputs(

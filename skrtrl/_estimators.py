@@ -9,6 +9,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from ._base import BaseRTRL
+from ._rows import one_row_first
 from ._sequences import (
     _rows_as_sequences,
     check_sequence_targets,
@@ -349,6 +350,7 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @one_row_first
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Make one pass over the given sequences, keeping earlier weights.
@@ -516,6 +518,7 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @one_row_first
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Make one pass over the given sequences, keeping earlier weights.

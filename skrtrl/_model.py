@@ -254,17 +254,22 @@ class Model:
         unchanged. With output feedback the loop is closed: each step's
         output is fed into the next.
         """
-        state = self.stream if stream else None
         starts = np.ascontiguousarray(packed.starts)
         lengths = np.ascontiguousarray(packed.lengths)
+        return self.sequence_outputs(
+            packed.values, starts, lengths, loss, every_step, stream=stream
+        )
+
+    def sequence_outputs(self, values, starts, lengths, loss, every_step, *, stream):
+        """As ``outputs``, over packed ``values`` with the sequences' ``starts``
+        and ``lengths`` given (contiguous intp arrays)."""
+        state = self.stream if stream else None
         if hasattr(self.cell, "closed_loop_outputs"):
             return self.cell.closed_loop_outputs(
-                self.params, packed.values, starts, lengths, loss, every_step, state
+                self.params, values, starts, lengths, loss, every_step, state
             )
         h0 = None if state is None else state["hidden"]
-        H = self.cell.forward(
-            self.params, packed.values, starts, lengths, every_step, h0
-        )
+        H = self.cell.forward(self.params, values, starts, lengths, every_step, h0)
         return self.cell.readout(self.params, H)
 
 

@@ -30,7 +30,24 @@ def clip_gradient(grad, clip_norm):
     return norm
 
 
-class SGDOptimizer:
+class _FlatState:
+    """An optimizer's state: numbers and flat arrays, copied cheaply.
+
+    Training copies the optimizer before every kernel call, to restore it
+    if the parameters diverge; a generic deep copy of these few attributes
+    costs more than a one-row kernel call.
+    """
+
+    def __deepcopy__(self, memo):
+        twin = object.__new__(type(self))
+        twin.__dict__ = {
+            name: value.copy() if isinstance(value, np.ndarray) else value
+            for name, value in self.__dict__.items()
+        }
+        return twin
+
+
+class SGDOptimizer(_FlatState):
     """Stochastic gradient descent with (Nesterov) momentum.
 
     Parameters
@@ -73,7 +90,7 @@ class SGDOptimizer:
             params += v
 
 
-class AdamOptimizer:
+class AdamOptimizer(_FlatState):
     """Adam (Kingma & Ba, 2015) with bias-corrected moments.
 
     Parameters

@@ -32,6 +32,17 @@ def kernel_threads(n_sequences, n_jobs=None):
 BLAS_THREADS_MIN_HIDDEN = 128
 
 
+def _blas_libraries():
+    """The BLAS libraries loaded in this process (threadpoolctl controllers)."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        # Scanning the loaded libraries is slow: do it once per process.
+        _controller = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _controller
+
+
 @contextlib.contextmanager
 def blas_single_threaded(n_threads, n_hidden=0):
     """Hold BLAS to one thread around a kernel call.
@@ -39,15 +50,22 @@ def blas_single_threaded(n_threads, n_hidden=0):
     Needed while ``n_threads`` > 1 kernel threads run (each calls BLAS on
     its own products), and whenever the products are small
     (``n_hidden < BLAS_THREADS_MIN_HIDDEN``).
+
+    The libraries' own setters are called directly, and only for libraries
+    not on one thread already: a one-row call of a stream model costs a few
+    microseconds in all, and a threadpoolctl limit object costs far more.
     """
-    global _controller
     if n_threads <= 1 and n_hidden >= BLAS_THREADS_MIN_HIDDEN:
         yield
         return
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        # Scanning the loaded libraries is slow: do it once per process.
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
+    changed = []
+    try:
+        for library in _blas_libraries():
+            threads = library.get_num_threads()
+            if threads is not None and threads != 1:
+                library.set_num_threads(1)
+                changed.append((library, threads))
         yield
+    finally:
+        for library, threads in changed:
+            library.set_num_threads(threads)
