@@ -291,7 +291,13 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         data = TrainingSet(packed, Y, weights, row_weights, self._every_step)
         return data, y_checked, loss_name
 
-    def _fit(self, X, y, sample_weight=None, *, incremental, classes=None):
+    def _fit(self, X, y, sample_weight=None, *, incremental, classes=None, record=None):
+        """Validate, initialise on the first call, and train.
+
+        ``record`` (stream, incremental): a list that receives the readout
+        pre-activation of every row, computed before learning from that row
+        (see ``predict_partial_fit``).
+        """
         first_call = not (incremental or self.warm_start) or not hasattr(self, "_model")
         # A failed call must leave the estimator as it was. Validation sets
         # n_features_in_, classes_ and the like, and the validation split
@@ -327,7 +333,11 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self.__dict__.update(snapshot)
             raise
 
-        run_epoch = self._epoch_runner(data, train_idx.shape[0])
+        outputs = None
+        if record is not None:
+            outputs = np.empty(data.targets.shape, dtype=self._model.dtype)
+            record.append((outputs, data.packed))
+        run_epoch = self._epoch_runner(data, train_idx.shape[0], outputs)
         max_iter = 1 if incremental else self.max_iter
         start = time.perf_counter()
         for _ in range(max_iter):
@@ -412,21 +422,39 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             return weights, np.repeat(weights / lengths, lengths).astype(dtype)
         return weights, weights
 
-    def _epoch_runner(self, data, n_train):
-        """A function running one epoch over the sequences it is given."""
+    def _epoch_runner(self, data, n_train, outputs=None):
+        """A function running one epoch over the sequences it is given.
+
+        ``outputs``: see ``Model.online_epoch`` (stream mode only).
+        """
         model = self._model
         settings = dict(
             loss=self._loss_name, alpha=self.alpha, clip_norm=self.clip_norm
         )
         if update_mode(self) == "step":
             return lambda order: model.online_epoch(
-                data, order, settings, stream=self.stateful
+                data, order, settings, stream=self.stateful, outputs=outputs
             )
         batch_size = self._resolve_batch_size(n_train)
         workspace = model.workspace(batch_size, kernel_threads(batch_size, self.n_jobs))
         return lambda order: model.minibatch_epoch(
             data, order, batch_size, settings, workspace
         )
+
+    def _predict_then_learn(self, X, y, sample_weight=None, classes=None):
+        """Each row's readout pre-activation before learning from it, then learn.
+
+        Returns ``(raw, packed)`` as ``_raw_outputs`` does; the model ends as
+        after ``partial_fit(X, y)``.
+        """
+        if not self.stateful:
+            raise ValueError(
+                "predict_partial_fit runs a prequential (test-then-train) pass "
+                "over the rows of a stream and needs stateful=True."
+            )
+        record = []
+        self._fit(X, y, sample_weight, incremental=True, classes=classes, record=record)
+        return record[0]
 
     def reset_state(self):
         """Start the stream over from the zero state, keeping the weights.
