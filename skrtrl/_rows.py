@@ -38,6 +38,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from ._model import Diverged
 from ._optim import OnlineUpdate
 from ._sequences import PackedSequences, TrainingBatch
+from ._settings import check_training_settings
 
 #: Model -> RowCache. Keyed weakly: a cache dies with its model.
 _CACHES = weakref.WeakKeyDictionary()
@@ -80,8 +81,8 @@ class RowCache:
     estimator : BaseRTRL
         The fitted stream model (``stateful=True``).
     trained : bool
-        Whether the general call was a training call, which checked the
-        training settings too; prediction checks fewer.
+        Whether the training settings were checked (and passed) too: a
+        prediction alone checks fewer.
     """
 
     def __init__(self, estimator, trained):
@@ -183,6 +184,13 @@ def remember(estimator, *, trained):
         cache = _CACHES.get(model)
         if cache is not None and cache.serves(estimator, training=True):
             return
+        # Prediction synchronised the model with the settings; what a
+        # training call checks beyond that are the training settings.
+        try:
+            check_training_settings(estimator)
+            trained = True
+        except ValueError:
+            pass
     _CACHES[model] = RowCache(estimator, trained)
 
 
