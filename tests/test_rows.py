@@ -98,12 +98,12 @@ def assert_same_state(a, b):
     assert a["attributes"] == b["attributes"]
 
 
-def outcome(call):
-    """("ok", result) or ("error", type, message) of a call."""
+def outcome(call, *args):
+    """("ok", result) or ("error", type, message) of ``call(*args)``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return ("ok", call())
+            return ("ok", call(*args))
     except (ValueError, TypeError) as error:
         return ("error", type(error), str(error))
 
@@ -245,8 +245,8 @@ def test_bad_rows_are_refused_and_change_nothing(cell, case):
         with pytest.raises((ValueError, TypeError), match=match):
             getattr(est, method)(*args)
         assert_same_outcome(
-            outcome(lambda: getattr(est, method)(*args)),
-            outcome(lambda: general(twin, method, *args)),
+            outcome(getattr(est, method), *args),
+            outcome(general, twin, method, *args),
         )
     assert_same_state(before, state(est))
 
