@@ -95,10 +95,10 @@ class _Adapter:
                 f"{list(names)} ({exc})."
             ) from None
         if not math.isfinite(row.sum()):
-            bad = [n for n, v in zip(names, row[0]) if not math.isfinite(v)]
+            bad = {n: x[n] for n, v in zip(names, row[0]) if not math.isfinite(v)}
             raise ValueError(
-                f"the features {bad} of x are NaN or infinite; the model needs "
-                "finite values."
+                f"the features {list(bad)} of x are not finite numbers (got "
+                f"{list(bad.values())}); the model needs finite real numbers."
             )
         return row, names
 

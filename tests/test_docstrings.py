@@ -11,7 +11,7 @@ import skrtrl
 
 matplotlib.use("Agg")
 
-PUBLIC_MODULES = ["skrtrl", "skrtrl.datasets", "skrtrl.inspection"]
+PUBLIC_MODULES = ["skrtrl", "skrtrl.datasets", "skrtrl.inspection", "skrtrl.river"]
 
 
 def public_objects():
