@@ -21,7 +21,16 @@ directives = {
     "cdivision": not DEBUG,
 }
 
-KERNELS = ["_elman", "_diagonal", "_threads", "_gated", "_bptt", "_uoro", "_feedback"]
+KERNELS = [
+    "_blocks",
+    "_elman",
+    "_diagonal",
+    "_threads",
+    "_gated",
+    "_bptt",
+    "_uoro",
+    "_feedback",
+]
 
 extensions = [
     Extension(

@@ -386,7 +386,6 @@ class ElmanCell(Cell):
     def train_online(self, flat, update, batch, loss, state, reset_state):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
-        optimizer = update.optimizer
         model = (
             flat,
             self.n,
@@ -397,18 +396,20 @@ class ElmanCell(Cell):
         )
         with blas_single_threaded(1, self.n):
             if self._per_unit_influence:
-                optimizer.t = diagonal_rtrl_online(
+                t = diagonal_rtrl_online(
                     *batch.kernel_args(), batch.every_step, reset_state,
                     self._full_recurrence, *model, *update.kernel_args(),
                     state["hidden"], state["influence"],
-                    np.empty_like(flat), scratch, loss_rows,
+                    np.empty_like(flat), scratch, loss_rows, learn=update.learn,
                 )  # fmt: skip
             else:
-                optimizer.t, state["parity"] = elman_rtrl_online(
+                t, state["parity"] = elman_rtrl_online(
                     *batch.kernel_args(), batch.every_step, reset_state, *model,
                     *update.kernel_args(), state["hidden"], state["influence"],
                     state["parity"], np.empty_like(flat), scratch, loss_rows,
+                    learn=update.learn,
                 )  # fmt: skip
+        update.count(t)
         return loss_rows
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
@@ -479,12 +480,9 @@ class _GatedCell(Cell):
     the cell's equations, and ``activation`` is ignored.
     """
 
-    #: The cell's number in ``_kernels/_gated.pyx``.
-    _gated_kind = None
-
     def _make_layout(self, n_feedback):
         m, n = self.m, self.n
-        self.n_gates, self.n_state, q, _ = gated_sizes(self._gated_kind, n, m)
+        self.n_gates, self.n_state, q, _ = gated_sizes(self.kind, n, m)
         return Layout(
             self.n_gates * n, q, n, self.o,
             {
@@ -497,14 +495,14 @@ class _GatedCell(Cell):
         )  # fmt: skip
 
     def _scratch_size(self):
-        return gated_scratch_size(self._gated_kind, self.n, self.m, self.o)
+        return gated_scratch_size(self.kind, self.n, self.m, self.o)
 
     @property
     def _snap1(self):
         return self.gradient == "snap1"
 
     def _influence_size(self):
-        return gated_influence_size(self._gated_kind, self.n, self.m, self._snap1)
+        return gated_influence_size(self.kind, self.n, self.m, self._snap1)
 
     def workspace(self, batch_size, n_threads, dtype):
         return {
@@ -520,7 +518,7 @@ class _GatedCell(Cell):
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
             gated_rtrl_minibatch(
-                self._gated_kind, *batch.kernel_args(), weight_scale,
+                self.kind, *batch.kernel_args(), weight_scale,
                 batch.every_step, theta, weight_out, bias_out, LOSSES[loss],
                 grad_rows, workspace["influence"], workspace["scratch"],
                 loss_rows, snap1=self._snap1,
@@ -546,13 +544,14 @@ class _GatedCell(Cell):
     def train_online(self, flat, update, batch, loss, state, reset_state):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
-        update.optimizer.t, state["parity"] = gated_rtrl_online(
-            self._gated_kind, *batch.kernel_args(), batch.every_step,
+        t, state["parity"] = gated_rtrl_online(
+            self.kind, *batch.kernel_args(), batch.every_step,
             reset_state, flat, self.n, self.m, self.o, LOSSES[loss],
             *update.kernel_args(), state["hidden"], state["influence"],
             state["parity"], np.empty_like(flat), scratch, loss_rows,
-            snap1=self._snap1,
+            snap1=self._snap1, learn=update.learn,
         )  # fmt: skip
+        update.count(t)
         return loss_rows
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
@@ -565,10 +564,10 @@ class _GatedCell(Cell):
         rows = values.shape[0] if every_step else lengths.shape[0]
         H = np.empty((rows, self.n), dtype=flat.dtype)
         scratch = np.empty(
-            gated_scratch_size(self._gated_kind, self.n, self.m, 0), dtype=flat.dtype
+            gated_scratch_size(self.kind, self.n, self.m, 0), dtype=flat.dtype
         )
         gated_forward(
-            self._gated_kind, values, x_start, lengths, theta, every_step, H,
+            self.kind, values, x_start, lengths, theta, every_step, H,
             scratch, s0,
         )  # fmt: skip
         return H
@@ -588,7 +587,6 @@ class GRUCell(_GatedCell):
 
     name = "gru"
     kind = 2
-    _gated_kind = 0
 
 
 class LSTMCell(_GatedCell):
@@ -605,4 +603,3 @@ class LSTMCell(_GatedCell):
 
     name = "lstm"
     kind = 3
-    _gated_kind = 1

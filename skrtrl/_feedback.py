@@ -195,12 +195,14 @@ class FeedbackCell:
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
         scratch = np.empty(feedback_scratch_size(kind, n, m, o) + C, dtype=flat.dtype)
         with blas_single_threaded(1, n):
-            update.optimizer.t, state["parity"] = feedback_rtrl_online(
+            t, state["parity"] = feedback_rtrl_online(
                 kind, *batch.kernel_args(), reset_state, flat, n, o,
                 ACTIVATIONS[self.activation], LOSSES[loss], *update.kernel_args(),
                 state["hidden"], state["influence"], state["parity"],
                 state["feedback"], np.empty_like(flat), scratch, loss_rows,
+                learn=update.learn,
             )  # fmt: skip
+        update.count(t)
         return loss_rows
 
     # -- prediction --------------------------------------------------------

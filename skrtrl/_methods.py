@@ -220,7 +220,6 @@ class MethodCell:
             ACTIVATIONS[self.activation],
             LOSSES[loss],
         )
-        optimizer = update.optimizer
         with blas_single_threaded(1, self.n):
             if self.gradient == "bptt":
                 if self.truncation is None:
@@ -232,22 +231,23 @@ class MethodCell:
                     ring, filled, pos = np.empty((longest, self._record), dtype), 0, 0
                 else:
                     ring, filled, pos = state["ring"], state["filled"], state["pos"]
-                optimizer.t, filled, pos = bptt_online(
+                t, filled, pos = bptt_online(
                     *data, *model, *update.kernel_args(), state["hidden"], ring,
                     filled, pos, np.empty_like(flat),
                     np.empty(bptt_scratch_size(self.kind, self.n, self.o), dtype),
-                    loss_rows,
+                    loss_rows, learn=update.learn,
                 )  # fmt: skip
                 if self.truncation is not None:
                     state["filled"], state["pos"] = filled, pos
             else:
-                optimizer.t, state["rng"] = uoro_online(
+                t, state["rng"] = uoro_online(
                     *data, *model, *update.kernel_args(), self._seed(),
                     state["rng"], state["hidden"], state["tilde_state"],
                     state["tilde_theta"], np.empty_like(flat),
                     np.empty(
                         uoro_scratch_size(self.kind, self.n, self.m, self.o), dtype
                     ),
-                    loss_rows,
+                    loss_rows, learn=update.learn,
                 )  # fmt: skip
+        update.count(t)
         return loss_rows

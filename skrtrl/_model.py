@@ -22,7 +22,7 @@ import copy
 import numpy as np
 from sklearn.utils import gen_batches
 
-from ._optim import OnlineUpdate, clip_gradient, frozen_update
+from ._optim import NoLearning, OnlineUpdate, clip_gradient
 from ._sequences import TrainingBatch
 
 
@@ -281,13 +281,10 @@ class Model:
         """
         if self.stream is None:
             self.reset_stream()
-        update = frozen_update(self.cell.n_params, self.dtype)
-        weights = self.params.copy()
-        try:
-            self.cell.train_online(self.params, update, batch, loss, self.stream, False)
-        finally:
-            # A zero step times an infinite gradient would be NaN.
-            self.params[:] = weights
+        no_learning = NoLearning(self.cell.n_params, self.dtype)
+        self.cell.train_online(
+            self.params, no_learning, batch, loss, self.stream, False
+        )
 
     # -- prediction ------------------------------------------------------------
     def outputs(self, packed, loss, every_step, *, stream):

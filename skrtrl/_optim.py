@@ -158,12 +158,15 @@ class OnlineUpdate:
     ----------
     optimizer : SGDOptimizer or AdamOptimizer
         Its state arrays are updated in place by the kernels, and its update
-        count ``t`` is set from what they return.
+        count ``t`` is set from what they return (``count``).
     penalty : ndarray
         L2 coefficient of every parameter (``alpha`` times the cell's mask).
     clip_norm : float or None
         Gradient clipping norm of every step.
     """
+
+    #: Whether the kernels compute gradients and update at all.
+    learn = True
 
     def __init__(self, optimizer, penalty, clip_norm):
         self.optimizer = optimizer
@@ -182,15 +185,27 @@ class OnlineUpdate:
         return (solver, *settings, state_a, state_b, self.optimizer.t,
                 self.penalty, clip)  # fmt: skip
 
+    def count(self, t):
+        """Take the update count a kernel returns."""
+        self.optimizer.t = t
 
-def frozen_update(n_params, dtype):
-    """An update that changes nothing: the rule of advancing without learning.
 
-    The online kernels then still run forward and carry the state exactly as
-    a learning call would.
+class NoLearning(OnlineUpdate):
+    """The online kernels' run without learning (``learn=False``).
+
+    The state, the influence and whatever the gradient method carries move
+    exactly as in a learning call; no gradient is computed and nothing is
+    updated. The optimizer here only fills the kernels' arguments.
     """
-    return OnlineUpdate(
-        SGDOptimizer(n_params, 0.0, 0.0, False, dtype=dtype),
-        np.zeros(n_params, dtype=dtype),
-        None,
-    )
+
+    learn = False
+
+    def __init__(self, n_params, dtype):
+        super().__init__(
+            SGDOptimizer(n_params, 0.0, 0.0, False, dtype=dtype),
+            np.zeros(n_params, dtype=dtype),
+            None,
+        )
+
+    def count(self, t):
+        pass

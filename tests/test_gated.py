@@ -300,9 +300,9 @@ def test_lstm_split_and_dense_jacobian_agree():
     for dense in (False, True):
         ws = cell.workspace(len(X), 1, np.float64)
         _gated.gated_rtrl_minibatch(
-            1, packed_X, Y, starts, starts, lengths, np.ones(len(Y)), 1.0, True,
-            theta, W_out, b_out, 0, ws["grad"], ws["influence"], ws["scratch"],
-            ws["loss"], lstm_dense=dense,
+            cell.kind, packed_X, Y, starts, starts, lengths, np.ones(len(Y)),
+            1.0, True, theta, W_out, b_out, 0, ws["grad"], ws["influence"],
+            ws["scratch"], ws["loss"], lstm_dense=dense,
         )  # fmt: skip
         out.append(ws["grad"].copy())
     np.testing.assert_allclose(out[0], out[1], rtol=1e-12, atol=1e-15)

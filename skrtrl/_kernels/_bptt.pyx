@@ -2,7 +2,7 @@
 """Backpropagation through time, full or truncated, for every cell.
 
 A baseline beside RTRL in the same code: the forward step and its
-vector-Jacobian product are the per-cell primitives of ``_steps.pxd``; each
+vector-Jacobian product are the per-cell primitives of ``_cells.pxd``; each
 step leaves a record (inputs, previous hidden state, local derivatives) in
 a buffer, and the backward pass walks the records in reverse.
 
@@ -33,18 +33,19 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset, memcpy
 
-from ._common cimport (
-    online_update, readout_gradient, SOLVER_ADAM,
+from ._cells cimport (
+    N_CELLS, cell_columns, cell_forward, cell_rows, cell_separate_bias,
+    cell_state, cell_vjp, copy_bias_gradient, record_size, step_work_size,
 )
-from ._steps cimport (
-    KIND_ELMAN, KIND_DIAGONAL, cell_columns, cell_forward, cell_rows,
-    cell_state, cell_vjp, record_size, step_work_size,
+from ._common cimport (
+    Packed, UpdateRule, check_online_arrays, has_target, online_update,
+    pack, readout_gradient, sequence, target_index, update_rule,
 )
 
 
 def bptt_sizes(int kind, int n, int m):
     """(rows R, columns q, state S, record size) of the cell ``kind``."""
-    if kind < KIND_ELMAN or kind > 3:
+    if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
     return (cell_rows(kind, n), cell_columns(kind, n, m), cell_state(kind, n),
             record_size(kind, n, m))
@@ -80,25 +81,29 @@ cdef inline void _backprop(
 
 
 cdef double _bptt_sequence(
-    int kind, int activation, int loss_kind, int n, int m, int q, int o,
-    const floating* theta, const floating* bias_hh,
-    const floating* W_out, const floating* b_out,
-    const floating* X, const floating* Y, Py_ssize_t length,
-    const floating* weights, double weight_scale, bint every_step,
+    int kind, int activation, int loss_kind, const Packed* data,
+    Py_ssize_t b, int n, int q, const floating* theta,
+    const floating* bias_hh, const floating* W_out, const floating* b_out,
     Py_ssize_t truncation, floating* grad, floating* ring, floating* scratch,
 ) noexcept nogil:
-    """One sequence from the zero state; gradient added into ``grad``, laid
+    """Sequence b from the zero state; gradient added into ``grad``, laid
     out [theta (R*q) | W_out (o*n) | b_out (o)]. ``ring`` holds
-    ``truncation`` records (or, without truncation, ``length``)."""
+    ``truncation`` records (or, without truncation, the sequence's
+    length)."""
     cdef:
+        int m = data.m
+        int o = data.o
         int R = cell_rows(kind, n)
         int S = cell_state(kind, n)
         int rs = record_size(kind, n, m)
         int spare = rs - n
+        Py_ssize_t length = data.lengths[b]
         Py_ssize_t cap = truncation if truncation > 0 else length
-        Py_ssize_t t, slot, i
+        Py_ssize_t t, slot, i, k
         double loss = 0.0
-        bint target
+        const floating* X
+        const floating* Y
+        const floating* weights
         floating* s = scratch
         floating* gbar = s + S
         floating* gprev = gbar + S
@@ -109,18 +114,18 @@ cdef double _bptt_sequence(
         floating* rec
         floating* grad_out = grad + R * q
         floating* tmp
+    sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(length):
         slot = t % cap
         rec = ring + slot * rs
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                      rec, work)
-        target = every_step or t == length - 1
-        if not target:
+        if not has_target(data, b, t):
             continue
+        k = target_index(data, t)
         loss += readout_gradient(
-            Y + (t * o if every_step else 0), o, n,
-            weight_scale * weights[t if every_step else 0], loss_kind,
+            Y + k * o, o, n, data.weight_scale * weights[k], loss_kind,
             W_out, b_out, s, grad_out, g, zout, dz)
         if truncation > 0:
             _backprop(kind, n, m, q, theta, ring, cap, rs, slot,
@@ -133,7 +138,7 @@ cdef double _bptt_sequence(
     memset(gbar, 0, S * sizeof(floating))
     for t in range(length - 1, -1, -1):
         rec = ring + t * rs
-        if every_step or t == length - 1:
+        if has_target(data, b, t):
             for i in range(n):
                 gbar[i] += rec[spare + i]
         cell_vjp(kind, n, m, q, theta, rec, gbar, gprev if t > 0 else NULL,
@@ -170,7 +175,7 @@ def bptt_minibatch(
 
     Parameters
     ----------
-    kind : cell code of ``_steps.pxd`` (0 Elman, 1 element-wise, 2 GRU,
+    kind : cell code of ``_cells.pxd`` (0 Elman, 1 element-wise, 2 GRU,
         3 LSTM).
     X, Y, x_start, y_start, lengths, target_weight, weight_scale, every_step
         As for ``skrtrl._kernels._elman.elman_rtrl_minibatch``.
@@ -186,20 +191,22 @@ def bptt_minibatch(
     loss_rows : (>= B,) loss of each sequence (written).
     """
     cdef:
-        Py_ssize_t B = lengths.shape[0]
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           every_step, weight_scale)
+        Py_ssize_t B = data.count
         int m = X.shape[1]
         int o = W_out.shape[0]
         int n = W_out.shape[1]
-        int R = cell_rows(kind, n)
-        int q = cell_columns(kind, n, m)
-        int rs = record_size(kind, n, m)
+        int R, q, rs
         int n_threads = min(ring.shape[0], scratch.shape[0])
-        int size = R * q + o * n + o
+        int size
         Py_ssize_t b, longest = 0
         int tid
+    R, q, _, rs = bptt_sizes(kind, n, m)
+    size = R * q + o * n + o
     if theta.shape[0] != R or theta.shape[1] != q:
         raise ValueError("theta has the wrong shape for this cell")
-    if bias_hh.shape[0] < n and kind <= KIND_DIAGONAL:
+    if bias_hh.shape[0] < n and cell_separate_bias(kind):
         raise ValueError("bias_hh needs n entries")
     if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
@@ -213,8 +220,6 @@ def bptt_minibatch(
         raise ValueError("scratch workspace too small")
     if loss_rows.shape[0] < B:
         raise ValueError("loss_rows too small")
-    if target_weight.shape[0] != Y.shape[0]:
-        raise ValueError("target_weight needs one weight per row of Y")
     if B == 0:
         return
     if n_threads <= 1:
@@ -222,21 +227,17 @@ def bptt_minibatch(
             for b in range(B):
                 memset(&grad_rows[b, 0], 0, size * sizeof(floating))
                 loss_rows[b] = _bptt_sequence(
-                    kind, activation, loss_kind, n, m, q, o, &theta[0, 0],
-                    &bias_hh[0], &W_out[0, 0], &b_out[0], &X[x_start[b], 0],
-                    &Y[y_start[b], 0], lengths[b], &target_weight[y_start[b]],
-                    weight_scale, every_step, truncation, &grad_rows[b, 0],
-                    &ring[0, 0], &scratch[0, 0])
+                    kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
+                    &bias_hh[0], &W_out[0, 0], &b_out[0], truncation,
+                    &grad_rows[b, 0], &ring[0, 0], &scratch[0, 0])
         return
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
         memset(&grad_rows[b, 0], 0, size * sizeof(floating))
         loss_rows[b] = _bptt_sequence(
-            kind, activation, loss_kind, n, m, q, o, &theta[0, 0],
-            &bias_hh[0], &W_out[0, 0], &b_out[0], &X[x_start[b], 0],
-            &Y[y_start[b], 0], lengths[b], &target_weight[y_start[b]],
-            weight_scale, every_step, truncation, &grad_rows[b, 0],
-            &ring[tid, 0], &scratch[tid, 0])
+            kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
+            &bias_hh[0], &W_out[0, 0], &b_out[0], truncation,
+            &grad_rows[b, 0], &ring[tid, 0], &scratch[tid, 0])
 
 
 def bptt_online(
@@ -274,6 +275,7 @@ def bptt_online(
     floating[::1] grad,
     floating[::1] scratch,
     double[::1] loss_rows,
+    bint learn=True,
 ):
     """Online (truncated) BPTT: update the parameters after every target.
 
@@ -290,25 +292,33 @@ def bptt_online(
     ``params`` (and ``grad``, ``penalty``, the optimizer state) are laid
     out as the cell's flat vector: [theta | bias_hh | W_out | b_out] for the
     Elman and element-wise cells, [theta | W_out | b_out] for the gated
-    ones. ``state`` has S numbers. Returns (t_update, filled, pos).
+    ones. ``state`` has S numbers. ``learn=False`` writes the records and
+    advances the state only: no gradient, no update, ``t_update``
+    unchanged. Returns (t_update, filled, pos).
     """
     cdef:
-        Py_ssize_t B = lengths.shape[0]
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           every_step, 1.0)
+        UpdateRule rule = update_rule(
+            solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+            nesterov, clip_norm, t_update, learn)
         int R = cell_rows(kind, n)
         int q = cell_columns(kind, n, m)
         int S = cell_state(kind, n)
         int rs = record_size(kind, n, m)
-        bint separate_bias = kind <= KIND_DIAGONAL
         int rq = R * q
-        Py_ssize_t size = params.shape[0]
+        int rest = rq + (n if cell_separate_bias(kind) else 0)
+        Py_ssize_t size = rest + o * n + o
         Py_ssize_t cap = ring.shape[0]
-        Py_ssize_t b, t, i, newest
+        Py_ssize_t b, t, k, newest
         double weight, loss
+        const floating* Xb
+        const floating* Yb
+        const floating* weights
         floating* theta = &params[0]
         floating* bias_hh = theta + rq
-        floating* W_out = theta + rq + (n if separate_bias else 0)
+        floating* W_out = theta + rest
         floating* b_out = W_out + o * n
-        floating* g_out = &grad[0] + rq + (n if separate_bias else 0)
         floating* s = &state[0]
         floating* gbar = &scratch[0] + S
         floating* gprev = gbar + S
@@ -316,24 +326,20 @@ def bptt_online(
         floating* g = work + step_work_size(kind, n)
         floating* zout = g + n
         floating* dz = zout + o
-    if size != W_out - theta + o * n + o or grad.shape[0] != size:
-        raise ValueError("params and grad do not match the cell's layout")
-    if penalty.shape[0] != size or state_a.shape[0] != size:
-        raise ValueError("penalty and optimizer state must match params")
-    if solver == SOLVER_ADAM and state_b.shape[0] != size:
-        raise ValueError("Adam needs a second moment of the size of params")
+    check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
+    if X.shape[1] != m or Y.shape[1] != o:
+        raise ValueError("X must have m columns and Y o")
     if cap < 1 or ring.shape[1] != rs:
         raise ValueError("ring must have shape (truncation, record size)")
     if state.shape[0] != S or scratch.shape[0] < bptt_scratch_size(kind, n, o):
         raise ValueError("state of the wrong size or scratch too small")
     if not (0 <= filled <= cap and 0 <= pos < cap):
         raise ValueError("filled or pos out of range")
-    if loss_rows.shape[0] < B:
+    if loss_rows.shape[0] < data.count:
         raise ValueError("loss_rows too small")
-    if target_weight.shape[0] != Y.shape[0]:
-        raise ValueError("target_weight needs one weight per row of Y")
     with nogil:
-        for b in range(B):
+        for b in range(data.count):
+            sequence(&data, b, &Xb, &Yb, &weights)
             loss = 0.0
             if reset_state:
                 memset(s, 0, S * sizeof(floating))
@@ -341,28 +347,25 @@ def bptt_online(
                 pos = 0
             for t in range(lengths[b]):
                 cell_forward(kind, activation, n, m, q, theta, bias_hh,
-                             &X[x_start[b] + t, 0], s, &ring[pos, 0], work)
+                             Xb + t * m, s, &ring[pos, 0], work)
                 newest = pos
                 pos = pos + 1 if pos + 1 < cap else 0
                 if filled < cap:
                     filled += 1
-                if not (every_step or t == lengths[b] - 1):
+                if not has_target(&data, b, t):
                     continue
-                i = y_start[b] + (t if every_step else 0)
-                weight = target_weight[i]
+                k = target_index(&data, t)
+                weight = weights[k]
                 memset(&grad[0], 0, size * sizeof(floating))
                 loss += readout_gradient(
-                    &Y[i, 0], o, n, weight, loss_kind, W_out, b_out, s,
-                    g_out, g, zout, dz)
+                    Yb + k * o, o, n, weight, loss_kind, W_out, b_out, s,
+                    &grad[rest], g, zout, dz)
+                if not rule.learn:
+                    continue
                 _backprop(kind, n, m, q, theta, &ring[0, 0], cap, rs, newest,
                           filled, g, &grad[0], gbar, gprev, work)
-                if separate_bias:
-                    # Both biases enter a_t identically.
-                    for i in range(n):
-                        grad[rq + i] = grad[i * q + q - 1]
-                t_update = online_update(
-                    theta, &grad[0], size, &penalty[0], weight, clip_norm,
-                    solver, learning_rate, beta_1, beta_2, epsilon, momentum,
-                    nesterov, &state_a[0], &state_b[0], t_update)
+                copy_bias_gradient(kind, n, q, &grad[0], &grad[rq])
+                online_update(&rule, theta, &grad[0], size, &penalty[0],
+                              weight, &state_a[0], &state_b[0])
             loss_rows[b] = loss
-    return t_update, filled, pos
+    return rule.t, filled, pos

@@ -1,12 +1,11 @@
 # Activations and output losses shared by every cell kernel.
 
 from libc.math cimport exp, log, log1p, tanh, fabs, sqrt, pow
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from cython cimport floating
 
-from ._blas cimport gemv_rm, gemv_rm_t
 
-# Codes must match skrtrl._base.ACTIVATIONS and LOSSES.
+# Codes must match skrtrl._cells.ACTIVATIONS and LOSSES.
 cdef enum:
     ACT_IDENTITY = 0
     ACT_TANH = 1
@@ -108,22 +107,45 @@ cdef inline double readout_gradient(
     """Readout, loss and gradients of one target.
 
     Adds the readout gradient into ``grad_out`` = [W_out (o*n) | b_out (o)]
-    and writes g = dL/dh_t (n), which each cell turns into its recurrent
-    gradient through its influence matrices. Returns the weighted loss.
+    and writes g = dL/dh_t (n), which each gradient method turns into the
+    recurrent gradient. Returns the weighted loss. Plain loops: o is small,
+    and a BLAS call per product cost more than the product at n = 8.
     """
-    cdef:
-        int k, l
-        double loss
-        floating* grad_b_out = grad_out + o * n
-    memcpy(zout, b_out, o * sizeof(floating))
-    gemv_rm(o, n, <floating> 1, W_out, n, h, <floating> 1, zout)
-    loss = output_loss(loss_kind, o, zout, y, weight, dz)
-    gemv_rm_t(o, n, <floating> 1, W_out, n, dz, <floating> 0, g)
-    for k in range(o):
-        grad_b_out[k] += dz[k]
+    cdef int c, l
+    cdef floating acc, dc
+    cdef double loss
+    cdef const floating* w
+    for c in range(o):
+        w = W_out + c * n
+        acc = b_out[c]
         for l in range(n):
-            grad_out[k * n + l] += dz[k] * h[l]
+            acc = acc + w[l] * h[l]
+        zout[c] = acc
+    loss = output_loss(loss_kind, o, zout, y, weight, dz)
+    memset(g, 0, n * sizeof(floating))
+    for c in range(o):
+        w = W_out + c * n
+        dc = dz[c]
+        grad_out[o * n + c] += dc
+        for l in range(n):
+            g[l] += dc * w[l]
+            grad_out[c * n + l] += dc * h[l]
     return loss
+
+
+cdef inline void check_online_arrays(
+    Py_ssize_t size, floating[::1] params, floating[::1] grad,
+    const floating[::1] penalty, floating[::1] state_a,
+    floating[::1] state_b, int solver,
+) except *:
+    """ValueError unless the online kernel's arrays match the parameters."""
+    if params.shape[0] != size or grad.shape[0] != size:
+        raise ValueError(
+            f"params and grad must have {size} entries for this cell")
+    if penalty.shape[0] != size or state_a.shape[0] != size:
+        raise ValueError("penalty and optimizer state must match params")
+    if solver == SOLVER_ADAM and state_b.shape[0] != size:
+        raise ValueError("Adam needs a second moment of the size of params")
 
 
 cdef inline void penalize_and_clip(
@@ -174,18 +196,124 @@ cdef inline void optimizer_step(
                 params[i] += state_a[i]
 
 
-cdef inline long long online_update(
-    floating* params, floating* grad, Py_ssize_t size, const floating* penalty,
-    double weight, double clip_norm, int solver, double learning_rate,
-    double beta_1, double beta_2, double epsilon, double momentum,
-    bint nesterov, floating* state_a, floating* state_b, long long t,
+# What the online kernels need to update the parameters after a step: the
+# optimizer's settings, the L2 penalty and clipping, and the update count.
+# The arrays (penalty, optimizer state) stay apart: they are of the
+# kernel's floating type.
+ctypedef struct UpdateRule:
+    int solver
+    double learning_rate
+    double beta_1
+    double beta_2
+    double epsilon
+    double momentum
+    bint nesterov
+    double clip_norm    # <= 0: no clipping
+    long long t         # updates made so far
+    bint learn          # False: advance the state only, no update
+
+
+cdef inline UpdateRule update_rule(
+    int solver, double learning_rate, double beta_1, double beta_2,
+    double epsilon, double momentum, bint nesterov, double clip_norm,
+    long long t, bint learn,
+) noexcept:
+    cdef UpdateRule rule
+    rule.solver = solver
+    rule.learning_rate = learning_rate
+    rule.beta_1 = beta_1
+    rule.beta_2 = beta_2
+    rule.epsilon = epsilon
+    rule.momentum = momentum
+    rule.nesterov = nesterov
+    rule.clip_norm = clip_norm
+    rule.t = t
+    rule.learn = learn
+    return rule
+
+
+cdef inline void online_update(
+    UpdateRule* rule, floating* params, floating* grad, Py_ssize_t size,
+    const floating* penalty, double weight, floating* state_a,
+    floating* state_b,
 ) noexcept nogil:
     """The per-step update of the online kernels: L2 penalty, clipping and
-    one optimizer step on ``params``. ``t`` counts the updates so far;
-    returns the new count."""
-    penalize_and_clip(grad, params, penalty, weight, size, clip_norm)
+    one optimizer step on ``params``; counts the update in ``rule.t``."""
+    penalize_and_clip(grad, params, penalty, weight, size, rule.clip_norm)
+    rule.t += 1
     optimizer_step(
-        params, grad, size, solver, learning_rate, beta_1, beta_2, epsilon,
-        momentum, nesterov, state_a,
-        state_b if solver == SOLVER_ADAM else state_a, t + 1)
-    return t + 1
+        params, grad, size, rule.solver, rule.learning_rate, rule.beta_1,
+        rule.beta_2, rule.epsilon, rule.momentum, rule.nesterov, state_a,
+        state_b if rule.solver == SOLVER_ADAM else state_a, rule.t)
+
+
+# The packed sequences of a kernel call: the steps of all sequences in the
+# rows of ``values`` (each sequence's steps contiguous, from row x_start[b])
+# and their targets in the rows of ``targets`` (from row y_start[b]: one per
+# step when every_step, else one per sequence), each with its weight
+# target_weight[row] times weight_scale. The three arrays are of the
+# kernel's floating type (``sequence`` casts them back).
+ctypedef struct Packed:
+    const void* values
+    const void* targets
+    const void* target_weight
+    const Py_ssize_t* x_start
+    const Py_ssize_t* y_start
+    const Py_ssize_t* lengths
+    Py_ssize_t count
+    int m
+    int o
+    bint every_step
+    double weight_scale
+
+
+cdef inline Packed pack(
+    const floating[:, ::1] X, const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start, const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths, const floating[::1] target_weight,
+    bint every_step, double weight_scale,
+) except *:
+    """The Packed view of the arrays, checked for consistent sizes."""
+    cdef Packed data
+    if target_weight.shape[0] != Y.shape[0]:
+        raise ValueError("target_weight needs one weight per row of Y")
+    if x_start.shape[0] != lengths.shape[0] or y_start.shape[0] != lengths.shape[0]:
+        raise ValueError("x_start, y_start and lengths differ in length")
+    data.values = data.targets = data.target_weight = NULL
+    data.x_start = data.y_start = data.lengths = NULL
+    if X.shape[0] > 0:
+        data.values = &X[0, 0]
+    if Y.shape[0] > 0:
+        data.targets = &Y[0, 0]
+        data.target_weight = &target_weight[0]
+    if lengths.shape[0] > 0:
+        data.x_start = &x_start[0]
+        data.y_start = &y_start[0]
+        data.lengths = &lengths[0]
+    data.count = lengths.shape[0]
+    data.m = X.shape[1]
+    data.o = Y.shape[1]
+    data.every_step = every_step
+    data.weight_scale = weight_scale
+    return data
+
+
+cdef inline void sequence(
+    const Packed* data, Py_ssize_t b, const floating** x, const floating** y,
+    const floating** weights,
+) noexcept nogil:
+    """Inputs, targets and target weights of sequence b."""
+    x[0] = <const floating*> data.values + data.x_start[b] * data.m
+    y[0] = <const floating*> data.targets + data.y_start[b] * data.o
+    weights[0] = <const floating*> data.target_weight + data.y_start[b]
+
+
+cdef inline bint has_target(const Packed* data, Py_ssize_t b,
+                            Py_ssize_t t) noexcept nogil:
+    return data.every_step or t == data.lengths[b] - 1
+
+
+cdef inline Py_ssize_t target_index(const Packed* data,
+                                    Py_ssize_t t) noexcept nogil:
+    """The row of step t's target within its sequence's targets."""
+    return t if data.every_step else 0

@@ -51,41 +51,20 @@ W_out P_t), O(S o C). The LSTM uses the dense 2n x 2n state Jacobian.
 # off, or on with SKRTRL_DEBUG=1 to audit the kernels.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, tanh
+from libc.math cimport exp
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
-from ._common cimport (
-    _sigmoid, activate, online_update, readout_gradient,
-    LOSS_LOGISTIC, LOSS_SQUARED, SOLVER_ADAM,
+from ._cells cimport (
+    N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
+    cell_input_jacobian, cell_jacobian, cell_rows, cell_separate_bias,
+    cell_state, cell_unit_jacobian, copy_bias_gradient, record_size,
+    step_work_size,
 )
-
-# Codes of the cells, as passed by skrtrl._feedback.
-cdef enum:
-    CELL_ELMAN = 0
-    CELL_DIAGONAL = 1
-    CELL_GRU = 2
-    CELL_LSTM = 3
-
-
-cdef inline int _n_rows(int kind, int n) noexcept nogil:
-    if kind == CELL_GRU:
-        return 3 * n
-    if kind == CELL_LSTM:
-        return 4 * n
-    return n
-
-
-cdef inline int _n_state(int kind, int n) noexcept nogil:
-    return 2 * n if kind == CELL_LSTM else n
-
-
-cdef inline int _n_columns(int kind, int n, int mi) noexcept nogil:
-    if kind == CELL_ELMAN:
-        return mi + n + 1
-    if kind == CELL_DIAGONAL:
-        return mi + 2
-    return mi + n + 2
+from ._common cimport (
+    _sigmoid, Packed, UpdateRule, check_online_arrays, online_update, pack,
+    readout_gradient, sequence, update_rule, LOSS_LOGISTIC, LOSS_SQUARED,
+)
 
 
 def feedback_sizes(int kind, int n, int m, int o):
@@ -93,17 +72,24 @@ def feedback_sizes(int kind, int n, int m, int o):
 
     ``m`` is the number of input features, without the o feedback columns.
     """
-    if kind < CELL_ELMAN or kind > CELL_LSTM:
+    if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
-    cdef int R = _n_rows(kind, n)
-    cdef int q = _n_columns(kind, n, m + o)
-    return R, q, _n_state(kind, n), R * q + o * n + o
+    cdef int R = cell_rows(kind, n)
+    cdef int q = cell_columns(kind, n, m + o)
+    return R, q, cell_state(kind, n), R * q + o * n + o
+
+
+cdef inline int _step_size(int kind, int n, int m, int o) noexcept nogil:
+    """Scratch of one step: the record (inputs [x, f]), the cell's work,
+    J (S x S), B (S x o), zout, dz and g."""
+    cdef int S = cell_state(kind, n)
+    return (record_size(kind, n, m + o) + step_work_size(kind, n) + S * S
+            + S * o + 2 * o + n)
 
 
 def feedback_scratch_size(int kind, int n, int m, int o):
     """Numbers of scratch memory one thread of the kernels needs."""
-    cdef int S = _n_state(kind, n)
-    return S * S + S * o + S + (m + o) + 16 * n + 4 * o + 2
+    return cell_state(kind, n) + o + _step_size(kind, n, m, o)
 
 
 def feedback_influence_size(int kind, int n, int m, int o):
@@ -115,205 +101,14 @@ def feedback_influence_size(int kind, int n, int m, int o):
 cdef inline void _cell_step(
     int kind, int activation, const floating* x, int m, const floating* f,
     int o, int n, int q, const floating* theta, const floating* bias_hh,
-    floating* s, floating* u, floating* coef, floating* ax, floating* ah,
+    floating* s, floating* rec, floating* work,
 ) noexcept nogil:
-    """Advance the state ``s`` one step on the inputs [x, f], in place.
-
-    Writes u = [x, f, h_{t-1}, 1(, 1)] and the per-unit coefficients the
-    derivatives need: Elman and diagonal d = phi'(a); GRU r, z, cr, cz, cn;
-    LSTM f, gi, gf, gg, do, k (see ``_gated.pyx``).
-    """
-    cdef:
-        int mi = m + o
-        int k, j
-        double r, zg, un, e, hk, ig, fg, gg, og, c, cnew, tc, cn, ai
-        const floating* th
-        floating* h = s
-    memcpy(u, x, m * sizeof(floating))
-    memcpy(u + m, f, o * sizeof(floating))
-    memcpy(u + mi, h, n * sizeof(floating))
-    u[mi + n] = 1
-    u[mi + n + 1] = 1
-    if kind == CELL_ELMAN:
-        memcpy(ax, bias_hh, n * sizeof(floating))
-        gemv_rm(n, q, <floating> 1, theta, q, u, <floating> 1, ax)
-        activate(activation, n, ax, coef)
-        memcpy(h, ax, n * sizeof(floating))
-    elif kind == CELL_DIAGONAL:
-        for k in range(n):
-            th = theta + k * q
-            ai = bias_hh[k] + th[mi] * u[mi + k] + th[mi + 1]
-            for j in range(mi):
-                ai += th[j] * u[j]
-            ax[k] = <floating> ai
-        activate(activation, n, ax, coef)
-        memcpy(h, ax, n * sizeof(floating))
-    elif kind == CELL_GRU:
-        for k in range(3 * n):
-            ax[k] = theta[k * q + mi + n]
-            ah[k] = theta[k * q + mi + n + 1]
-        gemv_rm(3 * n, mi, <floating> 1, theta, q, u, <floating> 1, ax)
-        gemv_rm(3 * n, n, <floating> 1, theta + mi, q, u + mi, <floating> 1, ah)
-        for k in range(n):
-            r = _sigmoid(ax[k] + ah[k])
-            zg = _sigmoid(ax[n + k] + ah[n + k])
-            un = ah[2 * n + k]
-            e = tanh(ax[2 * n + k] + r * un)
-            hk = h[k]
-            h[k] = <floating> ((1 - zg) * e + zg * hk)
-            cn = (1 - zg) * (1 - e * e)
-            coef[k] = <floating> r
-            coef[n + k] = <floating> zg
-            coef[2 * n + k] = <floating> (cn * un * r * (1 - r))
-            coef[3 * n + k] = <floating> ((hk - e) * zg * (1 - zg))
-            coef[4 * n + k] = <floating> cn
-    else:
-        for k in range(4 * n):
-            ax[k] = theta[k * q + mi + n] + theta[k * q + mi + n + 1]
-        gemv_rm(4 * n, mi + n, <floating> 1, theta, q, u, <floating> 1, ax)
-        for k in range(n):
-            ig = _sigmoid(ax[k])
-            fg = _sigmoid(ax[n + k])
-            gg = tanh(ax[2 * n + k])
-            og = _sigmoid(ax[3 * n + k])
-            c = s[n + k]
-            cnew = fg * c + ig * gg
-            tc = tanh(cnew)
-            s[n + k] = <floating> cnew
-            h[k] = <floating> (og * tc)
-            coef[k] = <floating> fg
-            coef[n + k] = <floating> (gg * ig * (1 - ig))
-            coef[2 * n + k] = <floating> (c * fg * (1 - fg))
-            coef[3 * n + k] = <floating> (ig * (1 - gg * gg))
-            coef[4 * n + k] = <floating> (tc * og * (1 - og))
-            coef[5 * n + k] = <floating> (og * (1 - tc * tc))
-
-
-cdef inline void _jacobians(
-    int kind, int m, int o, int n, int q, const floating* theta,
-    const floating* coef, floating* J, floating* Bm,
-) noexcept nogil:
-    """J = d s_t / d s_{t-1} (S x S; the diagonal cell: its n diagonal
-    entries) and Bm = d s_t / d f_{t-1} (S x o)."""
-    cdef:
-        int mi = m + o
-        int S = _n_state(kind, n)
-        int k, l, c
-        floating a, b, cc, jc
-        const floating* wr
-        const floating* wz
-        const floating* wn
-        const floating* wo
-        floating* Jh
-        floating* Jc
-    if kind == CELL_ELMAN or kind == CELL_DIAGONAL:
-        for k in range(n):
-            a = coef[k]
-            if kind == CELL_ELMAN:
-                for l in range(n):
-                    J[k * n + l] = a * theta[k * q + mi + l]
-            else:
-                J[k] = a * theta[k * q + mi]
-            for c in range(o):
-                Bm[k * o + c] = a * theta[k * q + m + c]
-    elif kind == CELL_GRU:
-        for k in range(n):
-            wr = theta + k * q
-            wz = theta + (n + k) * q
-            wn = theta + (2 * n + k) * q
-            a = coef[2 * n + k]                 # cr
-            b = coef[3 * n + k]                 # cz
-            cc = coef[4 * n + k] * coef[k]      # cn r
-            for l in range(n):
-                J[k * n + l] = a * wr[mi + l] + b * wz[mi + l] + cc * wn[mi + l]
-            J[k * n + k] += coef[n + k]         # z
-            cc = coef[4 * n + k]                # cn: the input part of a_n
-            for c in range(o):
-                Bm[k * o + c] = a * wr[m + c] + b * wz[m + c] + cc * wn[m + c]
-    else:
-        # Rows 0..n-1 are h, rows n..2n-1 are c (as in ``_gated.pyx``).
-        for k in range(n):
-            Jh = J + k * S
-            Jc = J + (n + k) * S
-            wr = theta + k * q
-            wz = theta + (n + k) * q
-            wn = theta + (2 * n + k) * q
-            wo = theta + (3 * n + k) * q
-            a = coef[n + k]                     # gi
-            b = coef[2 * n + k]                 # gf
-            cc = coef[3 * n + k]                # gg
-            for l in range(n):
-                jc = a * wr[mi + l] + b * wz[mi + l] + cc * wn[mi + l]
-                Jc[l] = jc
-                Jh[l] = coef[5 * n + k] * jc + coef[4 * n + k] * wo[mi + l]
-            memset(Jc + n, 0, n * sizeof(floating))
-            memset(Jh + n, 0, n * sizeof(floating))
-            Jc[n + k] = coef[k]
-            Jh[n + k] = coef[5 * n + k] * coef[k]
-            for c in range(o):
-                jc = a * wr[m + c] + b * wz[m + c] + cc * wn[m + c]
-                Bm[(n + k) * o + c] = jc
-                Bm[k * o + c] = coef[5 * n + k] * jc + coef[4 * n + k] * wo[m + c]
-
-
-cdef inline void _immediate(
-    int kind, int mi, int n, int q, const floating* coef, const floating* u,
-    floating* P, int C,
-) noexcept nogil:
-    """Add the immediate term I_t (theta columns) into P (row stride C)."""
-    cdef:
-        int k, j, gate
-        floating a, b, kf
-        floating* row
-        floating* row2
-    if kind == CELL_ELMAN:
-        for k in range(n):
-            a = coef[k]
-            row = P + k * C + k * q
-            for j in range(q):
-                row[j] += a * u[j]
-    elif kind == CELL_DIAGONAL:
-        for k in range(n):
-            a = coef[k]
-            row = P + k * C + k * q
-            for j in range(mi):
-                row[j] += a * u[j]
-            row[mi] += a * u[mi + k]
-            row[mi + 1] += a
-    elif kind == CELL_GRU:
-        for k in range(n):
-            row = P + k * C + k * q
-            a = coef[2 * n + k]
-            for j in range(q):
-                row[j] += a * u[j]
-            row = P + k * C + (n + k) * q
-            a = coef[3 * n + k]
-            for j in range(q):
-                row[j] += a * u[j]
-            row = P + k * C + (2 * n + k) * q
-            a = coef[4 * n + k]
-            b = a * coef[k]
-            for j in range(mi):
-                row[j] += a * u[j]
-            for j in range(mi, mi + n):
-                row[j] += b * u[j]
-            row[mi + n] += a
-            row[mi + n + 1] += b
-    else:
-        for k in range(n):
-            kf = coef[5 * n + k]
-            for gate in range(3):
-                a = coef[(gate + 1) * n + k]
-                b = kf * a
-                row = P + k * C + (gate * n + k) * q
-                row2 = P + (n + k) * C + (gate * n + k) * q
-                for j in range(q):
-                    row[j] += b * u[j]
-                    row2[j] += a * u[j]
-            a = coef[4 * n + k]
-            row = P + k * C + (3 * n + k) * q
-            for j in range(q):
-                row[j] += a * u[j]
+    """Advance the state ``s`` one step on the inputs [x, f], in place;
+    the record (``_cells.pxd``) goes into ``rec``."""
+    memcpy(rec, x, m * sizeof(floating))
+    memcpy(rec + m, f, o * sizeof(floating))
+    cell_forward(kind, activation, n, m + o, q, theta, bias_hh, rec, s, rec,
+                 work)
 
 
 cdef inline void _readout(
@@ -381,48 +176,52 @@ cdef double _free_step(
     const floating* theta, const floating* bias_hh,
     const floating* W_out, const floating* b_out,
     floating* s, floating* f, const floating* P_old, floating* P_new,
-    floating* dF, bint first, floating* grad, floating* work,
+    floating* dF, bint first, bint learn, floating* grad, floating* work,
 ) noexcept nogil:
     """One free-running training step with exact RTRL.
 
     On entry ``f`` and ``dF`` hold f_{t-1} and its influence, ``s`` and
     ``P_old`` the state and its influence; on exit f_t, dF_t, s_t and P_t
     (in ``P_new``). ``first``: from the zero state (P_{t-1} = dF = 0, not
-    read). The loss's gradient is added into ``grad`` (C numbers, the
-    influence column layout). Returns the weighted loss.
+    read). With ``learn``, the loss's gradient is added into ``grad`` (C
+    numbers, the influence column layout). Returns the weighted loss.
     """
     cdef:
         int mi = m + o
-        int S = _n_state(kind, n)
-        int T = _n_rows(kind, n) * q
+        int S = cell_state(kind, n)
+        int T = cell_rows(kind, n) * q
+        int k
         double loss
-        floating* u = work
-        floating* coef = u + mi + n + 2
-        floating* ax = coef + 6 * n
-        floating* ah = ax + 4 * n
-        floating* J = ah + 4 * n
+        floating d
+        floating* rec = work
+        floating* cw = rec + record_size(kind, n, mi)
+        floating* J = cw + step_work_size(kind, n)
         floating* Bm = J + S * S
         floating* zout = Bm + S * o
         floating* dz = zout + o
         floating* g = dz + o
-        int k
-    _cell_step(kind, activation, x, m, f, o, n, q, theta, bias_hh, s, u, coef,
-               ax, ah)
+    _cell_step(kind, activation, x, m, f, o, n, q, theta, bias_hh, s, rec, cw)
     if first:
         memset(P_new, 0, S * C * sizeof(floating))
     else:
-        _jacobians(kind, m, o, n, q, theta, coef, J, Bm)
-        if kind == CELL_DIAGONAL:
+        # J_t P_{t-1}: for the diagonal cell J_t is diagonal, but the
+        # feedback makes P dense (every unit depends on f, which depends on
+        # every unit).
+        if cell_diagonal(kind):
             for k in range(n):
-                _scaled_copy(C, J[k], P_old + k * C, P_new + k * C)
+                cell_unit_jacobian(kind, n, mi, q, theta, rec, k, &d)
+                _scaled_copy(C, d, P_old + k * C, P_new + k * C)
         else:
+            cell_jacobian(kind, n, mi, q, theta, rec, S, J)
             gemm_rm(S, C, S, <floating> 1, J, S, P_old, C, <floating> 0,
                     P_new, C)
+        cell_input_jacobian(kind, n, mi, q, theta, rec, m, o, Bm)
         gemm_rm(S, C, o, <floating> 1, Bm, o, dF, C, <floating> 1, P_new, C)
-    _immediate(kind, mi, n, q, coef, u, P_new, C)
+    cell_immediate(kind, n, mi, q, rec, P_new, C, 0, T)
     loss = readout_gradient(y, o, n, weight, loss_kind, W_out, b_out, s,
                             grad + T, g, zout, dz)
-    gemv_rm_t(n, C, <floating> 1, P_new, C, g, <floating> 1, grad)
+    if learn:
+        gemv_rm_t(n, C, <floating> 1, P_new, C, g, <floating> 1, grad)
     _link(loss_kind, o, zout, f)
     _feedback_influence(loss_kind, o, n, C, T, W_out, P_new, s, f, dF)
     return loss
@@ -436,30 +235,34 @@ cdef inline void _scaled_copy(int size, floating a, const floating* src,
 
 
 cdef double _free_sequence(
-    int kind, int activation, int loss_kind,
-    const floating* X, int m, const floating* Y, int o, Py_ssize_t length,
-    const floating* weights, double weight_scale,
-    int n, int q, int C, const floating* theta, const floating* bias_hh,
-    const floating* W_out, const floating* b_out,
+    int kind, int activation, int loss_kind, const Packed* data,
+    Py_ssize_t b, int n, int q, int C, const floating* theta,
+    const floating* bias_hh, const floating* W_out, const floating* b_out,
     floating* grad, floating* P_work, floating* scratch,
 ) noexcept nogil:
-    """One sequence from the zero state, a target at every step."""
+    """Sequence b from the zero state, a target at every step."""
     cdef:
-        int S = _n_state(kind, n)
+        int m = data.m
+        int o = data.o
+        int S = cell_state(kind, n)
         Py_ssize_t t
         double loss = 0.0
+        const floating* X
+        const floating* Y
+        const floating* weights
         floating* s = scratch
         floating* f = s + S
         floating* work = f + o
         floating* dF = P_work + 2 * S * C
+    sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     memset(f, 0, o * sizeof(floating))
-    for t in range(length):
+    for t in range(data.lengths[b]):
         loss += _free_step(
             kind, activation, loss_kind, X + t * m, m, Y + t * o,
-            weight_scale * weights[t], n, o, q, C, theta, bias_hh, W_out,
+            data.weight_scale * weights[t], n, o, q, C, theta, bias_hh, W_out,
             b_out, s, f, P_work + (1 - (t & 1)) * S * C,
-            P_work + (t & 1) * S * C, dF, t == 0, grad, work)
+            P_work + (t & 1) * S * C, dF, t == 0, True, grad, work)
     return loss
 
 
@@ -495,7 +298,9 @@ def feedback_rtrl_minibatch(
     Elman and diagonal cells only.
     """
     cdef:
-        Py_ssize_t B = lengths.shape[0]
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           True, weight_scale)
+        Py_ssize_t B = data.count
         int m = X.shape[1]
         int o = W_out.shape[0]
         int n = W_out.shape[1]
@@ -506,7 +311,7 @@ def feedback_rtrl_minibatch(
     R, q, S, C = feedback_sizes(kind, n, m, o)
     if theta.shape[0] != R or theta.shape[1] != q:
         raise ValueError("theta has the wrong shape")
-    if bias_hh.shape[0] < n and kind <= CELL_DIAGONAL:
+    if bias_hh.shape[0] < n and cell_separate_bias(kind):
         raise ValueError("bias_hh needs n entries")
     if grad_rows.shape[0] < B or grad_rows.shape[1] != C:
         raise ValueError("grad_rows has the wrong size")
@@ -514,8 +319,8 @@ def feedback_rtrl_minibatch(
         raise ValueError("influence workspace too small")
     if scratch.shape[1] < feedback_scratch_size(kind, n, m, o):
         raise ValueError("scratch workspace too small")
-    if loss_rows.shape[0] < B or target_weight.shape[0] != Y.shape[0]:
-        raise ValueError("loss_rows too small or target_weight of wrong size")
+    if loss_rows.shape[0] < B:
+        raise ValueError("loss_rows too small")
     if Y.shape[1] != o:
         raise ValueError("Y must have one column per output")
     if B == 0:
@@ -524,10 +329,9 @@ def feedback_rtrl_minibatch(
         tid = threadid()
         memset(&grad_rows[b, 0], 0, C * sizeof(floating))
         loss_rows[b] = _free_sequence(
-            kind, activation, loss_kind, &X[x_start[b], 0], m,
-            &Y[y_start[b], 0], o, lengths[b], &target_weight[y_start[b]],
-            weight_scale, n, q, C, &theta[0, 0], &bias_hh[0], &W_out[0, 0],
-            &b_out[0], &grad_rows[b, 0], &influence[tid, 0], &scratch[tid, 0])
+            kind, activation, loss_kind, &data, b, n, q, C, &theta[0, 0],
+            &bias_hh[0], &W_out[0, 0], &b_out[0], &grad_rows[b, 0],
+            &influence[tid, 0], &scratch[tid, 0])
 
 
 def feedback_rtrl_online(
@@ -563,6 +367,7 @@ def feedback_rtrl_online(
     floating[::1] grad,
     floating[::1] scratch,
     double[::1] loss_rows,
+    bint learn=True,
 ):
     """Free-running real-time RTRL: an update after every step.
 
@@ -577,57 +382,59 @@ def feedback_rtrl_online(
     computed before the update that follows step t, and carried on under
     the changed weights, as the influence matrices are.
 
+    ``learn=False`` advances the stream state (state, influence, fed-back
+    output and its influence) only: no gradient, no update, ``t_update``
+    unchanged.
+
     Returns
     -------
     (t_update, parity) after the call.
     """
     cdef:
-        Py_ssize_t B = lengths.shape[0]
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           True, 1.0)
+        UpdateRule rule = update_rule(
+            solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+            nesterov, clip_norm, t_update, learn)
         int m = X.shape[1]
-        int R, q, S, C, T
-        Py_ssize_t size = params.shape[0]
-        Py_ssize_t b, t, i
+        int R, q, S, C, T, rest
+        Py_ssize_t size
+        Py_ssize_t b, t
         double weight, loss
+        const floating* Xb
+        const floating* Yb
+        const floating* weights
         floating* theta = &params[0]
-        floating* bias_hh = theta
+        floating* bias_hh
         floating* W_out
-        floating* b_out
         floating* gc
         floating* work
         floating* dF
         floating* P_new
         floating* P_old
-        bint split_bias = kind == CELL_ELMAN or kind == CELL_DIAGONAL
-        int k
     R, q, S, C = feedback_sizes(kind, n, m, o)
     T = R * q
-    if split_bias:
-        bias_hh = theta + T
-        W_out = bias_hh + n
-    else:
-        W_out = theta + T
-    b_out = W_out + o * n
-    if size != C + (n if split_bias else 0) or grad.shape[0] != size:
-        raise ValueError("params and grad have the wrong size")
-    if penalty.shape[0] != size or state_a.shape[0] != size:
-        raise ValueError("penalty and optimizer state must match params")
-    if solver == SOLVER_ADAM and state_b.shape[0] != size:
-        raise ValueError("Adam needs a second moment of the size of params")
+    rest = T + (n if cell_separate_bias(kind) else 0)
+    size = rest + o * n + o
+    bias_hh = theta + T
+    W_out = theta + rest
+    check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
     if influence.shape[0] != feedback_influence_size(kind, n, m, o):
         raise ValueError("influence has the wrong size")
     if hidden.shape[0] != S or feedback.shape[0] != o:
         raise ValueError("hidden or feedback of the wrong size")
     if scratch.shape[0] < feedback_scratch_size(kind, n, m, o) + C:
         raise ValueError("scratch too small")
-    if loss_rows.shape[0] < B or target_weight.shape[0] != Y.shape[0]:
-        raise ValueError("loss_rows too small or target_weight of wrong size")
+    if loss_rows.shape[0] < data.count:
+        raise ValueError("loss_rows too small")
     if Y.shape[1] != o:
         raise ValueError("Y must have one column per output")
     gc = &scratch[0]
     work = gc + C
     dF = &influence[0] + 2 * S * C
     with nogil:
-        for b in range(B):
+        for b in range(data.count):
+            sequence(&data, b, &Xb, &Yb, &weights)
             loss = 0.0
             if reset_state:
                 memset(&hidden[0], 0, S * sizeof(floating))
@@ -636,28 +443,24 @@ def feedback_rtrl_online(
                 P_old = &influence[0] + parity * S * C
                 P_new = &influence[0] + (1 - parity) * S * C
                 parity = 1 - parity
-                i = y_start[b] + t
-                weight = target_weight[i]
+                weight = weights[t]
                 memset(gc, 0, C * sizeof(floating))
                 loss += _free_step(
-                    kind, activation, loss_kind, &X[x_start[b] + t, 0], m,
-                    &Y[i, 0], weight, n, o, q, C, theta, bias_hh, W_out,
-                    b_out, &hidden[0], &feedback[0], P_old, P_new, dF,
-                    reset_state and t == 0, gc, work)
-                # grad laid out like params: bias_hh's gradient is b_ih's.
-                if split_bias:
-                    memcpy(&grad[0], gc, T * sizeof(floating))
-                    for k in range(n):
-                        grad[T + k] = gc[k * q + q - 1]
-                    memcpy(&grad[T + n], gc + T, (C - T) * sizeof(floating))
-                else:
-                    memcpy(&grad[0], gc, C * sizeof(floating))
-                t_update = online_update(
-                    theta, &grad[0], size, &penalty[0], weight, clip_norm,
-                    solver, learning_rate, beta_1, beta_2, epsilon, momentum,
-                    nesterov, &state_a[0], &state_b[0], t_update)
+                    kind, activation, loss_kind, Xb + t * m, m, Yb + t * o,
+                    weight, n, o, q, C, theta, bias_hh, W_out, W_out + o * n,
+                    &hidden[0], &feedback[0], P_old, P_new, dF,
+                    reset_state and t == 0, rule.learn, gc, work)
+                if not rule.learn:
+                    continue
+                # grad laid out like params (the influence columns of
+                # W_out and b_out after bias_hh, when there is one).
+                memcpy(&grad[0], gc, T * sizeof(floating))
+                copy_bias_gradient(kind, n, q, gc, &grad[T])
+                memcpy(&grad[rest], gc + T, (C - T) * sizeof(floating))
+                online_update(&rule, theta, &grad[0], size, &penalty[0],
+                              weight, &state_a[0], &state_b[0])
             loss_rows[b] = loss
-    return t_update, parity
+    return rule.t, parity
 
 
 def feedback_forward(
@@ -695,15 +498,13 @@ def feedback_forward(
         Py_ssize_t i, t
         floating* s
         floating* f
-        floating* u
-        floating* coef
-        floating* ax
-        floating* ah
+        floating* rec
+        floating* work
         floating* zout
     R, q, S, C = feedback_sizes(kind, n, m, o)
     if theta.shape[0] != R or theta.shape[1] != q:
         raise ValueError("theta has the wrong shape")
-    if bias_hh.shape[0] < n and kind <= CELL_DIAGONAL:
+    if bias_hh.shape[0] < n and cell_separate_bias(kind):
         raise ValueError("bias_hh needs n entries")
     if s0.shape[0] != S or f0.shape[0] != o or Z.shape[1] != o:
         raise ValueError("s0, f0 or Z of the wrong size")
@@ -711,18 +512,16 @@ def feedback_forward(
         raise ValueError("scratch too small")
     s = &scratch[0]
     f = s + S
-    u = f + o
-    coef = u + m + o + n + 2
-    ax = coef + 6 * n
-    ah = ax + 4 * n
-    zout = ah + 4 * n
+    rec = f + o
+    work = rec + record_size(kind, n, m + o)
+    zout = work + step_work_size(kind, n)
     with nogil:
         for i in range(N):
             memcpy(s, &s0[0], S * sizeof(floating))
             memcpy(f, &f0[0], o * sizeof(floating))
             for t in range(lengths[i]):
                 _cell_step(kind, activation, &X[x_start[i] + t, 0], m, f, o,
-                           n, q, &theta[0, 0], &bias_hh[0], s, u, coef, ax, ah)
+                           n, q, &theta[0, 0], &bias_hh[0], s, rec, work)
                 _readout(o, n, &W_out[0, 0], &b_out[0], s, zout)
                 _link(loss_kind, o, zout, f)
                 if every_step:

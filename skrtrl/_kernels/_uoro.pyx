@@ -22,7 +22,7 @@ eps = 1e-7, which balance the norms of the two factors of each term. A
 loss with dL/dh_t = g adds (g . s~_t[:n]) theta~_t to the gradient of the
 recurrent parameters theta (R x q); the readout gradient is exact. Per step
 this costs one Jacobian-vector and one vector-Jacobian product of the cell
-(``_steps.pxd``): O(P) time and memory, P = R*q.
+(``_cells.pxd``): O(P) time and memory, P = R*q.
 
 Random signs come from a splitmix64 generator (Steele, Lea & Flood, 2014)
 seeded per sequence from a seed the caller draws (from the estimator's
@@ -38,12 +38,14 @@ from libc.math cimport sqrt
 from libc.stdint cimport uint64_t
 from libc.string cimport memset
 
-from ._common cimport (
-    online_update, readout_gradient, SOLVER_ADAM,
+from ._cells cimport (
+    N_CELLS, cell_columns, cell_forward, cell_jvp, cell_rows,
+    cell_separate_bias, cell_state, cell_vjp, copy_bias_gradient,
+    record_size, step_work_size,
 )
-from ._steps cimport (
-    KIND_DIAGONAL, cell_columns, cell_forward, cell_jvp, cell_rows,
-    cell_state, cell_vjp, record_size, step_work_size,
+from ._common cimport (
+    Packed, UpdateRule, check_online_arrays, has_target, online_update,
+    pack, readout_gradient, sequence, target_index, update_rule,
 )
 
 cdef double EPS = 1e-7
@@ -145,33 +147,37 @@ cdef inline double _uoro_target(
 
 
 cdef double _uoro_sequence(
-    int kind, int activation, int loss_kind, int n, int m, int q, int o,
-    const floating* theta, const floating* bias_hh,
-    const floating* W_out, const floating* b_out,
-    const floating* X, const floating* Y, Py_ssize_t length,
-    const floating* weights, double weight_scale, bint every_step,
+    int kind, int activation, int loss_kind, const Packed* data,
+    Py_ssize_t b, int n, int q, const floating* theta,
+    const floating* bias_hh, const floating* W_out, const floating* b_out,
     uint64_t rng, floating* grad, floating* state, floating* scratch,
 ) noexcept nogil:
-    """One sequence from the zero state; gradient added into ``grad``, laid
+    """Sequence b from the zero state; gradient added into ``grad``, laid
     out [theta (R*q) | W_out | b_out]. ``state``: s, s~, theta~."""
     cdef:
+        int m = data.m
+        int o = data.o
         int S = cell_state(kind, n)
         Py_ssize_t P = cell_rows(kind, n) * q
-        Py_ssize_t t
+        Py_ssize_t t, k
         double loss = 0.0
+        const floating* X
+        const floating* Y
+        const floating* weights
         floating* s = state
         floating* hs = s + S
         floating* ths = hs + S
         floating* rest = scratch + P + 2 * S + step_work_size(kind, n) \
             + record_size(kind, n, m)
+    sequence(data, b, &X, &Y, &weights)
     memset(state, 0, (2 * S + P) * sizeof(floating))
-    for t in range(length):
+    for t in range(data.lengths[b]):
         _uoro_step(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                    hs, ths, &rng, scratch)
-        if every_step or t == length - 1:
+        if has_target(data, b, t):
+            k = target_index(data, t)
             loss += _uoro_target(
-                n, P, Y + (t * o if every_step else 0), o,
-                weight_scale * weights[t if every_step else 0], loss_kind,
+                n, P, Y + k * o, o, data.weight_scale * weights[k], loss_kind,
                 W_out, b_out, s, hs, ths, grad, grad + P, rest)
     return loss
 
@@ -204,8 +210,12 @@ def uoro_minibatch(
     random signs (sequence b draws from the stream of (seed, b)) and
     ``states`` (n_threads, 2 S + R*q) in place of the ring.
     """
+    if kind < 0 or kind >= N_CELLS:
+        raise ValueError("unknown cell kind")
     cdef:
-        Py_ssize_t B = lengths.shape[0]
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           every_step, weight_scale)
+        Py_ssize_t B = data.count
         int m = X.shape[1]
         int o = W_out.shape[0]
         int n = W_out.shape[1]
@@ -218,7 +228,7 @@ def uoro_minibatch(
         int tid
     if theta.shape[0] != R or theta.shape[1] != q:
         raise ValueError("theta has the wrong shape for this cell")
-    if bias_hh.shape[0] < n and kind <= KIND_DIAGONAL:
+    if bias_hh.shape[0] < n and cell_separate_bias(kind):
         raise ValueError("bias_hh needs n entries")
     if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
@@ -228,8 +238,6 @@ def uoro_minibatch(
         raise ValueError("scratch workspace too small")
     if loss_rows.shape[0] < B:
         raise ValueError("loss_rows too small")
-    if target_weight.shape[0] != Y.shape[0]:
-        raise ValueError("target_weight needs one weight per row of Y")
     if B == 0:
         return
     if n_threads <= 1:
@@ -237,20 +245,17 @@ def uoro_minibatch(
             for b in range(B):
                 memset(&grad_rows[b, 0], 0, size * sizeof(floating))
                 loss_rows[b] = _uoro_sequence(
-                    kind, activation, loss_kind, n, m, q, o, &theta[0, 0],
-                    &bias_hh[0], &W_out[0, 0], &b_out[0], &X[x_start[b], 0],
-                    &Y[y_start[b], 0], lengths[b], &target_weight[y_start[b]],
-                    weight_scale, every_step, sequence_stream(seed, b),
-                    &grad_rows[b, 0], &states[0, 0], &scratch[0, 0])
+                    kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
+                    &bias_hh[0], &W_out[0, 0], &b_out[0],
+                    sequence_stream(seed, b), &grad_rows[b, 0], &states[0, 0],
+                    &scratch[0, 0])
         return
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
         memset(&grad_rows[b, 0], 0, size * sizeof(floating))
         loss_rows[b] = _uoro_sequence(
-            kind, activation, loss_kind, n, m, q, o, &theta[0, 0],
-            &bias_hh[0], &W_out[0, 0], &b_out[0], &X[x_start[b], 0],
-            &Y[y_start[b], 0], lengths[b], &target_weight[y_start[b]],
-            weight_scale, every_step, sequence_stream(seed, b),
+            kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
+            &bias_hh[0], &W_out[0, 0], &b_out[0], sequence_stream(seed, b),
             &grad_rows[b, 0], &states[tid, 0], &scratch[tid, 0])
 
 
@@ -290,6 +295,7 @@ def uoro_online(
     floating[::1] grad,
     floating[::1] scratch,
     double[::1] loss_rows,
+    bint learn=True,
 ):
     """Online UORO: update the parameters after every step with a target.
 
@@ -298,47 +304,51 @@ def uoro_online(
     out. Random signs: a sequence started from the zero state draws from
     the stream of (``seed``, its position b); one that continues a stream
     (no ``reset_state``) continues the generator ``stream_rng``, so that a
-    stream's signs do not depend on how it is cut into calls. Returns
-    (t_update, generator state after the call).
+    stream's signs do not depend on how it is cut into calls.
+    ``learn=False`` advances the state and the factors only: no gradient,
+    no update, ``t_update`` unchanged. Returns (t_update, generator state
+    after the call).
     """
     cdef:
-        Py_ssize_t B = lengths.shape[0]
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           every_step, 1.0)
+        UpdateRule rule = update_rule(
+            solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+            nesterov, clip_norm, t_update, learn)
         int R = cell_rows(kind, n)
         int q = cell_columns(kind, n, m)
         int S = cell_state(kind, n)
-        bint separate_bias = kind <= KIND_DIAGONAL
         Py_ssize_t P = R * q
-        Py_ssize_t size = params.shape[0]
-        Py_ssize_t b, t, i
+        Py_ssize_t rest = P + (n if cell_separate_bias(kind) else 0)
+        Py_ssize_t size = rest + o * n + o
+        Py_ssize_t b, t, k
         double weight, loss
         uint64_t rng = stream_rng    # a continued stream goes on with it
+        const floating* Xb
+        const floating* Yb
+        const floating* weights
         floating* theta = &params[0]
         floating* bias_hh = theta + P
-        floating* W_out = theta + P + (n if separate_bias else 0)
+        floating* W_out = theta + rest
         floating* b_out = W_out + o * n
-        floating* g_out = &grad[0] + P + (n if separate_bias else 0)
         floating* s = &state[0]
         floating* hs = &tilde_state[0]
         floating* ths = &tilde_theta[0]
-        floating* rest = &scratch[0] + P + 2 * S + step_work_size(kind, n) \
-            + record_size(kind, n, m)
-    if size != W_out - theta + o * n + o or grad.shape[0] != size:
-        raise ValueError("params and grad do not match the cell's layout")
-    if penalty.shape[0] != size or state_a.shape[0] != size:
-        raise ValueError("penalty and optimizer state must match params")
-    if solver == SOLVER_ADAM and state_b.shape[0] != size:
-        raise ValueError("Adam needs a second moment of the size of params")
+        floating* scratch_rest = &scratch[0] + P + 2 * S \
+            + step_work_size(kind, n) + record_size(kind, n, m)
+    check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
+    if X.shape[1] != m or Y.shape[1] != o:
+        raise ValueError("X must have m columns and Y o")
     if (state.shape[0] != S or tilde_state.shape[0] != S
             or tilde_theta.shape[0] != P):
         raise ValueError("state and s~ need S numbers, theta~ R*q")
     if scratch.shape[0] < uoro_scratch_size(kind, n, m, o):
         raise ValueError("scratch too small")
-    if loss_rows.shape[0] < B:
+    if loss_rows.shape[0] < data.count:
         raise ValueError("loss_rows too small")
-    if target_weight.shape[0] != Y.shape[0]:
-        raise ValueError("target_weight needs one weight per row of Y")
     with nogil:
-        for b in range(B):
+        for b in range(data.count):
+            sequence(&data, b, &Xb, &Yb, &weights)
             loss = 0.0
             if reset_state:
                 rng = sequence_stream(seed, b)
@@ -347,23 +357,19 @@ def uoro_online(
                 memset(ths, 0, P * sizeof(floating))
             for t in range(lengths[b]):
                 _uoro_step(kind, activation, n, m, q, theta, bias_hh,
-                           &X[x_start[b] + t, 0], s, hs, ths, &rng,
-                           &scratch[0])
-                if not (every_step or t == lengths[b] - 1):
+                           Xb + t * m, s, hs, ths, &rng, &scratch[0])
+                if not has_target(&data, b, t):
                     continue
-                i = y_start[b] + (t if every_step else 0)
-                weight = target_weight[i]
+                k = target_index(&data, t)
+                weight = weights[k]
                 memset(&grad[0], 0, size * sizeof(floating))
                 loss += _uoro_target(
-                    n, P, &Y[i, 0], o, weight, loss_kind, W_out, b_out, s, hs,
-                    ths, &grad[0], g_out, rest)
-                if separate_bias:
-                    # Both biases enter a_t identically.
-                    for i in range(n):
-                        grad[P + i] = grad[i * q + q - 1]
-                t_update = online_update(
-                    theta, &grad[0], size, &penalty[0], weight, clip_norm,
-                    solver, learning_rate, beta_1, beta_2, epsilon, momentum,
-                    nesterov, &state_a[0], &state_b[0], t_update)
+                    n, P, Yb + k * o, o, weight, loss_kind, W_out, b_out, s,
+                    hs, ths, &grad[0], &grad[rest], scratch_rest)
+                if not rule.learn:
+                    continue
+                copy_bias_gradient(kind, n, q, &grad[0], &grad[P])
+                online_update(&rule, theta, &grad[0], size, &penalty[0],
+                              weight, &state_a[0], &state_b[0])
             loss_rows[b] = loss
-    return t_update, rng
+    return rule.t, rng

@@ -114,13 +114,46 @@ def _split(array, parts):
     return np.split(array, parts, axis=-1)
 
 
+# The gated cells' recurrent term, ``weight_hh`` acting on h for every gate:
+# a (G n x n) matrix (full cells) or a (G n,) vector of per-unit weights
+# (element-wise cells, each unit seeing only its own past).
+def _recurrent(h, weight_hh):
+    """``h @ weight_hh.T`` for every gate: (N, G n)."""
+    if weight_hh.ndim == 1:
+        return np.tile(h, weight_hh.shape[0] // h.shape[1]) * weight_hh
+    return h @ weight_hh.T
+
+
+def _recurrent_grad(d_gates, h, weight_hh):
+    """Gradient of ``weight_hh`` from that of the gate pre-activations."""
+    if weight_hh.ndim == 1:
+        return d_gates * np.tile(h, weight_hh.shape[0] // h.shape[1])
+    return d_gates[:, :, None] * h[:, None, :]
+
+
+def _recurrent_back(d_gates, weight_hh, n):
+    """``d_gates @ weight_hh``: the gradient reaching h, summed over gates."""
+    if weight_hh.ndim == 1:
+        weighted = d_gates * weight_hh
+        return weighted.reshape(weighted.shape[0], -1, n).sum(axis=1)
+    return d_gates @ weight_hh
+
+
+def _gate_blocks(weight_hh, n_gates, n):
+    """The G blocks of ``weight_hh`` as (n x n) matrices (diagonal if a vector)."""
+    blocks = np.split(weight_hh, n_gates, axis=0)
+    if weight_hh.ndim == 1:
+        return [np.diag(block) for block in blocks]
+    return blocks
+
+
 class GRUSteps(_Steps):
     """torch's GRU: gates r, z, n; ``h' = (1 - z) * n + z * h``."""
 
     def _step(self, x, h, activation):
         p = self.p
         gi = x @ p["weight_ih"].T + p["bias_ih"]
-        gh = h @ p["weight_hh"].T + p["bias_hh"]
+        gh = _recurrent(h, p["weight_hh"]) + p["bias_hh"]
         (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n) = _split(gi, 3), _split(gh, 3)
         r = expit(gi_r + gh_r)
         z = expit(gi_z + gh_z)
@@ -137,17 +170,17 @@ class GRUSteps(_Steps):
         d_gh = np.concatenate([d_r, d_z, d_cand * r], axis=1)
         grads = {
             "weight_ih": d_gi[:, :, None] * self.X[:, t, None, :],
-            "weight_hh": d_gh[:, :, None] * h[:, None, :],
+            "weight_hh": _recurrent_grad(d_gh, h, self.p["weight_hh"]),
             "bias_ih": d_gi,
             "bias_hh": d_gh,
         }
-        d_h = g * z + d_gh @ self.p["weight_hh"]
+        d_h = g * z + _recurrent_back(d_gh, self.p["weight_hh"], self.n)
         return d_h, grads, d_gi @ self.p["weight_ih"]
 
     def jacobian(self, t):
         r, z, cand, gh_n = self.cache[t]
         h = self.S[:, t]
-        W_r, W_z, W_n = np.split(self.p["weight_hh"], 3, axis=0)
+        W_r, W_z, W_n = _gate_blocks(self.p["weight_hh"], 3, self.n)
         d_cand = (1.0 - z) * (1.0 - cand * cand)
         J = z[:, :, None] * np.eye(self.n)
         J += ((h - cand) * z * (1.0 - z))[:, :, None] * W_z
@@ -165,7 +198,8 @@ class LSTMSteps(_Steps):
         p = self.p
         n = self.n
         h, c = state[:, :n], state[:, n:]
-        a = x @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias_ih"] + p["bias_hh"]
+        a = x @ p["weight_ih"].T + _recurrent(h, p["weight_hh"])
+        a += p["bias_ih"] + p["bias_hh"]
         a_i, a_f, a_g, a_o = _split(a, 4)
         i, f, g, o = expit(a_i), expit(a_f), np.tanh(a_g), expit(a_o)
         c_new = f * c + i * g
@@ -189,18 +223,19 @@ class LSTMSteps(_Steps):
         )
         grads = {
             "weight_ih": d_a[:, :, None] * self.X[:, t, None, :],
-            "weight_hh": d_a[:, :, None] * h[:, None, :],
+            "weight_hh": _recurrent_grad(d_a, h, self.p["weight_hh"]),
             "bias_ih": d_a,
             "bias_hh": d_a,
         }
-        d_state = np.concatenate([d_a @ self.p["weight_hh"], d_c * f], axis=1)
+        d_h = _recurrent_back(d_a, self.p["weight_hh"], n)
+        d_state = np.concatenate([d_h, d_c * f], axis=1)
         return d_state, grads, d_a @ self.p["weight_ih"]
 
     def jacobian(self, t):
         i, f, g, o, tc = self.cache[t]
         n = self.n
         c = self.S[:, t, n:]
-        W_i, W_f, W_g, W_o = np.split(self.p["weight_hh"], 4, axis=0)
+        W_i, W_f, W_g, W_o = _gate_blocks(self.p["weight_hh"], 4, n)
         dc_dh = (
             (g * i * (1.0 - i))[:, :, None] * W_i
             + (c * f * (1.0 - f))[:, :, None] * W_f
@@ -217,9 +252,19 @@ class LSTMSteps(_Steps):
         return J
 
 
+class EGRUSteps(GRUSteps):
+    """Element-wise GRU: torch's GRU with ``weight_hh`` a (3n,) vector."""
+
+
+class ELSTMSteps(LSTMSteps):
+    """Element-wise LSTM: torch's LSTM with ``weight_hh`` a (4n,) vector."""
+
+
 CELL_STEPS = {
     "elman": ElmanSteps,
     "diagonal": DiagonalSteps,
     "gru": GRUSteps,
     "lstm": LSTMSteps,
+    "egru": EGRUSteps,
+    "elstm": ELSTMSteps,
 }

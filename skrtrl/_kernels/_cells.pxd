@@ -1,0 +1,604 @@
+# Every cell of skrtrl, defined once: sizes, forward step, linearisations.
+#
+# Every driver (exact RTRL, SnAp-1, BPTT, UORO, output feedback, the forward
+# pass) reaches a cell only through the functions of this file, by the cell's
+# code ``kind`` (the one numbering of cells: ELMAN, DIAGONAL, GRU, LSTM).
+#
+# Notation: n hidden units, m inputs (for output feedback, m counts the fed
+# back outputs too), o outputs. The recurrent parameters of a cell are one
+# row-major matrix theta (R x q): each row belongs to one unit i and one
+# "gate" g (row rho = g*n + i, G rows per unit), and the pre-activation of
+# row rho is theta[rho] . v_rho, v_rho the row's inputs. The state s_t has
+# S = ns * n numbers (ns per unit: h, or [h, c] for the LSTM). The
+# influence P_t = d s_t / d theta (S x R*q, column rho*q + j for theta[rho,
+# j]) obeys the RTRL recursion
+#
+#     P_t = J_t P_{t-1} + I_t,   J_t = d s_t / d s_{t-1},
+#
+# I_t = d s_t / d theta at fixed s_{t-1} (the immediate term). Each row's
+# pre-activation depends on theta through that row only, so I_t has entries
+# only in the state rows of unit i, at the columns of unit i's rows:
+#
+#     I_t[(sigma, i), rho] = a_{sigma, rho} v_rho        (rho = g*n + i),
+#
+# a_{sigma, rho} = d s_t[sigma, i] / d(pre-activation of rho) (``row_coef``).
+# The inputs of a row are v_rho = [x, lam_rho h_{t-1}, 1, lam_rho]: the
+# input side [x, 1] (W_ih, b_ih) and the hidden side [h, 1] (W_hh, b_hh,
+# when the cell keeps b_hh in theta), the latter scaled by lam_rho
+# (``row_scale``: the GRU's reset gate on its candidate row, 1 elsewhere;
+# the element-wise cell's hidden side is h_i alone). The state Jacobian is
+#
+#     J_t[(sigma, i), (0, l)] = sum_g a_{sigma, g*n+i} lam W_hh[g*n+i, l]
+#                               + D_t[(sigma, i), (0, l)],
+#     J_t[(sigma, i), (s, l)] = D_t[(sigma, i), (s, l)]   for s >= 1,
+#
+# D_t the direct part (``direct``, diagonal in the units: s_t[., i]
+# depending on s_{t-1}[., i] other than through a pre-activation). A cell is
+# therefore given by its sizes, its forward step (which keeps, per unit, the
+# coefficients the a, lam and D are made of) and the three small functions
+# ``row_coef``, ``row_scale`` and ``direct``; the immediate term, the
+# Jacobian in every form (dense, its h columns, the per-unit diagonal block,
+# J v, v^T J) and the vector-Jacobian product of I_t all follow from those.
+#
+# The cells (flat layouts of skrtrl._cells; K coefficient vectors of n
+# numbers per step):
+#
+#   ELMAN     a = theta [x, h, 1] + bias_hh, h' = phi(a); R = n,
+#             q = m + n + 1, S = n, K = 1: phi'(a).
+#             a_{0, i} = phi'(a_i); no direct part. bias_hh is kept apart
+#             from theta so that both torch biases stay parameters; its
+#             gradient is b_ih's (``copy_bias_gradient``).
+#   DIAGONAL  a_i = W_ih[i] x + w_i h_i + b_ih_i + bias_hh_i, h' = phi(a);
+#             R = n, q = m + 2, S = n, K = 1. Row i's hidden side is h_i:
+#             J_t is diagonal, and exact RTRL keeps one block per unit.
+#   GRU       torch's GRU (sigma the logistic function; element-wise)
+#                 r = sigma(a_r),  a_r = W_ir x + b_ir + W_hr h + b_hr
+#                 z = sigma(a_z),  a_z = W_iz x + b_iz + W_hz h + b_hz
+#                 u = W_hn h + b_hn
+#                 e = tanh(a_n),   a_n = W_in x + b_in + r u
+#                 h' = (1 - z) e + z h
+#             R = 3n (gates r, z, n), q = m + n + 2, S = n, K = 5:
+#                 cn = d h'/d a_n = (1 - z)(1 - e^2),
+#                 cz = d h'/d a_z = (h - e) z (1 - z),
+#                 cr = d h'/d a_r = cn u r (1 - r),
+#             kept as r, z, cr, cz, cn. a_{0, (r, z, n)} = (cr, cz, cn),
+#             lam = r on the n row (u enters a_n as r u), direct part z:
+#                 J = diag(z) + diag(cr) W_hr + diag(cz) W_hz
+#                     + diag(cn r) W_hn,
+#                 I[i, n_i] = cn_i [x, r_i h, 1, r_i].
+#   LSTM      torch's LSTM (c' first, then h')
+#                 i, f, o = sigma(a_i), sigma(a_f), sigma(a_o),  g = tanh(a_g)
+#                 c' = f c + i g,   h' = o tanh(c')
+#             R = 4n (gates i, f, g, o), q = m + n + 2, S = 2n ([h, c]),
+#             K = 6: f, gi = g i (1 - i), gf = c f (1 - f),
+#             gg = i (1 - g^2) (d c'/d a_{i,f,g}), do = tanh(c') o (1 - o)
+#             (d h'/d a_o) and k = o (1 - tanh(c')^2) (d h'/d c').
+#             a_{c, (i, f, g, o)} = (gi, gf, gg, 0), a_{h, .} = k a_{c, .}
+#             + (0, 0, 0, do); direct part c -> c' f and c -> h' k f:
+#                 Jc = diag(gi) W_hi + diag(gf) W_hf + diag(gg) W_hg
+#                 J  = [[diag(k) Jc + diag(do) W_ho,  diag(k f)],   rows h'
+#                       [Jc,                          diag(f)  ]]   rows c'
+#
+# The record of a step (``cell_forward``) holds [x (m) | h_{t-1} (n) | ones
+# (1 or 2) | coefficients (K n) | spare (n)]: its first q numbers (the
+# element-wise cell: m + n + 1) are the inputs [x, h, 1(, 1)] that every
+# row's v_rho is read from, and the spare n numbers hold dL/dh_t for full
+# BPTT. A record and theta are all the linearisations of a step need.
+#
+# Every derivative here is checked against central finite differences and
+# an independent BPTT (tests/test_gradients.py, test_gated.py,
+# test_methods.py) and the numpy steps of skrtrl/inspection/_cell_steps.py.
+
+from cython cimport floating
+from libc.math cimport tanh
+from libc.string cimport memset, memcpy
+
+from ._blas cimport gemv_rm, gemv_rm_t
+from ._common cimport _sigmoid, activate
+
+# The one numbering of the cells (skrtrl._cells mirrors it).
+cdef enum:
+    ELMAN = 0
+    DIAGONAL = 1
+    GRU = 2
+    LSTM = 3
+    N_CELLS = 4
+
+
+# -- sizes -------------------------------------------------------------------
+
+cdef inline int cell_gates(int kind) noexcept nogil:
+    """G: rows of theta per unit."""
+    if kind == GRU:
+        return 3
+    if kind == LSTM:
+        return 4
+    return 1
+
+
+cdef inline int cell_rows(int kind, int n) noexcept nogil:
+    """R: rows of theta."""
+    return cell_gates(kind) * n
+
+
+cdef inline int cell_ones(int kind) noexcept nogil:
+    """Bias columns of theta: b_ih, and b_hh for the gated cells."""
+    return 2 if kind == GRU or kind == LSTM else 1
+
+
+cdef inline int cell_columns(int kind, int n, int m) noexcept nogil:
+    """q: columns of theta (the hidden side of the element-wise cell's rows
+    is one number)."""
+    if kind == DIAGONAL:
+        return m + 1 + cell_ones(kind)
+    return m + n + cell_ones(kind)
+
+
+cdef inline int cell_per_unit(int kind) noexcept nogil:
+    """ns: numbers of state per unit."""
+    return 2 if kind == LSTM else 1
+
+
+cdef inline int cell_state(int kind, int n) noexcept nogil:
+    """S: size of the state (h, or [h, c] for the LSTM)."""
+    return cell_per_unit(kind) * n
+
+
+cdef inline int cell_coefficients(int kind) noexcept nogil:
+    """K: coefficient vectors of n numbers kept per step."""
+    if kind == GRU:
+        return 5
+    if kind == LSTM:
+        return 6
+    return 1
+
+
+cdef inline bint cell_separate_bias(int kind) noexcept nogil:
+    """Whether bias_hh is a block of its own after theta (its gradient is
+    b_ih's) rather than a column of theta."""
+    return kind == ELMAN or kind == DIAGONAL
+
+
+cdef inline bint cell_diagonal(int kind) noexcept nogil:
+    """Whether J_t is diagonal (each unit feeds only itself)."""
+    return kind == DIAGONAL
+
+
+cdef inline bint cell_whole_product_without_target(int kind) noexcept nogil:
+    """Whether the influence GEMM of a step without a target runs as one
+    product above the small-matrix range (``_blocks.pyx``): measured faster
+    for the gated cells, not measured otherwise."""
+    return kind == GRU or kind == LSTM
+
+
+cdef inline int record_inputs(int kind, int n, int m) noexcept nogil:
+    """Numbers of [x, h, ones] at the start of a record."""
+    return m + n + cell_ones(kind)
+
+
+cdef inline int record_size(int kind, int n, int m) noexcept nogil:
+    """Numbers in the record of one step (see the header)."""
+    return record_inputs(kind, n, m) + (cell_coefficients(kind) + 1) * n
+
+
+cdef inline int step_work_size(int kind, int n) noexcept nogil:
+    """Scratch numbers the step functions need (2 R)."""
+    return 2 * cell_rows(kind, n)
+
+
+# -- the forward step --------------------------------------------------------
+
+cdef inline void cell_forward(
+    int kind, int activation, int n, int m, int q,
+    const floating* theta, const floating* bias_hh,
+    const floating* x, floating* s, floating* rec, floating* work,
+) noexcept nogil:
+    """s <- s_t from s = s_{t-1} and the input x; writes the step's record.
+
+    ``x`` may be the record itself (the caller wrote the inputs there).
+    ``bias_hh`` is read by the cells with a separate bias only. ``work``:
+    step_work_size numbers.
+    """
+    cdef:
+        int R = cell_rows(kind, n)
+        int i, j
+        double r, zg, u, e, hk, ig, fg, gg, og, c, cnew, tc, cn, acc
+        floating* hprev = rec + m
+        floating* coef = rec + record_inputs(kind, n, m)
+        floating* ax = work
+        floating* ah = work + R
+        const floating* th
+    if x != rec:
+        memcpy(rec, x, m * sizeof(floating))
+    memcpy(hprev, s, n * sizeof(floating))
+    rec[m + n] = 1
+    if cell_ones(kind) == 2:
+        rec[m + n + 1] = 1
+    if kind == ELMAN:
+        memcpy(s, bias_hh, n * sizeof(floating))
+        gemv_rm(n, q, <floating> 1, theta, q, rec, <floating> 1, s)
+        activate(activation, n, s, coef)
+    elif kind == DIAGONAL:
+        for i in range(n):
+            th = theta + i * q
+            acc = bias_hh[i] + th[m] * hprev[i] + th[m + 1]
+            for j in range(m):
+                acc += th[j] * x[j]
+            s[i] = <floating> acc
+        activate(activation, n, s, coef)
+    elif kind == GRU:
+        # The n gate needs W_hn h + b_hn apart from its input part.
+        for i in range(R):
+            ax[i] = theta[i * q + m + n]
+            ah[i] = theta[i * q + m + n + 1]
+        gemv_rm(R, m, <floating> 1, theta, q, rec, <floating> 1, ax)
+        gemv_rm(R, n, <floating> 1, theta + m, q, hprev, <floating> 1, ah)
+        for i in range(n):
+            r = _sigmoid(ax[i] + ah[i])
+            zg = _sigmoid(ax[n + i] + ah[n + i])
+            u = ah[2 * n + i]
+            e = tanh(ax[2 * n + i] + r * u)
+            hk = hprev[i]
+            s[i] = <floating> ((1 - zg) * e + zg * hk)
+            cn = (1 - zg) * (1 - e * e)
+            coef[i] = <floating> r
+            coef[n + i] = <floating> zg
+            coef[2 * n + i] = <floating> (cn * u * r * (1 - r))
+            coef[3 * n + i] = <floating> ((hk - e) * zg * (1 - zg))
+            coef[4 * n + i] = <floating> cn
+    else:
+        for i in range(R):
+            ax[i] = theta[i * q + m + n] + theta[i * q + m + n + 1]
+        gemv_rm(R, m + n, <floating> 1, theta, q, rec, <floating> 1, ax)
+        for i in range(n):
+            ig = _sigmoid(ax[i])
+            fg = _sigmoid(ax[n + i])
+            gg = tanh(ax[2 * n + i])
+            og = _sigmoid(ax[3 * n + i])
+            c = s[n + i]
+            cnew = fg * c + ig * gg
+            tc = tanh(cnew)
+            s[n + i] = <floating> cnew
+            s[i] = <floating> (og * tc)
+            coef[i] = <floating> fg
+            coef[n + i] = <floating> (gg * ig * (1 - ig))
+            coef[2 * n + i] = <floating> (c * fg * (1 - fg))
+            coef[3 * n + i] = <floating> (ig * (1 - gg * gg))
+            coef[4 * n + i] = <floating> (tc * og * (1 - og))
+            coef[5 * n + i] = <floating> (og * (1 - tc * tc))
+
+
+cdef inline const floating* record_coefficients(
+    int kind, int n, int m, const floating* rec,
+) noexcept nogil:
+    return rec + record_inputs(kind, n, m)
+
+
+# -- the three functions a cell's linearisations are made of -----------------
+
+cdef inline floating row_coef(
+    int kind, int n, const floating* coef, int sigma, int gate, int i,
+) noexcept nogil:
+    """a_{sigma, rho}: d s_t[sigma, i] / d pre-activation of row gate*n + i."""
+    if kind == GRU:
+        return coef[(2 + gate) * n + i]
+    if kind == LSTM:
+        if gate == 3:
+            return coef[4 * n + i] if sigma == 0 else 0
+        if sigma == 1:
+            return coef[(1 + gate) * n + i]
+        return coef[5 * n + i] * coef[(1 + gate) * n + i]
+    return coef[i]
+
+
+cdef inline bint row_feeds(int kind, int sigma, int gate) noexcept nogil:
+    """Whether a_{sigma, rho} can be nonzero (the LSTM's c does not see its
+    output gate)."""
+    return not (kind == LSTM and sigma == 1 and gate == 3)
+
+
+cdef inline floating row_scale(
+    int kind, int n, const floating* coef, int gate, int i,
+) noexcept nogil:
+    """lam_rho: factor on the hidden side of row gate*n + i's inputs."""
+    if kind == GRU and gate == 2:
+        return coef[i]
+    return 1
+
+
+cdef inline floating direct(
+    int kind, int n, const floating* coef, int sigma, int sigma2, int i,
+) noexcept nogil:
+    """D_t[(sigma, i), (sigma2, i)]: the part of J_t not through the rows."""
+    if kind == GRU:
+        return coef[n + i]
+    if kind == LSTM and sigma2 == 1:
+        return coef[i] if sigma == 1 else coef[5 * n + i] * coef[i]
+    return 0
+
+
+cdef inline const floating* row_hidden(
+    int kind, int n, int m, const floating* rec, int i, int* width,
+) noexcept nogil:
+    """The hidden side of unit i's rows in a record, and its width."""
+    if kind == DIAGONAL:
+        width[0] = 1
+        return rec + m + i
+    width[0] = n
+    return rec + m
+
+
+cdef inline floating hidden_weight(
+    int kind, int m, int q, const floating* theta, int rho, int l,
+) noexcept nogil:
+    """W_hh[rho, l] (the element-wise cell: w_rho on its own unit)."""
+    if kind == DIAGONAL:
+        return theta[rho * q + m] if rho == l else 0
+    return theta[rho * q + m + l]
+
+
+# -- derived: the immediate term ---------------------------------------------
+
+cdef inline void _update_range(
+    int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
+    floating a1, const floating* src, int j0, int j1, int shift,
+) noexcept nogil:
+    """r <- Jd r + a src[j - shift] on columns j0 .. j1 of one row r0 (ns 1)
+    or of the two rows r0, r1 mixed by the 2 x 2 Jd (ns 2)."""
+    cdef int j
+    cdef floating p0, p1
+    if ns == 1:
+        for j in range(j0, j1):
+            r0[j] = Jd[0] * r0[j] + a0 * src[j - shift]
+    else:
+        for j in range(j0, j1):
+            p0 = r0[j]
+            p1 = r1[j]
+            r0[j] = Jd[0] * p0 + Jd[1] * p1 + a0 * src[j - shift]
+            r1[j] = Jd[2] * p0 + Jd[3] * p1 + a1 * src[j - shift]
+
+
+cdef inline void input_update(
+    int kind, int n, int m, int q, const floating* rec, int gate, int i,
+    int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
+    floating a1, int j0, int j1,
+) noexcept nogil:
+    """r <- Jd r + a v_rho on columns j0 .. j1 of row rho = gate*n + i of
+    one or two influence rows (see ``_update_range``), v_rho = [x, lam h,
+    1, lam] read from the record."""
+    cdef:
+        floating one[1]
+        floating lam = row_scale(kind, n, record_coefficients(kind, n, m, rec),
+                                 gate, i)
+        floating b0 = a0 * lam, b1 = a1 * lam
+        int nh, e
+        const floating* h = row_hidden(kind, n, m, rec, i, &nh)
+    one[0] = 1
+    e = m if j1 > m else j1
+    if j0 < e:
+        _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, e, 0)
+    e = m + nh if j1 > m + nh else j1
+    if (j0 if j0 > m else m) < e:
+        _update_range(ns, r0, r1, Jd, b0, b1, h, j0 if j0 > m else m, e, m)
+    if j0 <= m + nh < j1:
+        _update_range(ns, r0, r1, Jd, a0, a1, one, m + nh, m + nh + 1, m + nh)
+    if q == m + nh + 2 and j0 <= m + nh + 1 < j1:
+        _update_range(ns, r0, r1, Jd, b0, b1, one, m + nh + 1, m + nh + 2,
+                      m + nh + 1)
+
+
+cdef inline void cell_immediate(
+    int kind, int n, int m, int q, const floating* rec, floating* P, int ld,
+    int c0, int c1,
+) noexcept nogil:
+    """Add I_t to the columns c0 .. c1 of the influence P (S rows, row
+    stride ``ld``, theta's columns first)."""
+    cdef:
+        int rho, gate, i, sigma, j0, j1
+        floating unit[1]
+        const floating* coef = record_coefficients(kind, n, m, rec)
+    unit[0] = 1
+    if c1 <= c0:
+        return
+    for rho in range(c0 // q, (c1 - 1) // q + 1):
+        gate = rho // n
+        i = rho - gate * n
+        j0 = c0 - rho * q if c0 > rho * q else 0
+        j1 = c1 - rho * q if c1 < rho * q + q else q
+        for sigma in range(cell_per_unit(kind)):
+            if row_feeds(kind, sigma, gate):
+                input_update(
+                    kind, n, m, q, rec, gate, i, 1,
+                    P + (sigma * n + i) * ld + rho * q, NULL, unit,
+                    row_coef(kind, n, coef, sigma, gate, i), 0, j0, j1)
+
+
+# -- derived: the state Jacobian ---------------------------------------------
+
+cdef inline void _unit_rows(
+    int kind, int n, const floating* coef, int i, bint hidden,
+    floating* a, int* rows,
+) noexcept nogil:
+    """a[sigma * G + g] = a_{sigma, g*n+i} (times lam on the hidden side);
+    rows[g] = g*n + i."""
+    cdef int G = cell_gates(kind)
+    cdef int sigma, gate
+    for gate in range(G):
+        rows[gate] = gate * n + i
+        for sigma in range(cell_per_unit(kind)):
+            a[sigma * G + gate] = row_coef(kind, n, coef, sigma, gate, i)
+            if hidden:
+                a[sigma * G + gate] *= row_scale(kind, n, coef, gate, i)
+
+
+cdef inline void cell_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int columns, floating* J,
+) noexcept nogil:
+    """J_t's first ``columns`` columns (n: the h columns; S: all of it),
+    written into J (S x columns, row-major)."""
+    cdef:
+        int G = cell_gates(kind)
+        int ns = cell_per_unit(kind)
+        int i, l, gate, sigma, s2
+        floating a[8]
+        int rows[4]
+        floating acc
+        floating* row
+        const floating* coef = record_coefficients(kind, n, m, rec)
+    for i in range(n):
+        _unit_rows(kind, n, coef, i, True, a, rows)
+        for sigma in range(ns):
+            row = J + (sigma * n + i) * columns
+            if cell_diagonal(kind):
+                memset(row, 0, columns * sizeof(floating))
+                row[i] = a[sigma * G] * hidden_weight(kind, m, q, theta, i, i)
+            else:
+                for l in range(n):
+                    acc = a[sigma * G] * theta[rows[0] * q + m + l]
+                    for gate in range(1, G):
+                        acc = acc + a[sigma * G + gate] * theta[rows[gate] * q + m + l]
+                    row[l] = acc
+            for s2 in range(ns):
+                if s2 * n < columns:
+                    if s2 > 0:
+                        memset(row + s2 * n, 0, n * sizeof(floating))
+                    row[s2 * n + i] += direct(kind, n, coef, sigma, s2, i)
+
+
+cdef inline void cell_input_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int col, int width, floating* B,
+) noexcept nogil:
+    """B = d s_t / d x_t[col .. col + width] (S x width): the inputs, not
+    the state (for fed-back outputs)."""
+    cdef:
+        int G = cell_gates(kind)
+        int i, c, gate, sigma
+        floating a[8]
+        int rows[4]
+        floating acc
+        const floating* coef = record_coefficients(kind, n, m, rec)
+    for i in range(n):
+        _unit_rows(kind, n, coef, i, False, a, rows)
+        for sigma in range(cell_per_unit(kind)):
+            for c in range(width):
+                acc = a[sigma * G] * theta[rows[0] * q + col + c]
+                for gate in range(1, G):
+                    acc = acc + a[sigma * G + gate] * theta[rows[gate] * q + col + c]
+                B[(sigma * n + i) * width + c] = acc
+
+
+cdef inline void cell_unit_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int i, floating* Jd,
+) noexcept nogil:
+    """Unit i's diagonal block of J_t (ns x ns, row-major): all of J_t for
+    the element-wise cell; what SnAp-1 keeps for the others."""
+    cdef:
+        int ns = cell_per_unit(kind)
+        int G = cell_gates(kind)
+        int sigma, s2, gate
+        floating acc
+        const floating* coef = record_coefficients(kind, n, m, rec)
+    for sigma in range(ns):
+        for s2 in range(ns):
+            Jd[sigma * ns + s2] = direct(kind, n, coef, sigma, s2, i)
+        acc = Jd[sigma * ns]
+        for gate in range(G):
+            if row_feeds(kind, sigma, gate):
+                acc = acc + (row_coef(kind, n, coef, sigma, gate, i)
+                             * row_scale(kind, n, coef, gate, i)
+                             * hidden_weight(kind, m, q, theta, gate * n + i, i))
+        Jd[sigma * ns] = acc
+
+
+# -- derived: products with the Jacobians ------------------------------------
+
+cdef inline void cell_vjp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* gbar, floating* gprev,
+    floating* grad_theta, floating* work,
+) noexcept nogil:
+    """gprev = gbar^T J_t (skipped when NULL); grad_theta += gbar^T I_t.
+
+    ``gbar`` and ``gprev`` have S numbers and must not overlap;
+    ``grad_theta`` is laid out like theta (R x q). ``work``: R numbers.
+    """
+    cdef:
+        int G = cell_gates(kind)
+        int ns = cell_per_unit(kind)
+        int R = G * n
+        int i, gate, sigma, s2
+        floating acc
+        floating unit[1]
+        floating* e = work
+        const floating* coef = record_coefficients(kind, n, m, rec)
+    unit[0] = 1
+    for i in range(n):
+        for gate in range(G):
+            acc = 0
+            for sigma in range(ns):
+                if row_feeds(kind, sigma, gate):
+                    acc = acc + gbar[sigma * n + i] * row_coef(
+                        kind, n, coef, sigma, gate, i)
+            input_update(kind, n, m, q, rec, gate, i, 1,
+                         grad_theta + (gate * n + i) * q, NULL, unit, acc, 0,
+                         0, q)
+            # dL/d(hidden side of the row), what W_hh passes back.
+            e[gate * n + i] = acc * row_scale(kind, n, coef, gate, i)
+    if gprev == NULL:
+        return
+    if cell_diagonal(kind):
+        for i in range(n):
+            gprev[i] = e[i] * hidden_weight(kind, m, q, theta, i, i)
+    else:
+        gemv_rm_t(R, n, <floating> 1, theta + m, q, e, <floating> 0, gprev)
+    if ns > 1:
+        memset(gprev + n, 0, (ns - 1) * n * sizeof(floating))
+    for i in range(n):
+        for s2 in range(ns):
+            for sigma in range(ns):
+                gprev[s2 * n + i] += gbar[sigma * n + i] * direct(
+                    kind, n, coef, sigma, s2, i)
+
+
+cdef inline void cell_jvp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* v, floating* out, floating* work,
+) noexcept nogil:
+    """out = J_t v (S numbers each, not overlapping). ``work``: R numbers."""
+    cdef:
+        int G = cell_gates(kind)
+        int ns = cell_per_unit(kind)
+        int i, gate, sigma, s2
+        floating acc
+        floating* y = work
+        const floating* coef = record_coefficients(kind, n, m, rec)
+    if cell_diagonal(kind):
+        for i in range(n):
+            y[i] = hidden_weight(kind, m, q, theta, i, i) * v[i]
+    else:
+        gemv_rm(G * n, n, <floating> 1, theta + m, q, v, <floating> 0, y)
+    for i in range(n):
+        for sigma in range(ns):
+            acc = 0
+            for gate in range(G):
+                if row_feeds(kind, sigma, gate):
+                    acc = acc + (row_coef(kind, n, coef, sigma, gate, i)
+                                 * row_scale(kind, n, coef, gate, i)
+                                 * y[gate * n + i])
+            for s2 in range(ns):
+                acc = acc + direct(kind, n, coef, sigma, s2, i) * v[s2 * n + i]
+            out[sigma * n + i] = acc
+
+
+cdef inline void copy_bias_gradient(
+    int kind, int n, int q, const floating* grad_theta, floating* grad_bias_hh,
+) noexcept nogil:
+    """bias_hh enters a_t as b_ih does (the cells that keep it apart): the
+    same gradient."""
+    cdef int i
+    if cell_separate_bias(kind):
+        for i in range(n):
+            grad_bias_hh[i] = grad_theta[i * q + q - 1]
