@@ -23,7 +23,6 @@ import numpy as np
 from sklearn.utils import gen_batches
 
 from ._optim import NoLearning, OnlineUpdate, clip_gradient
-from ._sequences import TrainingBatch
 
 
 class Diverged(Exception):
@@ -219,11 +218,11 @@ class Model:
         non-finite (updates happen inside the compiled loop; those are the
         last finite values known here).
 
-        ``outputs``, with ``stream`` and one sequence: an array of shape
-        (sequence length, n_outputs) that receives, for every step, the
-        readout pre-activation the model gives before it learns from that
-        step, which is what ``outputs`` (prediction) returns for that row
-        from the state and weights of the moment.
+        ``outputs``: None, or an array laid out like ``batch.targets`` that
+        receives, for every target, the readout pre-activation the model
+        gives before it learns from that target's step, in the same kernel
+        call; in stream mode it is what ``outputs`` (prediction) returns
+        for that row from the state and weights of the moment.
         """
         if stream:
             if self.stream is None:
@@ -232,46 +231,14 @@ class Model:
         else:
             state, reset = self.cell.new_state(self.dtype), True
         before = (self.params.copy(), copy.deepcopy(self.optimizer))
-        if outputs is None:
-            loss_rows = self.cell.train_online(
-                self.params, update, batch, loss, state, reset
-            )
-        else:
-            loss_rows = self._train_recording(batch, update, loss, outputs)
+        loss_rows = self.cell.train_online(
+            self.params, update, batch, loss, state, reset, outputs
+        )
         if not (np.isfinite(loss_rows).all() and np.isfinite(self.params).all()):
             self.params[:] = before[0]
             self.optimizer = before[1]
             raise Diverged
         return loss_rows
-
-    def _train_recording(self, batch, update, loss, outputs):
-        """Stream training that records each step's output before learning.
-
-        One row at a time: the output of the row from the stream state, then
-        the update on that row.
-        """
-        if batch.lengths.shape[0] != 1 or not batch.every_step:
-            raise ValueError("outputs are recorded over one stream only")
-        start, n_steps = int(batch.x_start[0]), int(batch.lengths[0])
-        y_start = int(batch.y_start[0])
-        first, one = np.zeros(1, dtype=np.intp), np.ones(1, dtype=np.intp)
-        total = 0.0
-        for t in range(n_steps):
-            x = batch.values[start + t : start + t + 1]
-            outputs[t] = self.sequence_outputs(x, first, one, loss, True, stream=True)[
-                0
-            ]
-            rows = slice(y_start + t, y_start + t + 1)
-            step = TrainingBatch(
-                x, batch.targets[rows], first, first, one,
-                batch.target_weight[rows], True,
-            )  # fmt: skip
-            total += float(
-                self.cell.train_online(
-                    self.params, update, step, loss, self.stream, False
-                )[0]
-            )
-        return np.array([total])
 
     def advance(self, batch, loss):
         """Move the stream over ``batch`` exactly as training would, not learning.
