@@ -7,6 +7,7 @@ BLAS threads are left on only for large networks in a single kernel thread.
 """
 
 import contextlib
+import os
 
 from ._kernels._threads import openmp_max_threads
 
@@ -32,14 +33,27 @@ def kernel_threads(n_sequences, n_jobs=None):
 BLAS_THREADS_MIN_HIDDEN = 128
 
 
+def _kernel_blas(library):
+    """Whether the kernels may run on ``library`` (a threadpoolctl controller).
+
+    The kernels call BLAS through ``scipy.linalg.cython_blas``, whose
+    integers are 32-bit: an OpenBLAS built for 64-bit integers (named
+    ``libopenblas64_``, ``libscipy_openblas64_``: numpy's wheels bundle
+    one) never runs them, and setting its threads would only cost time.
+    """
+    name = os.path.basename(library.filepath)[len(library.prefix) :]
+    return not (library.internal_api == "openblas" and name.startswith("64_"))
+
+
 def _blas_libraries():
-    """The BLAS libraries loaded in this process (threadpoolctl controllers)."""
+    """The BLAS libraries the kernels may call (threadpoolctl controllers)."""
     global _controller
     if _controller is None:
         from threadpoolctl import ThreadpoolController
 
         # Scanning the loaded libraries is slow: do it once per process.
-        _controller = ThreadpoolController().select(user_api="blas").lib_controllers
+        libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _controller = [lib for lib in libraries if _kernel_blas(lib)]
     return _controller
 
 

@@ -94,8 +94,9 @@ class _Adapter:
                 f"every feature must be a real number; x holds {values!r} for "
                 f"{list(names)} ({exc})."
             ) from None
-        if not math.isfinite(row.sum()):
-            bad = {n: x[n] for n, v in zip(names, row[0]) if not math.isfinite(v)}
+        floats = row[0].tolist()
+        if not all(map(math.isfinite, floats)):
+            bad = {n: x[n] for n, v in zip(names, floats) if not math.isfinite(v)}
             raise ValueError(
                 f"the features {list(bad)} of x are not finite numbers (got "
                 f"{list(bad.values())}); the model needs finite real numbers."

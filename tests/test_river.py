@@ -340,3 +340,11 @@ def test_any_sample_is_learnt_as_its_row_or_refused(classify, data):
             )
         else:
             assert result == twin.predict(row)[0]
+
+
+def test_large_finite_features_are_features():
+    # Found by the property above: a sum of two features overflowed, and
+    # the sample was refused as if one were infinite.
+    adapter = RiverRegressor(regressor())
+    adapter.learn_one({"a": 1e308, "b": 1e308}, 0.0)
+    assert adapter.estimator.t_ == 1
