@@ -17,7 +17,7 @@ Training goes through the cell interface of ``skrtrl._cells`` only:
 * ``advance``: the stream moves over observed rows without learning.
 """
 
-import copy
+import math
 
 import numpy as np
 from sklearn.utils import gen_batches
@@ -161,7 +161,7 @@ class Model:
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             raise Diverged
         clip_gradient(grad, clip_norm)
-        before = (self.params.copy(), copy.deepcopy(self.optimizer))
+        before = (self.params.copy(), self.optimizer.snapshot())
         self.optimizer.step(self.params, grad)
         if not np.isfinite(self.params).all():
             self.params[:] = before[0]
@@ -230,11 +230,11 @@ class Model:
             state, reset = self.stream, False
         else:
             state, reset = self.cell.new_state(self.dtype), True
-        before = (self.params.copy(), copy.deepcopy(self.optimizer))
+        before = (self.params.copy(), self.optimizer.snapshot())
         loss_rows = self.cell.train_online(
             self.params, update, batch, loss, state, reset, outputs
         )
-        if not (np.isfinite(loss_rows).all() and np.isfinite(self.params).all()):
+        if not (_all_finite(loss_rows) and np.isfinite(self.params).all()):
             self.params[:] = before[0]
             self.optimizer = before[1]
             raise Diverged
@@ -278,6 +278,11 @@ class Model:
         h0 = None if state is None else state["hidden"]
         H = self.cell.forward(self.params, values, starts, lengths, every_step, h0)
         return self.cell.readout(self.params, H)
+
+
+def _all_finite(values):
+    """Whether the few values (one loss per sequence) are all finite."""
+    return all(map(math.isfinite, values.tolist()))
 
 
 def _is_same_view(array, view):

@@ -38,13 +38,17 @@ class _FlatState:
     costs more than a one-row kernel call.
     """
 
-    def __deepcopy__(self, memo):
+    def snapshot(self):
+        """An independent copy (the arrays copied, the numbers shared)."""
         twin = object.__new__(type(self))
         twin.__dict__ = {
-            name: value.copy() if isinstance(value, np.ndarray) else value
+            name: value.copy() if type(value) is np.ndarray else value
             for name, value in self.__dict__.items()
         }
         return twin
+
+    def __deepcopy__(self, memo):
+        return self.snapshot()
 
 
 class SGDOptimizer(_FlatState):
