@@ -35,10 +35,10 @@ matrices from one ``partial_fit`` call to the next:
     MAE) on a Mackey-Glass stream of 3,000 steps: the adapter with one
     lagged value as input against river's LinearRegression on ten lagged
     values, both behind river's ``StandardScaler`` and
-    ``TargetStandardScaler``. The settings of both were chosen on another
-    realisation of the series (``random_state=1``; ``--tune`` reruns that
-    selection and prints its grid); the figures are on
-    ``random_state=0``.
+    ``TargetStandardScaler``. The settings of both were chosen on other
+    realisations of the series (``random_state`` 1, 2 and 3: the lowest
+    mean MAE; ``--tune`` reruns that selection and prints its grid); the
+    figures are on ``random_state=0``.
 
 The machine may be shared: every timing is the best of several interleaved
 rounds, and the load average is printed.
@@ -356,20 +356,25 @@ def measure_paths(n_rows, repeat):
     return timer.best
 
 
-#: Section (e). Settings chosen on the development realisation (see
-#: ``tune_mackey_glass``): the lowest progressive MAE of its grid.
+#: Section (e). Settings chosen on the development realisation
+#: (``random_state=1``): the lowest progressive MAE of the grids of
+#: ``tune_mackey_glass`` (RTRL 0.01177, linear 0.01284 there). An earlier,
+#: coarser look at the same development stream (cells, activations,
+#: beta_2, alpha, Adam for the linear model) chose those grids: the
+#: identity activation, alpha=0 and beta_1=0.5 helped RTRL; Adam did not
+#: help the linear model (0.0157 at best).
 MG_STEPS = 3_000
 MG_EVALUATION_SEED = 0
-MG_DEVELOPMENT_SEED = 1
+MG_DEVELOPMENT_SEEDS = (1, 2, 3)
 MG_RTRL = dict(
-    n_hidden=8,
+    n_hidden=4,
     activation="identity",
-    learning_rate_init=0.008,
+    learning_rate_init=0.01,
     beta_1=0.5,
     alpha=0.0,
-    clip_norm=1.0,
+    clip_norm=0.5,
 )
-MG_LINEAR = dict(learning_rate=0.03, intercept_lr=0.01)
+MG_LINEAR = dict(learning_rate=0.04, intercept_lr=0.01)
 
 
 def mackey_glass_streams(seed):
@@ -422,34 +427,39 @@ def measure_mackey_glass():
 
 
 def tune_mackey_glass():
-    """Rerun the selection of MG_RTRL and MG_LINEAR on the development stream.
+    """Rerun the selection of MG_RTRL and MG_LINEAR on the development streams.
 
-    Prints the progressive MAE of every setting of both grids, best first.
+    Prints the mean progressive MAE over the development realisations of
+    every setting of both grids, best first (the mean, so that a setting
+    that diverges on one realisation is not chosen).
     """
     import itertools
+    import warnings
 
-    one, ten = mackey_glass_streams(MG_DEVELOPMENT_SEED)
+    from sklearn.exceptions import ConvergenceWarning
+
+    streams = [mackey_glass_streams(seed) for seed in MG_DEVELOPMENT_SEEDS]
     results = []
     for n_hidden, lr, beta_1, clip, activation in itertools.product(
-        (4, 8, 16), (0.003, 0.005, 0.008, 0.01, 0.012), (0.9, 0.5),
-        (5.0, 1.0, 0.5), ("identity", "tanh"),
+        (4, 8), (0.003, 0.005, 0.008, 0.01), (0.9, 0.5), (1.0, 0.5),
+        ("identity", "tanh"),
     ):  # fmt: skip
         settings = dict(
             n_hidden=n_hidden, activation=activation, learning_rate_init=lr,
             beta_1=beta_1, alpha=0.0, clip_norm=clip,
         )  # fmt: skip
-        results.append(
-            ("rtrl", settings, progressive_mae(rtrl_pipeline(**settings), one))
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            maes = [progressive_mae(rtrl_pipeline(**settings), s[0]) for s in streams]
+        results.append(("rtrl", settings, float(np.mean(maes))))
     for lr, intercept_lr in itertools.product(
         (0.003, 0.01, 0.02, 0.03, 0.04, 0.05), (0.01, 0.03, 0.1)
     ):
         settings = dict(learning_rate=lr, intercept_lr=intercept_lr)
-        results.append(
-            ("linear", settings, progressive_mae(linear_pipeline(**settings), ten))
-        )
+        maes = [progressive_mae(linear_pipeline(**settings), s[1]) for s in streams]
+        results.append(("linear", settings, float(np.mean(maes))))
     for model, settings, mae in sorted(results, key=lambda r: (r[0], r[2])):
-        print(f"{model:7s} {mae:12.5f}  {settings}")
+        print(f"{model:7s} {mae:12.5g}  {settings}", flush=True)
 
 
 def print_realtime_table(paths, mackey_glass, repeat, n_rows):
@@ -606,7 +616,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--tune",
         action="store_true",
-        help="rerun the selection of (e)'s settings on the development stream",
+        help="rerun the selection of (e)'s settings on the development streams",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     parser.add_argument("--memory-worker", type=int, help=argparse.SUPPRESS)

@@ -69,17 +69,24 @@ def _all_finite(array):
 
 
 def _settings(estimator):
-    """The hyper-parameter values and their types, to compare with ``==``.
-
-    Types count: ``n_hidden=16.0`` or ``stateful=1`` equal the values they
-    replace but would not pass validation.
-    """
+    """The hyper-parameter values of ``estimator``, in a fixed order."""
     cls = type(estimator)
     names = _PARAM_NAMES.get(cls)
     if names is None:
         names = _PARAM_NAMES[cls] = operator.attrgetter(*cls._get_param_names())
-    values = names(estimator)
-    return values, tuple(map(type, values))
+    return names(estimator)
+
+
+def _same_settings(values, before, types_before):
+    """Whether hyper-parameter ``values`` are those checked ``before``.
+
+    Types count: ``n_hidden=16.0`` or ``stateful=1`` equal the values they
+    replace but would not pass validation. (The same objects, the usual
+    case, need no closer look.)
+    """
+    if all(map(operator.is_, values, before)):
+        return True
+    return values == before and tuple(map(type, values)) == types_before
 
 
 class RowCache:
@@ -97,6 +104,7 @@ class RowCache:
     def __init__(self, estimator, trained):
         model = estimator._model
         self.settings = _settings(estimator)
+        self.types = tuple(map(type, self.settings))
         self.trained = trained
         self.cell = model.cell
         self.params = estimator.params_
@@ -114,7 +122,7 @@ class RowCache:
         params = estimator.params_
         return (
             estimator._model.cell is self.cell
-            and _settings(estimator) == self.settings
+            and _same_settings(_settings(estimator), self.settings, self.types)
             and "feature_names_in_" not in estimator.__dict__
             and params is self.params
             and len(params) == len(self.views)

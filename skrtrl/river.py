@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.base import clone as sklearn_clone
 
 from ._estimators import RTRLClassifier, RTRLRegressor
+from ._rows import learn_row, row_outputs
 
 try:
     from river import base
@@ -189,6 +190,11 @@ class RiverRegressor(_Adapter, base.Regressor):
         self.features = features
         self._names = None
         self._check_estimator()
+        if self._fitted and estimator.n_outputs_ != 1:
+            raise ValueError(
+                "RiverRegressor needs a model with one output; the estimator "
+                f"was fitted with {estimator.n_outputs_}."
+            )
 
     def learn_one(self, x, y):
         """Learn from one sample: one ``partial_fit`` step of the stream.
@@ -207,7 +213,9 @@ class RiverRegressor(_Adapter, base.Regressor):
             raise ValueError(f"y must be a real number; got {y!r}.") from None
         if not math.isfinite(target):
             raise ValueError(f"y must be finite; got {target!r}.")
-        self.estimator.partial_fit(row, np.array([target]))
+        target = np.array([target])
+        if not learn_row(self.estimator, row, target):
+            self.estimator.partial_fit(row, target)
         self._commit_names(names)
 
     def predict_one(self, x):
@@ -227,6 +235,9 @@ class RiverRegressor(_Adapter, base.Regressor):
         self._commit_names(names)
         if not self._fitted:
             return 0.0
+        fast = row_outputs(self.estimator, row)
+        if fast is not None:  # the readout of a regressor is its prediction
+            return float(fast[0][0, 0])
         return float(self.estimator.predict(row)[0])
 
     @classmethod
@@ -333,7 +344,8 @@ class RiverClassifier(_Adapter, base.Classifier):
         if code is None:
             raise ValueError(f"y={y!r} is not one of the classes {self._labels!r}.")
         if self._fitted:
-            self.estimator.partial_fit(row, code)
+            if not learn_row(self.estimator, row, code):
+                self.estimator.partial_fit(row, code)
         else:
             self.estimator.partial_fit(row, code, classes=np.arange(len(self._codes)))
         self._commit_names(names)

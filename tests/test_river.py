@@ -213,6 +213,13 @@ def test_bad_adapters_are_refused(make, match, error):
         make()
 
 
+def test_a_regressor_of_two_outputs_is_refused():
+    X, y = series_stream(10)
+    est = regressor().partial_fit(X, np.column_stack([y, y]))
+    with pytest.raises(ValueError, match="one output"):
+        RiverRegressor(est)
+
+
 def test_a_classifier_fitted_on_other_labels_is_refused():
     X, y = series_stream(10)
     est = classifier().partial_fit(X, np.where(y > 0, "p", "n"), classes=["n", "p"])
