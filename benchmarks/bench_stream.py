@@ -46,10 +46,13 @@ rounds, and the load average is printed.
 Run from the repository root::
 
     python benchmarks/bench_stream.py [--quick] [--realtime] [--tune] [--json PATH]
+    python benchmarks/bench_stream.py --baseline PATH [--quick]
 
 ``--quick`` (under a minute) measures n_hidden up to 32 on fewer steps;
 ``--realtime`` runs (d) and (e) only. (d) and (e) need river
-(``pip install skrtrl[river]``).
+(``pip install skrtrl[river]``). ``--baseline PATH`` times only the one-row
+loop (``predict`` then ``partial_fit``, n_hidden=16), here and in the built
+skrtrl checkout at PATH, in alternating fresh processes.
 """
 
 import argparse
@@ -542,6 +545,57 @@ def print_paths(paths, line):
     )
 
 
+def one_row_worker(cell, n_rows):
+    """Time the one-row loop of the skrtrl on ``sys.path``; print JSON."""
+    X, y = make_stream(n_rows, seed=4)
+    rows = [(X[t : t + 1], y[t : t + 1]) for t in range(n_rows)]
+    model = stream_model(PATH_HIDDEN, cell=cell)
+    start, start_cpu = time.perf_counter(), time.thread_time()
+    for x, target in rows:
+        model.predict(x)
+        model.partial_fit(x, target)
+    wall = (time.perf_counter() - start) / n_rows
+    cpu = (time.thread_time() - start_cpu) / n_rows
+    print(json.dumps({"wall": wall, "cpu": cpu}))
+
+
+def measure_against(baseline, n_rows, repeat):
+    """One-row loops of this checkout and of the skrtrl at ``baseline``.
+
+    Each sample runs in a fresh process, alternating between the two, so
+    that both see the same load; the best of ``repeat`` is kept.
+    """
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    best = {}
+    for _ in range(repeat):
+        for label, path in (("this checkout", here), ("baseline", baseline)):
+            for cell in PATH_CELLS:
+                env = dict(os.environ, PYTHONPATH=path)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--one-row-worker", cell,
+                     str(n_rows)],
+                    check=True, capture_output=True, text=True, env=env,
+                    cwd=path,
+                ).stdout  # fmt: skip
+                times = json.loads(out.strip().splitlines()[-1])
+                for clock, value in times.items():
+                    key = (label, cell, clock)
+                    best[key] = min(best.get(key, np.inf), value)
+    print(f"one-row predict + partial_fit, n_hidden={PATH_HIDDEN}, us per step")
+    print(f"    baseline: {baseline}")
+    for clock in ("wall", "cpu"):
+        for cell in PATH_CELLS:
+            new, old = (
+                best[("this checkout", cell, clock)],
+                best[("baseline", cell, clock)],
+            )
+            print(
+                f"    {cell:6s} {clock:5s} baseline {old * 1e6:9.1f}   this checkout "
+                f"{new * 1e6:9.1f}   ratio {old / new:6.1f}"
+            )
+    return best
+
+
 def memory_worker(n_steps):
     """Stream ``n_steps`` steps in chunks; print peak RSS in bytes as JSON."""
     model = RTRLRegressor(n_hidden=MEMORY_HIDDEN, stateful=True, random_state=0)
@@ -636,7 +690,13 @@ def parse_args(argv=None):
         help="rerun the selection of (e)'s settings on the development streams",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
+    parser.add_argument(
+        "--baseline",
+        metavar="PATH",
+        help="compare the one-row loop with the (built) skrtrl checkout at PATH",
+    )
     parser.add_argument("--memory-worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--one-row-worker", nargs=2, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -646,8 +706,15 @@ def main(argv=None):
     if args.memory_worker is not None:
         memory_worker(args.memory_worker)
         return
+    if args.one_row_worker is not None:
+        one_row_worker(args.one_row_worker[0], int(args.one_row_worker[1]))
+        return
     if args.tune:
         tune_mackey_glass()
+        return
+    if args.baseline:
+        n_rows = PATH_ROWS["quick" if args.quick else "full"]
+        measure_against(os.path.abspath(args.baseline), n_rows, 3)
         return
     steps = QUICK_STEPS if args.quick else FULL_STEPS
     repeat = 2 if args.quick else 3
