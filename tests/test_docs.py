@@ -105,7 +105,7 @@ def test_doc_link_matches_api_page(Estimator):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("page", ["user_guide.rst"])
+@pytest.mark.parametrize("page", ["user_guide.rst", "deploying.rst"])
 def test_doc_page_examples_run(page):
     result = doctest.testfile(
         str(DOC_DIR / page),

@@ -11,7 +11,13 @@ import skrtrl
 
 matplotlib.use("Agg")
 
-PUBLIC_MODULES = ["skrtrl", "skrtrl.datasets", "skrtrl.inspection", "skrtrl.river"]
+PUBLIC_MODULES = [
+    "skrtrl",
+    "skrtrl.datasets",
+    "skrtrl.export",
+    "skrtrl.inspection",
+    "skrtrl.river",
+]
 
 
 def public_objects():
@@ -24,6 +30,8 @@ def public_objects():
 
 
 PUBLIC = dict(public_objects())
+#: Examples that need an optional package that no extra of skrtrl installs.
+NEEDS = {"skrtrl.export.to_torch": "torch"}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLIC))
@@ -44,6 +52,8 @@ def test_docstring_examples_run(name):
     runner = doctest.DocTestRunner(
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     )
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
     obj = PUBLIC[name]
     module = inspect.getmodule(obj)
     for test in finder.find(obj, name, module=module, globs={}):

@@ -12,12 +12,10 @@ Every test runs for every recurrent cell in ``skrtrl._cells.CELLS``.
 
 import pickle
 import types
-import warnings
 
 import joblib
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 import skrtrl._base
 from skrtrl import RTRLClassifier, RTRLRegressor
@@ -35,12 +33,8 @@ MODES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The models train for a few epochs only, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The models train for a few epochs only, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 RNG = np.random.RandomState(0)

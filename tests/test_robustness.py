@@ -56,13 +56,9 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The models train for a couple of epochs only, on purpose; divergence
-    # tests catch their warnings themselves.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The models train for a couple of epochs only, on purpose; divergence
+# tests catch their warnings themselves.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 def model(estimator_class, mode, cell="elman", **params):

@@ -1,0 +1,374 @@
+"""ONNX graphs of a fitted recurrent net, built node by node.
+
+Two ways to run the recurrence over a whole sequence:
+
+* ONNX's own ``RNN``, ``GRU`` and ``LSTM`` operators, for the Elman, GRU
+  and LSTM cells without output feedback. Their equations are those of the
+  cells once the gates are reordered (ONNX stacks the GRU's gates as z, r, h
+  and the LSTM's as i, o, f, c, torch r, z, n and i, f, g, o) and the GRU
+  applies its reset gate after the recurrent product (``linear_before_reset=1``,
+  torch's GRU). The Elman cell's activations map to ``Tanh``, ``Relu``,
+  ``Sigmoid`` and ``Affine`` with slope 1 and offset 0 (identity).
+  onnxruntime implements these operators in float32 and time-major layout
+  only, so the graph transposes the batch-first input.
+* A ``Scan`` loop whose body is one step of the cell written out in
+  elementary operators (:func:`cell_step`): every cell, output feedback
+  (the body feeds the linked readout into the next step) and float64.
+
+Variable lengths: the ONNX operators take ``sequence_lens`` and hold the
+state of a finished sequence; the Scan body does the same with a mask, so
+the padding values never reach a state that is read. Per-step outputs past
+a sequence's end are padding and mean nothing.
+"""
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+ONNX_FLOAT_TYPES = {
+    np.dtype(np.float32): TensorProto.FLOAT,
+    np.dtype(np.float64): TensorProto.DOUBLE,
+}
+#: torch's gate blocks in the order ONNX stacks them.
+ONNX_GATE_ORDER = {"elman": [0], "gru": [1, 0, 2], "lstm": [0, 3, 1, 2]}
+ONNX_RECURRENT_OPS = {"elman": "RNN", "gru": "GRU", "lstm": "LSTM"}
+ELEMENTWISE = {"tanh": "Tanh", "logistic": "Sigmoid", "relu": "Relu"}
+
+
+class GraphBuilder:
+    """Collects nodes and constants under names that ``unique`` makes unique.
+
+    In a subgraph (a Scan body) constants become ``Constant`` nodes, so that
+    the body is self-contained; in the main graph they are initializers.
+    """
+
+    def __init__(self, dtype, unique, *, subgraph=False):
+        self.dtype = np.dtype(dtype)
+        self.unique = unique
+        self.subgraph = subgraph
+        self.nodes = []
+        self.initializers = []
+
+    @property
+    def onnx_type(self):
+        return ONNX_FLOAT_TYPES[self.dtype]
+
+    def const(self, value, name="const"):
+        """A constant holding ``value``: floats in the graph's dtype."""
+        array = np.asarray(value)
+        if array.dtype.kind == "f":
+            array = array.astype(self.dtype)
+        elif array.dtype.kind in "US":
+            array = array.astype(object)
+        out = self.unique(name)
+        tensor = numpy_helper.from_array(array, out)
+        if self.subgraph:
+            self.nodes.append(
+                helper.make_node(
+                    "Constant", [], [out], name=self.unique("Constant"), value=tensor
+                )
+            )
+        else:
+            self.initializers.append(tensor)
+        return out
+
+    def ints(self, values, name="ints"):
+        return self.const(np.asarray(values, dtype=np.int64), name)
+
+    def op(self, op_type, *inputs, outputs=None, n_outputs=1, **attrs):
+        """Add one node; returns its output name (a tuple for several)."""
+        if outputs is None:
+            outputs = [self.unique(op_type.lower()) for _ in range(n_outputs)]
+        self.nodes.append(
+            helper.make_node(
+                op_type, list(inputs), list(outputs), name=self.unique(op_type), **attrs
+            )
+        )
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def sub(self):
+        """A builder for a subgraph sharing this builder's names."""
+        return GraphBuilder(self.dtype, self.unique, subgraph=True)
+
+
+def counter_names():
+    """A ``unique`` function for graphs built outside skl2onnx."""
+    used = {}
+
+    def unique(prefix):
+        used[prefix] = used.get(prefix, -1) + 1
+        return prefix if used[prefix] == 0 else f"{prefix}_{used[prefix]}"
+
+    return unique
+
+
+# -- one step ----------------------------------------------------------------
+
+
+def _linear(g, x, weight, bias=None):
+    """``x @ weight.T + bias`` over the last axis."""
+    y = g.op("MatMul", x, g.const(np.ascontiguousarray(weight.T), "weight"))
+    if bias is not None:
+        y = g.op("Add", y, g.const(bias, "bias"))
+    return y
+
+
+def _activation(g, name, a):
+    if name == "identity":
+        return a
+    return g.op(ELEMENTWISE[name], a)
+
+
+def _split(g, a, parts, size):
+    return g.op("Split", a, g.ints([size] * parts), n_outputs=parts, axis=-1)
+
+
+def input_weights(model):
+    """Weights of the cell's input: ``[W_ih | W_fb]`` with output feedback."""
+    p = model.params
+    if model.feedback:
+        return np.hstack([p["weight_ih"], p["weight_fb"]])
+    return p["weight_ih"]
+
+
+def cell_step(g, model, x, state):
+    """One step of the cell from ``state`` on inputs ``x`` (N, m).
+
+    ``state`` maps ``"h"`` (and ``"c"`` for the LSTM, ``"feedback"`` with
+    output feedback) to names of (N, n) and (N, n_outputs) tensors. Returns
+    the new ``"h"`` (and ``"c"``) and the readout pre-activation z (N, o).
+    """
+    p, n = model.params, model.n_hidden
+    h = state["h"]
+    inputs = x
+    if model.feedback:
+        inputs = g.op("Concat", x, state["feedback"], axis=-1)
+    W_in = input_weights(model)
+    new = {}
+    if model.cell == "elman":
+        a = g.op(
+            "Add",
+            _linear(g, inputs, W_in, p["bias_ih"] + p["bias_hh"]),
+            _linear(g, h, p["weight_hh"]),
+        )
+        new["h"] = _activation(g, model.activation, a)
+    elif model.cell == "diagonal":
+        a = g.op(
+            "Add",
+            _linear(g, inputs, W_in, p["bias_ih"] + p["bias_hh"]),
+            g.op("Mul", h, g.const(p["weight_hh"], "weight_hh")),
+        )
+        new["h"] = _activation(g, model.activation, a)
+    elif model.cell == "gru":
+        gi_r, gi_z, gi_n = _split(g, _linear(g, inputs, W_in, p["bias_ih"]), 3, n)
+        gh_r, gh_z, gh_n = _split(g, _linear(g, h, p["weight_hh"], p["bias_hh"]), 3, n)
+        r = g.op("Sigmoid", g.op("Add", gi_r, gh_r))
+        z = g.op("Sigmoid", g.op("Add", gi_z, gh_z))
+        cand = g.op("Tanh", g.op("Add", gi_n, g.op("Mul", r, gh_n)))
+        # (1 - z) * cand + z * h
+        new["h"] = g.op("Add", cand, g.op("Mul", z, g.op("Sub", h, cand)))
+    else:
+        a = g.op(
+            "Add",
+            _linear(g, inputs, W_in, p["bias_ih"] + p["bias_hh"]),
+            _linear(g, h, p["weight_hh"]),
+        )
+        a_i, a_f, a_g, a_o = _split(g, a, 4, n)
+        c_new = g.op(
+            "Add",
+            g.op("Mul", g.op("Sigmoid", a_f), state["c"]),
+            g.op("Mul", g.op("Sigmoid", a_i), g.op("Tanh", a_g)),
+        )
+        new["h"] = g.op("Mul", g.op("Sigmoid", a_o), g.op("Tanh", c_new))
+        new["c"] = c_new
+    return new, readout(g, model, new["h"])
+
+
+def readout(g, model, h):
+    """Readout pre-activations ``h @ weight_out.T + bias_out``."""
+    return _linear(g, h, model.params["weight_out"], model.params["bias_out"])
+
+
+def link(g, model, z):
+    """The value fed back: the prediction, or the class probabilities.
+
+    The logistic link gives one column, the probability of ``classes_[1]``.
+    """
+    if model.link == "identity":
+        return z
+    if model.link == "logistic":
+        return g.op("Sigmoid", z)
+    return g.op("Softmax", z, axis=-1)
+
+
+def state_names(model):
+    """The state entries of a step, in a fixed order."""
+    names = ["h"]
+    if model.cell == "lstm":
+        names.append("c")
+    if model.feedback:
+        names.append("feedback")
+    return names
+
+
+# -- whole sequences -----------------------------------------------------------
+
+
+def uses_recurrent_operator(model, dtype, scan):
+    """Whether ONNX's RNN / GRU / LSTM operator can run this model."""
+    return (
+        not scan
+        and not model.feedback
+        and model.cell in ONNX_RECURRENT_OPS
+        and np.dtype(dtype) == np.float32
+    )
+
+
+def sequence_outputs(g, model, X, lengths=None, *, scan=False):
+    """Readout pre-activations of whole sequences.
+
+    ``X`` is (N, T) for a model fitted on 2D X, (N, T, m) otherwise, (T, m)
+    for a stream; ``lengths`` (N,) int, optional. Returns the name of z:
+    (N, T, o) per step, (N, o) after the last step, (T, o) for a stream.
+    """
+    if model.input_kind == "2d":
+        X_tm = g.op("Unsqueeze", g.op("Transpose", X, perm=[1, 0]), g.ints([2]))
+    elif model.input_kind == "stream":
+        X_tm = g.op("Unsqueeze", X, g.ints([1]))
+    else:
+        X_tm = g.op("Transpose", X, perm=[1, 0, 2])
+    if uses_recurrent_operator(model, g.dtype, scan):
+        H, h_last = _recurrent_operator(g, model, X_tm, lengths)
+        if model.per_step:
+            Z = readout(g, model, H)
+        else:
+            return readout(g, model, h_last)
+    else:
+        Z, h_last = _scan(g, model, X_tm, lengths)
+        if not model.per_step:
+            return readout(g, model, h_last)
+    if model.input_kind == "stream":
+        return g.op("Squeeze", Z, g.ints([1]))
+    return g.op("Transpose", Z, perm=[1, 0, 2])
+
+
+def _recurrent_operator(g, model, X_tm, lengths):
+    """Hidden states (T, N, n) and the last ones (N, n) from RNN/GRU/LSTM."""
+    p, n, cell = model.params, model.n_hidden, model.cell
+    order = ONNX_GATE_ORDER[cell]
+
+    def reorder(array):
+        blocks = np.split(array, len(order), axis=0)
+        return np.concatenate([blocks[k] for k in order], axis=0)[None]
+
+    bias = np.concatenate([reorder(p["bias_ih"])[0], reorder(p["bias_hh"])[0]])
+    inputs = [
+        X_tm,
+        g.const(reorder(p["weight_ih"]), "W"),
+        g.const(reorder(p["weight_hh"]), "R"),
+        g.const(bias[None], "B"),
+    ]
+    if lengths is not None:
+        inputs.append(g.op("Cast", lengths, to=TensorProto.INT32))
+    if model.stateful:
+        # One stream of T steps (an omitted optional input, named "", would
+        # not survive skl2onnx's topological sort), from the estimator's
+        # current state.
+        steps = g.op("Gather", g.op("Shape", X_tm), g.ints([0]))
+        inputs.append(g.op("Cast", steps, to=TensorProto.INT32))
+        inputs.append(g.const(model.state["h"][None, None], "initial_h"))
+        if cell == "lstm":
+            inputs.append(g.const(model.state["c"][None, None], "initial_c"))
+    attrs = {"hidden_size": n}
+    if cell == "elman":
+        if model.activation == "identity":
+            attrs.update(
+                activations=["Affine"], activation_alpha=[1.0], activation_beta=[0.0]
+            )
+        else:
+            attrs["activations"] = [ELEMENTWISE[model.activation]]
+    elif cell == "gru":
+        attrs["linear_before_reset"] = 1
+    outputs = g.op(
+        ONNX_RECURRENT_OPS[cell],
+        *inputs,
+        n_outputs=3 if cell == "lstm" else 2,
+        **attrs,
+    )
+    Y, Y_h = outputs[0], outputs[1]
+    # Y: (T, directions=1, N, n); Y_h: (1, N, n).
+    return g.op("Squeeze", Y, g.ints([1])), g.op("Squeeze", Y_h, g.ints([0]))
+
+
+def _scan(g, model, X_tm, lengths):
+    """Per-step readouts (T, N, o) and the last h (N, n) from a Scan loop."""
+    names = state_names(model)
+    batch = g.op("Gather", g.op("Shape", X_tm), g.ints([1]))
+    initial = []
+    for name in names:
+        start = model.state[name][None]
+        size = g.ints([start.shape[1]])
+        initial.append(
+            g.op(
+                "Expand",
+                g.const(start, f"{name}0"),
+                g.op("Concat", batch, size, axis=0),
+            )
+        )
+    scan_inputs = [X_tm]
+    if lengths is not None:
+        steps = g.op(
+            "Range",
+            g.const(np.int64(0), "zero"),
+            g.op(
+                "Squeeze", g.op("Gather", g.op("Shape", X_tm), g.ints([0])), g.ints([0])
+            ),
+            g.const(np.int64(1), "one"),
+        )
+        running = g.op(
+            "Less",
+            g.op("Unsqueeze", steps, g.ints([1])),
+            g.op("Unsqueeze", g.op("Cast", lengths, to=TensorProto.INT64), g.ints([0])),
+        )
+        scan_inputs.append(g.op("Unsqueeze", running, g.ints([2])))
+    body = _scan_body(g, model, names, masked=lengths is not None)
+    outputs = g.op(
+        "Scan",
+        *initial,
+        *scan_inputs,
+        n_outputs=len(names) + 1,
+        num_scan_inputs=len(scan_inputs),
+        body=body,
+    )
+    return outputs[-1], outputs[0]
+
+
+def _scan_body(g, model, names, *, masked):
+    b = g.sub()
+    old = {name: b.unique(f"{name}_prev") for name in names}
+    x = b.unique("x_t")
+    mask = b.unique("mask_t") if masked else None
+    new, z = cell_step(b, model, x, old)
+    if model.feedback:
+        new["feedback"] = link(b, model, z)
+    if mask is not None:
+        # A finished sequence keeps its state. Where selects without
+        # arithmetic, so whatever the padding gives (even inf or NaN) stays
+        # out of the held state.
+        new = {name: b.op("Where", mask, new[name], old[name]) for name in names}
+    outputs = [new[name] for name in names] + [z]
+    # A body output must be produced by its own node.
+    seen = set()
+    for i, name in enumerate(outputs):
+        if name in seen or name in old.values():
+            outputs[i] = b.op("Identity", name)
+        seen.add(outputs[i])
+
+    def value(name, elem_type=b.onnx_type):
+        return helper.make_tensor_value_info(name, elem_type, None)
+
+    inputs = [value(old[name]) for name in names] + [value(x)]
+    if mask is not None:
+        inputs.append(value(mask, TensorProto.BOOL))
+    return helper.make_graph(
+        b.nodes, b.unique("rtrl_step"), inputs, [value(name) for name in outputs]
+    )

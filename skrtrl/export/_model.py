@@ -1,0 +1,158 @@
+"""What an exporter needs to know about a fitted estimator, in one place.
+
+The exporters read the fitted model only through :func:`describe`, which
+takes the parameters from ``params_`` (torch's names and layouts) and the
+settings that decide the maths: the cell, its activation, the output link,
+whether the readout runs after every step and whether the previous output is
+fed back. Everything is copied, so an export never holds views into a live
+estimator.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.utils.validation import check_is_fitted
+
+#: Gate rows per hidden unit in ``weight_ih`` (torch's layout).
+GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4}
+
+
+@dataclass(frozen=True)
+class RecurrentModel:
+    """A fitted recurrent net, as plain arrays and settings.
+
+    Attributes
+    ----------
+    cell : {"elman", "diagonal", "gru", "lstm"}
+    activation : str
+        Hidden activation of the Elman and diagonal cells.
+    params : dict of str to ndarray
+        Copies of ``params_`` (``weight_fb`` only with output feedback).
+    link : {"identity", "logistic", "softmax"}
+        What turns the readout into the prediction and the fed-back value.
+    classes : ndarray or None
+        The classifier's ``classes_``.
+    per_step : bool
+        Whether the readout is read after every step (``output="sequence"``
+        or a stream).
+    stateful : bool
+        Stream mode: rows are consecutive steps of one stream.
+    feedback : bool
+        Whether the previous output is an input of the cell.
+    input_kind : {"2d", "3d", "list", "stream"}
+        The form of X the estimator was fitted on.
+    n_timesteps : int or None
+        The fixed number of steps of a model fitted on a 2D X.
+    state : dict of str to ndarray
+        The state the next step starts from: ``"h"`` (n,), ``"c"`` (n,, LSTM
+        only) and ``"feedback"`` (n_outputs,, with output feedback only).
+        Zeros, except for a stateful estimator, whose current stream state
+        it is.
+    """
+
+    cell: str
+    activation: str
+    params: dict
+    link: str
+    classes: np.ndarray | None
+    per_step: bool
+    stateful: bool
+    feedback: bool
+    input_kind: str
+    n_timesteps: int | None
+    state: dict
+
+    @property
+    def n_hidden(self):
+        return self.params["weight_out"].shape[1]
+
+    @property
+    def n_inputs(self):
+        return self.params["weight_ih"].shape[1]
+
+    @property
+    def n_outputs(self):
+        return self.params["weight_out"].shape[0]
+
+    @property
+    def dtype(self):
+        return self.params["weight_out"].dtype
+
+
+def describe(estimator):
+    """The :class:`RecurrentModel` of a fitted RTRLRegressor or RTRLClassifier.
+
+    Raises a ValueError when the estimator's settings no longer match its
+    fitted parameters (``set_params`` after ``fit``), as ``predict`` would.
+    """
+    from .._base import BaseRTRL
+
+    if not isinstance(estimator, BaseRTRL):
+        raise TypeError(
+            "Expected a fitted RTRLRegressor or RTRLClassifier; got "
+            f"{type(estimator).__name__}."
+        )
+    check_is_fitted(estimator)
+    params = {name: np.array(value) for name, value in estimator.params_.items()}
+    _check_layout(estimator, params)
+    classifier = is_classifier(estimator)
+    n_outputs = params["weight_out"].shape[0]
+    if not classifier:
+        link = "identity"
+    elif n_outputs == 1:
+        link = "logistic"
+    else:
+        link = "softmax"
+    input_kind = getattr(estimator, "_input_kind", "2d")
+    return RecurrentModel(
+        cell=estimator.cell,
+        activation=estimator.activation,
+        params=params,
+        link=link,
+        classes=np.array(estimator.classes_) if classifier else None,
+        per_step=bool(estimator.output == "sequence" or estimator.stateful),
+        stateful=bool(estimator.stateful),
+        feedback=bool(estimator.output_feedback),
+        input_kind=input_kind,
+        n_timesteps=(int(estimator.n_features_in_) if input_kind == "2d" else None),
+        state=_start_state(estimator, params),
+    )
+
+
+def _check_layout(estimator, params):
+    n = params["weight_out"].shape[1]
+    rows = GATES.get(estimator.cell, 0) * n
+    diagonal = params["weight_hh"].ndim == 1
+    if (
+        params["weight_ih"].shape[0] != rows
+        or diagonal != (estimator.cell == "diagonal")
+        or ("weight_fb" in params) != bool(estimator.output_feedback)
+    ):
+        raise ValueError(
+            f"The settings of this {type(estimator).__name__} "
+            f"(cell={estimator.cell!r}, output_feedback="
+            f"{estimator.output_feedback}) do not match its fitted parameters: "
+            "they were changed with set_params after fitting. Call fit again, "
+            "or restore the settings, before exporting."
+        )
+
+
+def _start_state(estimator, params):
+    n = params["weight_out"].shape[1]
+    dtype = params["weight_out"].dtype
+    state = {"h": np.zeros(n, dtype=dtype)}
+    if estimator.cell == "lstm":
+        state["c"] = np.zeros(n, dtype=dtype)
+    if estimator.output_feedback:
+        state["feedback"] = np.zeros(params["weight_out"].shape[0], dtype=dtype)
+    stream = estimator._model.stream if estimator.stateful else None
+    if stream is not None:
+        # The stream's hidden entry is h (n numbers), or [h, c] for the LSTM.
+        hidden = np.asarray(stream["hidden"], dtype=dtype)
+        state["h"] = hidden[:n].copy()
+        if "c" in state:
+            state["c"] = hidden[n : 2 * n].copy()
+        if "feedback" in state:
+            state["feedback"] = np.array(stream["feedback"], dtype=dtype)
+    return state
