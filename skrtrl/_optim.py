@@ -38,13 +38,16 @@ class _FlatState:
     costs more than a one-row kernel call.
     """
 
+    #: The names of the state arrays; the other attributes are numbers.
+    _arrays = ()
+
     def snapshot(self):
         """An independent copy (the arrays copied, the numbers shared)."""
         twin = object.__new__(type(self))
-        twin.__dict__ = {
-            name: value.copy() if type(value) is np.ndarray else value
-            for name, value in self.__dict__.items()
-        }
+        state = twin.__dict__
+        state.update(self.__dict__)
+        for name in self._arrays:
+            state[name] = state[name].copy()
         return twin
 
     def __deepcopy__(self, memo):
@@ -67,6 +70,8 @@ class SGDOptimizer(_FlatState):
     dtype : dtype
         Dtype of the state, the same as the parameters'.
     """
+
+    _arrays = ("velocity",)
 
     def __init__(
         self, n_params, learning_rate, momentum=0.9, nesterov=True, dtype=np.float64
@@ -110,6 +115,8 @@ class AdamOptimizer(_FlatState):
     dtype : dtype
         Dtype of the state, the same as the parameters'.
     """
+
+    _arrays = ("m", "v")
 
     def __init__(
         self,

@@ -69,12 +69,19 @@ def _all_finite(array):
 
 
 def _settings(estimator):
-    """The hyper-parameter values of ``estimator``, in a fixed order."""
+    """The hyper-parameter values of ``estimator``, in a fixed order.
+
+    Read from the instance dict, where scikit-learn estimators keep them
+    (None if one is missing there: then the general path runs).
+    """
     cls = type(estimator)
     names = _PARAM_NAMES.get(cls)
     if names is None:
-        names = _PARAM_NAMES[cls] = operator.attrgetter(*cls._get_param_names())
-    return names(estimator)
+        names = _PARAM_NAMES[cls] = operator.itemgetter(*cls._get_param_names())
+    try:
+        return names(estimator.__dict__)
+    except KeyError:
+        return None
 
 
 def _same_settings(values, before, types_before):
@@ -84,6 +91,8 @@ def _same_settings(values, before, types_before):
     replace but would not pass validation. (The same objects, the usual
     case, need no closer look.)
     """
+    if values is None:
+        return False
     if all(map(operator.is_, values, before)):
         return True
     return values == before and tuple(map(type, values)) == types_before
@@ -104,7 +113,7 @@ class RowCache:
     def __init__(self, estimator, trained):
         model = estimator._model
         self.settings = _settings(estimator)
-        self.types = tuple(map(type, self.settings))
+        self.types = tuple(map(type, self.settings or ()))
         self.trained = trained
         self.cell = model.cell
         self.params = estimator.params_
@@ -265,7 +274,7 @@ def learn_row(estimator, X, y):
     except Diverged:
         estimator._warn_diverged()
         return True
-    estimator._count_pass(float(loss.sum()), 1, None, incremental=True)
+    estimator._count_pass(float(sum(loss.tolist())), 1, None, incremental=True)
     return True
 
 
