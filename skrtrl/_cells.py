@@ -483,16 +483,23 @@ class _GatedCell(Cell):
     the cell's equations, and ``activation`` is ignored.
     """
 
+    #: Whether each unit's gates see only its own past (``weight_hh`` is a
+    #: vector, one weight per gate row): the influence is then per unit and
+    #: exact RTRL costs what the forward pass costs.
+    _elementwise = False
+
     def _make_layout(self, n_feedback):
         m, n = self.m, self.n
         self.n_gates, self.n_state, q, _ = gated_sizes(self.kind, n, m)
+        # The hidden side of a row: W_hh's row (n numbers) or its own weight.
+        hidden = 1 if self._elementwise else n
         return Layout(
             self.n_gates * n, q, n, self.o,
             {
                 "weight_ih": slice(0, m),
-                "weight_hh": slice(m, m + n),
-                "bias_ih": m + n,
-                "bias_hh": m + n + 1,
+                "weight_hh": m if self._elementwise else slice(m, m + n),
+                "bias_ih": m + hidden,
+                "bias_hh": m + hidden + 1,
             },
             separate_bias_hh=False, n_feedback=n_feedback,
         )  # fmt: skip
@@ -502,7 +509,9 @@ class _GatedCell(Cell):
 
     @property
     def _snap1(self):
-        return self.gradient == "snap1"
+        """Whether the influence is kept per unit (SnAp-1's blocks, which for
+        element-wise cells are the whole, exact influence)."""
+        return self.gradient == "snap1" or self._elementwise
 
     def _influence_size(self):
         return gated_influence_size(self.kind, self.n, self.m, self._snap1)
@@ -606,3 +615,42 @@ class LSTMCell(_GatedCell):
 
     name = "lstm"
     kind = 3
+
+
+class EGRUCell(_GatedCell):
+    """Element-wise GRU: torch's GRU with each recurrent matrix a vector.
+
+    ``r = sigma(W_ir x + b_ir + u_r * h + b_hr)``,
+    ``z = sigma(W_iz x + b_iz + u_z * h + b_hz)``,
+    ``n = tanh(W_in x + b_in + r * (u_n * h + b_hn))``,
+    ``h' = (1 - z) * n + z * h``, all element-wise in the units: each unit
+    sees its own past only, while the input reaches every unit. ``params_``
+    holds ``weight_ih`` (3n, m), ``weight_hh`` (3n,): the vectors u_r, u_z,
+    u_n, ``bias_ih`` and ``bias_hh`` (3n,), gates in the order r, z, n. The
+    influence is one block per unit (3 (m + 3) numbers), so exact RTRL costs
+    O(n m) per step, as the forward pass; ``"snap1"`` is the same
+    computation. ``activation`` is ignored.
+    """
+
+    name = "egru"
+    kind = 4
+    _elementwise = True
+
+
+class ELSTMCell(_GatedCell):
+    """Element-wise LSTM: torch's LSTM with each recurrent matrix a vector.
+
+    ``i, f, o = sigma(...)``, ``g = tanh(...)`` (each ``W_i* x + b_i* +
+    u_* * h + b_h*``, element-wise in the units), ``c' = f * c + i * g``,
+    ``h' = o * tanh(c')``; ``params_`` holds ``weight_ih`` (4n, m),
+    ``weight_hh`` (4n,): the vectors u_i, u_f, u_g, u_o, ``bias_ih`` and
+    ``bias_hh`` (4n,), gates in the order i, f, g, o. The stream state is
+    [h, c]. Each unit's state depends on its own past only, so the influence
+    is one block per unit (2 x 4 (m + 3) numbers) and exact RTRL costs
+    O(n m) per step; ``"snap1"`` is the same computation. ``activation`` is
+    ignored.
+    """
+
+    name = "elstm"
+    kind = 5
+    _elementwise = True

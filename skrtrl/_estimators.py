@@ -23,7 +23,7 @@ _PARAMETERS_DOC = """
         Number of recurrent (hidden) units n. Exact RTRL costs O(n^4) time
         and O(n^3) memory per step and sequence.
 
-    cell : {"elman", "diagonal", "gru", "lstm"}, default="elman"
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm"}, default="elman"
         Recurrent cell. ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} +
         b_ih + b_hh)``, the fully recurrent net of Williams & Zipser (1989);
         exact RTRL costs O(n^4) per step. ``"diagonal"``: element-wise
@@ -34,7 +34,13 @@ _PARAMETERS_DOC = """
         ``torch.nn.LSTM``, with their parameter layout and gate order in
         ``params_`` (gates r, z, n and i, f, g, o stacked along the first
         axis), trained by exact RTRL through the gates (about 3 and 9 times
-        the Elman cell's cost per step).
+        the Elman cell's cost per step). ``"egru"`` and ``"elstm"``: the
+        element-wise GRU and LSTM, torch's equations with each recurrent
+        matrix replaced by a vector (``params_["weight_hh"]`` of shape
+        (3 n_hidden,) and (4 n_hidden,)): each unit sees its own past only
+        while the input reaches every unit, so the influence is one small
+        block per unit and exact RTRL costs O(n m) per step, what the
+        forward pass costs: hundreds or thousands of units are cheap.
 
     gradient : {"rtrl", "snap1", "bptt", "uoro"}, default="rtrl"
         How the gradient is computed. ``"rtrl"``: exact, forward in time.

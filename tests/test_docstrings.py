@@ -17,6 +17,7 @@ PUBLIC_MODULES = [
     "skrtrl.export",
     "skrtrl.inspection",
     "skrtrl.river",
+    "skrtrl.sequences",
 ]
 
 

@@ -2,7 +2,8 @@
 #
 # Every driver (exact RTRL, SnAp-1, BPTT, UORO, output feedback, the forward
 # pass) reaches a cell only through the functions of this file, by the cell's
-# code ``kind`` (the one numbering of cells: ELMAN, DIAGONAL, GRU, LSTM).
+# code ``kind`` (the one numbering of cells: ELMAN, DIAGONAL, GRU, LSTM,
+# EGRU, ELSTM).
 #
 # Notation: n hidden units, m inputs (for output feedback, m counts the fed
 # back outputs too), o outputs. The recurrent parameters of a cell are one
@@ -78,6 +79,23 @@
 #                 Jc = diag(gi) W_hi + diag(gf) W_hf + diag(gg) W_hg
 #                 J  = [[diag(k) Jc + diag(do) W_ho,  diag(k f)],   rows h'
 #                       [Jc,                          diag(f)  ]]   rows c'
+#   EGRU      the element-wise GRU: torch's GRU with each recurrent matrix
+#             W_h* replaced by a vector u_* (3n numbers): unit i's gates
+#             see h_i only, a_r = W_ir x + b_ir + u_r h_i + b_hr, and so on,
+#             u = u_n h_i + b_hn. R = 3n, q = m + 3 ([W_ih row | u | b_ih
+#             | b_hh]), S = n, K = 5 as for the GRU; J_t is diagonal,
+#                 J_i = z + cr u_r + cz u_z + cn r u_n,
+#             and exact RTRL keeps one block per unit: O(number of
+#             parameters) per step, the cost of the forward pass.
+#   ELSTM     the element-wise LSTM: torch's LSTM with W_h* replaced by
+#             vectors u_* (4n numbers), state [h, c] per unit (ns = 2):
+#             R = 4n, q = m + 3, S = 2n, K = 6 as for the LSTM; J_t is made
+#             of 2 x 2 blocks, one per unit,
+#                 jc = gi u_i + gf u_f + gg u_g,
+#                 J_i = [[k jc + do u_o, k f], [jc, f]],
+#             and exact RTRL keeps one block per unit (Irie et al., 2023,
+#             route the recurrence through c instead; this is torch's
+#             LSTM with diagonal recurrent matrices).
 #
 # The record of a step (``cell_forward``) holds [x (m) | h_{t-1} (n) | ones
 # (1 or 2) | coefficients (K n) | spare (n)]: its first q numbers (the
@@ -102,16 +120,34 @@ cdef enum:
     DIAGONAL = 1
     GRU = 2
     LSTM = 3
-    N_CELLS = 4
+    EGRU = 4
+    ELSTM = 5
+    N_CELLS = 6
+
+
+cdef inline bint _gru_gates(int kind) noexcept nogil:
+    """The GRU's gates (r, z, n), fully connected or element-wise."""
+    return kind == GRU or kind == EGRU
+
+
+cdef inline bint _lstm_gates(int kind) noexcept nogil:
+    """The LSTM's gates (i, f, g, o) and state [h, c]."""
+    return kind == LSTM or kind == ELSTM
+
+
+cdef inline bint cell_diagonal(int kind) noexcept nogil:
+    """Whether J_t is diagonal in the units (each unit feeds only itself):
+    the hidden side of a row is its own unit's state, one number."""
+    return kind == DIAGONAL or kind == EGRU or kind == ELSTM
 
 
 # -- sizes -------------------------------------------------------------------
 
 cdef inline int cell_gates(int kind) noexcept nogil:
     """G: rows of theta per unit."""
-    if kind == GRU:
+    if _gru_gates(kind):
         return 3
-    if kind == LSTM:
+    if _lstm_gates(kind):
         return 4
     return 1
 
@@ -123,20 +159,20 @@ cdef inline int cell_rows(int kind, int n) noexcept nogil:
 
 cdef inline int cell_ones(int kind) noexcept nogil:
     """Bias columns of theta: b_ih, and b_hh for the gated cells."""
-    return 2 if kind == GRU or kind == LSTM else 1
+    return 2 if _gru_gates(kind) or _lstm_gates(kind) else 1
 
 
 cdef inline int cell_columns(int kind, int n, int m) noexcept nogil:
-    """q: columns of theta (the hidden side of the element-wise cell's rows
+    """q: columns of theta (the hidden side of an element-wise cell's rows
     is one number)."""
-    if kind == DIAGONAL:
+    if cell_diagonal(kind):
         return m + 1 + cell_ones(kind)
     return m + n + cell_ones(kind)
 
 
 cdef inline int cell_per_unit(int kind) noexcept nogil:
     """ns: numbers of state per unit."""
-    return 2 if kind == LSTM else 1
+    return 2 if _lstm_gates(kind) else 1
 
 
 cdef inline int cell_state(int kind, int n) noexcept nogil:
@@ -146,9 +182,9 @@ cdef inline int cell_state(int kind, int n) noexcept nogil:
 
 cdef inline int cell_coefficients(int kind) noexcept nogil:
     """K: coefficient vectors of n numbers kept per step."""
-    if kind == GRU:
+    if _gru_gates(kind):
         return 5
-    if kind == LSTM:
+    if _lstm_gates(kind):
         return 6
     return 1
 
@@ -157,11 +193,6 @@ cdef inline bint cell_separate_bias(int kind) noexcept nogil:
     """Whether bias_hh is a block of its own after theta (its gradient is
     b_ih's) rather than a column of theta."""
     return kind == ELMAN or kind == DIAGONAL
-
-
-cdef inline bint cell_diagonal(int kind) noexcept nogil:
-    """Whether J_t is diagonal (each unit feeds only itself)."""
-    return kind == DIAGONAL
 
 
 cdef inline bint cell_whole_product_without_target(int kind) noexcept nogil:
@@ -201,6 +232,8 @@ cdef inline void cell_forward(
     """
     cdef:
         int R = cell_rows(kind, n)
+        # The hidden side of a row: all of h, or its own unit's h_i.
+        int nh = 1 if cell_diagonal(kind) else n
         int i, j
         double r, zg, u, e, hk, ig, fg, gg, og, c, cnew, tc, cn, acc
         floating* hprev = rec + m
@@ -226,13 +259,17 @@ cdef inline void cell_forward(
                 acc += th[j] * x[j]
             s[i] = <floating> acc
         activate(activation, n, s, coef)
-    elif kind == GRU:
+    elif _gru_gates(kind):
         # The n gate needs W_hn h + b_hn apart from its input part.
         for i in range(R):
-            ax[i] = theta[i * q + m + n]
-            ah[i] = theta[i * q + m + n + 1]
+            ax[i] = theta[i * q + m + nh]
+            ah[i] = theta[i * q + m + nh + 1]
         gemv_rm(R, m, <floating> 1, theta, q, rec, <floating> 1, ax)
-        gemv_rm(R, n, <floating> 1, theta + m, q, hprev, <floating> 1, ah)
+        if cell_diagonal(kind):
+            for i in range(R):
+                ah[i] += theta[i * q + m] * hprev[i % n]
+        else:
+            gemv_rm(R, n, <floating> 1, theta + m, q, hprev, <floating> 1, ah)
         for i in range(n):
             r = _sigmoid(ax[i] + ah[i])
             zg = _sigmoid(ax[n + i] + ah[n + i])
@@ -248,8 +285,13 @@ cdef inline void cell_forward(
             coef[4 * n + i] = <floating> cn
     else:
         for i in range(R):
-            ax[i] = theta[i * q + m + n] + theta[i * q + m + n + 1]
-        gemv_rm(R, m + n, <floating> 1, theta, q, rec, <floating> 1, ax)
+            ax[i] = theta[i * q + m + nh] + theta[i * q + m + nh + 1]
+        if cell_diagonal(kind):
+            gemv_rm(R, m, <floating> 1, theta, q, rec, <floating> 1, ax)
+            for i in range(R):
+                ax[i] += theta[i * q + m] * hprev[i % n]
+        else:
+            gemv_rm(R, m + n, <floating> 1, theta, q, rec, <floating> 1, ax)
         for i in range(n):
             ig = _sigmoid(ax[i])
             fg = _sigmoid(ax[n + i])
@@ -280,9 +322,9 @@ cdef inline floating row_coef(
     int kind, int n, const floating* coef, int sigma, int gate, int i,
 ) noexcept nogil:
     """a_{sigma, rho}: d s_t[sigma, i] / d pre-activation of row gate*n + i."""
-    if kind == GRU:
+    if _gru_gates(kind):
         return coef[(2 + gate) * n + i]
-    if kind == LSTM:
+    if _lstm_gates(kind):
         if gate == 3:
             return coef[4 * n + i] if sigma == 0 else 0
         if sigma == 1:
@@ -294,14 +336,14 @@ cdef inline floating row_coef(
 cdef inline bint row_feeds(int kind, int sigma, int gate) noexcept nogil:
     """Whether a_{sigma, rho} can be nonzero (the LSTM's c does not see its
     output gate)."""
-    return not (kind == LSTM and sigma == 1 and gate == 3)
+    return not (_lstm_gates(kind) and sigma == 1 and gate == 3)
 
 
 cdef inline floating row_scale(
     int kind, int n, const floating* coef, int gate, int i,
 ) noexcept nogil:
     """lam_rho: factor on the hidden side of row gate*n + i's inputs."""
-    if kind == GRU and gate == 2:
+    if _gru_gates(kind) and gate == 2:
         return coef[i]
     return 1
 
@@ -310,9 +352,9 @@ cdef inline floating direct(
     int kind, int n, const floating* coef, int sigma, int sigma2, int i,
 ) noexcept nogil:
     """D_t[(sigma, i), (sigma2, i)]: the part of J_t not through the rows."""
-    if kind == GRU:
+    if _gru_gates(kind):
         return coef[n + i]
-    if kind == LSTM and sigma2 == 1:
+    if _lstm_gates(kind) and sigma2 == 1:
         return coef[i] if sigma == 1 else coef[5 * n + i] * coef[i]
     return 0
 
@@ -321,7 +363,7 @@ cdef inline const floating* row_hidden(
     int kind, int n, int m, const floating* rec, int i, int* width,
 ) noexcept nogil:
     """The hidden side of unit i's rows in a record, and its width."""
-    if kind == DIAGONAL:
+    if cell_diagonal(kind):
         width[0] = 1
         return rec + m + i
     width[0] = n
@@ -329,11 +371,11 @@ cdef inline const floating* row_hidden(
 
 
 cdef inline floating hidden_weight(
-    int kind, int m, int q, const floating* theta, int rho, int l,
+    int kind, int n, int m, int q, const floating* theta, int rho, int l,
 ) noexcept nogil:
-    """W_hh[rho, l] (the element-wise cell: w_rho on its own unit)."""
-    if kind == DIAGONAL:
-        return theta[rho * q + m] if rho == l else 0
+    """W_hh[rho, l] (element-wise cells: w_rho on row rho's own unit)."""
+    if cell_diagonal(kind):
+        return theta[rho * q + m] if rho % n == l else 0
     return theta[rho * q + m + l]
 
 
@@ -465,7 +507,10 @@ cdef inline void cell_jacobian(
             row = J + (sigma * n + i) * columns
             if cell_diagonal(kind):
                 memset(row, 0, columns * sizeof(floating))
-                row[i] = a[sigma * G] * hidden_weight(kind, m, q, theta, i, i)
+                acc = a[sigma * G] * theta[rows[0] * q + m]
+                for gate in range(1, G):
+                    acc = acc + a[sigma * G + gate] * theta[rows[gate] * q + m]
+                row[i] = acc
             else:
                 for l in range(n):
                     acc = a[sigma * G] * theta[rows[0] * q + m + l]
@@ -522,7 +567,7 @@ cdef inline void cell_unit_jacobian(
             if row_feeds(kind, sigma, gate):
                 acc = acc + (row_coef(kind, n, coef, sigma, gate, i)
                              * row_scale(kind, n, coef, gate, i)
-                             * hidden_weight(kind, m, q, theta, gate * n + i, i))
+                             * hidden_weight(kind, n, m, q, theta, gate * n + i, i))
         Jd[sigma * ns] = acc
 
 
@@ -562,7 +607,10 @@ cdef inline void cell_vjp(
         return
     if cell_diagonal(kind):
         for i in range(n):
-            gprev[i] = e[i] * hidden_weight(kind, m, q, theta, i, i)
+            acc = 0
+            for gate in range(G):
+                acc = acc + e[gate * n + i] * theta[(gate * n + i) * q + m]
+            gprev[i] = acc
     else:
         gemv_rm_t(R, n, <floating> 1, theta + m, q, e, <floating> 0, gprev)
     if ns > 1:
@@ -587,8 +635,8 @@ cdef inline void cell_jvp(
         floating* y = work
         const floating* coef = record_coefficients(kind, n, m, rec)
     if cell_diagonal(kind):
-        for i in range(n):
-            y[i] = hidden_weight(kind, m, q, theta, i, i) * v[i]
+        for i in range(G * n):
+            y[i] = theta[i * q + m] * v[i % n]
     else:
         gemv_rm(G * n, n, <floating> 1, theta + m, q, v, <floating> 0, y)
     for i in range(n):

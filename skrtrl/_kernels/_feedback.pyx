@@ -56,6 +56,7 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
 from ._cells cimport (
+    cell_per_unit,
     N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
     cell_input_jacobian, cell_jacobian, cell_rows, cell_separate_bias,
     cell_state, cell_unit_jacobian, copy_bias_gradient, record_size,
@@ -210,7 +211,7 @@ cdef double _free_step(
         # J_t P_{t-1}: for the diagonal cell J_t is diagonal, but the
         # feedback makes P dense (every unit depends on f, which depends on
         # every unit).
-        if cell_diagonal(kind):
+        if cell_diagonal(kind) and cell_per_unit(kind) == 1:
             for k in range(n):
                 cell_unit_jacobian(kind, n, mi, q, theta, rec, k, &d)
                 _scaled_copy(C, d, P_old + k * C, P_new + k * C)

@@ -3,7 +3,9 @@
 Python GRU and LSTM cells.
 
 The cells (torch's equations, their derivatives) are defined in
-``_cells.pxd`` (GRU, LSTM) and trained by the drivers of ``_rtrl.pxd``.
+``_cells.pxd`` (GRU, LSTM, and their element-wise forms EGRU, ELSTM, whose
+rows have one hidden column, q = m + 3, and whose exact influence is the
+per-unit one) and trained by the drivers of ``_rtrl.pxd``.
 Notation: n hidden units, m inputs, o outputs, G gates (3 for the GRU, 4 for
 the LSTM), q = m + n + 2. The recurrent parameters are one row-major matrix
 ``theta`` (G*n x q); row g*n + i belongs to gate g of unit i and holds
@@ -29,7 +31,7 @@ layout, updated in place.
 from cython cimport floating
 
 from ._cells cimport (
-    GRU, LSTM, cell_columns, cell_gates, cell_rows, cell_state,
+    N_CELLS, cell_columns, cell_gates, cell_rows, cell_state,
 )
 from ._common cimport (
     Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
@@ -45,7 +47,7 @@ from ._blocks import _set_block_columns  # noqa: F401 (benchmarks, tests)
 
 
 def _check_kind(int kind):
-    if kind != GRU and kind != LSTM:
+    if kind < 0 or kind >= N_CELLS or cell_gates(kind) < 2:
         raise ValueError("unknown gated cell kind")
 
 
