@@ -282,12 +282,14 @@ class Cell(ABC):
         """Zero state of a stream (``"hidden"`` is the cell state)."""
 
     @abstractmethod
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         """Apply ``update`` (an ``OnlineUpdate``) after every step with a target.
 
         Sequences run in the given order, each from a zero state when
         ``reset_state``; otherwise from (and back into) the stream ``state``.
-        Returns the weighted loss of each sequence.
+        ``outputs``: None, or an array laid out like ``batch.targets`` that
+        receives each target's readout pre-activation, computed before that
+        target's update. Returns the weighted loss of each sequence.
         """
 
     @abstractmethod
@@ -383,7 +385,7 @@ class ElmanCell(Cell):
             "parity": 0,
         }
 
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
         model = (
@@ -400,14 +402,15 @@ class ElmanCell(Cell):
                     *batch.kernel_args(), batch.every_step, reset_state,
                     self._full_recurrence, *model, *update.kernel_args(),
                     state["hidden"], state["influence"],
-                    np.empty_like(flat), scratch, loss_rows, learn=update.learn,
+                    np.empty_like(flat), scratch, loss_rows,
+                    learn=update.learn, outputs=outputs,
                 )  # fmt: skip
             else:
                 t, state["parity"] = elman_rtrl_online(
                     *batch.kernel_args(), batch.every_step, reset_state, *model,
                     *update.kernel_args(), state["hidden"], state["influence"],
                     state["parity"], np.empty_like(flat), scratch, loss_rows,
-                    learn=update.learn,
+                    learn=update.learn, outputs=outputs,
                 )  # fmt: skip
         update.count(t)
         return loss_rows
@@ -550,7 +553,7 @@ class _GatedCell(Cell):
             "parity": 0,
         }
 
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
         t, state["parity"] = gated_rtrl_online(
@@ -558,7 +561,7 @@ class _GatedCell(Cell):
             reset_state, flat, self.n, self.m, self.o, LOSSES[loss],
             *update.kernel_args(), state["hidden"], state["influence"],
             state["parity"], np.empty_like(flat), scratch, loss_rows,
-            snap1=self._snap1, learn=update.learn,
+            snap1=self._snap1, learn=update.learn, outputs=outputs,
         )  # fmt: skip
         update.count(t)
         return loss_rows

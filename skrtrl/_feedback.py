@@ -168,7 +168,7 @@ class FeedbackCell:
         state["feedback"] = np.zeros(self.o, dtype=dtype)
         return state
 
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         """As ``Cell.train_online``.
 
         Without ``reset_state`` the first sequence feeds back
@@ -184,7 +184,7 @@ class FeedbackCell:
             )
             loss_rows = self.inner.train_online(
                 flat, update, batch.with_values(inputs, starts), loss, state,
-                reset_state,
+                reset_state, outputs,
             )  # fmt: skip
             if lengths.shape[0] and lengths[-1] > 0:
                 last = y_start[-1] + lengths[-1] - 1
@@ -200,7 +200,7 @@ class FeedbackCell:
                 ACTIVATIONS[self.activation], LOSSES[loss], *update.kernel_args(),
                 state["hidden"], state["influence"], state["parity"],
                 state["feedback"], np.empty_like(flat), scratch, loss_rows,
-                learn=update.learn,
+                learn=update.learn, outputs=outputs,
             )  # fmt: skip
         update.count(t)
         return loss_rows

@@ -202,7 +202,7 @@ class MethodCell:
             )
         return state
 
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         """As ``Cell.train_online``.
 
         BPTT without truncation needs ``reset_state`` (its records would
@@ -235,7 +235,7 @@ class MethodCell:
                     *data, *model, *update.kernel_args(), state["hidden"], ring,
                     filled, pos, np.empty_like(flat),
                     np.empty(bptt_scratch_size(self.kind, self.n, self.o), dtype),
-                    loss_rows, learn=update.learn,
+                    loss_rows, learn=update.learn, outputs=outputs,
                 )  # fmt: skip
                 if self.truncation is not None:
                     state["filled"], state["pos"] = filled, pos
@@ -247,7 +247,7 @@ class MethodCell:
                     np.empty(
                         uoro_scratch_size(self.kind, self.n, self.m, self.o), dtype
                     ),
-                    loss_rows, learn=update.learn,
+                    loss_rows, learn=update.learn, outputs=outputs,
                 )  # fmt: skip
         update.count(t)
         return loss_rows

@@ -17,7 +17,7 @@ Training goes through the cell interface of ``skrtrl._cells`` only:
 * ``advance``: the stream moves over observed rows without learning.
 """
 
-import copy
+import math
 
 import numpy as np
 from sklearn.utils import gen_batches
@@ -161,7 +161,7 @@ class Model:
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             raise Diverged
         clip_gradient(grad, clip_norm)
-        before = (self.params.copy(), copy.deepcopy(self.optimizer))
+        before = (self.params.copy(), self.optimizer.snapshot())
         self.optimizer.step(self.params, grad)
         if not np.isfinite(self.params).all():
             self.params[:] = before[0]
@@ -191,20 +191,24 @@ class Model:
             accumulated += loss * idx.shape[0]
         return accumulated / max(order.shape[0], 1)
 
-    def online_epoch(self, data, order, settings, *, stream):
+    def online_epoch(self, data, order, settings, *, stream, outputs=None):
         """One pass with an update after every step that has a target.
 
-        Returns the loss per unit of target weight.
+        ``outputs`` (stream only): an array of one row per step that receives
+        each step's readout pre-activation, computed before the update of
+        that step (see ``train_online``). Returns the loss per unit of
+        target weight.
         """
         penalty = settings["alpha"] * self.cell.penalty_mask(self.dtype)
         update = OnlineUpdate(self.optimizer, penalty, settings["clip_norm"])
         loss_rows = self.train_online(
-            data.batch(order), update, settings["loss"], stream=stream
-        )
+            data.batch(order), update, settings["loss"], stream=stream,
+            outputs=outputs,
+        )  # fmt: skip
         total = data.weights[order].sum()
         return float(loss_rows.sum() / total) if total > 0 else 0.0
 
-    def train_online(self, batch, update, loss, *, stream):
+    def train_online(self, batch, update, loss, *, stream, outputs=None):
         """Update after every step with a target; the loss of each sequence.
 
         With ``stream``, the sequences continue the stream state; otherwise
@@ -213,6 +217,12 @@ class Model:
         parameters and optimizer of before the call when anything became
         non-finite (updates happen inside the compiled loop; those are the
         last finite values known here).
+
+        ``outputs``: None, or an array laid out like ``batch.targets`` that
+        receives, for every target, the readout pre-activation the model
+        gives before it learns from that target's step, in the same kernel
+        call; in stream mode it is what ``outputs`` (prediction) returns
+        for that row from the state and weights of the moment.
         """
         if stream:
             if self.stream is None:
@@ -220,11 +230,11 @@ class Model:
             state, reset = self.stream, False
         else:
             state, reset = self.cell.new_state(self.dtype), True
-        before = (self.params.copy(), copy.deepcopy(self.optimizer))
+        before = (self.params.copy(), self.optimizer.snapshot())
         loss_rows = self.cell.train_online(
-            self.params, update, batch, loss, state, reset
+            self.params, update, batch, loss, state, reset, outputs
         )
-        if not (np.isfinite(loss_rows).all() and np.isfinite(self.params).all()):
+        if not (_all_finite(loss_rows) and np.isfinite(self.params).all()):
             self.params[:] = before[0]
             self.optimizer = before[1]
             raise Diverged
@@ -251,18 +261,28 @@ class Model:
         unchanged. With output feedback the loop is closed: each step's
         output is fed into the next.
         """
-        state = self.stream if stream else None
         starts = np.ascontiguousarray(packed.starts)
         lengths = np.ascontiguousarray(packed.lengths)
+        return self.sequence_outputs(
+            packed.values, starts, lengths, loss, every_step, stream=stream
+        )
+
+    def sequence_outputs(self, values, starts, lengths, loss, every_step, *, stream):
+        """As ``outputs``, over packed ``values`` with the sequences' ``starts``
+        and ``lengths`` given (contiguous intp arrays)."""
+        state = self.stream if stream else None
         if hasattr(self.cell, "closed_loop_outputs"):
             return self.cell.closed_loop_outputs(
-                self.params, packed.values, starts, lengths, loss, every_step, state
+                self.params, values, starts, lengths, loss, every_step, state
             )
         h0 = None if state is None else state["hidden"]
-        H = self.cell.forward(
-            self.params, packed.values, starts, lengths, every_step, h0
-        )
+        H = self.cell.forward(self.params, values, starts, lengths, every_step, h0)
         return self.cell.readout(self.params, H)
+
+
+def _all_finite(values):
+    """Whether the few values (one loss per sequence) are all finite."""
+    return all(map(math.isfinite, values.tolist()))
 
 
 def _is_same_view(array, view):

@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "skrtrl.datasets",
     "skrtrl.export",
     "skrtrl.inspection",
+    "skrtrl.river",
     "skrtrl.sequences",
 ]
 

@@ -39,7 +39,8 @@ from ._cells cimport (
 )
 from ._common cimport (
     Packed, UpdateRule, check_online_arrays, has_target, online_update,
-    pack, readout_gradient, sequence, target_index, update_rule,
+    output_rows, pack, readout_gradient, record_output, sequence,
+    target_index, update_rule,
 )
 
 
@@ -276,6 +277,7 @@ def bptt_online(
     floating[::1] scratch,
     double[::1] loss_rows,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Online (truncated) BPTT: update the parameters after every target.
 
@@ -294,7 +296,8 @@ def bptt_online(
     Elman and element-wise cells, [theta | W_out | b_out] for the gated
     ones. ``state`` has S numbers. ``learn=False`` writes the records and
     advances the state only: no gradient, no update, ``t_update``
-    unchanged. Returns (t_update, filled, pos).
+    unchanged. ``outputs``: as for ``elman_rtrl_online``. Returns
+    (t_update, filled, pos).
     """
     cdef:
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
@@ -326,6 +329,7 @@ def bptt_online(
         floating* g = work + step_work_size(kind, n)
         floating* zout = g + n
         floating* dz = zout + o
+        floating* out = output_rows(outputs, Y)
     check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
     if X.shape[1] != m or Y.shape[1] != o:
         raise ValueError("X must have m columns and Y o")
@@ -360,6 +364,7 @@ def bptt_online(
                 loss += readout_gradient(
                     Yb + k * o, o, n, weight, loss_kind, W_out, b_out, s,
                     &grad[rest], g, zout, dz)
+                record_output(out, &data, b, k, zout)
                 if not rule.learn:
                     continue
                 _backprop(kind, n, m, q, theta, &ring[0, 0], cap, rs, newest,

@@ -64,7 +64,8 @@ from ._cells cimport (
 )
 from ._common cimport (
     _sigmoid, Packed, UpdateRule, check_online_arrays, online_update, pack,
-    readout_gradient, sequence, update_rule, LOSS_LOGISTIC, LOSS_SQUARED,
+    output_rows, readout_gradient, sequence, update_rule, LOSS_LOGISTIC,
+    LOSS_SQUARED,
 )
 
 
@@ -178,6 +179,7 @@ cdef double _free_step(
     const floating* W_out, const floating* b_out,
     floating* s, floating* f, const floating* P_old, floating* P_new,
     floating* dF, bint first, bint learn, floating* grad, floating* work,
+    floating* out,
 ) noexcept nogil:
     """One free-running training step with exact RTRL.
 
@@ -185,7 +187,8 @@ cdef double _free_step(
     ``P_old`` the state and its influence; on exit f_t, dF_t, s_t and P_t
     (in ``P_new``). ``first``: from the zero state (P_{t-1} = dF = 0, not
     read). With ``learn``, the loss's gradient is added into ``grad`` (C
-    numbers, the influence column layout). Returns the weighted loss.
+    numbers, the influence column layout). ``out``: NULL, or where the
+    readout pre-activation goes (o numbers). Returns the weighted loss.
     """
     cdef:
         int mi = m + o
@@ -221,6 +224,8 @@ cdef double _free_step(
     cell_immediate(kind, n, mi, q, rec, P_new, C, 0, T)
     loss = readout_gradient(y, o, n, weight, loss_kind, W_out, b_out, s,
                             grad + T, g, zout, dz)
+    if out != NULL:
+        memcpy(out, zout, o * sizeof(floating))
     if learn:
         gemv_rm_t(n, C, <floating> 1, P_new, C, g, <floating> 1, grad)
     _link(loss_kind, o, zout, f)
@@ -263,7 +268,7 @@ cdef double _free_sequence(
             kind, activation, loss_kind, X + t * m, m, Y + t * o,
             data.weight_scale * weights[t], n, o, q, C, theta, bias_hh, W_out,
             b_out, s, f, P_work + (1 - (t & 1)) * S * C,
-            P_work + (t & 1) * S * C, dF, t == 0, True, grad, work)
+            P_work + (t & 1) * S * C, dF, t == 0, True, grad, work, NULL)
     return loss
 
 
@@ -369,6 +374,7 @@ def feedback_rtrl_online(
     floating[::1] scratch,
     double[::1] loss_rows,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Free-running real-time RTRL: an update after every step.
 
@@ -385,7 +391,7 @@ def feedback_rtrl_online(
 
     ``learn=False`` advances the stream state (state, influence, fed-back
     output and its influence) only: no gradient, no update, ``t_update``
-    unchanged.
+    unchanged. ``outputs``: as for ``elman_rtrl_online``.
 
     Returns
     -------
@@ -413,6 +419,7 @@ def feedback_rtrl_online(
         floating* dF
         floating* P_new
         floating* P_old
+        floating* out = output_rows(outputs, Y)
     R, q, S, C = feedback_sizes(kind, n, m, o)
     T = R * q
     rest = T + (n if cell_separate_bias(kind) else 0)
@@ -450,7 +457,8 @@ def feedback_rtrl_online(
                     kind, activation, loss_kind, Xb + t * m, m, Yb + t * o,
                     weight, n, o, q, C, theta, bias_hh, W_out, W_out + o * n,
                     &hidden[0], &feedback[0], P_old, P_new, dF,
-                    reset_state and t == 0, rule.learn, gc, work)
+                    reset_state and t == 0, rule.learn, gc, work,
+                    out + (data.y_start[b] + t) * o if out != NULL else NULL)
                 if not rule.learn:
                     continue
                 # grad laid out like params (the influence columns of

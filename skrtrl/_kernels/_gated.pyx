@@ -34,7 +34,7 @@ from ._cells cimport (
     N_CELLS, cell_columns, cell_gates, cell_rows, cell_state,
 )
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, pack, update_rule,
+    Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
 )
 from ._rtrl cimport (
     forward_scratch_size, influence_size, rtrl_minibatch, rtrl_online,
@@ -172,6 +172,7 @@ def gated_rtrl_online(
     double[::1] loss_rows,
     bint snap1=False,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Real-time RTRL: update the parameters after every step with a target.
 
@@ -183,6 +184,7 @@ def gated_rtrl_online(
     With ``snap1`` (SnAp-1), ``influence`` is (1, ``gated_influence_size(
     kind, n, m, True)``), updated in place, and ``parity`` is returned as
     given. ``learn=False`` advances the state and influence only.
+    ``outputs``: as for ``elman_rtrl_online``.
 
     Returns
     -------
@@ -195,6 +197,7 @@ def gated_rtrl_online(
         UpdateRule rule = update_rule(
             solver, learning_rate, beta_1, beta_2, epsilon, momentum,
             nesterov, clip_norm, t_update, learn)
+        floating* out
         int q = cell_columns(kind, n, m)
         int S = cell_state(kind, n)
         int W = cell_rows(kind, n) * q
@@ -213,12 +216,13 @@ def gated_rtrl_online(
         raise ValueError("scratch too small")
     if loss_rows.shape[0] < data.count:
         raise ValueError("loss_rows too small")
+    out = output_rows(outputs, Y)
     with nogil:
         rtrl_online(
             kind, 0, loss_kind, &data, reset_state, &params[0], n, &rule,
             &penalty[0], &state_a[0], &state_b[0], &state[0],
             &influence[0, 0], &parity, snap1, &grad[0], &scratch[0],
-            &loss_rows[0] if data.count else NULL)
+            &loss_rows[0] if data.count else NULL, out)
     return rule.t, parity
 
 

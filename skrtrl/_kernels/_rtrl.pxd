@@ -72,7 +72,7 @@ from ._cells cimport (
 )
 from ._common cimport (
     Packed, UpdateRule, has_target, online_update, readout_gradient,
-    sequence, target_index,
+    record_output, sequence, target_index,
 )
 
 # Numbers left unused at each end of a thread's scratch row (one cache line
@@ -416,7 +416,7 @@ cdef inline void rtrl_online(
     bint reset_state, floating* params, int n, UpdateRule* rule,
     const floating* penalty, floating* state_a, floating* state_b,
     floating* state, floating* influence, int* parity, bint per_unit,
-    floating* grad, floating* scratch, double* loss_rows,
+    floating* grad, floating* scratch, double* loss_rows, floating* outputs,
 ) noexcept nogil:
     """Real-time RTRL over the sequences of ``data`` in order (see the
     header), from the zero state each when ``reset_state``, else carrying
@@ -425,7 +425,8 @@ cdef inline void rtrl_online(
     b_out]); ``influence`` is the per-unit buffer, or the two dense buffers,
     ``influence + parity * S*W`` the current one (``parity`` in and out).
     With ``rule.learn`` false, the state and influence advance as they
-    would, but no gradient is taken and nothing is updated."""
+    would, but no gradient is taken and nothing is updated. ``outputs``:
+    see ``output_rows`` (NULL: not recorded)."""
     cdef:
         int m = data.m
         int o = data.o
@@ -467,6 +468,7 @@ cdef inline void rtrl_online(
                     Y + k * o, o, n, weight, loss_kind, params + rest,
                     params + rest + o * n, state, grad + rest, g,
                     scratch + at.zout, scratch + at.dz)
+                record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
             if per_unit:
                 unit_influence_step(kind, n, m, q, theta, rec, influence, first)
