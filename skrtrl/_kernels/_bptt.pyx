@@ -330,6 +330,8 @@ def bptt_online(
         floating* zout = g + n
         floating* dz = zout + o
         floating* out = output_rows(outputs, Y)
+    if kind < 0 or kind >= N_CELLS:
+        raise ValueError("unknown cell kind")
     check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
     if X.shape[1] != m or Y.shape[1] != o:
         raise ValueError("X must have m columns and Y o")

@@ -514,7 +514,8 @@ cdef inline void cell_immediate(
     int c0, int c1,
 ) noexcept nogil:
     """See ``_cell_immediate``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler."""
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
         _cell_immediate(ELMAN, n, m, q, rec, P, ld, c0, c1)
     elif kind == DIAGONAL:
@@ -605,7 +606,8 @@ cdef inline void cell_jacobian(
     const floating* rec, int columns, floating* J,
 ) noexcept nogil:
     """See ``_cell_jacobian``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler."""
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
         _cell_jacobian(ELMAN, n, m, q, theta, rec, columns, J)
     elif kind == DIAGONAL:
@@ -646,7 +648,8 @@ cdef inline void cell_input_jacobian(
     const floating* rec, int col, int width, floating* B,
 ) noexcept nogil:
     """See ``_cell_input_jacobian``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler."""
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
         _cell_input_jacobian(ELMAN, n, m, q, theta, rec, col, width, B)
     elif kind == DIAGONAL:
@@ -692,7 +695,8 @@ cdef inline void cell_unit_jacobian(
     const floating* rec, int i, floating* Jd,
 ) noexcept nogil:
     """See ``_cell_unit_jacobian``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler."""
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
         _cell_unit_jacobian(ELMAN, n, m, q, theta, rec, i, Jd)
     elif kind == DIAGONAL:
@@ -768,7 +772,8 @@ cdef inline void cell_vjp(
     floating* grad_theta, floating* work,
 ) noexcept nogil:
     """See ``_cell_vjp``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler."""
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
         _cell_vjp(ELMAN, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
     elif kind == DIAGONAL:
@@ -821,7 +826,8 @@ cdef inline void cell_jvp(
     const floating* rec, const floating* v, floating* out, floating* work,
 ) noexcept nogil:
     """See ``_cell_jvp``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler."""
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
         _cell_jvp(ELMAN, n, m, q, theta, rec, v, out, work)
     elif kind == DIAGONAL:

@@ -5,10 +5,10 @@ With output feedback the recurrent layer sees, besides x_t (m features), the
 previous output f_{t-1} (o numbers) through its own weights ``W_fb``: the
 cell's inputs are u_t = [x_t, f_{t-1}], so its parameter matrix ``theta``
 (R x q) has m + o input columns, the feedback ones at m .. m + o - 1. The
-cells and their theta layouts are those of ``_elman.pyx`` (``theta`` rows
-[W_ih | W_fb | W_hh | b_ih], R = n), ``_diagonal.pyx`` ([W_ih | W_fb | w |
-b_ih], R = n) and ``_gated.pyx`` ([W_ih | W_fb | W_hh | b_ih | b_hh], R = 3n
-or 4n). f_t = sigma(z_t) is the model's output after its link function,
+cells are those of ``_cells.pxd``, with the inputs [x_t, f_{t-1}] in place
+of x_t: ``theta`` rows [W_ih | W_fb | W_hh | b_ih] (Elman, R = n),
+[W_ih | W_fb | w | b_ih] (element-wise, R = n) and [W_ih | W_fb | W_hh |
+b_ih | b_hh] (GRU and LSTM, R = 3n or 4n). f_t = sigma(z_t) is the model's output after its link function,
 z_t = W_out h_t + b_out: identity (regression), logistic (two classes),
 softmax (several), so a classifier feeds back its probabilities.
 
@@ -32,7 +32,7 @@ Elman and diagonal cells' bias_hh shares the b_ih column), s_t the cell state
     P_t = J_t P_{t-1} + B_t dF_{t-1} + I_t,
 
 with J_t = d s_t / d s_{t-1} and I_t the immediate term (the cells' own
-RTRL, see their modules), B_t = d s_t / d f_{t-1} (S x o: the derivative of
+RTRL, see ``_cells.pxd``), B_t = d s_t / d f_{t-1} (S x o: the derivative of
 the step with respect to its feedback inputs), R_{t-1}[c, :] the direct
 derivative of z_{t-1}[c] with respect to the readout (h_{t-1} in the columns
 of W_out[c, :], 1 in that of b_out[c]) and Sigma' the Jacobian of the link

@@ -226,7 +226,8 @@ cdef inline void unit_influence_step(
     const floating* rec, floating* P, bint first,
 ) noexcept nogil:
     """See ``_unit_influence_step``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler."""
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
         _unit_influence_step(ELMAN, n, m, q, theta, rec, P, first)
     elif kind == DIAGONAL:

@@ -340,6 +340,8 @@ def uoro_online(
         floating* scratch_rest = &scratch[0] + P + 2 * S \
             + step_work_size(kind, n) + record_size(kind, n, m)
         floating* out = output_rows(outputs, Y)
+    if kind < 0 or kind >= N_CELLS:
+        raise ValueError("unknown cell kind")
     check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
     if X.shape[1] != m or Y.shape[1] != o:
         raise ValueError("X must have m columns and Y o")
