@@ -103,6 +103,8 @@ class Model:
         del attributes["_cell"]
         model = cls(cell, attributes.pop("_flat_params"), attributes.pop("_optimizer"))
         model.stream = attributes.pop("_stream_state", None)
+        if model.stream is not None and "ring" in model.stream:
+            _widen_bptt_ring(model.stream, getattr(cell, "inner", cell))
         return model
 
     def replace_cell(self, cell):
@@ -294,3 +296,17 @@ def _is_same_view(array, view):
         and array.strides == view.strides
         and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
     )
+
+
+def _widen_bptt_ring(stream, method_cell):
+    """Format 1's BPTT step records lacked the constant inputs after [x, h].
+
+    A record is [x (m) | h (n) | ones | coefficients | spare] since format 2;
+    the ones are inserted where they belong, so a stream continues exactly.
+    """
+    ring = stream["ring"]
+    missing = method_cell._record - ring.shape[1]
+    if missing > 0:
+        at = method_cell.m + method_cell.n
+        ones = np.ones((ring.shape[0], missing), dtype=ring.dtype)
+        stream["ring"] = np.concatenate([ring[:, :at], ones, ring[:, at:]], axis=1)
