@@ -24,7 +24,11 @@ from skrtrl.export import (
     to_torch,
 )
 
-CELLS = ["elman", "diagonal", "gru", "lstm"]
+CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm"]
+#: Cells that ONNX's RNN / GRU / LSTM operators run; the others need Scan.
+OPERATOR_CELLS = ["elman", "gru", "lstm"]
+ELEMENTWISE_CELLS = ["diagonal", "egru", "elstm"]
+CELLS_WITH_MEMORY = ["lstm", "elstm"]
 LENGTHS = np.array([5, 8, 6, 8, 3, 7])
 N_FEATURES = 2
 TASKS = ["regressor", "binary", "multiclass"]
@@ -131,7 +135,7 @@ def test_whole_sequences_match_predict(cell, output, task):
         uses_operator = any(
             node.op_type in ("RNN", "GRU", "LSTM") for node in onx.graph.node
         )
-        assert uses_operator == (cell != "diagonal" and not scan)
+        assert uses_operator == (cell in OPERATOR_CELLS and not scan)
         _check_against_estimator(est, X, _session(onx).run(None, feeds), atol=1e-5)
 
 
@@ -249,7 +253,8 @@ def test_step_model_closed_loop_with_output_feedback(cell, task, teacher_forcing
         task, cell, output_feedback=True, teacher_forcing=teacher_forcing
     )
     state = initial_step_state(est)
-    assert set(state) == {"h", "feedback"} | ({"c"} if cell == "lstm" else set())
+    memory = {"c"} if cell in CELLS_WITH_MEMORY else set()
+    assert set(state) == {"h", "feedback"} | memory
     # predict is a closed-loop forecast from the stream state.
     outputs = _run_steps(est, X, state, closed_loop=True)
     _check_stream(est, X, outputs)
@@ -266,7 +271,7 @@ def test_step_model_feeds_back_observed_targets_like_update_state():
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("cell", ["elman", "lstm", "diagonal"])
+@pytest.mark.parametrize("cell", ["elman", "lstm", "diagonal", "elstm"])
 def test_stateful_whole_graph_runs_on_from_the_stream_state(cell, task):
     est, X, _ = _stream(task, cell)
     onx = to_onnx(est, options=_options(est))
@@ -413,7 +418,8 @@ def test_exported_models_pass_the_onnx_checker(cell):
     onx = onnx_step_model(est)
     onnx.checker.check_model(onx, full_check=True)
     names = [i.name for i in onx.graph.input]
-    assert names == ["X", "h"] + (["c"] if cell == "lstm" else []) + ["feedback"]
+    memory = ["c"] if cell in CELLS_WITH_MEMORY else []
+    assert names == ["X", "h"] + memory + ["feedback"]
     onnx.checker.check_model(to_onnx(est, lengths=True), full_check=True)
     plain, _ = _fit("multiclass", cell, "last")
     onnx.checker.check_model(to_onnx(plain, lengths=True), full_check=True)
@@ -459,7 +465,7 @@ def _link(est):
 
 @pytest.mark.parametrize("output_feedback", [False, True])
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+@pytest.mark.parametrize("cell", OPERATOR_CELLS)
 def test_torch_hand_over_reproduces_predict(cell, task, output_feedback):
     torch = pytest.importorskip("torch")
     output = "sequence" if output_feedback else "last"
@@ -490,9 +496,6 @@ def test_torch_relu_elman_and_refusals():
     for y_torch, y_est in zip(y, est.predict(X)):
         np.testing.assert_allclose(y_torch[:, 0], y_est, rtol=0, atol=1e-10)
     assert to_torch(est, dtype=torch.float32)[0].weight_hh_l0.dtype == torch.float32
-    diagonal, _ = _fit("regressor", "diagonal", "last")
-    with pytest.raises(ValueError, match="no torch.nn layer"):
-        to_torch(diagonal)
     logistic, _ = _fit("regressor", "elman", "last", activation="logistic")
     with pytest.raises(ValueError, match="tanh and relu"):
         to_torch(logistic)
@@ -514,7 +517,7 @@ def test_to_torch_without_torch_says_how_to_install(monkeypatch):
         to_torch(est)
 
 
-@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+@pytest.mark.parametrize("cell", OPERATOR_CELLS)
 def test_torch_continues_a_stream_from_the_estimators_state(cell):
     torch = pytest.importorskip("torch")
     est, X, _ = _stream("regressor", cell)
@@ -529,11 +532,13 @@ def test_torch_continues_a_stream_from_the_estimators_state(cell):
     np.testing.assert_allclose(y, est.predict(X), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("cell", sorted(set(CELL_REGISTRY) - set(CELLS)))
-def test_cells_without_an_exporter_are_refused_by_name(cell):
-    X = np.random.RandomState(0).normal(size=(6, 4, 2))
-    est = RTRLRegressor(n_hidden=3, cell=cell, max_iter=1).fit(X, X[:, -1, 0])
-    with pytest.raises(ValueError, match=f"cell={cell!r} cannot be exported"):
-        to_onnx(est)
-    with pytest.raises(ValueError, match=f"cell={cell!r} cannot be exported"):
-        onnx_step_model(est)
+def test_every_registered_cell_is_exported():
+    assert set(CELL_REGISTRY) == set(CELLS)
+
+
+@pytest.mark.parametrize("cell", ELEMENTWISE_CELLS)
+def test_to_torch_refuses_the_elementwise_cells_by_name(cell):
+    pytest.importorskip("torch")
+    est, _ = _fit("regressor", cell, "last")
+    with pytest.raises(ValueError, match=f"cell={cell!r} .*no torch.nn layer"):
+        to_torch(est)

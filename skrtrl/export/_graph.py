@@ -13,7 +13,10 @@ Two ways to run the recurrence over a whole sequence:
   only, so the graph transposes the batch-first input.
 * A ``Scan`` loop whose body is one step of the cell written out in
   elementary operators (:func:`cell_step`): every cell, output feedback
-  (the body feeds the linked readout into the next step) and float64.
+  (the body feeds the linked readout into the next step) and float64. The
+  element-wise cells (diagonal, element-wise GRU and LSTM) always take
+  this path: ONNX's operators have a full recurrent matrix, and the body
+  multiplies h unit by unit instead.
 
 Variable lengths: the ONNX operators take ``sequence_lens`` and hold the
 state of a finished sequence; the Scan body does the same with a mask, so
@@ -23,6 +26,8 @@ a sequence's end are padding and mean nothing.
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+
+from ._model import CELLS_WITH_MEMORY
 
 ONNX_FLOAT_TYPES = {
     np.dtype(np.float32): TensorProto.FLOAT,
@@ -130,10 +135,24 @@ def input_weights(model):
     return p["weight_ih"]
 
 
+def _recurrent(g, model, h, gates):
+    """The gates' recurrent terms (N, gates n) without bias.
+
+    ``h @ weight_hh.T`` for the GRU and LSTM; for their element-wise
+    variants ``weight_hh`` is one vector (gates n,) and each gate's block
+    multiplies h unit by unit, so h is repeated once per gate.
+    """
+    weight_hh = model.params["weight_hh"]
+    if weight_hh.ndim == 2:
+        return _linear(g, h, weight_hh)
+    tiled = g.op("Concat", *([h] * gates), axis=-1)
+    return g.op("Mul", tiled, g.const(weight_hh, "weight_hh"))
+
+
 def cell_step(g, model, x, state):
     """One step of the cell from ``state`` on inputs ``x`` (N, m).
 
-    ``state`` maps ``"h"`` (and ``"c"`` for the LSTM, ``"feedback"`` with
+    ``state`` maps ``"h"`` (and ``"c"`` for the LSTMs, ``"feedback"`` with
     output feedback) to names of (N, n) and (N, n_outputs) tensors. Returns
     the new ``"h"`` (and ``"c"``) and the readout pre-activation z (N, o).
     """
@@ -158,9 +177,10 @@ def cell_step(g, model, x, state):
             g.op("Mul", h, g.const(p["weight_hh"], "weight_hh")),
         )
         new["h"] = _activation(g, model.activation, a)
-    elif model.cell == "gru":
+    elif model.cell in ("gru", "egru"):
         gi_r, gi_z, gi_n = _split(g, _linear(g, inputs, W_in, p["bias_ih"]), 3, n)
-        gh_r, gh_z, gh_n = _split(g, _linear(g, h, p["weight_hh"], p["bias_hh"]), 3, n)
+        gh = g.op("Add", _recurrent(g, model, h, 3), g.const(p["bias_hh"], "bias"))
+        gh_r, gh_z, gh_n = _split(g, gh, 3, n)
         r = g.op("Sigmoid", g.op("Add", gi_r, gh_r))
         z = g.op("Sigmoid", g.op("Add", gi_z, gh_z))
         cand = g.op("Tanh", g.op("Add", gi_n, g.op("Mul", r, gh_n)))
@@ -170,7 +190,7 @@ def cell_step(g, model, x, state):
         a = g.op(
             "Add",
             _linear(g, inputs, W_in, p["bias_ih"] + p["bias_hh"]),
-            _linear(g, h, p["weight_hh"]),
+            _recurrent(g, model, h, 4),
         )
         a_i, a_f, a_g, a_o = _split(g, a, 4, n)
         c_new = g.op(
@@ -203,7 +223,7 @@ def link(g, model, z):
 def state_names(model):
     """The state entries of a step, in a fixed order."""
     names = ["h"]
-    if model.cell == "lstm":
+    if model.cell in CELLS_WITH_MEMORY:
         names.append("c")
     if model.feedback:
         names.append("feedback")

@@ -15,7 +15,11 @@ from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
 #: Gate rows per hidden unit in ``weight_ih`` (torch's layout).
-GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4}
+GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4, "egru": 3, "elstm": 4}
+#: Cells whose ``weight_hh`` is a vector: one recurrent weight per row.
+ELEMENTWISE_CELLS = frozenset({"diagonal", "egru", "elstm"})
+#: Cells with a memory cell c besides h.
+CELLS_WITH_MEMORY = frozenset({"lstm", "elstm"})
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class RecurrentModel:
 
     Attributes
     ----------
-    cell : {"elman", "diagonal", "gru", "lstm"}
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm"}
     activation : str
         Hidden activation of the Elman and diagonal cells.
     params : dict of str to ndarray
@@ -46,9 +50,9 @@ class RecurrentModel:
         The fixed number of steps of a model fitted on a 2D X.
     state : dict of str to ndarray
         The state the next step starts from: ``"h"`` (n,), ``"c"`` (n,, LSTM
-        only) and ``"feedback"`` (n_outputs,, with output feedback only).
-        Zeros, except for a stateful estimator, whose current stream state
-        it is.
+        and element-wise LSTM only) and ``"feedback"`` (n_outputs,, with
+        output feedback only). Zeros, except for a stateful estimator,
+        whose current stream state it is.
     """
 
     cell: str
@@ -128,10 +132,10 @@ def _check_layout(estimator, params):
         )
     n = params["weight_out"].shape[1]
     rows = GATES.get(estimator.cell, 0) * n
-    diagonal = params["weight_hh"].ndim == 1
+    elementwise = params["weight_hh"].ndim == 1
     if (
         params["weight_ih"].shape[0] != rows
-        or diagonal != (estimator.cell == "diagonal")
+        or elementwise != (estimator.cell in ELEMENTWISE_CELLS)
         or ("weight_fb" in params) != bool(estimator.output_feedback)
     ):
         raise ValueError(
@@ -147,13 +151,13 @@ def _start_state(estimator, params):
     n = params["weight_out"].shape[1]
     dtype = params["weight_out"].dtype
     state = {"h": np.zeros(n, dtype=dtype)}
-    if estimator.cell == "lstm":
+    if estimator.cell in CELLS_WITH_MEMORY:
         state["c"] = np.zeros(n, dtype=dtype)
     if estimator.output_feedback:
         state["feedback"] = np.zeros(params["weight_out"].shape[0], dtype=dtype)
     stream = estimator._model.stream if estimator.stateful else None
     if stream is not None:
-        # The stream's hidden entry is h (n numbers), or [h, c] for the LSTM.
+        # The stream's hidden entry is h (n numbers), or [h, c] for the LSTMs.
         hidden = np.asarray(stream["hidden"], dtype=dtype)
         state["h"] = hidden[:n].copy()
         if "c" in state:

@@ -41,9 +41,11 @@ def register_onnx_converters():
 
     The converters accept these options (skl2onnx's ``options``):
     ``"scan"`` (bool, default False) runs every cell in a Scan loop instead
-    of ONNX's RNN / GRU / LSTM operators; for classifiers, ``"zipmap"``
-    (True, False or ``"columns"``, default True) and ``"nocl"`` (bool:
-    labels 0 to n_classes - 1) as for scikit-learn's classifiers.
+    of ONNX's RNN / GRU / LSTM operators (the element-wise cells,
+    ``"diagonal"``, ``"egru"`` and ``"elstm"``, always use it); for
+    classifiers, ``"zipmap"`` (True, False or ``"columns"``, default True)
+    and ``"nocl"`` (bool: labels 0 to n_classes - 1) as for scikit-learn's
+    classifiers.
 
     Returns
     -------
@@ -193,17 +195,18 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     the previous call, and returns the prediction and the new state.
 
     Inputs: ``X`` ``[N, n_features]``; ``h`` ``[N, n_hidden]``; ``c``
-    ``[N, n_hidden]`` (LSTM only); ``feedback`` ``[N, n_outputs]`` (with
-    ``output_feedback=True`` only): the previous output fed back, that is the
-    previous prediction (regressor), the probability of ``classes_[1]`` (two
-    classes) or the probability vector, or, to feed back an observation as
-    training did with teacher forcing, the observed target (for the
-    classifier, 1.0 for ``classes_[1]`` or the one-hot class vector).
+    ``[N, n_hidden]`` (``cell="lstm"`` or ``"elstm"`` only); ``feedback``
+    ``[N, n_outputs]`` (with ``output_feedback=True`` only): the previous
+    output fed back, that is the previous prediction (regressor), the
+    probability of ``classes_[1]`` (two classes) or the probability vector,
+    or, to feed back an observation as training did with teacher forcing,
+    the observed target (for the classifier, 1.0 for ``classes_[1]`` or the
+    one-hot class vector).
     :func:`initial_step_state` gives the state to start from.
 
     Outputs: the prediction (regressor: ``variable`` ``[N, n_outputs]``;
     classifier: ``label`` ``[N]`` and ``probabilities`` ``[N, n_classes]``),
-    then ``h_next``, ``c_next`` (LSTM) and ``feedback_next`` (output
+    then ``h_next``, ``c_next`` (``"lstm"``, ``"elstm"``) and ``feedback_next`` (output
     feedback: the model's own output, to feed back in a closed loop).
 
     Parameters
@@ -332,7 +335,7 @@ def initial_step_state(estimator, n_streams=1, *, dtype=np.float32):
     Returns
     -------
     state : dict of str to ndarray
-        ``"h"`` (and ``"c"`` for the LSTM, ``"feedback"`` with output
+        ``"h"`` (and ``"c"`` for the LSTMs, ``"feedback"`` with output
         feedback), each of shape (n_streams, size), ready to pass to the
         step model's ``run`` together with ``"X"``.
 

@@ -5,6 +5,12 @@ import numpy as np
 from ._model import describe
 
 _TORCH_NONLINEARITY = {"tanh": "tanh", "relu": "relu"}
+#: The step of each cell without a torch.nn layer, for the refusal message.
+_ELEMENTWISE_RECURRENCE = {
+    "diagonal": "h = phi(W_ih x + w * h + b)",
+    "egru": "of torch's GRU with u * h in place of W_hh h",
+    "elstm": "of torch's LSTM with u * tile(h, 4) in place of W_hh h",
+}
 
 
 def to_torch(estimator, *, dtype=None):
@@ -32,8 +38,9 @@ def to_torch(estimator, *, dtype=None):
     estimator : RTRLRegressor or RTRLClassifier
         A fitted estimator with ``cell`` "elman" (activation "tanh" or
         "relu", the two that ``torch.nn.RNN`` offers), "gru" or "lstm".
-        The element-wise ``"diagonal"`` cell has no ``torch.nn`` layer:
-        use :func:`to_onnx` or :func:`onnx_step_model` for it.
+        The element-wise cells ``"diagonal"``, ``"egru"`` and ``"elstm"``
+        have no ``torch.nn`` layer: use :func:`to_onnx` or
+        :func:`onnx_step_model` for them.
     dtype : torch.dtype or None, default=None
         Parameter type of the modules; None keeps the estimator's
         (``torch.float64`` for a model fitted on float64 data).
@@ -71,11 +78,11 @@ def to_torch(estimator, *, dtype=None):
             "with `pip install torch` (a CPU build suffices)."
         ) from exc
     model = describe(estimator)
-    if model.cell == "diagonal":
+    if model.cell in _ELEMENTWISE_RECURRENCE:
         raise ValueError(
-            "cell='diagonal' (element-wise recurrence, weight_hh a vector) has "
-            "no torch.nn layer. Export it with skrtrl.export.to_onnx or "
-            "onnx_step_model, or build the step h = phi(W_ih x + w * h + b) "
+            f"cell={model.cell!r} (element-wise recurrence, weight_hh a vector) "
+            "has no torch.nn layer. Export it with skrtrl.export.to_onnx or "
+            f"onnx_step_model, or build the step {_ELEMENTWISE_RECURRENCE[model.cell]} "
             "from params_ yourself."
         )
     if model.cell == "elman" and model.activation not in _TORCH_NONLINEARITY:
