@@ -344,18 +344,28 @@ cdef inline void _update_range(
     floating a1, const floating* src, int j0, int j1, int shift,
 ) noexcept nogil:
     """r <- Jd r + a src[j - shift] on columns j0 .. j1 of one row r0 (ns 1)
-    or of the two rows r0, r1 mixed by the 2 x 2 Jd (ns 2)."""
+    or of the two rows r0, r1 mixed by the 2 x 2 Jd (ns 2); Jd NULL: the
+    identity (r += a src)."""
     cdef int j
-    cdef floating p0, p1
-    if ns == 1:
+    cdef floating p0, p1, j00, j01, j10, j11
+    if Jd == NULL:
         for j in range(j0, j1):
-            r0[j] = Jd[0] * r0[j] + a0 * src[j - shift]
+            r0[j] += a0 * src[j - shift]
+        if ns > 1:
+            for j in range(j0, j1):
+                r1[j] += a1 * src[j - shift]
+    elif ns == 1:
+        # Jd in locals: the compiler cannot tell that r0 does not alias it.
+        j00 = Jd[0]
+        for j in range(j0, j1):
+            r0[j] = j00 * r0[j] + a0 * src[j - shift]
     else:
+        j00, j01, j10, j11 = Jd[0], Jd[1], Jd[2], Jd[3]
         for j in range(j0, j1):
             p0 = r0[j]
             p1 = r1[j]
-            r0[j] = Jd[0] * p0 + Jd[1] * p1 + a0 * src[j - shift]
-            r1[j] = Jd[2] * p0 + Jd[3] * p1 + a1 * src[j - shift]
+            r0[j] = j00 * p0 + j01 * p1 + a0 * src[j - shift]
+            r1[j] = j10 * p0 + j11 * p1 + a1 * src[j - shift]
 
 
 cdef inline void input_update(
@@ -364,8 +374,8 @@ cdef inline void input_update(
     floating a1, int j0, int j1,
 ) noexcept nogil:
     """r <- Jd r + a v_rho on columns j0 .. j1 of row rho = gate*n + i of
-    one or two influence rows (see ``_update_range``), v_rho = [x, lam h,
-    1, lam] read from the record."""
+    one or two influence rows (see ``_update_range``; Jd NULL: r += a v_rho),
+    v_rho = [x, lam h, 1, lam] read from the record."""
     cdef:
         floating one[1]
         floating lam = row_scale(kind, n, record_coefficients(kind, n, m, rec),
@@ -373,6 +383,10 @@ cdef inline void input_update(
         floating b0 = a0 * lam, b1 = a1 * lam
         int nh, e
         const floating* h = row_hidden(kind, n, m, rec, i, &nh)
+    if lam == 1 and nh == n:
+        # The record holds [x, h, 1(, 1)]: the row's inputs as they are.
+        _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, j1, 0)
+        return
     one[0] = 1
     e = m if j1 > m else j1
     if j0 < e:
@@ -394,10 +408,9 @@ cdef inline void cell_immediate(
     """Add I_t to the columns c0 .. c1 of the influence P (S rows, row
     stride ``ld``, theta's columns first)."""
     cdef:
-        int rho, gate, i, sigma, j0, j1
-        floating unit[1]
+        int ns = cell_per_unit(kind)
+        int rho, gate, i, j0, j1, rows
         const floating* coef = record_coefficients(kind, n, m, rec)
-    unit[0] = 1
     if c1 <= c0:
         return
     for rho in range(c0 // q, (c1 - 1) // q + 1):
@@ -405,12 +418,12 @@ cdef inline void cell_immediate(
         i = rho - gate * n
         j0 = c0 - rho * q if c0 > rho * q else 0
         j1 = c1 - rho * q if c1 < rho * q + q else q
-        for sigma in range(cell_per_unit(kind)):
-            if row_feeds(kind, sigma, gate):
-                input_update(
-                    kind, n, m, q, rec, gate, i, 1,
-                    P + (sigma * n + i) * ld + rho * q, NULL, unit,
-                    row_coef(kind, n, coef, sigma, gate, i), 0, j0, j1)
+        rows = ns if ns == 1 or row_feeds(kind, 1, gate) else 1
+        input_update(
+            kind, n, m, q, rec, gate, i, rows, P + i * ld + rho * q,
+            P + (n + i) * ld + rho * q if rows > 1 else NULL, NULL,
+            row_coef(kind, n, coef, 0, gate, i),
+            row_coef(kind, n, coef, 1, gate, i) if rows > 1 else 0, j0, j1)
 
 
 # -- derived: the state Jacobian ---------------------------------------------
@@ -531,10 +544,8 @@ cdef inline void cell_vjp(
         int R = G * n
         int i, gate, sigma, s2
         floating acc
-        floating unit[1]
         floating* e = work
         const floating* coef = record_coefficients(kind, n, m, rec)
-    unit[0] = 1
     for i in range(n):
         for gate in range(G):
             acc = 0
@@ -543,7 +554,7 @@ cdef inline void cell_vjp(
                     acc = acc + gbar[sigma * n + i] * row_coef(
                         kind, n, coef, sigma, gate, i)
             input_update(kind, n, m, q, rec, gate, i, 1,
-                         grad_theta + (gate * n + i) * q, NULL, unit, acc, 0,
+                         grad_theta + (gate * n + i) * q, NULL, NULL, acc, 0,
                          0, q)
             # dL/d(hidden side of the row), what W_hh passes back.
             e[gate * n + i] = acc * row_scale(kind, n, coef, gate, i)
