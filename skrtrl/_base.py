@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
+from ._divergence import LossWatch
 from ._model import Diverged, Model
 from ._parallel import kernel_threads
 from ._sequences import (
@@ -327,20 +328,46 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             raise
 
         run_epoch = self._epoch_runner(data, train_idx.shape[0])
+        model = self._model
+        if not incremental:
+            # The divergence rule's references start over with every fit.
+            model.watch = LossWatch()
         max_iter = 1 if incremental else self.max_iter
         start = time.perf_counter()
+        # On divergence, back to the start of the epoch of the lowest loss:
+        # within a fit the best epoch's, for partial_fit before the call.
+        best, best_loss = None, np.inf
         for _ in range(max_iter):
             order = train_idx
             if self.shuffle and not self.stateful:
                 order = self._random_state.permutation(train_idx)
             if self.stateful and not incremental:
                 # Each pass of fit goes over the stream from its beginning.
-                self._model.reset_stream()
+                model.reset_stream()
+            epoch_start = model.snapshot()
+            best = epoch_start if best is None else best
+            updates = model.optimizer.t
             try:
                 self.loss_ = run_epoch(order)
             except Diverged:
+                model.watch.abandon_epoch()
+                model.restore(best)
                 self._warn_diverged()
                 break
+            except KeyboardInterrupt:
+                # Kernels stop after a complete step: the model keeps its
+                # last update; a stream has moved over the rows trained on.
+                model.watch.abandon_epoch()
+                if not np.isfinite(model.params).all():
+                    model.restore(epoch_start)
+                    if self.stateful:
+                        model.reset_stream()
+                elif self.stateful:
+                    self.t_ += model.optimizer.t - updates
+                raise
+            if self.loss_ < best_loss:
+                best, best_loss = epoch_start, self.loss_
+            model.watch.end_epoch(self.loss_)
             self.n_iter_ += 1
             self.t_ += int(data.packed.lengths[train_idx].sum())
             self.loss_curve_.append(self.loss_)
@@ -377,11 +404,12 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             # The hidden state and influence matrices hold NaN or inf too.
             self._model.reset_stream()
         warnings.warn(
-            "Training diverged: the loss or the parameters became NaN or "
-            "infinite, so training stopped and the last finite parameters "
-            f"were kept. Lower learning_rate_init (now "
-            f"{self.learning_rate_init}) or set clip_norm (now "
-            f"{self.clip_norm}) to a smaller value.",
+            "Training diverged: the training loss grew by orders of magnitude "
+            "or a value became NaN or infinite, so training stopped and the "
+            "parameters and optimizer state of the best epoch (for "
+            "partial_fit: of before the call) were restored. Lower "
+            f"learning_rate_init (now {self.learning_rate_init}) or set "
+            f"clip_norm (now {self.clip_norm}) to a smaller value.",
             ConvergenceWarning,
             stacklevel=4,
         )

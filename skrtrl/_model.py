@@ -15,6 +15,12 @@ Training goes through the cell interface of ``skrtrl._cells`` only:
 * ``train_online``: updates after every step, over independent sequences
   or the stream;
 * ``advance``: the stream moves over observed rows without learning.
+
+Training checks its losses against the divergence rule of
+``skrtrl._divergence`` (the model's ``watch``) and raises ``Diverged``; the
+caller restores a ``snapshot``. Kernels that a signal handler interrupted
+(Ctrl-C) stop after a complete step and return; the exception is raised
+here, once what they returned is stored (``_interrupt.raise_pending_signal``).
 """
 
 import copy
@@ -22,11 +28,12 @@ import copy
 import numpy as np
 from sklearn.utils import gen_batches
 
+from ._divergence import STREAM_SEGMENT, Diverged, LossWatch
+from ._kernels._interrupt import raise_pending_signal
 from ._optim import NoLearning, OnlineUpdate, clip_gradient
+from ._sequences import TrainingBatch
 
-
-class Diverged(Exception):
-    """The loss, the gradient or the parameters became NaN or infinite."""
+__all__ = ["Diverged", "Model"]
 
 
 class Model:
@@ -46,6 +53,8 @@ class Model:
     stream : dict or None
         The state of a stream (hidden state, influence and whatever the
         gradient method carries), or None before a stream starts.
+    watch : LossWatch
+        The divergence rule's record of the training run.
     """
 
     def __init__(self, cell, params, optimizer):
@@ -53,6 +62,21 @@ class Model:
         self.params = params
         self.optimizer = optimizer
         self.stream = None
+        self.watch = LossWatch()
+
+    def __setstate__(self, state):
+        # Models saved before the divergence rule had no watch.
+        state.setdefault("watch", LossWatch())
+        self.__dict__.update(state)
+
+    def snapshot(self):
+        """The parameters and the optimizer state, for ``restore``."""
+        return self.params.copy(), copy.deepcopy(self.optimizer)
+
+    def restore(self, snapshot):
+        """Go back to a ``snapshot`` (in place: ``params_`` stay valid)."""
+        self.params[:] = snapshot[0]
+        self.optimizer = copy.deepcopy(snapshot[1])
 
     @property
     def dtype(self):
@@ -134,16 +158,18 @@ class Model:
         if total_weight <= 0:
             return 0.0, None
         grad = np.zeros_like(self.params)
-        value = self.cell.train_minibatch(
-            self.params, grad, batch, 1.0 / total_weight, loss, workspace
-        )
-        if alpha:
-            scale = alpha / total_weight
-            penalized = self.params * workspace["penalty"]
-            with np.errstate(over="ignore"):  # divergence is caught later
+        # Non-finite values are the divergence check's to report.
+        with np.errstate(all="ignore"):
+            value = self.cell.train_minibatch(
+                self.params, grad, batch, 1.0 / total_weight, loss, workspace
+            )
+            raise_pending_signal()
+            if alpha:
+                scale = float(alpha / total_weight)
+                penalized = self.params * workspace["penalty"]
                 value += 0.5 * scale * float(np.dot(penalized, penalized))
-            grad += scale * penalized
-        return value, grad
+                grad += scale * penalized
+        return float(value), grad
 
     def workspace(self, batch_size, n_threads):
         """The buffers of minibatch training, the L2 mask included."""
@@ -154,18 +180,15 @@ class Model:
     def apply_gradient(self, loss, grad, clip_norm):
         """Clip ``grad`` and take one optimizer step.
 
-        Raises :class:`Diverged`, leaving parameters and optimizer as they
-        were, when the loss, the gradient or the new parameters are not
-        finite.
+        Raises :class:`Diverged` when the loss, the gradient or the new
+        parameters are not finite (the caller restores a ``snapshot``).
         """
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             raise Diverged
-        clip_gradient(grad, clip_norm)
-        before = (self.params.copy(), copy.deepcopy(self.optimizer))
-        self.optimizer.step(self.params, grad)
+        with np.errstate(all="ignore"):
+            clip_gradient(grad, clip_norm)
+            self.optimizer.step(self.params, grad)
         if not np.isfinite(self.params).all():
-            self.params[:] = before[0]
-            self.optimizer = before[1]
             raise Diverged
 
     def minibatch_epoch(self, data, order, batch_size, settings, workspace):
@@ -173,7 +196,8 @@ class Model:
 
         One kernel call and one optimizer step per minibatch. ``settings``
         holds the ``loss`` name, ``alpha`` and ``clip_norm``. Returns the
-        mean loss per sequence.
+        mean loss per sequence. Each minibatch's loss is checked by the
+        divergence rule before its step.
         """
         accumulated = 0.0
         for batch in gen_batches(order.shape[0], batch_size):
@@ -187,6 +211,7 @@ class Model:
             )
             if grad is None:
                 continue
+            self.watch.check(loss)
             self.apply_gradient(loss, grad, settings["clip_norm"])
             accumulated += loss * idx.shape[0]
         return accumulated / max(order.shape[0], 1)
@@ -194,13 +219,24 @@ class Model:
     def online_epoch(self, data, order, settings, *, stream):
         """One pass with an update after every step that has a target.
 
-        Returns the loss per unit of target weight.
+        Returns the loss per unit of target weight. The losses of the
+        sequences (of a stream: of its segments) are checked by the
+        divergence rule after the kernel call.
         """
         penalty = settings["alpha"] * self.cell.penalty_mask(self.dtype)
         update = OnlineUpdate(self.optimizer, penalty, settings["clip_norm"])
-        loss_rows = self.train_online(
-            data.batch(order), update, settings["loss"], stream=stream
-        )
+        batch = data.batch(order)
+        if stream:
+            batch = segmented(batch, STREAM_SEGMENT)
+        loss_rows = self.train_online(batch, update, settings["loss"], stream=stream)
+        if stream:
+            ends = np.concatenate(([0.0], np.cumsum(batch.target_weight)))
+            weights = ends[batch.y_start + batch.lengths] - ends[batch.y_start]
+            self.watch.check_stream(loss_rows, weights, batch.lengths)
+        else:
+            weights = data.weights[order]
+            kept = weights > 0
+            self.watch.check(loss_rows[kept] / weights[kept])
         total = data.weights[order].sum()
         return float(loss_rows.sum() / total) if total > 0 else 0.0
 
@@ -209,10 +245,9 @@ class Model:
 
         With ``stream``, the sequences continue the stream state; otherwise
         each starts from zero. ``update`` is an ``OnlineUpdate`` over this
-        model's optimizer. Raises :class:`Diverged` after restoring the
-        parameters and optimizer of before the call when anything became
-        non-finite (updates happen inside the compiled loop; those are the
-        last finite values known here).
+        model's optimizer. Raises :class:`Diverged` when a loss or a
+        parameter is not finite (updates happen inside the compiled loop;
+        the caller restores a ``snapshot``).
         """
         if stream:
             if self.stream is None:
@@ -220,13 +255,12 @@ class Model:
             state, reset = self.stream, False
         else:
             state, reset = self.cell.new_state(self.dtype), True
-        before = (self.params.copy(), copy.deepcopy(self.optimizer))
-        loss_rows = self.cell.train_online(
-            self.params, update, batch, loss, state, reset
-        )
+        with np.errstate(all="ignore"):
+            loss_rows = self.cell.train_online(
+                self.params, update, batch, loss, state, reset
+            )
+        raise_pending_signal()
         if not (np.isfinite(loss_rows).all() and np.isfinite(self.params).all()):
-            self.params[:] = before[0]
-            self.optimizer = before[1]
             raise Diverged
         return loss_rows
 
@@ -239,9 +273,11 @@ class Model:
         if self.stream is None:
             self.reset_stream()
         no_learning = NoLearning(self.cell.n_params, self.dtype)
-        self.cell.train_online(
-            self.params, no_learning, batch, loss, self.stream, False
-        )
+        with np.errstate(all="ignore"):
+            self.cell.train_online(
+                self.params, no_learning, batch, loss, self.stream, False
+            )
+        raise_pending_signal()
 
     # -- prediction ------------------------------------------------------------
     def outputs(self, packed, loss, every_step, *, stream):
@@ -263,6 +299,32 @@ class Model:
             self.params, packed.values, starts, lengths, every_step, h0
         )
         return self.cell.readout(self.params, H)
+
+
+def segmented(batch, size):
+    """``batch`` with each sequence cut into consecutive pieces of ``size`` rows.
+
+    For a stream (targets at every step, each piece continuing the state of
+    the one before) training is the same; the kernel then reports a loss
+    per piece, which the divergence rule checks.
+    """
+    lengths = batch.lengths
+    if lengths.shape[0] == 0 or lengths.max() <= size:
+        return batch
+    pieces = np.maximum((lengths + size - 1) // size, 1)
+    owner = np.repeat(np.arange(lengths.shape[0]), pieces)
+    within = np.arange(owner.shape[0]) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    offset = within * size
+    new_lengths = np.minimum(lengths[owner] - offset, size)
+    return TrainingBatch(
+        batch.values,
+        batch.targets,
+        np.ascontiguousarray(batch.x_start[owner] + offset),
+        np.ascontiguousarray(batch.y_start[owner] + offset),
+        np.ascontiguousarray(new_lengths),
+        batch.target_weight,
+        batch.every_step,
+    )
 
 
 def _is_same_view(array, view):
