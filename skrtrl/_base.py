@@ -24,6 +24,7 @@ from ._cells import ACTIVATIONS, CELLS, GRADIENTS
 from ._divergence import LossWatch
 from ._model import Diverged, Model
 from ._parallel import kernel_threads
+from ._resources import check_training_resources
 from ._sequences import (
     TrainingSet,
     _gather_rows,
@@ -305,6 +306,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             data, y_checked, loss_name = self._training_set(
                 X, y, sample_weight, first_call=first_call, classes=classes
             )
+            if first_call or not (incremental and self.stateful):
+                self._check_resources(data, first_call, incremental)
             if first_call:
                 self._random_state = check_random_state(self.random_state)
                 self._initialize(
@@ -398,6 +401,33 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self._model.params[:] = self._best_params
         self._best_params = None
         return self
+
+    def _check_resources(self, data, first_call, incremental):
+        """Refuse training that cannot fit in memory, before allocating it.
+
+        Later ``partial_fit`` calls of a stream allocate nothing that grows
+        with the model (its state exists), so they are not checked.
+        """
+        packed = data.packed
+        if first_call:
+            cell = self._make_cell(packed.n_features, data.targets.shape[1])
+        else:
+            cell = self._model.cell
+        n_seq = packed.n_sequences
+        batch_size = AUTO_BATCH_SIZE if self.batch_size == "auto" else self.batch_size
+        batch_size = max(1, min(batch_size, n_seq))
+        epochs = 1 if incremental else min(self.max_iter, self.n_iter_no_change + 1)
+        check_training_resources(
+            self,
+            cell,
+            packed.values.dtype if first_call else self._model.dtype,
+            online=update_mode(self) == "step",
+            batch_size=batch_size,
+            n_threads=kernel_threads(batch_size, self.n_jobs),
+            longest=int(packed.lengths.max()) if n_seq else 0,
+            steps=int(packed.lengths.sum()),
+            epochs=epochs,
+        )
 
     def _warn_diverged(self):
         if self.stateful:
