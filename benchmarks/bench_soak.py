@@ -87,7 +87,6 @@ def soak_one(cell, n_steps, chunk_size, window):
     tracemalloc.start()
     samples = []  # (cpu seconds, wall seconds, loss) per chunk
     non_finite = 0
-    caught = []
     previous = 0.0
     start_memory = None
     begin = time.perf_counter()

@@ -89,12 +89,10 @@ def cheaper_options(params):
     )
     named = ", ".join(f"cell={name!r}" for name in elementwise)
     options = [
-        f"an element-wise cell ({named}): exact RTRL in O(n_hidden) memory "
-        "per unit",
+        f"an element-wise cell ({named}): exact RTRL in O(n_hidden) memory per unit",
         "gradient='snap1' (the SnAp-1 approximation, memory of the size of "
         "the parameters)",
-        "gradient='bptt' (memory of the states of the steps backpropagated "
-        "through)",
+        "gradient='bptt' (memory of the states of the steps backpropagated through)",
         f"a smaller n_hidden (now {params.n_hidden})",
     ]
     if not params.stateful and params.update != "step":
