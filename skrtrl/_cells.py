@@ -417,12 +417,13 @@ class ElmanCell(Cell):
         return {"scratch": ((self._scratch_size(),), None)}
 
     def step_flops(self, online, longest=1):
+        # The cost model of doc/performance.rst.
         n, q = self.n, self.layout.columns
         if self._per_unit_influence:
             # Each unit's block: its row of q numbers, scaled and added to.
-            return 6 * n * q
-        # The GEMM J_t P_{t-1}, n x n by n x n*q.
-        return 2 * n * n * n * q + 6 * n * q
+            return 7 * n * q
+        # The GEMM J_t P_{t-1} (n x n by n x nq), the gradient, the forward.
+        return 2 * n * n * n * q + 2 * n * n * q + 2 * n * q
 
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         B = batch.lengths.shape[0]
@@ -599,9 +600,9 @@ class _GatedCell(Cell):
         per_unit = S // n
         if self._snap1:
             return 2 * (per_unit + 2) * per_unit * W
-        # The GEMM over the h rows of P_{t-1} (S x n by n x W), the direct
-        # part of the other state rows and the immediate term.
-        return 2 * S * n * W + 4 * S * W
+        # The cost model of doc/performance.rst: the GEMM over the h rows of
+        # P_{t-1} (S x n by n x W), then the direct part and the gradient.
+        return 2 * S * n * W + 2 * S * W
 
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         theta, _, weight_out, bias_out = self.layout.blocks(flat)

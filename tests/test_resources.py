@@ -183,9 +183,10 @@ def test_cheaper_options_fit_where_exact_rtrl_does_not(monkeypatch):
 
 
 def test_a_very_long_fit_is_announced_before_it_starts():
-    # n_hidden=300, exact RTRL: 2 x 300^3 x 302 flops per step and sequence
-    # (1.6e10); 10 sequences of 100 steps, at least 11 epochs (the default
-    # n_iter_no_change=10): about 1.8e14 flops, 5 hours at 1e10 per second.
+    # n_hidden=300, exact RTRL: 2 n^2 nq + 2n nq + 2nq flops per step and
+    # sequence (doc/performance.rst, q = 302: 1.6e10); 10 sequences of 100
+    # steps, at least 11 epochs (the default n_iter_no_change=10): about
+    # 1.8e14 flops, 5 hours at 1e10 per second.
     rng = np.random.RandomState(0)
     X = rng.normal(size=(10, 100, 1))
     y = X[:, -1, 0]
@@ -196,7 +197,8 @@ def test_a_very_long_fit_is_announced_before_it_starts():
             est.fit(X, y > 0)
     message = str(info.value)
     hours = float(message.split("at least ")[1].split(" hours")[0])
-    flops = 2 * 300**3 * 302
+    n, q = 300, 302
+    flops = 2 * n * n * n * q + 2 * n * n * q + 2 * n * q
     expected = flops * 1000 * 11 / 1e10 / 3600
     assert abs(hours - expected) <= 0.05 + 0.01 * expected
     assert f"{flops:.2g} floating-point operations per step" in message
