@@ -75,7 +75,8 @@ def test_streams_need_enough_steps_before_their_mean_is_a_reference():
     watch.check_stream([0.01 * steps], [steps], [steps])
     watch.check_stream([1e9], [1.0], [1])  # too early to compare
     watch = LossWatch()
-    watch.check_stream([0.01 * STREAM_MIN_STEPS], [STREAM_MIN_STEPS], [STREAM_MIN_STEPS])
+    enough = STREAM_MIN_STEPS
+    watch.check_stream([0.01 * enough], [enough], [enough])
     watch.check_stream([0.99 * STREAM_GROWTH * 0.01], [1.0], [1])
     with pytest.raises(Diverged):
         watch.check_stream([1.01 * STREAM_GROWTH * 0.01 * 3], [3.0], [1])
