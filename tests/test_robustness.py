@@ -68,6 +68,30 @@ def _quiet_convergence():
         yield
 
 
+#: Gradient methods and training modes beside the data modes of MODES:
+#: the property tests draw one per call.
+VARIANTS = {
+    "rtrl": {},
+    "snap1": {"gradient": "snap1"},
+    "bptt": {"gradient": "bptt", "truncation": 3},
+    "uoro": {"gradient": "uoro"},
+    "step": {"update": "step"},
+    "feedback": {"output_feedback": True},
+    "free_running": {"output_feedback": True, "teacher_forcing": False},
+}
+
+
+def variants(mode):
+    """The VARIANTS that train in ``mode`` (a stream already updates per
+    step; output feedback needs a target at every step)."""
+    names = ["rtrl", "snap1", "bptt", "uoro"]
+    if mode != "stream":
+        names.append("step")
+    if mode != "last":
+        names += ["feedback", "free_running"]
+    return st.sampled_from(names)
+
+
 def model(estimator_class, mode, cell="elman", **params):
     params = {"n_hidden": 2, "max_iter": 2, "random_state": 0, **params}
     if mode == "sequence":
@@ -448,7 +472,10 @@ def assert_sound_predictions(est, case, mode, dtype=None):
 @given(data=st.data())
 def test_fit_either_works_or_names_the_problem(estimator_class, mode, data):
     case = data.draw(calls(estimator_class, mode), label="call")
-    est = model(estimator_class, mode, data.draw(st.sampled_from(CELL_NAMES)))
+    cell = data.draw(st.sampled_from(CELL_NAMES), label="cell")
+    variant = data.draw(variants(mode), label="variant")
+    event(f"cell {cell}, {variant}")
+    est = model(estimator_class, mode, cell, **VARIANTS[variant])
 
     error = run(lambda: est.fit(case.X, case.y, sample_weight=case.sample_weight), case)
 
@@ -462,12 +489,12 @@ def test_fit_either_works_or_names_the_problem(estimator_class, mode, data):
 FITTED = {}
 
 
-def fitted_model(estimator_class, mode, cell):
+def fitted_model(estimator_class, mode, cell, variant="rtrl"):
     """A model fitted on 3D data (2 features per step), one per kind."""
-    key = (estimator_class, mode, cell)
+    key = (estimator_class, mode, cell, variant)
     if key not in FITTED:
         rng = np.random.RandomState(0)
-        est = model(estimator_class, mode, cell)
+        est = model(estimator_class, mode, cell, **VARIANTS[variant])
         if mode == "stream":
             X = rng.normal(size=(30, N_FEATURES))
             y = np.arange(30) % 3 if estimator_class is RTRLClassifier else X[:, 0]
@@ -530,7 +557,10 @@ def adjust_for_score(case, mode):
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_a_failed_call_leaves_a_fitted_model_unchanged(estimator_class, mode, data):
-    est = fitted_model(estimator_class, mode, data.draw(st.sampled_from(CELL_NAMES)))
+    cell = data.draw(st.sampled_from(CELL_NAMES), label="cell")
+    variant = data.draw(variants(mode), label="variant")
+    event(f"cell {cell}, {variant}")
+    est = fitted_model(estimator_class, mode, cell, variant)
     method = data.draw(
         st.sampled_from(["partial_fit", "fit", "loss_gradient", "score"]),
         label="method",
@@ -560,7 +590,10 @@ def test_a_failed_call_leaves_a_fitted_model_unchanged(estimator_class, mode, da
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_predicting_works_or_names_the_problem_and_changes_nothing(mode, data):
-    est = fitted_model(RTRLClassifier, mode, data.draw(st.sampled_from(CELL_NAMES)))
+    cell = data.draw(st.sampled_from(CELL_NAMES), label="cell")
+    variant = data.draw(variants(mode), label="variant")
+    event(f"cell {cell}, {variant}")
+    est = fitted_model(RTRLClassifier, mode, cell, variant)
     method = data.draw(
         st.sampled_from(["predict", "predict_proba", "decision_function"]),
         label="method",
@@ -1141,3 +1174,30 @@ def test_ctrl_c_stops_a_long_stream_call_between_two_steps(cell, settings):
     assert np.isfinite(est.predict(X[:50])).all()
     est.partial_fit(X[:100], y[:100])
     assert est.t_ == before.t_ + 100
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "snap1"])
+def test_ctrl_c_during_a_long_minibatch_drops_its_gradient(gradient):
+    # One minibatch of two sequences of 300,000 steps: tens of seconds of
+    # kernel work, which stops at the signal; its incomplete gradient is not
+    # applied.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2, 300_000, 1))
+    y = X[:, -1, 0]
+    est = RTRLRegressor(n_hidden=16, cell="lstm", gradient=gradient, random_state=0)
+    est.partial_fit(X[:, :50], y)
+    before = copy.deepcopy(est)
+
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            est.partial_fit(X, y)
+    finally:
+        timer.cancel()
+
+    assert_unchanged_except_stream_state(est, observable_state(before))
+    assert est._optimizer.t == before._optimizer.t
+    assert np.isfinite(est.predict(X[:, :50])).all()
+    est.partial_fit(X[:, :50], y)
+    assert est.n_iter_ == before.n_iter_ + 1
