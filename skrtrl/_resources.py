@@ -88,13 +88,22 @@ def cheaper_options(params):
         name for name, cls in CELLS.items() if getattr(cls, "elementwise", False)
     )
     named = ", ".join(f"cell={name!r}" for name in elementwise)
-    options = [
-        f"an element-wise cell ({named}): exact RTRL in O(n_hidden) memory per unit",
-        "gradient='snap1' (the SnAp-1 approximation, memory of the size of "
-        "the parameters)",
-        "gradient='bptt' (memory of the states of the steps backpropagated through)",
-        f"a smaller n_hidden (now {params.n_hidden})",
-    ]
+    options = []
+    if params.cell not in elementwise:
+        options.append(
+            f"an element-wise cell ({named}): exact RTRL in memory of the "
+            "size of the parameters"
+        )
+        if params.gradient == "rtrl":
+            options.append(
+                "gradient='snap1' (the SnAp-1 approximation, memory of the "
+                "size of the parameters)"
+            )
+    if params.gradient != "bptt":
+        options.append(
+            "gradient='bptt' (memory of the states of the steps backpropagated through)"
+        )
+    options.append(f"a smaller n_hidden (now {params.n_hidden})")
     if not params.stateful and params.update != "step":
         options.append(f"a smaller batch_size (now {params.batch_size!r})")
     return "; ".join(options)
@@ -116,12 +125,16 @@ def check_training_resources(params, cell, dtype, *, online, batch_size,
     except OverflowError:
         needed = np.inf
     available = available_memory()
+    if online:
+        layout = "one sequence or stream at a time, updated after every step"
+    else:
+        layout = f"minibatches of {batch_size} on {n_threads} kernel thread(s)"
     if available is not None and needed > available:
         raise ValueError(
             f"Training cell={params.cell!r} with gradient={params.gradient!r}, "
             f"n_hidden={params.n_hidden} would need about "
             f"{format_bytes(needed)} of memory for its influence matrices and "
-            f"buffers (batch of {batch_size} on {n_threads} thread(s)), but "
+            f"buffers ({layout}), but "
             f"{format_bytes(available)} is available. Cheaper options: "
             f"{cheaper_options(params)}."
         )
