@@ -421,13 +421,13 @@ class CellCall:
 
     def gemm_steps(self, n_steps):
         """Steps of a sequence that run the influence GEMM: all but the
-        first (P_0 = 0), and for the Elman kernel all but the first two."""
-        return n_steps - (2 if self.cell.name == "elman" else 1)
+        first two (P_1 = I_1 and P_2 are written without one)."""
+        return n_steps - 2
 
     def gemm_flops(self):
         """Flops of one step's influence GEMM (one sequence)."""
         cell, n = self.cell, self.cell.n
-        columns = cell.n_gates * n * cell.q if hasattr(cell, "n_gates") else n * cell.q
+        columns = cell.layout.rows * cell.layout.columns
         if cell.name == "lstm":
             # The LSTM kernel multiplies the (2n x n) h-half of its Jacobian.
             return 2.0 * (2 * n) * n * columns

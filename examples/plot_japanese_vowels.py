@@ -111,8 +111,15 @@ if clf.validation_scores_ is not None:
     ax_val.plot(epochs, clf.validation_scores_, color="C1", label="validation accuracy")
     ax_val.set_ylabel("validation accuracy")
     fig.legend(loc="outside lower center", ncols=2)
-# Sphinx-gallery captures the figure itself and does not define __file__; a
-# script run saves it in the current directory.
+# sphinx_gallery_start_ignore
+# Run as a script, the example saves its figures in the working directory; the
+# gallery collects them by itself (and defines no __file__).
 if "__file__" in globals():
-    fig.savefig("japanese_vowels_loss.png", dpi=100)
+    from pathlib import Path
+
+    for number in plt.get_fignums():
+        path = Path(f"{Path(__file__).stem}_{number}.png").resolve()
+        plt.figure(number).savefig(path, dpi=100)
+        print(f"Saved figure {number} to {path}")
+# sphinx_gallery_end_ignore
 plt.show()

@@ -178,4 +178,15 @@ for ax, task in zip(axes, TASKS):
     ax.xaxis.set_minor_formatter(NullFormatter())
 axes[0].set_ylabel("score on held-out data")
 fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right", fontsize=8)
+# sphinx_gallery_start_ignore
+# Run as a script, the example saves its figures in the working directory; the
+# gallery collects them by itself (and defines no __file__).
+if "__file__" in globals():
+    from pathlib import Path
+
+    for number in plt.get_fignums():
+        path = Path(f"{Path(__file__).stem}_{number}.png").resolve()
+        plt.figure(number).savefig(path, dpi=100)
+        print(f"Saved figure {number} to {path}")
+# sphinx_gallery_end_ignore
 plt.show()

@@ -101,6 +101,17 @@ ax_loss.set(
     yscale="log",
     title="Best pipeline, refitted",
 )
+# sphinx_gallery_start_ignore
+# Run as a script, the example saves its figures in the working directory; the
+# gallery collects them by itself (and defines no __file__).
+if "__file__" in globals():
+    from pathlib import Path
+
+    for number in plt.get_fignums():
+        path = Path(f"{Path(__file__).stem}_{number}.png").resolve()
+        plt.figure(number).savefig(path, dpi=100)
+        print(f"Saved figure {number} to {path}")
+# sphinx_gallery_end_ignore
 plt.show()
 
 # %%

@@ -188,4 +188,15 @@ for ax, s, title in zip(
     ax.set_yticks(np.arange(len(REBER_SYMBOLS)), REBER_SYMBOLS)
     ax.set(xlabel="symbol read", title=f"Scores of the next symbol, {title}")
 ax.figure.colorbar(image, ax=ax, label="score")
+# sphinx_gallery_start_ignore
+# Run as a script, the example saves its figures in the working directory; the
+# gallery collects them by itself (and defines no __file__).
+if "__file__" in globals():
+    from pathlib import Path
+
+    for number in plt.get_fignums():
+        path = Path(f"{Path(__file__).stem}_{number}.png").resolve()
+        plt.figure(number).savefig(path, dpi=100)
+        print(f"Saved figure {number} to {path}")
+# sphinx_gallery_end_ignore
 plt.show()

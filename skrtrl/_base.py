@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _rows as rows
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
 from ._divergence import LossWatch
 from ._model import Diverged, Model
@@ -292,7 +293,13 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         data = TrainingSet(packed, Y, weights, row_weights, self._every_step)
         return data, y_checked, loss_name
 
-    def _fit(self, X, y, sample_weight=None, *, incremental, classes=None):
+    def _fit(self, X, y, sample_weight=None, *, incremental, classes=None, record=None):
+        """Validate, initialise on the first call, and train.
+
+        ``record`` (stream, incremental): a list that receives the readout
+        pre-activation of every row, computed before learning from that row
+        (see ``predict_partial_fit``).
+        """
         first_call = not (incremental or self.warm_start) or not hasattr(self, "_model")
         # A failed call must leave the estimator as it was. Validation sets
         # n_features_in_, classes_ and the like, and the validation split
@@ -330,7 +337,11 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self.__dict__.update(snapshot)
             raise
 
-        run_epoch = self._epoch_runner(data, train_idx.shape[0])
+        outputs = None
+        if record is not None:
+            outputs = np.empty(data.targets.shape, dtype=self._model.dtype)
+            record.append((outputs, data.packed))
+        run_epoch = self._epoch_runner(data, train_idx.shape[0], outputs)
         model = self._model
         if not incremental:
             # The divergence rule's references start over with every fit.
@@ -351,7 +362,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             best = epoch_start if best is None else best
             updates = model.optimizer.t
             try:
-                self.loss_ = run_epoch(order)
+                loss = run_epoch(order)
             except Diverged:
                 model.watch.abandon_epoch()
                 model.restore(best)
@@ -368,17 +379,11 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 elif self.stateful:
                     self.t_ += model.optimizer.t - updates
                 raise
-            if self.loss_ < best_loss:
-                best, best_loss = epoch_start, self.loss_
-            model.watch.end_epoch(self.loss_)
-            self.n_iter_ += 1
-            self.t_ += int(data.packed.lengths[train_idx].sum())
-            self.loss_curve_.append(self.loss_)
-            self._update_no_improvement_count(val)
-            if self.verbose and self.stateful and incremental:
-                self._print_stream_progress(int(data.packed.lengths.sum()))
-            elif self.verbose:
-                self._print_progress(start)
+            if loss < best_loss:
+                best, best_loss = epoch_start, loss
+            model.watch.end_epoch(loss)
+            n_steps = int(data.packed.lengths[train_idx].sum())
+            self._count_pass(loss, n_steps, val, incremental, start)
             if incremental:
                 break
             if self._no_improvement_count > self.n_iter_no_change:
@@ -400,6 +405,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         if self.early_stopping and not incremental and self._best_params is not None:
             self._model.params[:] = self._best_params
         self._best_params = None
+        rows.remember(self, trained=True)
         return self
 
     def _check_resources(self, data, first_call, incremental):
@@ -428,6 +434,18 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             steps=int(packed.lengths.sum()),
             epochs=epochs,
         )
+
+    def _count_pass(self, loss, n_steps, val, incremental, start=None):
+        """Record a pass over ``n_steps`` steps that ended with ``loss``."""
+        self.loss_ = loss
+        self.n_iter_ += 1
+        self.t_ += n_steps
+        self.loss_curve_.append(loss)
+        self._update_no_improvement_count(val)
+        if self.verbose and self.stateful and incremental:
+            self._print_stream_progress(n_steps)
+        elif self.verbose:
+            self._print_progress(start)
 
     def _warn_diverged(self):
         if self.stateful:
@@ -462,21 +480,39 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             return weights, np.repeat(weights / lengths, lengths).astype(dtype)
         return weights, weights
 
-    def _epoch_runner(self, data, n_train):
-        """A function running one epoch over the sequences it is given."""
+    def _epoch_runner(self, data, n_train, outputs=None):
+        """A function running one epoch over the sequences it is given.
+
+        ``outputs``: see ``Model.online_epoch`` (stream mode only).
+        """
         model = self._model
         settings = dict(
             loss=self._loss_name, alpha=self.alpha, clip_norm=self.clip_norm
         )
         if update_mode(self) == "step":
             return lambda order: model.online_epoch(
-                data, order, settings, stream=self.stateful
+                data, order, settings, stream=self.stateful, outputs=outputs
             )
         batch_size = self._resolve_batch_size(n_train)
         workspace = model.workspace(batch_size, kernel_threads(batch_size, self.n_jobs))
         return lambda order: model.minibatch_epoch(
             data, order, batch_size, settings, workspace
         )
+
+    def _predict_then_learn(self, X, y, sample_weight=None, classes=None):
+        """Each row's readout pre-activation before learning from it, then learn.
+
+        Returns ``(raw, packed)`` as ``_raw_outputs`` does; the model ends as
+        after ``partial_fit(X, y)``.
+        """
+        if not self.stateful:
+            raise ValueError(
+                "predict_partial_fit runs a prequential (test-then-train) pass "
+                "over the rows of a stream and needs stateful=True."
+            )
+        record = []
+        self._fit(X, y, sample_weight, incremental=True, classes=classes, record=record)
+        return record[0]
 
     def reset_state(self):
         """Start the stream over from the zero state, keeping the weights.
@@ -688,10 +724,15 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         In stream mode the rows run on from the current hidden state, which
         is left unchanged.
         """
+        fast = rows.row_outputs(self, X)
+        if fast is not None:
+            return fast
         check_is_fitted(self)
         self._sync_params()
         packed = self._validate_X(X)
-        return self._raw_outputs_packed(packed), packed
+        raw = self._raw_outputs_packed(packed)
+        rows.remember(self, trained=False)
+        return raw, packed
 
     def _raw_outputs_packed(self, packed):
         return self._model.outputs(

@@ -342,12 +342,14 @@ class Cell(ABC):
         """Zero state of a stream (``"hidden"`` is the cell state)."""
 
     @abstractmethod
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         """Apply ``update`` (an ``OnlineUpdate``) after every step with a target.
 
         Sequences run in the given order, each from a zero state when
         ``reset_state``; otherwise from (and back into) the stream ``state``.
-        Returns the weighted loss of each sequence.
+        ``outputs``: None, or an array laid out like ``batch.targets`` that
+        receives each target's readout pre-activation, computed before that
+        target's update. Returns the weighted loss of each sequence.
         """
 
     @abstractmethod
@@ -454,7 +456,7 @@ class ElmanCell(Cell):
         """Zero state of a stream: hidden units and influence matrices."""
         return {**allocate(self.state_shapes(), dtype, fill=0), "parity": 0}
 
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
         model = (
@@ -471,14 +473,15 @@ class ElmanCell(Cell):
                     *batch.kernel_args(), batch.every_step, reset_state,
                     self._full_recurrence, *model, *update.kernel_args(),
                     state["hidden"], state["influence"],
-                    np.empty_like(flat), scratch, loss_rows, learn=update.learn,
+                    np.empty_like(flat), scratch, loss_rows,
+                    learn=update.learn, outputs=outputs,
                 )  # fmt: skip
             else:
                 t, state["parity"] = elman_rtrl_online(
                     *batch.kernel_args(), batch.every_step, reset_state, *model,
                     *update.kernel_args(), state["hidden"], state["influence"],
                     state["parity"], np.empty_like(flat), scratch, loss_rows,
-                    learn=update.learn,
+                    learn=update.learn, outputs=outputs,
                 )  # fmt: skip
         update.count(t)
         return loss_rows
@@ -552,16 +555,23 @@ class _GatedCell(Cell):
     the cell's equations, and ``activation`` is ignored.
     """
 
+    #: Whether each unit's gates see only its own past (``weight_hh`` is a
+    #: vector, one weight per gate row): the influence is then per unit and
+    #: exact RTRL costs what the forward pass costs.
+    _elementwise = False
+
     def _make_layout(self, n_feedback):
         m, n = self.m, self.n
         self.n_gates, self.n_state, q, _ = gated_sizes(self.kind, n, m)
+        # The hidden side of a row: W_hh's row (n numbers) or its own weight.
+        hidden = 1 if self._elementwise else n
         return Layout(
             self.n_gates * n, q, n, self.o,
             {
                 "weight_ih": slice(0, m),
-                "weight_hh": slice(m, m + n),
-                "bias_ih": m + n,
-                "bias_hh": m + n + 1,
+                "weight_hh": m if self._elementwise else slice(m, m + n),
+                "bias_ih": m + hidden,
+                "bias_hh": m + hidden + 1,
             },
             separate_bias_hh=False, n_feedback=n_feedback,
         )  # fmt: skip
@@ -571,7 +581,9 @@ class _GatedCell(Cell):
 
     @property
     def _snap1(self):
-        return self.gradient == "snap1"
+        """Whether the influence is kept per unit (SnAp-1's blocks, which for
+        element-wise cells are the whole, exact influence)."""
+        return self.gradient == "snap1" or self._elementwise
 
     def _influence_size(self):
         return gated_influence_size(self.kind, self.n, self.m, self._snap1)
@@ -628,7 +640,7 @@ class _GatedCell(Cell):
         """
         return {**allocate(self.state_shapes(), dtype, fill=0), "parity": 0}
 
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
         t, state["parity"] = gated_rtrl_online(
@@ -636,7 +648,7 @@ class _GatedCell(Cell):
             reset_state, flat, self.n, self.m, self.o, LOSSES[loss],
             *update.kernel_args(), state["hidden"], state["influence"],
             state["parity"], np.empty_like(flat), scratch, loss_rows,
-            snap1=self._snap1, learn=update.learn,
+            snap1=self._snap1, learn=update.learn, outputs=outputs,
         )  # fmt: skip
         update.count(t)
         return loss_rows
@@ -690,3 +702,42 @@ class LSTMCell(_GatedCell):
 
     name = "lstm"
     kind = 3
+
+
+class EGRUCell(_GatedCell):
+    """Element-wise GRU: torch's GRU with each recurrent matrix a vector.
+
+    ``r = sigma(W_ir x + b_ir + u_r * h + b_hr)``,
+    ``z = sigma(W_iz x + b_iz + u_z * h + b_hz)``,
+    ``n = tanh(W_in x + b_in + r * (u_n * h + b_hn))``,
+    ``h' = (1 - z) * n + z * h``, all element-wise in the units: each unit
+    sees its own past only, while the input reaches every unit. ``params_``
+    holds ``weight_ih`` (3n, m), ``weight_hh`` (3n,): the vectors u_r, u_z,
+    u_n, ``bias_ih`` and ``bias_hh`` (3n,), gates in the order r, z, n. The
+    influence is one block per unit (3 (m + 3) numbers), so exact RTRL costs
+    O(n m) per step, as the forward pass; ``"snap1"`` is the same
+    computation. ``activation`` is ignored.
+    """
+
+    name = "egru"
+    kind = 4
+    elementwise = _elementwise = True
+
+
+class ELSTMCell(_GatedCell):
+    """Element-wise LSTM: torch's LSTM with each recurrent matrix a vector.
+
+    ``i, f, o = sigma(...)``, ``g = tanh(...)`` (each ``W_i* x + b_i* +
+    u_* * h + b_h*``, element-wise in the units), ``c' = f * c + i * g``,
+    ``h' = o * tanh(c')``; ``params_`` holds ``weight_ih`` (4n, m),
+    ``weight_hh`` (4n,): the vectors u_i, u_f, u_g, u_o, ``bias_ih`` and
+    ``bias_hh`` (4n,), gates in the order i, f, g, o. The stream state is
+    [h, c]. Each unit's state depends on its own past only, so the influence
+    is one block per unit (2 x 4 (m + 3) numbers) and exact RTRL costs
+    O(n m) per step; ``"snap1"`` is the same computation. ``activation`` is
+    ignored.
+    """
+
+    name = "elstm"
+    kind = 5
+    elementwise = _elementwise = True

@@ -9,6 +9,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from ._base import BaseRTRL
+from ._rows import one_row_first
 from ._sequences import (
     _rows_as_sequences,
     check_sequence_targets,
@@ -22,7 +23,7 @@ _PARAMETERS_DOC = """
         Number of recurrent (hidden) units n. Exact RTRL costs O(n^4) time
         and O(n^3) memory per step and sequence.
 
-    cell : {"elman", "diagonal", "gru", "lstm"}, default="elman"
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm"}, default="elman"
         Recurrent cell. ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} +
         b_ih + b_hh)``, the fully recurrent net of Williams & Zipser (1989);
         exact RTRL costs O(n^4) per step. ``"diagonal"``: element-wise
@@ -33,7 +34,13 @@ _PARAMETERS_DOC = """
         ``torch.nn.LSTM``, with their parameter layout and gate order in
         ``params_`` (gates r, z, n and i, f, g, o stacked along the first
         axis), trained by exact RTRL through the gates (about 3 and 9 times
-        the Elman cell's cost per step).
+        the Elman cell's cost per step). ``"egru"`` and ``"elstm"``: the
+        element-wise GRU and LSTM, torch's equations with each recurrent
+        matrix replaced by a vector (``params_["weight_hh"]`` of shape
+        (3 n_hidden,) and (4 n_hidden,)): each unit sees its own past only
+        while the input reaches every unit, so the influence is one small
+        block per unit and exact RTRL costs O(n m) per step, what the
+        forward pass costs: hundreds or thousands of units are cheap.
 
     gradient : {"rtrl", "snap1", "bptt", "uoro"}, default="rtrl"
         How the gradient is computed. ``"rtrl"``: exact, forward in time.
@@ -349,6 +356,7 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @one_row_first
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Make one pass over the given sequences, keeping earlier weights.
@@ -368,6 +376,42 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
             The updated estimator.
         """
         return self._fit(X, y, sample_weight, incremental=True)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def predict_partial_fit(self, X, y, sample_weight=None):
+        """Predict each row of a stream before learning from it (test-then-train).
+
+        For every row t of ``X`` in turn: predict row t from the stream state
+        and the weights left by the rows before it, then learn from
+        ``(X[t], y[t])``. The predictions are those of ``predict`` on each
+        row followed by ``partial_fit`` on it, one row at a time, but the
+        whole block runs in one call: this is the prequential
+        (interleaved test-then-train) evaluation of a stream learner, where
+        every prediction is made on a row not yet learnt from. Afterwards
+        the model is as after ``partial_fit(X, y, sample_weight)``, which
+        counts as one pass (``loss_curve_`` gains one entry).
+
+        The name lists the two steps in the order they happen for each row,
+        as ``fit_predict`` and ``fit_transform`` do; predictions made after
+        learning from the block would be ``partial_fit`` then ``predict``.
+        Needs ``stateful=True``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_steps, n_features)
+            The rows, continuing the stream.
+        y : array-like of shape (n_steps,) or (n_steps, n_outputs)
+            Their targets.
+        sample_weight : array-like of shape (n_steps,), default=None
+            Weight of each row in training.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_steps,) or (n_steps, n_outputs)
+            The prediction of each row, made before learning from it.
+        """
+        raw, packed = self._predict_then_learn(X, y, sample_weight)
+        return self._to_user_outputs(raw, packed)
 
     def _encode_targets(self, y, *, first_call, classes=None):
         y = np.asarray(y)
@@ -516,6 +560,7 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @one_row_first
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Make one pass over the given sequences, keeping earlier weights.
@@ -537,16 +582,92 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
         self : RTRLClassifier
             The updated estimator.
         """
+        self._check_classes_argument(classes, "partial_fit")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _check_classes_argument(self, classes, method):
         fitted = hasattr(self, "classes_")
         if not fitted and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
+            raise ValueError(f"classes must be passed on the first call to {method}.")
         if fitted and classes is not None:
             if not np.array_equal(np.unique(classes), self.classes_):
                 raise ValueError(
                     f"`classes={classes!r}` is not the same as on the first "
                     f"call to partial_fit, was: {self.classes_!r}"
                 )
-        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _prequential(self, X, y, classes, sample_weight):
+        self._check_classes_argument(classes, "predict_partial_fit")
+        return self._predict_then_learn(X, y, sample_weight, classes)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def predict_partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Predict the label of each stream row before learning from it.
+
+        The test-then-train pass of :meth:`predict_proba_partial_fit`,
+        returning labels: for every row t in turn, the label ``predict``
+        gives row t from the state and weights left by the rows before it;
+        then the model learns from ``(X[t], y[t])``. Afterwards the model is
+        as after ``partial_fit(X, y, classes, sample_weight)``. Needs
+        ``stateful=True``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_steps, n_features)
+            The rows, continuing the stream.
+        y : array-like of shape (n_steps,)
+            Their labels.
+        classes : array-like of shape (n_classes,), default=None
+            All labels that can occur; required on the first call, as for
+            :meth:`partial_fit`.
+        sample_weight : array-like of shape (n_steps,), default=None
+            Weight of each row in training.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_steps,)
+            The label predicted for each row before learning from it.
+        """
+        raw, packed = self._prequential(X, y, classes, sample_weight)
+        return self._labels_packed(raw)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def predict_proba_partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Class probabilities of each stream row before learning from it.
+
+        For every row t of ``X`` in turn: the probabilities ``predict_proba``
+        gives row t from the stream state and the weights left by the rows
+        before it, then learning from ``(X[t], y[t])``; the whole block in
+        one call. This is the prequential (interleaved test-then-train)
+        evaluation of a stream learner: every prediction is made on a row
+        not yet learnt from, so the log-loss or accuracy of the returned
+        probabilities measures the learner as it learns. Afterwards the
+        model is as after ``partial_fit(X, y, classes, sample_weight)``,
+        which counts as one pass (``loss_curve_`` gains one entry).
+
+        The name lists the two steps in the order they happen for each row,
+        as ``fit_predict`` and ``fit_transform`` do. Needs ``stateful=True``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_steps, n_features)
+            The rows, continuing the stream.
+        y : array-like of shape (n_steps,)
+            Their labels.
+        classes : array-like of shape (n_classes,), default=None
+            All labels that can occur; required on the first call, as for
+            :meth:`partial_fit`.
+        sample_weight : array-like of shape (n_steps,), default=None
+            Weight of each row in training.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_steps, n_classes)
+            The probabilities of each row, made before learning from it;
+            columns in the order of ``classes_``.
+        """
+        raw, packed = self._prequential(X, y, classes, sample_weight)
+        return self._proba_packed(raw)
 
     def _is_classifier_output(self):
         return True

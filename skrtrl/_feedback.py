@@ -195,7 +195,7 @@ class FeedbackCell:
             return state
         return {**allocate(self.state_shapes(), dtype, fill=0), "parity": 0}
 
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         """As ``Cell.train_online``.
 
         Without ``reset_state`` the first sequence feeds back
@@ -211,7 +211,7 @@ class FeedbackCell:
             )
             loss_rows = self.inner.train_online(
                 flat, update, batch.with_values(inputs, starts), loss, state,
-                reset_state,
+                reset_state, outputs,
             )  # fmt: skip
             if lengths.shape[0] and lengths[-1] > 0:
                 last = y_start[-1] + lengths[-1] - 1
@@ -226,7 +226,7 @@ class FeedbackCell:
                 ACTIVATIONS[self.activation], LOSSES[loss], *update.kernel_args(),
                 state["hidden"], state["influence"], state["parity"],
                 state["feedback"], np.empty_like(flat), scratch, loss_rows,
-                learn=update.learn,
+                learn=update.learn, outputs=outputs,
             )  # fmt: skip
         update.count(t)
         return loss_rows

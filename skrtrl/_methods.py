@@ -235,7 +235,7 @@ class MethodCell:
             state.update(rng=self._seed())
         return state
 
-    def train_online(self, flat, update, batch, loss, state, reset_state):
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         """As ``Cell.train_online``.
 
         BPTT without truncation needs ``reset_state`` (its records would
@@ -266,7 +266,7 @@ class MethodCell:
                 t, filled, pos = bptt_online(
                     *data, *model, *update.kernel_args(), state["hidden"], ring,
                     filled, pos, np.empty_like(flat), buffers["scratch"],
-                    loss_rows, learn=update.learn,
+                    loss_rows, learn=update.learn, outputs=outputs,
                 )  # fmt: skip
                 if self.truncation is not None:
                     state["filled"], state["pos"] = filled, pos
@@ -276,6 +276,7 @@ class MethodCell:
                     state["rng"], state["hidden"], state["tilde_state"],
                     state["tilde_theta"], np.empty_like(flat),
                     buffers["scratch"], loss_rows, learn=update.learn,
+                    outputs=outputs,
                 )  # fmt: skip
         update.count(t)
         return loss_rows

@@ -23,7 +23,7 @@ caller restores a ``snapshot``. Kernels that a signal handler interrupted
 here, once what they returned is stored (``_interrupt.raise_pending_signal``).
 """
 
-import copy
+import math
 
 import numpy as np
 from sklearn.utils import gen_batches
@@ -71,12 +71,12 @@ class Model:
 
     def snapshot(self):
         """The parameters and the optimizer state, for ``restore``."""
-        return self.params.copy(), copy.deepcopy(self.optimizer)
+        return self.params.copy(), self.optimizer.snapshot()
 
     def restore(self, snapshot):
         """Go back to a ``snapshot`` (in place: ``params_`` stay valid)."""
         self.params[:] = snapshot[0]
-        self.optimizer = copy.deepcopy(snapshot[1])
+        self.optimizer = snapshot[1].snapshot()
 
     @property
     def dtype(self):
@@ -127,6 +127,8 @@ class Model:
         del attributes["_cell"]
         model = cls(cell, attributes.pop("_flat_params"), attributes.pop("_optimizer"))
         model.stream = attributes.pop("_stream_state", None)
+        if model.stream is not None and "ring" in model.stream:
+            _widen_bptt_ring(model.stream, getattr(cell, "inner", cell))
         return model
 
     def replace_cell(self, cell):
@@ -216,38 +218,46 @@ class Model:
             accumulated += loss * idx.shape[0]
         return accumulated / max(order.shape[0], 1)
 
-    def online_epoch(self, data, order, settings, *, stream):
+    def online_epoch(self, data, order, settings, *, stream, outputs=None):
         """One pass with an update after every step that has a target.
 
-        Returns the loss per unit of target weight. The losses of the
-        sequences (of a stream: of its segments) are checked by the
-        divergence rule after the kernel call.
+        ``outputs`` (stream only): an array of one row per step that receives
+        each step's readout pre-activation, computed before the update of
+        that step (see ``train_online``). Returns the loss per unit of
+        target weight. The losses of independent sequences are checked by
+        the divergence rule here, those of a stream in ``train_online``.
         """
         penalty = settings["alpha"] * self.cell.penalty_mask(self.dtype)
         update = OnlineUpdate(self.optimizer, penalty, settings["clip_norm"])
-        batch = data.batch(order)
-        if stream:
-            batch = segmented(batch, STREAM_SEGMENT)
-        loss_rows = self.train_online(batch, update, settings["loss"], stream=stream)
-        if stream:
-            ends = np.concatenate(([0.0], np.cumsum(batch.target_weight)))
-            weights = ends[batch.y_start + batch.lengths] - ends[batch.y_start]
-            self.watch.check_stream(loss_rows, weights, batch.lengths)
-        else:
+        loss_rows = self.train_online(
+            data.batch(order), update, settings["loss"], stream=stream,
+            outputs=outputs,
+        )  # fmt: skip
+        if not stream:
             weights = data.weights[order]
             kept = weights > 0
             self.watch.check(loss_rows[kept] / weights[kept])
         total = data.weights[order].sum()
         return float(loss_rows.sum() / total) if total > 0 else 0.0
 
-    def train_online(self, batch, update, loss, *, stream):
+    def train_online(self, batch, update, loss, *, stream, outputs=None):
         """Update after every step with a target; the loss of each sequence.
 
         With ``stream``, the sequences continue the stream state; otherwise
         each starts from zero. ``update`` is an ``OnlineUpdate`` over this
-        model's optimizer. Raises :class:`Diverged` when a loss or a
-        parameter is not finite (updates happen inside the compiled loop;
-        the caller restores a ``snapshot``).
+        model's optimizer. Raises :class:`Diverged` after restoring the
+        parameters and optimizer of before the call when anything became
+        non-finite (updates happen inside the compiled loop; those are the
+        last finite values known here) or, for a stream, when a loss broke
+        the divergence rule: a stream call runs in segments of at most
+        ``STREAM_SEGMENT`` rows (the same arithmetic), and the loss of each
+        is checked.
+
+        ``outputs``: None, or an array laid out like ``batch.targets`` that
+        receives, for every target, the readout pre-activation the model
+        gives before it learns from that target's step, in the same kernel
+        call; in stream mode it is what ``outputs`` (prediction) returns
+        for that row from the state and weights of the moment.
         """
         if stream:
             if self.stream is None:
@@ -255,13 +265,28 @@ class Model:
             state, reset = self.stream, False
         else:
             state, reset = self.cell.new_state(self.dtype), True
+        pieces = batch
+        if stream and batch.lengths.shape[0] == 1:
+            pieces = segmented(batch, STREAM_SEGMENT)
+        before = (self.params.copy(), self.optimizer.snapshot())
         with np.errstate(all="ignore"):
             loss_rows = self.cell.train_online(
-                self.params, update, batch, loss, state, reset
+                self.params, update, pieces, loss, state, reset, outputs
             )
         raise_pending_signal()
-        if not (np.isfinite(loss_rows).all() and np.isfinite(self.params).all()):
-            raise Diverged
+        try:
+            if not (_all_finite(loss_rows) and np.isfinite(self.params).all()):
+                raise Diverged
+            if stream:
+                self.watch.check_stream(
+                    loss_rows, _segment_weights(pieces), pieces.lengths.tolist()
+                )
+        except Diverged:
+            self.params[:] = before[0]
+            self.optimizer = before[1]
+            raise
+        if pieces is not batch:
+            loss_rows = np.array([loss_rows.sum()])
         return loss_rows
 
     def advance(self, batch, loss):
@@ -287,17 +312,22 @@ class Model:
         unchanged. With output feedback the loop is closed: each step's
         output is fed into the next.
         """
-        state = self.stream if stream else None
         starts = np.ascontiguousarray(packed.starts)
         lengths = np.ascontiguousarray(packed.lengths)
+        return self.sequence_outputs(
+            packed.values, starts, lengths, loss, every_step, stream=stream
+        )
+
+    def sequence_outputs(self, values, starts, lengths, loss, every_step, *, stream):
+        """As ``outputs``, over packed ``values`` with the sequences' ``starts``
+        and ``lengths`` given (contiguous intp arrays)."""
+        state = self.stream if stream else None
         if hasattr(self.cell, "closed_loop_outputs"):
             return self.cell.closed_loop_outputs(
-                self.params, packed.values, starts, lengths, loss, every_step, state
+                self.params, values, starts, lengths, loss, every_step, state
             )
         h0 = None if state is None else state["hidden"]
-        H = self.cell.forward(
-            self.params, packed.values, starts, lengths, every_step, h0
-        )
+        H = self.cell.forward(self.params, values, starts, lengths, every_step, h0)
         return self.cell.readout(self.params, H)
 
 
@@ -327,6 +357,21 @@ def segmented(batch, size):
     )
 
 
+def _segment_weights(batch):
+    """Target weight of each sequence of a stream ``batch`` (every step has
+    a target)."""
+    if batch.lengths.shape[0] == 1:
+        start, length = int(batch.y_start[0]), int(batch.lengths[0])
+        return [float(batch.target_weight[start : start + length].sum())]
+    ends = np.concatenate(([0.0], np.cumsum(batch.target_weight)))
+    return (ends[batch.y_start + batch.lengths] - ends[batch.y_start]).tolist()
+
+
+def _all_finite(values):
+    """Whether the few values (one loss per sequence) are all finite."""
+    return all(map(math.isfinite, values.tolist()))
+
+
 def _is_same_view(array, view):
     """Whether ``array`` looks at exactly the memory of ``view``, as laid out."""
     return (
@@ -336,3 +381,17 @@ def _is_same_view(array, view):
         and array.strides == view.strides
         and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
     )
+
+
+def _widen_bptt_ring(stream, method_cell):
+    """Format 1's BPTT step records lacked the constant inputs after [x, h].
+
+    A record is [x (m) | h (n) | ones | coefficients | spare] since format 2;
+    the ones are inserted where they belong, so a stream continues exactly.
+    """
+    ring = stream["ring"]
+    missing = method_cell._record - ring.shape[1]
+    if missing > 0:
+        at = method_cell.m + method_cell.n
+        ones = np.ones((ring.shape[0], missing), dtype=ring.dtype)
+        stream["ring"] = np.concatenate([ring[:, :at], ones, ring[:, at:]], axis=1)

@@ -30,7 +30,31 @@ def clip_gradient(grad, clip_norm):
     return norm
 
 
-class SGDOptimizer:
+class _FlatState:
+    """An optimizer's state: numbers and flat arrays, copied cheaply.
+
+    Training copies the optimizer before every kernel call, to restore it
+    if the parameters diverge; a generic deep copy of these few attributes
+    costs more than a one-row kernel call.
+    """
+
+    #: The names of the state arrays; the other attributes are numbers.
+    _arrays = ()
+
+    def snapshot(self):
+        """An independent copy (the arrays copied, the numbers shared)."""
+        twin = object.__new__(type(self))
+        state = twin.__dict__
+        state.update(self.__dict__)
+        for name in self._arrays:
+            state[name] = state[name].copy()
+        return twin
+
+    def __deepcopy__(self, memo):
+        return self.snapshot()
+
+
+class SGDOptimizer(_FlatState):
     """Stochastic gradient descent with (Nesterov) momentum.
 
     Parameters
@@ -46,6 +70,8 @@ class SGDOptimizer:
     dtype : dtype
         Dtype of the state, the same as the parameters'.
     """
+
+    _arrays = ("velocity",)
 
     def __init__(
         self, n_params, learning_rate, momentum=0.9, nesterov=True, dtype=np.float64
@@ -73,7 +99,7 @@ class SGDOptimizer:
             params += v
 
 
-class AdamOptimizer:
+class AdamOptimizer(_FlatState):
     """Adam (Kingma & Ba, 2015) with bias-corrected moments.
 
     Parameters
@@ -89,6 +115,8 @@ class AdamOptimizer:
     dtype : dtype
         Dtype of the state, the same as the parameters'.
     """
+
+    _arrays = ("m", "v")
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ BLAS threads are left on only for large networks in a single kernel thread.
 """
 
 import contextlib
+import os
 
 from ._kernels._threads import openmp_max_threads
 
@@ -32,6 +33,30 @@ def kernel_threads(n_sequences, n_jobs=None):
 BLAS_THREADS_MIN_HIDDEN = 128
 
 
+def _kernel_blas(library):
+    """Whether the kernels may run on ``library`` (a threadpoolctl controller).
+
+    The kernels call BLAS through ``scipy.linalg.cython_blas``, whose
+    integers are 32-bit: an OpenBLAS built for 64-bit integers (named
+    ``libopenblas64_``, ``libscipy_openblas64_``: numpy's wheels bundle
+    one) never runs them, and setting its threads would only cost time.
+    """
+    name = os.path.basename(library.filepath)[len(library.prefix) :]
+    return not (library.internal_api == "openblas" and name.startswith("64_"))
+
+
+def _blas_libraries():
+    """The BLAS libraries the kernels may call (threadpoolctl controllers)."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        # Scanning the loaded libraries is slow: do it once per process.
+        libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _controller = [lib for lib in libraries if _kernel_blas(lib)]
+    return _controller
+
+
 @contextlib.contextmanager
 def blas_single_threaded(n_threads, n_hidden=0):
     """Hold BLAS to one thread around a kernel call.
@@ -39,15 +64,22 @@ def blas_single_threaded(n_threads, n_hidden=0):
     Needed while ``n_threads`` > 1 kernel threads run (each calls BLAS on
     its own products), and whenever the products are small
     (``n_hidden < BLAS_THREADS_MIN_HIDDEN``).
+
+    The libraries' own setters are called directly, and only for libraries
+    not on one thread already: a one-row call of a stream model costs a few
+    microseconds in all, and a threadpoolctl limit object costs far more.
     """
-    global _controller
     if n_threads <= 1 and n_hidden >= BLAS_THREADS_MIN_HIDDEN:
         yield
         return
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        # Scanning the loaded libraries is slow: do it once per process.
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
+    changed = []
+    try:
+        for library in _blas_libraries():
+            threads = library.get_num_threads()
+            if threads is not None and threads != 1:
+                library.set_num_threads(1)
+                changed.append((library, threads))
         yield
+    finally:
+        for library, threads in changed:
+            library.set_num_threads(threads)

@@ -9,6 +9,11 @@ A *sequence data set* reaches the estimators in one of three forms:
 * a list of 2D arrays ``(n_timesteps_i, n_features)`` of varying lengths
   (1D arrays are read as univariate sequences).
 
+Other libraries' layouts (aeon's and sktime's channels first, tslearn's NaN
+padding, long pandas tables) are converted by the public functions of
+``skrtrl.sequences``, never here: this layer only warns when a 3D array's
+shape suggests channels first, and names the conversion in its errors.
+
 All of them are packed into one layout, the only one the kernels know:
 
 ``values``
@@ -23,9 +28,13 @@ kernel's per-sequence loops and makes per-step outputs come back in the same
 layout, so unpacking is a split at ``offsets``.
 """
 
+import os
+import sys
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import sklearn
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
@@ -299,7 +308,15 @@ def _pack_2d(arr):
 
 
 def _check_3d(estimator, X, *, reset, dtype):
-    arr = check_array(X, dtype=dtype, allow_nd=True, ensure_2d=False)
+    try:
+        arr = check_array(X, dtype=dtype, allow_nd=True, ensure_2d=False)
+    except ValueError as exc:
+        if "NaN" not in str(exc):
+            raise
+        raise ValueError(
+            f"{exc} If NaN pads the end of shorter sequences (as in tslearn's "
+            "datasets), pass skrtrl.sequences.from_nan_padded(X) instead."
+        ) from exc
     n_seq, n_steps, n_features = arr.shape
     if n_steps == 0:
         raise ValueError(
@@ -311,7 +328,23 @@ def _check_3d(estimator, X, *, reset, dtype):
             f"Found array with 0 feature(s) (shape={arr.shape}) while a "
             "minimum of 1 is required."
         )
-    _set_or_check_step_features(estimator, n_features, reset, kind="3d")
+    if reset:
+        _warn_if_channel_first(
+            n_steps,
+            n_features,
+            f"its shape {arr.shape} reads as {n_seq} sequences of {n_steps} time "
+            f"step(s) with {n_features} features each",
+        )
+    try:
+        _set_or_check_step_features(estimator, n_features, reset, kind="3d")
+    except ValueError as exc:
+        if n_steps != _expected_step_features(estimator):
+            raise
+        raise ValueError(
+            f"{exc} Its {n_steps} time steps match that count: if X is "
+            "channel-first (n_cases, n_channels, n_timepoints), pass "
+            "skrtrl.sequences.from_channels_first(X)."
+        ) from exc
     values = np.ascontiguousarray(arr.reshape(n_seq * n_steps, n_features))
     offsets = np.arange(0, n_seq * n_steps + 1, n_steps, dtype=np.intp)
     return PackedSequences(values, offsets, "3d")
@@ -352,15 +385,82 @@ def _check_sequence_list(estimator, X, *, reset, dtype):
         if n_features is None:
             n_features = arr.shape[1]
         elif arr.shape[1] != n_features:
+            hint = ""
+            if arr.shape[0] == arrays[0].shape[0]:
+                hint = (
+                    " Both have the same number of time steps: if these are "
+                    "(n_channels, n_timepoints) arrays, as aeon and sktime use, "
+                    "pass skrtrl.sequences.from_channels_first(X) instead."
+                )
             raise ValueError(
                 f"All sequences must have the same number of features: "
-                f"sequence 0 has {n_features}, sequence {i} has {arr.shape[1]}."
+                f"sequence 0 has {n_features}, sequence {i} has {arr.shape[1]}." + hint
             )
         arrays.append(arr)
+    shapes = {a.shape for a in arrays}
+    if reset and len(shapes) == 1 and np.ndim(X[0]) == 2:
+        (n_steps, _) = shapes.pop()
+        _warn_if_channel_first(
+            n_steps,
+            n_features,
+            f"each of its {len(arrays)} arrays reads as {n_steps} time step(s) "
+            f"with {n_features} features",
+        )
     _set_or_check_step_features(estimator, n_features, reset, kind="list")
     lengths = np.array([a.shape[0] for a in arrays], dtype=np.intp)
     values = np.ascontiguousarray(np.concatenate(arrays, axis=0))
     return PackedSequences(values, _offsets_from_lengths(lengths), "list")
+
+
+#: A 3D array with at least this many features, and this many times more
+#: features than time steps, is more likely aeon's or sktime's channel-first
+#: (n_cases, n_channels, n_timepoints) than a sequence data set: recurrent
+#: nets are used on sequences longer than their feature vectors are wide.
+#: The thresholds stay conservative, since legitimate data can look alike
+#: (one-hot codes of a large vocabulary over a few steps).
+_CHANNEL_FIRST_MIN_FEATURES = 16
+_CHANNEL_FIRST_RATIO = 4
+
+#: The start of the warning's message, for ``warnings.filterwarnings``.
+CHANNEL_FIRST_WARNING = "X may be channel-first"
+
+
+def _warn_if_channel_first(n_steps, n_features, reading):
+    if not (
+        n_features >= _CHANNEL_FIRST_MIN_FEATURES
+        and n_features >= _CHANNEL_FIRST_RATIO * n_steps
+    ):
+        return
+    warnings.warn(
+        f"{CHANNEL_FIRST_WARNING}: {reading}. skrtrl expects (n_sequences, "
+        "n_timesteps, n_features), time before features; aeon and sktime "
+        "hand out (n_cases, n_channels, n_timepoints). Convert such data with "
+        "skrtrl.sequences.from_channels_first(X) (lists of (n_channels, "
+        "n_timepoints) arrays too); skrtrl never transposes by itself. If the "
+        "layout is right, silence this with warnings.filterwarnings('ignore', "
+        f"message='{CHANNEL_FIRST_WARNING}').",
+        UserWarning,
+        stacklevel=_caller_stacklevel(),
+    )
+
+
+def _caller_stacklevel():
+    """The ``stacklevel`` that points a warning at the user's call.
+
+    Counted for a ``warnings.warn`` in the function that calls this one: the
+    first frame outside skrtrl and scikit-learn (whose ``_fit_context``
+    wraps ``fit``), however deep the call went inside.
+    """
+    internal = (
+        os.path.dirname(os.path.abspath(__file__)),
+        os.path.dirname(os.path.abspath(sklearn.__file__)),
+    )
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(internal):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _set_or_check_step_features(estimator, n_features, reset, kind):
@@ -373,9 +473,13 @@ def _set_or_check_step_features(estimator, n_features, reset, kind):
     _check_step_features(estimator, n_features)
 
 
-def _check_step_features(estimator, n_features):
+def _expected_step_features(estimator):
     fitted_kind = getattr(estimator, "_input_kind", None)
-    expected = 1 if fitted_kind == "2d" else estimator.n_features_in_
+    return 1 if fitted_kind == "2d" else estimator.n_features_in_
+
+
+def _check_step_features(estimator, n_features):
+    expected = _expected_step_features(estimator)
     if n_features != expected:
         raise ValueError(
             f"X has {n_features} features per time step, but "

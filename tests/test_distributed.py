@@ -14,14 +14,12 @@ runs in seconds.
 
 import importlib
 import logging
-import warnings
 
 import joblib
 import numpy as np
 import pytest
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.model_selection import (
     GridSearchCV,
@@ -38,12 +36,8 @@ db = pytest.importorskip("dask.bag")
 dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers")
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The models train for a few epochs only, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The models train for a few epochs only, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,14 @@ import skrtrl
 
 matplotlib.use("Agg")
 
-PUBLIC_MODULES = ["skrtrl", "skrtrl.datasets", "skrtrl.export", "skrtrl.inspection"]
+PUBLIC_MODULES = [
+    "skrtrl",
+    "skrtrl.datasets",
+    "skrtrl.export",
+    "skrtrl.inspection",
+    "skrtrl.river",
+    "skrtrl.sequences",
+]
 
 
 def public_objects():

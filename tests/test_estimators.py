@@ -25,13 +25,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The models here train for a few epochs only, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The models here train for a few epochs only, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 RNG = np.random.RandomState(0)

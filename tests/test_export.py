@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl._cells import CELLS as CELL_REGISTRY
 from skrtrl.export import (
     initial_step_state,
     onnx_step_model,
@@ -526,3 +527,13 @@ def test_torch_continues_a_stream_from_the_estimators_state(cell):
         hidden, _ = recurrent(torch.from_numpy(X[None]), initial)
         y = readout(hidden[0])[:, 0].numpy()
     np.testing.assert_allclose(y, est.predict(X), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("cell", sorted(set(CELL_REGISTRY) - set(CELLS)))
+def test_cells_without_an_exporter_are_refused_by_name(cell):
+    X = np.random.RandomState(0).normal(size=(6, 4, 2))
+    est = RTRLRegressor(n_hidden=3, cell=cell, max_iter=1).fit(X, X[:, -1, 0])
+    with pytest.raises(ValueError, match=f"cell={cell!r} cannot be exported"):
+        to_onnx(est)
+    with pytest.raises(ValueError, match=f"cell={cell!r} cannot be exported"):
+        onnx_step_model(est)

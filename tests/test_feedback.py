@@ -1,38 +1,40 @@
 """Output feedback, teacher forcing and closed-loop forecasting (issue 8).
 
-The references here are plain numpy, written from the cells' equations and
-the estimators' ``params_``: a forward pass whose inputs at step t are
+The references here are plain numpy, the cells' equations of
+``skrtrl/inspection/_cell_steps.py`` (no code shared with the kernels) run
+on the estimators' ``params_``: a forward pass whose inputs at step t are
 ``[x_t, f_{t-1}]``, with ``f_{t-1}`` the previous target (teacher forcing)
-or the model's own previous output after its link (free running).
+or the model's own previous output after its link (free running). The
+gradients and per-step updates of every cell and gradient method with
+feedback are checked in ``test_cell_conformance.py``; here: prediction in
+the closed loop, streams, ``update_state``, settings and learning.
 """
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl._cells import CELLS as CELL_REGISTRY
 
-CELLS = ["elman", "diagonal", "gru", "lstm"]
-ACTIVATIONS = {
-    "identity": lambda a: a,
-    "tanh": np.tanh,
-    "logistic": expit,
-    "relu": lambda a: np.maximum(a, 0),
-}
+from _helpers import (
+    assert_float32_gradient_matches,
+    assert_same_snapshot,
+    cell_step,
+    random_sequences,
+    randomize,
+    snapshot,
+    state_size,
+    stream_model,
+)
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # Models are fitted for an epoch or a few, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+CELLS = list(CELL_REGISTRY)
+# Models are fitted for an epoch or a few, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 # -- plain-numpy reference ----------------------------------------------------
@@ -53,36 +55,11 @@ def step_loss(loss_kind, z, y):
     return -np.sum(y * log_softmax(z))
 
 
-def cell_step(cell, p, u, state, activation):
+def feedback_step(cell, p, u, state, activation):
     """One step of the cell on the inputs u = [x, f]; (new state, h)."""
-    W_in = np.hstack([p["weight_ih"], p["weight_fb"]])
-    n = p["weight_out"].shape[1]
-    if cell in ("elman", "diagonal"):
-        if cell == "elman":
-            rec = p["weight_hh"] @ state
-        else:
-            rec = p["weight_hh"] * state
-        h = ACTIVATIONS[activation](W_in @ u + rec + p["bias_ih"] + p["bias_hh"])
-        return h, h
-    if cell == "gru":
-        gi = W_in @ u + p["bias_ih"]
-        gh = p["weight_hh"] @ state + p["bias_hh"]
-        r = expit(gi[:n] + gh[:n])
-        z = expit(gi[n : 2 * n] + gh[n : 2 * n])
-        e = np.tanh(gi[2 * n :] + r * gh[2 * n :])
-        h = (1 - z) * e + z * state
-        return h, h
-    h, c = state[:n], state[n:]
-    a = W_in @ u + p["bias_ih"] + p["weight_hh"] @ h + p["bias_hh"]
-    i, f = expit(a[:n]), expit(a[n : 2 * n])
-    g, o = np.tanh(a[2 * n : 3 * n]), expit(a[3 * n :])
-    c = f * c + i * g
-    h = o * np.tanh(c)
-    return np.concatenate([h, c]), h
-
-
-def state_size(cell, n):
-    return 2 * n if cell == "lstm" else n
+    augmented = dict(p, weight_ih=np.hstack([p["weight_ih"], p["weight_fb"]]))
+    state = cell_step(cell, augmented, u, state, activation)
+    return state, state[: p["weight_out"].shape[1]]
 
 
 def run_sequence(cell, p, x, loss_kind, activation, *, y=None, teacher=False,
@@ -97,7 +74,7 @@ def run_sequence(cell, p, x, loss_kind, activation, *, y=None, teacher=False,
     f = np.zeros(o) if feedback is None else np.array(feedback, float)
     Z, loss = [], 0.0
     for t in range(x.shape[0]):
-        s, h = cell_step(cell, p, np.concatenate([x[t], f]), s, activation)
+        s, h = feedback_step(cell, p, np.concatenate([x[t], f]), s, activation)
         z = p["weight_out"] @ h + p["bias_out"]
         Z.append(z)
         if y is not None:
@@ -106,38 +83,12 @@ def run_sequence(cell, p, x, loss_kind, activation, *, y=None, teacher=False,
     return np.array(Z), loss, s, f
 
 
-def objective(cell, p, X, Y, weights, loss_kind, activation, teacher, alpha):
-    """The loss ``loss_gradient`` reports: weighted mean of per-sequence mean
-    step losses, plus alpha / (2 sum(w)) times the squared weights."""
-    total = 0.0
-    for x, y, w in zip(X, Y, weights):
-        _, loss, _, _ = run_sequence(
-            cell, p, x, loss_kind, activation, y=y, teacher=teacher
-        )
-        total += w * loss / x.shape[0]
-    penalty = sum(
-        np.sum(p[k] ** 2) for k in ("weight_ih", "weight_fb", "weight_hh", "weight_out")
-    )
-    return (total + 0.5 * alpha * penalty) / np.sum(weights)
-
-
 # -- fixtures -----------------------------------------------------------------
-def random_sequences(rng, n_seq, n_features, min_len=1, max_len=6):
-    lengths = rng.randint(min_len, max_len + 1, size=n_seq)
-    return [rng.normal(size=(T, n_features)) for T in lengths]
-
-
-def randomize(est, rng, scale=0.7):
-    for value in est.params_.values():
-        value[...] = rng.uniform(-scale, scale, size=value.shape)
-    return est
-
-
 def make_case(cell, kind, teacher, rng, **params):
     """A model with random parameters, sequences, targets as the user gives
     them and as the reference reads them (rows of targets), and the loss."""
     n_hidden, n_features = rng.randint(2, 5), rng.randint(1, 3)
-    X = random_sequences(rng, rng.randint(3, 6), n_features)
+    X = random_sequences(rng, rng.randint(3, 6), n_features, max_len=6)
     common = dict(
         cell=cell,
         output="sequence",
@@ -151,15 +102,15 @@ def make_case(cell, kind, teacher, rng, **params):
     if kind == "regression":
         y = [rng.normal(size=(x.shape[0], 2)) for x in X]
         est = RTRLRegressor(n_hidden, **common).fit(X, y)
-        return randomize(est, rng), X, y, y, "squared_error"
+        return randomize(est, rng, 0.7), X, y, y, "squared_error"
     k = 2 if kind == "binary" else 3
     est = RTRLClassifier(n_hidden, **common)
     est.fit(X, [np.arange(x.shape[0]) % k for x in X])
     y = [rng.randint(0, k, size=x.shape[0]) for x in X]
     if k == 2:
         Y = [v[:, None] * 1.0 for v in y]
-        return randomize(est, rng), X, y, Y, "log_loss_binary"
-    return randomize(est, rng), X, y, [np.eye(k)[v] for v in y], "log_loss"
+        return randomize(est, rng, 0.7), X, y, Y, "log_loss_binary"
+    return randomize(est, rng, 0.7), X, y, [np.eye(k)[v] for v in y], "log_loss"
 
 
 def float_params(est):
@@ -167,42 +118,6 @@ def float_params(est):
 
 
 # -- gradients ----------------------------------------------------------------
-GRADIENT_CASES = [
-    (cell, kind, teacher)
-    for cell in CELLS
-    for kind in ("regression", "binary", "multiclass")
-    for teacher in (True, False)
-]
-
-
-@pytest.mark.parametrize("cell, kind, teacher", GRADIENT_CASES)
-def test_gradient_equals_finite_differences_of_numpy_forward(cell, kind, teacher):
-    rng = np.random.RandomState(sum(map(ord, cell + kind)) + teacher)
-    activation = "logistic" if kind == "binary" and cell == "elman" else "tanh"
-    est, X, y, Y, loss_kind = make_case(cell, kind, teacher, rng, activation=activation)
-    alpha = 0.05
-    est.set_params(alpha=alpha)
-    weights = rng.uniform(0.5, 2.0, size=len(X))
-    loss, grad = est.loss_gradient(X, y, sample_weight=weights)
-    p = float_params(est)
-    args = (X, Y, weights, loss_kind, activation, teacher, alpha)
-    assert loss == pytest.approx(objective(cell, p, *args), rel=1e-12)
-    eps = 1e-6
-    for name, value in p.items():
-        numeric = np.zeros(value.shape)
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + eps
-            plus = objective(cell, p, *args)
-            value[index] = original - eps
-            minus = objective(cell, p, *args)
-            value[index] = original
-            numeric[index] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(
-            grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name
-        )
-
-
 @pytest.mark.parametrize("cell", CELLS)
 def test_free_running_gradient_differs_from_teacher_forced(cell):
     # The feedback path matters: the two objectives are different functions.
@@ -226,44 +141,12 @@ def test_threads_give_the_same_gradient(cell, teacher):
         np.testing.assert_allclose(one[name], two[name], rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("teacher", [True, False])
-def test_step_updates_equal_batch_gradient_to_first_order(cell, teacher):
-    # Plain SGD with a tiny rate over one sequence: the per-step updates of
-    # the online kernel add up to the minibatch kernel's gradient, up to
-    # terms of order lr (the weights move during the sequence).
-    rng = np.random.RandomState(2)
-    X = [rng.normal(size=(10, 2))]
-    y = [rng.normal(size=10)]
-    lr = 1e-6
-    common = dict(
-        cell=cell, output="sequence", output_feedback=True, teacher_forcing=teacher,
-        solver="sgd", momentum=0.0, learning_rate_init=lr, alpha=0.0,
-        clip_norm=None, shuffle=False, random_state=0,
-    )  # fmt: skip
-    batch = randomize(RTRLRegressor(4, update="batch", **common).partial_fit(X, y), rng)
-    start = {k: v.copy() for k, v in batch.params_.items()}
-    _, grad = batch.loss_gradient(X, y)
-    step = RTRLRegressor(4, update="step", **common).partial_fit(X, y)
-    for name, value in start.items():
-        step.params_[name][...] = value
-    step.partial_fit(X, y)
-    for name, value in start.items():
-        moved = (step.params_[name] - value) / -lr
-        np.testing.assert_allclose(moved, grad[name], rtol=1e-4, atol=1e-6)
-
-
 def test_float32_free_running_gradient_matches_float64():
     rng = np.random.RandomState(4)
     est, X, y, _, _ = make_case("gru", "regression", False, rng)
-    _, grad64 = est.loss_gradient(X, y)
-    est32 = clone(est).fit([x.astype(np.float32) for x in X], y)
-    for name, value in est.params_.items():
-        est32.params_[name][...] = value
-    _, grad32 = est32.loss_gradient([x.astype(np.float32) for x in X], y)
-    for name in grad64:
-        assert grad32[name].dtype == np.float32
-        np.testing.assert_allclose(grad32[name], grad64[name], rtol=2e-4, atol=1e-6)
+    X32 = [x.astype(np.float32) for x in X]
+    est32 = clone(est).fit(X32, y)
+    assert_float32_gradient_matches(est, est32, X, y, X32, y)
 
 
 # -- closed-loop prediction ---------------------------------------------------
@@ -302,44 +185,18 @@ def stream_data(n_steps, seed=0):
     return np.ones((n_steps, 1)), series[1:]
 
 
-def stream_model(cell="elman", teacher=True, **params):
+def feedback_stream_model(cell="elman", teacher=True, **params):
     defaults = dict(
-        n_hidden=5,
-        cell=cell,
-        stateful=True,
-        output_feedback=True,
-        teacher_forcing=teacher,
-        learning_rate_init=0.01,
-        random_state=0,
+        n_hidden=5, cell=cell, output_feedback=True, teacher_forcing=teacher
     )
-    defaults.update(params)
-    return RTRLRegressor(**defaults)
-
-
-def snapshot(est):
-    return (
-        {k: v.copy() for k, v in est.params_.items()},
-        {k: np.copy(v) for k, v in est._stream_state.items()},
-        est._optimizer.m.copy(),
-        est.t_,
-    )
-
-
-def assert_same_snapshot(a, b, **tol):
-    for name in a[0]:
-        np.testing.assert_allclose(a[0][name], b[0][name], err_msg=name, **tol)
-    assert a[1].keys() == b[1].keys()
-    for name in a[1]:
-        np.testing.assert_allclose(a[1][name], b[1][name], err_msg=name, **tol)
-    np.testing.assert_allclose(a[2], b[2], **tol)
-    assert a[3] == b[3]
+    return stream_model(**{**defaults, **params})
 
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("teacher", [True, False])
 def test_stream_forecast_leaves_state_unchanged_and_equals_reference(cell, teacher):
     X, y = stream_data(80)
-    est = stream_model(cell, teacher).partial_fit(X[:60], y[:60])
+    est = feedback_stream_model(cell, teacher).partial_fit(X[:60], y[:60])
     state = est._stream_state
     if teacher:
         # The stream feeds back the observed targets: the last one is next.
@@ -362,7 +219,9 @@ def test_teacher_forced_stream_state_is_the_teacher_forced_forward(cell):
     # the stream's state must be that of the teacher-forced forward pass
     # (observed targets fed back), not of the closed loop.
     X, y = stream_data(40)
-    est = stream_model(cell, solver="sgd", momentum=0.0, learning_rate_init=1e-12)
+    est = feedback_stream_model(
+        cell, solver="sgd", momentum=0.0, learning_rate_init=1e-12
+    )
     est.partial_fit(X[:1], y[:1])  # initialise
     est.reset_state()
     p = float_params(est)
@@ -374,12 +233,12 @@ def test_teacher_forced_stream_state_is_the_teacher_forced_forward(cell):
     np.testing.assert_array_equal(est._stream_state["feedback"], f)
 
 
-@pytest.mark.parametrize("cell", ["elman", "diagonal", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("teacher", [True, False])
 def test_stream_chunk_size_does_not_matter(cell, teacher):
     X, y = stream_data(60)
-    whole = stream_model(cell, teacher).partial_fit(X, y)
-    pieces = stream_model(cell, teacher)
+    whole = feedback_stream_model(cell, teacher).partial_fit(X, y)
+    pieces = feedback_stream_model(cell, teacher)
     for start in range(0, len(X), 7):
         pieces.partial_fit(X[start : start + 7], y[start : start + 7])
     assert_same_snapshot(snapshot(whole), snapshot(pieces), rtol=1e-10, atol=1e-13)
@@ -389,7 +248,7 @@ def test_stream_chunk_size_does_not_matter(cell, teacher):
 @pytest.mark.parametrize("teacher", [True, False])
 def test_pickled_mid_stream_continues_exactly(teacher):
     X, y = stream_data(50)
-    est = stream_model("lstm", teacher).partial_fit(X[:30], y[:30])
+    est = feedback_stream_model("lstm", teacher).partial_fit(X[:30], y[:30])
     twin = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(est.predict(X[30:]), twin.predict(X[30:]))
     est.partial_fit(X[30:], y[30:])
@@ -399,7 +258,7 @@ def test_pickled_mid_stream_continues_exactly(teacher):
 
 def test_reset_state_clears_the_fed_back_value():
     X, y = stream_data(30)
-    est = stream_model().partial_fit(X, y)
+    est = feedback_stream_model().partial_fit(X, y)
     assert np.any(est._stream_state["feedback"] != 0)
     est.reset_state()
     np.testing.assert_array_equal(est._stream_state["feedback"], 0)
@@ -413,7 +272,7 @@ def test_reset_state_clears_the_fed_back_value():
 @pytest.mark.parametrize("teacher", [True, False])
 def test_update_state_moves_the_state_but_not_the_weights(cell, teacher):
     X, y = stream_data(50)
-    est = stream_model(cell, teacher).partial_fit(X[:20], y[:20])
+    est = feedback_stream_model(cell, teacher).partial_fit(X[:20], y[:20])
     state = {k: np.copy(v) for k, v in est._stream_state.items()}
     before = snapshot(est)
     est.update_state(X[20:40], y[20:40])
@@ -449,7 +308,7 @@ def test_update_state_advances_the_influence_as_learning_would(cell, teacher):
     # can resume after update_state exactly where partial_fit would.
     X, y = stream_data(40)
     params = dict(solver="sgd", momentum=0.0, learning_rate_init=1e-12)
-    est = stream_model(cell, teacher, **params).partial_fit(X[:15], y[:15])
+    est = feedback_stream_model(cell, teacher, **params).partial_fit(X[:15], y[:15])
     twin = pickle.loads(pickle.dumps(est))
     est.update_state(X[15:], y[15:])
     twin.partial_fit(X[15:], y[15:])
@@ -480,7 +339,7 @@ def test_update_state_on_a_model_fitted_on_sequences():
 
 def test_update_state_refuses_what_it_cannot_do():
     X, y = stream_data(20)
-    est = stream_model().partial_fit(X, y)
+    est = feedback_stream_model().partial_fit(X, y)
     with pytest.raises(ValueError, match="needs the observed targets"):
         est.update_state(X)
     est.set_params(stateful=False)
@@ -563,7 +422,7 @@ def test_teacher_forcing_is_ignored_without_feedback():
 
 def test_switching_feedback_after_fit_is_refused_and_changes_nothing():
     X, y = stream_data(20)
-    est = stream_model().partial_fit(X, y)
+    est = feedback_stream_model().partial_fit(X, y)
     before = snapshot(est)
     est.set_params(output_feedback=False)
     with pytest.raises(ValueError, match="fitted with output_feedback=True"):
@@ -576,7 +435,7 @@ def test_switching_feedback_after_fit_is_refused_and_changes_nothing():
 
 def test_switching_teacher_forcing_after_fit_resets_the_stream():
     X, y = stream_data(20)
-    est = stream_model().partial_fit(X, y)
+    est = feedback_stream_model().partial_fit(X, y)
     est.set_params(teacher_forcing=False)
     est.partial_fit(X, y)
     assert "influence" in est._stream_state
@@ -588,7 +447,7 @@ def test_switching_teacher_forcing_after_fit_resets_the_stream():
 @pytest.mark.parametrize("teacher", [True, False])
 def test_failed_stream_call_changes_nothing(teacher):
     X, y = stream_data(20)
-    est = stream_model(teacher=teacher).partial_fit(X, y)
+    est = feedback_stream_model(teacher=teacher).partial_fit(X, y)
     before = snapshot(est)
     for bad_X, bad_y in [(np.full((3, 1), np.nan), np.zeros(3)), (X[:3], y[:2])]:
         with pytest.raises(ValueError):
@@ -598,7 +457,7 @@ def test_failed_stream_call_changes_nothing(teacher):
 
 def test_params_expose_weight_fb_as_a_live_view():
     X, y = stream_data(20)
-    est = stream_model("gru").partial_fit(X, y)
+    est = feedback_stream_model("gru").partial_fit(X, y)
     assert est.params_["weight_fb"].shape == (15, 1)
     assert est.params_["weight_ih"].shape == (15, 1)
     names = list(est.params_)

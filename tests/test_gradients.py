@@ -1,17 +1,25 @@
-"""The RTRL gradient is exact: it equals BPTT and finite differences.
+"""The RTRL gradient of the Elman and diagonal cells is exact: it equals BPTT.
 
 The reference here is an independent, plain-numpy backpropagation through
-time over the same network and loss; it shares no code with the package.
+time over the same network and loss, for models of several sizes and every
+activation; it shares no code with the package. Finite differences, for
+every cell and gradient method: ``test_cell_conformance.py``.
 """
 
 import warnings
 
 import numpy as np
 import pytest
-from scipy.special import expit, log_softmax
+from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+
+from _helpers import (
+    assert_float32_gradient_matches,
+    loss_and_output_grad,
+    random_sequences,
+)
 
 ACTIVATIONS = {
     "tanh": (np.tanh, lambda h, a: 1 - h**2),
@@ -19,18 +27,6 @@ ACTIVATIONS = {
     "relu": (lambda a: np.maximum(a, 0), lambda h, a: (a > 0).astype(float)),
     "identity": (lambda a: a, lambda h, a: np.ones_like(a)),
 }
-
-
-def loss_and_output_grad(kind, z, y):
-    """Loss of one target and its gradient w.r.t. the readout z."""
-    if kind == "squared_error":
-        return 0.5 * np.mean((z - y) ** 2), (z - y) / z.shape[0]
-    if kind == "log_loss_binary":
-        p = expit(z[0])
-        loss = -(y[0] * np.log(p) + (1 - y[0]) * np.log(1 - p))
-        return loss, np.array([p - y[0]])
-    log_p = log_softmax(z)
-    return -np.sum(y * log_p), np.exp(log_p) - y
 
 
 def bptt(params, sequences, targets, weights, activation, loss_kind, every_step):
@@ -85,11 +81,6 @@ def make_model(estimator, X, y, rng, scale=0.6):
     for value in estimator.params_.values():
         value[...] = rng.uniform(-scale, scale, size=value.shape)
     return estimator
-
-
-def random_sequences(rng, n_seq, n_features, min_len=1, max_len=7, dtype=np.float64):
-    lengths = rng.randint(min_len, max_len + 1, size=n_seq)
-    return [rng.normal(size=(T, n_features)).astype(dtype) for T in lengths]
 
 
 def reference_targets(kind, rng, X, n_outputs, every_step, n_classes=None):
@@ -193,29 +184,6 @@ def test_rtrl_gradient_equals_bptt(
         )
 
 
-@pytest.mark.parametrize("activation", ["tanh", "logistic", "identity"])
-def test_rtrl_gradient_equals_finite_differences(activation):
-    rng = np.random.RandomState(42)
-    X = random_sequences(rng, 5, 2, min_len=2, max_len=6)
-    y = rng.normal(size=(5, 2))
-    est = make_model(RTRLRegressor(4, activation=activation, random_state=0), X, y, rng)
-    _, grad = est.loss_gradient(X, y)
-    eps = 1e-6
-    for name, value in est.params_.items():
-        numeric = np.zeros(value.shape)
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + eps
-            plus, _ = est.loss_gradient(X, y)
-            value[index] = original - eps
-            minus, _ = est.loss_gradient(X, y)
-            value[index] = original
-            numeric[index] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(
-            grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name
-        )
-
-
 def test_gradient_includes_l2_penalty_on_weights_only():
     rng = np.random.RandomState(3)
     X = random_sequences(rng, 6, 1)
@@ -241,14 +209,7 @@ def test_float32_gradient_matches_float64():
     est32 = RTRLRegressor(5, random_state=0)
     make_model(est32, X32, y.astype(np.float32), rng)
     assert est32.params_["weight_hh"].dtype == np.float32
-    for name, value in est64.params_.items():
-        est32.params_[name][...] = value
-    loss64, grad64 = est64.loss_gradient(X64, y)
-    loss32, grad32 = est32.loss_gradient(X32, y.astype(np.float32))
-    assert loss32 == pytest.approx(loss64, rel=1e-5)
-    for name in grad64:
-        assert grad32[name].dtype == np.float32
-        np.testing.assert_allclose(grad32[name], grad64[name], rtol=2e-4, atol=1e-6)
+    assert_float32_gradient_matches(est64, est32, X64, y, X32, y.astype(np.float32))
 
 
 def test_loss_gradient_does_not_change_the_model():

@@ -1,10 +1,12 @@
 """skrtrl.inspection: the arrays against independent computations.
 
-The references here share no code with the package: a plain numpy forward
-pass written out below, central finite differences, the estimators' own
-``predict`` / ``decision_function`` / ``loss_gradient``, and numpy's SVD and
-eigenvalues.
-"""
+The references here: a plain numpy Elman forward pass written out below,
+central finite differences, the estimators' own ``predict`` /
+``decision_function`` / ``loss_gradient``, and numpy's SVD and eigenvalues.
+For every registered cell, the tools' derivatives (which come from the
+``vjp`` and ``jacobian`` of ``skrtrl/inspection/_cell_steps.py``) are checked
+against finite differences of that module's forward step, itself checked
+against the estimator's ``predict``."""
 
 import doctest
 
@@ -15,11 +17,14 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl._cells import CELLS as CELL_REGISTRY
 from skrtrl.inspection import (
     credit_over_time,
     input_saliency,
     recurrent_jacobian_spectrum,
 )
+
+from _helpers import cell_step, state_size
 
 ACTIVATIONS = {
     "tanh": np.tanh,
@@ -379,50 +384,22 @@ def test_float32_model():
 
 
 # -- every cell ---------------------------------------------------------------
-# An independent step of each cell, written from its equations (torch's
-# layout and gate order); the state is h, or [h, c] for the LSTM.
-def elman_step(p, x, s, activation):
-    a = p["weight_ih"] @ x + p["weight_hh"] @ s + p["bias_ih"] + p["bias_hh"]
-    return ACTIVATIONS[activation](a)
-
-
-def diagonal_step(p, x, s, activation):
-    a = p["weight_ih"] @ x + p["weight_hh"] * s + p["bias_ih"] + p["bias_hh"]
-    return ACTIVATIONS[activation](a)
-
-
-def gru_step(p, x, s, activation):
-    gi = p["weight_ih"] @ x + p["bias_ih"]
-    gh = p["weight_hh"] @ s + p["bias_hh"]
-    n = s.shape[0]
-    r = expit(gi[:n] + gh[:n])
-    z = expit(gi[n : 2 * n] + gh[n : 2 * n])
-    cand = np.tanh(gi[2 * n :] + r * gh[2 * n :])
-    return (1 - z) * cand + z * s
-
-
-def lstm_step(p, x, s, activation):
-    n = s.shape[0] // 2
-    h, c = s[:n], s[n:]
-    a = p["weight_ih"] @ x + p["weight_hh"] @ h + p["bias_ih"] + p["bias_hh"]
-    i, f, o = expit(a[:n]), expit(a[n : 2 * n]), expit(a[3 * n :])
-    c = f * c + i * np.tanh(a[2 * n : 3 * n])
-    return np.concatenate([o * np.tanh(c), c])
-
-
-CELL_STEP = {"elman": elman_step, "diagonal": diagonal_step, "gru": gru_step,
-             "lstm": lstm_step}  # fmt: skip
-CELLS = list(CELL_STEP)
+# Every registered cell, with the numpy step of its equations (the state is h,
+# or [h, c] for the LSTM). The inspection tools differentiate those same
+# equations (skrtrl/inspection/_cell_steps.py); here the forward pass is
+# checked against the estimator's own predict, and the tools' derivatives
+# against central finite differences of it.
+CELLS = list(CELL_REGISTRY)
 
 
 def cell_forward(cell, params, x, activation, step_params=None):
     """States after each step and the final readout, from the zero state."""
     n = params["weight_out"].shape[1]
-    s = np.zeros(2 * n if cell == "lstm" else n)
+    s = np.zeros(state_size(cell, n))
     states = []
     for t in range(x.shape[0]):
         p = params if step_params is None else step_params.get(t, params)
-        s = CELL_STEP[cell](p, x[t], s, activation)
+        s = cell_step(cell, p, x[t], s, activation)
         states.append(s)
     return np.array(states), params["weight_out"] @ s[:n] + params["bias_out"]
 
@@ -489,8 +466,7 @@ def test_every_cell_jacobian_spectrum_against_finite_differences(cell):
     est, X, _, _ = make_cell_model(cell, "regressor")
     params = params_of(est)
     spectrum = recurrent_jacobian_spectrum(est, X)
-    size = 2 * 3 if cell == "lstm" else 3
-    step = CELL_STEP[cell]
+    size = state_size(cell, 3)
     for s in (0, 4):
         states, z = cell_forward(cell, params, X[s], "tanh")
         np.testing.assert_allclose(z[0], est.predict(X[s : s + 1])[0], rtol=1e-10)
@@ -501,8 +477,8 @@ def test_every_cell_jacobian_spectrum_against_finite_differences(cell):
             J = np.column_stack(
                 [
                     (
-                        step(params, X[s, t], prev[t] + eps * e, "tanh")
-                        - step(params, X[s, t], prev[t] - eps * e, "tanh")
+                        cell_step(cell, params, X[s, t], prev[t] + eps * e)
+                        - cell_step(cell, params, X[s, t], prev[t] - eps * e)
                     )
                     / (2 * eps)
                     for e in np.eye(size)

@@ -6,24 +6,16 @@ sequences from another seed. The hyperparameters were checked on several
 random states; one is fixed here.
 """
 
-import warnings
-
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import accuracy_score, r2_score
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl.datasets import make_delayed_sum, make_delayed_xor
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # max_iter is set to what the tasks need, not to convergence of the loss.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# max_iter is set to what the tasks need, not to convergence of the loss.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 XOR = {"n_steps": 10, "delay": 2}

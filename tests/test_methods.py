@@ -1,47 +1,32 @@
 """Gradient methods beside RTRL: BPTT (full and truncated) and UORO.
 
-Full BPTT must give the exact gradient, the one the independent RTRL
-kernels compute, and central finite differences. Truncated BPTT is checked
-against a plain-numpy reference written here. UORO is unbiased: the mean of
-many independent estimates converges to the exact gradient.
+Full BPTT gives the exact gradient, the one the independent RTRL kernels
+compute (for models of several sizes here). Against central finite
+differences and the numpy references (truncated BPTT, per-step updates,
+streams across calls, UORO's unbiasedness) every cell is checked in
+``test_cell_conformance.py``; here: what truncation changes, streams cut
+into chunks, UORO's seeds, learning, and that every combination fits or
+says why not.
 """
-
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl._cells import CELLS as CELL_REGISTRY
 from skrtrl._sequences import TrainingBatch
 from skrtrl.datasets import make_delayed_sum, make_delayed_xor
 
-CELLS = ["elman", "diagonal", "gru", "lstm"]
+from _helpers import assert_float32_gradient_matches, random_sequences, randomize
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
-
-
-def random_sequences(rng, n_seq, n_features, min_len=1, max_len=7):
-    lengths = rng.randint(min_len, max_len + 1, size=n_seq)
-    return [rng.normal(size=(T, n_features)) for T in lengths]
-
-
-def randomize(est, rng, scale=0.6):
-    """Random parameters, in place, so that no structure hides errors."""
-    for value in est.params_.values():
-        value[...] = rng.uniform(-scale, scale, size=value.shape)
-    return est
+CELLS = list(CELL_REGISTRY)
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 def fitted(est, X, y, rng, **fit_params):
     """``est`` after one epoch (to set it up), with random parameters."""
     est.set_params(max_iter=1, alpha=0.0).fit(X, y, **fit_params)
-    return randomize(est, rng)
+    return randomize(est, rng, 0.6)
 
 
 def regression_problem(rng, every_step, n_outputs=2):
@@ -114,36 +99,6 @@ def test_full_bptt_equals_rtrl_classification(cell, output, n_classes):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("output", ["last", "sequence"])
-def test_full_bptt_equals_finite_differences(cell, output):
-    rng = np.random.RandomState(5)
-    X = random_sequences(rng, 5, 2, min_len=2, max_len=6)
-    if output == "sequence":
-        y = [rng.normal(size=(x.shape[0], 2)) for x in X]
-    else:
-        y = rng.normal(size=(5, 2))
-    est = RTRLRegressor(
-        3, cell=cell, output=output, gradient="bptt", activation="logistic"
-    )
-    fitted(est, X, y, rng)
-    _, grad = est.loss_gradient(X, y)
-    eps = 1e-6
-    for name, value in est.params_.items():
-        numeric = np.zeros(value.shape)
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + eps
-            plus, _ = est.loss_gradient(X, y)
-            value[index] = original - eps
-            minus, _ = est.loss_gradient(X, y)
-            value[index] = original
-            numeric[index] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(
-            grad[name], numeric, rtol=1e-7, atol=1e-9, err_msg=name
-        )
-
-
-@pytest.mark.parametrize("cell", CELLS)
 def test_full_bptt_float32_matches_float64(cell):
     rng = np.random.RandomState(7)
     X, y = regression_problem(rng, True)
@@ -153,63 +108,11 @@ def test_full_bptt_float32_matches_float64(cell):
     X32 = [x.astype(np.float32) for x in X]
     y32 = [t.astype(np.float32) for t in y]
     est32 = RTRLRegressor(4, cell=cell, output="sequence", gradient="bptt")
-    est32.set_params(max_iter=1).fit(X32, y32)
-    for name, value in est64.params_.items():
-        est32.params_[name][...] = value
-    _, grad64 = est64.loss_gradient(X, y)
-    _, grad32 = est32.loss_gradient(X32, y32)
-    for name in grad64:
-        assert grad32[name].dtype == np.float32
-        np.testing.assert_allclose(grad32[name], grad64[name], rtol=2e-4, atol=1e-5)
+    est32.set_params(max_iter=1, alpha=0.0).fit(X32, y32)
+    assert_float32_gradient_matches(est64, est32, X, y, X32, y32, atol=1e-5)
 
 
 # -- truncated BPTT ------------------------------------------------------------
-def elman_truncated_bptt(params, sequences, targets, weights, k):
-    """Plain-numpy truncated BPTT for a tanh Elman net and the squared loss.
-
-    The forward pass runs over the whole sequence; the gradient of each loss
-    term L_t flows back through the transitions of steps t, ..., t-k+1.
-    Targets at every step (``targets[s]`` of shape (T, o)); the weight of
-    sequence s is spread over its steps.
-    """
-    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
-    b = params["bias_ih"] + params["bias_hh"]
-    W_out, b_out = params["weight_out"], params["bias_out"]
-    grads = {name: np.zeros_like(value) for name, value in params.items()}
-    for x, y, w in zip(sequences, targets, weights):
-        T = x.shape[0]
-        hs = [np.zeros(W_hh.shape[0])]
-        for t in range(T):
-            hs.append(np.tanh(W_ih @ x[t] + W_hh @ hs[-1] + b))
-        for t in range(T):
-            dz = (w / T) * (W_out @ hs[t + 1] + b_out - y[t]) / y.shape[1]
-            grads["weight_out"] += np.outer(dz, hs[t + 1])
-            grads["bias_out"] += dz
-            dh = W_out.T @ dz
-            for u in range(t, max(t - k, -1), -1):
-                da = dh * (1 - hs[u + 1] ** 2)
-                grads["weight_ih"] += np.outer(da, x[u])
-                grads["weight_hh"] += np.outer(da, hs[u])
-                grads["bias_ih"] += da
-                grads["bias_hh"] += da
-                dh = W_hh.T @ da
-    return grads
-
-
-@pytest.mark.parametrize("k", [1, 2, 4])
-def test_truncated_bptt_equals_numpy_reference(k):
-    rng = np.random.RandomState(k)
-    X, y = regression_problem(rng, True)
-    est = RTRLRegressor(
-        4, output="sequence", gradient="bptt", truncation=k, random_state=0
-    )
-    fitted(est, X, y, rng)
-    weights = rng.uniform(0.2, 2.0, size=len(X))
-    _, grad = est.loss_gradient(X, y, sample_weight=weights)
-    expected = elman_truncated_bptt(est.params_, X, y, weights / weights.sum(), k)
-    assert_gradients_equal(grad, expected)
-
-
 @pytest.mark.parametrize("cell", CELLS)
 def test_truncation_changes_the_gradient_of_long_dependencies(cell):
     rng = np.random.RandomState(3)
@@ -224,71 +127,6 @@ def test_truncation_changes_the_gradient_of_long_dependencies(cell):
 
 
 # -- update="step" and stream mode -----------------------------------------------
-def sgd(**params):
-    """Plain SGD without momentum, penalty or clipping: the update is -lr g."""
-    defaults = dict(
-        solver="sgd",
-        momentum=0.0,
-        nesterovs_momentum=False,
-        alpha=0.0,
-        clip_norm=None,
-        learning_rate_init=0.1,
-        random_state=0,
-    )
-    defaults.update(params)
-    return RTRLRegressor(**defaults)
-
-
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("truncation", [None, 2])
-def test_step_update_is_the_bptt_gradient(cell, truncation):
-    # One sequence with one target: update="step" makes a single update,
-    # from the gradient of that target backpropagated as in minibatch mode.
-    rng = np.random.RandomState(11)
-    X, y = [rng.normal(size=(5, 2))], rng.normal(size=1)
-    est = sgd(n_hidden=3, cell=cell, gradient="bptt", truncation=truncation)
-    fitted(est, X, y, rng)
-    _, grad = est.loss_gradient(X, y)
-    before = {k: v.copy() for k, v in est.params_.items()}
-    est.set_params(update="step").partial_fit(X, y)
-    for name, value in est.params_.items():
-        np.testing.assert_allclose(
-            before[name] - value, 0.1 * grad[name], rtol=1e-7, atol=1e-14
-        )
-
-
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("k", [1, 3, 20])
-def test_stream_update_backpropagates_k_steps_across_calls(cell, k):
-    # Rows weighted 0 make no update (and a call needs one nonzero weight:
-    # 1e-300 moves no parameter either); the last row's update is the
-    # gradient of its loss backpropagated k steps, through records left by
-    # the previous call. k = 20 reaches back to the stream start: exact RTRL.
-    rng = np.random.RandomState(k)
-    X, y = rng.normal(size=(12, 2)), rng.normal(size=12)
-    weights = np.zeros(12)
-    weights[0] = 1e-300
-    weights[-1] = 1.0
-    est = sgd(n_hidden=3, cell=cell, gradient="bptt", truncation=k, stateful=True)
-    est.partial_fit(X[:1], y[:1], sample_weight=weights[:1])
-    randomize(est, rng).reset_state()
-    reference = sgd(n_hidden=3, cell=cell, gradient="bptt", truncation=k)
-    reference.fit([X], y[-1:])
-    for name, value in est.params_.items():
-        reference.params_[name][...] = value
-    _, grad = reference.loss_gradient([X], y[-1:])
-    if k >= 12:
-        _, exact = gradient_with(reference, [X], y[-1:], gradient="rtrl")
-        assert_gradients_equal(grad, exact)
-    before = {name: v.copy() for name, v in est.params_.items()}
-    est.partial_fit(X[:7], y[:7], sample_weight=weights[:7])
-    est.partial_fit(X[7:], y[7:], sample_weight=weights[7:])
-    for name, value in est.params_.items():
-        np.testing.assert_allclose(
-            before[name] - value, 0.1 * grad[name], rtol=1e-7, atol=1e-14
-        )
-
-
 @pytest.mark.parametrize("gradient", ["bptt", "uoro"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_stream_chunks_do_not_matter(cell, gradient):
@@ -460,55 +298,6 @@ def kernel_gradient_rows(cell, flat, data):
         flat, np.zeros_like(flat), data, 1.0, "squared_error", workspace
     )
     return workspace["grad"][:n_rows].copy()
-
-
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("every_step", [False, True])
-def test_uoro_is_unbiased(cell, every_step):
-    """The mean of N independent UORO estimates converges to the gradient.
-
-    Each of the P recurrent components of the mean has a standard error
-    se = std / sqrt(N). If the estimate is unbiased, z = (mean - exact) / se
-    is about standard normal for large N, so (1) every |z| < 5 (for P ~ 100
-    components, a false alarm has probability ~1e-4) and (2) the mean of z^2
-    is near 1: within 1 +- 4 sqrt(2 / P), four times the spread of a
-    chi-square over P (the z are correlated, so the spread is somewhat
-    larger: 0.46 to 2.04 measured at N = 20000). A bias b would make z grow
-    like b sqrt(N) / std: the estimates checked against 1.05 times the exact
-    gradient give max |z| between 5.6 and 19 here. The same
-    holds for the first N/16 estimates: the error shrinks like 1/sqrt(N).
-    The readout gradient is exact.
-    """
-    from skrtrl._methods import make_cell
-
-    rng = np.random.RandomState(0)
-    T, m, n, o = 5, 2, 3, 2
-    x, y_seq = rng.normal(size=(T, m)), rng.normal(size=(T, o))
-    exact_cell = make_cell(cell, n, m, o, gradient="rtrl")
-    uoro = make_cell(cell, n, m, o, gradient="uoro", random_state=0)
-    flat = rng.uniform(-0.8, 0.8, size=exact_cell.n_params)
-    N = 20000
-    estimates = kernel_gradient_rows(
-        uoro, flat, replicated_minibatch(x, y_seq, N, every_step)
-    )
-    exact = kernel_gradient_rows(
-        exact_cell, flat, replicated_minibatch(x, y_seq, 1, every_step)
-    )[0]
-    P = uoro.layout.rows * uoro.layout.columns
-    np.testing.assert_allclose(estimates[:, P:], np.tile(exact[P:], (N, 1)))
-    rec_est, rec_exact = estimates[:, :P], exact[:P]
-    varies = rec_est.std(axis=0) > 0
-    # Components that never vary are exact (e.g. zero for every estimate).
-    np.testing.assert_allclose(rec_est[0, ~varies], rec_exact[~varies], atol=1e-12)
-    P_varies = varies.sum()
-    assert P_varies >= 12
-    spread = 4 * np.sqrt(2 / P_varies)
-    for size in (N // 16, N):
-        sample = rec_est[:size, varies]
-        se = sample.std(axis=0, ddof=1) / np.sqrt(size)
-        z = (sample.mean(axis=0) - rec_exact[varies]) / se
-        assert np.abs(z).max() < 5, size
-        assert 1 - spread < np.mean(z**2) < 1 + spread, size
 
 
 def test_uoro_random_signs_follow_the_seed():

@@ -10,14 +10,13 @@ model format is refused with a message that says so.
 Every test runs for every recurrent cell in ``skrtrl._cells.CELLS``.
 """
 
+import copy
 import pickle
 import types
-import warnings
 
 import joblib
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 import skrtrl._base
 from skrtrl import RTRLClassifier, RTRLRegressor
@@ -35,12 +34,8 @@ MODES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The models train for a few epochs only, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The models train for a few epochs only, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 RNG = np.random.RandomState(0)
@@ -321,3 +316,32 @@ def test_a_model_saved_in_format_1_loads_and_predicts_the_same(stateful):
     loaded.__setstate__(state)
     np.testing.assert_array_equal(loaded.predict(X_new), expected)
     assert loaded.params_["weight_hh"].base is not None
+
+
+def test_a_bptt_stream_saved_in_format_1_continues_exactly():
+    # Format 1's BPTT records had no constant-input columns after [x, h].
+    rng = np.random.RandomState(1)
+    X, y = rng.normal(size=(40, 2)), rng.normal(size=40)
+    est = RTRLRegressor(
+        n_hidden=3, cell="gru", gradient="bptt", truncation=4, stateful=True,
+        random_state=0,
+    )  # fmt: skip
+    est.partial_fit(X[:30], y[:30])
+    state = dict(est.__getstate__())
+    model = state.pop("_model")
+    stream = {k: np.copy(v) for k, v in model.stream.items()}
+    at = model.cell.m + model.cell.n
+    stream["ring"] = np.delete(stream["ring"], [at, at + 1], axis=1)
+    state.update(
+        _skrtrl_format=1,
+        _cell=types.SimpleNamespace(m=model.cell.m, o=model.cell.o),
+        _flat_params=model.params.copy(),
+        _optimizer=copy.deepcopy(model.optimizer),
+        _stream_state=stream,
+    )
+    loaded = RTRLRegressor.__new__(RTRLRegressor)
+    loaded.__setstate__(state)
+    loaded.partial_fit(X[30:], y[30:])
+    est.partial_fit(X[30:], y[30:])
+    for name, value in est.params_.items():
+        np.testing.assert_array_equal(loaded.params_[name], value)

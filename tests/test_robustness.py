@@ -59,13 +59,9 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The models train for a couple of epochs only, on purpose; divergence
-    # tests catch their warnings themselves.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The models train for a couple of epochs only, on purpose; divergence
+# tests catch their warnings themselves.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 #: Gradient methods and training modes beside the data modes of MODES:

@@ -7,22 +7,14 @@ that equivalent inputs pack identically, that dtypes are kept, and that
 per-step predictions come back in the form the input had.
 """
 
-import warnings
-
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._sequences import check_sequences
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    # The models here train for a few epochs only, on purpose.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# The models here train for a few epochs only, on purpose.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 def pack(X):

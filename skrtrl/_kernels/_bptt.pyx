@@ -39,8 +39,8 @@ from ._cells cimport (
 )
 from ._common cimport (
     InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
-    interrupt_check, interrupt_due, online_update, pack, readout_gradient,
-    sequence, target_index, update_rule,
+    interrupt_check, interrupt_due, online_update, output_rows, pack,
+    readout_gradient, record_output, sequence, target_index, update_rule,
 )
 
 
@@ -277,6 +277,7 @@ def bptt_online(
     floating[::1] scratch,
     double[::1] loss_rows,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Online (truncated) BPTT: update the parameters after every target.
 
@@ -295,7 +296,8 @@ def bptt_online(
     Elman and element-wise cells, [theta | W_out | b_out] for the gated
     ones. ``state`` has S numbers. ``learn=False`` writes the records and
     advances the state only: no gradient, no update, ``t_update``
-    unchanged. Returns (t_update, filled, pos).
+    unchanged. ``outputs``: as for ``elman_rtrl_online``. Returns
+    (t_update, filled, pos).
     """
     cdef:
         InterruptCheck check = interrupt_check()
@@ -329,6 +331,9 @@ def bptt_online(
         floating* g = work + step_work_size(kind, n)
         floating* zout = g + n
         floating* dz = zout + o
+        floating* out = output_rows(outputs, Y)
+    if kind < 0 or kind >= N_CELLS:
+        raise ValueError("unknown cell kind")
     check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
     if X.shape[1] != m or Y.shape[1] != o:
         raise ValueError("X must have m columns and Y o")
@@ -366,6 +371,7 @@ def bptt_online(
                 loss += readout_gradient(
                     Yb + k * o, o, n, weight, loss_kind, W_out, b_out, s,
                     &grad[rest], g, zout, dz)
+                record_output(out, &data, b, k, zout)
                 if not rule.learn:
                     continue
                 _backprop(kind, n, m, q, theta, &ring[0, 0], cap, rs, newest,

@@ -2,7 +2,8 @@
 #
 # Every driver (exact RTRL, SnAp-1, BPTT, UORO, output feedback, the forward
 # pass) reaches a cell only through the functions of this file, by the cell's
-# code ``kind`` (the one numbering of cells: ELMAN, DIAGONAL, GRU, LSTM).
+# code ``kind`` (the one numbering of cells: ELMAN, DIAGONAL, GRU, LSTM,
+# EGRU, ELSTM).
 #
 # Notation: n hidden units, m inputs (for output feedback, m counts the fed
 # back outputs too), o outputs. The recurrent parameters of a cell are one
@@ -78,6 +79,23 @@
 #                 Jc = diag(gi) W_hi + diag(gf) W_hf + diag(gg) W_hg
 #                 J  = [[diag(k) Jc + diag(do) W_ho,  diag(k f)],   rows h'
 #                       [Jc,                          diag(f)  ]]   rows c'
+#   EGRU      the element-wise GRU: torch's GRU with each recurrent matrix
+#             W_h* replaced by a vector u_* (3n numbers): unit i's gates
+#             see h_i only, a_r = W_ir x + b_ir + u_r h_i + b_hr, and so on,
+#             u = u_n h_i + b_hn. R = 3n, q = m + 3 ([W_ih row | u | b_ih
+#             | b_hh]), S = n, K = 5 as for the GRU; J_t is diagonal,
+#                 J_i = z + cr u_r + cz u_z + cn r u_n,
+#             and exact RTRL keeps one block per unit: O(number of
+#             parameters) per step, the cost of the forward pass.
+#   ELSTM     the element-wise LSTM: torch's LSTM with W_h* replaced by
+#             vectors u_* (4n numbers), state [h, c] per unit (ns = 2):
+#             R = 4n, q = m + 3, S = 2n, K = 6 as for the LSTM; J_t is made
+#             of 2 x 2 blocks, one per unit,
+#                 jc = gi u_i + gf u_f + gg u_g,
+#                 J_i = [[k jc + do u_o, k f], [jc, f]],
+#             and exact RTRL keeps one block per unit (Irie et al., 2023,
+#             route the recurrence through c instead; this is torch's
+#             LSTM with diagonal recurrent matrices).
 #
 # The record of a step (``cell_forward``) holds [x (m) | h_{t-1} (n) | ones
 # (1 or 2) | coefficients (K n) | spare (n)]: its first q numbers (the
@@ -102,16 +120,34 @@ cdef enum:
     DIAGONAL = 1
     GRU = 2
     LSTM = 3
-    N_CELLS = 4
+    EGRU = 4
+    ELSTM = 5
+    N_CELLS = 6
+
+
+cdef inline bint _gru_gates(int kind) noexcept nogil:
+    """The GRU's gates (r, z, n), fully connected or element-wise."""
+    return kind == GRU or kind == EGRU
+
+
+cdef inline bint _lstm_gates(int kind) noexcept nogil:
+    """The LSTM's gates (i, f, g, o) and state [h, c]."""
+    return kind == LSTM or kind == ELSTM
+
+
+cdef inline bint cell_diagonal(int kind) noexcept nogil:
+    """Whether J_t is diagonal in the units (each unit feeds only itself):
+    the hidden side of a row is its own unit's state, one number."""
+    return kind == DIAGONAL or kind == EGRU or kind == ELSTM
 
 
 # -- sizes -------------------------------------------------------------------
 
 cdef inline int cell_gates(int kind) noexcept nogil:
     """G: rows of theta per unit."""
-    if kind == GRU:
+    if _gru_gates(kind):
         return 3
-    if kind == LSTM:
+    if _lstm_gates(kind):
         return 4
     return 1
 
@@ -123,20 +159,20 @@ cdef inline int cell_rows(int kind, int n) noexcept nogil:
 
 cdef inline int cell_ones(int kind) noexcept nogil:
     """Bias columns of theta: b_ih, and b_hh for the gated cells."""
-    return 2 if kind == GRU or kind == LSTM else 1
+    return 2 if _gru_gates(kind) or _lstm_gates(kind) else 1
 
 
 cdef inline int cell_columns(int kind, int n, int m) noexcept nogil:
-    """q: columns of theta (the hidden side of the element-wise cell's rows
+    """q: columns of theta (the hidden side of an element-wise cell's rows
     is one number)."""
-    if kind == DIAGONAL:
+    if cell_diagonal(kind):
         return m + 1 + cell_ones(kind)
     return m + n + cell_ones(kind)
 
 
 cdef inline int cell_per_unit(int kind) noexcept nogil:
     """ns: numbers of state per unit."""
-    return 2 if kind == LSTM else 1
+    return 2 if _lstm_gates(kind) else 1
 
 
 cdef inline int cell_state(int kind, int n) noexcept nogil:
@@ -146,9 +182,9 @@ cdef inline int cell_state(int kind, int n) noexcept nogil:
 
 cdef inline int cell_coefficients(int kind) noexcept nogil:
     """K: coefficient vectors of n numbers kept per step."""
-    if kind == GRU:
+    if _gru_gates(kind):
         return 5
-    if kind == LSTM:
+    if _lstm_gates(kind):
         return 6
     return 1
 
@@ -159,9 +195,9 @@ cdef inline bint cell_separate_bias(int kind) noexcept nogil:
     return kind == ELMAN or kind == DIAGONAL
 
 
-cdef inline bint cell_diagonal(int kind) noexcept nogil:
-    """Whether J_t is diagonal (each unit feeds only itself)."""
-    return kind == DIAGONAL
+cdef inline bint cell_has_direct(int kind) noexcept nogil:
+    """Whether J_t has a part not through the rows (``direct``)."""
+    return _gru_gates(kind) or _lstm_gates(kind)
 
 
 cdef inline bint cell_whole_product_without_target(int kind) noexcept nogil:
@@ -201,6 +237,8 @@ cdef inline void cell_forward(
     """
     cdef:
         int R = cell_rows(kind, n)
+        # The hidden side of a row: all of h, or its own unit's h_i.
+        int nh = 1 if cell_diagonal(kind) else n
         int i, j
         double r, zg, u, e, hk, ig, fg, gg, og, c, cnew, tc, cn, acc
         floating* hprev = rec + m
@@ -226,13 +264,17 @@ cdef inline void cell_forward(
                 acc += th[j] * x[j]
             s[i] = <floating> acc
         activate(activation, n, s, coef)
-    elif kind == GRU:
+    elif _gru_gates(kind):
         # The n gate needs W_hn h + b_hn apart from its input part.
         for i in range(R):
-            ax[i] = theta[i * q + m + n]
-            ah[i] = theta[i * q + m + n + 1]
+            ax[i] = theta[i * q + m + nh]
+            ah[i] = theta[i * q + m + nh + 1]
         gemv_rm(R, m, <floating> 1, theta, q, rec, <floating> 1, ax)
-        gemv_rm(R, n, <floating> 1, theta + m, q, hprev, <floating> 1, ah)
+        if cell_diagonal(kind):
+            for i in range(R):
+                ah[i] += theta[i * q + m] * hprev[i % n]
+        else:
+            gemv_rm(R, n, <floating> 1, theta + m, q, hprev, <floating> 1, ah)
         for i in range(n):
             r = _sigmoid(ax[i] + ah[i])
             zg = _sigmoid(ax[n + i] + ah[n + i])
@@ -248,8 +290,13 @@ cdef inline void cell_forward(
             coef[4 * n + i] = <floating> cn
     else:
         for i in range(R):
-            ax[i] = theta[i * q + m + n] + theta[i * q + m + n + 1]
-        gemv_rm(R, m + n, <floating> 1, theta, q, rec, <floating> 1, ax)
+            ax[i] = theta[i * q + m + nh] + theta[i * q + m + nh + 1]
+        if cell_diagonal(kind):
+            gemv_rm(R, m, <floating> 1, theta, q, rec, <floating> 1, ax)
+            for i in range(R):
+                ax[i] += theta[i * q + m] * hprev[i % n]
+        else:
+            gemv_rm(R, m + n, <floating> 1, theta, q, rec, <floating> 1, ax)
         for i in range(n):
             ig = _sigmoid(ax[i])
             fg = _sigmoid(ax[n + i])
@@ -280,9 +327,9 @@ cdef inline floating row_coef(
     int kind, int n, const floating* coef, int sigma, int gate, int i,
 ) noexcept nogil:
     """a_{sigma, rho}: d s_t[sigma, i] / d pre-activation of row gate*n + i."""
-    if kind == GRU:
+    if _gru_gates(kind):
         return coef[(2 + gate) * n + i]
-    if kind == LSTM:
+    if _lstm_gates(kind):
         if gate == 3:
             return coef[4 * n + i] if sigma == 0 else 0
         if sigma == 1:
@@ -294,14 +341,14 @@ cdef inline floating row_coef(
 cdef inline bint row_feeds(int kind, int sigma, int gate) noexcept nogil:
     """Whether a_{sigma, rho} can be nonzero (the LSTM's c does not see its
     output gate)."""
-    return not (kind == LSTM and sigma == 1 and gate == 3)
+    return not (_lstm_gates(kind) and sigma == 1 and gate == 3)
 
 
 cdef inline floating row_scale(
     int kind, int n, const floating* coef, int gate, int i,
 ) noexcept nogil:
     """lam_rho: factor on the hidden side of row gate*n + i's inputs."""
-    if kind == GRU and gate == 2:
+    if _gru_gates(kind) and gate == 2:
         return coef[i]
     return 1
 
@@ -310,9 +357,9 @@ cdef inline floating direct(
     int kind, int n, const floating* coef, int sigma, int sigma2, int i,
 ) noexcept nogil:
     """D_t[(sigma, i), (sigma2, i)]: the part of J_t not through the rows."""
-    if kind == GRU:
+    if _gru_gates(kind):
         return coef[n + i]
-    if kind == LSTM and sigma2 == 1:
+    if _lstm_gates(kind) and sigma2 == 1:
         return coef[i] if sigma == 1 else coef[5 * n + i] * coef[i]
     return 0
 
@@ -321,7 +368,7 @@ cdef inline const floating* row_hidden(
     int kind, int n, int m, const floating* rec, int i, int* width,
 ) noexcept nogil:
     """The hidden side of unit i's rows in a record, and its width."""
-    if kind == DIAGONAL:
+    if cell_diagonal(kind):
         width[0] = 1
         return rec + m + i
     width[0] = n
@@ -329,11 +376,11 @@ cdef inline const floating* row_hidden(
 
 
 cdef inline floating hidden_weight(
-    int kind, int m, int q, const floating* theta, int rho, int l,
+    int kind, int n, int m, int q, const floating* theta, int rho, int l,
 ) noexcept nogil:
-    """W_hh[rho, l] (the element-wise cell: w_rho on its own unit)."""
-    if kind == DIAGONAL:
-        return theta[rho * q + m] if rho == l else 0
+    """W_hh[rho, l] (element-wise cells: w_rho on row rho's own unit)."""
+    if cell_diagonal(kind):
+        return theta[rho * q + m] if rho % n == l else 0
     return theta[rho * q + m + l]
 
 
@@ -345,27 +392,53 @@ cdef inline void _update_range(
 ) noexcept nogil:
     """r <- Jd r + a src[j - shift] on columns j0 .. j1 of one row r0 (ns 1)
     or of the two rows r0, r1 mixed by the 2 x 2 Jd (ns 2); Jd NULL: the
-    identity (r += a src)."""
+    identity (r += a src).
+
+    Every operand is read once into a local before the row is written: the
+    compiler cannot tell that the rows do not alias ``src`` or ``Jd`` and
+    would read them again after each store.
+    """
     cdef int j
-    cdef floating p0, p1, j00, j01, j10, j11
+    cdef floating p0, p1, v, j00, j01, j10, j11
+    cdef const floating* s = src - shift
     if Jd == NULL:
         for j in range(j0, j1):
-            r0[j] += a0 * src[j - shift]
+            r0[j] += a0 * s[j]
         if ns > 1:
             for j in range(j0, j1):
-                r1[j] += a1 * src[j - shift]
+                r1[j] += a1 * s[j]
     elif ns == 1:
-        # Jd in locals: the compiler cannot tell that r0 does not alias it.
         j00 = Jd[0]
         for j in range(j0, j1):
-            r0[j] = j00 * r0[j] + a0 * src[j - shift]
+            v = s[j]
+            r0[j] = j00 * r0[j] + a0 * v
     else:
         j00, j01, j10, j11 = Jd[0], Jd[1], Jd[2], Jd[3]
         for j in range(j0, j1):
             p0 = r0[j]
             p1 = r1[j]
-            r0[j] = j00 * p0 + j01 * p1 + a0 * src[j - shift]
-            r1[j] = j10 * p0 + j11 * p1 + a1 * src[j - shift]
+            v = s[j]
+            r0[j] = j00 * p0 + j01 * p1 + a0 * v
+            r1[j] = j10 * p0 + j11 * p1 + a1 * v
+
+
+cdef inline void _update_one(
+    int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
+    floating a1, floating v, int j,
+) noexcept nogil:
+    """``_update_range`` on the single column j with src[j] = v."""
+    cdef floating p0, p1
+    if Jd == NULL:
+        r0[j] += a0 * v
+        if ns > 1:
+            r1[j] += a1 * v
+    elif ns == 1:
+        r0[j] = Jd[0] * r0[j] + a0 * v
+    else:
+        p0 = r0[j]
+        p1 = r1[j]
+        r0[j] = Jd[0] * p0 + Jd[1] * p1 + a0 * v
+        r1[j] = Jd[2] * p0 + Jd[3] * p1 + a1 * v
 
 
 cdef inline void input_update(
@@ -377,7 +450,6 @@ cdef inline void input_update(
     one or two influence rows (see ``_update_range``; Jd NULL: r += a v_rho),
     v_rho = [x, lam h, 1, lam] read from the record."""
     cdef:
-        floating one[1]
         floating lam = row_scale(kind, n, record_coefficients(kind, n, m, rec),
                                  gate, i)
         floating b0 = a0 * lam, b1 = a1 * lam
@@ -387,21 +459,25 @@ cdef inline void input_update(
         # The record holds [x, h, 1(, 1)]: the row's inputs as they are.
         _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, j1, 0)
         return
-    one[0] = 1
     e = m if j1 > m else j1
     if j0 < e:
         _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, e, 0)
-    e = m + nh if j1 > m + nh else j1
-    if (j0 if j0 > m else m) < e:
-        _update_range(ns, r0, r1, Jd, b0, b1, h, j0 if j0 > m else m, e, m)
+    if nh == 1:
+        # The element-wise cell's one hidden input.
+        if j0 <= m < j1:
+            _update_one(ns, r0, r1, Jd, b0, b1, h[0], m)
+    else:
+        e = m + nh if j1 > m + nh else j1
+        if (j0 if j0 > m else m) < e:
+            _update_range(ns, r0, r1, Jd, b0, b1, h, j0 if j0 > m else m, e,
+                          m)
     if j0 <= m + nh < j1:
-        _update_range(ns, r0, r1, Jd, a0, a1, one, m + nh, m + nh + 1, m + nh)
+        _update_one(ns, r0, r1, Jd, a0, a1, 1, m + nh)
     if q == m + nh + 2 and j0 <= m + nh + 1 < j1:
-        _update_range(ns, r0, r1, Jd, b0, b1, one, m + nh + 1, m + nh + 2,
-                      m + nh + 1)
+        _update_one(ns, r0, r1, Jd, b0, b1, 1, m + nh + 1)
 
 
-cdef inline void cell_immediate(
+cdef inline void _cell_immediate(
     int kind, int n, int m, int q, const floating* rec, floating* P, int ld,
     int c0, int c1,
 ) noexcept nogil:
@@ -413,9 +489,16 @@ cdef inline void cell_immediate(
         const floating* coef = record_coefficients(kind, n, m, rec)
     if c1 <= c0:
         return
-    for rho in range(c0 // q, (c1 - 1) // q + 1):
-        gate = rho // n
-        i = rho - gate * n
+    # gate and i of row rho, kept by counting: a division per row cost more
+    # than the row's update at n = 8.
+    rho = c0 // q
+    gate = rho // n
+    i = rho - gate * n - 1
+    for rho in range(rho, (c1 - 1) // q + 1):
+        i += 1
+        if i == n:
+            i = 0
+            gate += 1
         j0 = c0 - rho * q if c0 > rho * q else 0
         j1 = c1 - rho * q if c1 < rho * q + q else q
         rows = ns if ns == 1 or row_feeds(kind, 1, gate) else 1
@@ -424,6 +507,29 @@ cdef inline void cell_immediate(
             P + (n + i) * ld + rho * q if rows > 1 else NULL, NULL,
             row_coef(kind, n, coef, 0, gate, i),
             row_coef(kind, n, coef, 1, gate, i) if rows > 1 else 0, j0, j1)
+
+
+cdef inline void cell_immediate(
+    int kind, int n, int m, int q, const floating* rec, floating* P, int ld,
+    int c0, int c1,
+) noexcept nogil:
+    """See ``_cell_immediate``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
+    if kind == ELMAN:
+        _cell_immediate(ELMAN, n, m, q, rec, P, ld, c0, c1)
+    elif kind == DIAGONAL:
+        _cell_immediate(DIAGONAL, n, m, q, rec, P, ld, c0, c1)
+    elif kind == GRU:
+        _cell_immediate(GRU, n, m, q, rec, P, ld, c0, c1)
+    elif kind == LSTM:
+        _cell_immediate(LSTM, n, m, q, rec, P, ld, c0, c1)
+    elif kind == EGRU:
+        _cell_immediate(EGRU, n, m, q, rec, P, ld, c0, c1)
+    elif kind == ELSTM:
+        _cell_immediate(ELSTM, n, m, q, rec, P, ld, c0, c1)
+    else:
+        _cell_immediate(kind, n, m, q, rec, P, ld, c0, c1)
 
 
 # -- derived: the state Jacobian ---------------------------------------------
@@ -444,7 +550,24 @@ cdef inline void _unit_rows(
                 a[sigma * G + gate] *= row_scale(kind, n, coef, gate, i)
 
 
-cdef inline void cell_jacobian(
+cdef inline void _mix_rows(
+    int G, const floating* a, const floating* theta, const int* rows, int q,
+    int col, int width, floating* out,
+) noexcept nogil:
+    """out = sum_g a[g] theta[rows[g], col:col + width], gate by gate."""
+    cdef int gate, l
+    cdef floating ag = a[0]
+    cdef const floating* w = theta + rows[0] * q + col
+    for l in range(width):
+        out[l] = ag * w[l]
+    for gate in range(1, G):
+        ag = a[gate]
+        w = theta + rows[gate] * q + col
+        for l in range(width):
+            out[l] = out[l] + ag * w[l]
+
+
+cdef inline void _cell_jacobian(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, int columns, floating* J,
 ) noexcept nogil:
@@ -453,10 +576,9 @@ cdef inline void cell_jacobian(
     cdef:
         int G = cell_gates(kind)
         int ns = cell_per_unit(kind)
-        int i, l, gate, sigma, s2
+        int i, sigma, s2
         floating a[8]
         int rows[4]
-        floating acc
         floating* row
         const floating* coef = record_coefficients(kind, n, m, rec)
     for i in range(n):
@@ -465,21 +587,44 @@ cdef inline void cell_jacobian(
             row = J + (sigma * n + i) * columns
             if cell_diagonal(kind):
                 memset(row, 0, columns * sizeof(floating))
-                row[i] = a[sigma * G] * hidden_weight(kind, m, q, theta, i, i)
+                # Each row's own hidden weight, in column m.
+                _mix_rows(G, a + sigma * G, theta, rows, q, m, 1, row + i)
             else:
-                for l in range(n):
-                    acc = a[sigma * G] * theta[rows[0] * q + m + l]
-                    for gate in range(1, G):
-                        acc = acc + a[sigma * G + gate] * theta[rows[gate] * q + m + l]
-                    row[l] = acc
+                _mix_rows(G, a + sigma * G, theta, rows, q, m, n, row)
+            for s2 in range(1, ns):
+                if s2 * n < columns:
+                    memset(row + s2 * n, 0, n * sizeof(floating))
+            if not cell_has_direct(kind):
+                continue
             for s2 in range(ns):
                 if s2 * n < columns:
-                    if s2 > 0:
-                        memset(row + s2 * n, 0, n * sizeof(floating))
                     row[s2 * n + i] += direct(kind, n, coef, sigma, s2, i)
 
 
-cdef inline void cell_input_jacobian(
+cdef inline void cell_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int columns, floating* J,
+) noexcept nogil:
+    """See ``_cell_jacobian``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
+    if kind == ELMAN:
+        _cell_jacobian(ELMAN, n, m, q, theta, rec, columns, J)
+    elif kind == DIAGONAL:
+        _cell_jacobian(DIAGONAL, n, m, q, theta, rec, columns, J)
+    elif kind == GRU:
+        _cell_jacobian(GRU, n, m, q, theta, rec, columns, J)
+    elif kind == LSTM:
+        _cell_jacobian(LSTM, n, m, q, theta, rec, columns, J)
+    elif kind == EGRU:
+        _cell_jacobian(EGRU, n, m, q, theta, rec, columns, J)
+    elif kind == ELSTM:
+        _cell_jacobian(ELSTM, n, m, q, theta, rec, columns, J)
+    else:
+        _cell_jacobian(kind, n, m, q, theta, rec, columns, J)
+
+
+cdef inline void _cell_input_jacobian(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, int col, int width, floating* B,
 ) noexcept nogil:
@@ -487,22 +632,41 @@ cdef inline void cell_input_jacobian(
     the state (for fed-back outputs)."""
     cdef:
         int G = cell_gates(kind)
-        int i, c, gate, sigma
+        int i, sigma
         floating a[8]
         int rows[4]
-        floating acc
         const floating* coef = record_coefficients(kind, n, m, rec)
     for i in range(n):
         _unit_rows(kind, n, coef, i, False, a, rows)
         for sigma in range(cell_per_unit(kind)):
-            for c in range(width):
-                acc = a[sigma * G] * theta[rows[0] * q + col + c]
-                for gate in range(1, G):
-                    acc = acc + a[sigma * G + gate] * theta[rows[gate] * q + col + c]
-                B[(sigma * n + i) * width + c] = acc
+            _mix_rows(G, a + sigma * G, theta, rows, q, col, width,
+                      B + (sigma * n + i) * width)
 
 
-cdef inline void cell_unit_jacobian(
+cdef inline void cell_input_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int col, int width, floating* B,
+) noexcept nogil:
+    """See ``_cell_input_jacobian``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
+    if kind == ELMAN:
+        _cell_input_jacobian(ELMAN, n, m, q, theta, rec, col, width, B)
+    elif kind == DIAGONAL:
+        _cell_input_jacobian(DIAGONAL, n, m, q, theta, rec, col, width, B)
+    elif kind == GRU:
+        _cell_input_jacobian(GRU, n, m, q, theta, rec, col, width, B)
+    elif kind == LSTM:
+        _cell_input_jacobian(LSTM, n, m, q, theta, rec, col, width, B)
+    elif kind == EGRU:
+        _cell_input_jacobian(EGRU, n, m, q, theta, rec, col, width, B)
+    elif kind == ELSTM:
+        _cell_input_jacobian(ELSTM, n, m, q, theta, rec, col, width, B)
+    else:
+        _cell_input_jacobian(kind, n, m, q, theta, rec, col, width, B)
+
+
+cdef inline void _cell_unit_jacobian(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, int i, floating* Jd,
 ) noexcept nogil:
@@ -522,13 +686,36 @@ cdef inline void cell_unit_jacobian(
             if row_feeds(kind, sigma, gate):
                 acc = acc + (row_coef(kind, n, coef, sigma, gate, i)
                              * row_scale(kind, n, coef, gate, i)
-                             * hidden_weight(kind, m, q, theta, gate * n + i, i))
+                             * hidden_weight(kind, n, m, q, theta, gate * n + i, i))
         Jd[sigma * ns] = acc
+
+
+cdef inline void cell_unit_jacobian(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, int i, floating* Jd,
+) noexcept nogil:
+    """See ``_cell_unit_jacobian``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
+    if kind == ELMAN:
+        _cell_unit_jacobian(ELMAN, n, m, q, theta, rec, i, Jd)
+    elif kind == DIAGONAL:
+        _cell_unit_jacobian(DIAGONAL, n, m, q, theta, rec, i, Jd)
+    elif kind == GRU:
+        _cell_unit_jacobian(GRU, n, m, q, theta, rec, i, Jd)
+    elif kind == LSTM:
+        _cell_unit_jacobian(LSTM, n, m, q, theta, rec, i, Jd)
+    elif kind == EGRU:
+        _cell_unit_jacobian(EGRU, n, m, q, theta, rec, i, Jd)
+    elif kind == ELSTM:
+        _cell_unit_jacobian(ELSTM, n, m, q, theta, rec, i, Jd)
+    else:
+        _cell_unit_jacobian(kind, n, m, q, theta, rec, i, Jd)
 
 
 # -- derived: products with the Jacobians ------------------------------------
 
-cdef inline void cell_vjp(
+cdef inline void _cell_vjp(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, const floating* gbar, floating* gprev,
     floating* grad_theta, floating* work,
@@ -562,11 +749,16 @@ cdef inline void cell_vjp(
         return
     if cell_diagonal(kind):
         for i in range(n):
-            gprev[i] = e[i] * hidden_weight(kind, m, q, theta, i, i)
+            acc = 0
+            for gate in range(G):
+                acc = acc + e[gate * n + i] * theta[(gate * n + i) * q + m]
+            gprev[i] = acc
     else:
         gemv_rm_t(R, n, <floating> 1, theta + m, q, e, <floating> 0, gprev)
     if ns > 1:
         memset(gprev + n, 0, (ns - 1) * n * sizeof(floating))
+    if not cell_has_direct(kind):
+        return
     for i in range(n):
         for s2 in range(ns):
             for sigma in range(ns):
@@ -574,7 +766,31 @@ cdef inline void cell_vjp(
                     kind, n, coef, sigma, s2, i)
 
 
-cdef inline void cell_jvp(
+cdef inline void cell_vjp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* gbar, floating* gprev,
+    floating* grad_theta, floating* work,
+) noexcept nogil:
+    """See ``_cell_vjp``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
+    if kind == ELMAN:
+        _cell_vjp(ELMAN, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == DIAGONAL:
+        _cell_vjp(DIAGONAL, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == GRU:
+        _cell_vjp(GRU, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == LSTM:
+        _cell_vjp(LSTM, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == EGRU:
+        _cell_vjp(EGRU, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == ELSTM:
+        _cell_vjp(ELSTM, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    else:
+        _cell_vjp(kind, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+
+
+cdef inline void _cell_jvp(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, const floating* v, floating* out, floating* work,
 ) noexcept nogil:
@@ -587,8 +803,8 @@ cdef inline void cell_jvp(
         floating* y = work
         const floating* coef = record_coefficients(kind, n, m, rec)
     if cell_diagonal(kind):
-        for i in range(n):
-            y[i] = hidden_weight(kind, m, q, theta, i, i) * v[i]
+        for i in range(G * n):
+            y[i] = theta[i * q + m] * v[i % n]
     else:
         gemv_rm(G * n, n, <floating> 1, theta + m, q, v, <floating> 0, y)
     for i in range(n):
@@ -599,9 +815,33 @@ cdef inline void cell_jvp(
                     acc = acc + (row_coef(kind, n, coef, sigma, gate, i)
                                  * row_scale(kind, n, coef, gate, i)
                                  * y[gate * n + i])
-            for s2 in range(ns):
-                acc = acc + direct(kind, n, coef, sigma, s2, i) * v[s2 * n + i]
+            if cell_has_direct(kind):
+                for s2 in range(ns):
+                    acc = acc + direct(kind, n, coef, sigma, s2, i) * v[s2 * n + i]
             out[sigma * n + i] = acc
+
+
+cdef inline void cell_jvp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* v, floating* out, floating* work,
+) noexcept nogil:
+    """See ``_cell_jvp``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
+    if kind == ELMAN:
+        _cell_jvp(ELMAN, n, m, q, theta, rec, v, out, work)
+    elif kind == DIAGONAL:
+        _cell_jvp(DIAGONAL, n, m, q, theta, rec, v, out, work)
+    elif kind == GRU:
+        _cell_jvp(GRU, n, m, q, theta, rec, v, out, work)
+    elif kind == LSTM:
+        _cell_jvp(LSTM, n, m, q, theta, rec, v, out, work)
+    elif kind == EGRU:
+        _cell_jvp(EGRU, n, m, q, theta, rec, v, out, work)
+    elif kind == ELSTM:
+        _cell_jvp(ELSTM, n, m, q, theta, rec, v, out, work)
+    else:
+        _cell_jvp(kind, n, m, q, theta, rec, v, out, work)
 
 
 cdef inline void copy_bias_gradient(

@@ -356,3 +356,30 @@ cdef inline bint interrupt_due(InterruptCheck* check) noexcept nogil:
         return False
     check.last = now
     return signal_raised()
+
+
+cdef inline floating* output_rows(
+    floating[:, ::1] outputs, const floating[:, ::1] Y,
+) except? NULL:
+    """Where the online kernels record outputs: NULL for ``outputs=None``.
+
+    ``outputs`` is laid out like the targets ``Y``; row k receives the
+    readout pre-activation of target k, computed before that target's
+    update (what a prediction of its step gives at that moment).
+    """
+    if outputs is None or Y.shape[0] == 0:
+        return NULL
+    if outputs.shape[0] != Y.shape[0] or outputs.shape[1] != Y.shape[1]:
+        raise ValueError("outputs must have the shape of Y")
+    return &outputs[0, 0]
+
+
+cdef inline void record_output(
+    floating* outputs, const Packed* data, Py_ssize_t b, Py_ssize_t k,
+    const floating* zout,
+) noexcept nogil:
+    """Copy target k of sequence b's readout pre-activation ``zout`` into
+    its row of ``outputs`` (see ``output_rows``); NULL records nothing."""
+    if outputs != NULL:
+        memcpy(outputs + (data.y_start[b] + k) * data.o, zout,
+               data.o * sizeof(floating))

@@ -20,7 +20,7 @@ from cython cimport floating
 
 from ._cells cimport DIAGONAL, ELMAN, cell_columns
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, pack, update_rule,
+    Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
 )
 from ._rtrl cimport (
     forward_scratch_size, influence_size, rtrl_minibatch, rtrl_online,
@@ -124,11 +124,13 @@ def diagonal_rtrl_online(
     floating[::1] scratch,
     double[::1] loss_rows,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Update after every step with a target; per-unit influence.
 
     Arguments as for ``skrtrl._kernels._elman.elman_rtrl_online``, except
-    that ``influence`` is one (n * q) buffer updated in place (no parity).
+    that ``influence`` is one (n * q) buffer updated in place (no parity),
+    ``outputs`` included.
     Returns the number of updates made so far.
     """
     cdef:
@@ -138,6 +140,7 @@ def diagonal_rtrl_online(
         UpdateRule rule = update_rule(
             solver, learning_rate, beta_1, beta_2, epsilon, momentum,
             nesterov, clip_norm, t_update, learn)
+        floating* out
         int q = cell_columns(kind, n, m)
         int parity = 0
     check_online_arrays(n * q + n + o * n + o, params, grad, penalty, state_a,
@@ -150,12 +153,13 @@ def diagonal_rtrl_online(
         raise ValueError("scratch too small")
     if loss_rows.shape[0] < data.count:
         raise ValueError("loss_rows too small")
+    out = output_rows(outputs, Y)
     with nogil:
         rtrl_online(
             kind, activation, loss_kind, &data, reset_state, &params[0], n,
             &rule, &penalty[0], &state_a[0], &state_b[0], &hidden[0],
             &influence[0], &parity, True, &grad[0], &scratch[0],
-            &loss_rows[0] if data.count else NULL)
+            &loss_rows[0] if data.count else NULL, out)
     return rule.t
 
 

@@ -18,7 +18,7 @@ from cython cimport floating
 
 from ._cells cimport ELMAN, cell_state
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, pack, update_rule,
+    Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
 )
 from ._rtrl cimport (
     forward_scratch_size, influence_size, rtrl_minibatch, rtrl_online,
@@ -139,6 +139,7 @@ def elman_rtrl_online(
     floating[::1] scratch,
     double[::1] loss_rows,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Real-time RTRL: update the parameters after every step with a target.
 
@@ -170,6 +171,9 @@ def elman_rtrl_online(
     loss_rows : (B,) weighted loss of each sequence (written).
     learn : False to advance the state and influence only: no gradient,
         no update, ``t_update`` unchanged.
+    outputs : None, or an array shaped like Y whose row k receives target
+        k's readout pre-activation, computed before its update: the
+        prediction of that step by the model of the moment.
 
     Returns
     -------
@@ -181,6 +185,7 @@ def elman_rtrl_online(
         UpdateRule rule = update_rule(
             solver, learning_rate, beta_1, beta_2, epsilon, momentum,
             nesterov, clip_norm, t_update, learn)
+        floating* out
         int q = m + n + 1
     check_online_arrays(n * q + n + o * n + o, params, grad, penalty, state_a,
                         state_b, solver)
@@ -192,12 +197,13 @@ def elman_rtrl_online(
         raise ValueError("hidden or scratch too small")
     if loss_rows.shape[0] < data.count:
         raise ValueError("loss_rows too small")
+    out = output_rows(outputs, Y)
     with nogil:
         rtrl_online(
             ELMAN, activation, loss_kind, &data, reset_state, &params[0], n,
             &rule, &penalty[0], &state_a[0], &state_b[0], &hidden[0],
             &influence[0, 0], &parity, False, &grad[0], &scratch[0],
-            &loss_rows[0] if data.count else NULL)
+            &loss_rows[0] if data.count else NULL, out)
     return rule.t, parity
 
 

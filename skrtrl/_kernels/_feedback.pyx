@@ -5,10 +5,10 @@ With output feedback the recurrent layer sees, besides x_t (m features), the
 previous output f_{t-1} (o numbers) through its own weights ``W_fb``: the
 cell's inputs are u_t = [x_t, f_{t-1}], so its parameter matrix ``theta``
 (R x q) has m + o input columns, the feedback ones at m .. m + o - 1. The
-cells and their theta layouts are those of ``_elman.pyx`` (``theta`` rows
-[W_ih | W_fb | W_hh | b_ih], R = n), ``_diagonal.pyx`` ([W_ih | W_fb | w |
-b_ih], R = n) and ``_gated.pyx`` ([W_ih | W_fb | W_hh | b_ih | b_hh], R = 3n
-or 4n). f_t = sigma(z_t) is the model's output after its link function,
+cells are those of ``_cells.pxd``, with the inputs [x_t, f_{t-1}] in place
+of x_t: ``theta`` rows [W_ih | W_fb | W_hh | b_ih] (Elman, R = n),
+[W_ih | W_fb | w | b_ih] (element-wise, R = n) and [W_ih | W_fb | W_hh |
+b_ih | b_hh] (GRU and LSTM, R = 3n or 4n). f_t = sigma(z_t) is the model's output after its link function,
 z_t = W_out h_t + b_out: identity (regression), logistic (two classes),
 softmax (several), so a classifier feeds back its probabilities.
 
@@ -32,7 +32,7 @@ Elman and diagonal cells' bias_hh shares the b_ih column), s_t the cell state
     P_t = J_t P_{t-1} + B_t dF_{t-1} + I_t,
 
 with J_t = d s_t / d s_{t-1} and I_t the immediate term (the cells' own
-RTRL, see their modules), B_t = d s_t / d f_{t-1} (S x o: the derivative of
+RTRL, see ``_cells.pxd``), B_t = d s_t / d f_{t-1} (S x o: the derivative of
 the step with respect to its feedback inputs), R_{t-1}[c, :] the direct
 derivative of z_{t-1}[c] with respect to the readout (h_{t-1} in the columns
 of W_out[c, :], 1 in that of b_out[c]) and Sigma' the Jacobian of the link
@@ -56,6 +56,7 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
 from ._cells cimport (
+    cell_per_unit,
     N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
     cell_input_jacobian, cell_jacobian, cell_rows, cell_separate_bias,
     cell_state, cell_unit_jacobian, copy_bias_gradient, record_size,
@@ -63,8 +64,8 @@ from ._cells cimport (
 )
 from ._common cimport (
     _sigmoid, InterruptCheck, Packed, UpdateRule, check_online_arrays,
-    interrupt_check, interrupt_due, online_update, pack, readout_gradient,
-    sequence, update_rule, LOSS_LOGISTIC, LOSS_SQUARED,
+    interrupt_check, interrupt_due, online_update, output_rows, pack,
+    readout_gradient, sequence, update_rule, LOSS_LOGISTIC, LOSS_SQUARED,
 )
 
 
@@ -178,6 +179,7 @@ cdef double _free_step(
     const floating* W_out, const floating* b_out,
     floating* s, floating* f, const floating* P_old, floating* P_new,
     floating* dF, bint first, bint learn, floating* grad, floating* work,
+    floating* out,
 ) noexcept nogil:
     """One free-running training step with exact RTRL.
 
@@ -185,7 +187,8 @@ cdef double _free_step(
     ``P_old`` the state and its influence; on exit f_t, dF_t, s_t and P_t
     (in ``P_new``). ``first``: from the zero state (P_{t-1} = dF = 0, not
     read). With ``learn``, the loss's gradient is added into ``grad`` (C
-    numbers, the influence column layout). Returns the weighted loss.
+    numbers, the influence column layout). ``out``: NULL, or where the
+    readout pre-activation goes (o numbers). Returns the weighted loss.
     """
     cdef:
         int mi = m + o
@@ -208,7 +211,7 @@ cdef double _free_step(
         # J_t P_{t-1}: for the diagonal cell J_t is diagonal, but the
         # feedback makes P dense (every unit depends on f, which depends on
         # every unit).
-        if cell_diagonal(kind):
+        if cell_diagonal(kind) and cell_per_unit(kind) == 1:
             for k in range(n):
                 cell_unit_jacobian(kind, n, mi, q, theta, rec, k, &d)
                 _scaled_copy(C, d, P_old + k * C, P_new + k * C)
@@ -221,6 +224,8 @@ cdef double _free_step(
     cell_immediate(kind, n, mi, q, rec, P_new, C, 0, T)
     loss = readout_gradient(y, o, n, weight, loss_kind, W_out, b_out, s,
                             grad + T, g, zout, dz)
+    if out != NULL:
+        memcpy(out, zout, o * sizeof(floating))
     if learn:
         gemv_rm_t(n, C, <floating> 1, P_new, C, g, <floating> 1, grad)
     _link(loss_kind, o, zout, f)
@@ -263,7 +268,7 @@ cdef double _free_sequence(
             kind, activation, loss_kind, X + t * m, m, Y + t * o,
             data.weight_scale * weights[t], n, o, q, C, theta, bias_hh, W_out,
             b_out, s, f, P_work + (1 - (t & 1)) * S * C,
-            P_work + (t & 1) * S * C, dF, t == 0, True, grad, work)
+            P_work + (t & 1) * S * C, dF, t == 0, True, grad, work, NULL)
     return loss
 
 
@@ -369,6 +374,7 @@ def feedback_rtrl_online(
     floating[::1] scratch,
     double[::1] loss_rows,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Free-running real-time RTRL: an update after every step.
 
@@ -385,7 +391,7 @@ def feedback_rtrl_online(
 
     ``learn=False`` advances the stream state (state, influence, fed-back
     output and its influence) only: no gradient, no update, ``t_update``
-    unchanged.
+    unchanged. ``outputs``: as for ``elman_rtrl_online``.
 
     Returns
     -------
@@ -415,6 +421,7 @@ def feedback_rtrl_online(
         floating* P_old
         InterruptCheck check = interrupt_check()
         bint stopped = False
+        floating* out = output_rows(outputs, Y)
     R, q, S, C = feedback_sizes(kind, n, m, o)
     T = R * q
     rest = T + (n if cell_separate_bias(kind) else 0)
@@ -455,7 +462,8 @@ def feedback_rtrl_online(
                     kind, activation, loss_kind, Xb + t * m, m, Yb + t * o,
                     weight, n, o, q, C, theta, bias_hh, W_out, W_out + o * n,
                     &hidden[0], &feedback[0], P_old, P_new, dF,
-                    reset_state and t == 0, rule.learn, gc, work)
+                    reset_state and t == 0, rule.learn, gc, work,
+                    out + (data.y_start[b] + t) * o if out != NULL else NULL)
                 if not rule.learn:
                     continue
                 # grad laid out like params (the influence columns of

@@ -3,7 +3,9 @@
 Python GRU and LSTM cells.
 
 The cells (torch's equations, their derivatives) are defined in
-``_cells.pxd`` (GRU, LSTM) and trained by the drivers of ``_rtrl.pxd``.
+``_cells.pxd`` (GRU, LSTM, and their element-wise forms EGRU, ELSTM, whose
+rows have one hidden column, q = m + 3, and whose exact influence is the
+per-unit one) and trained by the drivers of ``_rtrl.pxd``.
 Notation: n hidden units, m inputs, o outputs, G gates (3 for the GRU, 4 for
 the LSTM), q = m + n + 2. The recurrent parameters are one row-major matrix
 ``theta`` (G*n x q); row g*n + i belongs to gate g of unit i and holds
@@ -29,10 +31,10 @@ layout, updated in place.
 from cython cimport floating
 
 from ._cells cimport (
-    GRU, LSTM, cell_columns, cell_gates, cell_rows, cell_state,
+    N_CELLS, cell_columns, cell_gates, cell_rows, cell_state,
 )
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, pack, update_rule,
+    Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
 )
 from ._rtrl cimport (
     forward_scratch_size, influence_size, rtrl_minibatch, rtrl_online,
@@ -45,7 +47,7 @@ from ._blocks import _set_block_columns  # noqa: F401 (benchmarks, tests)
 
 
 def _check_kind(int kind):
-    if kind != GRU and kind != LSTM:
+    if kind < 0 or kind >= N_CELLS or cell_gates(kind) < 2:
         raise ValueError("unknown gated cell kind")
 
 
@@ -170,6 +172,7 @@ def gated_rtrl_online(
     double[::1] loss_rows,
     bint snap1=False,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Real-time RTRL: update the parameters after every step with a target.
 
@@ -181,6 +184,7 @@ def gated_rtrl_online(
     With ``snap1`` (SnAp-1), ``influence`` is (1, ``gated_influence_size(
     kind, n, m, True)``), updated in place, and ``parity`` is returned as
     given. ``learn=False`` advances the state and influence only.
+    ``outputs``: as for ``elman_rtrl_online``.
 
     Returns
     -------
@@ -193,6 +197,7 @@ def gated_rtrl_online(
         UpdateRule rule = update_rule(
             solver, learning_rate, beta_1, beta_2, epsilon, momentum,
             nesterov, clip_norm, t_update, learn)
+        floating* out
         int q = cell_columns(kind, n, m)
         int S = cell_state(kind, n)
         int W = cell_rows(kind, n) * q
@@ -211,12 +216,13 @@ def gated_rtrl_online(
         raise ValueError("scratch too small")
     if loss_rows.shape[0] < data.count:
         raise ValueError("loss_rows too small")
+    out = output_rows(outputs, Y)
     with nogil:
         rtrl_online(
             kind, 0, loss_kind, &data, reset_state, &params[0], n, &rule,
             &penalty[0], &state_a[0], &state_b[0], &state[0],
             &influence[0, 0], &parity, snap1, &grad[0], &scratch[0],
-            &loss_rows[0] if data.count else NULL)
+            &loss_rows[0] if data.count else NULL, out)
     return rule.t, parity
 
 

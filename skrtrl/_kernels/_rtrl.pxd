@@ -64,7 +64,7 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._blocks cimport block_columns
 from ._cells cimport (
-    cell_columns, cell_forward, cell_gates, cell_immediate, cell_jacobian,
+    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, cell_columns, cell_forward, cell_gates, cell_immediate, cell_jacobian,
     cell_per_unit, cell_rows, cell_separate_bias, cell_state,
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
@@ -72,7 +72,8 @@ from ._cells cimport (
 )
 from ._common cimport (
     InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
-    interrupt_due, online_update, readout_gradient, sequence, target_index,
+    interrupt_due, online_update, readout_gradient, record_output, sequence,
+    target_index,
 )
 
 # Numbers left unused at each end of a thread's scratch row (one cache line
@@ -132,26 +133,27 @@ cdef inline void _direct_columns(
     floating* P_new, int W, int c0, int c1,
 ) noexcept nogil:
     """P_new[:, c0:c1] = D_t[:, n:] P_old[n:, c0:c1]: the state columns of
-    J_t beyond h, which are diagonal in the units."""
+    J_t beyond h, which are diagonal in the units. Written for ns = 2 (the
+    LSTM's c): each row of P_old is read once for both rows it feeds (with
+    a pass per row written, the LSTM's minibatch kernel at n = 16 was about
+    1.15x slower than before the cells were unified)."""
     cdef:
-        int ns = cell_per_unit(kind)
-        int i, sigma, s2, j
-        floating c
+        int i, j
+        floating d0, d1, p
         const floating* src
-        floating* row
+        floating* r0
+        floating* r1
         const floating* coef = record_coefficients(kind, n, m, rec)
     for i in range(n):
-        for sigma in range(ns):
-            row = P_new + (sigma * n + i) * W
-            for s2 in range(1, ns):
-                c = direct(kind, n, coef, sigma, s2, i)
-                src = P_old + (s2 * n + i) * W
-                if s2 == 1:
-                    for j in range(c0, c1):
-                        row[j] = c * src[j]
-                else:
-                    for j in range(c0, c1):
-                        row[j] += c * src[j]
+        d0 = direct(kind, n, coef, 0, 1, i)
+        d1 = direct(kind, n, coef, 1, 1, i)
+        src = P_old + (n + i) * W
+        r0 = P_new + i * W
+        r1 = P_new + (n + i) * W
+        for j in range(c0, c1):
+            p = src[j]
+            r0[j] = d0 * p
+            r1[j] = d1 * p
 
 
 cdef inline void influence_step(
@@ -167,7 +169,7 @@ cdef inline void influence_step(
     cdef:
         int S = cell_state(kind, n)
         int W = cell_rows(kind, n) * q
-        bint split = cell_per_unit(kind) > 1 and not dense
+        bint split = cell_per_unit(kind) == 2 and not dense
         int K = S if dense else n
         int c0 = 0, c1, width
     if first:
@@ -194,7 +196,7 @@ cdef inline void influence_step(
         c0 = c1
 
 
-cdef inline void unit_influence_step(
+cdef inline void _unit_influence_step(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, floating* P, bint first,
 ) noexcept nogil:
@@ -220,16 +222,40 @@ cdef inline void unit_influence_step(
                 row_coef(kind, n, coef, 1, gate, i) if ns > 1 else 0, 0, q)
 
 
+cdef inline void unit_influence_step(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, floating* P, bint first,
+) noexcept nogil:
+    """See ``_unit_influence_step``; called with the cell as a constant, so that each cell
+    gets a copy with its branches resolved by the compiler. The entry
+    points refuse codes of no cell, so the last branch is the LSTM's."""
+    if kind == ELMAN:
+        _unit_influence_step(ELMAN, n, m, q, theta, rec, P, first)
+    elif kind == DIAGONAL:
+        _unit_influence_step(DIAGONAL, n, m, q, theta, rec, P, first)
+    elif kind == GRU:
+        _unit_influence_step(GRU, n, m, q, theta, rec, P, first)
+    elif kind == LSTM:
+        _unit_influence_step(LSTM, n, m, q, theta, rec, P, first)
+    elif kind == EGRU:
+        _unit_influence_step(EGRU, n, m, q, theta, rec, P, first)
+    elif kind == ELSTM:
+        _unit_influence_step(ELSTM, n, m, q, theta, rec, P, first)
+    else:
+        _unit_influence_step(kind, n, m, q, theta, rec, P, first)
+
+
 cdef inline void unit_gradient(
     int n, int R, int q, const floating* P, const floating* g, floating* grad,
 ) noexcept nogil:
     """grad[rho] += g[unit of rho] * P[rho] over the R rows of the h block."""
-    cdef int rho, j
+    cdef int rho, j, i = 0
     cdef floating gk
     cdef const floating* p
     cdef floating* out
     for rho in range(R):
-        gk = g[rho % n]
+        gk = g[i]
+        i = i + 1 if i + 1 < n else 0
         p = P + rho * q
         out = grad + rho * q
         for j in range(q):
@@ -259,8 +285,9 @@ cdef inline void second_step(
         const floating* src
     cell_jacobian(kind, n, m, q, theta, rec, S, J)
     for r in range(S):
+        i = -1
         for rho in range(R):
-            i = rho % n
+            i = i + 1 if i + 1 < n else 0
             row = P_new + r * W + rho * q
             c = J[r * S + i]
             src = U + rho * q
@@ -277,8 +304,9 @@ cdef inline void second_step(
     memset(gbar, 0, S * sizeof(floating))
     memcpy(gbar, g, n * sizeof(floating))
     cell_vjp(kind, n, m, q, theta, rec, gbar, gprev, grad, work)
+    i = -1
     for rho in range(R):
-        i = rho % n
+        i = i + 1 if i + 1 < n else 0
         row = grad + rho * q
         for s2 in range(ns):
             c = gprev[s2 * n + i]
@@ -408,7 +436,7 @@ cdef inline void rtrl_online(
     bint reset_state, floating* params, int n, UpdateRule* rule,
     const floating* penalty, floating* state_a, floating* state_b,
     floating* state, floating* influence, int* parity, bint per_unit,
-    floating* grad, floating* scratch, double* loss_rows,
+    floating* grad, floating* scratch, double* loss_rows, floating* outputs,
 ) noexcept nogil:
     """Real-time RTRL over the sequences of ``data`` in order (see the
     header), from the zero state each when ``reset_state``, else carrying
@@ -417,9 +445,10 @@ cdef inline void rtrl_online(
     b_out]); ``influence`` is the per-unit buffer, or the two dense buffers,
     ``influence + parity * S*W`` the current one (``parity`` in and out).
     With ``rule.learn`` false, the state and influence advance as they
-    would, but no gradient is taken and nothing is updated. A signal
-    handler that raises (Ctrl-C) stops the loop between two steps
-    (``_interrupt.pyx``); ``loss_rows`` then covers the steps run."""
+    would, but no gradient is taken and nothing is updated. ``outputs``:
+    see ``output_rows`` (NULL: not recorded). A signal handler that raises
+    (Ctrl-C) stops the loop between two steps (``_interrupt.pyx``);
+    ``loss_rows`` then covers the steps run."""
     cdef:
         int m = data.m
         int o = data.o
@@ -466,6 +495,7 @@ cdef inline void rtrl_online(
                     Y + k * o, o, n, weight, loss_kind, params + rest,
                     params + rest + o * n, state, grad + rest, g,
                     scratch + at.zout, scratch + at.dz)
+                record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
             if per_unit:
                 unit_influence_step(kind, n, m, q, theta, rec, influence, first)

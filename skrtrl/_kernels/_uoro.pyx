@@ -45,8 +45,8 @@ from ._cells cimport (
 )
 from ._common cimport (
     InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
-    interrupt_check, interrupt_due, online_update, pack, readout_gradient,
-    sequence, target_index, update_rule,
+    interrupt_check, interrupt_due, online_update, output_rows, pack,
+    readout_gradient, record_output, sequence, target_index, update_rule,
 )
 
 cdef double EPS = 1e-7
@@ -297,6 +297,7 @@ def uoro_online(
     floating[::1] scratch,
     double[::1] loss_rows,
     bint learn=True,
+    floating[:, ::1] outputs=None,
 ):
     """Online UORO: update the parameters after every step with a target.
 
@@ -307,8 +308,9 @@ def uoro_online(
     (no ``reset_state``) continues the generator ``stream_rng``, so that a
     stream's signs do not depend on how it is cut into calls.
     ``learn=False`` advances the state and the factors only: no gradient,
-    no update, ``t_update`` unchanged. Returns (t_update, generator state
-    after the call).
+    no update, ``t_update`` unchanged. ``outputs``: as for
+    ``elman_rtrl_online``. Returns (t_update, generator state after the
+    call).
     """
     cdef:
         InterruptCheck check = interrupt_check()
@@ -339,6 +341,9 @@ def uoro_online(
         floating* ths = &tilde_theta[0]
         floating* scratch_rest = &scratch[0] + P + 2 * S \
             + step_work_size(kind, n) + record_size(kind, n, m)
+        floating* out = output_rows(outputs, Y)
+    if kind < 0 or kind >= N_CELLS:
+        raise ValueError("unknown cell kind")
     check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
     if X.shape[1] != m or Y.shape[1] != o:
         raise ValueError("X must have m columns and Y o")
@@ -372,6 +377,8 @@ def uoro_online(
                 loss += _uoro_target(
                     n, P, Yb + k * o, o, weight, loss_kind, W_out, b_out, s,
                     hs, ths, &grad[0], &grad[rest], scratch_rest)
+                # (_uoro_target leaves the readout after g, n numbers in.)
+                record_output(out, &data, b, k, scratch_rest + n)
                 if not rule.learn:
                     continue
                 copy_bias_gradient(kind, n, q, &grad[0], &grad[P])

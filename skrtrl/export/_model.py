@@ -121,6 +121,11 @@ def describe(estimator):
 
 
 def _check_layout(estimator, params):
+    if estimator.cell not in GATES:
+        raise ValueError(
+            f"Export supports cell in {sorted(GATES)}; cell={estimator.cell!r} "
+            "cannot be exported yet."
+        )
     n = params["weight_out"].shape[1]
     rows = GATES.get(estimator.cell, 0) * n
     diagonal = params["weight_hh"].ndim == 1

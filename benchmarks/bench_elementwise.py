@@ -1,0 +1,118 @@
+"""Element-wise cells: exact RTRL at the cost of the forward pass.
+
+Three measurements, as ratios within one run (the machine may be shared):
+
+1. Per sequence-step cost of exact RTRL against full BPTT of the same cell,
+   minibatch of 32 sequences of 50 steps, one input, one output, targets at
+   every step, one kernel thread, float64, for n_hidden from 128 to 2048,
+   with the log-log slope of each over n = 128 .. 2048 (1 is the cost of
+   the forward pass: the parameters grow like n). A full GRU at n = 64 is
+   timed beside them for scale.
+2. A stream of 1,024 units with one input (``RTRLRegressor(cell="egru",
+   stateful=True)``) learning in real time: steps per second over chunks of
+   1,000 rows, one ``partial_fit`` per chunk, BLAS and kernel on one core.
+3. The same per step through the estimator for ``"elstm"``.
+
+Run from the repository root::
+
+    python benchmarks/bench_elementwise.py [--quick] [--json PATH]
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from skrtrl import RTRLRegressor
+from skrtrl._methods import make_cell
+from skrtrl._sequences import TrainingBatch
+
+N_SEQ, LENGTH = 32, 50
+
+
+def batch(rng):
+    values = rng.normal(size=(N_SEQ * LENGTH, 1))
+    targets = rng.normal(size=(N_SEQ * LENGTH, 1))
+    starts = np.arange(N_SEQ, dtype=np.intp) * LENGTH
+    lengths = np.full(N_SEQ, LENGTH, dtype=np.intp)
+    weights = np.full(N_SEQ * LENGTH, 1.0 / LENGTH)
+    return TrainingBatch(values, targets, starts, starts, lengths, weights, True)
+
+
+def per_step_us(cell, gradient, n, data, repeat):
+    """Best of ``repeat`` kernel calls, microseconds per sequence-step."""
+    obj = make_cell(cell, n, 1, 1, gradient=gradient)
+    flat = np.empty(obj.n_params)
+    obj.initialize(flat, np.random.RandomState(0))
+    workspace = obj.workspace(N_SEQ, 1, np.float64)
+    best = np.inf
+    for _ in range(repeat + 1):  # the first call sizes buffers
+        grad = np.zeros_like(flat)
+        start = time.perf_counter()
+        obj.train_minibatch(flat, grad, data, 1.0 / N_SEQ, "squared_error", workspace)
+        best = min(best, time.perf_counter() - start)
+    return 1e6 * best / (N_SEQ * LENGTH)
+
+
+def slope(sizes, times):
+    return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+
+
+def stream_rate(cell, n, n_rows, chunk):
+    """Steps per second of a stateful regressor learning a stream."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(n_rows, 1))
+    y = np.roll(X[:, 0], 3)
+    est = RTRLRegressor(n_hidden=n, cell=cell, stateful=True, random_state=0)
+    est.partial_fit(X[:chunk], y[:chunk])  # initialisation and first chunk
+    start = time.perf_counter()
+    for pos in range(chunk, n_rows, chunk):
+        est.partial_fit(X[pos : pos + chunk], y[pos : pos + chunk])
+    return (n_rows - chunk) / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n up to 512")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    sizes = [128, 256, 512] if args.quick else [128, 256, 512, 1024, 2048]
+    data = batch(np.random.RandomState(0))
+    results = {"per_step_us": {}, "slope": {}, "rtrl_over_bptt": {}}
+    print(f"µs per sequence-step (batch {N_SEQ}, {LENGTH} steps, 1 thread)")
+    print(f"{'cell/method':<14}" + "".join(f"{n:>10}" for n in sizes) + "   slope")
+    for cell in ("egru", "elstm", "diagonal"):
+        for gradient in ("rtrl", "bptt"):
+            times = [per_step_us(cell, gradient, n, data, args.repeat) for n in sizes]
+            key = f"{cell}/{gradient}"
+            results["per_step_us"][key] = dict(zip(sizes, times))
+            results["slope"][key] = slope(sizes, times)
+            row = "".join(f"{t:>10.2f}" for t in times)
+            print(f"{key:<14}{row}   {results['slope'][key]:.2f}")
+        ratios = [
+            results["per_step_us"][f"{cell}/rtrl"][n]
+            / results["per_step_us"][f"{cell}/bptt"][n]
+            for n in sizes
+        ]
+        results["rtrl_over_bptt"][cell] = dict(zip(sizes, ratios))
+        print(f"{cell + ' rtrl/bptt':<14}" + "".join(f"{r:>10.2f}" for r in ratios))
+    full = per_step_us("gru", "rtrl", 64, data, 1)
+    results["gru_rtrl_n64_us"] = full
+    print(f"for scale: full GRU exact RTRL at n = 64: {full:.1f} µs per step")
+
+    n_rows = 11_000 if args.quick else 51_000
+    for cell in ("egru", "elstm"):
+        rate = stream_rate(cell, 1024, n_rows, 1000)
+        results[f"{cell}_stream_steps_per_s"] = rate
+        print(f"{cell} stream, 1024 units, 1 input: {rate:,.0f} steps per second")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()

@@ -1,0 +1,299 @@
+"""The one-row path: a fitted stream model called once per sample.
+
+A model that learns from a sensor, a log or a feed is called once per row:
+``predict`` on the new row, then ``partial_fit`` once its target arrives.
+The compiled step costs microseconds at a few dozen units; the general path
+around it (parameter and training-setting checks, scikit-learn's
+``validate_data``, dtype and shape handling, the target encoder) costs far
+more, and nearly all of it repeats what the previous call already checked.
+
+This module remembers, per model, what a successful general call established
+(:class:`RowCache`) and lets a later call on a single row skip exactly that:
+
+* the hyper-parameters: the values (and their types) at the last general
+  call; any change, by ``set_params`` or by assignment, sends the next call
+  through the general path again;
+* ``params_``: the views checked at the last general call, held here so that
+  an entry the user replaced is seen by identity;
+* the row itself: a plain float32 or float64 ndarray of shape
+  ``(1, n_features_in_)``, fitted without feature names. Anything else, and
+  any row with a non-finite value, takes the general path, which accepts it
+  or refuses it with its usual message; so does any target the fast check
+  cannot vouch for (a label unseen, a NaN, another shape or dtype).
+
+Nothing is changed before every check has passed, so a refused call leaves
+the model as it was. The cache lives beside the model, not in it: it is not
+pickled or copied, and a new model (``fit`` without ``warm_start``, loading
+a pickle) starts without one.
+"""
+
+import functools
+import math
+import operator
+import weakref
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._model import Diverged
+from ._optim import OnlineUpdate
+from ._sequences import PackedSequences, TrainingBatch
+from ._settings import check_training_settings
+
+#: Model -> RowCache. Keyed weakly: a cache dies with its model.
+_CACHES = weakref.WeakKeyDictionary()
+#: Hyper-parameter names of each estimator class.
+_PARAM_NAMES = {}
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _read_only(array):
+    array.flags.writeable = False
+    return array
+
+
+#: One sequence of one row: its offsets, first row and length.
+_OFFSETS = _read_only(np.array([0, 1], dtype=np.intp))
+_START = _read_only(np.zeros(1, dtype=np.intp))
+_LENGTH = _read_only(np.ones(1, dtype=np.intp))
+_WEIGHT = {dtype: _read_only(np.ones(1, dtype=dtype)) for dtype in _FLOATS}
+
+
+def _all_finite(array):
+    """Whether every value of a small array is finite.
+
+    (Faster than numpy's reductions on a handful of values, and free of
+    the overflow a sum of large finite values could meet.)
+    """
+    return all(map(math.isfinite, array.ravel().tolist()))
+
+
+def _settings(estimator):
+    """The hyper-parameter values of ``estimator``, in a fixed order.
+
+    Read from the instance dict, where scikit-learn estimators keep them
+    (None if one is missing there: then the general path runs).
+    """
+    cls = type(estimator)
+    names = _PARAM_NAMES.get(cls)
+    if names is None:
+        names = _PARAM_NAMES[cls] = operator.itemgetter(*cls._get_param_names())
+    try:
+        return names(estimator.__dict__)
+    except KeyError:
+        return None
+
+
+def _same_settings(values, before, types_before):
+    """Whether hyper-parameter ``values`` are those checked ``before``.
+
+    Types count: ``n_hidden=16.0`` or ``stateful=1`` equal the values they
+    replace but would not pass validation. (The same objects, the usual
+    case, need no closer look.)
+    """
+    if values is None:
+        return False
+    if all(map(operator.is_, values, before)):
+        return True
+    return values == before and tuple(map(type, values)) == types_before
+
+
+class RowCache:
+    """What a successful general call of a stream model established.
+
+    Parameters
+    ----------
+    estimator : BaseRTRL
+        The fitted stream model (``stateful=True``).
+    trained : bool
+        Whether the training settings were checked (and passed) too: a
+        prediction alone checks fewer.
+    """
+
+    def __init__(self, estimator, trained):
+        model = estimator._model
+        self.settings = _settings(estimator)
+        self.types = tuple(map(type, self.settings or ()))
+        self.trained = trained
+        self.cell = model.cell
+        self.params = estimator.params_
+        self.views = tuple(self.params.values())
+        self.shape = (1, estimator.n_features_in_)
+        self.dtype = model.dtype
+        self.n_outputs = estimator.n_outputs_
+        self._penalty = None
+        self._labels = None
+
+    def serves(self, estimator, training):
+        """Whether a one-row call of ``estimator`` may rely on this cache."""
+        if training and not self.trained:
+            return False
+        params = estimator.params_
+        return (
+            estimator._model.cell is self.cell
+            and _same_settings(_settings(estimator), self.settings, self.types)
+            and "feature_names_in_" not in estimator.__dict__
+            and params is self.params
+            and len(params) == len(self.views)
+            and all(map(operator.is_, params.values(), self.views))
+        )
+
+    def row(self, X):
+        """X as the kernels take it, or None if X needs the general path."""
+        if type(X) is not np.ndarray or X.shape != self.shape or X.dtype not in _FLOATS:
+            return None
+        if not _all_finite(X):
+            return None
+        if X.dtype != self.dtype or not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X, dtype=self.dtype)
+        return X
+
+    def penalty(self, alpha):
+        """``alpha`` times the L2 mask (alpha is one of the settings)."""
+        if self._penalty is None:
+            self._penalty = alpha * self.cell.penalty_mask(self.dtype)
+        return self._penalty
+
+    def regression_target(self, y):
+        """The target row of a regressor, or None for the general path."""
+        if type(y) is not np.ndarray or y.dtype.kind not in "fiu":
+            return None
+        if y.ndim not in (1, 2) or y.shape[0] != 1 or y.size != self.n_outputs:
+            return None
+        if not _all_finite(y):
+            return None
+        return np.ascontiguousarray(y.reshape(1, self.n_outputs), dtype=self.dtype)
+
+    def classification_target(self, y, classes):
+        """The encoded target row of a classifier, or None.
+
+        The label is looked up among ``classes_``; labels that the general
+        path would refuse on their own (such as a non-integral float, a
+        "continuous" target to scikit-learn) are left out of the table, so
+        that they meet its message.
+        """
+        if type(y) is not np.ndarray or y.shape != (1,) or y.dtype.kind not in "biufU":
+            return None
+        if self._labels is None:
+            self._labels = self._label_table(classes)
+        try:
+            return self._labels.get(y[0])
+        except TypeError:  # an unhashable label
+            return None
+
+    def _label_table(self, classes):
+        n_classes = classes.shape[0]
+        table = {}
+        for code, label in enumerate(classes):
+            try:
+                check_classification_targets(np.asarray([label]))
+            except (ValueError, TypeError):
+                continue
+            if n_classes == 2:
+                row = np.full((1, 1), float(code == 1), dtype=self.dtype)
+            else:
+                row = np.zeros((1, n_classes), dtype=self.dtype)
+                row[0, code] = 1.0
+            table[label] = _read_only(row)
+        return table
+
+
+def remember(estimator, *, trained):
+    """Record a successful general call of a stream model."""
+    if not estimator.stateful:
+        return
+    model = estimator._model
+    if not trained:
+        # Keep what a training call established, while it still holds.
+        cache = _CACHES.get(model)
+        if cache is not None and cache.serves(estimator, training=True):
+            return
+        # Prediction synchronised the model with the settings; what a
+        # training call checks beyond that are the training settings.
+        try:
+            check_training_settings(estimator)
+            trained = True
+        except ValueError:
+            pass
+    _CACHES[model] = RowCache(estimator, trained)
+
+
+def cache_for(estimator, *, training):
+    """The cache a one-row call may use, or None."""
+    model = estimator.__dict__.get("_model")
+    if model is None:
+        return None
+    cache = _CACHES.get(model)
+    if cache is None or not cache.serves(estimator, training):
+        return None
+    return cache
+
+
+def row_outputs(estimator, X):
+    """Readout pre-activations of one stream row, or None for the general path.
+
+    Returns ``(raw, packed)`` as ``BaseRTRL._raw_outputs`` does.
+    """
+    cache = cache_for(estimator, training=False)
+    if cache is None:
+        return None
+    row = cache.row(X)
+    if row is None:
+        return None
+    model = estimator._model
+    raw = model.sequence_outputs(
+        row, _START, _LENGTH, estimator._loss_name, True,
+        stream=model.stream is not None,
+    )  # fmt: skip
+    return raw, PackedSequences(row, _OFFSETS, "stream")
+
+
+def learn_row(estimator, X, y):
+    """``partial_fit`` on one stream row; False if it needs the general path."""
+    cache = cache_for(estimator, training=True)
+    if cache is None:
+        return False
+    row = cache.row(X)
+    if row is None:
+        return False
+    if estimator._is_classifier_output():
+        target = cache.classification_target(y, estimator.classes_)
+    else:
+        target = cache.regression_target(y)
+    if target is None:
+        return False
+    model = estimator._model
+    batch = TrainingBatch(
+        row, target, _START, _START, _LENGTH, _WEIGHT[cache.dtype], True
+    )
+    update = OnlineUpdate(
+        model.optimizer, cache.penalty(estimator.alpha), estimator.clip_norm
+    )
+    try:
+        loss = model.train_online(batch, update, estimator._loss_name, stream=True)
+    except Diverged:
+        estimator._warn_diverged()
+        return True
+    estimator._count_pass(float(sum(loss.tolist())), 1, None, incremental=True)
+    return True
+
+
+def one_row_first(partial_fit):
+    """Decorate ``partial_fit``: one stream row goes the one-row path.
+
+    Only calls with nothing beyond ``X`` and ``y`` (``sample_weight`` and
+    ``classes`` left at None) qualify; the rest, and any call the one-row
+    path declines, run the decorated method.
+    """
+
+    @functools.wraps(partial_fit)
+    def wrapper(estimator, X, y, *args, **kwargs):
+        if (
+            not any(arg is not None for arg in args)
+            and not any(arg is not None for arg in kwargs.values())
+            and learn_row(estimator, X, y)
+        ):
+            return estimator
+        return partial_fit(estimator, X, y, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,288 @@
+"""Plain-numpy references for every registered cell (the conformance suite).
+
+Everything here is built on the numpy steps of
+``skrtrl/inspection/_cell_steps.py`` (``CELL_STEPS[name]``, reached through
+``_helpers.steps_from``) and on the names and layout of ``params_``; no code
+is shared with the compiled kernels. From a cell's forward step and its
+``vjp`` the references derive, for any registered cell:
+
+* :func:`forward_loss`: the weighted loss of a forward pass (for finite
+  differences), with the previous target or the model's own previous output
+  fed back when asked;
+* :func:`rtrl`: real-time recurrent learning, the influence
+  ``d s_t / d theta`` carried forward (``P_t = J_t P_{t-1} + I_t``, with the
+  state Jacobian ``J_t`` and the immediate term ``I_t`` taken from ``vjp``
+  with unit vectors), optionally cut to SnAp-1's per-unit blocks, optionally
+  through the feedback path, with an SGD step after every target;
+* :func:`bptt`: (truncated) backpropagation through time through the step
+  records, with an SGD step after every target.
+
+With a learning rate of 0 the last two accumulate the gradient of the loss
+at fixed weights (the minibatch gradient); with a positive one they are the
+per-step updates of ``update="step"`` and of streams.
+
+A sequence is a tuple ``(x, Y, w)``: inputs (T, m), reference targets
+(T, o) (regression values, 0/1 for a binary classifier, one-hot rows for
+several classes) and per-step weights (T,), 0 where a step has no target.
+The loss names are the estimators': ``"squared_error"``,
+``"log_loss_binary"``, ``"log_loss"``.
+
+Conventions a new cell must follow to be covered: its entry in
+``CELL_STEPS`` offers ``_step``, ``vjp`` and ``state_per_unit`` like the
+others (state = [h, ...], h first), its ``params_`` holds ``weight_out``
+and ``bias_out`` for the readout, the L2 penalty acts on the entries whose
+names start with ``weight``, and row r of every recurrent parameter belongs
+to hidden unit ``r % n_hidden`` (SnAp-1's blocks).
+"""
+
+import numpy as np
+from scipy.special import expit, softmax
+
+from _helpers import loss_and_output_grad, state_size, steps_from
+
+READOUT = ("weight_out", "bias_out")
+
+
+class Layout:
+    """The entries of ``params`` as one vector, in the order of ``params_``."""
+
+    def __init__(self, params):
+        self.names = list(params)
+        self.shapes = {k: np.shape(v) for k, v in params.items()}
+        self.slices, pos = {}, 0
+        for name in self.names:
+            size = int(np.prod(self.shapes[name]))
+            self.slices[name] = slice(pos, pos + size)
+            pos += size
+        self.size = pos
+
+    def vector(self, params):
+        return np.concatenate([np.ravel(params[k]) for k in self.names]).astype(float)
+
+    def arrays(self, vector):
+        return {k: vector[self.slices[k]].reshape(self.shapes[k]) for k in self.names}
+
+    def penalty_mask(self):
+        """1 for the weights L2 regularisation acts on, 0 for biases."""
+        mask = np.zeros(self.size)
+        for name in self.names:
+            if name.startswith("weight"):
+                mask[self.slices[name]] = 1.0
+        return mask
+
+    def unit_blocks(self, n_hidden, n_state):
+        """SnAp-1's entries of the influence (n_state, size): state entry k
+        and a recurrent parameter of row r both belong to unit ``% n``."""
+        keep = np.zeros((n_state, self.size), dtype=bool)
+        state_unit = np.arange(n_state) % n_hidden
+        for name in self.names:
+            if name in READOUT:
+                continue
+            shape = self.shapes[name]
+            rows = np.arange(shape[0]).repeat(int(np.prod(shape[1:])))
+            keep[:, self.slices[name]] = state_unit[:, None] == (rows % n_hidden)
+        return keep
+
+
+def penalty(params, alpha, scale=1.0):
+    """``scale * alpha / 2 * sum of squared weights`` (not biases)."""
+    squares = [np.sum(v**2) for k, v in params.items() if k.startswith("weight")]
+    return 0.5 * scale * alpha * float(sum(squares))
+
+
+def cell_params(params):
+    """What the cell's numpy step reads: with output feedback, ``weight_fb``
+    joins ``weight_ih`` as its last columns (the inputs are [x_t, f])."""
+    if "weight_fb" not in params:
+        return params
+    return dict(params, weight_ih=np.hstack([params["weight_ih"], params["weight_fb"]]))
+
+
+def link(loss, z):
+    """The fed-back output: the prediction, or the class probabilities."""
+    if loss == "squared_error":
+        return z
+    if loss == "log_loss_binary":
+        return expit(z)
+    return softmax(z)
+
+
+def link_jacobian(loss, z):
+    if loss == "squared_error":
+        return np.eye(z.shape[0])
+    if loss == "log_loss_binary":
+        p = expit(z)
+        return np.diag(p * (1 - p))
+    p = softmax(z)
+    return np.diag(p) - np.outer(p, p)
+
+
+def _inputs(x, fed):
+    return x if fed is None else np.concatenate([x, fed])
+
+
+def _add_cell_gradient(layout, grads, n_inputs, out):
+    """Add ``vjp``'s parameter gradients (one per batch row) into the rows of
+    ``out`` (rows, size), splitting the feedback columns of ``weight_ih`` off
+    into ``weight_fb``."""
+    for name, g in grads.items():
+        if name == "weight_ih" and "weight_fb" in layout.slices:
+            parts = {"weight_ih": g[..., :n_inputs], "weight_fb": g[..., n_inputs:]}
+        else:
+            parts = {name: g}
+        for part, value in parts.items():
+            out[:, layout.slices[part]] += value.reshape(out.shape[0], -1)
+
+
+def forward_loss(cell, params, activation, loss, sequences, feedback=None):
+    """Sum over the sequences and steps of ``w_t * L_t`` (fixed weights).
+
+    ``feedback``: None, ``"teacher"`` (the previous target is fed back) or
+    ``"free"`` (the model's own previous output, after the link). The
+    sequences run as one batch, padded at the end (which no earlier step
+    sees).
+    """
+    p = cell_params(params)
+    W, b = params["weight_out"], params["bias_out"]
+    o, n = W.shape
+    N, T = len(sequences), max(x.shape[0] for x, _, _ in sequences)
+    X = np.zeros((N, T, sequences[0][0].shape[1]))
+    Y, w = np.zeros((N, T, o)), np.zeros((N, T))
+    for i, (x, y, weights) in enumerate(sequences):
+        X[i, : x.shape[0]], Y[i, : x.shape[0]], w[i, : x.shape[0]] = x, y, weights
+    if feedback == "free":
+        s, fed, Z = np.zeros((N, state_size(cell, n))), np.zeros((N, o)), []
+        for t in range(T):
+            U = np.concatenate([X[:, t], fed], axis=1)[:, None]
+            s = steps_from(cell, p, U, activation, s).S[:, 1]
+            Z.append(s[:, :n] @ W.T + b)
+            fed = np.array([link(loss, z) for z in Z[-1]])
+        Z = np.stack(Z, axis=1)
+    else:
+        if feedback == "teacher":
+            X = np.concatenate([X, np.pad(Y[:, :-1], ((0, 0), (1, 0), (0, 0)))], axis=2)
+        Z = steps_from(cell, p, X, activation).S[:, 1:, :n] @ W.T + b
+    return sum(
+        w[i, t] * loss_and_output_grad(loss, Z[i, t], Y[i, t])[0]
+        for i, t in zip(*np.nonzero(w))
+    )
+
+
+def _sgd_step(layout, theta, grad, weight, alpha, lr):
+    """Add the step's penalty into ``grad``; the parameters after SGD."""
+    grad += weight * alpha * layout.penalty_mask() * theta
+    return theta - lr * grad
+
+
+def rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
+         feedback=None, snap1=False):  # fmt: skip
+    """Real-time recurrent learning in numpy, each sequence from zero.
+
+    After every step with a nonzero weight w_t the parameters take the SGD
+    step ``-lr * (w_t dL_t/dtheta + w_t alpha theta_weights)``; the influence
+    is carried on under the changing weights (as Williams & Zipser's
+    real-time algorithm does). ``snap1`` cuts the influence to the per-unit
+    blocks after every step. ``feedback`` as in :func:`forward_loss`; with
+    ``"free"`` the influence runs through the fed-back output too.
+
+    Returns a dict: ``params`` (after the updates), ``gradient`` (flat sum
+    of the per-step gradients, penalty included), ``loss`` (sum of w_t L_t),
+    ``state``, ``fed`` and ``influence`` (the state's, (S, size), after the
+    last sequence) and ``layout``.
+    """
+    layout = Layout(params)
+    theta = layout.vector(params)
+    n = params["weight_out"].shape[1]
+    o = params["weight_out"].shape[0]
+    S = state_size(cell, n)
+    keep = layout.unit_blocks(n, S) if snap1 else None
+    total, total_loss = np.zeros(layout.size), 0.0
+    for x, Y, w in sequences:
+        m = x.shape[1]
+        s, P = np.zeros(S), np.zeros((S, layout.size))
+        fed = None if feedback is None else np.zeros(o)
+        P_fed = np.zeros((o, layout.size))
+        for t in range(x.shape[0]):
+            p = layout.arrays(theta)
+            # One batch row per state entry k: vjp with e_k gives row k of
+            # the state Jacobian, of d s_t / d u_t and of the immediate term.
+            u = _inputs(x[t], fed)
+            steps = steps_from(cell, cell_params(p), np.tile(u, (S, 1, 1)),
+                               activation, np.tile(s, (S, 1)))  # fmt: skip
+            J, grads, J_u = steps.vjp(0, np.eye(S))
+            immediate = np.zeros((S, layout.size))
+            _add_cell_gradient(layout, grads, m, immediate)
+            P = J @ P + immediate
+            if feedback == "free":
+                P += J_u[:, m:] @ P_fed
+            if keep is not None:
+                P[~keep] = 0.0
+            s = steps.S[0, 1]
+            W, b = p["weight_out"], p["bias_out"]
+            z = W @ s[:n] + b
+            P_z = W @ P[:n]
+            P_z[:, layout.slices["weight_out"]] += np.kron(np.eye(o), s[:n])
+            P_z[:, layout.slices["bias_out"]] += np.eye(o)
+            if w[t]:
+                value, dz = loss_and_output_grad(loss, z, Y[t])
+                total_loss += w[t] * value
+                grad = w[t] * (dz @ P_z)
+                theta = _sgd_step(layout, theta, grad, w[t], alpha, lr)
+                total += grad
+            if feedback == "teacher":
+                fed = Y[t].astype(float)
+            elif feedback == "free":
+                fed, P_fed = link(loss, z), link_jacobian(loss, z) @ P_z
+    return dict(params=layout.arrays(theta), gradient=total, loss=total_loss,
+                state=s, fed=fed, influence=P, layout=layout)  # fmt: skip
+
+
+def bptt(cell, params, activation, loss, sequences, *, truncation=None, lr=0.0,
+         alpha=0.0, feedback=None):  # fmt: skip
+    """(Truncated) backpropagation through time in numpy, with an SGD step
+    after every target as :func:`rtrl`.
+
+    The gradient of each L_t flows back through the records of steps t,
+    t-1, ..., t-k+1 (k = ``truncation``; to the start without): the
+    activations stored when each step ran, and the current weights.
+    ``feedback`` is None or ``"teacher"``. Returns what :func:`rtrl` does
+    but the influence.
+    """
+    layout = Layout(params)
+    theta = layout.vector(params)
+    n = params["weight_out"].shape[1]
+    o = params["weight_out"].shape[0]
+    S = state_size(cell, n)
+    total, total_loss = np.zeros(layout.size), 0.0
+    for x, Y, w in sequences:
+        m = x.shape[1]
+        s, records = np.zeros(S), []
+        fed = None if feedback is None else np.zeros(o)
+        for t in range(x.shape[0]):
+            p = layout.arrays(theta)
+            steps = steps_from(cell, cell_params(p), _inputs(x[t], fed)[None, None],
+                               activation, s[None])  # fmt: skip
+            records.append(steps)
+            s = steps.S[0, 1]
+            if w[t]:
+                W, b = p["weight_out"], p["bias_out"]
+                value, dz = loss_and_output_grad(loss, W @ s[:n] + b, Y[t])
+                total_loss += w[t] * value
+                grad = np.zeros(layout.size)
+                grad[layout.slices["weight_out"]] = w[t] * np.outer(dz, s[:n]).ravel()
+                grad[layout.slices["bias_out"]] = w[t] * dz
+                g = np.zeros(S)
+                g[:n] = W.T @ (w[t] * dz)
+                depth = t + 1 if truncation is None else min(truncation, t + 1)
+                current = cell_params(p)
+                for record in records[t - depth + 1 :][::-1]:
+                    record.p = current
+                    g_prev, grads, _ = record.vjp(0, g[None])
+                    _add_cell_gradient(layout, grads, m, grad[None])
+                    g = g_prev[0]
+                theta = _sgd_step(layout, theta, grad, w[t], alpha, lr)
+                total += grad
+            if feedback == "teacher":
+                fed = Y[t].astype(float)
+    return dict(params=layout.arrays(theta), gradient=total, loss=total_loss,
+                state=s, fed=fed, layout=layout)  # fmt: skip
