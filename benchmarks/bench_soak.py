@@ -84,8 +84,10 @@ def soak_one(cell, n_steps, chunk_size, window):
     model = RTRLRegressor(
         n_hidden=N_HIDDEN, cell=cell, stateful=True, update="step", random_state=0
     )
+    # (cpu seconds, wall seconds, loss) per chunk, allocated before tracing
+    # starts so that the traced memory is the model's.
+    samples = np.zeros((n_chunks, 3))
     tracemalloc.start()
-    samples = []  # (cpu seconds, wall seconds, loss) per chunk
     non_finite = 0
     previous = 0.0
     start_memory = None
@@ -96,8 +98,10 @@ def soak_one(cell, n_steps, chunk_size, window):
             X, y, previous = chunk(index, chunk_size, previous)
             cpu, wall = time.thread_time(), time.perf_counter()
             model.partial_fit(X, y)
-            samples.append(
-                (time.thread_time() - cpu, time.perf_counter() - wall, model.loss_)
+            samples[index] = (
+                time.thread_time() - cpu,
+                time.perf_counter() - wall,
+                model.loss_,
             )
             if not all_finite(model):
                 non_finite += 1
@@ -106,7 +110,6 @@ def soak_one(cell, n_steps, chunk_size, window):
     total = time.perf_counter() - begin
     end_memory = (rss_bytes(), *tracemalloc.get_traced_memory())
     tracemalloc.stop()
-    samples = np.array(samples)
     first = samples[1 : 1 + n_window]
     last = samples[-n_window:]
 
