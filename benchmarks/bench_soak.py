@@ -7,6 +7,9 @@ stateful=True, update="step")``, handed over in chunks of ``--chunk`` rows
 needs one step of memory). Every cell runs in a fresh process, so that its
 peak resident memory is its own. Reported per cell:
 
+* the throughput of the soaked model over that of a fresh one, timed in
+  alternation under the same load at the end of the run (the median ratio
+  of their CPU times per chunk; see ``interleaved_ratio``);
 * throughput (steps per second) over the first and the last ``--window``
   fraction of the chunks (the very first chunk, which allocates, left out),
   by the main thread's CPU time (``time.thread_time``: the stream loop runs
@@ -110,6 +113,7 @@ def soak_one(cell, n_steps, chunk_size, window):
     total = time.perf_counter() - begin
     end_memory = (rss_bytes(), *tracemalloc.get_traced_memory())
     tracemalloc.stop()
+    interleaved = interleaved_ratio(model, cell, n_chunks, chunk_size, n_window)
     first = samples[1 : 1 + n_window]
     last = samples[-n_window:]
 
@@ -126,6 +130,7 @@ def soak_one(cell, n_steps, chunk_size, window):
         "cpu_steps_per_s_end": rate(last, 0),
         "wall_steps_per_s_start": rate(first, 1),
         "wall_steps_per_s_end": rate(last, 1),
+        "interleaved_end_over_start": interleaved,
         "rss_mib_start": start_memory[0] / 2**20,
         "rss_mib_end": end_memory[0] / 2**20,
         "rss_mib_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
@@ -140,10 +145,42 @@ def soak_one(cell, n_steps, chunk_size, window):
     }
 
 
+def interleaved_ratio(model, cell, n_chunks, chunk_size, rounds):
+    """Throughput of the soaked model over that of a fresh one, side by side.
+
+    On a shared machine the load changes over a long run, and with it the
+    figures of the first and last chunks. Here the two run in alternation
+    under the same load: a chunk of the soaked stream (continuing it), a
+    chunk of a fresh model's stream from its start (the fresh model's first
+    chunk, which allocates, untimed). The median over ``rounds`` pairs of
+    the ratio of their CPU times.
+    """
+    from skrtrl import RTRLRegressor
+
+    fresh = RTRLRegressor(
+        n_hidden=N_HIDDEN, cell=cell, stateful=True, update="step", random_state=0
+    )
+    X, y, fresh_previous = chunk(0, chunk_size, 0.0)
+    fresh.partial_fit(X, y)
+    previous = 0.0
+    ratios = []
+    for r in range(rounds):
+        X, y, previous = chunk(n_chunks + r, chunk_size, previous)
+        cpu = time.thread_time()
+        model.partial_fit(X, y)
+        soaked = time.thread_time() - cpu
+        X, y, fresh_previous = chunk(1 + r, chunk_size, fresh_previous)
+        cpu = time.thread_time()
+        fresh.partial_fit(X, y)
+        ratios.append((time.thread_time() - cpu) / soaked)
+    return float(np.median(ratios))
+
+
 def print_table(rows):
     header = (
         f"{'cell':<9}{'steps':>10}{'s':>8}{'cpu st/s start':>16}{'end':>10}"
-        f"{'ratio':>7}{'wall ratio':>11}{'RSS MiB start':>14}{'end':>7}"
+        f"{'ratio':>7}{'wall ratio':>11}{'interleaved':>12}"
+        f"{'RSS MiB start':>14}{'end':>7}"
         f"{'peak':>7}{'traced MiB start':>17}{'end':>7}{'peak':>7}"
         f"{'non-finite':>11}{'warnings':>9}{'loss start':>11}{'end':>8}"
     )
@@ -154,6 +191,7 @@ def print_table(rows):
             f"{r['cpu_steps_per_s_start']:>16.0f}{r['cpu_steps_per_s_end']:>10.0f}"
             f"{r['cpu_steps_per_s_end'] / r['cpu_steps_per_s_start']:>7.3f}"
             f"{r['wall_steps_per_s_end'] / r['wall_steps_per_s_start']:>11.3f}"
+            f"{r['interleaved_end_over_start']:>12.3f}"
             f"{r['rss_mib_start']:>14.1f}{r['rss_mib_end']:>7.1f}"
             f"{r['rss_mib_peak']:>7.1f}{r['traced_mib_start']:>17.2f}"
             f"{r['traced_mib_end']:>7.2f}{r['traced_mib_peak']:>7.2f}"
