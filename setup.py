@@ -22,6 +22,7 @@ directives = {
 }
 
 KERNELS = [
+    "_interrupt",
     "_blocks",
     "_elman",
     "_diagonal",

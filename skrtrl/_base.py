@@ -22,8 +22,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _rows as rows
 from ._cells import ACTIVATIONS, CELLS, GRADIENTS
+from ._divergence import LossWatch
 from ._model import Diverged, Model
 from ._parallel import kernel_threads
+from ._resources import check_training_resources
 from ._sequences import (
     TrainingSet,
     _gather_rows,
@@ -311,6 +313,8 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             data, y_checked, loss_name = self._training_set(
                 X, y, sample_weight, first_call=first_call, classes=classes
             )
+            if first_call or not (incremental and self.stateful):
+                self._check_resources(data, first_call, incremental)
             if first_call:
                 self._random_state = check_random_state(self.random_state)
                 self._initialize(
@@ -338,20 +342,46 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             outputs = np.empty(data.targets.shape, dtype=self._model.dtype)
             record.append((outputs, data.packed))
         run_epoch = self._epoch_runner(data, train_idx.shape[0], outputs)
+        model = self._model
+        if not incremental:
+            # The divergence rule's references start over with every fit.
+            model.watch = LossWatch()
         max_iter = 1 if incremental else self.max_iter
         start = time.perf_counter()
+        # On divergence, back to the start of the epoch of the lowest loss:
+        # within a fit the best epoch's, for partial_fit before the call.
+        best, best_loss = None, np.inf
         for _ in range(max_iter):
             order = train_idx
             if self.shuffle and not self.stateful:
                 order = self._random_state.permutation(train_idx)
             if self.stateful and not incremental:
                 # Each pass of fit goes over the stream from its beginning.
-                self._model.reset_stream()
+                model.reset_stream()
+            epoch_start = model.snapshot()
+            best = epoch_start if best is None else best
+            updates = model.optimizer.t
             try:
                 loss = run_epoch(order)
             except Diverged:
+                model.watch.abandon_epoch()
+                model.restore(best)
                 self._warn_diverged()
                 break
+            except KeyboardInterrupt:
+                # Kernels stop after a complete step: the model keeps its
+                # last update; a stream has moved over the rows trained on.
+                model.watch.abandon_epoch()
+                if not np.isfinite(model.params).all():
+                    model.restore(epoch_start)
+                    if self.stateful:
+                        model.reset_stream()
+                elif self.stateful:
+                    self.t_ += model.optimizer.t - updates
+                raise
+            if loss < best_loss:
+                best, best_loss = epoch_start, loss
+            model.watch.end_epoch(loss)
             n_steps = int(data.packed.lengths[train_idx].sum())
             self._count_pass(loss, n_steps, val, incremental, start)
             if incremental:
@@ -378,6 +408,33 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         rows.remember(self, trained=True)
         return self
 
+    def _check_resources(self, data, first_call, incremental):
+        """Refuse training that cannot fit in memory, before allocating it.
+
+        Later ``partial_fit`` calls of a stream allocate nothing that grows
+        with the model (its state exists), so they are not checked.
+        """
+        packed = data.packed
+        if first_call:
+            cell = self._make_cell(packed.n_features, data.targets.shape[1])
+        else:
+            cell = self._model.cell
+        n_seq = packed.n_sequences
+        batch_size = AUTO_BATCH_SIZE if self.batch_size == "auto" else self.batch_size
+        batch_size = max(1, min(batch_size, n_seq))
+        epochs = 1 if incremental else min(self.max_iter, self.n_iter_no_change + 1)
+        check_training_resources(
+            self,
+            cell,
+            packed.values.dtype if first_call else self._model.dtype,
+            online=update_mode(self) == "step",
+            batch_size=batch_size,
+            n_threads=kernel_threads(batch_size, self.n_jobs),
+            longest=int(packed.lengths.max()) if n_seq else 0,
+            steps=int(packed.lengths.sum()),
+            epochs=epochs,
+        )
+
     def _count_pass(self, loss, n_steps, val, incremental, start=None):
         """Record a pass over ``n_steps`` steps that ended with ``loss``."""
         self.loss_ = loss
@@ -395,11 +452,12 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             # The hidden state and influence matrices hold NaN or inf too.
             self._model.reset_stream()
         warnings.warn(
-            "Training diverged: the loss or the parameters became NaN or "
-            "infinite, so training stopped and the last finite parameters "
-            f"were kept. Lower learning_rate_init (now "
-            f"{self.learning_rate_init}) or set clip_norm (now "
-            f"{self.clip_norm}) to a smaller value.",
+            "Training diverged: the training loss grew by orders of magnitude "
+            "or a value became NaN or infinite, so training stopped and the "
+            "parameters and optimizer state of the best epoch (for "
+            "partial_fit: of before the call) were restored. Lower "
+            f"learning_rate_init (now {self.learning_rate_init}) or set "
+            f"clip_norm (now {self.clip_norm}) to a smaller value.",
             ConvergenceWarning,
             stacklevel=4,
         )
@@ -630,14 +688,22 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         data = TrainingSet(packed, Y, weights, row_weights, self._every_step)
         n_seq = packed.n_sequences
         workspace = self._model.workspace(n_seq, kernel_threads(n_seq, self.n_jobs))
-        # All given sequences form one minibatch, penalty included.
-        loss, grad = self._model.loss_and_gradient(
-            data.batch(np.arange(n_seq)),
-            weights.sum(),
-            self._loss_name,
-            self.alpha,
-            workspace,
-        )
+        # Reading the model leaves it as it was: UORO draws its random signs
+        # from the estimator's generator, whose state is put back.
+        generator = self.__dict__.get("_random_state")
+        drawn = None if generator is None else generator.get_state()
+        try:
+            # All given sequences form one minibatch, penalty included.
+            loss, grad = self._model.loss_and_gradient(
+                data.batch(np.arange(n_seq)),
+                weights.sum(),
+                self._loss_name,
+                self.alpha,
+                workspace,
+            )
+        finally:
+            if drawn is not None:
+                generator.set_state(drawn)
         if grad is None:
             grad = np.zeros_like(self._model.params)
         views = self._model.cell.views(grad)

@@ -59,6 +59,34 @@ MODES = ("minibatch", "step", "stream", "feedback", "free_running")
 CELLS = {}
 
 
+def allocate(shapes, dtype, fill=None):
+    """Arrays of the given ``shapes``: name -> (shape, dtype or None).
+
+    A dtype of None stands for ``dtype`` (the parameters'). ``fill=0``
+    zeroes them; otherwise they are left uninitialised.
+    """
+    make = np.empty if fill is None else np.zeros
+    return {
+        name: make(shape, dtype=dtype if kind is None else kind)
+        for name, (shape, kind) in shapes.items()
+    }
+
+
+def nbytes(shapes, dtype):
+    """Bytes that ``allocate(shapes, dtype)`` takes, without allocating.
+
+    Raises OverflowError for a negative size (the kernels compute some
+    sizes in C ints, which sizes far beyond any memory overflow).
+    """
+    total = 0
+    for shape, kind in shapes.values():
+        if any(size < 0 for size in shape):
+            raise OverflowError(f"a buffer of shape {shape}")
+        count = int(np.prod(shape, dtype=object)) if shape else 1
+        total += count * np.dtype(dtype if kind is None else kind).itemsize
+    return total
+
+
 class Layout:
     """Where every parameter of a cell lives in the flat parameter vector.
 
@@ -205,6 +233,9 @@ class Cell(ABC):
     gradients = GRADIENTS
     #: Gradient methods of the cell's own kernels.
     own_gradients = ("rtrl", "snap1")
+    #: Whether each unit only feeds itself (a diagonal recurrence), which
+    #: makes exact RTRL as cheap as SnAp-1 (error messages name such cells).
+    elementwise = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -265,9 +296,38 @@ class Cell(ABC):
         return H @ weight_out.T + bias_out
 
     # -- kernels -------------------------------------------------------------
+    # Every buffer of a size that grows with the cell is allocated from the
+    # shapes the *_shapes methods give, so that skrtrl._resources can tell
+    # what training will take before anything is allocated.
     @abstractmethod
+    def workspace_shapes(self, batch_size, n_threads, longest=0):
+        """Shapes of the ``workspace`` arrays (see :func:`allocate`).
+
+        ``longest`` is the longest sequence of a minibatch; only buffers
+        that grow with it (BPTT's records without truncation) read it.
+        """
+
     def workspace(self, batch_size, n_threads, dtype):
         """Buffers of the training kernel: per thread, and per sequence."""
+        return allocate(self.workspace_shapes(batch_size, n_threads), dtype)
+
+    @abstractmethod
+    def state_shapes(self):
+        """Shapes of the arrays of ``new_state`` (see :func:`allocate`)."""
+
+    @abstractmethod
+    def online_shapes(self, longest=0):
+        """Shapes of the buffers one ``train_online`` call allocates."""
+
+    @abstractmethod
+    def step_flops(self, online, longest=1):
+        """Floating-point operations of one training step of one sequence.
+
+        The leading terms: the influence update of RTRL and SnAp-1, the
+        backward pass of BPTT, the factor updates of UORO. ``online``: an
+        update after every step (BPTT then backpropagates through its
+        truncation window, or the ``longest`` sequence, at every step).
+        """
 
     @abstractmethod
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
@@ -339,13 +399,33 @@ class ElmanCell(Cell):
             return diagonal_scratch_size(self.n, self.m, self.o)
         return train_scratch_size(self.n, self.m, self.o)
 
-    def workspace(self, batch_size, n_threads, dtype):
+    def workspace_shapes(self, batch_size, n_threads, longest=0):
         return {
-            "grad": np.empty((batch_size, self.layout.kernel_size), dtype=dtype),
-            "loss": np.empty(batch_size, dtype=np.float64),
-            "influence": np.empty((n_threads, self._influence_size()), dtype=dtype),
-            "scratch": np.empty((n_threads, self._scratch_size()), dtype=dtype),
+            "grad": ((batch_size, self.layout.kernel_size), None),
+            "loss": ((batch_size,), np.float64),
+            "influence": ((n_threads, self._influence_size()), None),
+            "scratch": ((n_threads, self._scratch_size()), None),
         }
+
+    def state_shapes(self):
+        q = self.layout.columns
+        if self._per_unit_influence:
+            influence = (self.n * q,)
+        else:
+            influence = (2, self.n * self.n * q)
+        return {"hidden": ((self.n,), None), "influence": (influence, None)}
+
+    def online_shapes(self, longest=0):
+        return {"scratch": ((self._scratch_size(),), None)}
+
+    def step_flops(self, online, longest=1):
+        # The cost model of doc/performance.rst.
+        n, q = self.n, self.layout.columns
+        if self._per_unit_influence:
+            # Each unit's block: its row of q numbers, scaled and added to.
+            return 7 * n * q
+        # The GEMM J_t P_{t-1} (n x n by n x nq), the gradient, the forward.
+        return 2 * n * n * n * q + 2 * n * n * q + 2 * n * q
 
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         B = batch.lengths.shape[0]
@@ -374,20 +454,11 @@ class ElmanCell(Cell):
 
     def new_state(self, dtype):
         """Zero state of a stream: hidden units and influence matrices."""
-        q = self.layout.columns
-        if self._per_unit_influence:
-            influence = np.zeros(self.n * q, dtype=dtype)
-        else:
-            influence = np.zeros((2, self.n * self.n * q), dtype=dtype)
-        return {
-            "hidden": np.zeros(self.n, dtype=dtype),
-            "influence": influence,
-            "parity": 0,
-        }
+        return {**allocate(self.state_shapes(), dtype, fill=0), "parity": 0}
 
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
-        scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
+        scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
         model = (
             flat,
             self.n,
@@ -444,6 +515,7 @@ class DiagonalCell(ElmanCell):
 
     name = "diagonal"
     kind = 1
+    elementwise = True
     _full_recurrence = False
 
     def _make_layout(self, n_feedback):
@@ -516,13 +588,33 @@ class _GatedCell(Cell):
     def _influence_size(self):
         return gated_influence_size(self.kind, self.n, self.m, self._snap1)
 
-    def workspace(self, batch_size, n_threads, dtype):
+    def workspace_shapes(self, batch_size, n_threads, longest=0):
         return {
-            "grad": np.empty((batch_size, self.layout.kernel_size), dtype=dtype),
-            "loss": np.empty(batch_size, dtype=np.float64),
-            "influence": np.empty((n_threads, self._influence_size()), dtype=dtype),
-            "scratch": np.empty((n_threads, self._scratch_size()), dtype=dtype),
+            "grad": ((batch_size, self.layout.kernel_size), None),
+            "loss": ((batch_size,), np.float64),
+            "influence": ((n_threads, self._influence_size()), None),
+            "scratch": ((n_threads, self._scratch_size()), None),
         }
+
+    def state_shapes(self):
+        rows = 1 if self._snap1 else 2
+        return {
+            "hidden": ((self.n_state,), None),
+            "influence": ((rows, self._influence_size() // rows), None),
+        }
+
+    def online_shapes(self, longest=0):
+        return {"scratch": ((self._scratch_size(),), None)}
+
+    def step_flops(self, online, longest=1):
+        n, S = self.n, self.n_state
+        W = self.layout.rows * self.layout.columns
+        per_unit = S // n
+        if self._snap1:
+            return 2 * (per_unit + 2) * per_unit * W
+        # The cost model of doc/performance.rst: the GEMM over the h rows of
+        # P_{t-1} (S x n by n x W), then the direct part and the gradient.
+        return 2 * S * n * W + 2 * S * W
 
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         theta, _, weight_out, bias_out = self.layout.blocks(flat)
@@ -546,16 +638,11 @@ class _GatedCell(Cell):
         Exact RTRL keeps two influence buffers (``"parity"`` marks the
         current one); SnAp-1 one, updated in place.
         """
-        rows = 1 if self._snap1 else 2
-        return {
-            "hidden": np.zeros(self.n_state, dtype=dtype),
-            "influence": np.zeros((rows, self._influence_size() // rows), dtype=dtype),
-            "parity": 0,
-        }
+        return {**allocate(self.state_shapes(), dtype, fill=0), "parity": 0}
 
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
-        scratch = np.empty(self._scratch_size(), dtype=flat.dtype)
+        scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
         t, state["parity"] = gated_rtrl_online(
             self.kind, *batch.kernel_args(), batch.every_step,
             reset_state, flat, self.n, self.m, self.o, LOSSES[loss],
@@ -634,7 +721,7 @@ class EGRUCell(_GatedCell):
 
     name = "egru"
     kind = 4
-    _elementwise = True
+    elementwise = _elementwise = True
 
 
 class ELSTMCell(_GatedCell):
@@ -653,4 +740,4 @@ class ELSTMCell(_GatedCell):
 
     name = "elstm"
     kind = 5
-    _elementwise = True
+    elementwise = _elementwise = True

@@ -28,7 +28,7 @@ it, so over k future rows it is a k-step closed-loop forecast.
 
 import numpy as np
 
-from ._cells import ACTIVATIONS, LOSSES
+from ._cells import ACTIVATIONS, LOSSES, allocate
 from ._kernels._feedback import (
     feedback_forward,
     feedback_influence_size,
@@ -109,22 +109,58 @@ class FeedbackCell:
         return self.inner.readout(flat, H)
 
     # -- training ----------------------------------------------------------
+    def workspace_shapes(self, batch_size, n_threads, longest=0):
+        """Shapes of the ``workspace`` arrays (see ``skrtrl._cells.allocate``)."""
+        if self.teacher_forcing:
+            return self.inner.workspace_shapes(batch_size, n_threads, longest)
+        kind, n, m, o = self.kind, self.n, self.m, self.o
+        _, _, _, C = self._sizes()
+        return {
+            "grad": ((batch_size, C), None),
+            "loss": ((batch_size,), np.float64),
+            "influence": (
+                (n_threads, feedback_influence_size(kind, n, m, o)),
+                None,
+            ),
+            "scratch": ((n_threads, feedback_scratch_size(kind, n, m, o)), None),
+        }
+
     def workspace(self, batch_size, n_threads, dtype):
         """Buffers of the training kernel: per thread, and per sequence."""
         if self.teacher_forcing:
             return self.inner.workspace(batch_size, n_threads, dtype)
-        kind, n, m, o = self.kind, self.n, self.m, self.o
+        return allocate(self.workspace_shapes(batch_size, n_threads), dtype)
+
+    def state_shapes(self):
+        """Shapes of the arrays of ``new_state``."""
+        if self.teacher_forcing:
+            shapes = dict(self.inner.state_shapes())
+        else:
+            kind, n, m, o = self.kind, self.n, self.m, self.o
+            _, _, S, _ = self._sizes()
+            shapes = {
+                "hidden": ((S,), None),
+                "influence": ((feedback_influence_size(kind, n, m, o),), None),
+            }
+        shapes["feedback"] = ((self.o,), None)
+        return shapes
+
+    def online_shapes(self, longest=0):
+        """Shapes of the buffers of one ``train_online`` call."""
+        if self.teacher_forcing:
+            return self.inner.online_shapes(longest)
         _, _, _, C = self._sizes()
-        return {
-            "grad": np.empty((batch_size, C), dtype=dtype),
-            "loss": np.empty(batch_size, dtype=np.float64),
-            "influence": np.empty(
-                (n_threads, feedback_influence_size(kind, n, m, o)), dtype=dtype
-            ),
-            "scratch": np.empty(
-                (n_threads, feedback_scratch_size(kind, n, m, o)), dtype=dtype
-            ),
-        }
+        size = feedback_scratch_size(self.kind, self.n, self.m, self.o) + C
+        return {"scratch": ((size,), None)}
+
+    def step_flops(self, online, longest=1):
+        """Floating-point operations of one training step of one sequence."""
+        if self.teacher_forcing:
+            return self.inner.step_flops(online, longest)
+        # The dense influence of every parameter (S x C) through the state
+        # Jacobian, and the rank-o products of the feedback path.
+        _, _, S, C = self._sizes()
+        return 2 * S * S * C + 4 * S * self.o * C
 
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         """As ``Cell.train_minibatch``; ``batch.values`` holds the features only,
@@ -155,18 +191,9 @@ class FeedbackCell:
         """Zero stream state, with ``"feedback"``: the next fed-back value."""
         if self.teacher_forcing:
             state = self.inner.new_state(dtype)
-        else:
-            kind, n, m, o = self.kind, self.n, self.m, self.o
-            _, _, S, _ = self._sizes()
-            state = {
-                "hidden": np.zeros(S, dtype=dtype),
-                "influence": np.zeros(
-                    feedback_influence_size(kind, n, m, o), dtype=dtype
-                ),
-                "parity": 0,
-            }
-        state["feedback"] = np.zeros(self.o, dtype=dtype)
-        return state
+            state["feedback"] = np.zeros(self.o, dtype=dtype)
+            return state
+        return {**allocate(self.state_shapes(), dtype, fill=0), "parity": 0}
 
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         """As ``Cell.train_online``.
@@ -190,10 +217,9 @@ class FeedbackCell:
                 last = y_start[-1] + lengths[-1] - 1
                 state["feedback"][:] = targets[last]
             return loss_rows
-        kind, n, m, o = self.kind, self.n, self.m, self.o
-        _, _, _, C = self._sizes()
+        kind, n, o = self.kind, self.n, self.o
         loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
-        scratch = np.empty(feedback_scratch_size(kind, n, m, o) + C, dtype=flat.dtype)
+        scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
         with blas_single_threaded(1, n):
             t, state["parity"] = feedback_rtrl_online(
                 kind, *batch.kernel_args(), reset_state, flat, n, o,

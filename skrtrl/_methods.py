@@ -13,7 +13,7 @@ methods, in minibatch, ``update="step"`` and stream mode.
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._cells import ACTIVATIONS, CELLS, LOSSES
+from ._cells import ACTIVATIONS, CELLS, LOSSES, allocate
 from ._kernels._bptt import (
     bptt_minibatch,
     bptt_online,
@@ -116,32 +116,74 @@ class MethodCell:
         return int(self.random_state.randint(np.iinfo(np.int64).max, dtype=np.int64))
 
     # -- kernels ----------------------------------------------------------------
+    def workspace_shapes(self, batch_size, n_threads, longest=0):
+        """Shapes of the ``workspace`` arrays (see ``skrtrl._cells.allocate``).
+
+        The BPTT record buffer holds ``truncation`` steps, or the
+        ``longest`` sequence of a minibatch (it grows on first use).
+        """
+        kind, n, o = self.kind, self.n, self.o
+        shapes = {
+            "grad": ((batch_size, self.layout.kernel_size), None),
+            "loss": ((batch_size,), np.float64),
+        }
+        if self.gradient == "bptt":
+            steps = self.truncation or longest
+            shapes["scratch"] = ((n_threads, bptt_scratch_size(kind, n, o)), None)
+            shapes["ring"] = ((n_threads, steps * self._record), None)
+        else:
+            theta_size = self.layout.rows * self.layout.columns
+            shapes["scratch"] = (
+                (n_threads, uoro_scratch_size(kind, n, self.m, o)),
+                None,
+            )
+            shapes["states"] = ((n_threads, 2 * self.S + theta_size), None)
+        return shapes
+
     def workspace(self, batch_size, n_threads, dtype):
         """Buffers of the training kernel: per thread, and per sequence.
 
         The BPTT record buffer depends on the longest sequence of a
         minibatch (without truncation); it is sized on first use.
         """
-        kind, n, o = self.kind, self.n, self.o
-        workspace = {
-            "grad": np.empty((batch_size, self.layout.kernel_size), dtype=dtype),
-            "loss": np.empty(batch_size, dtype=np.float64),
-            "n_threads": n_threads,
-        }
+        workspace = allocate(self.workspace_shapes(batch_size, n_threads), dtype)
+        workspace["n_threads"] = n_threads
+        return workspace
+
+    def state_shapes(self):
+        """Shapes of the arrays of ``new_state``."""
+        shapes = {"hidden": ((self.S,), None)}
         if self.gradient == "bptt":
-            workspace["scratch"] = np.empty(
-                (n_threads, bptt_scratch_size(kind, n, o)), dtype=dtype
-            )
-            workspace["ring"] = np.empty((n_threads, 0), dtype=dtype)
+            shapes["ring"] = ((self.truncation or 1, self._record), None)
         else:
             theta_size = self.layout.rows * self.layout.columns
-            workspace["scratch"] = np.empty(
-                (n_threads, uoro_scratch_size(kind, n, self.m, o)), dtype=dtype
-            )
-            workspace["states"] = np.empty(
-                (n_threads, 2 * self.S + theta_size), dtype=dtype
-            )
-        return workspace
+            shapes["tilde_state"] = ((self.S,), None)
+            shapes["tilde_theta"] = ((theta_size,), None)
+        return shapes
+
+    def online_shapes(self, longest=0):
+        """Shapes of the buffers of one ``train_online`` call.
+
+        BPTT without truncation records the ``longest`` sequence.
+        """
+        kind, n, o = self.kind, self.n, self.o
+        if self.gradient == "uoro":
+            return {"scratch": ((uoro_scratch_size(kind, n, self.m, o),), None)}
+        shapes = {"scratch": ((bptt_scratch_size(kind, n, o),), None)}
+        if self.truncation is None:
+            shapes["ring"] = ((max(longest, 1), self._record), None)
+        return shapes
+
+    def step_flops(self, online, longest=1):
+        """Floating-point operations of one training step of one sequence."""
+        W = self.layout.rows * self.layout.columns
+        if self.gradient == "uoro":
+            # Forward tangent, the step's immediate term and the factors.
+            return 12 * W
+        if not online:
+            return 6 * W  # forward, then backward once per sequence
+        # An update after every step backpropagates through the window.
+        return 2 * W + 4 * W * (self.truncation or longest)
 
     def _ring(self, workspace, lengths):
         """Per-thread record buffers for the minibatch ``lengths``."""
@@ -186,20 +228,11 @@ class MethodCell:
         and theta~ of its influence estimate, and the state of the generator
         of its random signs (seeded from the estimator's generator).
         """
-        state = {"hidden": np.zeros(self.S, dtype=dtype)}
+        state = allocate(self.state_shapes(), dtype, fill=0)
         if self.gradient == "bptt":
-            state.update(
-                ring=np.zeros((self.truncation or 1, self._record), dtype=dtype),
-                filled=0,
-                pos=0,
-            )
+            state.update(filled=0, pos=0)
         else:
-            theta_size = self.layout.rows * self.layout.columns
-            state.update(
-                tilde_state=np.zeros(self.S, dtype=dtype),
-                tilde_theta=np.zeros(theta_size, dtype=dtype),
-                rng=self._seed(),
-            )
+            state.update(rng=self._seed())
         return state
 
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
@@ -220,21 +253,19 @@ class MethodCell:
             ACTIVATIONS[self.activation],
             LOSSES[loss],
         )
+        if self.gradient == "bptt" and self.truncation is None and not reset_state:
+            raise ValueError("gradient='bptt' on a stream needs an integer truncation.")
+        longest = int(lengths.max()) if lengths.shape[0] else 1
+        buffers = allocate(self.online_shapes(longest), dtype)
         with blas_single_threaded(1, self.n):
             if self.gradient == "bptt":
                 if self.truncation is None:
-                    if not reset_state:
-                        raise ValueError(
-                            "gradient='bptt' on a stream needs an integer truncation."
-                        )
-                    longest = int(lengths.max()) if lengths.shape[0] else 1
-                    ring, filled, pos = np.empty((longest, self._record), dtype), 0, 0
+                    ring, filled, pos = buffers["ring"], 0, 0
                 else:
                     ring, filled, pos = state["ring"], state["filled"], state["pos"]
                 t, filled, pos = bptt_online(
                     *data, *model, *update.kernel_args(), state["hidden"], ring,
-                    filled, pos, np.empty_like(flat),
-                    np.empty(bptt_scratch_size(self.kind, self.n, self.o), dtype),
+                    filled, pos, np.empty_like(flat), buffers["scratch"],
                     loss_rows, learn=update.learn, outputs=outputs,
                 )  # fmt: skip
                 if self.truncation is not None:
@@ -244,10 +275,8 @@ class MethodCell:
                     *data, *model, *update.kernel_args(), self._seed(),
                     state["rng"], state["hidden"], state["tilde_state"],
                     state["tilde_theta"], np.empty_like(flat),
-                    np.empty(
-                        uoro_scratch_size(self.kind, self.n, self.m, self.o), dtype
-                    ),
-                    loss_rows, learn=update.learn, outputs=outputs,
+                    buffers["scratch"], loss_rows, learn=update.learn,
+                    outputs=outputs,
                 )  # fmt: skip
         update.count(t)
         return loss_rows

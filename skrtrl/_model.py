@@ -15,6 +15,12 @@ Training goes through the cell interface of ``skrtrl._cells`` only:
 * ``train_online``: updates after every step, over independent sequences
   or the stream;
 * ``advance``: the stream moves over observed rows without learning.
+
+Training checks its losses against the divergence rule of
+``skrtrl._divergence`` (the model's ``watch``) and raises ``Diverged``; the
+caller restores a ``snapshot``. Kernels that a signal handler interrupted
+(Ctrl-C) stop after a complete step and return; the exception is raised
+here, once what they returned is stored (``_interrupt.raise_pending_signal``).
 """
 
 import math
@@ -22,11 +28,12 @@ import math
 import numpy as np
 from sklearn.utils import gen_batches
 
+from ._divergence import STREAM_SEGMENT, Diverged, LossWatch
+from ._kernels._interrupt import raise_pending_signal
 from ._optim import NoLearning, OnlineUpdate, clip_gradient
+from ._sequences import TrainingBatch
 
-
-class Diverged(Exception):
-    """The loss, the gradient or the parameters became NaN or infinite."""
+__all__ = ["Diverged", "Model"]
 
 
 class Model:
@@ -46,6 +53,8 @@ class Model:
     stream : dict or None
         The state of a stream (hidden state, influence and whatever the
         gradient method carries), or None before a stream starts.
+    watch : LossWatch
+        The divergence rule's record of the training run.
     """
 
     def __init__(self, cell, params, optimizer):
@@ -53,6 +62,21 @@ class Model:
         self.params = params
         self.optimizer = optimizer
         self.stream = None
+        self.watch = LossWatch()
+
+    def __setstate__(self, state):
+        # Models saved before the divergence rule had no watch.
+        state.setdefault("watch", LossWatch())
+        self.__dict__.update(state)
+
+    def snapshot(self):
+        """The parameters and the optimizer state, for ``restore``."""
+        return self.params.copy(), self.optimizer.snapshot()
+
+    def restore(self, snapshot):
+        """Go back to a ``snapshot`` (in place: ``params_`` stay valid)."""
+        self.params[:] = snapshot[0]
+        self.optimizer = snapshot[1].snapshot()
 
     @property
     def dtype(self):
@@ -136,16 +160,18 @@ class Model:
         if total_weight <= 0:
             return 0.0, None
         grad = np.zeros_like(self.params)
-        value = self.cell.train_minibatch(
-            self.params, grad, batch, 1.0 / total_weight, loss, workspace
-        )
-        if alpha:
-            scale = alpha / total_weight
-            penalized = self.params * workspace["penalty"]
-            with np.errstate(over="ignore"):  # divergence is caught later
+        # Non-finite values are the divergence check's to report.
+        with np.errstate(all="ignore"):
+            value = self.cell.train_minibatch(
+                self.params, grad, batch, 1.0 / total_weight, loss, workspace
+            )
+            raise_pending_signal()
+            if alpha:
+                scale = float(alpha / total_weight)
+                penalized = self.params * workspace["penalty"]
                 value += 0.5 * scale * float(np.dot(penalized, penalized))
-            grad += scale * penalized
-        return value, grad
+                grad += scale * penalized
+        return float(value), grad
 
     def workspace(self, batch_size, n_threads):
         """The buffers of minibatch training, the L2 mask included."""
@@ -156,18 +182,15 @@ class Model:
     def apply_gradient(self, loss, grad, clip_norm):
         """Clip ``grad`` and take one optimizer step.
 
-        Raises :class:`Diverged`, leaving parameters and optimizer as they
-        were, when the loss, the gradient or the new parameters are not
-        finite.
+        Raises :class:`Diverged` when the loss, the gradient or the new
+        parameters are not finite (the caller restores a ``snapshot``).
         """
         if not (np.isfinite(loss) and np.isfinite(grad).all()):
             raise Diverged
-        clip_gradient(grad, clip_norm)
-        before = (self.params.copy(), self.optimizer.snapshot())
-        self.optimizer.step(self.params, grad)
+        with np.errstate(all="ignore"):
+            clip_gradient(grad, clip_norm)
+            self.optimizer.step(self.params, grad)
         if not np.isfinite(self.params).all():
-            self.params[:] = before[0]
-            self.optimizer = before[1]
             raise Diverged
 
     def minibatch_epoch(self, data, order, batch_size, settings, workspace):
@@ -175,7 +198,8 @@ class Model:
 
         One kernel call and one optimizer step per minibatch. ``settings``
         holds the ``loss`` name, ``alpha`` and ``clip_norm``. Returns the
-        mean loss per sequence.
+        mean loss per sequence. Each minibatch's loss is checked by the
+        divergence rule before its step.
         """
         accumulated = 0.0
         for batch in gen_batches(order.shape[0], batch_size):
@@ -189,6 +213,7 @@ class Model:
             )
             if grad is None:
                 continue
+            self.watch.check(loss)
             self.apply_gradient(loss, grad, settings["clip_norm"])
             accumulated += loss * idx.shape[0]
         return accumulated / max(order.shape[0], 1)
@@ -199,7 +224,8 @@ class Model:
         ``outputs`` (stream only): an array of one row per step that receives
         each step's readout pre-activation, computed before the update of
         that step (see ``train_online``). Returns the loss per unit of
-        target weight.
+        target weight. The losses of independent sequences are checked by
+        the divergence rule here, those of a stream in ``train_online``.
         """
         penalty = settings["alpha"] * self.cell.penalty_mask(self.dtype)
         update = OnlineUpdate(self.optimizer, penalty, settings["clip_norm"])
@@ -207,6 +233,10 @@ class Model:
             data.batch(order), update, settings["loss"], stream=stream,
             outputs=outputs,
         )  # fmt: skip
+        if not stream:
+            weights = data.weights[order]
+            kept = weights > 0
+            self.watch.check(loss_rows[kept] / weights[kept])
         total = data.weights[order].sum()
         return float(loss_rows.sum() / total) if total > 0 else 0.0
 
@@ -218,7 +248,10 @@ class Model:
         model's optimizer. Raises :class:`Diverged` after restoring the
         parameters and optimizer of before the call when anything became
         non-finite (updates happen inside the compiled loop; those are the
-        last finite values known here).
+        last finite values known here) or, for a stream, when a loss broke
+        the divergence rule: a stream call runs in segments of at most
+        ``STREAM_SEGMENT`` rows (the same arithmetic), and the loss of each
+        is checked.
 
         ``outputs``: None, or an array laid out like ``batch.targets`` that
         receives, for every target, the readout pre-activation the model
@@ -232,14 +265,28 @@ class Model:
             state, reset = self.stream, False
         else:
             state, reset = self.cell.new_state(self.dtype), True
+        pieces = batch
+        if stream and batch.lengths.shape[0] == 1:
+            pieces = segmented(batch, STREAM_SEGMENT)
         before = (self.params.copy(), self.optimizer.snapshot())
-        loss_rows = self.cell.train_online(
-            self.params, update, batch, loss, state, reset, outputs
-        )
-        if not (_all_finite(loss_rows) and np.isfinite(self.params).all()):
+        with np.errstate(all="ignore"):
+            loss_rows = self.cell.train_online(
+                self.params, update, pieces, loss, state, reset, outputs
+            )
+        raise_pending_signal()
+        try:
+            if not (_all_finite(loss_rows) and np.isfinite(self.params).all()):
+                raise Diverged
+            if stream:
+                self.watch.check_stream(
+                    loss_rows, _segment_weights(pieces), pieces.lengths.tolist()
+                )
+        except Diverged:
             self.params[:] = before[0]
             self.optimizer = before[1]
-            raise Diverged
+            raise
+        if pieces is not batch:
+            loss_rows = np.array([loss_rows.sum()])
         return loss_rows
 
     def advance(self, batch, loss):
@@ -251,9 +298,11 @@ class Model:
         if self.stream is None:
             self.reset_stream()
         no_learning = NoLearning(self.cell.n_params, self.dtype)
-        self.cell.train_online(
-            self.params, no_learning, batch, loss, self.stream, False
-        )
+        with np.errstate(all="ignore"):
+            self.cell.train_online(
+                self.params, no_learning, batch, loss, self.stream, False
+            )
+        raise_pending_signal()
 
     # -- prediction ------------------------------------------------------------
     def outputs(self, packed, loss, every_step, *, stream):
@@ -280,6 +329,42 @@ class Model:
         h0 = None if state is None else state["hidden"]
         H = self.cell.forward(self.params, values, starts, lengths, every_step, h0)
         return self.cell.readout(self.params, H)
+
+
+def segmented(batch, size):
+    """``batch`` with each sequence cut into consecutive pieces of ``size`` rows.
+
+    For a stream (targets at every step, each piece continuing the state of
+    the one before) training is the same; the kernel then reports a loss
+    per piece, which the divergence rule checks.
+    """
+    lengths = batch.lengths
+    if lengths.shape[0] == 0 or lengths.max() <= size:
+        return batch
+    pieces = np.maximum((lengths + size - 1) // size, 1)
+    owner = np.repeat(np.arange(lengths.shape[0]), pieces)
+    within = np.arange(owner.shape[0]) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    offset = within * size
+    new_lengths = np.minimum(lengths[owner] - offset, size)
+    return TrainingBatch(
+        batch.values,
+        batch.targets,
+        np.ascontiguousarray(batch.x_start[owner] + offset),
+        np.ascontiguousarray(batch.y_start[owner] + offset),
+        np.ascontiguousarray(new_lengths),
+        batch.target_weight,
+        batch.every_step,
+    )
+
+
+def _segment_weights(batch):
+    """Target weight of each sequence of a stream ``batch`` (every step has
+    a target)."""
+    if batch.lengths.shape[0] == 1:
+        start, length = int(batch.y_start[0]), int(batch.lengths[0])
+        return [float(batch.target_weight[start : start + length].sum())]
+    ends = np.concatenate(([0.0], np.cumsum(batch.target_weight)))
+    return (ends[batch.y_start + batch.lengths] - ends[batch.y_start]).tolist()
 
 
 def _all_finite(values):

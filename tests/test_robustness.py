@@ -21,15 +21,18 @@ import copy
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 
@@ -59,6 +62,30 @@ PROPERTY_SETTINGS = settings(
 # The models train for a couple of epochs only, on purpose; divergence
 # tests catch their warnings themselves.
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
+
+
+#: Gradient methods and training modes beside the data modes of MODES:
+#: the property tests draw one per call.
+VARIANTS = {
+    "rtrl": {},
+    "snap1": {"gradient": "snap1"},
+    "bptt": {"gradient": "bptt", "truncation": 3},
+    "uoro": {"gradient": "uoro"},
+    "step": {"update": "step"},
+    "feedback": {"output_feedback": True},
+    "free_running": {"output_feedback": True, "teacher_forcing": False},
+}
+
+
+def variants(mode):
+    """The VARIANTS that train in ``mode`` (a stream already updates per
+    step; output feedback needs a target at every step)."""
+    names = ["rtrl", "snap1", "bptt", "uoro"]
+    if mode != "stream":
+        names.append("step")
+    if mode != "last":
+        names += ["feedback", "free_running"]
+    return st.sampled_from(names)
 
 
 def model(estimator_class, mode, cell="elman", **params):
@@ -441,7 +468,10 @@ def assert_sound_predictions(est, case, mode, dtype=None):
 @given(data=st.data())
 def test_fit_either_works_or_names_the_problem(estimator_class, mode, data):
     case = data.draw(calls(estimator_class, mode), label="call")
-    est = model(estimator_class, mode, data.draw(st.sampled_from(CELL_NAMES)))
+    cell = data.draw(st.sampled_from(CELL_NAMES), label="cell")
+    variant = data.draw(variants(mode), label="variant")
+    event(f"cell {cell}, {variant}")
+    est = model(estimator_class, mode, cell, **VARIANTS[variant])
 
     error = run(lambda: est.fit(case.X, case.y, sample_weight=case.sample_weight), case)
 
@@ -455,12 +485,12 @@ def test_fit_either_works_or_names_the_problem(estimator_class, mode, data):
 FITTED = {}
 
 
-def fitted_model(estimator_class, mode, cell):
+def fitted_model(estimator_class, mode, cell, variant="rtrl"):
     """A model fitted on 3D data (2 features per step), one per kind."""
-    key = (estimator_class, mode, cell)
+    key = (estimator_class, mode, cell, variant)
     if key not in FITTED:
         rng = np.random.RandomState(0)
-        est = model(estimator_class, mode, cell)
+        est = model(estimator_class, mode, cell, **VARIANTS[variant])
         if mode == "stream":
             X = rng.normal(size=(30, N_FEATURES))
             y = np.arange(30) % 3 if estimator_class is RTRLClassifier else X[:, 0]
@@ -523,7 +553,10 @@ def adjust_for_score(case, mode):
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_a_failed_call_leaves_a_fitted_model_unchanged(estimator_class, mode, data):
-    est = fitted_model(estimator_class, mode, data.draw(st.sampled_from(CELL_NAMES)))
+    cell = data.draw(st.sampled_from(CELL_NAMES), label="cell")
+    variant = data.draw(variants(mode), label="variant")
+    event(f"cell {cell}, {variant}")
+    est = fitted_model(estimator_class, mode, cell, variant)
     method = data.draw(
         st.sampled_from(["partial_fit", "fit", "loss_gradient", "score"]),
         label="method",
@@ -553,7 +586,10 @@ def test_a_failed_call_leaves_a_fitted_model_unchanged(estimator_class, mode, da
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_predicting_works_or_names_the_problem_and_changes_nothing(mode, data):
-    est = fitted_model(RTRLClassifier, mode, data.draw(st.sampled_from(CELL_NAMES)))
+    cell = data.draw(st.sampled_from(CELL_NAMES), label="cell")
+    variant = data.draw(variants(mode), label="variant")
+    event(f"cell {cell}, {variant}")
+    est = fitted_model(RTRLClassifier, mode, cell, variant)
     method = data.draw(
         st.sampled_from(["predict", "predict_proba", "decision_function"]),
         label="method",
@@ -753,6 +789,124 @@ def test_fit_that_diverges_keeps_finite_parameters(cell, update):
     assert np.isfinite(est.predict(X)).all()
 
 
+# A learning rate far too large on targets of scale 1e3: with bounded
+# activations nothing becomes NaN, the loss only grows by orders of
+# magnitude (the divergence rule of skrtrl._divergence must catch it).
+EXPLOSION = {
+    "learning_rate_init": 1e4,
+    "solver": "sgd",
+    "clip_norm": None,
+    "max_iter": 20,
+    "random_state": 0,
+}
+#: Every training mode, by the settings that select it.
+TRAINING_MODES = {
+    "minibatch": {},
+    "sequence": {"output": "sequence"},
+    "step": {"update": "step"},
+    "stream": {"stateful": True},
+    "feedback": {"stateful": True, "output_feedback": True},
+    "free_running": {
+        "stateful": True,
+        "output_feedback": True,
+        "teacher_forcing": False,
+    },
+}
+
+
+def explosion_data(mode):
+    rng = np.random.RandomState(0)
+    if TRAINING_MODES[mode].get("stateful"):
+        X = rng.normal(size=(300, 2))
+        return X, 1e3 * np.roll(X[:, 0], 1)
+    X = rng.normal(size=(32, 6, 2))
+    if mode == "sequence":
+        return X, 1e3 * X[:, :, 0]
+    return X, 1e3 * X[:, -1, 0]
+
+
+def starting_loss(est, X, y):
+    """Training loss of the parameters ``est`` starts from.
+
+    A clone fitted for one epoch at a learning rate so small that no update
+    changes any parameter (checked: two such rates give the same
+    parameters) holds the initial parameters.
+    """
+    clones = [
+        clone(est).set_params(max_iter=1, learning_rate_init=rate).fit(X, y)
+        for rate in (1e-300, 1e-250)
+    ]
+    for name, value in clones[0].params_.items():
+        np.testing.assert_array_equal(value, clones[1].params_[name])
+    return clones[0].loss_gradient(X, y)[0]
+
+
+@pytest.mark.parametrize("mode", list(TRAINING_MODES))
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_an_exploding_fit_warns_once_and_ends_no_worse_than_it_started(cell, mode):
+    X, y = explosion_data(mode)
+    est = RTRLRegressor(cell=cell, **EXPLOSION, **TRAINING_MODES[mode])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+
+    convergence = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(convergence) == 1, [str(w.message) for w in caught]
+    message = str(convergence[0].message)
+    assert "diverged" in message
+    assert "learning_rate_init" in message and "clip_norm" in message
+    assert len(caught) == 1, [str(w.message) for w in caught]  # no numpy warning
+    for value in est.params_.values():
+        assert np.isfinite(value).all() and np.abs(value).max() < 1e6
+    loss, _ = est.loss_gradient(X, y)
+    assert loss <= starting_loss(est, X, y)
+    assert len(est.loss_curve_) == est.n_iter_ < EXPLOSION["max_iter"]
+    # The model trains on, at a sensible rate.
+    est.set_params(learning_rate_init=1e-3, solver="adam", clip_norm=5.0)
+    est.partial_fit(X, y)
+    assert np.isfinite(est.predict(X)).all()
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_an_exploding_stream_of_single_rows_restores_the_previous_call(cell):
+    X, y = explosion_data("stream")
+    est = RTRLRegressor(cell=cell, **EXPLOSION, stateful=True)
+    for i in range(X.shape[0]):
+        before = {k: v.copy() for k, v in est.params_.items()} if i else None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.partial_fit(X[i : i + 1], y[i : i + 1])
+        if caught:
+            break
+    else:
+        pytest.fail("the stream never diverged")
+    assert len(caught) == 1 and "diverged" in str(caught[0].message)
+    for name, value in est.params_.items():
+        np.testing.assert_array_equal(value, before[name])
+    # The stream starts over from the zero state.
+    for value in est._stream_state.values():
+        assert not np.any(value)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_noisy_single_rows_of_a_healthy_stream_are_no_divergence(cell):
+    # Three rows are outliers of 30 standard deviations of the targets:
+    # each one's loss is some 500 to 1000 times the stream's mean loss per
+    # step before it, a jump that single rows may make (a rule with a
+    # factor of 100 would stop here), far from a blow-up.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(1500, 1))
+    y = np.roll(X[:, 0], 1) + 0.1 * rng.normal(size=1500)
+    y[250::500] += 30 * rng.choice([-1, 1], size=3)
+    est = RTRLRegressor(cell=cell, n_hidden=4, stateful=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(X.shape[0]):
+            est.partial_fit(X[i : i + 1], y[i : i + 1])
+    assert est.t_ == 1500
+
+
 # -- extreme inputs and weights -----------------------------------------------
 def assert_probabilities(proba, log_proba):
     assert np.isfinite(proba).all()
@@ -950,3 +1104,96 @@ def test_a_fit_interrupted_by_keyboard_interrupt_leaves_a_working_model(
     # It can be trained on, too.
     est.partial_fit(X, y)
     assert np.isfinite(est.predict(X)).all()
+
+
+#: Stream settings whose compiled loops check for Ctrl-C: every gradient
+#: method, and exact RTRL through the model's own fed-back outputs.
+INTERRUPTED_STREAMS = {
+    "rtrl": {},
+    "snap1": {"gradient": "snap1"},
+    "bptt": {"gradient": "bptt", "truncation": 4},
+    "uoro": {"gradient": "uoro"},
+    "free_running": {"output_feedback": True, "teacher_forcing": False},
+}
+
+
+@pytest.mark.parametrize("settings", list(INTERRUPTED_STREAMS))
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_ctrl_c_stops_a_long_stream_call_between_two_steps(cell, settings):
+    rng = np.random.RandomState(0)
+    n_rows = 3_000_000  # seconds of work for any cell: the signal comes first
+    X = rng.normal(size=(n_rows, 1))
+    y = np.roll(X[:, 0], 1)
+    est = RTRLRegressor(
+        n_hidden=8, cell=cell, stateful=True, update="step", random_state=0,
+        **INTERRUPTED_STREAMS[settings],
+    )  # fmt: skip
+    est.partial_fit(X[:20], y[:20])
+    before = copy.deepcopy(est)
+
+    # Ctrl-C, as the terminal sends it, once the kernel runs (without the
+    # GIL: the parameters it updates in place have changed).
+    call_ended = threading.Event()
+    start = est._flat_params.copy()
+
+    def press_ctrl_c():
+        while np.array_equal(est._flat_params, start):
+            if call_ended.wait(0.005):
+                return  # the call ended first (which fails the test below)
+        if not call_ended.wait(0.05):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=press_ctrl_c)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            est.partial_fit(X[20:], y[20:])
+    finally:
+        call_ended.set()
+        watcher.join()
+
+    # Interrupted: part of the rows were trained on, the call is not counted
+    # as an epoch, and t_ counts the rows the stream moved over.
+    done = est.t_ - before.t_
+    assert 0 < done < n_rows - 20
+    assert est.n_iter_ == before.n_iter_
+    assert est._optimizer.t == before._optimizer.t + done
+    # Consistent: exactly the model that trained on those rows only.
+    before.partial_fit(X[20 : 20 + done], y[20 : 20 + done])
+    for name, value in est.params_.items():
+        np.testing.assert_array_equal(value, before.params_[name])
+    for name, value in est._stream_state.items():
+        np.testing.assert_array_equal(value, before._stream_state[name], name)
+    for name, value in vars(est._optimizer).items():
+        np.testing.assert_array_equal(value, vars(before._optimizer)[name])
+    # It predicts and trains on.
+    assert np.isfinite(est.predict(X[:50])).all()
+    est.partial_fit(X[:100], y[:100])
+    assert est.t_ == before.t_ + 100
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "snap1"])
+def test_ctrl_c_during_a_long_minibatch_drops_its_gradient(gradient):
+    # One minibatch of two sequences of 300,000 steps: tens of seconds of
+    # kernel work, which stops at the signal; its incomplete gradient is not
+    # applied.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2, 300_000, 1))
+    y = X[:, -1, 0]
+    est = RTRLRegressor(n_hidden=16, cell="lstm", gradient=gradient, random_state=0)
+    est.partial_fit(X[:, :50], y)
+    before = copy.deepcopy(est)
+
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            est.partial_fit(X, y)
+    finally:
+        timer.cancel()
+
+    assert_unchanged_except_stream_state(est, observable_state(before))
+    assert est._optimizer.t == before._optimizer.t
+    assert np.isfinite(est.predict(X[:, :50])).all()
+    est.partial_fit(X[:, :50], y)
+    assert est.n_iter_ == before.n_iter_ + 1

@@ -38,9 +38,9 @@ from ._cells cimport (
     cell_state, cell_vjp, copy_bias_gradient, record_size, step_work_size,
 )
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, has_target, online_update,
-    output_rows, pack, readout_gradient, record_output, sequence,
-    target_index, update_rule,
+    InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
+    interrupt_check, interrupt_due, online_update, output_rows, pack,
+    readout_gradient, record_output, sequence, target_index, update_rule,
 )
 
 
@@ -300,6 +300,8 @@ def bptt_online(
     (t_update, filled, pos).
     """
     cdef:
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
                            every_step, 1.0)
         UpdateRule rule = update_rule(
@@ -352,6 +354,9 @@ def bptt_online(
                 filled = 0
                 pos = 0
             for t in range(lengths[b]):
+                if interrupt_due(&check):  # Ctrl-C: see _interrupt.pyx
+                    stopped = True
+                    break
                 cell_forward(kind, activation, n, m, q, theta, bias_hh,
                              Xb + t * m, s, &ring[pos, 0], work)
                 newest = pos
@@ -375,4 +380,6 @@ def bptt_online(
                 online_update(&rule, theta, &grad[0], size, &penalty[0],
                               weight, &state_a[0], &state_b[0])
             loss_rows[b] = loss
+            if stopped:
+                break
     return rule.t, filled, pos

@@ -3,6 +3,9 @@
 from libc.math cimport exp, log, log1p, tanh, fabs, sqrt, pow
 from libc.string cimport memcpy, memset
 from cython cimport floating
+from openmp cimport omp_get_wtime
+
+from ._interrupt cimport signal_raised
 
 
 # Codes must match skrtrl._cells.ACTIVATIONS and LOSSES.
@@ -317,6 +320,42 @@ cdef inline Py_ssize_t target_index(const Packed* data,
                                     Py_ssize_t t) noexcept nogil:
     """The row of step t's target within its sequence's targets."""
     return t if data.every_step else 0
+
+
+# -- interrupts (Ctrl-C) inside the step loops --------------------------------
+# The loops call interrupt_due once per step: it reads the clock every
+# INTERRUPT_STEPS steps (a few ns each) and, at most every
+# INTERRUPT_MILLISECONDS, takes the GIL to run pending signal handlers
+# (``_interrupt.pyx``). A call shorter than that never takes the GIL.
+cdef enum:
+    INTERRUPT_STEPS = 8
+    INTERRUPT_MILLISECONDS = 100
+
+ctypedef struct InterruptCheck:
+    int countdown
+    double last         # omp_get_wtime() of the last check
+
+
+cdef inline InterruptCheck interrupt_check() noexcept nogil:
+    cdef InterruptCheck check
+    check.countdown = INTERRUPT_STEPS
+    check.last = omp_get_wtime()
+    return check
+
+
+cdef inline bint interrupt_due(InterruptCheck* check) noexcept nogil:
+    """Whether a signal handler raised: the loop stops before its next step
+    (``_interrupt.raise_pending_signal`` raises the exception later)."""
+    cdef double now
+    check.countdown -= 1
+    if check.countdown > 0:
+        return False
+    check.countdown = INTERRUPT_STEPS
+    now = omp_get_wtime()
+    if now - check.last < INTERRUPT_MILLISECONDS * 1e-3:
+        return False
+    check.last = now
+    return signal_raised()
 
 
 cdef inline floating* output_rows(

@@ -63,9 +63,9 @@ from ._cells cimport (
     step_work_size,
 )
 from ._common cimport (
-    _sigmoid, Packed, UpdateRule, check_online_arrays, online_update, pack,
-    output_rows, readout_gradient, sequence, update_rule, LOSS_LOGISTIC,
-    LOSS_SQUARED,
+    _sigmoid, InterruptCheck, Packed, UpdateRule, check_online_arrays,
+    interrupt_check, interrupt_due, online_update, output_rows, pack,
+    readout_gradient, sequence, update_rule, LOSS_LOGISTIC, LOSS_SQUARED,
 )
 
 
@@ -419,6 +419,8 @@ def feedback_rtrl_online(
         floating* dF
         floating* P_new
         floating* P_old
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
         floating* out = output_rows(outputs, Y)
     R, q, S, C = feedback_sizes(kind, n, m, o)
     T = R * q
@@ -448,6 +450,9 @@ def feedback_rtrl_online(
                 memset(&hidden[0], 0, S * sizeof(floating))
                 memset(&feedback[0], 0, o * sizeof(floating))
             for t in range(lengths[b]):
+                if interrupt_due(&check):  # Ctrl-C: see _interrupt.pyx
+                    stopped = True
+                    break
                 P_old = &influence[0] + parity * S * C
                 P_new = &influence[0] + (1 - parity) * S * C
                 parity = 1 - parity
@@ -469,6 +474,8 @@ def feedback_rtrl_online(
                 online_update(&rule, theta, &grad[0], size, &penalty[0],
                               weight, &state_a[0], &state_b[0])
             loss_rows[b] = loss
+            if stopped:
+                break
     return rule.t, parity
 
 

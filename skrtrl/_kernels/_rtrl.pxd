@@ -71,8 +71,9 @@ from ._cells cimport (
     record_size, row_coef, step_work_size,
 )
 from ._common cimport (
-    Packed, UpdateRule, has_target, online_update, readout_gradient,
-    record_output, sequence, target_index,
+    InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
+    interrupt_due, online_update, readout_gradient, record_output, sequence,
+    target_index,
 )
 
 # Numbers left unused at each end of a thread's scratch row (one cache line
@@ -321,10 +322,16 @@ cdef inline double rtrl_sequence(
     Py_ssize_t b, int n, int q, const floating* theta,
     const floating* bias_hh, const floating* W_out, const floating* b_out,
     bint per_unit, bint dense, floating* P_work, floating* scratch,
+    InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     """Run sequence b from the zero state; add its gradient, laid out
     [theta (R*q) | W_out (o*n) | b_out (o)], into the thread's ``scratch``
-    (zeroed by the caller). ``P_work``: ``influence_size`` numbers."""
+    (zeroed by the caller). ``P_work``: ``influence_size`` numbers.
+
+    Stops early once ``stop[0]`` is set, which it does itself when
+    ``check`` is not NULL (the main thread's) and a signal handler raised
+    (Ctrl-C); the results are then incomplete and dropped by the caller
+    (``_interrupt.raise_pending_signal``)."""
     cdef:
         int m = data.m
         int o = data.o
@@ -347,6 +354,11 @@ cdef inline double rtrl_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(data.lengths[b]):
+        if stop[0]:
+            break
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            break
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                      rec, work)
         # The readout needs only the new state: g = dL/dh_t is ready before
@@ -384,19 +396,25 @@ cdef inline void rtrl_minibatch(
     int n_threads, double* loss_rows,
 ) noexcept nogil:
     """Every sequence of ``data``, one gradient row and loss each (see the
-    header); one influence and scratch row per thread."""
+    header); one influence and scratch row per thread. A signal handler
+    that raises (Ctrl-C) ends the call early with incomplete rows
+    (``rtrl_sequence``)."""
     cdef:
         Scratch at = scratch_layout(kind, n, data.m, data.o)
         Py_ssize_t size = cell_rows(kind, n) * q + data.o * n + data.o
         Py_ssize_t b
         int tid = 0
         floating* mine
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped   # shared by the threads
     if n_threads <= 1:
         for b in range(data.count):
             memset(scratch + at.grad, 0, size * sizeof(floating))
             loss_rows[b] = rtrl_sequence(
                 kind, activation, loss_kind, data, b, n, q, theta, bias_hh,
-                W_out, b_out, per_unit, dense, influence, scratch)
+                W_out, b_out, per_unit, dense, influence, scratch, &check,
+                stop)
             memcpy(grad_rows + b * grad_stride, scratch + at.grad,
                    size * sizeof(floating))
         return
@@ -404,10 +422,11 @@ cdef inline void rtrl_minibatch(
         tid = threadid()
         mine = scratch + tid * scratch_stride
         memset(mine + at.grad, 0, size * sizeof(floating))
+        # Only the main thread (thread 0) runs signal handlers.
         loss_rows[b] = rtrl_sequence(
             kind, activation, loss_kind, data, b, n, q, theta, bias_hh,
             W_out, b_out, per_unit, dense, influence + tid * influence_stride,
-            mine)
+            mine, &check if tid == 0 else NULL, stop)
         memcpy(grad_rows + b * grad_stride, mine + at.grad,
                size * sizeof(floating))
 
@@ -427,7 +446,9 @@ cdef inline void rtrl_online(
     ``influence + parity * S*W`` the current one (``parity`` in and out).
     With ``rule.learn`` false, the state and influence advance as they
     would, but no gradient is taken and nothing is updated. ``outputs``:
-    see ``output_rows`` (NULL: not recorded)."""
+    see ``output_rows`` (NULL: not recorded). A signal handler that raises
+    (Ctrl-C) stops the loop between two steps (``_interrupt.pyx``);
+    ``loss_rows`` then covers the steps run."""
     cdef:
         int m = data.m
         int o = data.o
@@ -451,12 +472,17 @@ cdef inline void rtrl_online(
         floating* g = scratch + at.g
         floating* P_old
         floating* P_new
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
     for b in range(data.count):
         sequence(data, b, &X, &Y, &weights)
         loss = 0.0
         if reset_state:
             memset(state, 0, S * sizeof(floating))
         for t in range(data.lengths[b]):
+            if interrupt_due(&check):
+                stopped = True
+                break
             first = reset_state and t == 0
             cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m,
                          state, rec, work)
@@ -488,6 +514,8 @@ cdef inline void rtrl_online(
             online_update(rule, params, grad, size, penalty, weight, state_a,
                           state_b)
         loss_rows[b] = loss
+        if stopped:
+            break
 
 
 cdef inline void run_forward(

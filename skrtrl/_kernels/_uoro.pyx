@@ -44,9 +44,9 @@ from ._cells cimport (
     record_size, step_work_size,
 )
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, has_target, online_update,
-    output_rows, pack, readout_gradient, record_output, sequence,
-    target_index, update_rule,
+    InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
+    interrupt_check, interrupt_due, online_update, output_rows, pack,
+    readout_gradient, record_output, sequence, target_index, update_rule,
 )
 
 cdef double EPS = 1e-7
@@ -313,6 +313,8 @@ def uoro_online(
     call).
     """
     cdef:
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
                            every_step, 1.0)
         UpdateRule rule = update_rule(
@@ -362,6 +364,9 @@ def uoro_online(
                 memset(hs, 0, S * sizeof(floating))
                 memset(ths, 0, P * sizeof(floating))
             for t in range(lengths[b]):
+                if interrupt_due(&check):  # Ctrl-C: see _interrupt.pyx
+                    stopped = True
+                    break
                 _uoro_step(kind, activation, n, m, q, theta, bias_hh,
                            Xb + t * m, s, hs, ths, &rng, &scratch[0])
                 if not has_target(&data, b, t):
@@ -380,4 +385,6 @@ def uoro_online(
                 online_update(&rule, theta, &grad[0], size, &penalty[0],
                               weight, &state_a[0], &state_b[0])
             loss_rows[b] = loss
+            if stopped:
+                break
     return rule.t, rng

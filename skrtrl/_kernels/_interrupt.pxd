@@ -1,0 +1,1 @@
+cdef bint signal_raised() noexcept nogil
