@@ -688,22 +688,14 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         data = TrainingSet(packed, Y, weights, row_weights, self._every_step)
         n_seq = packed.n_sequences
         workspace = self._model.workspace(n_seq, kernel_threads(n_seq, self.n_jobs))
-        # Reading the model leaves it as it was: UORO draws its random signs
-        # from the estimator's generator, whose state is put back.
-        generator = self.__dict__.get("_random_state")
-        drawn = None if generator is None else generator.get_state()
-        try:
-            # All given sequences form one minibatch, penalty included.
-            loss, grad = self._model.loss_and_gradient(
-                data.batch(np.arange(n_seq)),
-                weights.sum(),
-                self._loss_name,
-                self.alpha,
-                workspace,
-            )
-        finally:
-            if drawn is not None:
-                generator.set_state(drawn)
+        # All given sequences form one minibatch, penalty included.
+        loss, grad = self._model.loss_and_gradient(
+            data.batch(np.arange(n_seq)),
+            weights.sum(),
+            self._loss_name,
+            self.alpha,
+            workspace,
+        )
         if grad is None:
             grad = np.zeros_like(self._model.params)
         views = self._model.cell.views(grad)

@@ -569,10 +569,16 @@ def test_a_failed_call_leaves_a_fitted_model_unchanged(estimator_class, mode, da
     before = observable_state(est)
 
     call = getattr(est, method)
+    generator = est._random_state.get_state()
     error = run(lambda: call(case.X, case.y, sample_weight=case.sample_weight), case)
 
     if error is None:
         assert not case.problems, "a call with problems worked: " + case.describe()
+        if method == "loss_gradient" and variant == "uoro":
+            # Each UORO estimate draws its random signs from the estimator's
+            # generator (independent calls, independent estimates): the one
+            # change reading such a model makes.
+            est._random_state.set_state(generator)
     if error is not None or method in ("loss_gradient", "score"):
         # Reading the model never changes it, even when the call works.
         assert_unchanged(est, before)
