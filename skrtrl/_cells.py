@@ -543,7 +543,7 @@ class _GatedCell(Cell):
     ``theta`` (G*n x q, q = m + n + 2) has one row per gate and unit, in
     torch's row order, holding [W_ih row | W_hh row | b_ih | b_hh]; both
     biases are columns of theta. The cell state (GRU: h; LSTM: [h, c]) and
-    its influence (S x G*n*q) are described in ``skrtrl/_kernels/_gated.pyx``.
+    its influence (S x G*n*q) are described in ``skrtrl/_kernels/_cells.pxd``.
     The readout reads h only.
 
     ``gradient="rtrl"`` carries the full influence; ``"snap1"`` only the

@@ -6,7 +6,7 @@ influence); for ``"bptt"`` and ``"uoro"`` it wraps the cell in a
 :class:`MethodCell`, which keeps the cell's flat parameter layout, views,
 initialisation and forward pass, and trains through the kernels of
 ``skrtrl/_kernels/_bptt.pyx`` and ``_uoro.pyx``. Those kernels share one
-step primitive per cell (``_kernels/_steps.pxd``), so every cell gets both
+definition per cell (``_kernels/_cells.pxd``), so every cell gets both
 methods, in minibatch, ``update="step"`` and stream mode.
 """
 
@@ -58,7 +58,7 @@ class MethodCell:
     ``train_online``, ``forward`` ...) over the same flat parameter vector,
     so that ``params_`` and gradients line up whatever the method. It reads
     the wrapped cell through that interface only: its ``kind`` (the number
-    of its step in ``_kernels/_steps.pxd``) and its ``layout``.
+    of its definition in ``_kernels/_cells.pxd``) and its ``layout``.
 
     Parameters
     ----------
