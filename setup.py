@@ -31,6 +31,7 @@ KERNELS = [
     "_bptt",
     "_uoro",
     "_feedback",
+    "_stack",
 ]
 
 extensions = [

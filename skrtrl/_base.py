@@ -26,6 +26,7 @@ from ._divergence import LossWatch
 from ._model import Diverged, Model
 from ._parallel import kernel_threads
 from ._resources import check_training_resources
+from ._stack import STACK_GRADIENTS
 from ._sequences import (
     TrainingSet,
     _gather_rows,
@@ -57,9 +58,10 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
     """Base class of the RTRL estimators. Not meant to be used directly."""
 
     _parameter_constraints: dict = {
-        "n_hidden": [Interval(Integral, 1, None, closed="left")],
+        # A tuple (or list) of layer sizes is checked by _stack.layer_sizes.
+        "n_hidden": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "cell": [StrOptions(set(CELLS))],
-        "gradient": [StrOptions(set(GRADIENTS))],
+        "gradient": [StrOptions(set(GRADIENTS) | set(STACK_GRADIENTS))],
         "truncation": [Interval(Integral, 1, None, closed="left"), None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "output": [StrOptions({"last", "sequence"})],

@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 
 from ._cells import CELLS, nbytes
+from ._stack import is_stack
 
 #: Floating-point operations per second and kernel thread assumed by the
 #: time estimate: more than one core sustains on RTRL's products, so the
@@ -89,6 +90,18 @@ def cheaper_options(params):
     )
     named = ", ".join(f"cell={name!r}" for name in elementwise)
     options = []
+    if is_stack(params):
+        # Stacks: exact RTRL's cross-layer influences are what grows.
+        if params.gradient == "rtrl":
+            options.append(
+                "gradient='local' (the layer-local approximation: each "
+                "layer's own influence only, memory of the size of the "
+                "parameters)"
+            )
+        options.append(f"fewer or smaller layers (now n_hidden={params.n_hidden!r})")
+        if not params.stateful and params.update != "step":
+            options.append(f"a smaller batch_size (now {params.batch_size!r})")
+        return "; ".join(options)
     if params.cell not in elementwise:
         options.append(
             f"an element-wise cell ({named}): exact RTRL in memory of the "

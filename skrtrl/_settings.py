@@ -12,6 +12,7 @@ from ._cells import CELLS
 from ._feedback import FeedbackCell
 from ._methods import make_cell
 from ._optim import AdamOptimizer, SGDOptimizer
+from ._stack import StackCell, check_stack_settings, is_stack, layer_sizes
 
 #: The settings that select each training mode, for error messages.
 MODE_SETTINGS = {
@@ -53,7 +54,9 @@ def check_training_settings(params):
 
     ``params`` is an estimator (its hyper-parameters are read).
     """
-    cell = CELLS[params.cell]
+    if is_stack(params):
+        check_stack_settings(params, training_modes(params))
+    cell = StackCell if is_stack(params) else CELLS[params.cell]
     for mode in training_modes(params):
         if mode in cell.modes(params.gradient):
             continue
@@ -110,16 +113,26 @@ def build_cell(params, n_inputs, n_outputs, random_state=None):
         truncation=params.truncation,
         random_state=random_state,
     )
+    if is_stack(params):
+        return StackCell(
+            params.cell,
+            layer_sizes(params.n_hidden),
+            n_inputs,
+            n_outputs,
+            gradient=params.gradient,
+            activation=params.activation,
+        )
+    n_hidden = layer_sizes(params.n_hidden)[0]
     if params.output_feedback:
         return FeedbackCell(
             params.cell,
-            params.n_hidden,
+            n_hidden,
             n_inputs,
             n_outputs,
             teacher_forcing=params.teacher_forcing,
             **settings,
         )
-    return make_cell(params.cell, params.n_hidden, n_inputs, n_outputs, **settings)
+    return make_cell(params.cell, n_hidden, n_inputs, n_outputs, **settings)
 
 
 def cell_follows(cell, params):
@@ -130,10 +143,13 @@ def cell_follows(cell, params):
     """
     fitted = {
         "cell": cell.name,
-        "n_hidden": cell.n,
+        "n_hidden": getattr(cell, "n_hidden", cell.n),
         "output_feedback": isinstance(cell, FeedbackCell),
     }
     now = {name: getattr(params, name) for name in fitted}
+    # n_hidden=8 and n_hidden=(8,) ask for the same layer.
+    sizes = layer_sizes(params.n_hidden)
+    now["n_hidden"] = sizes[0] if len(sizes) == 1 else sizes
     changed = [name for name in fitted if fitted[name] != now[name]]
     if changed:
         was = " and ".join(f"{name}={fitted[name]!r}" for name in changed)

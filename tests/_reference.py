@@ -286,3 +286,118 @@ def bptt(cell, params, activation, loss, sequences, *, truncation=None, lr=0.0,
                 fed = Y[t].astype(float)
     return dict(params=layout.arrays(theta), gradient=total, loss=total_loss,
                 state=s, fed=fed, layout=layout)  # fmt: skip
+
+
+# -- stacks of layers ------------------------------------------------------------
+def _stack_steps(cell, layers, x, states, activation):
+    """One step of every layer on input x (m,) from ``states``: the steps
+    objects (one batch row per state entry of each layer: vjp with unit
+    vectors gives rows of the Jacobians) are built by the caller; here the
+    plain forward: the new states."""
+    new, u = [], x
+    for layer, s in zip(layers, states):
+        s = steps_from(cell, layer, u[None, None], activation, s[None]).S[0, 1]
+        new.append(s)
+        u = s[: layer["weight_out"].shape[1]]
+    return new
+
+
+def stack_forward_loss(cell, params, activation, loss, sequences):
+    """As :func:`forward_loss`, for a stack: layer k reads layer k-1's h."""
+    layers = _stack_params(cell, params)
+    W, b = params["weight_out"], params["bias_out"]
+    total = 0.0
+    for x, Y, w in sequences:
+        states = [np.zeros(state_size(cell, layer["weight_out"].shape[1]))
+                  for layer in layers]  # fmt: skip
+        for t in range(x.shape[0]):
+            states = _stack_steps(cell, layers, x[t], states, activation)
+            if w[t]:
+                z = W @ states[-1][: W.shape[1]] + b
+                total += w[t] * loss_and_output_grad(loss, z, Y[t])[0]
+    return total
+
+
+def _stack_params(cell, params):
+    gates = {"egru": 3, "elstm": 4, "gru": 3, "lstm": 4}.get(cell, 1)
+    layers, k = [], 0
+    while f"weight_ih_l{k}" in params:
+        suffix = f"_l{k}"
+        layer = {
+            name[: -len(suffix)]: np.asarray(value, dtype=float)
+            for name, value in params.items()
+            if name.endswith(suffix)
+        }
+        n = layer["weight_ih"].shape[0] // gates
+        layer["weight_out"] = np.zeros((0, n))
+        layer["bias_out"] = np.zeros(0)
+        layers.append(layer)
+        k += 1
+    return layers
+
+
+def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
+               local=False, reset=True):  # fmt: skip
+    """RTRL through a stack in numpy, with an SGD step after every target.
+
+    Every layer k carries P^k = d s^k / d theta (all parameters, dense):
+    ``P^k_t = J^k_t P^k_{t-1} + I^k_t + (d s^k_t / d x^k_t) P^{k-1}_t[h]``
+    (exact), the Jacobians and immediate terms taken from the numpy steps'
+    ``vjp`` with unit vectors. ``local``: the layer-local approximation by
+    its definition: P^k keeps its own layer's columns only (no term through
+    the input), and the error of a target goes down through the current
+    step only, ``delta^{k-1} = (d s^k_t / d x^k_t)^T delta^k`` on layer
+    k-1's h, each layer's gradient ``delta^k P^k[h]``. ``reset``: each
+    sequence from zero (else one stream carried on). Returns as
+    :func:`rtrl`, with ``state`` the list of the layers' states.
+    """
+    layout = Layout(params)
+    theta = layout.vector(params)
+    W0 = params["weight_out"]
+    o, n_top = W0.shape
+    sizes = [layer["weight_out"].shape[1] for layer in _stack_params(cell, params)]
+    L = len(sizes)
+    S = [state_size(cell, n) for n in sizes]
+    total, total_loss = np.zeros(layout.size), 0.0
+    states = P = None
+    for x, Y, w in sequences:
+        if reset or states is None:
+            states = [np.zeros(s) for s in S]
+            P = [np.zeros((s, layout.size)) for s in S]
+        for t in range(x.shape[0]):
+            p = layout.arrays(theta)
+            layers = _stack_params(cell, p)
+            u, J_x = x[t], []
+            for k, layer in enumerate(layers):
+                steps = steps_from(cell, layer, np.tile(u, (S[k], 1, 1)),
+                                   activation, np.tile(states[k], (S[k], 1)))  # fmt: skip
+                J, grads, B = steps.vjp(0, np.eye(S[k]))
+                immediate = np.zeros((S[k], layout.size))
+                for name, g in grads.items():
+                    immediate[:, layout.slices[f"{name}_l{k}"]] += g.reshape(S[k], -1)
+                P[k] = J @ P[k] + immediate
+                if k and not local:
+                    P[k] += B @ P[k - 1][: sizes[k - 1]]
+                J_x.append(B)
+                states[k] = steps.S[0, 1]
+                u = states[k][: sizes[k]]
+            Wt, b = p["weight_out"], p["bias_out"]
+            h = states[-1][:n_top]
+            z = Wt @ h + b
+            if not w[t]:
+                continue
+            value, dz = loss_and_output_grad(loss, z, Y[t])
+            total_loss += w[t] * value
+            grad = np.zeros(layout.size)
+            grad[layout.slices["weight_out"]] = w[t] * np.outer(dz, h).ravel()
+            grad[layout.slices["bias_out"]] = w[t] * dz
+            delta = w[t] * (Wt.T @ dz)
+            grad += delta @ P[-1][:n_top]
+            if local:
+                for k in range(L - 1, 0, -1):
+                    delta = J_x[k][: sizes[k]].T @ delta
+                    grad += delta @ P[k - 1][: sizes[k - 1]]
+            theta = _sgd_step(layout, theta, grad, w[t], alpha, lr)
+            total += grad
+    return dict(params=layout.arrays(theta), gradient=total, loss=total_loss,
+                state=states, layout=layout)  # fmt: skip

@@ -125,6 +125,12 @@ def describe(estimator):
 
 
 def _check_layout(estimator, params):
+    if "weight_ih_l0" in params:
+        raise ValueError(
+            f"Export does not support stacked layers yet (n_hidden="
+            f"{estimator.n_hidden!r}, a stack of {estimator.cell!r} layers); "
+            "models with one layer (an int n_hidden) can be exported."
+        )
     if estimator.cell not in GATES:
         raise ValueError(
             f"Export supports cell in {sorted(GATES)}; cell={estimator.cell!r} "

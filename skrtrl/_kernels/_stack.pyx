@@ -1,0 +1,513 @@
+# cython: language_level=3
+"""Stacks of element-wise layers: exact RTRL through the stack, and the
+layer-local online approximation.
+
+Layer l (l = 0 .. L-1, bottom to top) is one element-wise cell of
+``_cells.pxd`` (EGRU or ELSTM, all layers the same cell) with n_l units and
+m_l inputs: m_0 the data's, m_l = n_{l-1} above (layer l reads layer l-1's
+h). Its parameters theta^l (R_l x q_l, W_l = R_l q_l numbers) are laid out
+one after the other in the flat vector, then the readout of the top layer:
+
+    [theta^0 | theta^1 | ... | theta^{L-1} | W_out (o x n_top) | b_out (o)].
+
+Exact RTRL (Irie et al., 2023, discuss the cost of the multi-layer case)
+carries, for every layer l, its own influence M^(l,l) = d s^l / d theta^l,
+per unit as for one layer (``unit_influence_step``: ns blocks of R_l x
+q_l), and, for every lower layer k < l, the dense M^(l,k) = d s^l / d
+theta^k (S_l x W_k), updated after the forward step as
+
+    M^(l,k)_t = J^l_t M^(l,k)_{t-1} + B^l_t (d x^l_t / d theta^k),
+
+J^l_t block-diagonal (one ns x ns block per unit, ``cell_unit_jacobian``),
+B^l_t = d s^l_t / d x^l_t (S_l x m_l, ``cell_input_jacobian``) and
+d x^l_t / d theta^k the h rows of M^(l-1,k)_t, already updated at step t
+(layers are updated bottom-up): per unit when k = l-1 (its own influence),
+dense otherwise (one GEMM). Per step and sequence this costs
+O(S_l n_{l-1} W_k) for k < l-1 and O(S_l W_{l-1}) for k = l-1, and its
+memory is sum over k < l of S_l W_k numbers: for two layers of n units
+with G gates and m inputs below, about ns G n^2 (m + 3) numbers, n times
+the parameters of the bottom layer. A target's error g = dL/dh^top gives
+the gradient g^T M^(top,k)[h rows] for every k.
+
+The layer-local approximation (Zucchet et al., 2023) keeps only M^(l,l) and
+sends the error down through the current step only:
+
+    delta^(l-1)_t = (d x^l_t / d s^(l-1)_t)^T (d s^l_t / d x^l_t)^T delta^l_t,
+
+delta^top = g; layer l's gradient is delta^(l)T M^(l,l). With one layer it
+is exact RTRL. Its cost is the forward pass's.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.string cimport memset, memcpy
+
+from ._blas cimport gemm_rm, gemv_rm_t
+from ._cells cimport (
+    EGRU, ELSTM, cell_columns, cell_forward, cell_input_jacobian,
+    cell_per_unit, cell_rows, cell_unit_jacobian, record_size,
+    step_work_size,
+)
+from ._common cimport (
+    InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
+    interrupt_check, interrupt_due, online_update, output_rows, pack,
+    readout_gradient, record_output, sequence, target_index, update_rule,
+)
+from ._rtrl cimport unit_gradient, unit_influence_step
+
+import numpy as np
+
+cdef enum:
+    MAX_LAYERS = 16
+    PAD = 8
+
+
+# Geometry of a stack: sizes per layer and the offsets of every buffer.
+ctypedef struct Stack:
+    int kind
+    int L
+    int o
+    int ns
+    bint local
+    int n[MAX_LAYERS]
+    int m[MAX_LAYERS]
+    int q[MAX_LAYERS]
+    Py_ssize_t W[MAX_LAYERS]
+    Py_ssize_t S[MAX_LAYERS]
+    Py_ssize_t theta[MAX_LAYERS]        # in the parameters
+    Py_ssize_t state[MAX_LAYERS]        # in the state
+    Py_ssize_t own[MAX_LAYERS]          # M^(l,l) in the influence
+    Py_ssize_t cross[MAX_LAYERS * MAX_LAYERS]  # M^(l,k), [l * L + k]
+    Py_ssize_t rec[MAX_LAYERS]          # in the scratch
+    Py_ssize_t B[MAX_LAYERS]            # in the scratch
+    Py_ssize_t work
+    Py_ssize_t g
+    Py_ssize_t delta
+    int widest
+    Py_ssize_t zout
+    Py_ssize_t dz
+    Py_ssize_t grad
+    Py_ssize_t n_theta
+    Py_ssize_t n_params
+    Py_ssize_t state_size
+    Py_ssize_t influence_size
+    Py_ssize_t scratch_size
+
+
+cdef Stack stack_layout(int kind, sizes, int m, int o, bint local) except *:
+    cdef Stack st
+    cdef int l, k
+    cdef Py_ssize_t pos, at, widest = 0, work = 0
+    if kind != EGRU and kind != ELSTM:
+        raise ValueError("stacks are built from the element-wise gated cells")
+    if len(sizes) < 1 or len(sizes) > MAX_LAYERS:
+        raise ValueError(f"a stack has 1 to {MAX_LAYERS} layers")
+    st.kind = kind
+    st.L = len(sizes)
+    st.o = o
+    st.ns = cell_per_unit(kind)
+    st.local = local
+    pos = 0
+    for l in range(st.L):
+        st.n[l] = sizes[l]
+        st.m[l] = m if l == 0 else st.n[l - 1]
+        st.q[l] = cell_columns(kind, st.n[l], st.m[l])
+        st.W[l] = <Py_ssize_t> cell_rows(kind, st.n[l]) * st.q[l]
+        st.S[l] = <Py_ssize_t> st.ns * st.n[l]
+        st.theta[l] = pos
+        pos += st.W[l]
+    st.n_theta = pos
+    st.n_params = pos + <Py_ssize_t> o * st.n[st.L - 1] + o
+    pos = 0
+    for l in range(st.L):
+        st.state[l] = pos
+        pos += st.S[l]
+    st.state_size = pos
+    pos = 0
+    for l in range(st.L):
+        st.own[l] = pos
+        pos += st.ns * st.W[l]
+        for k in range(l):
+            st.cross[l * st.L + k] = pos
+            if not local:
+                pos += st.S[l] * st.W[k]
+    st.influence_size = pos
+    at = PAD
+    for l in range(st.L):
+        st.rec[l] = at
+        at += record_size(kind, st.n[l], st.m[l])
+        st.B[l] = at
+        at += st.S[l] * st.m[l] if l > 0 else 0
+        if step_work_size(kind, st.n[l]) > work:
+            work = step_work_size(kind, st.n[l])
+        if st.n[l] > widest:
+            widest = st.n[l]
+    st.widest = widest
+    st.work = at
+    at += work
+    st.g = at
+    at += widest
+    st.delta = at
+    at += 2 * widest
+    st.zout = at
+    at += o
+    st.dz = at
+    at += o
+    st.grad = at
+    at += st.n_params
+    st.scratch_size = at + PAD
+    return st
+
+
+def stack_sizes(int kind, sizes, int m, int o, bint local):
+    """(parameters, state, influence per sequence, scratch per thread) of a
+    stack (see the module docstring), in numbers."""
+    cdef Stack st = stack_layout(kind, sizes, m, o, local)
+    return st.n_params, st.state_size, st.influence_size, st.scratch_size
+
+
+cdef inline void _apply_unit_jacobians(
+    const Stack* st, int l, const floating* theta, const floating* rec,
+    floating* M, Py_ssize_t width,
+) noexcept nogil:
+    """M (S_l x width) <- J^l_t M, one ns x ns block per unit, in place."""
+    cdef:
+        int n = st.n[l]
+        int i
+        Py_ssize_t j
+        floating Jd[4]
+        floating a, b
+        floating* r0
+        floating* r1
+    for i in range(n):
+        cell_unit_jacobian(st.kind, n, st.m[l], st.q[l], theta, rec, i, Jd)
+        r0 = M + i * width
+        if st.ns == 1:
+            a = Jd[0]
+            for j in range(width):
+                r0[j] = a * r0[j]
+        else:
+            r1 = M + (n + i) * width
+            for j in range(width):
+                a = r0[j]
+                b = r1[j]
+                r0[j] = Jd[0] * a + Jd[1] * b
+                r1[j] = Jd[2] * a + Jd[3] * b
+
+
+cdef inline void _add_from_units(
+    const Stack* st, int l, const floating* B, const floating* U,
+    floating* M,
+) noexcept nogil:
+    """M^(l,l-1) += B^l (h rows of M^(l-1,l-1)), the latter per unit: unit
+    j of layer l-1 depends on its own rows of theta^(l-1) only."""
+    cdef:
+        int k = l - 1
+        int nk = st.n[k], qk = st.q[k], ml = st.m[l]
+        Py_ssize_t Wk = st.W[k], S = st.S[l]
+        int R = cell_rows(st.kind, nk)
+        int rho, j, c
+        Py_ssize_t r
+        floating coef
+        const floating* src
+        floating* dst
+    for r in range(S):
+        j = -1
+        for rho in range(R):
+            j = j + 1 if j + 1 < nk else 0
+            coef = B[r * ml + j]
+            if coef == 0:
+                continue
+            src = U + rho * qk
+            dst = M + r * Wk + rho * qk
+            for c in range(qk):
+                dst[c] += coef * src[c]
+
+
+cdef inline double stack_step(
+    const Stack* st, const floating* params, const floating* x,
+    floating* state, floating* influence, bint first, bint target,
+    const floating* y, double weight, int loss_kind, floating* scratch,
+    floating* grad,
+) noexcept nogil:
+    """One step of the stack from ``state`` (in place) and its influence;
+    with a target, its loss, and its gradient added into ``grad`` (laid out
+    as the parameters). ``first``: the influence is zero before the step
+    (the buffer is not read)."""
+    cdef:
+        int L = st.L, top = st.L - 1, l, k
+        int kind = st.kind
+        double loss = 0.0
+        const floating* inp
+        const floating* theta
+        floating* rec
+        floating* M
+        floating* g = scratch + st.g
+        floating* cur
+        floating* nxt
+        floating* tmp
+        Py_ssize_t Wtop = st.n_theta
+    # Forward, bottom-up: layer l reads layer l-1's h at the same step.
+    for l in range(L):
+        inp = x if l == 0 else state + st.state[l - 1]
+        cell_forward(kind, 0, st.n[l], st.m[l], st.q[l],
+                     params + st.theta[l], NULL, inp, state + st.state[l],
+                     scratch + st.rec[l], scratch + st.work)
+        if l > 0:
+            cell_input_jacobian(kind, st.n[l], st.m[l], st.q[l],
+                                params + st.theta[l], scratch + st.rec[l], 0,
+                                st.m[l], scratch + st.B[l])
+    if target:
+        loss = readout_gradient(
+            y, st.o, st.n[top], weight, loss_kind, params + Wtop,
+            params + Wtop + st.o * st.n[top], state + st.state[top],
+            grad + Wtop, g, scratch + st.zout, scratch + st.dz)
+    # The influences, bottom-up: M^(l,k)_t needs M^(l-1,k)_t.
+    for l in range(L):
+        theta = params + st.theta[l]
+        rec = scratch + st.rec[l]
+        unit_influence_step(kind, st.n[l], st.m[l], st.q[l], theta, rec,
+                            influence + st.own[l], first)
+        if st.local:
+            continue
+        for k in range(l):
+            M = influence + st.cross[l * L + k]
+            if first:
+                memset(M, 0, st.S[l] * st.W[k] * sizeof(floating))
+            else:
+                _apply_unit_jacobians(st, l, theta, rec, M, st.W[k])
+            if k == l - 1:
+                _add_from_units(st, l, scratch + st.B[l],
+                                influence + st.own[k], M)
+            else:
+                gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
+                        scratch + st.B[l], st.m[l],
+                        influence + st.cross[(l - 1) * L + k], st.W[k],
+                        <floating> 1, M, st.W[k])
+    if not target:
+        return loss
+    unit_gradient(st.n[top], cell_rows(kind, st.n[top]), st.q[top],
+                  influence + st.own[top], g, grad + st.theta[top])
+    if not st.local:
+        for k in range(top):
+            gemv_rm_t(st.n[top], st.W[k], <floating> 1,
+                      influence + st.cross[top * L + k], st.W[k], g,
+                      <floating> 1, grad + st.theta[k])
+        return loss
+    # The error down through the current step: only the h rows of the
+    # error are nonzero (the layer above reads h), so B's h rows suffice.
+    cur = scratch + st.delta
+    nxt = cur + st.widest
+    memcpy(cur, g, st.n[top] * sizeof(floating))
+    for l in range(top, 0, -1):
+        gemv_rm_t(st.n[l], st.m[l], <floating> 1, scratch + st.B[l], st.m[l],
+                  cur, <floating> 0, nxt)
+        unit_gradient(st.n[l - 1], cell_rows(kind, st.n[l - 1]),
+                      st.q[l - 1], influence + st.own[l - 1], nxt,
+                      grad + st.theta[l - 1])
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+    return loss
+
+
+cdef inline double stack_sequence(
+    const Stack* st, int loss_kind, const Packed* data, Py_ssize_t b,
+    const floating* params, floating* state, floating* influence,
+    floating* scratch, InterruptCheck* check, bint* stop,
+) noexcept nogil:
+    """Sequence b from the zero state; its gradient into the scratch's
+    gradient row (zeroed by the caller)."""
+    cdef:
+        Py_ssize_t t, k
+        double loss = 0.0
+        bint target
+        const floating* X
+        const floating* Y
+        const floating* weights
+    sequence(data, b, &X, &Y, &weights)
+    memset(state, 0, st.state_size * sizeof(floating))
+    for t in range(data.lengths[b]):
+        if stop[0]:
+            break
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            break
+        target = has_target(data, b, t)
+        k = target_index(data, t)
+        loss += stack_step(
+            st, params, X + t * data.m, state, influence, t == 0, target,
+            Y + k * data.o, data.weight_scale * weights[k] if target else 0,
+            loss_kind, scratch, scratch + st.grad)
+    return loss
+
+
+def stack_rtrl_minibatch(
+    int kind,
+    sizes,
+    bint local,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    double weight_scale,
+    bint every_step,
+    const floating[::1] params,
+    int loss_kind,
+    floating[:, ::1] grad_rows,
+    floating[:, ::1] state,
+    floating[:, ::1] influence,
+    floating[:, ::1] scratch,
+    double[::1] loss_rows,
+):
+    """Gradients per sequence of a minibatch, threads over the sequences.
+
+    As ``gated_rtrl_minibatch``, for a stack (``sizes``: units per layer,
+    bottom to top) of the cell ``kind`` (EGRU 4, ELSTM 5); ``local`` takes
+    the layer-local approximation instead of exact RTRL. ``params`` and the
+    rows of ``grad_rows`` are laid out as in the module docstring; one row
+    of ``state``, ``influence`` and ``scratch`` per thread
+    (``stack_sizes``).
+    """
+    cdef:
+        Stack st = stack_layout(kind, sizes, X.shape[1], Y.shape[1], local)
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           every_step, weight_scale)
+        Py_ssize_t b, size = st.n_params
+        int tid = 0, n_threads
+        floating* mine
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped
+    if params.shape[0] != size:
+        raise ValueError("params has the wrong size")
+    if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
+        raise ValueError("grad_rows has the wrong size")
+    if (state.shape[1] < st.state_size or influence.shape[1] < max(1, st.influence_size)
+            or scratch.shape[1] < st.scratch_size):
+        raise ValueError("workspace too small")
+    if loss_rows.shape[0] < data.count:
+        raise ValueError("loss_rows too small")
+    n_threads = min(state.shape[0], influence.shape[0], scratch.shape[0])
+    if data.count == 0:
+        return
+    with nogil:
+        if n_threads <= 1:
+            for b in range(data.count):
+                memset(&scratch[0, 0] + st.grad, 0, size * sizeof(floating))
+                loss_rows[b] = stack_sequence(
+                    &st, loss_kind, &data, b, &params[0], &state[0, 0],
+                    &influence[0, 0], &scratch[0, 0], &check, stop)
+                memcpy(&grad_rows[b, 0], &scratch[0, 0] + st.grad,
+                       size * sizeof(floating))
+        else:
+            for b in prange(data.count, schedule="dynamic",
+                            num_threads=n_threads):
+                tid = threadid()
+                mine = &scratch[0, 0] + tid * scratch.shape[1]
+                memset(mine + st.grad, 0, size * sizeof(floating))
+                loss_rows[b] = stack_sequence(
+                    &st, loss_kind, &data, b, &params[0],
+                    &state[0, 0] + tid * state.shape[1],
+                    &influence[0, 0] + tid * influence.shape[1], mine,
+                    &check if tid == 0 else NULL, stop)
+                memcpy(&grad_rows[0, 0] + b * grad_rows.shape[1],
+                       mine + st.grad, size * sizeof(floating))
+
+
+def stack_rtrl_online(
+    int kind,
+    sizes,
+    bint local,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    bint every_step,
+    bint reset_state,
+    floating[::1] params,
+    int loss_kind,
+    int solver,
+    double learning_rate,
+    double beta_1,
+    double beta_2,
+    double epsilon,
+    double momentum,
+    bint nesterov,
+    floating[::1] state_a,
+    floating[::1] state_b,
+    long long t_update,
+    const floating[::1] penalty,
+    double clip_norm,
+    floating[::1] state,
+    floating[::1] influence,
+    floating[::1] grad,
+    floating[::1] scratch,
+    double[::1] loss_rows,
+    bint learn=True,
+    floating[:, ::1] outputs=None,
+):
+    """Updates after every step with a target (real-time RTRL) for a stack.
+
+    As ``gated_rtrl_online``: sequences in order, each from the zero state
+    when ``reset_state``, else carrying ``state`` and ``influence`` on
+    (a new stream's are zero). Returns the update count after the call.
+    """
+    cdef:
+        Stack st = stack_layout(kind, sizes, X.shape[1], Y.shape[1], local)
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           every_step, 1.0)
+        UpdateRule rule = update_rule(
+            solver, learning_rate, beta_1, beta_2, epsilon, momentum,
+            nesterov, clip_norm, t_update, learn)
+        floating* out = output_rows(outputs, Y)
+        Py_ssize_t size = st.n_params, b, t, k
+        double loss, weight
+        bint target, first, stopped = False
+        const floating* Xb
+        const floating* Yb
+        const floating* weights
+        InterruptCheck check = interrupt_check()
+    check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
+    if (state.shape[0] < st.state_size or influence.shape[0] < max(1, st.influence_size)
+            or scratch.shape[0] < st.scratch_size):
+        raise ValueError("state, influence or scratch too small")
+    if loss_rows.shape[0] < data.count:
+        raise ValueError("loss_rows too small")
+    with nogil:
+        for b in range(data.count):
+            sequence(&data, b, &Xb, &Yb, &weights)
+            loss = 0.0
+            if reset_state:
+                memset(&state[0], 0, st.state_size * sizeof(floating))
+            for t in range(data.lengths[b]):
+                if interrupt_due(&check):
+                    stopped = True
+                    break
+                first = reset_state and t == 0
+                target = has_target(&data, b, t)
+                k = target_index(&data, t)
+                weight = weights[k] if target else 0
+                if target:
+                    memset(&grad[0], 0, size * sizeof(floating))
+                # Without learning the gradient is taken all the same (its
+                # cost is the forward pass's) and dropped.
+                loss += stack_step(
+                    &st, &params[0], Xb + t * data.m, &state[0],
+                    &influence[0], first, target, Yb + k * data.o, weight,
+                    loss_kind, &scratch[0], &grad[0])
+                if not target:
+                    continue
+                record_output(out, &data, b, k, &scratch[0] + st.zout)
+                if rule.learn:
+                    online_update(&rule, &params[0], &grad[0], size,
+                                  &penalty[0], weight, &state_a[0],
+                                  &state_b[0])
+            loss_rows[b] = loss
+            if stopped:
+                break
+    return rule.t

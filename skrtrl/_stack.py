@@ -1,0 +1,308 @@
+"""Stacked layers: ``n_hidden`` as a tuple of layer sizes, bottom to top.
+
+Layer l is one element-wise cell (the estimator's ``cell``) with
+``n_hidden[l]`` units; it reads layer l-1's output h (the bottom layer reads
+the data) and the readout reads the top layer. :class:`StackCell` offers the
+interface of :class:`skrtrl._cells.Cell` over one flat parameter vector::
+
+    [theta^0 | theta^1 | ... | theta^{L-1} | weight_out | bias_out],
+
+each theta^l laid out as its layer's cell lays out its own (the kernels'
+row-major matrix), so that ``params_`` shows every layer under torch's
+names with torch's ``_l<k>`` suffix for multi-layer recurrent modules
+(``weight_ih_l0``, ``weight_hh_l1`` ...), then ``weight_out`` and
+``bias_out``.
+
+Two gradient methods have kernels (``skrtrl/_kernels/_stack.pyx``, where
+the maths and the costs are): exact RTRL through the stack
+(``gradient="rtrl"``), which also carries the influence of each layer's
+parameters on the layers above, and the layer-local online approximation
+(``gradient="local"``), which keeps each layer's own influence and sends
+the error down through the current step only.
+"""
+
+import numpy as np
+
+from ._cells import CELLS, LOSSES, allocate
+from ._kernels._stack import stack_rtrl_minibatch, stack_rtrl_online, stack_sizes
+from ._parallel import blas_single_threaded
+
+#: Cells that can be stacked: each unit's state depends on its own past
+#: only, so each layer's own influence is one small block per unit.
+STACK_CELLS = ("egru", "elstm")
+#: Gradient methods of stacks.
+STACK_GRADIENTS = ("rtrl", "local")
+#: Training modes of stacks (output feedback is not supported yet).
+STACK_MODES = ("minibatch", "step", "stream")
+#: Layers a stack may have (the kernels' fixed bound).
+MAX_LAYERS = 16
+
+
+def layer_sizes(n_hidden):
+    """``n_hidden`` (an int or a sequence of ints) as a tuple of sizes.
+
+    Raises ValueError for an empty sequence, sizes that are not positive
+    integers, or more than ``MAX_LAYERS`` layers.
+    """
+    if isinstance(n_hidden, (int, np.integer)) and not isinstance(n_hidden, bool):
+        sizes = (int(n_hidden),)
+    else:
+        try:
+            sizes = tuple(n_hidden)
+        except TypeError:
+            sizes = ()
+        if not sizes:
+            raise ValueError(
+                "n_hidden must be a positive int (one layer) or a non-empty "
+                f"tuple of positive ints (layer sizes, bottom to top); got "
+                f"{n_hidden!r}."
+            )
+    for size in sizes:
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or size < 1
+        ):
+            raise ValueError(
+                "n_hidden must be a positive int or a tuple of positive ints "
+                f"(layer sizes, bottom to top); got {n_hidden!r}."
+            )
+    if len(sizes) > MAX_LAYERS:
+        raise ValueError(
+            f"n_hidden has {len(sizes)} layers; a stack has at most {MAX_LAYERS}."
+        )
+    return tuple(int(size) for size in sizes)
+
+
+def is_stack(params):
+    """Whether the estimator ``params`` train a :class:`StackCell`: more than
+    one layer, or the layer-local gradient (which only stacks have)."""
+    return len(layer_sizes(params.n_hidden)) > 1 or params.gradient == "local"
+
+
+def check_stack_settings(params, modes):
+    """ValueError, naming what works, for a stack that cannot train so."""
+    sizes = layer_sizes(params.n_hidden)
+    what = (
+        f"n_hidden={params.n_hidden!r}"
+        if len(sizes) > 1
+        else f"gradient={params.gradient!r}"
+    )
+    if params.cell not in STACK_CELLS:
+        raise ValueError(
+            f"{what} (stacked layers) needs an element-wise gated cell, "
+            f"cell in {STACK_CELLS}; got cell={params.cell!r}. Fully connected "
+            "cells cannot be stacked yet: exact RTRL through a stack of them "
+            "would carry dense influences of every layer's parameters on every "
+            "layer above. Use one layer (an int n_hidden) for them."
+        )
+    if params.gradient not in STACK_GRADIENTS:
+        raise ValueError(
+            f"{what} (stacked layers) supports gradient in {STACK_GRADIENTS}; "
+            f"got gradient={params.gradient!r}."
+        )
+    for mode in modes:
+        if mode not in STACK_MODES:
+            raise ValueError(
+                f"{what} (stacked layers) does not support output feedback "
+                f"yet (training mode {mode!r}); the modes of stacks are "
+                f"{STACK_MODES}. Use output_feedback=False, or one layer."
+            )
+
+
+class StackCell:
+    """Layers of one element-wise cell, each reading the h of the one below.
+
+    Parameters
+    ----------
+    name : str
+        The cell of every layer (a key of ``STACK_CELLS``).
+    sizes : tuple of int
+        Units per layer, bottom to top.
+    n_inputs, n_outputs : int
+        Inputs per step and outputs.
+    gradient : {"rtrl", "local"}
+        Exact RTRL through the stack, or the layer-local approximation.
+    activation : str
+        Kept for the estimators' checks; the gated cells ignore it.
+    """
+
+    gradients = STACK_GRADIENTS
+    own_gradients = STACK_GRADIENTS
+    elementwise = True
+
+    def __init__(
+        self, name, sizes, n_inputs, n_outputs, *, gradient="rtrl",
+        activation="tanh",
+    ):  # fmt: skip
+        if name not in STACK_CELLS:
+            raise ValueError(f"cells that stack: {STACK_CELLS}; got {name!r}.")
+        if gradient not in STACK_GRADIENTS:
+            raise ValueError(
+                f"stacks support gradient in {STACK_GRADIENTS}; got {gradient!r}."
+            )
+        self.name = name
+        self.sizes = tuple(sizes)
+        self.n = self.sizes[-1]
+        self.m = n_inputs
+        self.o = n_outputs
+        self.gradient = gradient
+        self.activation = activation
+        cls = CELLS[name]
+        self.kind = cls.kind
+        # Each layer's own cell gives its theta's layout and forward pass
+        # (no readout of its own: n_outputs=0).
+        self.layers = []
+        below = n_inputs
+        for size in self.sizes:
+            self.layers.append(cls(size, below, 0))
+            below = size
+        self._n_params, self._state, self._influence, self._scratch = stack_sizes(
+            self.kind, self.sizes, n_inputs, n_outputs, gradient == "local"
+        )
+        self._theta = []
+        pos = 0
+        for layer in self.layers:
+            size = layer.layout.kernel_size
+            self._theta.append(slice(pos, pos + size))
+            pos += size
+        self._readout = pos
+        self._states = []
+        pos = 0
+        for layer in self.layers:
+            self._states.append(slice(pos, pos + layer.n_state))
+            pos += layer.n_state
+
+    @property
+    def n_hidden(self):
+        """The ``n_hidden`` this cell was built for (an int for one layer)."""
+        return self.sizes[0] if len(self.sizes) == 1 else self.sizes
+
+    @classmethod
+    def modes(cls, gradient):
+        return STACK_MODES if gradient in STACK_GRADIENTS else ()
+
+    # -- parameters ----------------------------------------------------------
+    @property
+    def n_params(self):
+        return self._n_params
+
+    def _readout_blocks(self, flat):
+        pos, n, o = self._readout, self.n, self.o
+        weight_out = flat[pos : pos + o * n].reshape(o, n)
+        return weight_out, flat[pos + o * n : pos + o * n + o]
+
+    def views(self, flat):
+        """``params_``: every layer's torch-named views with the suffix
+        ``_l<k>`` (k = 0 at the bottom), then ``weight_out``, ``bias_out``."""
+        views = {}
+        for k, (layer, part) in enumerate(zip(self.layers, self._theta)):
+            for name, view in layer.views(flat[part]).items():
+                if name not in ("weight_out", "bias_out"):
+                    views[f"{name}_l{k}"] = view
+        views["weight_out"], views["bias_out"] = self._readout_blocks(flat)
+        return views
+
+    def penalty_mask(self, dtype):
+        """1 for the weights that L2 regularisation acts on, 0 for biases."""
+        mask = np.zeros(self.n_params, dtype=dtype)
+        for layer, part in zip(self.layers, self._theta):
+            mask[part] = layer.penalty_mask(dtype)
+        weight_out, _ = self._readout_blocks(mask)
+        weight_out[...] = 1
+        return mask
+
+    def initialize(self, flat, random_state):
+        """Uniform(-1/sqrt(n_l), 1/sqrt(n_l)) for layer l's entries (torch's
+        rule per layer), 1/sqrt(n_top) for the readout; one draw, so that one
+        layer starts where the single cell does."""
+        bound = np.empty(flat.shape[0])
+        for layer, part in zip(self.layers, self._theta):
+            bound[part] = 1.0 / np.sqrt(layer.n)
+        bound[self._readout :] = 1.0 / np.sqrt(self.n)
+        flat[:] = random_state.uniform(-bound, bound)
+
+    def readout(self, flat, H):
+        """Readout pre-activations of the top layer's ``H``."""
+        weight_out, bias_out = self._readout_blocks(flat)
+        return H @ weight_out.T + bias_out
+
+    # -- kernels -------------------------------------------------------------
+    def workspace_shapes(self, batch_size, n_threads, longest=0):
+        return {
+            "grad": ((batch_size, self.n_params), None),
+            "loss": ((batch_size,), np.float64),
+            "state": ((n_threads, self._state), None),
+            "influence": ((n_threads, max(1, self._influence)), None),
+            "scratch": ((n_threads, self._scratch), None),
+        }
+
+    def workspace(self, batch_size, n_threads, dtype):
+        return allocate(self.workspace_shapes(batch_size, n_threads), dtype)
+
+    def state_shapes(self):
+        return {
+            "hidden": ((self._state,), None),
+            "influence": ((max(1, self._influence),), None),
+        }
+
+    def online_shapes(self, longest=0):
+        return {"scratch": ((self._scratch,), None)}
+
+    def step_flops(self, online, longest=1):
+        # The cost model of doc/performance.rst (stacks).
+        W = [layer.layout.kernel_size for layer in self.layers]
+        S = [layer.n_state for layer in self.layers]
+        ns = S[0] // self.sizes[0]
+        flops = sum(2 * (ns + 2) * ns * w for w in W)
+        if self.gradient == "local":
+            return flops
+        for upper in range(1, len(W)):
+            for k in range(upper):
+                inner = 1 if k == upper - 1 else self.sizes[upper - 1]
+                flops += 2 * S[upper] * W[k] * (inner + ns)
+            flops += 2 * self.n * sum(W[:-1])
+        return flops
+
+    def new_state(self, dtype):
+        """Zero state of a stream: every layer's state (``"hidden"``, layer 0
+        first) and the influence."""
+        return allocate(self.state_shapes(), dtype, fill=0)
+
+    def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
+        B = batch.lengths.shape[0]
+        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
+        with blas_single_threaded(workspace["scratch"].shape[0], self.n):
+            stack_rtrl_minibatch(
+                self.kind, self.sizes, self.gradient == "local",
+                *batch.kernel_args(), weight_scale, batch.every_step, flat,
+                LOSSES[loss], grad_rows, workspace["state"],
+                workspace["influence"], workspace["scratch"], loss_rows,
+            )  # fmt: skip
+        grad += grad_rows[:B].sum(axis=0)
+        return float(loss_rows[:B].sum())
+
+    def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
+        loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
+        scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
+        with blas_single_threaded(1, self.n):
+            t = stack_rtrl_online(
+                self.kind, self.sizes, self.gradient == "local",
+                *batch.kernel_args(), batch.every_step, reset_state, flat,
+                LOSSES[loss], *update.kernel_args(), state["hidden"],
+                state["influence"], np.empty_like(flat), scratch, loss_rows,
+                learn=update.learn, outputs=outputs,
+            )  # fmt: skip
+        update.count(t)
+        return loss_rows
+
+    def forward(self, flat, values, x_start, lengths, every_step, h0=None):
+        """The top layer's h after every step, or after the last; ``h0`` is a
+        stream's ``"hidden"`` (every layer's state)."""
+        top = len(self.layers) - 1
+        for k, (layer, part) in enumerate(zip(self.layers, self._theta)):
+            s0 = None if h0 is None else h0[self._states[k]]
+            values = layer.forward(
+                flat[part], values, x_start, lengths, every_step or k < top, s0
+            )
+        return values

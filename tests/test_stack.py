@@ -1,0 +1,346 @@
+"""Stacked layers (``n_hidden`` a tuple of layer sizes).
+
+Exact RTRL through a stack equals central finite differences of the numpy
+forward pass (rtol 1e-7, float64) and the numpy RTRL of
+``tests/_reference.py`` (``stack_rtrl``, which carries the influence of
+every parameter on every layer densely); the layer-local approximation
+(``gradient="local"``) equals that numpy reference of its definition, and
+exact RTRL with one layer. Per-step updates and streams follow the numpy
+runs under SGD. Everything is small: a few units, short sequences.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from skrtrl import RTRLClassifier, RTRLRegressor
+
+from _helpers import numeric_gradient, random_sequences, randomize
+from _reference import Layout, penalty, stack_forward_loss, stack_rtrl
+
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
+
+N_FEATURES = 2
+SIZES = (3, 2, 3)
+ALPHA = 0.05
+LEARNING_RATE = 0.1
+CELLS = ("egru", "elstm")
+KINDS = {"regression": ("squared_error", 2), "multiclass": ("log_loss", 3)}
+
+
+def targets_of(kind, rng, lengths, every_step):
+    loss, k = KINDS[kind]
+    if kind == "regression":
+        draw = [rng.normal(size=(T, k) if every_step else (k,)) for T in lengths]
+    else:
+        draw = [rng.randint(k, size=T if every_step else None) for T in lengths]
+    rows = []
+    for T, value in zip(lengths, draw):
+        if kind == "multiclass":
+            value = np.eye(k)[value]
+        row = np.zeros((T, value.shape[-1]))
+        row[slice(None) if every_step else -1] = value
+        rows.append(row)
+    return (draw if every_step else np.array(draw)), rows
+
+
+def make(kind, cell, gradient="rtrl", sizes=SIZES, **params):
+    Estimator = RTRLRegressor if kind == "regression" else RTRLClassifier
+    defaults = dict(cell=cell, gradient=gradient, max_iter=1, alpha=0.0,
+                    shuffle=False, random_state=0)  # fmt: skip
+    return Estimator(sizes, **{**defaults, **params})
+
+
+def set_up(est, kind, X, y, rng):
+    classes = {} if kind == "regression" else {"classes": np.arange(KINDS[kind][1])}
+    est.partial_fit(X, y, **classes)
+    return randomize(est, rng, 0.7)
+
+
+def float_params(est):
+    return {k: np.array(v, dtype=np.float64) for k, v in est.params_.items()}
+
+
+def assert_same_params(actual, expected, **tol):
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], err_msg=name, **tol)
+
+
+def minibatch_case(cell, gradient, kind, output, sizes=SIZES, seed=0):
+    rng = np.random.RandomState(seed + len(cell) + len(kind) + len(output))
+    every_step = output == "sequence"
+    X = random_sequences(rng, 3, N_FEATURES, max_len=4)
+    y, rows = targets_of(kind, rng, [x.shape[0] for x in X], every_step)
+    est = make(kind, cell, gradient, sizes, output=output)
+    set_up(est, kind, X, y, rng)
+    est.set_params(alpha=ALPHA)
+    weights = rng.uniform(0.5, 2.0, size=len(X))
+    sequences = []
+    for x, row, w in zip(X, rows, weights / weights.sum()):
+        T = x.shape[0]
+        step_weights = np.full(T, w / T) if every_step else np.eye(T)[-1] * w
+        sequences.append((x, row, step_weights))
+    return est, X, y, weights, sequences
+
+
+def with_penalty(result, params, scale):
+    layout = result["layout"]
+    total = result["gradient"] + scale * layout.penalty_mask() * layout.vector(params)
+    return layout.arrays(total)
+
+
+CASES = [("regression", "last"), ("multiclass", "sequence")]
+
+
+@pytest.mark.parametrize("kind, output", CASES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_exact_rtrl_equals_finite_differences_and_numpy(cell, kind, output):
+    est, X, y, weights, sequences = minibatch_case(cell, "rtrl", kind, output)
+    loss_name = KINDS[kind][0]
+    loss, grad = est.loss_gradient(X, y, sample_weight=weights)
+    params = float_params(est)
+    scale = 1 / weights.sum()
+
+    def objective():
+        data = stack_forward_loss(cell, params, "tanh", loss_name, sequences)
+        return data + penalty(params, ALPHA, scale)
+
+    assert loss == pytest.approx(objective(), rel=1e-10)
+    numeric = numeric_gradient(objective, params)
+    assert_same_params(grad, numeric, rtol=1e-7, atol=1e-9)
+    # The numpy RTRL the other checks lean on is exact too.
+    result = stack_rtrl(cell, params, "tanh", loss_name, sequences)
+    assert_same_params(with_penalty(result, params, ALPHA * scale), numeric,
+                       rtol=1e-7, atol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind, output", CASES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_local_equals_numpy_reference(cell, kind, output):
+    est, X, y, weights, sequences = minibatch_case(cell, "local", kind, output)
+    _, grad = est.loss_gradient(X, y, sample_weight=weights)
+    params = float_params(est)
+    result = stack_rtrl(cell, params, "tanh", KINDS[kind][0], sequences, local=True)
+    expected = with_penalty(result, params, ALPHA / weights.sum())
+    assert_same_params(grad, expected, rtol=1e-9, atol=1e-12)
+    # An approximation: the lower layers' gradients differ from the exact.
+    exact = est.set_params(gradient="rtrl").loss_gradient(X, y, sample_weight=weights)
+    assert not np.allclose(grad["weight_ih_l0"], exact[1]["weight_ih_l0"])
+    np.testing.assert_allclose(grad["weight_out"], exact[1]["weight_out"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_layer_local_and_tuple_equal_the_single_cell(cell):
+    rng = np.random.RandomState(1)
+    X = random_sequences(rng, 4, N_FEATURES, max_len=5)
+    y = rng.normal(size=len(X))
+    single = RTRLRegressor(3, cell=cell, max_iter=2, random_state=0).fit(X, y)
+    tuple_one = RTRLRegressor((3,), cell=cell, max_iter=2, random_state=0).fit(X, y)
+    local = RTRLRegressor(3, cell=cell, gradient="local", max_iter=2, random_state=0)
+    local.fit(X, y)
+    assert list(tuple_one.params_) == list(single.params_)
+    # One layer: the same names, the same initialisation, the same gradient.
+    assert list(local.params_) == [f"{k}_l0" for k in single.params_][:4] + [
+        "weight_out",
+        "bias_out",
+    ]
+    for name, value in single.params_.items():
+        np.testing.assert_array_equal(tuple_one.params_[name], value)
+        key = name if name.endswith("_out") else f"{name}_l0"
+        np.testing.assert_allclose(local.params_[key], value, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind, output", [("regression", "last"), ("multiclass", "sequence")])
+@pytest.mark.parametrize("gradient", ["rtrl", "local"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_step_updates_follow_numpy(cell, gradient, kind, output):
+    rng = np.random.RandomState(7 + len(cell))
+    X = random_sequences(rng, 3, N_FEATURES, max_len=4)
+    y, rows = targets_of(kind, rng, [x.shape[0] for x in X], output == "sequence")
+    weights = rng.uniform(0.5, 2.0, size=len(X))
+    est = make(kind, cell, gradient, update="step", solver="sgd", momentum=0.0,
+               learning_rate_init=LEARNING_RATE, clip_norm=None, output=output)  # fmt: skip
+    set_up(est, kind, X, y, rng)
+    est.set_params(alpha=ALPHA)
+    start = float_params(est)
+    est.partial_fit(X, y, sample_weight=weights)
+    sequences = []
+    for x, row, w in zip(X, rows, weights):
+        T = x.shape[0]
+        spread = np.full(T, w / T) if output == "sequence" else np.eye(T)[-1] * w
+        sequences.append((x, row, spread))
+    expected = stack_rtrl(cell, start, "tanh", KINDS[kind][0], sequences,
+                          lr=LEARNING_RATE, alpha=ALPHA, local=gradient == "local")  # fmt: skip
+    assert_same_params(est.params_, expected["params"], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "local"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_stream_follows_numpy_and_predicts_on(cell, gradient):
+    rng = np.random.RandomState(11)
+    X = rng.normal(size=(9, N_FEATURES))
+    y = rng.normal(size=(9, 2))
+    weights = rng.uniform(0.5, 2.0, size=9)
+    weights[3] = 0.0
+    est = make("regression", cell, gradient, stateful=True, solver="sgd",
+               momentum=0.0, learning_rate_init=LEARNING_RATE, clip_norm=None)  # fmt: skip
+    set_up(est, "regression", X, y, rng).reset_state()
+    est.set_params(alpha=ALPHA)
+    start = float_params(est)
+    est.partial_fit(X[:4], y[:4], sample_weight=weights[:4])
+    est.partial_fit(X[4:], y[4:], sample_weight=weights[4:])
+    expected = stack_rtrl(cell, start, "tanh", "squared_error", [(X, y, weights)],
+                          lr=LEARNING_RATE, alpha=ALPHA, local=gradient == "local",
+                          reset=False)  # fmt: skip
+    assert_same_params(est.params_, expected["params"], rtol=1e-9, atol=1e-12)
+    # Predictions run on from the stream state, which they leave as it is.
+    X_next = rng.normal(size=(3, N_FEATURES))
+    follow = stack_rtrl(cell, expected["params"], "tanh", "squared_error",
+                        [(X_next, np.zeros((3, 2)), np.zeros(3))])  # fmt: skip
+    del follow
+    predicted = est.predict(X_next)
+    np.testing.assert_array_equal(est.predict(X_next), predicted)
+    states = [np.copy(s) for s in expected["state"]]
+    params = expected["params"]
+    from _reference import _stack_params, _stack_steps
+
+    layers = _stack_params(cell, params)
+    Z = []
+    for x in X_next:
+        states = _stack_steps(cell, layers, x, states, "tanh")
+        Z.append(params["weight_out"] @ states[-1][: SIZES[-1]] + params["bias_out"])
+    np.testing.assert_allclose(predicted, np.array(Z), rtol=1e-9, atol=1e-12)
+
+
+def test_threads_and_float32_agree():
+    rng = np.random.RandomState(3)
+    X = random_sequences(rng, 8, N_FEATURES, max_len=6)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(SIZES, cell="elstm", max_iter=1, random_state=0).fit(X, y)
+    randomize(est, rng, 0.5)
+    loss, grad = est.loss_gradient(X, y)
+    loss2, grad2 = est.set_params(n_jobs=2).loss_gradient(X, y)
+    assert loss2 == loss
+    for name in grad:
+        np.testing.assert_array_equal(grad2[name], grad[name])
+    X32 = [x.astype(np.float32) for x in X]
+    est32 = RTRLRegressor(SIZES, cell="elstm", max_iter=1, random_state=0)
+    est32.fit(X32, y.astype(np.float32))
+    for name, value in est.params_.items():
+        est32.params_[name][...] = value
+    loss32, grad32 = est32.loss_gradient(X32, y.astype(np.float32))
+    assert loss32 == pytest.approx(loss, rel=1e-4)
+    for name in grad:
+        assert grad32[name].dtype == np.float32
+        np.testing.assert_allclose(grad32[name], grad[name], rtol=1e-3, atol=1e-5)
+
+
+def test_params_names_pickling_and_layout_changes():
+    rng = np.random.RandomState(4)
+    X = random_sequences(rng, 5, N_FEATURES, max_len=5)
+    y = rng.randint(2, size=len(X))
+    est = RTRLClassifier((4, 3), cell="egru", max_iter=2, random_state=0).fit(X, y)
+    assert list(est.params_) == [
+        "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+        "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1",
+        "weight_out", "bias_out",
+    ]  # fmt: skip
+    assert est.params_["weight_ih_l0"].shape == (12, N_FEATURES)
+    assert est.params_["weight_ih_l1"].shape == (9, 4)
+    assert est.params_["weight_hh_l1"].shape == (9,)
+    assert est.params_["weight_out"].shape == (1, 3)
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict_proba(X), est.predict_proba(X))
+    restored.partial_fit(X, y)
+    # Another stack asks for another layout: refused, the model unchanged.
+    before = {k: v.copy() for k, v in est.params_.items()}
+    with pytest.raises(ValueError, match="n_hidden"):
+        est.set_params(n_hidden=(4, 4)).partial_fit(X, y)
+    assert_same_params(est.params_, before, rtol=0)
+    # A list asks for the same stack as the tuple.
+    est.set_params(n_hidden=[4, 3]).partial_fit(X, y)
+
+
+def test_skops_round_trip(tmp_path):
+    sio = pytest.importorskip("skops.io")
+    rng = np.random.RandomState(5)
+    X = rng.normal(size=(20, N_FEATURES))
+    y = rng.normal(size=20)
+    est = RTRLRegressor((3, 2), cell="egru", stateful=True, max_iter=1,
+                        random_state=0).fit(X, y)  # fmt: skip
+    path = tmp_path / "stack.skops"
+    sio.dump(est, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert all(name.startswith("skrtrl.") for name in untrusted), untrusted
+    restored = sio.load(path, trusted=untrusted)
+    np.testing.assert_array_equal(restored.predict(X[:4]), est.predict(X[:4]))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(n_hidden=(3, 2), cell="gru"), "element-wise gated cell"),
+        (dict(n_hidden=(3, 2), cell="diagonal"), "element-wise gated cell"),
+        (dict(n_hidden=3, cell="elman", gradient="local"), "element-wise gated"),
+        (dict(n_hidden=(3, 2), cell="egru", gradient="bptt"), "'rtrl', 'local'"),
+        (dict(n_hidden=(3, 2), cell="egru", gradient="snap1"), "'rtrl', 'local'"),
+        (dict(n_hidden=(3, 2), cell="egru", gradient="uoro"), "'rtrl', 'local'"),
+        (dict(n_hidden=(3, 2), cell="egru", output_feedback=True, output="sequence"),
+         "output feedback"),
+        (dict(n_hidden=(3, 0), cell="egru"), "positive int"),
+        (dict(n_hidden=(), cell="egru"), "non-empty tuple"),
+        (dict(n_hidden=(3, 2.5), cell="egru"), "positive int"),
+        (dict(n_hidden=(1,) * 17, cell="egru"), "at most 16"),
+    ],
+)
+def test_refusals_name_what_works(params, match):
+    X, y = np.zeros((3, 4, N_FEATURES)), np.zeros((3, 4))
+    est = RTRLRegressor(**{"output": "sequence", **params})
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "params_")
+
+
+def test_resources_refuse_a_stack_that_cannot_fit(monkeypatch):
+    import skrtrl._resources as resources
+    from skrtrl._stack import StackCell
+
+    monkeypatch.setattr(resources, "available_memory", lambda: 5 << 20)
+    small = StackCell("egru", (4, 4), 2, 1)
+    large = StackCell("egru", (64, 64, 64), 2, 1)
+    local = StackCell("egru", (64, 64, 64), 2, 1, gradient="local")
+    sizes = [
+        resources.training_bytes(cell, np.float64, online=True, batch_size=1,
+                                 n_threads=1, longest=1)  # fmt: skip
+        for cell in (small, large, local)
+    ]
+    assert sizes[0] < sizes[2] < sizes[1]
+    # The cross-layer influence: S_2 (W_0 + W_1) + S_1 W_0 numbers, beyond
+    # each layer's own (about the parameters).
+    W = [3 * 64 * (2 + 3), 3 * 64 * (64 + 3), 3 * 64 * (64 + 3)]
+    assert sizes[1] - sizes[2] == 8 * 64 * (W[0] + W[1] + W[0])
+    X, y = np.zeros((2, 3, 2)), np.zeros(2)
+    with pytest.raises(ValueError, match="would need about.*gradient='local'"):
+        RTRLRegressor((64, 64, 64), cell="egru").fit(X, y)
+    RTRLRegressor((64, 64, 64), cell="egru", gradient="local", max_iter=1).fit(X, y)
+
+
+def test_export_refuses_stacks():
+    pytest.importorskip("onnx")
+    from skrtrl.export import to_onnx
+
+    X, y = np.zeros((2, 3, 2)), np.zeros(2)
+    est = RTRLRegressor((3, 2), cell="egru", max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="stack"):
+        to_onnx(est)
+
+
+def test_layout_vector_matches_params_order():
+    # The numpy references read params_ in its order.
+    rng = np.random.RandomState(6)
+    X = random_sequences(rng, 2, N_FEATURES, max_len=3)
+    est = RTRLRegressor(SIZES, cell="egru", max_iter=1).fit(X, np.zeros(2))
+    layout = Layout(float_params(est))
+    assert layout.size == sum(v.size for v in est.params_.values())
