@@ -24,16 +24,27 @@ the error down through the current step only.
 import numpy as np
 
 from ._cells import CELLS, LOSSES, allocate
-from ._kernels._stack import stack_rtrl_minibatch, stack_rtrl_online, stack_sizes
+from ._kernels._stack import (
+    stack_bptt_minibatch,
+    stack_bptt_sizes,
+    stack_rtrl_minibatch,
+    stack_rtrl_online,
+    stack_sizes,
+)
 from ._parallel import blas_single_threaded
 
 #: Cells that can be stacked: each unit's state depends on its own past
 #: only, so each layer's own influence is one small block per unit.
 STACK_CELLS = ("egru", "elstm")
-#: Gradient methods of stacks.
-STACK_GRADIENTS = ("rtrl", "local")
-#: Training modes of stacks (output feedback is not supported yet).
-STACK_MODES = ("minibatch", "step", "stream")
+#: Gradient methods of stacks, and the training modes of each (output
+#: feedback is not supported yet; BPTT through a stack is full BPTT over
+#: minibatches of sequences).
+STACK_GRADIENTS = ("rtrl", "local", "bptt")
+STACK_MODES = {
+    "rtrl": ("minibatch", "step", "stream"),
+    "local": ("minibatch", "step", "stream"),
+    "bptt": ("minibatch",),
+}
 #: Layers a stack may have (the kernels' fixed bound).
 MAX_LAYERS = 16
 
@@ -101,12 +112,25 @@ def check_stack_settings(params, modes):
             f"{what} (stacked layers) supports gradient in {STACK_GRADIENTS}; "
             f"got gradient={params.gradient!r}."
         )
+    if params.gradient == "bptt" and params.truncation is not None:
+        raise ValueError(
+            f"{what} (stacked layers) with gradient='bptt' backpropagates "
+            "through whole sequences; truncation must be None (got "
+            f"truncation={params.truncation!r})."
+        )
     for mode in modes:
-        if mode not in STACK_MODES:
+        if mode in ("feedback", "free_running"):
             raise ValueError(
                 f"{what} (stacked layers) does not support output feedback "
-                f"yet (training mode {mode!r}); the modes of stacks are "
-                f"{STACK_MODES}. Use output_feedback=False, or one layer."
+                f"yet (training mode {mode!r}). Use output_feedback=False, or "
+                "one layer (an int n_hidden)."
+            )
+        if mode not in STACK_MODES[params.gradient]:
+            supported = [g for g in STACK_GRADIENTS if mode in STACK_MODES[g]]
+            raise ValueError(
+                f"{what} (stacked layers) with gradient={params.gradient!r} "
+                f"does not support training mode {mode!r}; the gradient "
+                f"methods of stacks that support it are {supported}."
             )
 
 
@@ -121,8 +145,9 @@ class StackCell:
         Units per layer, bottom to top.
     n_inputs, n_outputs : int
         Inputs per step and outputs.
-    gradient : {"rtrl", "local"}
-        Exact RTRL through the stack, or the layer-local approximation.
+    gradient : {"rtrl", "local", "bptt"}
+        Exact RTRL through the stack, the layer-local approximation, or
+        full BPTT (minibatches only).
     activation : str
         Kept for the estimators' checks; the gated cells ignore it.
     """
@@ -158,7 +183,7 @@ class StackCell:
             self.layers.append(cls(size, below, 0))
             below = size
         self._n_params, self._state, self._influence, self._scratch = stack_sizes(
-            self.kind, self.sizes, n_inputs, n_outputs, gradient == "local"
+            self.kind, self.sizes, n_inputs, n_outputs, gradient != "rtrl"
         )
         self._theta = []
         pos = 0
@@ -180,7 +205,7 @@ class StackCell:
 
     @classmethod
     def modes(cls, gradient):
-        return STACK_MODES if gradient in STACK_GRADIENTS else ()
+        return STACK_MODES.get(gradient, ())
 
     # -- parameters ----------------------------------------------------------
     @property
@@ -229,6 +254,16 @@ class StackCell:
 
     # -- kernels -------------------------------------------------------------
     def workspace_shapes(self, batch_size, n_threads, longest=0):
+        if self.gradient == "bptt":
+            records, scratch = stack_bptt_sizes(
+                self.kind, self.sizes, self.m, self.o, longest
+            )
+            return {
+                "grad": ((batch_size, self.n_params), None),
+                "loss": ((batch_size,), np.float64),
+                "records": ((n_threads, max(1, records)), None),
+                "scratch": ((n_threads, scratch), None),
+            }
         return {
             "grad": ((batch_size, self.n_params), None),
             "loss": ((batch_size,), np.float64),
@@ -252,6 +287,8 @@ class StackCell:
     def step_flops(self, online, longest=1):
         # The cost model of doc/performance.rst (stacks).
         W = [layer.layout.kernel_size for layer in self.layers]
+        if self.gradient == "bptt":
+            return 6 * sum(W)
         S = [layer.n_state for layer in self.layers]
         ns = S[0] // self.sizes[0]
         flops = sum(2 * (ns + 2) * ns * w for w in W)
@@ -272,12 +309,33 @@ class StackCell:
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         B = batch.lengths.shape[0]
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
+        if self.gradient == "bptt":
+            return self._bptt_minibatch(flat, grad, batch, weight_scale, loss, workspace)
         with blas_single_threaded(workspace["scratch"].shape[0], self.n):
             stack_rtrl_minibatch(
                 self.kind, self.sizes, self.gradient == "local",
                 *batch.kernel_args(), weight_scale, batch.every_step, flat,
                 LOSSES[loss], grad_rows, workspace["state"],
                 workspace["influence"], workspace["scratch"], loss_rows,
+            )  # fmt: skip
+        grad += grad_rows[:B].sum(axis=0)
+        return float(loss_rows[:B].sum())
+
+    def _bptt_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
+        B = batch.lengths.shape[0]
+        longest = int(batch.lengths.max()) if B else 0
+        records, _ = stack_bptt_sizes(self.kind, self.sizes, self.m, self.o, longest)
+        if workspace["records"].shape[1] < records:
+            # The records grow with the longest sequence, on first use.
+            workspace["records"] = np.empty(
+                (workspace["records"].shape[0], records), dtype=flat.dtype
+            )
+        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
+        with blas_single_threaded(workspace["scratch"].shape[0], self.n):
+            stack_bptt_minibatch(
+                self.kind, self.sizes, *batch.kernel_args(), weight_scale,
+                batch.every_step, flat, LOSSES[loss], grad_rows,
+                workspace["records"], workspace["scratch"], loss_rows,
             )  # fmt: skip
         grad += grad_rows[:B].sum(axis=0)
         return float(loss_rows[:B].sum())

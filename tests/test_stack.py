@@ -114,6 +114,13 @@ def test_exact_rtrl_equals_finite_differences_and_numpy(cell, kind, output):
     result = stack_rtrl(cell, params, "tanh", loss_name, sequences)
     assert_same_params(with_penalty(result, params, ALPHA * scale), numeric,
                        rtol=1e-7, atol=1e-9)  # fmt: skip
+    # And so is BPTT through the stack: RTRL = BPTT = finite differences.
+    bptt_loss, bptt_grad = est.set_params(gradient="bptt").loss_gradient(
+        X, y, sample_weight=weights
+    )
+    assert bptt_loss == pytest.approx(loss, rel=1e-12)
+    assert_same_params(bptt_grad, numeric, rtol=1e-7, atol=1e-9)
+    assert_same_params(bptt_grad, grad, rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("kind, output", CASES)
@@ -220,11 +227,16 @@ def test_threads_and_float32_agree():
     y = rng.normal(size=len(X))
     est = RTRLRegressor(SIZES, cell="elstm", max_iter=1, random_state=0).fit(X, y)
     randomize(est, rng, 0.5)
+    # Threads take whole sequences and the rows are summed in order.
+    for gradient in ("local", "bptt", "rtrl"):
+        est.set_params(gradient=gradient, n_jobs=1)
+        loss, grad = est.loss_gradient(X, y)
+        loss2, grad2 = est.set_params(n_jobs=2).loss_gradient(X, y)
+        assert loss2 == loss
+        for name in grad:
+            np.testing.assert_array_equal(grad2[name], grad[name])
+    est.set_params(n_jobs=1)
     loss, grad = est.loss_gradient(X, y)
-    loss2, grad2 = est.set_params(n_jobs=2).loss_gradient(X, y)
-    assert loss2 == loss
-    for name in grad:
-        np.testing.assert_array_equal(grad2[name], grad[name])
     X32 = [x.astype(np.float32) for x in X]
     est32 = RTRLRegressor(SIZES, cell="elstm", max_iter=1, random_state=0)
     est32.fit(X32, y.astype(np.float32))
@@ -284,7 +296,10 @@ def test_skops_round_trip(tmp_path):
         (dict(n_hidden=(3, 2), cell="gru"), "element-wise gated cell"),
         (dict(n_hidden=(3, 2), cell="diagonal"), "element-wise gated cell"),
         (dict(n_hidden=3, cell="elman", gradient="local"), "element-wise gated"),
-        (dict(n_hidden=(3, 2), cell="egru", gradient="bptt"), "'rtrl', 'local'"),
+        (dict(n_hidden=(3, 2), cell="egru", gradient="bptt", update="step"),
+         r"support it are \['rtrl', 'local'\]"),
+        (dict(n_hidden=(3, 2), cell="egru", gradient="bptt", truncation=2),
+         "truncation must be None"),
         (dict(n_hidden=(3, 2), cell="egru", gradient="snap1"), "'rtrl', 'local'"),
         (dict(n_hidden=(3, 2), cell="egru", gradient="uoro"), "'rtrl', 'local'"),
         (dict(n_hidden=(3, 2), cell="egru", output_feedback=True, output="sequence"),

@@ -45,7 +45,7 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._cells cimport (
     EGRU, ELSTM, cell_columns, cell_forward, cell_input_jacobian,
-    cell_per_unit, cell_rows, cell_unit_jacobian, record_size,
+    cell_per_unit, cell_rows, cell_unit_jacobian, cell_vjp, record_size,
     step_work_size,
 )
 from ._common cimport (
@@ -511,3 +511,167 @@ def stack_rtrl_online(
             if stopped:
                 break
     return rule.t
+
+
+# -- BPTT through the stack ----------------------------------------------------
+#
+# The records of every layer's steps (``cell_forward``) and each target's
+# error g_t = dL_t/dh^top_t are kept for the whole sequence; the backward
+# pass runs t = T-1 .. 0 and, within a step, from the top layer down: the
+# error of layer l at step t (from step t+1 through J^l and from layer l+1
+# through its input) gives, by ``cell_vjp``, layer l's parameter gradient
+# and its error at step t-1, and by B^l_t (``cell_input_jacobian``) the
+# error of layer l-1's h at step t.
+
+cdef inline Py_ssize_t bptt_step_size(const Stack* st) noexcept nogil:
+    """Numbers kept per step: every layer's record, then g_t."""
+    cdef Py_ssize_t size = 0
+    cdef int l
+    for l in range(st.L):
+        size += record_size(st.kind, st.n[l], st.m[l])
+    return size + st.n[st.L - 1]
+
+
+def stack_bptt_sizes(int kind, sizes, int m, int o, Py_ssize_t longest):
+    """(records per sequence, scratch per thread) of BPTT through a stack,
+    in numbers."""
+    cdef Stack st = stack_layout(kind, sizes, m, o, True)
+    return (bptt_step_size(&st) * longest,
+            st.scratch_size + 2 * st.state_size + st.n_params)
+
+
+cdef inline double stack_bptt_sequence(
+    const Stack* st, int loss_kind, const Packed* data, Py_ssize_t b,
+    const floating* params, floating* records, floating* scratch,
+    InterruptCheck* check, bint* stop,
+) noexcept nogil:
+    cdef:
+        int L = st.L, top = st.L - 1, l, kind = st.kind
+        Py_ssize_t t, k, T = data.lengths[b]
+        Py_ssize_t step = bptt_step_size(st)
+        double loss = 0.0
+        const floating* X
+        const floating* Y
+        const floating* weights
+        const floating* inp
+        floating* rec
+        floating* rec_below
+        floating* state = scratch + st.scratch_size
+        floating* cur = state + st.state_size
+        floating* grad = scratch + st.grad
+        floating* g
+        floating* B
+        floating* dx = scratch + st.delta
+        Py_ssize_t offset[MAX_LAYERS]
+    sequence(data, b, &X, &Y, &weights)
+    memset(state, 0, st.state_size * sizeof(floating))
+    offset[0] = 0
+    for l in range(1, L):
+        offset[l] = offset[l - 1] + record_size(kind, st.n[l - 1], st.m[l - 1])
+    for t in range(T):
+        if stop[0]:
+            return loss
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            return loss
+        for l in range(L):
+            inp = X + t * data.m if l == 0 else state + st.state[l - 1]
+            cell_forward(kind, 0, st.n[l], st.m[l], st.q[l],
+                         params + st.theta[l], NULL, inp, state + st.state[l],
+                         records + t * step + offset[l], scratch + st.work)
+        g = records + t * step + step - st.n[top]
+        if has_target(data, b, t):
+            k = target_index(data, t)
+            loss += readout_gradient(
+                Y + k * data.o, data.o, st.n[top],
+                data.weight_scale * weights[k], loss_kind,
+                params + st.n_theta, params + st.n_theta + data.o * st.n[top],
+                state + st.state[top], grad + st.n_theta, g,
+                scratch + st.zout, scratch + st.dz)
+        else:
+            memset(g, 0, st.n[top] * sizeof(floating))
+    # cur: dL/ds^l_t of every layer; ``state`` now takes the errors of the
+    # step before (cell_vjp's gprev).
+    memset(cur, 0, st.state_size * sizeof(floating))
+    for t in range(T - 1, -1, -1):
+        g = records + t * step + step - st.n[top]
+        for k in range(st.n[top]):
+            cur[st.state[top] + k] += g[k]
+        for l in range(top, -1, -1):
+            rec = records + t * step + offset[l]
+            cell_vjp(kind, st.n[l], st.m[l], st.q[l], params + st.theta[l],
+                     rec, cur + st.state[l], state + st.state[l],
+                     grad + st.theta[l], scratch + st.work)
+            if l == 0:
+                continue
+            B = scratch + st.B[l]
+            cell_input_jacobian(kind, st.n[l], st.m[l], st.q[l],
+                                params + st.theta[l], rec, 0, st.m[l], B)
+            gemv_rm_t(st.S[l], st.m[l], <floating> 1, B, st.m[l],
+                      cur + st.state[l], <floating> 0, dx)
+            for k in range(st.m[l]):
+                cur[st.state[l - 1] + k] += dx[k]
+        memcpy(cur, state, st.state_size * sizeof(floating))
+    return loss
+
+
+def stack_bptt_minibatch(
+    int kind,
+    sizes,
+    const floating[:, ::1] X,
+    const floating[:, ::1] Y,
+    const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] y_start,
+    const Py_ssize_t[::1] lengths,
+    const floating[::1] target_weight,
+    double weight_scale,
+    bint every_step,
+    const floating[::1] params,
+    int loss_kind,
+    floating[:, ::1] grad_rows,
+    floating[:, ::1] records,
+    floating[:, ::1] scratch,
+    double[::1] loss_rows,
+):
+    """Gradients per sequence of a minibatch by full BPTT through a stack
+    (threads over the sequences); one row of ``records`` and ``scratch``
+    per thread (``stack_bptt_sizes`` for the longest sequence)."""
+    cdef:
+        Stack st = stack_layout(kind, sizes, X.shape[1], Y.shape[1], True)
+        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
+                           every_step, weight_scale)
+        Py_ssize_t b, longest = 0, size = st.n_params
+        int tid = 0, n_threads
+        floating* mine
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped
+    for b in range(data.count):
+        if lengths[b] > longest:
+            longest = lengths[b]
+    records_size, scratch_size = stack_bptt_sizes(kind, sizes, X.shape[1],
+                                                  Y.shape[1], longest)
+    if params.shape[0] != size:
+        raise ValueError("params has the wrong size")
+    if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
+        raise ValueError("grad_rows has the wrong size")
+    if (records.shape[1] < max(1, records_size)
+            or scratch.shape[1] < scratch_size):
+        raise ValueError("workspace too small")
+    if loss_rows.shape[0] < data.count:
+        raise ValueError("loss_rows too small")
+    n_threads = min(records.shape[0], scratch.shape[0])
+    if data.count == 0:
+        return
+    with nogil:
+        for b in prange(data.count, schedule="dynamic",
+                        num_threads=n_threads if n_threads > 1 else 1):
+            tid = threadid()
+            mine = &scratch[0, 0] + tid * scratch.shape[1]
+            memset(mine + st.grad, 0, size * sizeof(floating))
+            loss_rows[b] = stack_bptt_sequence(
+                &st, loss_kind, &data, b, &params[0],
+                &records[0, 0] + tid * records.shape[1], mine,
+                &check if tid == 0 else NULL, stop)
+            memcpy(&grad_rows[0, 0] + b * grad_rows.shape[1],
+                   mine + st.grad, size * sizeof(floating))
