@@ -26,7 +26,6 @@ from ._divergence import LossWatch
 from ._model import Diverged, Model
 from ._parallel import kernel_threads
 from ._resources import check_training_resources
-from ._stack import STACK_GRADIENTS
 from ._sequences import (
     TrainingSet,
     _gather_rows,
@@ -45,6 +44,7 @@ from ._settings import (
     every_step,
     update_mode,
 )
+from ._stack import STACK_GRADIENTS
 
 AUTO_BATCH_SIZE = 32
 #: Version of the pickled state; loading another version raises an error

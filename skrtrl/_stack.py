@@ -310,7 +310,9 @@ class StackCell:
         B = batch.lengths.shape[0]
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
         if self.gradient == "bptt":
-            return self._bptt_minibatch(flat, grad, batch, weight_scale, loss, workspace)
+            return self._bptt_minibatch(
+                flat, grad, batch, weight_scale, loss, workspace
+            )
         with blas_single_threaded(workspace["scratch"].shape[0], self.n):
             stack_rtrl_minibatch(
                 self.kind, self.sizes, self.gradient == "local",

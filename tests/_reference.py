@@ -369,8 +369,8 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
             layers = _stack_params(cell, p)
             u, J_x = x[t], []
             for k, layer in enumerate(layers):
-                steps = steps_from(cell, layer, np.tile(u, (S[k], 1, 1)),
-                                   activation, np.tile(states[k], (S[k], 1)))  # fmt: skip
+                U, s0 = np.tile(u, (S[k], 1, 1)), np.tile(states[k], (S[k], 1))
+                steps = steps_from(cell, layer, U, activation, s0)
                 J, grads, B = steps.vjp(0, np.eye(S[k]))
                 immediate = np.zeros((S[k], layout.size))
                 for name, g in grads.items():

@@ -47,8 +47,14 @@ def targets_of(kind, rng, lengths, every_step):
 
 def make(kind, cell, gradient="rtrl", sizes=SIZES, **params):
     Estimator = RTRLRegressor if kind == "regression" else RTRLClassifier
-    defaults = dict(cell=cell, gradient=gradient, max_iter=1, alpha=0.0,
-                    shuffle=False, random_state=0)  # fmt: skip
+    defaults = dict(
+        cell=cell,
+        gradient=gradient,
+        max_iter=1,
+        alpha=0.0,
+        shuffle=False,
+        random_state=0,
+    )
     return Estimator(sizes, **{**defaults, **params})
 
 
@@ -112,8 +118,9 @@ def test_exact_rtrl_equals_finite_differences_and_numpy(cell, kind, output):
     assert_same_params(grad, numeric, rtol=1e-7, atol=1e-9)
     # The numpy RTRL the other checks lean on is exact too.
     result = stack_rtrl(cell, params, "tanh", loss_name, sequences)
-    assert_same_params(with_penalty(result, params, ALPHA * scale), numeric,
-                       rtol=1e-7, atol=1e-9)  # fmt: skip
+    assert_same_params(
+        with_penalty(result, params, ALPHA * scale), numeric, rtol=1e-7, atol=1e-9
+    )
     # And so is BPTT through the stack: RTRL = BPTT = finite differences.
     bptt_loss, bptt_grad = est.set_params(gradient="bptt").loss_gradient(
         X, y, sample_weight=weights
@@ -159,7 +166,9 @@ def test_one_layer_local_and_tuple_equal_the_single_cell(cell):
         np.testing.assert_allclose(local.params_[key], value, rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("kind, output", [("regression", "last"), ("multiclass", "sequence")])
+@pytest.mark.parametrize(
+    "kind, output", [("regression", "last"), ("multiclass", "sequence")]
+)
 @pytest.mark.parametrize("gradient", ["rtrl", "local"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_step_updates_follow_numpy(cell, gradient, kind, output):
@@ -167,8 +176,17 @@ def test_step_updates_follow_numpy(cell, gradient, kind, output):
     X = random_sequences(rng, 3, N_FEATURES, max_len=4)
     y, rows = targets_of(kind, rng, [x.shape[0] for x in X], output == "sequence")
     weights = rng.uniform(0.5, 2.0, size=len(X))
-    est = make(kind, cell, gradient, update="step", solver="sgd", momentum=0.0,
-               learning_rate_init=LEARNING_RATE, clip_norm=None, output=output)  # fmt: skip
+    est = make(
+        kind,
+        cell,
+        gradient,
+        update="step",
+        solver="sgd",
+        momentum=0.0,
+        learning_rate_init=LEARNING_RATE,
+        clip_norm=None,
+        output=output,
+    )
     set_up(est, kind, X, y, rng)
     est.set_params(alpha=ALPHA)
     start = float_params(est)
@@ -178,8 +196,16 @@ def test_step_updates_follow_numpy(cell, gradient, kind, output):
         T = x.shape[0]
         spread = np.full(T, w / T) if output == "sequence" else np.eye(T)[-1] * w
         sequences.append((x, row, spread))
-    expected = stack_rtrl(cell, start, "tanh", KINDS[kind][0], sequences,
-                          lr=LEARNING_RATE, alpha=ALPHA, local=gradient == "local")  # fmt: skip
+    expected = stack_rtrl(
+        cell,
+        start,
+        "tanh",
+        KINDS[kind][0],
+        sequences,
+        lr=LEARNING_RATE,
+        alpha=ALPHA,
+        local=gradient == "local",
+    )
     assert_same_params(est.params_, expected["params"], rtol=1e-9, atol=1e-12)
 
 
@@ -191,21 +217,42 @@ def test_stream_follows_numpy_and_predicts_on(cell, gradient):
     y = rng.normal(size=(9, 2))
     weights = rng.uniform(0.5, 2.0, size=9)
     weights[3] = 0.0
-    est = make("regression", cell, gradient, stateful=True, solver="sgd",
-               momentum=0.0, learning_rate_init=LEARNING_RATE, clip_norm=None)  # fmt: skip
+    est = make(
+        "regression",
+        cell,
+        gradient,
+        stateful=True,
+        solver="sgd",
+        momentum=0.0,
+        learning_rate_init=LEARNING_RATE,
+        clip_norm=None,
+    )
     set_up(est, "regression", X, y, rng).reset_state()
     est.set_params(alpha=ALPHA)
     start = float_params(est)
     est.partial_fit(X[:4], y[:4], sample_weight=weights[:4])
     est.partial_fit(X[4:], y[4:], sample_weight=weights[4:])
-    expected = stack_rtrl(cell, start, "tanh", "squared_error", [(X, y, weights)],
-                          lr=LEARNING_RATE, alpha=ALPHA, local=gradient == "local",
-                          reset=False)  # fmt: skip
+    expected = stack_rtrl(
+        cell,
+        start,
+        "tanh",
+        "squared_error",
+        [(X, y, weights)],
+        lr=LEARNING_RATE,
+        alpha=ALPHA,
+        local=gradient == "local",
+        reset=False,
+    )
     assert_same_params(est.params_, expected["params"], rtol=1e-9, atol=1e-12)
     # Predictions run on from the stream state, which they leave as it is.
     X_next = rng.normal(size=(3, N_FEATURES))
-    follow = stack_rtrl(cell, expected["params"], "tanh", "squared_error",
-                        [(X_next, np.zeros((3, 2)), np.zeros(3))])  # fmt: skip
+    follow = stack_rtrl(
+        cell,
+        expected["params"],
+        "tanh",
+        "squared_error",
+        [(X_next, np.zeros((3, 2)), np.zeros(3))],
+    )
     del follow
     predicted = est.predict(X_next)
     np.testing.assert_array_equal(est.predict(X_next), predicted)
@@ -255,10 +302,17 @@ def test_params_names_pickling_and_layout_changes():
     y = rng.randint(2, size=len(X))
     est = RTRLClassifier((4, 3), cell="egru", max_iter=2, random_state=0).fit(X, y)
     assert list(est.params_) == [
-        "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
-        "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1",
-        "weight_out", "bias_out",
-    ]  # fmt: skip
+        "weight_ih_l0",
+        "weight_hh_l0",
+        "bias_ih_l0",
+        "bias_hh_l0",
+        "weight_ih_l1",
+        "weight_hh_l1",
+        "bias_ih_l1",
+        "bias_hh_l1",
+        "weight_out",
+        "bias_out",
+    ]
     assert est.params_["weight_ih_l0"].shape == (12, N_FEATURES)
     assert est.params_["weight_ih_l1"].shape == (9, 4)
     assert est.params_["weight_hh_l1"].shape == (9,)
@@ -280,8 +334,9 @@ def test_skops_round_trip(tmp_path):
     rng = np.random.RandomState(5)
     X = rng.normal(size=(20, N_FEATURES))
     y = rng.normal(size=20)
-    est = RTRLRegressor((3, 2), cell="egru", stateful=True, max_iter=1,
-                        random_state=0).fit(X, y)  # fmt: skip
+    est = RTRLRegressor(
+        (3, 2), cell="egru", stateful=True, max_iter=1, random_state=0
+    ).fit(X, y)
     path = tmp_path / "stack.skops"
     sio.dump(est, path)
     untrusted = sio.get_untrusted_types(file=path)
@@ -296,14 +351,20 @@ def test_skops_round_trip(tmp_path):
         (dict(n_hidden=(3, 2), cell="gru"), "element-wise gated cell"),
         (dict(n_hidden=(3, 2), cell="diagonal"), "element-wise gated cell"),
         (dict(n_hidden=3, cell="elman", gradient="local"), "element-wise gated"),
-        (dict(n_hidden=(3, 2), cell="egru", gradient="bptt", update="step"),
-         r"support it are \['rtrl', 'local'\]"),
-        (dict(n_hidden=(3, 2), cell="egru", gradient="bptt", truncation=2),
-         "truncation must be None"),
+        (
+            dict(n_hidden=(3, 2), cell="egru", gradient="bptt", update="step"),
+            r"support it are \['rtrl', 'local'\]",
+        ),
+        (
+            dict(n_hidden=(3, 2), cell="egru", gradient="bptt", truncation=2),
+            "truncation must be None",
+        ),
         (dict(n_hidden=(3, 2), cell="egru", gradient="snap1"), "'rtrl', 'local'"),
         (dict(n_hidden=(3, 2), cell="egru", gradient="uoro"), "'rtrl', 'local'"),
-        (dict(n_hidden=(3, 2), cell="egru", output_feedback=True, output="sequence"),
-         "output feedback"),
+        (
+            dict(n_hidden=(3, 2), cell="egru", output_feedback=True, output="sequence"),
+            "output feedback",
+        ),
         (dict(n_hidden=(3, 0), cell="egru"), "positive int"),
         (dict(n_hidden=(), cell="egru"), "non-empty tuple"),
         (dict(n_hidden=(3, 2.5), cell="egru"), "positive int"),
@@ -327,8 +388,9 @@ def test_resources_refuse_a_stack_that_cannot_fit(monkeypatch):
     large = StackCell("egru", (64, 64, 64), 2, 1)
     local = StackCell("egru", (64, 64, 64), 2, 1, gradient="local")
     sizes = [
-        resources.training_bytes(cell, np.float64, online=True, batch_size=1,
-                                 n_threads=1, longest=1)  # fmt: skip
+        resources.training_bytes(
+            cell, np.float64, online=True, batch_size=1, n_threads=1, longest=1
+        )
         for cell in (small, large, local)
     ]
     assert sizes[0] < sizes[2] < sizes[1]
@@ -350,6 +412,19 @@ def test_export_refuses_stacks():
     est = RTRLRegressor((3, 2), cell="egru", max_iter=1).fit(X, y)
     with pytest.raises(ValueError, match="stack"):
         to_onnx(est)
+
+
+@pytest.mark.parametrize(
+    "name", ["credit_over_time", "input_saliency", "recurrent_jacobian_spectrum"]
+)
+def test_inspection_refuses_stacks(name):
+    import skrtrl.inspection as inspection
+
+    X, y = np.zeros((2, 3, 2)), np.zeros(2)
+    est = RTRLRegressor((3, 2), cell="egru", max_iter=1).fit(X, y)
+    args = (X, y) if name == "credit_over_time" else (X,)
+    with pytest.raises(ValueError, match="stacked layers"):
+        getattr(inspection, name)(est, *args)
 
 
 def test_layout_vector_matches_params_order():

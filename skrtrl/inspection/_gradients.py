@@ -54,6 +54,12 @@ def _check_estimator(estimator, caller):
             f"{caller} does not support output_feedback=True: its numpy steps "
             "have no feedback path, so they would inspect another network."
         )
+    if "weight_ih_l0" in estimator.params_:
+        raise ValueError(
+            f"{caller} does not support stacked layers yet (n_hidden="
+            f"{estimator.n_hidden!r}): its numpy steps follow one layer. "
+            "Inspect a model with one layer (an int n_hidden)."
+        )
     # Take in entries of params_ that were replaced by new arrays, as predict
     # does, so that the inspected model is the one that predicts.
     estimator._sync_params()
