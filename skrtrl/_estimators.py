@@ -19,9 +19,19 @@ from ._sequences import (
 _DOC_LINK = "https://skrtrl.readthedocs.io/en/latest/api/generated/{estimator_module}.{estimator_name}.html"
 
 _PARAMETERS_DOC = """
-    n_hidden : int, default=32
+    n_hidden : int or tuple of int, default=32
         Number of recurrent (hidden) units n. Exact RTRL costs O(n^4) time
-        and O(n^3) memory per step and sequence.
+        and O(n^3) memory per step and sequence for the fully connected
+        cells. A tuple gives the sizes of stacked layers, bottom to top, as
+        MLP's ``hidden_layer_sizes`` does: layer l reads layer l-1's output
+        h and the readout reads the top layer; every layer is a ``cell``
+        (``"egru"`` or ``"elstm"``; ``gradient`` in ``"rtrl"``, ``"local"``
+        or ``"bptt"``, the last over minibatches only; no output feedback).
+        ``params_`` then names each layer's entries with torch's ``_l<k>``
+        suffix (``weight_ih_l0``, ...). Exact RTRL through a stack also
+        carries the influence of each layer's parameters on every layer
+        above: see the user guide for its cost. An int, or a tuple of one
+        size, is one layer, as before.
 
     cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm"}, default="elman"
         Recurrent cell. ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} +
@@ -42,7 +52,7 @@ _PARAMETERS_DOC = """
         block per unit and exact RTRL costs O(n m) per step, what the
         forward pass costs: hundreds or thousands of units are cheap.
 
-    gradient : {"rtrl", "snap1", "bptt", "uoro"}, default="rtrl"
+    gradient : {"rtrl", "snap1", "bptt", "uoro", "local"}, default="rtrl"
         How the gradient is computed. ``"rtrl"``: exact, forward in time.
         ``"snap1"``: the SnAp-1 approximation (Menick et al., 2020), which
         keeps only the influence of each unit's own parameters on that unit,
@@ -58,7 +68,12 @@ _PARAMETERS_DOC = """
         Recurrent Optimization (Tallec & Ollivier, 2017), for every cell:
         a rank-one, unbiased but noisy estimate of the influence, O(P) per
         step, with random signs drawn from ``random_state``; the readout
-        gradient stays exact.
+        gradient stays exact. ``"local"`` (``cell="egru"`` or ``"elstm"``,
+        stacked or not): the layer-local online approximation of Zucchet et
+        al. (2023): each layer keeps its own exact influence only, and the
+        error of each target reaches the layers below through the current
+        step only; it costs what the forward pass costs, and with one layer
+        it is exact RTRL.
 
     truncation : int >= 1 or None, default=None
         Truncation of ``gradient="bptt"``; ignored by the other methods.
@@ -210,6 +225,10 @@ _ATTRIBUTES_DOC = """
         ``weight_ih`` (n_hidden, n_features), ``weight_hh`` (n_hidden,
         n_hidden), ``bias_ih`` (n_hidden,), ``bias_hh`` (n_hidden,),
         ``weight_out`` (n_outputs, n_hidden), ``bias_out`` (n_outputs,).
+        With stacked layers (a tuple ``n_hidden``) each layer's entries
+        carry torch's suffix ``_l<k>`` (k = 0 at the bottom; layer k's
+        ``weight_ih_l<k>`` reads n_hidden[k-1] inputs), then ``weight_out``
+        (n_outputs, n_hidden[-1]) and ``bias_out``.
         With ``output_feedback=True`` also ``weight_fb`` (n_hidden,
         n_outputs; for the gated cells G*n_hidden rows, like ``weight_ih``),
         the weights of the fed-back output.
