@@ -1,29 +1,32 @@
 """Stacked layers: ``n_hidden`` as a tuple of layer sizes, bottom to top.
 
-Layer l is one element-wise cell (the estimator's ``cell``) with
-``n_hidden[l]`` units; it reads layer l-1's output h (the bottom layer reads
+Layer l is one cell (the estimator's ``cell``, the same for every layer)
+with ``n_hidden[l]`` units; it reads layer l-1's output h (the bottom layer reads
 the data) and the readout reads the top layer. :class:`StackCell` offers the
 interface of :class:`skrtrl._cells.Cell` over one flat parameter vector::
 
     [theta^0 | theta^1 | ... | theta^{L-1} | weight_out | bias_out],
 
 each theta^l laid out as its layer's cell lays out its own (the kernels'
-row-major matrix), so that ``params_`` shows every layer under torch's
+row-major matrix, then ``bias_hh`` for the cells that keep it apart), so that ``params_`` shows every layer under torch's
 names with torch's ``_l<k>`` suffix for multi-layer recurrent modules
 (``weight_ih_l0``, ``weight_hh_l1`` ...), then ``weight_out`` and
 ``bias_out``.
 
-Two gradient methods have kernels (``skrtrl/_kernels/_stack.pyx``, where
+Three gradient methods have kernels (``skrtrl/_kernels/_stack.pyx``, where
 the maths and the costs are): exact RTRL through the stack
 (``gradient="rtrl"``), which also carries the influence of each layer's
-parameters on the layers above, and the layer-local online approximation
+parameters on the layers above, the layer-local online approximation
 (``gradient="local"``), which keeps each layer's own influence and sends
-the error down through the current step only.
+the error down through the current step only, and full BPTT over
+minibatches. Element-wise cells keep each layer's own influence per unit;
+the fully connected ones keep it dense, at exact RTRL's usual O(n^4) per
+step, and the resource check refuses what cannot fit.
 """
 
 import numpy as np
 
-from ._cells import CELLS, LOSSES, allocate
+from ._cells import ACTIVATIONS, CELLS, LOSSES, allocate
 from ._kernels._stack import (
     stack_bptt_minibatch,
     stack_bptt_sizes,
@@ -33,9 +36,6 @@ from ._kernels._stack import (
 )
 from ._parallel import blas_single_threaded
 
-#: Cells that can be stacked: each unit's state depends on its own past
-#: only, so each layer's own influence is one small block per unit.
-STACK_CELLS = ("egru", "elstm")
 #: Gradient methods of stacks, and the training modes of each (output
 #: feedback is not supported yet; BPTT through a stack is full BPTT over
 #: minibatches of sequences).
@@ -99,14 +99,6 @@ def check_stack_settings(params, modes):
         if len(sizes) > 1
         else f"gradient={params.gradient!r}"
     )
-    if params.cell not in STACK_CELLS:
-        raise ValueError(
-            f"{what} (stacked layers) needs an element-wise gated cell, "
-            f"cell in {STACK_CELLS}; got cell={params.cell!r}. Fully connected "
-            "cells cannot be stacked yet: exact RTRL through a stack of them "
-            "would carry dense influences of every layer's parameters on every "
-            "layer above. Use one layer (an int n_hidden) for them."
-        )
     if params.gradient not in STACK_GRADIENTS:
         raise ValueError(
             f"{what} (stacked layers) supports gradient in {STACK_GRADIENTS}; "
@@ -140,7 +132,7 @@ class StackCell:
     Parameters
     ----------
     name : str
-        The cell of every layer (a key of ``STACK_CELLS``).
+        The cell of every layer (a key of ``CELLS``).
     sizes : tuple of int
         Units per layer, bottom to top.
     n_inputs, n_outputs : int
@@ -149,19 +141,18 @@ class StackCell:
         Exact RTRL through the stack, the layer-local approximation, or
         full BPTT (minibatches only).
     activation : str
-        Kept for the estimators' checks; the gated cells ignore it.
+        Key of ``ACTIVATIONS``, every layer's (the gated cells ignore it).
     """
 
     gradients = STACK_GRADIENTS
     own_gradients = STACK_GRADIENTS
-    elementwise = True
 
     def __init__(
         self, name, sizes, n_inputs, n_outputs, *, gradient="rtrl",
         activation="tanh",
     ):  # fmt: skip
-        if name not in STACK_CELLS:
-            raise ValueError(f"cells that stack: {STACK_CELLS}; got {name!r}.")
+        if name not in CELLS:
+            raise ValueError(f"cells: {tuple(CELLS)}; got {name!r}.")
         if gradient not in STACK_GRADIENTS:
             raise ValueError(
                 f"stacks support gradient in {STACK_GRADIENTS}; got {gradient!r}."
@@ -175,12 +166,14 @@ class StackCell:
         self.activation = activation
         cls = CELLS[name]
         self.kind = cls.kind
-        # Each layer's own cell gives its theta's layout and forward pass
-        # (no readout of its own: n_outputs=0).
+        self.elementwise = cls.elementwise
+        # Each layer's own cell gives its parameters' layout (theta, and
+        # bias_hh where the cell keeps it apart) and its forward pass (no
+        # readout of its own: n_outputs=0).
         self.layers = []
         below = n_inputs
         for size in self.sizes:
-            self.layers.append(cls(size, below, 0))
+            self.layers.append(cls(size, below, 0, activation=activation))
             below = size
         self._n_params, self._state, self._influence, self._scratch = stack_sizes(
             self.kind, self.sizes, n_inputs, n_outputs, gradient != "rtrl"
@@ -188,15 +181,16 @@ class StackCell:
         self._theta = []
         pos = 0
         for layer in self.layers:
-            size = layer.layout.kernel_size
+            size = layer.layout.size
             self._theta.append(slice(pos, pos + size))
             pos += size
         self._readout = pos
         self._states = []
         pos = 0
         for layer in self.layers:
-            self._states.append(slice(pos, pos + layer.n_state))
-            pos += layer.n_state
+            size = getattr(layer, "n_state", layer.n)
+            self._states.append(slice(pos, pos + size))
+            pos += size
 
     @property
     def n_hidden(self):
@@ -289,17 +283,21 @@ class StackCell:
         W = [layer.layout.kernel_size for layer in self.layers]
         if self.gradient == "bptt":
             return 6 * sum(W)
-        S = [layer.n_state for layer in self.layers]
+        S = [getattr(layer, "n_state", layer.n) for layer in self.layers]
         ns = S[0] // self.sizes[0]
+        # J^l times an influence: per unit (ns x ns blocks) or dense.
+        mix = S if not self.elementwise else [ns] * len(S)
         flops = sum(2 * (ns + 2) * ns * w for w in W)
+        if not self.elementwise:
+            flops = sum(2 * s * s * w + 2 * s * w for s, w in zip(S, W))
         if self.gradient == "local":
             return flops
         for upper in range(1, len(W)):
             for k in range(upper):
-                inner = 1 if k == upper - 1 else self.sizes[upper - 1]
-                flops += 2 * S[upper] * W[k] * (inner + ns)
-            flops += 2 * self.n * sum(W[:-1])
-        return flops
+                per_unit = k == upper - 1 and self.elementwise
+                inner = 1 if per_unit else self.sizes[upper - 1]
+                flops += 2 * S[upper] * W[k] * (inner + mix[upper])
+        return flops + 2 * self.n * sum(W[:-1])
 
     def new_state(self, dtype):
         """Zero state of a stream: every layer's state (``"hidden"``, layer 0
@@ -315,7 +313,7 @@ class StackCell:
             )
         with blas_single_threaded(workspace["scratch"].shape[0], self.n):
             stack_rtrl_minibatch(
-                self.kind, self.sizes, self.gradient == "local",
+                self.kind, ACTIVATIONS[self.activation], self.sizes, self.gradient == "local",
                 *batch.kernel_args(), weight_scale, batch.every_step, flat,
                 LOSSES[loss], grad_rows, workspace["state"],
                 workspace["influence"], workspace["scratch"], loss_rows,
@@ -335,7 +333,7 @@ class StackCell:
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
         with blas_single_threaded(workspace["scratch"].shape[0], self.n):
             stack_bptt_minibatch(
-                self.kind, self.sizes, *batch.kernel_args(), weight_scale,
+                self.kind, ACTIVATIONS[self.activation], self.sizes, *batch.kernel_args(), weight_scale,
                 batch.every_step, flat, LOSSES[loss], grad_rows,
                 workspace["records"], workspace["scratch"], loss_rows,
             )  # fmt: skip
@@ -347,7 +345,7 @@ class StackCell:
         scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
         with blas_single_threaded(1, self.n):
             t = stack_rtrl_online(
-                self.kind, self.sizes, self.gradient == "local",
+                self.kind, ACTIVATIONS[self.activation], self.sizes, self.gradient == "local",
                 *batch.kernel_args(), batch.every_step, reset_state, flat,
                 LOSSES[loss], *update.kernel_args(), state["hidden"],
                 state["influence"], np.empty_like(flat), scratch, loss_rows,

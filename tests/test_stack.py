@@ -25,7 +25,7 @@ N_FEATURES = 2
 SIZES = (3, 2, 3)
 ALPHA = 0.05
 LEARNING_RATE = 0.1
-CELLS = ("egru", "elstm")
+CELLS = ("egru", "elstm", "diagonal", "elman", "gru", "lstm")
 KINDS = {"regression": ("squared_error", 2), "multiclass": ("log_loss", 3)}
 
 
@@ -348,9 +348,6 @@ def test_skops_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(n_hidden=(3, 2), cell="gru"), "element-wise gated cell"),
-        (dict(n_hidden=(3, 2), cell="diagonal"), "element-wise gated cell"),
-        (dict(n_hidden=3, cell="elman", gradient="local"), "element-wise gated"),
         (
             dict(n_hidden=(3, 2), cell="egru", gradient="bptt", update="step"),
             r"support it are \['rtrl', 'local'\]",

@@ -44,9 +44,10 @@ from libc.string cimport memset, memcpy
 
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._cells cimport (
-    EGRU, ELSTM, cell_columns, cell_forward, cell_input_jacobian,
-    cell_per_unit, cell_rows, cell_unit_jacobian, cell_vjp, record_size,
-    step_work_size,
+    N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
+    cell_input_jacobian, cell_jacobian, cell_per_unit, cell_rows,
+    cell_separate_bias, cell_unit_jacobian, cell_vjp, copy_bias_gradient,
+    record_size, step_work_size,
 )
 from ._common cimport (
     InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
@@ -65,22 +66,27 @@ cdef enum:
 # Geometry of a stack: sizes per layer and the offsets of every buffer.
 ctypedef struct Stack:
     int kind
+    int activation
     int L
     int o
     int ns
     bint local
+    bint full                           # J_t not diagonal: dense influences
     int n[MAX_LAYERS]
     int m[MAX_LAYERS]
     int q[MAX_LAYERS]
     Py_ssize_t W[MAX_LAYERS]
     Py_ssize_t S[MAX_LAYERS]
     Py_ssize_t theta[MAX_LAYERS]        # in the parameters
+    Py_ssize_t bias[MAX_LAYERS]         # bias_hh kept apart (-1: in theta)
     Py_ssize_t state[MAX_LAYERS]        # in the state
     Py_ssize_t own[MAX_LAYERS]          # M^(l,l) in the influence
     Py_ssize_t cross[MAX_LAYERS * MAX_LAYERS]  # M^(l,k), [l * L + k]
     Py_ssize_t rec[MAX_LAYERS]          # in the scratch
     Py_ssize_t B[MAX_LAYERS]            # in the scratch
     Py_ssize_t work
+    Py_ssize_t J                        # S x S (fully connected cells)
+    Py_ssize_t tmp                      # J M before the input term
     Py_ssize_t g
     Py_ssize_t delta
     int widest
@@ -94,19 +100,22 @@ ctypedef struct Stack:
     Py_ssize_t scratch_size
 
 
-cdef Stack stack_layout(int kind, sizes, int m, int o, bint local) except *:
+cdef Stack stack_layout(int kind, int activation, sizes, int m, int o,
+                        bint local) except *:
     cdef Stack st
     cdef int l, k
-    cdef Py_ssize_t pos, at, widest = 0, work = 0
-    if kind != EGRU and kind != ELSTM:
-        raise ValueError("stacks are built from the element-wise gated cells")
+    cdef Py_ssize_t pos, at, widest = 0, work = 0, big = 0, block = 0
+    if kind < 0 or kind >= N_CELLS:
+        raise ValueError("unknown cell kind")
     if len(sizes) < 1 or len(sizes) > MAX_LAYERS:
         raise ValueError(f"a stack has 1 to {MAX_LAYERS} layers")
     st.kind = kind
+    st.activation = activation
     st.L = len(sizes)
     st.o = o
     st.ns = cell_per_unit(kind)
     st.local = local
+    st.full = not cell_diagonal(kind)
     pos = 0
     for l in range(st.L):
         st.n[l] = sizes[l]
@@ -116,6 +125,10 @@ cdef Stack stack_layout(int kind, sizes, int m, int o, bint local) except *:
         st.S[l] = <Py_ssize_t> st.ns * st.n[l]
         st.theta[l] = pos
         pos += st.W[l]
+        st.bias[l] = -1
+        if cell_separate_bias(kind):
+            st.bias[l] = pos
+            pos += st.n[l]
     st.n_theta = pos
     st.n_params = pos + <Py_ssize_t> o * st.n[st.L - 1] + o
     pos = 0
@@ -123,14 +136,20 @@ cdef Stack stack_layout(int kind, sizes, int m, int o, bint local) except *:
         st.state[l] = pos
         pos += st.S[l]
     st.state_size = pos
+    # Each layer's own influence: per unit (ns blocks of R x q) for the
+    # element-wise cells, dense (S x W) otherwise; then M^(l,k), k < l.
     pos = 0
     for l in range(st.L):
         st.own[l] = pos
-        pos += st.ns * st.W[l]
+        pos += st.S[l] * st.W[l] if st.full else st.ns * st.W[l]
+        if st.full and st.S[l] * st.W[l] > block:
+            block = st.S[l] * st.W[l]
         for k in range(l):
             st.cross[l * st.L + k] = pos
             if not local:
                 pos += st.S[l] * st.W[k]
+                if st.S[l] * st.W[k] > block:
+                    block = st.S[l] * st.W[k]
     st.influence_size = pos
     at = PAD
     for l in range(st.L):
@@ -142,9 +161,15 @@ cdef Stack stack_layout(int kind, sizes, int m, int o, bint local) except *:
             work = step_work_size(kind, st.n[l])
         if st.n[l] > widest:
             widest = st.n[l]
+        if st.S[l] > big:
+            big = st.S[l]
     st.widest = widest
     st.work = at
     at += work
+    st.J = at
+    at += big * big if st.full else 0
+    st.tmp = at
+    at += block if st.full else 0
     st.g = at
     at += widest
     st.delta = at
@@ -162,7 +187,7 @@ cdef Stack stack_layout(int kind, sizes, int m, int o, bint local) except *:
 def stack_sizes(int kind, sizes, int m, int o, bint local):
     """(parameters, state, influence per sequence, scratch per thread) of a
     stack (see the module docstring), in numbers."""
-    cdef Stack st = stack_layout(kind, sizes, m, o, local)
+    cdef Stack st = stack_layout(kind, 0, sizes, m, o, local)
     return st.n_params, st.state_size, st.influence_size, st.scratch_size
 
 
@@ -193,6 +218,31 @@ cdef inline void _apply_unit_jacobians(
                 b = r1[j]
                 r0[j] = Jd[0] * a + Jd[1] * b
                 r1[j] = Jd[2] * a + Jd[3] * b
+
+
+cdef inline void _apply_dense_jacobian(
+    const Stack* st, int l, const floating* J, floating* M, Py_ssize_t width,
+    floating* tmp,
+) noexcept nogil:
+    """M (S_l x width) <- J^l_t M through ``tmp`` (J: S_l x S_l, written by
+    ``cell_jacobian``)."""
+    cdef Py_ssize_t S = st.S[l]
+    gemm_rm(S, width, S, <floating> 1, J, S, M, width, <floating> 0, tmp,
+            width)
+    memcpy(M, tmp, S * width * sizeof(floating))
+
+
+cdef inline void _own_gradient(
+    const Stack* st, int l, const floating* own, const floating* g,
+    floating* grad,
+) noexcept nogil:
+    """grad += g^T (h rows of layer l's own influence)."""
+    if st.full:
+        gemv_rm_t(st.n[l], st.W[l], <floating> 1, own, st.W[l], g,
+                  <floating> 1, grad)
+    else:
+        unit_gradient(st.n[l], cell_rows(st.kind, st.n[l]), st.q[l], own, g,
+                      grad)
 
 
 cdef inline void _add_from_units(
@@ -242,6 +292,7 @@ cdef inline double stack_step(
         const floating* theta
         floating* rec
         floating* M
+        floating* own
         floating* g = scratch + st.g
         floating* cur
         floating* nxt
@@ -250,9 +301,11 @@ cdef inline double stack_step(
     # Forward, bottom-up: layer l reads layer l-1's h at the same step.
     for l in range(L):
         inp = x if l == 0 else state + st.state[l - 1]
-        cell_forward(kind, 0, st.n[l], st.m[l], st.q[l],
-                     params + st.theta[l], NULL, inp, state + st.state[l],
-                     scratch + st.rec[l], scratch + st.work)
+        cell_forward(kind, st.activation, st.n[l], st.m[l], st.q[l],
+                     params + st.theta[l],
+                     params + st.bias[l] if st.bias[l] >= 0 else NULL, inp,
+                     state + st.state[l], scratch + st.rec[l],
+                     scratch + st.work)
         if l > 0:
             cell_input_jacobian(kind, st.n[l], st.m[l], st.q[l],
                                 params + st.theta[l], scratch + st.rec[l], 0,
@@ -266,28 +319,43 @@ cdef inline double stack_step(
     for l in range(L):
         theta = params + st.theta[l]
         rec = scratch + st.rec[l]
-        unit_influence_step(kind, st.n[l], st.m[l], st.q[l], theta, rec,
-                            influence + st.own[l], first)
+        own = influence + st.own[l]
+        if not st.full:
+            unit_influence_step(kind, st.n[l], st.m[l], st.q[l], theta, rec,
+                                own, first)
+        else:
+            cell_jacobian(kind, st.n[l], st.m[l], st.q[l], theta, rec,
+                          st.S[l], scratch + st.J)
+            if first:
+                memset(own, 0, st.S[l] * st.W[l] * sizeof(floating))
+            else:
+                _apply_dense_jacobian(st, l, scratch + st.J, own, st.W[l],
+                                      scratch + st.tmp)
+            cell_immediate(kind, st.n[l], st.m[l], st.q[l], rec, own,
+                           st.W[l], 0, st.W[l])
         if st.local:
             continue
         for k in range(l):
             M = influence + st.cross[l * L + k]
             if first:
                 memset(M, 0, st.S[l] * st.W[k] * sizeof(floating))
+            elif st.full:
+                _apply_dense_jacobian(st, l, scratch + st.J, M, st.W[k],
+                                      scratch + st.tmp)
             else:
                 _apply_unit_jacobians(st, l, theta, rec, M, st.W[k])
-            if k == l - 1:
+            if k == l - 1 and not st.full:
                 _add_from_units(st, l, scratch + st.B[l],
                                 influence + st.own[k], M)
             else:
                 gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
                         scratch + st.B[l], st.m[l],
-                        influence + st.cross[(l - 1) * L + k], st.W[k],
-                        <floating> 1, M, st.W[k])
+                        influence + (st.own[k] if k == l - 1
+                                     else st.cross[(l - 1) * L + k]),
+                        st.W[k], <floating> 1, M, st.W[k])
     if not target:
         return loss
-    unit_gradient(st.n[top], cell_rows(kind, st.n[top]), st.q[top],
-                  influence + st.own[top], g, grad + st.theta[top])
+    _own_gradient(st, top, influence + st.own[top], g, grad + st.theta[top])
     if not st.local:
         for k in range(top):
             gemv_rm_t(st.n[top], st.W[k], <floating> 1,
@@ -302,13 +370,22 @@ cdef inline double stack_step(
     for l in range(top, 0, -1):
         gemv_rm_t(st.n[l], st.m[l], <floating> 1, scratch + st.B[l], st.m[l],
                   cur, <floating> 0, nxt)
-        unit_gradient(st.n[l - 1], cell_rows(kind, st.n[l - 1]),
-                      st.q[l - 1], influence + st.own[l - 1], nxt,
+        _own_gradient(st, l - 1, influence + st.own[l - 1], nxt,
                       grad + st.theta[l - 1])
         tmp = cur
         cur = nxt
         nxt = tmp
     return loss
+
+
+cdef inline void copy_bias_gradients(const Stack* st,
+                                     floating* grad) noexcept nogil:
+    """bias_hh's gradient is b_ih's, in the cells that keep it apart."""
+    cdef int l
+    for l in range(st.L):
+        if st.bias[l] >= 0:
+            copy_bias_gradient(st.kind, st.n[l], st.q[l], grad + st.theta[l],
+                               grad + st.bias[l])
 
 
 cdef inline double stack_sequence(
@@ -339,11 +416,13 @@ cdef inline double stack_sequence(
             st, params, X + t * data.m, state, influence, t == 0, target,
             Y + k * data.o, data.weight_scale * weights[k] if target else 0,
             loss_kind, scratch, scratch + st.grad)
+    copy_bias_gradients(st, scratch + st.grad)
     return loss
 
 
 def stack_rtrl_minibatch(
     int kind,
+    int activation,
     sizes,
     bint local,
     const floating[:, ::1] X,
@@ -365,14 +444,16 @@ def stack_rtrl_minibatch(
     """Gradients per sequence of a minibatch, threads over the sequences.
 
     As ``gated_rtrl_minibatch``, for a stack (``sizes``: units per layer,
-    bottom to top) of the cell ``kind`` (EGRU 4, ELSTM 5); ``local`` takes
+    bottom to top) of the cell ``kind`` (any cell, with the ``activation``
+    of the cells that have one); ``local`` takes
     the layer-local approximation instead of exact RTRL. ``params`` and the
     rows of ``grad_rows`` are laid out as in the module docstring; one row
     of ``state``, ``influence`` and ``scratch`` per thread
     (``stack_sizes``).
     """
     cdef:
-        Stack st = stack_layout(kind, sizes, X.shape[1], Y.shape[1], local)
+        Stack st = stack_layout(kind, activation, sizes, X.shape[1],
+                                Y.shape[1], local)
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
                            every_step, weight_scale)
         Py_ssize_t b, size = st.n_params
@@ -419,6 +500,7 @@ def stack_rtrl_minibatch(
 
 def stack_rtrl_online(
     int kind,
+    int activation,
     sizes,
     bint local,
     const floating[:, ::1] X,
@@ -458,7 +540,8 @@ def stack_rtrl_online(
     (a new stream's are zero). Returns the update count after the call.
     """
     cdef:
-        Stack st = stack_layout(kind, sizes, X.shape[1], Y.shape[1], local)
+        Stack st = stack_layout(kind, activation, sizes, X.shape[1],
+                                Y.shape[1], local)
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
                            every_step, 1.0)
         UpdateRule rule = update_rule(
@@ -504,6 +587,7 @@ def stack_rtrl_online(
                     continue
                 record_output(out, &data, b, k, &scratch[0] + st.zout)
                 if rule.learn:
+                    copy_bias_gradients(&st, &grad[0])
                     online_update(&rule, &params[0], &grad[0], size,
                                   &penalty[0], weight, &state_a[0],
                                   &state_b[0])
@@ -535,7 +619,7 @@ cdef inline Py_ssize_t bptt_step_size(const Stack* st) noexcept nogil:
 def stack_bptt_sizes(int kind, sizes, int m, int o, Py_ssize_t longest):
     """(records per sequence, scratch per thread) of BPTT through a stack,
     in numbers."""
-    cdef Stack st = stack_layout(kind, sizes, m, o, True)
+    cdef Stack st = stack_layout(kind, 0, sizes, m, o, True)
     return (bptt_step_size(&st) * longest,
             st.scratch_size + 2 * st.state_size + st.n_params)
 
@@ -576,8 +660,10 @@ cdef inline double stack_bptt_sequence(
             return loss
         for l in range(L):
             inp = X + t * data.m if l == 0 else state + st.state[l - 1]
-            cell_forward(kind, 0, st.n[l], st.m[l], st.q[l],
-                         params + st.theta[l], NULL, inp, state + st.state[l],
+            cell_forward(kind, st.activation, st.n[l], st.m[l], st.q[l],
+                         params + st.theta[l],
+                         params + st.bias[l] if st.bias[l] >= 0 else NULL,
+                         inp, state + st.state[l],
                          records + t * step + offset[l], scratch + st.work)
         g = records + t * step + step - st.n[top]
         if has_target(data, b, t):
@@ -612,11 +698,13 @@ cdef inline double stack_bptt_sequence(
             for k in range(st.m[l]):
                 cur[st.state[l - 1] + k] += dx[k]
         memcpy(cur, state, st.state_size * sizeof(floating))
+    copy_bias_gradients(st, grad)
     return loss
 
 
 def stack_bptt_minibatch(
     int kind,
+    int activation,
     sizes,
     const floating[:, ::1] X,
     const floating[:, ::1] Y,
@@ -637,7 +725,8 @@ def stack_bptt_minibatch(
     (threads over the sequences); one row of ``records`` and ``scratch``
     per thread (``stack_bptt_sizes`` for the longest sequence)."""
     cdef:
-        Stack st = stack_layout(kind, sizes, X.shape[1], Y.shape[1], True)
+        Stack st = stack_layout(kind, activation, sizes, X.shape[1],
+                                Y.shape[1], True)
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
                            every_step, weight_scale)
         Py_ssize_t b, longest = 0, size = st.n_params
