@@ -25,8 +25,8 @@ _PARAMETERS_DOC = """
         cells. A tuple gives the sizes of stacked layers, bottom to top, as
         MLP's ``hidden_layer_sizes`` does: layer l reads layer l-1's output
         h and the readout reads the top layer; every layer is a ``cell``
-        (``"egru"`` or ``"elstm"``; ``gradient`` in ``"rtrl"``, ``"local"``
-        or ``"bptt"``, the last over minibatches only; no output feedback).
+        (``gradient`` in ``"rtrl"``, ``"local"`` or ``"bptt"``, the last
+        over minibatches only; no output feedback).
         ``params_`` then names each layer's entries with torch's ``_l<k>``
         suffix (``weight_ih_l0``, ...). Exact RTRL through a stack also
         carries the influence of each layer's parameters on every layer
@@ -68,12 +68,12 @@ _PARAMETERS_DOC = """
         Recurrent Optimization (Tallec & Ollivier, 2017), for every cell:
         a rank-one, unbiased but noisy estimate of the influence, O(P) per
         step, with random signs drawn from ``random_state``; the readout
-        gradient stays exact. ``"local"`` (``cell="egru"`` or ``"elstm"``,
-        stacked or not): the layer-local online approximation of Zucchet et
-        al. (2023): each layer keeps its own exact influence only, and the
-        error of each target reaches the layers below through the current
-        step only; it costs what the forward pass costs, and with one layer
-        it is exact RTRL.
+        gradient stays exact. ``"local"`` (stacked or not): the
+        layer-local online approximation of Zucchet et al. (2023): each
+        layer keeps its own exact influence only, and the error of each
+        target reaches the layers below through the current step only; for
+        the element-wise cells it costs what the forward pass costs, and
+        with one layer it is exact RTRL.
 
     truncation : int >= 1 or None, default=None
         Truncation of ``gradient="bptt"``; ignored by the other methods.

@@ -1,28 +1,32 @@
 # cython: language_level=3
-"""Stacks of element-wise layers: exact RTRL through the stack, and the
-layer-local online approximation.
+"""Stacks of layers: exact RTRL through the stack, the layer-local online
+approximation, and BPTT.
 
-Layer l (l = 0 .. L-1, bottom to top) is one element-wise cell of
-``_cells.pxd`` (EGRU or ELSTM, all layers the same cell) with n_l units and
-m_l inputs: m_0 the data's, m_l = n_{l-1} above (layer l reads layer l-1's
-h). Its parameters theta^l (R_l x q_l, W_l = R_l q_l numbers) are laid out
-one after the other in the flat vector, then the readout of the top layer:
+Layer l (l = 0 .. L-1, bottom to top) is one cell of ``_cells.pxd`` (all
+layers the same cell) with n_l units and m_l inputs: m_0 the data's,
+m_l = n_{l-1} above (layer l reads layer l-1's h). Its parameters theta^l
+(R_l x q_l, W_l = R_l q_l numbers; then bias_hh, n_l numbers, for the cells
+that keep it apart) are laid out one after the other in the flat vector,
+then the readout of the top layer:
 
-    [theta^0 | theta^1 | ... | theta^{L-1} | W_out (o x n_top) | b_out (o)].
+    [theta^0 (| bias_hh^0) | ... | theta^{L-1} (| ...) | W_out | b_out].
 
 Exact RTRL (Irie et al., 2023, discuss the cost of the multi-layer case)
-carries, for every layer l, its own influence M^(l,l) = d s^l / d theta^l,
-per unit as for one layer (``unit_influence_step``: ns blocks of R_l x
-q_l), and, for every lower layer k < l, the dense M^(l,k) = d s^l / d
-theta^k (S_l x W_k), updated after the forward step as
+carries, for every layer l, its own influence M^(l,l) = d s^l / d theta^l
+(for the element-wise cells per unit as for one layer,
+``unit_influence_step``: ns blocks of R_l x q_l; dense, S_l x W_l, for the
+fully connected cells), and, for every lower layer k < l, the dense
+M^(l,k) = d s^l / d theta^k (S_l x W_k), updated after the forward step as
 
     M^(l,k)_t = J^l_t M^(l,k)_{t-1} + B^l_t (d x^l_t / d theta^k),
 
-J^l_t block-diagonal (one ns x ns block per unit, ``cell_unit_jacobian``),
+J^l_t block-diagonal for the element-wise cells (one ns x ns block per
+unit, ``cell_unit_jacobian``; dense otherwise, ``cell_jacobian``, applied
+through a temporary),
 B^l_t = d s^l_t / d x^l_t (S_l x m_l, ``cell_input_jacobian``) and
 d x^l_t / d theta^k the h rows of M^(l-1,k)_t, already updated at step t
-(layers are updated bottom-up): per unit when k = l-1 (its own influence),
-dense otherwise (one GEMM). Per step and sequence this costs
+(layers are updated bottom-up): per unit when k = l-1 and the cell is
+element-wise (its own influence), dense otherwise (one GEMM). Per step and sequence this costs
 O(S_l n_{l-1} W_k) for k < l-1 and O(S_l W_{l-1}) for k = l-1, and its
 memory is sum over k < l of S_l W_k numbers: for two layers of n units
 with G gates and m inputs below, about ns G n^2 (m + 3) numbers, n times
@@ -35,7 +39,7 @@ sends the error down through the current step only:
     delta^(l-1)_t = (d x^l_t / d s^(l-1)_t)^T (d s^l_t / d x^l_t)^T delta^l_t,
 
 delta^top = g; layer l's gradient is delta^(l)T M^(l,l). With one layer it
-is exact RTRL. Its cost is the forward pass's.
+is exact RTRL. For element-wise cells its cost is the forward pass's.
 """
 
 from cython cimport floating
