@@ -29,8 +29,8 @@ d x^l_t / d theta^k the h rows of M^(l-1,k)_t, already updated at step t
 element-wise (its own influence), dense otherwise (one GEMM). Per step and sequence this costs
 O(S_l n_{l-1} W_k) for k < l-1 and O(S_l W_{l-1}) for k = l-1, and its
 memory is sum over k < l of S_l W_k numbers: for two layers of n units
-with G gates and m inputs below, about ns G n^2 (m + 3) numbers, n times
-the parameters of the bottom layer. A target's error g = dL/dh^top gives
+of an element-wise cell with G gates and m inputs below, ns G n^2 (m + 3)
+numbers, ns n times the parameters of the bottom layer. A target's error g = dL/dh^top gives
 the gradient g^T M^(top,k)[h rows] for every k.
 
 The layer-local approximation (Zucchet et al., 2023) keeps only M^(l,l) and
