@@ -167,6 +167,12 @@ class StackCell:
         cls = CELLS[name]
         self.kind = cls.kind
         self.elementwise = cls.elementwise
+        # BLAS threads help the dense influence products of fully connected
+        # layers only: on an element-wise stack's matrix-vector products
+        # they cost far more than they save (at n_hidden=(224, 224), one
+        # kernel thread, 12 ms per sequence-step with them, most of it in
+        # BLAS's thread server).
+        self._blas_width = 0 if self.elementwise else max(self.sizes)
         # Each layer's own cell gives its parameters' layout (theta, and
         # bias_hh where the cell keeps it apart) and its forward pass (no
         # readout of its own: n_outputs=0).
@@ -311,7 +317,7 @@ class StackCell:
             return self._bptt_minibatch(
                 flat, grad, batch, weight_scale, loss, workspace
             )
-        with blas_single_threaded(workspace["scratch"].shape[0], self.n):
+        with blas_single_threaded(workspace["scratch"].shape[0], self._blas_width):
             stack_rtrl_minibatch(
                 self.kind, ACTIVATIONS[self.activation], self.sizes, self.gradient == "local",
                 *batch.kernel_args(), weight_scale, batch.every_step, flat,
@@ -331,7 +337,7 @@ class StackCell:
                 (workspace["records"].shape[0], records), dtype=flat.dtype
             )
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
-        with blas_single_threaded(workspace["scratch"].shape[0], self.n):
+        with blas_single_threaded(workspace["scratch"].shape[0], self._blas_width):
             stack_bptt_minibatch(
                 self.kind, ACTIVATIONS[self.activation], self.sizes, *batch.kernel_args(), weight_scale,
                 batch.every_step, flat, LOSSES[loss], grad_rows,
@@ -343,7 +349,7 @@ class StackCell:
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
         loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
         scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
-        with blas_single_threaded(1, self.n):
+        with blas_single_threaded(1, self._blas_width):
             t = stack_rtrl_online(
                 self.kind, ACTIVATIONS[self.activation], self.sizes, self.gradient == "local",
                 *batch.kernel_args(), batch.every_step, reset_state, flat,

@@ -249,33 +249,55 @@ cdef inline void _own_gradient(
                       grad)
 
 
-cdef inline void _add_from_units(
-    const Stack* st, int l, const floating* B, const floating* U,
-    floating* M,
+cdef inline void _step_from_units(
+    const Stack* st, int l, const floating* theta, const floating* rec,
+    const floating* B, const floating* U, floating* M, bint first,
 ) noexcept nogil:
-    """M^(l,l-1) += B^l (h rows of M^(l-1,l-1)), the latter per unit: unit
-    j of layer l-1 depends on its own rows of theta^(l-1) only."""
+    """M^(l,l-1) <- J^l_t M^(l,l-1) + B^l (h rows of M^(l-1,l-1)) in one
+    pass over M (``first``: M = 0 before, not read), the latter per unit:
+    unit j of layer l-1 depends on its own rows of theta^(l-1) only. (In two
+    passes, J first, the stack at n_hidden=(256, 256) was slower.)"""
     cdef:
         int k = l - 1
-        int nk = st.n[k], qk = st.q[k], ml = st.m[l]
-        Py_ssize_t Wk = st.W[k], S = st.S[l]
+        int n = st.n[l], nk = st.n[k], qk = st.q[k], ml = st.m[l]
+        Py_ssize_t Wk = st.W[k]
         int R = cell_rows(st.kind, nk)
-        int rho, j, c
-        Py_ssize_t r
-        floating coef
+        int i, rho, j, c
+        floating Jd[4]
+        floating j00, j01, j10, j11, b0, b1, p0, p1, v
         const floating* src
-        floating* dst
-    for r in range(S):
+        floating* r0
+        floating* r1
+    for i in range(n):
+        if first:
+            Jd[0] = Jd[1] = Jd[2] = Jd[3] = 0
+        else:
+            cell_unit_jacobian(st.kind, n, st.m[l], st.q[l], theta, rec, i, Jd)
+        j00 = Jd[0]
+        j01, j10, j11 = Jd[1], Jd[2], Jd[3]
         j = -1
         for rho in range(R):
             j = j + 1 if j + 1 < nk else 0
-            coef = B[r * ml + j]
-            if coef == 0:
-                continue
             src = U + rho * qk
-            dst = M + r * Wk + rho * qk
+            r0 = M + i * Wk + rho * qk
+            b0 = B[i * ml + j]
+            if st.ns == 1:
+                if first:
+                    for c in range(qk):
+                        r0[c] = b0 * src[c]
+                else:
+                    for c in range(qk):
+                        v = src[c]
+                        r0[c] = j00 * r0[c] + b0 * v
+                continue
+            r1 = M + (n + i) * Wk + rho * qk
+            b1 = B[(n + i) * ml + j]
             for c in range(qk):
-                dst[c] += coef * src[c]
+                v = src[c]
+                p0 = r0[c] if not first else 0
+                p1 = r1[c] if not first else 0
+                r0[c] = j00 * p0 + j01 * p1 + b0 * v
+                r1[c] = j10 * p0 + j11 * p1 + b1 * v
 
 
 cdef inline double stack_step(
@@ -341,6 +363,10 @@ cdef inline double stack_step(
             continue
         for k in range(l):
             M = influence + st.cross[l * L + k]
+            if k == l - 1 and not st.full:
+                _step_from_units(st, l, theta, rec, scratch + st.B[l],
+                                 influence + st.own[k], M, first)
+                continue
             if first:
                 memset(M, 0, st.S[l] * st.W[k] * sizeof(floating))
             elif st.full:
@@ -348,15 +374,11 @@ cdef inline double stack_step(
                                       scratch + st.tmp)
             else:
                 _apply_unit_jacobians(st, l, theta, rec, M, st.W[k])
-            if k == l - 1 and not st.full:
-                _add_from_units(st, l, scratch + st.B[l],
-                                influence + st.own[k], M)
-            else:
-                gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
-                        scratch + st.B[l], st.m[l],
-                        influence + (st.own[k] if k == l - 1
-                                     else st.cross[(l - 1) * L + k]),
-                        st.W[k], <floating> 1, M, st.W[k])
+            gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
+                    scratch + st.B[l], st.m[l],
+                    influence + (st.own[k] if k == l - 1
+                                 else st.cross[(l - 1) * L + k]),
+                    st.W[k], <floating> 1, M, st.W[k])
     if not target:
         return loss
     _own_gradient(st, top, influence + st.own[top], g, grad + st.theta[top])
