@@ -8,8 +8,9 @@ interface of :class:`skrtrl._cells.Cell` over one flat parameter vector::
     [theta^0 | theta^1 | ... | theta^{L-1} | weight_out | bias_out],
 
 each theta^l laid out as its layer's cell lays out its own (the kernels'
-row-major matrix, then ``bias_hh`` for the cells that keep it apart), so that ``params_`` shows every layer under torch's
-names with torch's ``_l<k>`` suffix for multi-layer recurrent modules
+row-major matrix, then ``bias_hh`` for the cells that keep it apart), so
+that ``params_`` shows every layer under torch's names with torch's
+``_l<k>`` suffix for multi-layer recurrent modules
 (``weight_ih_l0``, ``weight_hh_l1`` ...), then ``weight_out`` and
 ``bias_out``.
 
@@ -317,11 +318,12 @@ class StackCell:
             return self._bptt_minibatch(
                 flat, grad, batch, weight_scale, loss, workspace
             )
-        with blas_single_threaded(workspace["scratch"].shape[0], self._blas_width):
+        threads = workspace["scratch"].shape[0]
+        with blas_single_threaded(threads, self._blas_width):
             stack_rtrl_minibatch(
-                self.kind, ACTIVATIONS[self.activation], self.sizes, self.gradient == "local",
-                *batch.kernel_args(), weight_scale, batch.every_step, flat,
-                LOSSES[loss], grad_rows, workspace["state"],
+                self.kind, ACTIVATIONS[self.activation], self.sizes,
+                self.gradient == "local", *batch.kernel_args(), weight_scale,
+                batch.every_step, flat, LOSSES[loss], grad_rows, workspace["state"],
                 workspace["influence"], workspace["scratch"], loss_rows,
             )  # fmt: skip
         grad += grad_rows[:B].sum(axis=0)
@@ -337,11 +339,12 @@ class StackCell:
                 (workspace["records"].shape[0], records), dtype=flat.dtype
             )
         grad_rows, loss_rows = workspace["grad"], workspace["loss"]
-        with blas_single_threaded(workspace["scratch"].shape[0], self._blas_width):
+        threads = workspace["scratch"].shape[0]
+        with blas_single_threaded(threads, self._blas_width):
             stack_bptt_minibatch(
-                self.kind, ACTIVATIONS[self.activation], self.sizes, *batch.kernel_args(), weight_scale,
-                batch.every_step, flat, LOSSES[loss], grad_rows,
-                workspace["records"], workspace["scratch"], loss_rows,
+                self.kind, ACTIVATIONS[self.activation], self.sizes,
+                *batch.kernel_args(), weight_scale, batch.every_step, flat,
+                LOSSES[loss], grad_rows, workspace["records"], workspace["scratch"], loss_rows,
             )  # fmt: skip
         grad += grad_rows[:B].sum(axis=0)
         return float(loss_rows[:B].sum())
@@ -351,9 +354,9 @@ class StackCell:
         scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
         with blas_single_threaded(1, self._blas_width):
             t = stack_rtrl_online(
-                self.kind, ACTIVATIONS[self.activation], self.sizes, self.gradient == "local",
-                *batch.kernel_args(), batch.every_step, reset_state, flat,
-                LOSSES[loss], *update.kernel_args(), state["hidden"],
+                self.kind, ACTIVATIONS[self.activation], self.sizes,
+                self.gradient == "local", *batch.kernel_args(),
+                batch.every_step, reset_state, flat, LOSSES[loss], *update.kernel_args(), state["hidden"],
                 state["influence"], np.empty_like(flat), scratch, loss_rows,
                 learn=update.learn, outputs=outputs,
             )  # fmt: skip
