@@ -344,7 +344,8 @@ class StackCell:
             stack_bptt_minibatch(
                 self.kind, ACTIVATIONS[self.activation], self.sizes,
                 *batch.kernel_args(), weight_scale, batch.every_step, flat,
-                LOSSES[loss], grad_rows, workspace["records"], workspace["scratch"], loss_rows,
+                LOSSES[loss], grad_rows, workspace["records"],
+                workspace["scratch"], loss_rows,
             )  # fmt: skip
         grad += grad_rows[:B].sum(axis=0)
         return float(loss_rows[:B].sum())
@@ -356,8 +357,8 @@ class StackCell:
             t = stack_rtrl_online(
                 self.kind, ACTIVATIONS[self.activation], self.sizes,
                 self.gradient == "local", *batch.kernel_args(),
-                batch.every_step, reset_state, flat, LOSSES[loss], *update.kernel_args(), state["hidden"],
-                state["influence"], np.empty_like(flat), scratch, loss_rows,
+                batch.every_step, reset_state, flat, LOSSES[loss],
+                *update.kernel_args(), state["hidden"], state["influence"], np.empty_like(flat), scratch, loss_rows,
                 learn=update.learn, outputs=outputs,
             )  # fmt: skip
         update.count(t)
