@@ -358,7 +358,8 @@ class StackCell:
                 self.kind, ACTIVATIONS[self.activation], self.sizes,
                 self.gradient == "local", *batch.kernel_args(),
                 batch.every_step, reset_state, flat, LOSSES[loss],
-                *update.kernel_args(), state["hidden"], state["influence"], np.empty_like(flat), scratch, loss_rows,
+                *update.kernel_args(), state["hidden"], state["influence"],
+                np.empty_like(flat), scratch, loss_rows,
                 learn=update.learn, outputs=outputs,
             )  # fmt: skip
         update.count(t)
