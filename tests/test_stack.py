@@ -130,6 +130,26 @@ def test_exact_rtrl_equals_finite_differences_and_numpy(cell, kind, output):
     assert_same_params(bptt_grad, grad, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("activation", ["logistic", "relu", "identity"])
+@pytest.mark.parametrize("cell", ["elman", "diagonal"])
+def test_activation_reaches_every_layer(cell, activation):
+    est, X, y, weights, sequences = minibatch_case(cell, "rtrl", "regression", "last")
+    est.set_params(activation=activation)
+    loss, grad = est.loss_gradient(X, y, sample_weight=weights)
+    params = float_params(est)
+    scale = ALPHA / weights.sum()
+    result = stack_rtrl(cell, params, activation, "squared_error", sequences)
+    assert loss == pytest.approx(
+        result["loss"] + penalty(params, ALPHA, 1 / weights.sum())
+    )
+    assert_same_params(grad, with_penalty(result, params, scale), rtol=1e-9, atol=1e-12)
+    local = stack_rtrl(cell, params, activation, "squared_error", sequences, local=True)
+    _, grad = est.set_params(gradient="local").loss_gradient(
+        X, y, sample_weight=weights
+    )
+    assert_same_params(grad, with_penalty(local, params, scale), rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind, output", CASES)
 @pytest.mark.parametrize("cell", CELLS)
 def test_local_equals_numpy_reference(cell, kind, output):
