@@ -37,6 +37,9 @@ from ._kernels._stack import (
 )
 from ._parallel import blas_single_threaded
 
+#: The cells that stack: each layer's output is its h, read by the layer
+#: above (a cell with another output would need its own rule).
+STACK_CELLS = ("elman", "diagonal", "gru", "lstm", "egru", "elstm")
 #: Gradient methods of stacks, and the training modes of each (output
 #: feedback is not supported yet; BPTT through a stack is full BPTT over
 #: minibatches of sequences).
@@ -100,6 +103,11 @@ def check_stack_settings(params, modes):
         if len(sizes) > 1
         else f"gradient={params.gradient!r}"
     )
+    if params.cell not in STACK_CELLS:
+        raise ValueError(
+            f"{what} (stacked layers) supports cell in {STACK_CELLS}; got "
+            f"cell={params.cell!r}."
+        )
     if params.gradient not in STACK_GRADIENTS:
         raise ValueError(
             f"{what} (stacked layers) supports gradient in {STACK_GRADIENTS}; "
@@ -133,7 +141,7 @@ class StackCell:
     Parameters
     ----------
     name : str
-        The cell of every layer (a key of ``CELLS``).
+        The cell of every layer (one of ``STACK_CELLS``).
     sizes : tuple of int
         Units per layer, bottom to top.
     n_inputs, n_outputs : int
@@ -152,8 +160,8 @@ class StackCell:
         self, name, sizes, n_inputs, n_outputs, *, gradient="rtrl",
         activation="tanh",
     ):  # fmt: skip
-        if name not in CELLS:
-            raise ValueError(f"cells: {tuple(CELLS)}; got {name!r}.")
+        if name not in STACK_CELLS:
+            raise ValueError(f"cells that stack: {STACK_CELLS}; got {name!r}.")
         if gradient not in STACK_GRADIENTS:
             raise ValueError(
                 f"stacks support gradient in {STACK_GRADIENTS}; got {gradient!r}."

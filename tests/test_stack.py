@@ -451,3 +451,12 @@ def test_layout_vector_matches_params_order():
     est = RTRLRegressor(SIZES, cell="egru", max_iter=1).fit(X, np.zeros(2))
     layout = Layout(float_params(est))
     assert layout.size == sum(v.size for v in est.params_.values())
+
+
+def test_only_known_cells_stack():
+    from skrtrl._stack import STACK_CELLS, StackCell
+
+    with pytest.raises(ValueError, match="cells that stack"):
+        StackCell("unknown", (2, 2), 1, 1)
+    for name in STACK_CELLS:
+        assert StackCell(name, (2, 2), 1, 1).n_hidden == (2, 2)
