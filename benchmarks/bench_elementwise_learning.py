@@ -101,8 +101,8 @@ def main():
             results.append(run(seed))
             r = results[-1]
             print(
-                f"  {task} seed {seed}: {label} {r['score']:.4f}, solved {r['solved']}, "
-                f"{r['epochs']} epochs, {r['fit']:.0f} s",
+                f"  {task} seed {seed}: {label} {r['score']:.4f}, "
+                f"solved {r['solved']}, {r['epochs']} epochs, {r['fit']:.0f} s",
                 flush=True,
             )
         scores = np.array([r["score"] for r in results])
