@@ -72,9 +72,7 @@ def _blas_libraries():
 
         # Scanning the loaded libraries is slow: do it once per process.
         libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-        _controller = [
-            _thread_setters(lib) for lib in libraries if _kernel_blas(lib)
-        ]
+        _controller = [_thread_setters(lib) for lib in libraries if _kernel_blas(lib)]
     return _controller
 
 
