@@ -86,11 +86,17 @@ cdef double _bptt_sequence(
     Py_ssize_t b, int n, int q, const floating* theta,
     const floating* bias_hh, const floating* W_out, const floating* b_out,
     Py_ssize_t truncation, floating* grad, floating* ring, floating* scratch,
+    InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     """Sequence b from the zero state; gradient added into ``grad``, laid
     out [theta (R*q) | W_out (o*n) | b_out (o)]. ``ring`` holds
     ``truncation`` records (or, without truncation, the sequence's
-    length)."""
+    length).
+
+    Stops early once ``stop[0]`` is set, which it does itself when
+    ``check`` is not NULL (the main thread's) and a signal handler raised
+    (Ctrl-C); the gradient is then incomplete and dropped by the caller
+    (``_interrupt.raise_pending_signal``), as for exact RTRL."""
     cdef:
         int m = data.m
         int o = data.o
@@ -118,6 +124,11 @@ cdef double _bptt_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(length):
+        if stop[0]:
+            return loss
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            return loss
         slot = t % cap
         rec = ring + slot * rs
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
@@ -138,6 +149,11 @@ cdef double _bptt_sequence(
     # One backward pass, picking up each target's dL/dh_t on the way.
     memset(gbar, 0, S * sizeof(floating))
     for t in range(length - 1, -1, -1):
+        if stop[0]:
+            break
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            break
         rec = ring + t * rs
         if has_target(data, b, t):
             for i in range(n):
@@ -203,6 +219,9 @@ def bptt_minibatch(
         int size
         Py_ssize_t b, longest = 0
         int tid
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped   # shared by the threads
     R, q, _, rs = bptt_sizes(kind, n, m)
     size = R * q + o * n + o
     if theta.shape[0] != R or theta.shape[1] != q:
@@ -230,15 +249,18 @@ def bptt_minibatch(
                 loss_rows[b] = _bptt_sequence(
                     kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
                     &bias_hh[0], &W_out[0, 0], &b_out[0], truncation,
-                    &grad_rows[b, 0], &ring[0, 0], &scratch[0, 0])
+                    &grad_rows[b, 0], &ring[0, 0], &scratch[0, 0], &check,
+                    stop)
         return
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
         memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+        # Only the main thread (thread 0) runs signal handlers.
         loss_rows[b] = _bptt_sequence(
             kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
             &bias_hh[0], &W_out[0, 0], &b_out[0], truncation,
-            &grad_rows[b, 0], &ring[tid, 0], &scratch[tid, 0])
+            &grad_rows[b, 0], &ring[tid, 0], &scratch[tid, 0],
+            &check if tid == 0 else NULL, stop)
 
 
 def bptt_online(

@@ -245,8 +245,10 @@ cdef double _free_sequence(
     Py_ssize_t b, int n, int q, int C, const floating* theta,
     const floating* bias_hh, const floating* W_out, const floating* b_out,
     floating* grad, floating* P_work, floating* scratch,
+    InterruptCheck* check, bint* stop,
 ) noexcept nogil:
-    """Sequence b from the zero state, a target at every step."""
+    """Sequence b from the zero state, a target at every step. Stops early
+    at a signal as ``_rtrl.rtrl_sequence`` does."""
     cdef:
         int m = data.m
         int o = data.o
@@ -264,6 +266,11 @@ cdef double _free_sequence(
     memset(s, 0, S * sizeof(floating))
     memset(f, 0, o * sizeof(floating))
     for t in range(data.lengths[b]):
+        if stop[0]:
+            break
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            break
         loss += _free_step(
             kind, activation, loss_kind, X + t * m, m, Y + t * o,
             data.weight_scale * weights[t], n, o, q, C, theta, bias_hh, W_out,
@@ -314,6 +321,9 @@ def feedback_rtrl_minibatch(
         int n_threads = min(influence.shape[0], scratch.shape[0])
         Py_ssize_t b
         int tid
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped   # shared by the threads
     R, q, S, C = feedback_sizes(kind, n, m, o)
     if theta.shape[0] != R or theta.shape[1] != q:
         raise ValueError("theta has the wrong shape")
@@ -334,10 +344,12 @@ def feedback_rtrl_minibatch(
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
         memset(&grad_rows[b, 0], 0, C * sizeof(floating))
+        # Only the main thread (thread 0) runs signal handlers.
         loss_rows[b] = _free_sequence(
             kind, activation, loss_kind, &data, b, n, q, C, &theta[0, 0],
             &bias_hh[0], &W_out[0, 0], &b_out[0], &grad_rows[b, 0],
-            &influence[tid, 0], &scratch[tid, 0])
+            &influence[tid, 0], &scratch[tid, 0],
+            &check if tid == 0 else NULL, stop)
 
 
 def feedback_rtrl_online(

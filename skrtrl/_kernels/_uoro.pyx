@@ -152,9 +152,11 @@ cdef double _uoro_sequence(
     Py_ssize_t b, int n, int q, const floating* theta,
     const floating* bias_hh, const floating* W_out, const floating* b_out,
     uint64_t rng, floating* grad, floating* state, floating* scratch,
+    InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     """Sequence b from the zero state; gradient added into ``grad``, laid
-    out [theta (R*q) | W_out | b_out]. ``state``: s, s~, theta~."""
+    out [theta (R*q) | W_out | b_out]. ``state``: s, s~, theta~. Stops
+    early at a signal as ``_bptt._bptt_sequence`` does."""
     cdef:
         int m = data.m
         int o = data.o
@@ -173,6 +175,11 @@ cdef double _uoro_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(state, 0, (2 * S + P) * sizeof(floating))
     for t in range(data.lengths[b]):
+        if stop[0]:
+            break
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            break
         _uoro_step(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                    hs, ths, &rng, scratch)
         if has_target(data, b, t):
@@ -227,6 +234,9 @@ def uoro_minibatch(
         int size = R * q + o * n + o
         Py_ssize_t b
         int tid
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped   # shared by the threads
     if theta.shape[0] != R or theta.shape[1] != q:
         raise ValueError("theta has the wrong shape for this cell")
     if bias_hh.shape[0] < n and cell_separate_bias(kind):
@@ -249,15 +259,17 @@ def uoro_minibatch(
                     kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
                     &bias_hh[0], &W_out[0, 0], &b_out[0],
                     sequence_stream(seed, b), &grad_rows[b, 0], &states[0, 0],
-                    &scratch[0, 0])
+                    &scratch[0, 0], &check, stop)
         return
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
         memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+        # Only the main thread (thread 0) runs signal handlers.
         loss_rows[b] = _uoro_sequence(
             kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
             &bias_hh[0], &W_out[0, 0], &b_out[0], sequence_stream(seed, b),
-            &grad_rows[b, 0], &states[tid, 0], &scratch[tid, 0])
+            &grad_rows[b, 0], &states[tid, 0], &scratch[tid, 0],
+            &check if tid == 0 else NULL, stop)
 
 
 def uoro_online(
