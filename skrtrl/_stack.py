@@ -291,7 +291,12 @@ class StackCell:
         }
 
     def online_shapes(self, longest=0):
-        return {"scratch": ((self._scratch,), None)}
+        # What one train_online call allocates (the kernel's scratch and
+        # gradient), for the resource estimate.
+        return {
+            "scratch": ((self._scratch,), None),
+            "grad": ((self.n_params,), None),
+        }
 
     def step_flops(self, online, longest=1):
         # The cost model of doc/performance.rst (stacks).
@@ -321,57 +326,40 @@ class StackCell:
 
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         B = batch.lengths.shape[0]
-        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
+        codes = (self.kind, ACTIVATIONS[self.activation], LOSSES[loss], self.sizes)
         if self.gradient == "bptt":
-            return self._bptt_minibatch(
-                flat, grad, batch, weight_scale, loss, workspace
+            longest = int(batch.lengths.max()) if B else 0
+            records, _ = stack_bptt_sizes(
+                self.kind, self.sizes, self.m, self.o, longest
             )
+            if workspace["records"].shape[1] < records:
+                # The records grow with the longest sequence, on first use.
+                workspace["records"] = np.empty(
+                    (workspace["records"].shape[0], records), dtype=flat.dtype
+                )
         threads = workspace["scratch"].shape[0]
         with blas_single_threaded(threads, self._blas_width):
-            stack_rtrl_minibatch(
-                self.kind, ACTIVATIONS[self.activation], self.sizes,
-                self.gradient == "local", *batch.kernel_args(), weight_scale,
-                batch.every_step, flat, LOSSES[loss], grad_rows, workspace["state"],
-                workspace["influence"], workspace["scratch"], loss_rows,
-            )  # fmt: skip
-        grad += grad_rows[:B].sum(axis=0)
-        return float(loss_rows[:B].sum())
-
-    def _bptt_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
-        B = batch.lengths.shape[0]
-        longest = int(batch.lengths.max()) if B else 0
-        records, _ = stack_bptt_sizes(self.kind, self.sizes, self.m, self.o, longest)
-        if workspace["records"].shape[1] < records:
-            # The records grow with the longest sequence, on first use.
-            workspace["records"] = np.empty(
-                (workspace["records"].shape[0], records), dtype=flat.dtype
-            )
-        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
-        threads = workspace["scratch"].shape[0]
-        with blas_single_threaded(threads, self._blas_width):
-            stack_bptt_minibatch(
-                self.kind, ACTIVATIONS[self.activation], self.sizes,
-                *batch.kernel_args(), weight_scale, batch.every_step, flat,
-                LOSSES[loss], grad_rows, workspace["records"],
-                workspace["scratch"], loss_rows,
-            )  # fmt: skip
-        grad += grad_rows[:B].sum(axis=0)
-        return float(loss_rows[:B].sum())
+            if self.gradient == "bptt":
+                stack_bptt_minibatch(*codes, batch, weight_scale, flat, workspace)
+            else:
+                stack_rtrl_minibatch(
+                    *codes,
+                    self.gradient == "local",
+                    batch,
+                    weight_scale,
+                    flat,
+                    workspace,
+                )
+        grad += workspace["grad"][:B].sum(axis=0)
+        return float(workspace["loss"][:B].sum())
 
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
-        loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
-        scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
+        codes = (self.kind, ACTIVATIONS[self.activation], LOSSES[loss], self.sizes)
         with blas_single_threaded(1, self._blas_width):
-            t = stack_rtrl_online(
-                self.kind, ACTIVATIONS[self.activation], self.sizes,
-                self.gradient == "local", *batch.kernel_args(),
-                batch.every_step, reset_state, flat, LOSSES[loss],
-                *update.kernel_args(), state["hidden"], state["influence"],
-                np.empty_like(flat), scratch, loss_rows,
-                learn=update.learn, outputs=outputs,
+            return stack_rtrl_online(
+                *codes, self.gradient == "local", batch, update, state,
+                reset_state, flat, outputs=outputs,
             )  # fmt: skip
-        update.count(t)
-        return loss_rows
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
         """The top layer's h after every step, or after the last; ``h0`` is a
@@ -379,7 +367,10 @@ class StackCell:
         top = len(self.layers) - 1
         for k, (layer, part) in enumerate(zip(self.layers, self._theta)):
             s0 = None if h0 is None else h0[self._states[k]]
+            # The layer's parameters come first; the forward kernel wants n
+            # numbers after theta (bias_hh, read by the cells that keep it
+            # apart), which the rest of the vector always has.
             values = layer.forward(
-                flat[part], values, x_start, lengths, every_step or k < top, s0
+                flat[part.start :], values, x_start, lengths, every_step or k < top, s0
             )
         return values

@@ -54,9 +54,9 @@ from ._cells cimport (
     record_size, step_work_size,
 )
 from ._common cimport (
-    InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
-    interrupt_check, interrupt_due, online_update, output_rows, pack,
-    readout_gradient, record_output, sequence, target_index, update_rule,
+    InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
+    interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
+    record_output, sequence, target_index, update_rule,
 )
 from ._rtrl cimport unit_gradient, unit_influence_step
 
@@ -447,41 +447,28 @@ cdef inline double stack_sequence(
 
 
 def stack_rtrl_minibatch(
-    int kind,
-    int activation,
-    sizes,
-    bint local,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    double weight_scale,
-    bint every_step,
-    const floating[::1] params,
-    int loss_kind,
-    floating[:, ::1] grad_rows,
-    floating[:, ::1] state,
-    floating[:, ::1] influence,
-    floating[:, ::1] scratch,
-    double[::1] loss_rows,
+    int kind, int activation, int loss_kind, sizes, bint local, batch,
+    double weight_scale, const floating[::1] params, dict workspace,
 ):
     """Gradients per sequence of a minibatch, threads over the sequences.
 
-    As ``gated_rtrl_minibatch``, for a stack (``sizes``: units per layer,
-    bottom to top) of the cell ``kind`` (any cell, with the ``activation``
-    of the cells that have one); ``local`` takes
-    the layer-local approximation instead of exact RTRL. ``params`` and the
-    rows of ``grad_rows`` are laid out as in the module docstring; one row
-    of ``state``, ``influence`` and ``scratch`` per thread
-    (``stack_sizes``).
+    As ``_rtrl.rtrl_minibatch`` (the bundles ``batch`` and ``workspace``),
+    for a stack (``sizes``: units per layer, bottom to top) of the cell
+    ``kind`` with the ``activation`` of the cells that have one; ``local``
+    takes the layer-local approximation instead of exact RTRL. ``params``
+    and the rows of ``workspace["grad"]`` are laid out as in the module
+    docstring; ``workspace`` also holds one row of ``"state"``,
+    ``"influence"`` and ``"scratch"`` per thread (``stack_sizes``).
     """
     cdef:
-        Stack st = stack_layout(kind, activation, sizes, X.shape[1],
-                                Y.shape[1], local)
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           every_step, weight_scale)
+        Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
+        Stack st = stack_layout(kind, activation, sizes, data.m, data.o,
+                                local)
+        floating[:, ::1] grad_rows = workspace["grad"]
+        double[::1] loss_rows = workspace["loss"]
+        floating[:, ::1] state = workspace["state"]
+        floating[:, ::1] influence = workspace["influence"]
+        floating[:, ::1] scratch = workspace["scratch"]
         Py_ssize_t b, size = st.n_params
         int tid = 0, n_threads
         floating* mine
@@ -492,7 +479,8 @@ def stack_rtrl_minibatch(
         raise ValueError("params has the wrong size")
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
-    if (state.shape[1] < st.state_size or influence.shape[1] < max(1, st.influence_size)
+    if (state.shape[1] < st.state_size
+            or influence.shape[1] < max(1, st.influence_size)
             or scratch.shape[1] < st.scratch_size):
         raise ValueError("workspace too small")
     if loss_rows.shape[0] < data.count:
@@ -525,55 +513,30 @@ def stack_rtrl_minibatch(
 
 
 def stack_rtrl_online(
-    int kind,
-    int activation,
-    sizes,
-    bint local,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    bint every_step,
-    bint reset_state,
-    floating[::1] params,
-    int loss_kind,
-    int solver,
-    double learning_rate,
-    double beta_1,
-    double beta_2,
-    double epsilon,
-    double momentum,
-    bint nesterov,
-    floating[::1] state_a,
-    floating[::1] state_b,
-    long long t_update,
-    const floating[::1] penalty,
-    double clip_norm,
-    floating[::1] state,
-    floating[::1] influence,
-    floating[::1] grad,
-    floating[::1] scratch,
-    double[::1] loss_rows,
-    bint learn=True,
+    int kind, int activation, int loss_kind, sizes, bint local, batch,
+    update, dict state, bint reset_state, floating[::1] params,
     floating[:, ::1] outputs=None,
 ):
     """Updates after every step with a target (real-time RTRL) for a stack.
 
-    As ``gated_rtrl_online``: sequences in order, each from the zero state
-    when ``reset_state``, else carrying ``state`` and ``influence`` on
-    (a new stream's are zero). Returns the update count after the call.
+    As ``_rtrl.rtrl_online`` (the bundles ``batch``, ``update`` and
+    ``state``): sequences in order, each from the zero state when
+    ``reset_state``, else carrying ``state["hidden"]`` (every layer's state,
+    bottom first) and ``state["influence"]`` on (a new stream's are zero).
+    Returns the weighted loss of each sequence.
     """
     cdef:
-        Stack st = stack_layout(kind, activation, sizes, X.shape[1],
-                                Y.shape[1], local)
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           every_step, 1.0)
-        UpdateRule rule = update_rule(
-            solver, learning_rate, beta_1, beta_2, epsilon, momentum,
-            nesterov, clip_norm, t_update, learn)
-        floating* out = output_rows(outputs, Y)
+        Packed data = pack_batch(batch, 1.0, <floating*> NULL)
+        Stack st = stack_layout(kind, activation, sizes, data.m, data.o,
+                                local)
+        UpdateRule rule = update_rule(update, params.shape[0],
+                                      <floating*> NULL)
+        floating[::1] hidden = state["hidden"]
+        floating[::1] influence = state["influence"]
+        floating[::1] grad = np.empty_like(params)
+        floating[::1] scratch = np.empty_like(params, shape=st.scratch_size)
+        double[::1] loss_rows = np.empty(data.count, dtype=np.float64)
+        floating* out = output_rows(outputs, batch.targets)
         Py_ssize_t size = st.n_params, b, t, k
         double loss, weight
         bint target, first, stopped = False
@@ -581,18 +544,17 @@ def stack_rtrl_online(
         const floating* Yb
         const floating* weights
         InterruptCheck check = interrupt_check()
-    check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
-    if (state.shape[0] < st.state_size or influence.shape[0] < max(1, st.influence_size)
-            or scratch.shape[0] < st.scratch_size):
-        raise ValueError("state, influence or scratch too small")
-    if loss_rows.shape[0] < data.count:
-        raise ValueError("loss_rows too small")
+    if params.shape[0] != size:
+        raise ValueError("params has the wrong size")
+    if (hidden.shape[0] != st.state_size
+            or influence.shape[0] < max(1, st.influence_size)):
+        raise ValueError("the stream's state or influence has the wrong size")
     with nogil:
         for b in range(data.count):
             sequence(&data, b, &Xb, &Yb, &weights)
             loss = 0.0
             if reset_state:
-                memset(&state[0], 0, st.state_size * sizeof(floating))
+                memset(&hidden[0], 0, st.state_size * sizeof(floating))
             for t in range(data.lengths[b]):
                 if interrupt_due(&check):
                     stopped = True
@@ -606,7 +568,7 @@ def stack_rtrl_online(
                 # Without learning the gradient is taken all the same (its
                 # cost is the forward pass's) and dropped.
                 loss += stack_step(
-                    &st, &params[0], Xb + t * data.m, &state[0],
+                    &st, &params[0], Xb + t * data.m, &hidden[0],
                     &influence[0], first, target, Yb + k * data.o, weight,
                     loss_kind, &scratch[0], &grad[0])
                 if not target:
@@ -614,13 +576,12 @@ def stack_rtrl_online(
                 record_output(out, &data, b, k, &scratch[0] + st.zout)
                 if rule.learn:
                     copy_bias_gradients(&st, &grad[0])
-                    online_update(&rule, &params[0], &grad[0], size,
-                                  &penalty[0], weight, &state_a[0],
-                                  &state_b[0])
+                    online_update(&rule, &params[0], &grad[0], size, weight)
             loss_rows[b] = loss
             if stopped:
                 break
-    return rule.t
+    update.count(rule.t)
+    return np.asarray(loss_rows)
 
 
 # -- BPTT through the stack ----------------------------------------------------
@@ -729,32 +690,20 @@ cdef inline double stack_bptt_sequence(
 
 
 def stack_bptt_minibatch(
-    int kind,
-    int activation,
-    sizes,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    double weight_scale,
-    bint every_step,
-    const floating[::1] params,
-    int loss_kind,
-    floating[:, ::1] grad_rows,
-    floating[:, ::1] records,
-    floating[:, ::1] scratch,
-    double[::1] loss_rows,
+    int kind, int activation, int loss_kind, sizes, batch,
+    double weight_scale, const floating[::1] params, dict workspace,
 ):
     """Gradients per sequence of a minibatch by full BPTT through a stack
-    (threads over the sequences); one row of ``records`` and ``scratch``
-    per thread (``stack_bptt_sizes`` for the longest sequence)."""
+    (threads over the sequences): as ``stack_rtrl_minibatch``, with one row
+    of ``workspace["records"]`` and ``["scratch"]`` per thread
+    (``stack_bptt_sizes`` for the longest sequence)."""
     cdef:
-        Stack st = stack_layout(kind, activation, sizes, X.shape[1],
-                                Y.shape[1], True)
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           every_step, weight_scale)
+        Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
+        Stack st = stack_layout(kind, activation, sizes, data.m, data.o, True)
+        floating[:, ::1] grad_rows = workspace["grad"]
+        double[::1] loss_rows = workspace["loss"]
+        floating[:, ::1] records = workspace["records"]
+        floating[:, ::1] scratch = workspace["scratch"]
         Py_ssize_t b, longest = 0, size = st.n_params
         int tid = 0, n_threads
         floating* mine
@@ -762,10 +711,10 @@ def stack_bptt_minibatch(
         bint stopped = False
         bint* stop = &stopped
     for b in range(data.count):
-        if lengths[b] > longest:
-            longest = lengths[b]
-    records_size, scratch_size = stack_bptt_sizes(kind, sizes, X.shape[1],
-                                                  Y.shape[1], longest)
+        if data.lengths[b] > longest:
+            longest = data.lengths[b]
+    records_size, scratch_size = stack_bptt_sizes(kind, sizes, data.m,
+                                                  data.o, longest)
     if params.shape[0] != size:
         raise ValueError("params has the wrong size")
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
