@@ -34,7 +34,11 @@ from ._kernels._rtrl import (
     rtrl_scratch_size,
     rtrl_sizes,
 )
-from ._parallel import blas_single_threaded
+from ._parallel import (
+    BLAS_THREADS_MIN_HIDDEN,
+    blas_single_threaded,
+    blas_thread_functions,
+)
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
@@ -366,10 +370,6 @@ class Cell(ABC):
         """
         return None
 
-    #: Whether ``train_online`` and ``forward`` hold BLAS to one thread
-    #: for small sizes (``skrtrl._parallel.blas_single_threaded``).
-    holds_blas = False
-
 
 class ElmanCell(Cell):
     """Fully connected Elman cell, ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b)``.
@@ -454,14 +454,15 @@ class ElmanCell(Cell):
                 per_unit=self._per_unit_influence, outputs=outputs,
             )  # fmt: skip
 
-    holds_blas = True
-
     def row_stream(self, flat, update, state, loss):
-        if flat.dtype != np.float64:
+        blas = ()
+        if self.n < BLAS_THREADS_MIN_HIDDEN:
+            blas = blas_thread_functions()
+        if flat.dtype != np.float64 or blas is None:
             return None
         return RowStream(
             *kernel_codes(self, loss), self.m, self.o, flat, update, state,
-            per_unit=self._per_unit_influence,
+            per_unit=self._per_unit_influence, blas=blas,
         )  # fmt: skip
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):

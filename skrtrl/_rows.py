@@ -38,7 +38,6 @@ from sklearn.utils.multiclass import check_classification_targets
 from ._kernels._interrupt import raise_pending_signal
 from ._model import Diverged
 from ._optim import OnlineUpdate
-from ._parallel import blas_single_threaded
 from ._sequences import PackedSequences, TrainingBatch
 from ._settings import check_training_settings
 
@@ -276,11 +275,7 @@ def row_outputs(estimator, X):
     step = cache.stream_step(estimator)
     if step is not None:
         H = np.empty((1, model.cell.n))
-        if model.cell.holds_blas:
-            with blas_single_threaded(1, model.cell.n):
-                step.hidden_after(row, H[0])
-        else:
-            step.hidden_after(row, H[0])
+        step.hidden_after(row, H[0])
         return model.cell.readout(model.params, H), PackedSequences(
             row, _OFFSETS, "stream"
         )
@@ -328,11 +323,7 @@ def _learn_step(estimator, model, step, row, target):
     """``learn_row`` through the compiled one-row stream: the same update,
     the same divergence rule (a diverged step is undone, then handled as
     the general path handles it)."""
-    if model.cell.holds_blas:
-        with blas_single_threaded(1, model.cell.n):
-            loss = step.learn(row, target)
-    else:
-        loss = step.learn(row, target)
+    loss = step.learn(row, target)
     raise_pending_signal()
     try:
         if not math.isfinite(loss):  # learn undid the step already

@@ -461,3 +461,17 @@ def _undo_twice(step):
     step.learn(np.ones((1, N_FEATURES)), np.ones((1, 1)))
     step.undo()
     step.undo()
+
+
+def test_compiled_steps_leave_the_blas_threads_as_they_were():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    est = with_cache(fitted(RTRLRegressor, "elman"))
+    row = np.ones((1, N_FEATURES))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+        for _ in range(3):
+            est.predict(row)
+            est.partial_fit(row, np.array([0.5]))
+        assert compiled_step(est) is not None
+        after = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+    assert after == before

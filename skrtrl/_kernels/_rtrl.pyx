@@ -211,6 +211,13 @@ def rtrl_forward(
                     &scratch[0])
 
 
+ctypedef int (*get_threads_t)() noexcept nogil
+ctypedef void (*set_threads_t)(int) noexcept nogil
+
+#: BLAS libraries a RowStream holds to one thread around its steps.
+DEF MAX_BLAS = 4
+
+
 cdef class RowStream:
     """One row of a float64 stream per call, its arrays bound once.
 
@@ -227,6 +234,12 @@ cdef class RowStream:
     ``learn`` returns (the parameters and optimizer state of before it);
     ``undo`` does the same for the last step afterwards, for a caller whose
     own divergence rule refuses it.
+
+    ``blas``: ``(get, set)`` addresses of the thread-count functions of the
+    BLAS libraries to hold to one thread around each step (see
+    ``skrtrl._parallel.blas_thread_functions``), as ``blas_single_threaded``
+    does around the other kernel calls; a call from Python there costs more
+    than the step.
     """
 
     cdef:
@@ -249,11 +262,17 @@ cdef class RowStream:
         Py_ssize_t one
         double unit_weight
         long t_before
+        int n_blas
+        get_threads_t blas_get[MAX_BLAS]
+        set_threads_t blas_set[MAX_BLAS]
+        int blas_threads[MAX_BLAS]
 
     def __init__(self, int kind, int n, int activation, int loss_kind,
                  int m, int o, double[::1] params, update, dict state,
-                 bint per_unit=False):
+                 bint per_unit=False, tuple blas=()):
         _check_kind(kind)
+        if len(blas) > MAX_BLAS:
+            raise ValueError(f"at most {MAX_BLAS} BLAS libraries")
         _check_params(kind, n, m, o, params.shape[0])
         cdef:
             double[::1] hidden = state["hidden"]
@@ -290,6 +309,23 @@ cdef class RowStream:
         self.data.every_step = True
         self.data.weight_scale = 1.0
         self.can_undo = False
+        self.n_blas = len(blas)
+        for i, (get, put) in enumerate(blas):
+            self.blas_get[i] = <get_threads_t> <size_t> get
+            self.blas_set[i] = <set_threads_t> <size_t> put
+
+    cdef void _blas_to_one(self) noexcept nogil:
+        cdef int i
+        for i in range(self.n_blas):
+            self.blas_threads[i] = self.blas_get[i]()
+            if self.blas_threads[i] != 1:
+                self.blas_set[i](1)
+
+    cdef void _blas_back(self) noexcept nogil:
+        cdef int i
+        for i in range(self.n_blas):
+            if self.blas_threads[i] != 1:
+                self.blas_set[i](self.blas_threads[i])
 
     def learn(self, const double[:, ::1] X, const double[:, ::1] Y):
         """Learn from one row (X: 1 x m, Y: 1 x o); its weighted loss.
@@ -312,6 +348,7 @@ cdef class RowStream:
         self.rule.t = self.update.optimizer.t
         self.t_before = self.rule.t
         with nogil:
+            self._blas_to_one()
             memcpy(self.saved, self.params, size * sizeof(double))
             memcpy(self.saved + size, self.rule.state_a, size * sizeof(double))
             if self.adam:
@@ -321,6 +358,7 @@ cdef class RowStream:
                 self.kind, self.activation, self.loss_kind, &self.data, False,
                 self.params, self.n, &self.rule, self.hidden, self.influence,
                 &parity, self.per_unit, self.grad, self.scratch, &loss, NULL)
+            self._blas_back()
             finite = isfinite(loss)
             for i in range(size):
                 if not isfinite(self.params[i]):
@@ -357,7 +395,9 @@ cdef class RowStream:
         cdef int W = cell_rows(self.kind, self.n) * cell_columns(
             self.kind, self.n, self.m)
         with nogil:
+            self._blas_to_one()
             run_forward(self.kind, self.activation, self.n, self.m, &X[0, 0],
                         &self.zero, &self.one, 1, self.params,
                         self.params + W, False, &h[0], self.hidden,
                         self.forward_scratch)
+            self._blas_back()
