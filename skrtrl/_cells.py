@@ -155,13 +155,6 @@ class Layout:
         bias_out = flat[pos + self.o * self.n : pos + self.o * self.n + self.o]
         return theta, bias_hh, weight_out, bias_out
 
-    def kernel_blocks(self, flat):
-        """As ``blocks``, with zeros for a ``bias_hh`` the kernels don't read."""
-        theta, bias_hh, weight_out, bias_out = self.blocks(flat)
-        if bias_hh is None:
-            bias_hh = np.zeros(self.n, dtype=flat.dtype)
-        return theta, bias_hh, weight_out, bias_out
-
     def views(self, flat):
         """Named views into ``flat``: ``params_``."""
         theta, bias_hh, weight_out, bias_out = self.blocks(flat)
