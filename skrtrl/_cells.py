@@ -49,6 +49,9 @@ from ._parallel import blas_single_threaded
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
+#: What a target per sequence reads: the last step's h, or the mean or
+#: per-unit maximum of h over the sequence (codes of ``_kernels/_common.pxd``).
+POOLINGS = {"last": 0, "mean": 1, "max": 2}
 GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 #: The ways a model can be trained: minibatch gradients ("minibatch"),
 #: updates after every step of independent sequences ("step"), a stateful
@@ -222,6 +225,10 @@ class Cell(ABC):
         One of ``own_gradients``.
     n_feedback : int, default=0
         How many of the inputs are fed-back outputs (``weight_fb``).
+    pooling : str, default="last"
+        Key of ``POOLINGS``: what the readout of a target per sequence
+        reads, in training (``train_minibatch``) and in ``forward`` without
+        ``every_step``.
     """
 
     #: Name in the registry and in ``params``' ``cell``.
@@ -236,6 +243,8 @@ class Cell(ABC):
     #: Whether each unit only feeds itself (a diagonal recurrence), which
     #: makes exact RTRL as cheap as SnAp-1 (error messages name such cells).
     elementwise = False
+    #: Key of ``POOLINGS`` (a class default for cells pickled before it).
+    pooling = "last"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -244,7 +253,7 @@ class Cell(ABC):
 
     def __init__(
         self, n_hidden, n_inputs, n_outputs, *, activation="tanh", gradient="rtrl",
-        n_feedback=0,
+        n_feedback=0, pooling="last",
     ):  # fmt: skip
         if gradient not in self.own_gradients:
             raise ValueError(
@@ -256,6 +265,7 @@ class Cell(ABC):
         self.o = n_outputs
         self.activation = activation
         self.gradient = gradient
+        self.pooling = pooling
         self.layout = self._make_layout(n_feedback)
 
     @classmethod
@@ -389,10 +399,13 @@ class ElmanCell(Cell):
     _full_recurrence = True
 
     def _influence_size(self):
+        """Per sequence: the influence, then the pooled readout's sum of
+        its h rows (see ``_kernels/_rtrl.pxd``)."""
         q = self.layout.columns
+        pooled = self.pooling != "last"
         if self._per_unit_influence:
-            return self.n * q
-        return 2 * self.n * self.n * q
+            return (1 + pooled) * self.n * q
+        return (2 + pooled) * self.n * self.n * q
 
     def _scratch_size(self):
         if self._per_unit_influence:
@@ -440,15 +453,17 @@ class ElmanCell(Cell):
             loss_rows,
         )
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
+            pooling = POOLINGS[self.pooling]
             if self._per_unit_influence:
                 diagonal_rtrl_minibatch(
                     *batch.kernel_args(), weight_scale, batch.every_step,
-                    self._full_recurrence, *rest,
+                    self._full_recurrence, *rest, pooling=pooling,
                 )  # fmt: skip
             else:
                 elman_rtrl_minibatch(
-                    *batch.kernel_args(), weight_scale, batch.every_step, *rest
-                )
+                    *batch.kernel_args(), weight_scale, batch.every_step, *rest,
+                    pooling=pooling,
+                )  # fmt: skip
         self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
         return float(loss_rows[:B].sum())
 
@@ -501,6 +516,7 @@ class ElmanCell(Cell):
         elman_forward(
             values, x_start, lengths, theta, bias_hh,
             ACTIVATIONS[self.activation], every_step, H, scratch, h0,
+            POOLINGS[self.pooling],
         )  # fmt: skip
 
 
@@ -534,6 +550,7 @@ class DiagonalCell(ElmanCell):
         diagonal_forward(
             values, x_start, lengths, theta, bias_hh,
             ACTIVATIONS[self.activation], every_step, H, h0,
+            POOLINGS[self.pooling],
         )  # fmt: skip
 
 
@@ -588,11 +605,20 @@ class _GatedCell(Cell):
     def _influence_size(self):
         return gated_influence_size(self.kind, self.n, self.m, self._snap1)
 
+    def _pool_size(self):
+        """The pooled readout's sum of the influence's h rows (see
+        ``_kernels/_rtrl.pxd``): as large as those rows, or nothing."""
+        if self.pooling == "last":
+            return 0
+        W = self.layout.rows * self.layout.columns
+        return W if self._snap1 else self.n * W
+
     def workspace_shapes(self, batch_size, n_threads, longest=0):
+        influence = self._influence_size() + self._pool_size()
         return {
             "grad": ((batch_size, self.layout.kernel_size), None),
             "loss": ((batch_size,), np.float64),
-            "influence": ((n_threads, self._influence_size()), None),
+            "influence": ((n_threads, influence), None),
             "scratch": ((n_threads, self._scratch_size()), None),
         }
 
@@ -625,7 +651,7 @@ class _GatedCell(Cell):
                 self.kind, *batch.kernel_args(), weight_scale,
                 batch.every_step, theta, weight_out, bias_out, LOSSES[loss],
                 grad_rows, workspace["influence"], workspace["scratch"],
-                loss_rows, snap1=self._snap1,
+                loss_rows, snap1=self._snap1, pooling=POOLINGS[self.pooling],
             )  # fmt: skip
         self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
         return float(loss_rows[:B].sum())
@@ -667,7 +693,7 @@ class _GatedCell(Cell):
         )
         gated_forward(
             self.kind, values, x_start, lengths, theta, every_step, H,
-            scratch, s0,
+            scratch, s0, POOLINGS[self.pooling],
         )  # fmt: skip
         return H
 

@@ -20,10 +20,11 @@ from cython cimport floating
 
 from ._cells cimport DIAGONAL, ELMAN, cell_columns
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
+    Packed, UpdateRule, check_online_arrays, output_rows, pack, set_pooling,
+    update_rule,
 )
 from ._rtrl cimport (
-    forward_scratch_size, influence_size, rtrl_minibatch, rtrl_online,
+    forward_scratch_size, influence_size, pool_size, rtrl_minibatch, rtrl_online,
     run_forward, scratch_layout,
 )
 
@@ -57,6 +58,7 @@ def diagonal_rtrl_minibatch(
     floating[:, ::1] influence,
     floating[:, ::1] scratch,
     double[::1] loss_rows,
+    int pooling=0,
 ):
     """Minibatch gradients with per-unit influence; arguments as for
     ``skrtrl._kernels._elman.elman_rtrl_minibatch``, plus ``full`` (SnAp-1
@@ -70,11 +72,14 @@ def diagonal_rtrl_minibatch(
         int q = theta.shape[1]
         int o = W_out.shape[0]
         int size = n * q + o * n + o
+    set_pooling(&data, pooling)
     if q != cell_columns(kind, n, X.shape[1]):
         raise ValueError("theta has the wrong number of columns")
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
-    if (influence.shape[1] < influence_size(kind, n, X.shape[1], True)
+    if (influence.shape[1] < (
+                influence_size(kind, n, X.shape[1], True)
+                + (pool_size(kind, n, X.shape[1], True) if pooling else 0))
             or scratch.shape[1] < diagonal_scratch_size(n, X.shape[1], o)):
         raise ValueError("workspace too small")
     if loss_rows.shape[0] < data.count:
@@ -173,6 +178,7 @@ def diagonal_forward(
     bint every_step,
     floating[:, ::1] H,
     const floating[::1] h0,
+    int pooling=0,
 ):
     """Hidden states of the element-wise cell, each sequence from ``h0``;
     ``H`` as for ``skrtrl._kernels._elman.elman_forward``."""
@@ -191,4 +197,5 @@ def diagonal_forward(
     with nogil:
         run_forward(DIAGONAL, activation, n, m, &X[0, 0], &x_start[0],
                     &lengths[0], lengths.shape[0], &theta[0, 0], &bias_hh[0],
-                    every_step, &H[0, 0], &h0[0], &scratch[0])
+                    every_step, &H[0, 0], &h0[0], &scratch[0],
+                    pooling)

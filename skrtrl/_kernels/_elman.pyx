@@ -18,10 +18,11 @@ from cython cimport floating
 
 from ._cells cimport ELMAN, cell_state
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
+    Packed, UpdateRule, check_online_arrays, output_rows, pack, set_pooling,
+    update_rule,
 )
 from ._rtrl cimport (
-    forward_scratch_size, influence_size, rtrl_minibatch, rtrl_online,
+    forward_scratch_size, influence_size, pool_size, rtrl_minibatch, rtrl_online,
     run_forward, scratch_layout,
 )
 
@@ -54,6 +55,7 @@ def elman_rtrl_minibatch(
     floating[:, ::1] influence,
     floating[:, ::1] scratch,
     double[::1] loss_rows,
+    int pooling=0,
 ):
     """Run a minibatch forward with exact RTRL; gradients per sequence.
 
@@ -84,11 +86,14 @@ def elman_rtrl_minibatch(
         int q = theta.shape[1]
         int o = W_out.shape[0]
         int size = n * q + o * n + o
+    set_pooling(&data, pooling)
     if q != X.shape[1] + n + 1:
         raise ValueError("theta must have m + n + 1 columns")
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
-    if influence.shape[1] < influence_size(ELMAN, n, X.shape[1], False):
+    if influence.shape[1] < (
+            influence_size(ELMAN, n, X.shape[1], False)
+            + (pool_size(ELMAN, n, X.shape[1], False) if pooling else 0)):
         raise ValueError("influence workspace too small")
     if scratch.shape[1] < train_scratch_size(n, X.shape[1], o):
         raise ValueError("scratch workspace too small")
@@ -218,6 +223,7 @@ def elman_forward(
     floating[:, ::1] H,
     floating[::1] scratch,
     const floating[::1] h0,
+    int pooling=0,
 ):
     """Hidden states of the Elman cell, each sequence starting from ``h0``.
 
@@ -240,4 +246,5 @@ def elman_forward(
     with nogil:
         run_forward(ELMAN, activation, n, m, &X[0, 0], &x_start[0],
                     &lengths[0], lengths.shape[0], &theta[0, 0], &bias_hh[0],
-                    every_step, &H[0, 0], &h0[0], &scratch[0])
+                    every_step, &H[0, 0], &h0[0], &scratch[0],
+                    pooling)

@@ -34,10 +34,11 @@ from ._cells cimport (
     N_CELLS, cell_columns, cell_gates, cell_rows, cell_state,
 )
 from ._common cimport (
-    Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
+    Packed, UpdateRule, check_online_arrays, output_rows, pack, set_pooling,
+    update_rule,
 )
 from ._rtrl cimport (
-    forward_scratch_size, influence_size, rtrl_minibatch, rtrl_online,
+    forward_scratch_size, influence_size, pool_size, rtrl_minibatch, rtrl_online,
     run_forward, scratch_layout,
 )
 
@@ -93,6 +94,7 @@ def gated_rtrl_minibatch(
     double[::1] loss_rows,
     bint lstm_dense=False,
     bint snap1=False,
+    int pooling=0,
 ):
     """Run a minibatch forward with exact RTRL; gradients per sequence.
 
@@ -116,11 +118,14 @@ def gated_rtrl_minibatch(
         int n = W_out.shape[1]
         int q = cell_columns(kind, n, m)
         int size = cell_rows(kind, n) * q + o * n + o
+    set_pooling(&data, pooling)
     if theta.shape[0] != cell_rows(kind, n) or theta.shape[1] != q:
         raise ValueError("theta must have shape (G*n, m + n + 2)")
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
-    if influence.shape[1] < influence_size(kind, n, m, snap1):
+    if influence.shape[1] < (
+            influence_size(kind, n, m, snap1)
+            + (pool_size(kind, n, m, snap1) if pooling else 0)):
         raise ValueError("influence workspace too small")
     if scratch.shape[1] < scratch_layout(kind, n, m, o).size:
         raise ValueError("scratch workspace too small")
@@ -236,6 +241,7 @@ def gated_forward(
     floating[:, ::1] H,
     floating[::1] scratch,
     const floating[::1] s0,
+    int pooling=0,
 ):
     """Hidden states h of a gated cell, each sequence starting from ``s0``.
 
@@ -257,4 +263,5 @@ def gated_forward(
     with nogil:
         run_forward(kind, 0, n, m, &X[0, 0], &x_start[0], &lengths[0],
                     lengths.shape[0], &theta[0, 0], NULL, every_step,
-                    &H[0, 0], &s0[0], &scratch[0])
+                    &H[0, 0], &s0[0], &scratch[0],
+                    pooling)
