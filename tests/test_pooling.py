@@ -334,3 +334,14 @@ def test_export_refuses_pooled_readouts():
     est = RTRLRegressor(3, cell="gru", pooling="mean", max_iter=1).fit(X, y)
     with pytest.raises(ValueError, match="pooling='last' only"):
         to_onnx(est, lengths=True)
+
+
+def test_inspection_refuses_pooled_readouts():
+    from skrtrl.inspection import credit_over_time
+
+    rng = np.random.RandomState(14)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, pooling="max", max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="pooling='max'"):
+        credit_over_time(est, X, y)

@@ -78,6 +78,9 @@ def elman_rtrl_minibatch(
     influence : (n_threads, 2 * n * n * q) influence workspace.
     scratch : (n_threads, train_scratch_size(n, m, o)) workspace.
     loss_rows : (>= B,) loss of each sequence (written).
+    pooling : what each sequence's one target reads (``_common.pxd``'s
+        POOL_*: its last h, their mean or maximum over time); a pooled
+        readout needs ``pool_size`` more influence numbers per thread.
     """
     cdef:
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
@@ -228,7 +231,8 @@ def elman_forward(
     """Hidden states of the Elman cell, each sequence starting from ``h0``.
 
     ``H`` receives the state after every step (rows laid out like ``X``) when
-    ``every_step``, otherwise the final state of sequence s in row s.
+    ``every_step``, otherwise the final state of sequence s (or, with
+    ``pooling``, its mean or maximum over the steps) in row s.
     ``scratch`` is workspace (replaced when too small); ``h0`` is the
     initial state (zeros for independent sequences, the stream state
     otherwise).

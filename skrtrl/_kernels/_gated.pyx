@@ -107,7 +107,7 @@ def gated_rtrl_minibatch(
     the GEMM instead of splitting off its diagonal half (for tests and
     benchmarks). ``snap1`` computes the SnAp-1 approximation instead;
     ``influence`` then needs ``gated_influence_size(kind, n, m, True)``
-    numbers per thread.
+    numbers per thread. ``pooling``: as for ``elman_rtrl_minibatch``.
     """
     _check_kind(kind)
     cdef:
@@ -247,8 +247,9 @@ def gated_forward(
 
     ``s0`` is the full initial state (GRU: h, n numbers; LSTM: [h, c], 2n).
     ``H`` (n columns) receives h after every step (rows laid out like
-    ``X``) when ``every_step``, otherwise the final h of sequence s in row
-    s. ``scratch`` needs at least ``gated_scratch_size(kind, n, m, 0)``.
+    ``X``) when ``every_step``, otherwise the final h of sequence s (or,
+    with ``pooling``, its mean or maximum over the steps) in row s.
+    ``scratch`` needs at least ``gated_scratch_size(kind, n, m, 0)``.
     """
     _check_kind(kind)
     cdef:
