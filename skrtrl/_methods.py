@@ -86,8 +86,8 @@ class MethodCell:
         self.activation = cell.activation
         self.pooling = cell.pooling
         if self.pooling != "last" and (gradient == "uoro" or self.truncation):
-            # UORO's rank-one estimate of the influence has no running sum
-            # of rank one, and truncated BPTT never reaches the early steps.
+            # The running sum of UORO's rank-one estimates is not of rank
+            # one, and truncated BPTT never reaches the early steps.
             raise ValueError(
                 f"pooling={self.pooling!r} is trained by exact RTRL, SnAp-1 "
                 "or full BPTT; not by UORO or truncated BPTT."

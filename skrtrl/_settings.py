@@ -112,13 +112,14 @@ def _check_pooling(params):
         where = "output feedback feeds back per-step outputs"
     elif update_mode(params) == "step":
         where = (
-            "update='step' would update once per sequence, at its end: use "
-            "update='batch' with batch_size=1 for the same updates"
+            "update='step' would update once per sequence, at its end, which "
+            "update='batch' with batch_size=1 does"
         )
     elif params.gradient == "uoro":
         where = (
-            "UORO's rank-one estimate of the influence has no unbiased running "
-            "sum of rank one; use gradient='rtrl', 'snap1' or 'bptt'"
+            "UORO keeps a rank-one estimate of the influence, and the running "
+            "sum of those estimates is not of rank one (it would take the "
+            "memory UORO avoids); use gradient='rtrl', 'snap1' or 'bptt'"
         )
     elif params.gradient == "bptt" and params.truncation is not None:
         where = (
@@ -126,9 +127,10 @@ def _check_pooling(params):
             "readout reads; use truncation=None"
         )
     if where is not None:
+        what = {"mean": "mean", "max": "per-unit maximum"}[params.pooling]
         raise ValueError(
             f"pooling={params.pooling!r} reads one target per sequence from "
-            f"the {params.pooling} of its hidden states; {where}."
+            f"the {what} of its hidden states; {where}."
         )
 
 
