@@ -16,10 +16,16 @@ whole training set once per seed and scored on the test set, which is used
 for nothing else. Fits run one at a time on one kernel thread; the machine
 may be shared, so times are indicative only.
 
+``--cost`` instead times one exact-RTRL gradient of a minibatch (32
+random sequences of 25 steps, 12 inputs) with each pooling, interleaved,
+best of several rounds of thread CPU time, and prints the ratios to ``pooling="last"``: the
+cost of the pooled readout's accumulator.
+
 Run from the repository root, with the extension built in place::
 
     PYTHONPATH=. python benchmarks/bench_pooling.py
     PYTHONPATH=. python benchmarks/bench_pooling.py --cells egru --seeds 0 1 2
+    PYTHONPATH=. python benchmarks/bench_pooling.py --cost
 """
 
 import argparse
@@ -85,13 +91,48 @@ def choose_rate(cell, pooling, X, y):
     return max(scores, key=scores.get), scores
 
 
+#: Cell and size of each row of the ``--cost`` table.
+COST_CASES = (("egru", 256), ("elstm", 256), ("gru", 32), ("lstm", 16))
+
+
+def cost(rounds=9):
+    """Seconds per minibatch gradient by pooling, and ratios to "last"."""
+    rng = np.random.RandomState(0)
+    X = [rng.normal(size=(25, 12)) for _ in range(32)]
+    y = rng.randint(9, size=32)
+    print(f"{'cell':6s} {'n':>4s} {'last ms':>8s} {'mean/last':>9s} {'max/last':>8s}")
+    for cell, n in COST_CASES:
+        models = {}
+        for pooling in POOLINGS:
+            clf = RTRLClassifier(n, cell=cell, pooling=pooling, max_iter=1, n_jobs=1)
+            models[pooling] = fit(clf, X[:9], np.arange(9))
+        best = {pooling: np.inf for pooling in POOLINGS}
+        for _ in range(rounds):
+            for pooling, clf in models.items():
+                # CPU time of this thread (the kernel runs in it with
+                # n_jobs=1): time lost to other processes is not counted.
+                start = time.thread_time()
+                clf.loss_gradient(X, y)
+                best[pooling] = min(best[pooling], time.thread_time() - start)
+        print(
+            f"{cell:6s} {n:4d} {1e3 * best['last']:8.2f} "
+            f"{best['mean'] / best['last']:9.3f} {best['max'] / best['last']:8.3f}",
+            flush=True,
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS))
     parser.add_argument("--poolings", nargs="+", choices=POOLINGS, default=POOLINGS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--cost", action="store_true", help="time the accumulator")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+    if args.cost:
+        cost()
+        print(f"load average at end: {os.getloadavg()[0]:.2f}")
+        return
     X_train, X_test, y_train, y_test = load_japanese_vowels(return_X_y=True)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     X_fit, X_eval = standardise(X_train, X_test)

@@ -176,15 +176,42 @@ cdef inline void _direct_columns(
             r1[j] = d1 * p
 
 
+cdef inline void pool_dense_influence(
+    int pooling, int n, Py_ssize_t W, const floating* h,
+    const floating* pool, const floating* P, floating* A, Py_ssize_t c0,
+    Py_ssize_t c1,
+) noexcept nogil:
+    """Fold columns c0:c1 of a dense P_t (t >= 1) into the pooled readout's
+    accumulator A (n x W, see the header): A += P_t[:n] (mean), or row i of
+    P_t into A for each unit i at a new maximum of h (max). Call before
+    ``pool_step`` moves ``pool``."""
+    cdef Py_ssize_t j
+    cdef int i
+    cdef floating* a
+    cdef const floating* p
+    for i in range(n):
+        a = A + i * W
+        p = P + i * W
+        if pooling == POOL_MEAN:
+            for j in range(c0, c1):
+                a[j] += p[j]
+        elif h[i] > pool[i]:
+            memcpy(a + c0, p + c0, (c1 - c0) * sizeof(floating))
+
+
 cdef inline void influence_step(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, const floating* P_old, floating* P_new, bint first,
     bint dense, floating* J, const floating* g, floating* grad,
+    int pooling, const floating* h, const floating* pool, floating* A,
 ) noexcept nogil:
     """P_new = J_t P_old + I_t (``first``: P_old = 0 and not read).
 
     When ``g`` is not NULL, also adds P_new[:n]^T g into ``grad`` (R*q),
     block by block. ``dense`` keeps the whole S x S Jacobian in the GEMM.
+    When ``A`` is not NULL, folds each block of P_new into the pooled
+    readout's accumulator while the block is in cache
+    (``pool_dense_influence``): only A itself then comes from memory.
     """
     cdef:
         int S = cell_state(kind, n)
@@ -199,7 +226,9 @@ cdef inline void influence_step(
             gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1, grad)
         return
     cell_jacobian(kind, n, m, q, theta, rec, K, J)
-    width = block_columns(S, n, W, g != NULL,
+    # A pass over each block after the GEMM (a gradient, the pooled
+    # accumulator) wants blocks that stay in cache.
+    width = block_columns(S, n, W, g != NULL or A != NULL,
                           cell_whole_product_without_target(kind))
     while c0 < W:
         c1 = c0 + width
@@ -213,6 +242,8 @@ cdef inline void influence_step(
         if g != NULL:
             gemv_rm_t(n, c1 - c0, <floating> 1, P_new + c0, W, g,
                       <floating> 1, grad + c0)
+        if A != NULL:
+            pool_dense_influence(pooling, n, W, h, pool, P_new, A, c0, c1)
         c0 = c1
 
 
@@ -368,23 +399,6 @@ cdef inline void pool_unit_influence(
                 memcpy(A + at, U + at, q * sizeof(floating))
 
 
-cdef inline void pool_dense_influence(
-    int pooling, int n, Py_ssize_t W, const floating* h,
-    const floating* pool, const floating* P, floating* A,
-) noexcept nogil:
-    """As ``pool_unit_influence`` for a dense P_t (t >= 1): A += P_t[:n]
-    (mean), or row i of P_t into A for each unit at a new maximum."""
-    cdef Py_ssize_t j
-    cdef int i
-    if pooling == POOL_MEAN:
-        for j in range(n * W):
-            A[j] += P[j]
-        return
-    for i in range(n):
-        if h[i] > pool[i]:
-            memcpy(A + i * W, P + i * W, W * sizeof(floating))
-
-
 cdef inline double pooled_gradient(
     const Packed* data, Py_ssize_t length, const floating* y, double weight,
     int loss_kind, int n, int R, int q, const floating* W_out,
@@ -488,13 +502,15 @@ cdef inline double rtrl_sequence(
                 second_step(kind, n, m, q, theta, rec, P_work, P_new,
                             scratch + at.J, g if contract else NULL, grad,
                             scratch + at.gbar, scratch + at.gprev, work)
+                if pooled:
+                    pool_dense_influence(data.pooling, n, W, s, pool, P_new,
+                                         A, 0, W)
             else:
                 influence_step(kind, n, m, q, theta, rec,
                                P_work + (1 - (t & 1)) * S * W, P_new, False,
                                dense, scratch + at.J,
-                               g if contract else NULL, grad)
-            if pooled:
-                pool_dense_influence(data.pooling, n, W, s, pool, P_new, A)
+                               g if contract else NULL, grad, data.pooling, s,
+                               pool, A if pooled else NULL)
         if not pooled:
             continue
         pool_step(data.pooling, n, t, s, pool)
@@ -627,7 +643,8 @@ cdef inline void rtrl_online(
                 parity[0] = 1 - parity[0]
                 influence_step(kind, n, m, q, theta, rec, P_old, P_new, first,
                                False, scratch + at.J,
-                               g if learn_now else NULL, grad)
+                               g if learn_now else NULL, grad, POOL_LAST,
+                               NULL, NULL, NULL)
             if not learn_now:
                 continue
             copy_bias_gradient(kind, n, q, grad, grad + W)
