@@ -18,8 +18,8 @@ may be shared, so times are indicative only.
 
 ``--cost`` instead times one exact-RTRL gradient of a minibatch (32
 random sequences of 25 steps, 12 inputs) with each pooling, interleaved,
-best of several rounds of thread CPU time, and prints the ratios to ``pooling="last"``: the
-cost of the pooled readout's accumulator.
+best of several rounds of thread CPU time, and prints the ratios to
+``pooling="last"``: the cost of the pooled readout's accumulator.
 
 Run from the repository root, with the extension built in place::
 
