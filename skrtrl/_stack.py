@@ -113,6 +113,13 @@ def check_stack_settings(params, modes):
             f"{what} (stacked layers) supports gradient in {STACK_GRADIENTS}; "
             f"got gradient={params.gradient!r}."
         )
+    pooling = getattr(params, "pooling", "last")
+    if pooling != "last":
+        raise ValueError(
+            f"{what} (stacked layers) reads the top layer's last state; "
+            f"pooling={pooling!r} is not supported with stacks yet. Use "
+            "pooling='last', or one layer (an int n_hidden)."
+        )
     if params.gradient == "bptt" and params.truncation is not None:
         raise ValueError(
             f"{what} (stacked layers) with gradient='bptt' backpropagates "

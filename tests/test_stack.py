@@ -382,6 +382,10 @@ def test_skops_round_trip(tmp_path):
             dict(n_hidden=(3, 2), cell="egru", output_feedback=True, output="sequence"),
             "output feedback",
         ),
+        (
+            dict(n_hidden=(3, 2), cell="egru", output="last", pooling="mean"),
+            "pooling='mean' is not supported",
+        ),
         (dict(n_hidden=(3, 0), cell="egru"), "positive int"),
         (dict(n_hidden=(), cell="egru"), "non-empty tuple"),
         (dict(n_hidden=(3, 2.5), cell="egru"), "positive int"),
