@@ -57,8 +57,9 @@ KINDS = {
     "binary": ("log_loss_binary", 2),
     "multiclass": ("log_loss", 3),
 }
-#: The Elman and diagonal cells' activation in each case (the gated cells
-#: ignore it), so that every activation is checked.
+#: The Elman and diagonal cells' activation (and the LRU's output map's) in
+#: each case (the gated cells ignore it), so that every activation is
+#: checked.
 ACTIVATION = {
     ("regression", "last"): "tanh",
     ("regression", "sequence"): "logistic",
@@ -311,8 +312,9 @@ def outputs_from(cell, params, activation, loss, X, state, fed):
     n, s, Z = W.shape[1], state, []
     for x in X:
         u = x if fed is None else np.concatenate([x, fed])
-        s = steps_from(cell, p, u[None, None], activation, s[None]).S[0, 1]
-        Z.append(W @ s[:n] + b)
+        steps = steps_from(cell, p, u[None, None], activation, s[None])
+        s = steps.S[0, 1]
+        Z.append(W @ steps.output(0)[0] + b)
         if fed is not None:
             fed = link(loss, Z[-1])
     return np.array(Z)

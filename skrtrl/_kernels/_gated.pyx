@@ -31,7 +31,7 @@ layout, updated in place.
 from cython cimport floating
 
 from ._cells cimport (
-    N_CELLS, cell_columns, cell_gates, cell_rows, cell_state,
+    LRU, N_CELLS, cell_columns, cell_gates, cell_rows, cell_state,
 )
 from ._common cimport (
     Packed, UpdateRule, check_online_arrays, output_rows, pack, update_rule,
@@ -46,9 +46,12 @@ import numpy as np
 from ._blocks import _set_block_columns  # noqa: F401 (benchmarks, tests)
 
 
-def _check_kind(int kind):
-    if kind < 0 or kind >= N_CELLS or cell_gates(kind) < 2:
+def _check_kind(int kind, bint per_unit=True):
+    if kind < 0 or kind >= N_CELLS or (cell_gates(kind) < 2 and kind != LRU):
         raise ValueError("unknown gated cell kind")
+    if kind == LRU and not per_unit:
+        # Its output map is read through the per-unit influence only.
+        raise ValueError("the LRU's exact RTRL is its per-unit influence")
 
 
 def gated_sizes(int kind, int n, int m):
@@ -93,6 +96,7 @@ def gated_rtrl_minibatch(
     double[::1] loss_rows,
     bint lstm_dense=False,
     bint snap1=False,
+    int activation=0,
 ):
     """Run a minibatch forward with exact RTRL; gradients per sequence.
 
@@ -105,9 +109,10 @@ def gated_rtrl_minibatch(
     the GEMM instead of splitting off its diagonal half (for tests and
     benchmarks). ``snap1`` computes the SnAp-1 approximation instead;
     ``influence`` then needs ``gated_influence_size(kind, n, m, True)``
-    numbers per thread.
+    numbers per thread. ``activation``: the LRU's output map (codes of
+    ``skrtrl._cells.ACTIVATIONS``); the gated cells ignore it.
     """
-    _check_kind(kind)
+    _check_kind(kind, snap1)
     cdef:
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
                            every_step, weight_scale)
@@ -130,7 +135,7 @@ def gated_rtrl_minibatch(
         return
     with nogil:
         rtrl_minibatch(
-            kind, 0, loss_kind, &data, n, q, &theta[0, 0], NULL,
+            kind, activation, loss_kind, &data, n, q, &theta[0, 0], NULL,
             &W_out[0, 0], &b_out[0], snap1, lstm_dense, &grad_rows[0, 0],
             grad_rows.shape[1], &influence[0, 0], influence.shape[1],
             &scratch[0, 0], scratch.shape[1],
@@ -173,6 +178,7 @@ def gated_rtrl_online(
     bint snap1=False,
     bint learn=True,
     floating[:, ::1] outputs=None,
+    int activation=0,
 ):
     """Real-time RTRL: update the parameters after every step with a target.
 
@@ -190,7 +196,7 @@ def gated_rtrl_online(
     -------
     (t_update, parity) after the call.
     """
-    _check_kind(kind)
+    _check_kind(kind, snap1)
     cdef:
         Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
                            every_step, 1.0)
@@ -219,7 +225,7 @@ def gated_rtrl_online(
     out = output_rows(outputs, Y)
     with nogil:
         rtrl_online(
-            kind, 0, loss_kind, &data, reset_state, &params[0], n, &rule,
+            kind, activation, loss_kind, &data, reset_state, &params[0], n, &rule,
             &penalty[0], &state_a[0], &state_b[0], &state[0],
             &influence[0, 0], &parity, snap1, &grad[0], &scratch[0],
             &loss_rows[0] if data.count else NULL, out)
@@ -236,6 +242,7 @@ def gated_forward(
     floating[:, ::1] H,
     floating[::1] scratch,
     const floating[::1] s0,
+    int activation=0,
 ):
     """Hidden states h of a gated cell, each sequence starting from ``s0``.
 
@@ -243,6 +250,8 @@ def gated_forward(
     ``H`` (n columns) receives h after every step (rows laid out like
     ``X``) when ``every_step``, otherwise the final h of sequence s in row
     s. ``scratch`` needs at least ``gated_scratch_size(kind, n, m, 0)``.
+    For the LRU, ``H`` receives its output map's y and ``activation`` is
+    that map's.
     """
     _check_kind(kind)
     cdef:
@@ -255,6 +264,6 @@ def gated_forward(
     if lengths.shape[0] == 0:
         return
     with nogil:
-        run_forward(kind, 0, n, m, &X[0, 0], &x_start[0], &lengths[0],
+        run_forward(kind, activation, n, m, &X[0, 0], &x_start[0], &lengths[0],
                     lengths.shape[0], &theta[0, 0], NULL, every_step,
                     &H[0, 0], &s0[0], &scratch[0])

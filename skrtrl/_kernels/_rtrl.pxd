@@ -64,15 +64,17 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._blocks cimport block_columns
 from ._cells cimport (
-    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, cell_columns, cell_forward, cell_gates, cell_immediate, cell_jacobian,
-    cell_per_unit, cell_rows, cell_separate_bias, cell_state,
+    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, cell_columns, cell_forward,
+    cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
+    cell_output, cell_output_blocks, cell_per_unit, cell_readout, cell_rows,
+    cell_separate_bias, cell_state,
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
     record_size, row_coef, step_work_size,
 )
 from ._common cimport (
     InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
-    interrupt_due, online_update, readout_gradient, record_output, sequence,
+    interrupt_due, online_update, record_output, sequence,
     target_index,
 )
 
@@ -241,25 +243,34 @@ cdef inline void unit_influence_step(
         _unit_influence_step(EGRU, n, m, q, theta, rec, P, first)
     elif kind == ELSTM:
         _unit_influence_step(ELSTM, n, m, q, theta, rec, P, first)
+    elif kind == LRU:
+        _unit_influence_step(LRU, n, m, q, theta, rec, P, first)
     else:
         _unit_influence_step(kind, n, m, q, theta, rec, P, first)
 
 
 cdef inline void unit_gradient(
-    int n, int R, int q, const floating* P, const floating* g, floating* grad,
+    int kind, int n, int m, int q, const floating* P, const floating* gs,
+    floating* grad,
 ) noexcept nogil:
-    """grad[rho] += g[unit of rho] * P[rho] over the R rows of the h block."""
-    cdef int rho, j, i = 0
+    """grad[rho] += sum_sigma gs[(sigma, unit of rho)] P[sigma][rho] over
+    the state blocks the output reads (``cell_output_blocks``: h alone for
+    every cell but the LRU) and the columns that carry influence."""
+    cdef int R = cell_rows(kind, n)
+    cdef int width = cell_influence_columns(kind, n, m)
+    cdef int rho, j, sigma, i
     cdef floating gk
     cdef const floating* p
     cdef floating* out
-    for rho in range(R):
-        gk = g[i]
-        i = i + 1 if i + 1 < n else 0
-        p = P + rho * q
-        out = grad + rho * q
-        for j in range(q):
-            out[j] += gk * p[j]
+    for sigma in range(cell_output_blocks(kind)):
+        i = 0
+        for rho in range(R):
+            gk = gs[sigma * n + i]
+            i = i + 1 if i + 1 < n else 0
+            p = P + sigma * R * q + rho * q
+            out = grad + rho * q
+            for j in range(width):
+                out[j] += gk * p[j]
 
 
 cdef inline void second_step(
@@ -366,14 +377,15 @@ cdef inline double rtrl_sequence(
         target = has_target(data, b, t)
         if target:
             k = target_index(data, t)
-            loss += readout_gradient(
-                Y + k * o, o, n, data.weight_scale * weights[k], loss_kind,
-                W_out, b_out, s, grad + W, g, scratch + at.zout,
+            loss += cell_readout(
+                kind, n, m, q, theta, s, rec, Y + k * o, o,
+                data.weight_scale * weights[k], loss_kind, W_out, b_out,
+                grad + W, grad, g, scratch + at.gbar, scratch + at.zout,
                 scratch + at.dz)
         if per_unit or t == 0:
             unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0)
             if target:
-                unit_gradient(n, R, q, P_work, g, grad)
+                unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
             continue
         P_new = P_work + (t & 1) * S * W
         if t == 1:
@@ -491,16 +503,18 @@ cdef inline void rtrl_online(
                 k = target_index(data, t)
                 weight = weights[k]
                 memset(grad, 0, size * sizeof(floating))
-                loss += readout_gradient(
-                    Y + k * o, o, n, weight, loss_kind, params + rest,
-                    params + rest + o * n, state, grad + rest, g,
+                loss += cell_readout(
+                    kind, n, m, q, theta, state, rec, Y + k * o, o, weight,
+                    loss_kind, params + rest, params + rest + o * n,
+                    grad + rest, grad, g, scratch + at.gbar,
                     scratch + at.zout, scratch + at.dz)
                 record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
             if per_unit:
                 unit_influence_step(kind, n, m, q, theta, rec, influence, first)
                 if learn_now:
-                    unit_gradient(n, R, q, influence, g, grad)
+                    unit_gradient(kind, n, m, q, influence, scratch + at.gbar,
+                                  grad)
             else:
                 P_old = influence + parity[0] * S * W
                 P_new = influence + (1 - parity[0]) * S * W
@@ -524,8 +538,10 @@ cdef inline void run_forward(
     const floating* theta, const floating* bias_hh, bint every_step,
     floating* H, const floating* s0, floating* scratch,
 ) noexcept nogil:
-    """h after every step (rows of H laid out like those of X) or after the
-    last of each sequence (row b), each sequence from the state ``s0``.
+    """y (``cell_output``: h for every cell but the LRU) after every step
+    (rows of H laid out like those of X) or after the last of each sequence
+    (row b), each sequence from the state ``s0`` (a sequence of no steps:
+    s0's first n numbers).
     ``scratch``: ``forward_scratch_size`` numbers."""
     cdef:
         int S = cell_state(kind, n)
@@ -540,8 +556,12 @@ cdef inline void run_forward(
             cell_forward(kind, activation, n, m, q, theta, bias_hh,
                          X + (x_start[b] + t) * m, s, rec, work)
             if every_step:
-                memcpy(H + (x_start[b] + t) * n, s, n * sizeof(floating))
-        if not every_step:
+                memcpy(H + (x_start[b] + t) * n, cell_output(kind, n, m, s, rec),
+                       n * sizeof(floating))
+        if not every_step and lengths[b] > 0:
+            memcpy(H + b * n, cell_output(kind, n, m, s, rec),
+                   n * sizeof(floating))
+        elif not every_step:
             memcpy(H + b * n, s, n * sizeof(floating))
 
 
