@@ -276,7 +276,7 @@ cdef enum:
     LRU_A = 0        # Re lambda
     LRU_B = 1        # Im lambda
     LRU_GAMMA = 2    # gamma
-    LRU_GU = 3       # gamma (B x), Re then Im: d h_t / d log gamma
+    LRU_U = 3        # B x, Re then Im (gamma B x: d h_t / d log gamma)
     LRU_NU = 5       # d h_t / d nu_log at fixed h_{t-1}, Re then Im
     LRU_TH = 7       # d h_t / d theta_log at fixed h_{t-1}, Re then Im
     LRU_DF = 9       # f'(pre-activation of y)
@@ -327,8 +327,8 @@ cdef inline void _lru_forward(
         coef[LRU_A * n + i] = <floating> a
         coef[LRU_B * n + i] = <floating> b
         coef[LRU_GAMMA * n + i] = <floating> gam
-        coef[LRU_GU * n + i] = <floating> (gam * ur)
-        coef[(LRU_GU + 1) * n + i] = <floating> (gam * ui)
+        coef[LRU_U * n + i] = <floating> ur
+        coef[(LRU_U + 1) * n + i] = <floating> ui
         coef[LRU_NU * n + i] = <floating> (-enu * lr)
         coef[(LRU_NU + 1) * n + i] = <floating> (-enu * li)
         coef[LRU_TH * n + i] = <floating> (-eth * li)
@@ -681,8 +681,8 @@ cdef inline void _lru_input_update(
         _update_one(2, r0, r1, Jd, coef[LRU_TH * n + i],
                     coef[(LRU_TH + 1) * n + i], 1, 2 * m + 1)
     if j0 <= 2 * m + 2 < j1:
-        _update_one(2, r0, r1, Jd, coef[LRU_GU * n + i],
-                    coef[(LRU_GU + 1) * n + i], 1, 2 * m + 2)
+        _update_one(2, r0, r1, Jd, gam * coef[LRU_U * n + i],
+                    gam * coef[(LRU_U + 1) * n + i], 1, 2 * m + 2)
 
 
 cdef inline void input_update(
@@ -997,35 +997,47 @@ cdef inline void cell_unit_jacobian(
 # -- derived: products with the Jacobians ------------------------------------
 
 cdef inline void _lru_vjp(
-    int n, int m, int q, const floating* rec, const floating* gbar,
-    floating* gprev, floating* grad_theta,
+    int n, int m, int q, const floating* theta, const floating* rec,
+    const floating* gbar, floating* gprev, floating* grad_theta,
 ) noexcept nogil:
     """The LRU's ``cell_vjp``: gprev = J_t^T gbar (J_t's block of unit i
-    is the rotation-scaling of lambda_i), grad_theta += gbar^T I_t."""
+    is the rotation-scaling of lambda_i), grad_theta += gbar^T I_t.
+
+    lambda and gamma are read from ``theta``, the record giving h_{t-1},
+    x and B x: as every cell's vjp takes its weights from the current theta
+    and its activations from the record (BPTT with updates after every
+    step backpropagates through records of earlier weights)."""
     cdef:
         int i, j
-        floating gr, gi, ga, a, b
+        double enu, eth, mod, a, b, ga, gr, gi, hr, hi, lr, li
         floating* row
+        const floating* th
         const floating* coef = record_coefficients(LRU, n, m, rec)
     for i in range(n):
+        th = theta + i * q
+        enu = exp(th[2 * m])
+        eth = exp(th[2 * m + 1])
+        mod = exp(-enu)
+        a = mod * cos(eth)
+        b = mod * sin(eth)
+        ga = exp(th[2 * m + 2])
+        hr = rec[m + i]
+        hi = rec[m + n + i]
+        lr = a * hr - b * hi
+        li = b * hr + a * hi
         gr = gbar[i]
         gi = gbar[n + i]
         row = grad_theta + i * q
-        ga = coef[LRU_GAMMA * n + i]
         for j in range(m):
-            row[j] += gr * ga * rec[j]
-            row[m + j] += gi * ga * rec[j]
-        row[2 * m] += (gr * coef[LRU_NU * n + i]
-                       + gi * coef[(LRU_NU + 1) * n + i])
-        row[2 * m + 1] += (gr * coef[LRU_TH * n + i]
-                           + gi * coef[(LRU_TH + 1) * n + i])
-        row[2 * m + 2] += (gr * coef[LRU_GU * n + i]
-                           + gi * coef[(LRU_GU + 1) * n + i])
+            row[j] += <floating> (gr * ga * rec[j])
+            row[m + j] += <floating> (gi * ga * rec[j])
+        row[2 * m] += <floating> (-enu * (gr * lr + gi * li))
+        row[2 * m + 1] += <floating> (eth * (gi * lr - gr * li))
+        row[2 * m + 2] += <floating> (ga * (gr * coef[LRU_U * n + i]
+                                            + gi * coef[(LRU_U + 1) * n + i]))
         if gprev != NULL:
-            a = coef[LRU_A * n + i]
-            b = coef[LRU_B * n + i]
-            gprev[i] = a * gr + b * gi
-            gprev[n + i] = a * gi - b * gr
+            gprev[i] = <floating> (a * gr + b * gi)
+            gprev[n + i] = <floating> (a * gi - b * gr)
 
 
 cdef inline void _cell_vjp(
@@ -1047,7 +1059,7 @@ cdef inline void _cell_vjp(
         floating* e = work
         const floating* coef = record_coefficients(kind, n, m, rec)
     if kind == LRU:
-        _lru_vjp(n, m, q, rec, gbar, gprev, grad_theta)
+        _lru_vjp(n, m, q, theta, rec, gbar, gprev, grad_theta)
         return
     for i in range(n):
         for gate in range(G):

@@ -301,13 +301,17 @@ class LRUSteps(_Steps):
         u_re, u_im = x @ p["B_re"].T, x @ p["B_im"].T
         lam_h = (a * hr - b * hi, b * hr + a * hi)
         new = np.concatenate([lam_h[0] + gamma * u_re, lam_h[1] + gamma * u_im], axis=1)
-        return new, (u_re, u_im, lam_h)
+        return new, (u_re, u_im)
 
     def vjp(self, t, g):
+        # lambda and gamma from the parameters as they are now, B x from the
+        # step (as the other cells' weights and gate values).
         p = self.p
         n = self.n
-        u_re, u_im, (lr, li) = self.cache[t]
+        u_re, u_im = self.cache[t]
         a, b, enu, eth = self._lambda()
+        hr, hi = self.S[:, t, :n], self.S[:, t, n:]
+        lr, li = a * hr - b * hi, b * hr + a * hi
         gamma = np.exp(p["gamma_log"])
         gr, gi = g[:, :n], g[:, n:]
         x = self.X[:, t]
