@@ -309,7 +309,7 @@ def outputs_from(cell, params, activation, loss, X, state, fed):
     ``fed``, the closed loop (each output fed into the next step)."""
     p = cell_params(params)
     W, b = params["weight_out"], params["bias_out"]
-    n, s, Z = W.shape[1], state, []
+    s, Z = state, []
     for x in X:
         u = x if fed is None else np.concatenate([x, fed])
         steps = steps_from(cell, p, u[None, None], activation, s[None])

@@ -277,7 +277,7 @@ def credit_over_time(estimator, X, y, *, return_contributions=False):
                 name: np.stack(
                     [per_step[t][name][s] for t in range(length - 1, -1, -1)]
                 )
-                for name in RECURRENT_PARAMS
+                for name in per_step[0]
             }
             for s, length in enumerate(traj.lengths)
         ]
