@@ -123,10 +123,13 @@ cdef double _bptt_sequence(
         if not has_target(data, b, t):
             continue
         k = target_index(data, t)
+        # Without truncation dL/dy_t waits in the record for the backward
+        # pass, which takes it to the state.
         loss += cell_readout(
             kind, n, m, q, theta, s, rec, Y + k * o, o,
             data.weight_scale * weights[k], loss_kind, W_out, b_out,
-            grad_out, grad, g, gbar, zout, dz)
+            grad_out, grad, g, gbar if truncation > 0 else NULL, zout, dz,
+            work)
         if truncation > 0:
             _backprop(kind, n, m, q, theta, ring, cap, rs, slot,
                       min(truncation, t + 1), grad, gbar, gprev, work)
@@ -142,7 +145,7 @@ cdef double _bptt_sequence(
             # dL/dy_t, back to the state (the output map's own gradient
             # was taken at the readout).
             cell_output_vjp(kind, n, m, q, theta, rec, rec + spare, gbar,
-                            True, NULL)
+                            True, NULL, work)
         cell_vjp(kind, n, m, q, theta, rec, gbar, gprev if t > 0 else NULL,
                  grad, work)
         tmp = gbar
@@ -372,7 +375,7 @@ def bptt_online(
                 loss += cell_readout(
                     kind, n, m, q, theta, s, &ring[newest, 0], Yb + k * o, o,
                     weight, loss_kind, W_out, b_out, &grad[rest], &grad[0],
-                    g, gbar, zout, dz)
+                    g, gbar, zout, dz, work)
                 record_output(out, &data, b, k, zout)
                 if not rule.learn:
                     continue

@@ -130,7 +130,7 @@ from cython cimport floating
 from libc.math cimport cos, exp, sin, tanh
 from libc.string cimport memset, memcpy
 
-from ._blas cimport gemv_rm, gemv_rm_t
+from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
 from ._common cimport _sigmoid, activate, readout_gradient
 
 # The one numbering of the cells (skrtrl._cells mirrors it).
@@ -466,22 +466,20 @@ cdef inline const floating* cell_output(
 cdef inline void cell_output_vjp(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, const floating* g, floating* gs, bint add,
-    floating* grad_theta,
+    floating* grad_theta, floating* work,
 ) noexcept nogil:
-    """gs = (or, with ``add``, +=) (d y_t / d s_t)^T g (S numbers);
-    grad_theta += g^T d y_t / d theta, the map's own parameters (skipped
-    when NULL)."""
+    """gs = (or, with ``add``, +=) (d y_t / d s_t)^T g (S numbers; skipped
+    when NULL); grad_theta += g^T d y_t / d theta, the map's own parameters
+    (skipped when NULL). ``work``: n numbers (the LRU's)."""
     cdef:
         int S = cell_state(kind, n)
         int r = _lru_recurrent(m)
-        int i, l
-        floating e
+        int i
+        floating* e = work
         const floating* coef
-        const floating* x = rec
-        const floating* h
-        const floating* row
-        floating* out
     if kind != LRU:
+        if gs == NULL:
+            return
         if not add:
             memset(gs + n, 0, (S - n) * sizeof(floating))
             memcpy(gs, g, n * sizeof(floating))
@@ -490,29 +488,25 @@ cdef inline void cell_output_vjp(
             gs[i] += g[i]
         return
     coef = record_coefficients(LRU, n, m, rec)
-    h = coef + LRU_H * n
-    if not add:
-        memset(gs, 0, S * sizeof(floating))
     for i in range(n):
-        e = g[i] * coef[LRU_DF * n + i]
-        row = theta + i * q + r
-        for l in range(n):
-            gs[l] += e * row[l]
-        row = row + n
-        for l in range(n):
-            gs[n + l] -= e * row[l]
-        if grad_theta == NULL:
-            continue
-        out = grad_theta + i * q + r
-        for l in range(n):
-            out[l] += e * h[l]
-        out = out + n
-        for l in range(n):
-            out[l] -= e * h[n + l]
-        out = out + n
-        for l in range(m):
-            out[l] += e * x[l]
-        out[m] += e
+        e[i] = g[i] * coef[LRU_DF * n + i]
+    if gs != NULL:
+        # [C_re^T e, -C_im^T e], in BLAS: the map's O(n^2) products.
+        gemv_rm_t(n, n, <floating> 1, theta + r, q, e,
+                  <floating> (1 if add else 0), gs)
+        gemv_rm_t(n, n, <floating> -1, theta + r + n, q, e,
+                  <floating> (1 if add else 0), gs + n)
+    if grad_theta == NULL:
+        return
+    # The outer products e Re(h)^T, -e Im(h)^T and e x^T, and e.
+    gemm_rm(n, n, 1, <floating> 1, e, 1, coef + LRU_H * n, n, <floating> 1,
+            grad_theta + r, q)
+    gemm_rm(n, n, 1, <floating> -1, e, 1, coef + (LRU_H + 1) * n, n,
+            <floating> 1, grad_theta + r + n, q)
+    gemm_rm(n, m, 1, <floating> 1, e, 1, rec, m, <floating> 1,
+            grad_theta + r + 2 * n, q)
+    for i in range(n):
+        grad_theta[i * q + q - 1] += e[i]
 
 
 cdef inline double cell_readout(
@@ -520,17 +514,16 @@ cdef inline double cell_readout(
     const floating* s, const floating* rec, const floating* y, int o,
     double weight, int loss_kind, const floating* W_out,
     const floating* b_out, floating* grad_out, floating* grad_theta,
-    floating* g, floating* gs, floating* zout, floating* dz,
+    floating* g, floating* gs, floating* zout, floating* dz, floating* work,
 ) noexcept nogil:
     """Readout of y_t, loss of the target ``y`` and its gradients: the
     readout's into grad_out ([W_out | b_out]), the output map's into
     grad_theta (NULL: skipped), g = dL/dy_t (n) and gs = dL/ds_t (S; NULL:
-    not computed). Returns the weighted loss."""
+    not computed). ``work``: n numbers. Returns the weighted loss."""
     cdef double loss = readout_gradient(
         y, o, n, weight, loss_kind, W_out, b_out,
         cell_output(kind, n, m, s, rec), grad_out, g, zout, dz)
-    if gs != NULL:
-        cell_output_vjp(kind, n, m, q, theta, rec, g, gs, False, grad_theta)
+    cell_output_vjp(kind, n, m, q, theta, rec, g, gs, False, grad_theta, work)
     return loss
 
 

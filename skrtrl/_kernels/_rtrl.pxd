@@ -381,7 +381,7 @@ cdef inline double rtrl_sequence(
                 kind, n, m, q, theta, s, rec, Y + k * o, o,
                 data.weight_scale * weights[k], loss_kind, W_out, b_out,
                 grad + W, grad, g, scratch + at.gbar, scratch + at.zout,
-                scratch + at.dz)
+                scratch + at.dz, work)
         if per_unit or t == 0:
             unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0)
             if target:
@@ -507,7 +507,7 @@ cdef inline void rtrl_online(
                     kind, n, m, q, theta, state, rec, Y + k * o, o, weight,
                     loss_kind, params + rest, params + rest + o * n,
                     grad + rest, grad, g, scratch + at.gbar,
-                    scratch + at.zout, scratch + at.dz)
+                    scratch + at.zout, scratch + at.dz, work)
                 record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
             if per_unit:

@@ -93,7 +93,7 @@ def uoro_scratch_size(int kind, int n, int m, int o):
     (theta~ and s~ are apart: they are the state of a stream)."""
     return (cell_rows(kind, n) * cell_columns(kind, n, m)
             + 2 * cell_state(kind, n) + step_work_size(kind, n)
-            + record_size(kind, n, m) + n + 2 * o + cell_state(kind, n))
+            + record_size(kind, n, m) + 2 * n + 2 * o + cell_state(kind, n))
 
 
 cdef inline void _uoro_step(
@@ -134,8 +134,8 @@ cdef inline double _uoro_target(
     floating* grad_theta, floating* grad_out, floating* rest,
 ) noexcept nogil:
     """Loss of one target: exact readout (and output map) gradient, the
-    UORO estimate (dL/ds . s~) theta~ into grad_theta. ``rest``: n + 2 o +
-    S numbers (g, the readout, dL/dz, dL/ds)."""
+    UORO estimate (dL/ds . s~) theta~ into grad_theta. ``rest``: 2 n + 2 o
+    + S numbers (g, the readout, dL/dz, dL/ds, work)."""
     cdef:
         Py_ssize_t i
         double c = 0.0, loss
@@ -143,7 +143,7 @@ cdef inline double _uoro_target(
         floating* gs = rest + n + 2 * o
     loss = cell_readout(kind, n, m, q, theta, s, rec, y, o, weight,
                         loss_kind, W_out, b_out, grad_out, grad_theta, g, gs,
-                        g + n, g + n + o)
+                        g + n, g + n + o, gs + cell_state(kind, n))
     for i in range(cell_state(kind, n)):
         c += gs[i] * hs[i]
     for i in range(P):
