@@ -30,7 +30,6 @@ from ._cell_steps import CELL_STEPS
 __all__ = ["credit_over_time", "input_saliency", "recurrent_jacobian_spectrum"]
 
 #: Recurrent parameters, in the order of ``params_``.
-RECURRENT_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 # -- shared machinery ---------------------------------------------------------
@@ -166,7 +165,9 @@ def credit_over_time(estimator, X, y, *, return_contributions=False):
 
     For each sequence the loss ``L`` of its last step is differentiated with
     respect to the recurrent parameters (``weight_ih``, ``weight_hh``,
-    ``bias_ih``, ``bias_hh``). Each of these parameters is used at every step,
+    ``bias_ih``, ``bias_hh``; for ``cell="lru"`` its own, the output map's
+    included, which only the last step uses). Each of these parameters is
+    used at every step,
     so the gradient is a sum over the steps t of the terms
 
     .. math::
