@@ -24,10 +24,8 @@ directives = {
 KERNELS = [
     "_interrupt",
     "_blocks",
-    "_elman",
-    "_diagonal",
+    "_rtrl",
     "_threads",
-    "_gated",
     "_bptt",
     "_uoro",
     "_feedback",

@@ -1,6 +1,6 @@
 """Plain numpy RTRL for the Elman cell, the reference the kernel is timed against.
 
-The maths is that of ``skrtrl._kernels._elman``: n hidden units, m inputs,
+The maths is that of the Elman cell of ``skrtrl._kernels``: n hidden units, m inputs,
 o outputs, q = m + n + 1, recurrent parameters held as one matrix
 ``theta`` (n x q) = [W_ih | W_hh | b_ih] plus a separate ``bias_hh``. With
 z_t = [x_t, h_{t-1}, 1] and a_t = theta z_t + bias_hh, h_t = tanh(a_t) and
@@ -19,10 +19,11 @@ give the same loss and gradients.
 """
 
 import numpy as np
-from skrtrl._kernels._elman import elman_rtrl_minibatch
+from skrtrl._kernels._rtrl import rtrl_minibatch
 
-from skrtrl._cells import ACTIVATIONS, LOSSES, ElmanCell
+from skrtrl._cells import ElmanCell, kernel_codes
 from skrtrl._parallel import blas_single_threaded
+from skrtrl._sequences import TrainingBatch
 
 
 def init_params(n_hidden, n_inputs, n_outputs, rng, dtype=np.float64):
@@ -129,7 +130,8 @@ def rtrl_sequence(X, Y, params, weight=1.0, every_step=True):
 
 
 class KernelCall:
-    """A ready-to-run call of ``elman_rtrl_minibatch`` on packed sequences.
+    """A ready-to-run call of the exact-RTRL kernel (``rtrl_minibatch``) on
+    packed sequences.
 
     Packs the sequences and allocates the workspace once (as
     ``ElmanCell.workspace`` lays it out), so that :meth:`__call__` runs the
@@ -168,13 +170,24 @@ class KernelCall:
         self.every_step = bool(every_step)
         self.n_threads = n_threads
         self.lengths = np.ascontiguousarray(lengths, dtype=np.intp)
-        self.X = np.ascontiguousarray(X.reshape(-1, m), dtype=dtype)
-        self.Y = np.ascontiguousarray(Y.reshape(-1, n_out), dtype=dtype)
-        self.x_start = np.arange(n_seq, dtype=np.intp) * n_steps
-        self.y_start = np.arange(n_seq, dtype=np.intp) * Y.shape[1]
-        self.target_weight = np.full(self.Y.shape[0], weight, dtype=dtype)
-        cell = ElmanCell(n, m, n_out)
-        self.workspace = cell.workspace(n_seq, n_threads, dtype)
+        Y = np.ascontiguousarray(Y.reshape(-1, n_out), dtype=dtype)
+        self.batch = TrainingBatch(
+            np.ascontiguousarray(X.reshape(-1, m), dtype=dtype),
+            Y,
+            np.arange(n_seq, dtype=np.intp) * n_steps,
+            np.arange(n_seq, dtype=np.intp) * (Y.shape[0] // n_seq),
+            self.lengths,
+            np.full(Y.shape[0], weight, dtype=dtype),
+            self.every_step,
+        )
+        self.cell = ElmanCell(n, m, n_out)
+        self.flat = np.concatenate(
+            [
+                p.ravel()
+                for p in (params[k] for k in ("theta", "bias_hh", "W_out", "b_out"))
+            ]
+        ).astype(dtype)
+        self.workspace = self.cell.workspace(n_seq, n_threads, dtype)
 
     def blas_limits(self):
         """Context in which to call the kernel: the BLAS thread limit the
@@ -184,26 +197,12 @@ class KernelCall:
 
     def __call__(self):
         """Run the kernel once, writing the per-sequence rows."""
-        p, w = self.params, self.workspace
-        elman_rtrl_minibatch(
-            self.X,
-            self.Y,
-            self.x_start,
-            self.y_start,
-            self.lengths,
-            self.target_weight,
+        rtrl_minibatch(
+            *kernel_codes(self.cell, "squared_error"),
+            self.batch,
             1.0,  # weight_scale
-            self.every_step,
-            p["theta"],
-            p["bias_hh"],
-            p["W_out"],
-            p["b_out"],
-            ACTIVATIONS["tanh"],
-            LOSSES["squared_error"],
-            w["grad"],
-            w["influence"],
-            w["scratch"],
-            w["loss"],
+            self.flat,
+            self.workspace,
         )
 
     def result(self):

@@ -23,8 +23,9 @@ import warnings
 import numpy as np
 
 from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl._cells import CELLS
 
-CELL_NAMES = ("elman", "diagonal", "gru", "lstm")
+CELL_NAMES = tuple(CELLS)
 METHODS = (("rtrl", None), ("snap1", None), ("bptt", None), ("bptt", 3), ("uoro", None))
 
 
@@ -46,6 +47,8 @@ def run():
     warnings.simplefilter("ignore")
     for cell in CELL_NAMES:
         for gradient, truncation in METHODS:
+            if gradient not in CELLS[cell].gradients:
+                continue
             tag = f"{cell}/{gradient}{truncation or ''}"
             common = dict(
                 n_hidden=4, cell=cell, gradient=gradient, truncation=truncation,

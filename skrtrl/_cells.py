@@ -25,25 +25,13 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ._kernels._diagonal import (
-    diagonal_forward,
-    diagonal_rtrl_minibatch,
-    diagonal_rtrl_online,
-    diagonal_scratch_size,
-)
-from ._kernels._elman import (
-    elman_forward,
-    elman_rtrl_minibatch,
-    elman_rtrl_online,
-    train_scratch_size,
-)
-from ._kernels._gated import (
-    gated_forward,
-    gated_influence_size,
-    gated_rtrl_minibatch,
-    gated_rtrl_online,
-    gated_scratch_size,
-    gated_sizes,
+from ._kernels._rtrl import (
+    rtrl_forward,
+    rtrl_influence_size,
+    rtrl_minibatch,
+    rtrl_online,
+    rtrl_scratch_size,
+    rtrl_sizes,
 )
 from ._parallel import blas_single_threaded
 
@@ -57,6 +45,12 @@ GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 MODES = ("minibatch", "step", "stream", "feedback", "free_running")
 #: The registry: cell name -> Cell subclass, filled as subclasses are defined.
 CELLS = {}
+
+
+def kernel_codes(cell, loss):
+    """The first arguments of every training kernel: the cell's kind, its
+    size ``n``, the codes of its activation and of the ``loss``."""
+    return cell.kind, cell.n, ACTIVATIONS[cell.activation], LOSSES[loss]
 
 
 def allocate(shapes, dtype, fill=None):
@@ -393,15 +387,10 @@ class ElmanCell(Cell):
     _full_recurrence = True
 
     def _influence_size(self):
-        q = self.layout.columns
-        if self._per_unit_influence:
-            return self.n * q
-        return 2 * self.n * self.n * q
+        return rtrl_influence_size(self.kind, self.n, self.m, self._per_unit_influence)
 
     def _scratch_size(self):
-        if self._per_unit_influence:
-            return diagonal_scratch_size(self.n, self.m, self.o)
-        return train_scratch_size(self.n, self.m, self.o)
+        return rtrl_scratch_size(self.kind, self.n, self.m, self.o)
 
     def workspace_shapes(self, batch_size, n_threads, longest=0):
         return {
@@ -433,79 +422,36 @@ class ElmanCell(Cell):
 
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         B = batch.lengths.shape[0]
-        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
-        rest = (
-            *self.layout.blocks(flat),
-            ACTIVATIONS[self.activation],
-            LOSSES[loss],
-            grad_rows,
-            workspace["influence"],
-            workspace["scratch"],
-            loss_rows,
-        )
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
-            if self._per_unit_influence:
-                diagonal_rtrl_minibatch(
-                    *batch.kernel_args(), weight_scale, batch.every_step,
-                    self._full_recurrence, *rest,
-                )  # fmt: skip
-            else:
-                elman_rtrl_minibatch(
-                    *batch.kernel_args(), weight_scale, batch.every_step, *rest
-                )
-        self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
-        return float(loss_rows[:B].sum())
+            rtrl_minibatch(
+                *kernel_codes(self, loss), batch, weight_scale, flat, workspace,
+                per_unit=self._per_unit_influence,
+            )  # fmt: skip
+        self.layout.add_kernel_gradient(grad, workspace["grad"][:B].sum(axis=0))
+        return float(workspace["loss"][:B].sum())
 
     def new_state(self, dtype):
         """Zero state of a stream: hidden units and influence matrices."""
         return {**allocate(self.state_shapes(), dtype, fill=0), "parity": 0}
 
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
-        loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
-        scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
-        model = (
-            flat,
-            self.n,
-            self.m,
-            self.o,
-            ACTIVATIONS[self.activation],
-            LOSSES[loss],
-        )
         with blas_single_threaded(1, self.n):
-            if self._per_unit_influence:
-                t = diagonal_rtrl_online(
-                    *batch.kernel_args(), batch.every_step, reset_state,
-                    self._full_recurrence, *model, *update.kernel_args(),
-                    state["hidden"], state["influence"],
-                    np.empty_like(flat), scratch, loss_rows,
-                    learn=update.learn, outputs=outputs,
-                )  # fmt: skip
-            else:
-                t, state["parity"] = elman_rtrl_online(
-                    *batch.kernel_args(), batch.every_step, reset_state, *model,
-                    *update.kernel_args(), state["hidden"], state["influence"],
-                    state["parity"], np.empty_like(flat), scratch, loss_rows,
-                    learn=update.learn, outputs=outputs,
-                )  # fmt: skip
-        update.count(t)
-        return loss_rows
+            return rtrl_online(
+                *kernel_codes(self, loss), batch, update, state, reset_state, flat,
+                per_unit=self._per_unit_influence, outputs=outputs,
+            )  # fmt: skip
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
-        theta, bias_hh, _, _ = self.layout.blocks(flat)
         if h0 is None:
             h0 = np.zeros(self.n, dtype=flat.dtype)
         rows = values.shape[0] if every_step else lengths.shape[0]
         H = np.empty((rows, self.n), dtype=flat.dtype)
         with blas_single_threaded(1, self.n):
-            self._forward(values, x_start, lengths, theta, bias_hh, every_step, H, h0)
+            rtrl_forward(
+                self.kind, self.n, ACTIVATIONS[self.activation], values,
+                x_start, lengths, flat, every_step, H, h0,
+            )  # fmt: skip
         return H
-
-    def _forward(self, values, x_start, lengths, theta, bias_hh, every_step, H, h0):
-        scratch = np.empty(2 * self.n + self.layout.columns, dtype=H.dtype)
-        elman_forward(
-            values, x_start, lengths, theta, bias_hh,
-            ACTIVATIONS[self.activation], every_step, H, scratch, h0,
-        )  # fmt: skip
 
 
 class DiagonalCell(ElmanCell):
@@ -534,12 +480,6 @@ class DiagonalCell(ElmanCell):
     def _per_unit_influence(self):
         return True
 
-    def _forward(self, values, x_start, lengths, theta, bias_hh, every_step, H, h0):
-        diagonal_forward(
-            values, x_start, lengths, theta, bias_hh,
-            ACTIVATIONS[self.activation], every_step, H, h0,
-        )  # fmt: skip
-
 
 class _GatedCell(Cell):
     """Gated cell in torch's layout, trained by RTRL through the gates.
@@ -567,7 +507,8 @@ class _GatedCell(Cell):
 
     def _make_layout(self, n_feedback):
         m, n = self.m, self.n
-        self.n_gates, self.n_state, q, _ = gated_sizes(self.kind, n, m)
+        rows, q, self.n_state = rtrl_sizes(self.kind, n, m)
+        self.n_gates = rows // n
         # The hidden side of a row: W_hh's row (n numbers) or its own weight.
         hidden = 1 if self._elementwise else n
         return Layout(
@@ -582,7 +523,7 @@ class _GatedCell(Cell):
         )  # fmt: skip
 
     def _scratch_size(self):
-        return gated_scratch_size(self.kind, self.n, self.m, self.o)
+        return rtrl_scratch_size(self.kind, self.n, self.m, self.o)
 
     @property
     def _snap1(self):
@@ -591,7 +532,7 @@ class _GatedCell(Cell):
         return self.gradient == "snap1" or self._elementwise
 
     def _influence_size(self):
-        return gated_influence_size(self.kind, self.n, self.m, self._snap1)
+        return rtrl_influence_size(self.kind, self.n, self.m, self._snap1)
 
     def workspace_shapes(self, batch_size, n_threads, longest=0):
         return {
@@ -622,19 +563,14 @@ class _GatedCell(Cell):
         return 2 * S * n * W + 2 * S * W
 
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
-        theta, _, weight_out, bias_out = self.layout.blocks(flat)
         B = batch.lengths.shape[0]
-        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
-            gated_rtrl_minibatch(
-                self.kind, *batch.kernel_args(), weight_scale,
-                batch.every_step, theta, weight_out, bias_out, LOSSES[loss],
-                grad_rows, workspace["influence"], workspace["scratch"],
-                loss_rows, snap1=self._snap1,
-                activation=ACTIVATIONS[self.activation],
+            rtrl_minibatch(
+                *kernel_codes(self, loss), batch, weight_scale, flat, workspace,
+                per_unit=self._snap1,
             )  # fmt: skip
-        self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
-        return float(loss_rows[:B].sum())
+        self.layout.add_kernel_gradient(grad, workspace["grad"][:B].sum(axis=0))
+        return float(workspace["loss"][:B].sum())
 
     def new_state(self, dtype):
         """Zero state of a stream: the cell state and influence matrices.
@@ -647,34 +583,22 @@ class _GatedCell(Cell):
         return {**allocate(self.state_shapes(), dtype, fill=0), "parity": 0}
 
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
-        loss_rows = np.empty(batch.lengths.shape[0], dtype=np.float64)
-        scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
-        t, state["parity"] = gated_rtrl_online(
-            self.kind, *batch.kernel_args(), batch.every_step,
-            reset_state, flat, self.n, self.m, self.o, LOSSES[loss],
-            *update.kernel_args(), state["hidden"], state["influence"],
-            state["parity"], np.empty_like(flat), scratch, loss_rows,
-            snap1=self._snap1, learn=update.learn, outputs=outputs,
-            activation=ACTIVATIONS[self.activation],
+        return rtrl_online(
+            *kernel_codes(self, loss), batch, update, state, reset_state, flat,
+            per_unit=self._snap1, outputs=outputs,
         )  # fmt: skip
-        update.count(t)
-        return loss_rows
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
         """As ``Cell.forward``; for the LSTM an ``h0`` of n numbers is h, c = 0."""
-        theta, _, _, _ = self.layout.blocks(flat)
         s0 = np.zeros(self.n_state, dtype=flat.dtype)
         if h0 is not None:
             h0 = np.asarray(h0, dtype=flat.dtype)
             s0[: h0.shape[0]] = h0
         rows = values.shape[0] if every_step else lengths.shape[0]
         H = np.empty((rows, self.n), dtype=flat.dtype)
-        scratch = np.empty(
-            gated_scratch_size(self.kind, self.n, self.m, 0), dtype=flat.dtype
-        )
-        gated_forward(
-            self.kind, values, x_start, lengths, theta, every_step, H,
-            scratch, s0, activation=ACTIVATIONS[self.activation],
+        rtrl_forward(
+            self.kind, self.n, ACTIVATIONS[self.activation], values, x_start,
+            lengths, flat, every_step, H, s0,
         )  # fmt: skip
         return H
 
@@ -799,7 +723,8 @@ class LRUCell(_GatedCell):
 
     def _make_layout(self, n_feedback):
         m, n = self.m, self.n
-        self.n_gates, self.n_state, q, _ = gated_sizes(self.kind, n, m)
+        _, q, self.n_state = rtrl_sizes(self.kind, n, m)
+        self.n_gates = 1
         r = 2 * m + 3
         return Layout(
             n, q, n, self.o,

@@ -28,7 +28,7 @@ it, so over k future rows it is a k-step closed-loop forecast.
 
 import numpy as np
 
-from ._cells import ACTIVATIONS, LOSSES, allocate
+from ._cells import allocate, kernel_codes
 from ._kernels._feedback import (
     feedback_forward,
     feedback_influence_size,
@@ -176,16 +176,12 @@ class FeedbackCell:
                 workspace,
             )  # fmt: skip
         B = batch.lengths.shape[0]
-        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
             feedback_rtrl_minibatch(
-                self.kind, *batch.kernel_args(), weight_scale,
-                *self.layout.kernel_blocks(flat), ACTIVATIONS[self.activation],
-                LOSSES[loss], grad_rows, workspace["influence"],
-                workspace["scratch"], loss_rows,
-            )  # fmt: skip
-        self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
-        return float(loss_rows[:B].sum())
+                *kernel_codes(self, loss), batch, weight_scale, flat, workspace
+            )
+        self.layout.add_kernel_gradient(grad, workspace["grad"][:B].sum(axis=0))
+        return float(workspace["loss"][:B].sum())
 
     def new_state(self, dtype):
         """Zero stream state, with ``"feedback"``: the next fed-back value."""
@@ -217,19 +213,11 @@ class FeedbackCell:
                 last = y_start[-1] + lengths[-1] - 1
                 state["feedback"][:] = targets[last]
             return loss_rows
-        kind, n, o = self.kind, self.n, self.o
-        loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
-        scratch = allocate(self.online_shapes(), flat.dtype)["scratch"]
-        with blas_single_threaded(1, n):
-            t, state["parity"] = feedback_rtrl_online(
-                kind, *batch.kernel_args(), reset_state, flat, n, o,
-                ACTIVATIONS[self.activation], LOSSES[loss], *update.kernel_args(),
-                state["hidden"], state["influence"], state["parity"],
-                state["feedback"], np.empty_like(flat), scratch, loss_rows,
-                learn=update.learn, outputs=outputs,
+        with blas_single_threaded(1, self.n):
+            return feedback_rtrl_online(
+                *kernel_codes(self, loss), batch, update, state, reset_state, flat,
+                outputs=outputs,
             )  # fmt: skip
-        update.count(t)
-        return loss_rows
 
     # -- prediction --------------------------------------------------------
     def closed_loop_outputs(self, flat, values, x_start, lengths, loss, every_step,
@@ -240,7 +228,7 @@ class FeedbackCell:
         the stream ``state`` (its hidden state and ``"feedback"``), which is
         not changed.
         """
-        kind, n, m, o = self.kind, self.n, self.m, self.o
+        n, o = self.n, self.o
         _, _, S, _ = self._sizes()
         dtype = flat.dtype
         if state is None:
@@ -249,12 +237,10 @@ class FeedbackCell:
             s0, f0 = state["hidden"], state["feedback"]
         rows = values.shape[0] if every_step else lengths.shape[0]
         Z = np.empty((rows, o), dtype=dtype)
-        scratch = np.empty(feedback_scratch_size(kind, n, m, o), dtype=dtype)
         with blas_single_threaded(1, n):
             feedback_forward(
-                kind, values, x_start, lengths, *self.layout.kernel_blocks(flat),
-                ACTIVATIONS[self.activation], LOSSES[loss], every_step, Z,
-                scratch, np.ascontiguousarray(s0, dtype=dtype),
+                *kernel_codes(self, loss), values, x_start, lengths, flat,
+                every_step, Z, np.ascontiguousarray(s0, dtype=dtype),
                 np.ascontiguousarray(f0, dtype=dtype),
             )  # fmt: skip
         return Z

@@ -13,7 +13,7 @@ methods, in minibatch, ``update="step"`` and stream mode.
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._cells import ACTIVATIONS, CELLS, LOSSES, allocate
+from ._cells import CELLS, allocate, kernel_codes
 from ._kernels._bptt import (
     bptt_minibatch,
     bptt_online,
@@ -200,24 +200,20 @@ class MethodCell:
     def train_minibatch(self, flat, grad, batch, weight_scale, loss, workspace):
         """As ``Cell.train_minibatch``; UORO adds an estimate of the gradient."""
         B = batch.lengths.shape[0]
-        grad_rows, loss_rows = workspace["grad"], workspace["loss"]
-        data = (self.kind, *batch.kernel_args(), weight_scale, batch.every_step)
-        data += (*self.layout.kernel_blocks(flat),)
-        codes = (ACTIVATIONS[self.activation], LOSSES[loss])
         with blas_single_threaded(workspace["n_threads"], self.n):
             if self.gradient == "bptt":
+                self._ring(workspace, batch.lengths)
                 bptt_minibatch(
-                    *data, *codes, self.truncation or 0, grad_rows,
-                    self._ring(workspace, batch.lengths), workspace["scratch"],
-                    loss_rows,
+                    *kernel_codes(self, loss), batch, weight_scale, flat, workspace,
+                    self.truncation or 0,
                 )  # fmt: skip
             else:
                 uoro_minibatch(
-                    *data, *codes, self._seed(), grad_rows, workspace["states"],
-                    workspace["scratch"], loss_rows,
+                    *kernel_codes(self, loss), batch, weight_scale, flat, workspace,
+                    self._seed(),
                 )  # fmt: skip
-        self.layout.add_kernel_gradient(grad, grad_rows[:B].sum(axis=0))
-        return float(loss_rows[:B].sum())
+        self.layout.add_kernel_gradient(grad, workspace["grad"][:B].sum(axis=0))
+        return float(workspace["loss"][:B].sum())
 
     def new_state(self, dtype):
         """Zero state of a stream.
@@ -241,42 +237,21 @@ class MethodCell:
         BPTT without truncation needs ``reset_state`` (its records would
         grow with a stream).
         """
-        dtype = flat.dtype
-        lengths = batch.lengths
-        loss_rows = np.empty(lengths.shape[0], dtype=np.float64)
-        data = (self.kind, *batch.kernel_args(), batch.every_step, reset_state)
-        model = (
-            flat,
-            self.n,
-            self.m,
-            self.o,
-            ACTIVATIONS[self.activation],
-            LOSSES[loss],
-        )
         if self.gradient == "bptt" and self.truncation is None and not reset_state:
             raise ValueError("gradient='bptt' on a stream needs an integer truncation.")
-        longest = int(lengths.max()) if lengths.shape[0] else 1
-        buffers = allocate(self.online_shapes(longest), dtype)
+        codes = kernel_codes(self, loss)
         with blas_single_threaded(1, self.n):
-            if self.gradient == "bptt":
-                if self.truncation is None:
-                    ring, filled, pos = buffers["ring"], 0, 0
-                else:
-                    ring, filled, pos = state["ring"], state["filled"], state["pos"]
-                t, filled, pos = bptt_online(
-                    *data, *model, *update.kernel_args(), state["hidden"], ring,
-                    filled, pos, np.empty_like(flat), buffers["scratch"],
-                    loss_rows, learn=update.learn, outputs=outputs,
+            if self.gradient == "uoro":
+                return uoro_online(
+                    *codes, batch, update, state, reset_state, flat,
+                    self._seed(), outputs=outputs,
                 )  # fmt: skip
-                if self.truncation is not None:
-                    state["filled"], state["pos"] = filled, pos
-            else:
-                t, state["rng"] = uoro_online(
-                    *data, *model, *update.kernel_args(), self._seed(),
-                    state["rng"], state["hidden"], state["tilde_state"],
-                    state["tilde_theta"], np.empty_like(flat),
-                    buffers["scratch"], loss_rows, learn=update.learn,
-                    outputs=outputs,
-                )  # fmt: skip
-        update.count(t)
-        return loss_rows
+            if self.truncation is None:
+                # Records of the longest sequence, for this call only.
+                lengths = batch.lengths
+                longest = int(lengths.max()) if lengths.shape[0] else 1
+                ring = allocate(self.online_shapes(longest), flat.dtype)["ring"]
+                state = {**state, "ring": ring, "filled": 0, "pos": 0}
+            return bptt_online(
+                *codes, batch, update, state, reset_state, flat, outputs=outputs
+            )

@@ -45,15 +45,34 @@ def _kernel_blas(library):
     return not (library.internal_api == "openblas" and name.startswith("64_"))
 
 
+def _thread_setters(library):
+    """``(get, set)`` of the thread count of one BLAS library.
+
+    For OpenBLAS on its own thread pool, the library's C functions are
+    bound once (a ctypes call costs well under a microsecond, the
+    controller's methods several: they look the symbol up on every call);
+    any other library goes through its threadpoolctl controller.
+    """
+    if library.internal_api == "openblas" and library.threading_layer != "openmp":
+        dynlib = getattr(library, "dynlib", None)
+        for prefix in ("", "scipy_"):
+            for suffix in ("", "64_", "_64"):
+                get = getattr(dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                put = getattr(dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    return get, put
+    return library.get_num_threads, library.set_num_threads
+
+
 def _blas_libraries():
-    """The BLAS libraries the kernels may call (threadpoolctl controllers)."""
+    """``(get, set)`` thread-count functions of the BLAS the kernels may call."""
     global _controller
     if _controller is None:
         from threadpoolctl import ThreadpoolController
 
         # Scanning the loaded libraries is slow: do it once per process.
         libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-        _controller = [lib for lib in libraries if _kernel_blas(lib)]
+        _controller = [_thread_setters(lib) for lib in libraries if _kernel_blas(lib)]
     return _controller
 
 
@@ -74,12 +93,12 @@ def blas_single_threaded(n_threads, n_hidden=0):
         return
     changed = []
     try:
-        for library in _blas_libraries():
-            threads = library.get_num_threads()
+        for get, put in _blas_libraries():
+            threads = get()
             if threads is not None and threads != 1:
-                library.set_num_threads(1)
-                changed.append((library, threads))
+                put(1)
+                changed.append((put, threads))
         yield
     finally:
-        for library, threads in changed:
-            library.set_num_threads(threads)
+        for put, threads in changed:
+            put(threads)

@@ -17,7 +17,9 @@ import pytest
 from scipy.special import log_softmax
 
 from skrtrl import RTRLClassifier, RTRLRegressor
-from skrtrl._kernels import _gated
+from skrtrl._cells import kernel_codes
+from skrtrl._kernels import _rtrl
+from skrtrl._sequences import TrainingBatch
 
 from _helpers import (
     assert_float32_gradient_matches,
@@ -134,18 +136,18 @@ def test_lstm_split_and_dense_jacobian_agree():
     rng = np.random.RandomState(4)
     est, X, y, _, _ = make_case("lstm", "regression", 2, True, rng)
     cell = est._cell
-    packed_X = np.concatenate(X)
     lengths = np.array([x.shape[0] for x in X], dtype=np.intp)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
     Y = np.concatenate(y)
-    theta, _, W_out, b_out = cell.layout.blocks(est._flat_params)
+    batch = TrainingBatch(
+        np.concatenate(X), Y, starts, starts, lengths, np.ones(len(Y)), True
+    )
     out = []
     for dense in (False, True):
         ws = cell.workspace(len(X), 1, np.float64)
-        _gated.gated_rtrl_minibatch(
-            cell.kind, packed_X, Y, starts, starts, lengths, np.ones(len(Y)),
-            1.0, True, theta, W_out, b_out, 0, ws["grad"], ws["influence"],
-            ws["scratch"], ws["loss"], lstm_dense=dense,
+        _rtrl.rtrl_minibatch(
+            *kernel_codes(cell, "squared_error"), batch, 1.0, est._flat_params,
+            ws, dense=dense,
         )  # fmt: skip
         out.append(ws["grad"].copy())
     np.testing.assert_allclose(out[0], out[1], rtol=1e-12, atol=1e-15)
@@ -164,11 +166,11 @@ def test_influence_product_in_column_blocks_gives_the_exact_gradient(
     columns, gives the exact gradient (numpy RTRL)."""
     rng = np.random.RandomState(columns)
     est, X, y, y_ref, loss_kind = make_case(cell, "regression", 2, every_step, rng)
-    _gated._set_block_columns(columns)
+    _rtrl._set_block_columns(columns)
     try:
         loss, grad = est.loss_gradient(X, y)
     finally:
-        _gated._set_block_columns(0)
+        _rtrl._set_block_columns(0)
     ref_loss, ref_grad = exact_gradient(
         cell, est.params_, X, y_ref, loss_kind, every_step
     )
@@ -191,18 +193,18 @@ def test_step_updates_in_column_blocks_are_the_same(cell):
         est = RTRLRegressor(
             5, cell=cell, output="sequence", update="step", random_state=0
         )
-        _gated._set_block_columns(columns)
+        _rtrl._set_block_columns(columns)
         try:
             est.partial_fit(X, y)
         finally:
-            _gated._set_block_columns(0)
+            _rtrl._set_block_columns(0)
         params[columns] = est._flat_params.copy()
     np.testing.assert_allclose(params[7], params[0], rtol=1e-12, atol=1e-14)
 
 
 def test_set_block_columns_rejects_negative_widths():
     with pytest.raises(ValueError, match="columns must be >= 0"):
-        _gated._set_block_columns(-1)
+        _rtrl._set_block_columns(-1)
 
 
 @pytest.mark.parametrize("cell", GATED)

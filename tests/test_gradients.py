@@ -295,7 +295,7 @@ def test_snap1_equals_influence_restricted_to_diagonal_blocks(activation):
 def test_influence_product_in_column_blocks_gives_the_same_gradient(n_hidden, columns):
     """The kernel splits the influence product into column blocks (their
     width depends on n); any width gives the BPTT gradient."""
-    from skrtrl._kernels._elman import _set_block_columns
+    from skrtrl._kernels._rtrl import _set_block_columns
 
     rng = np.random.RandomState(n_hidden)
     X = random_sequences(rng, 4, 2, min_len=1, max_len=6)

@@ -2,9 +2,9 @@
 
 ``update_state`` needs a call that moves a stream's state (hidden state,
 influence, BPTT ring, UORO factors, fed-back output) exactly as a learning
-call would, without a gradient or an update: every online kernel takes
-``learn=False`` for that, which the cells pass when given
-``skrtrl._optim.NoLearning``. Here every cell and gradient method runs
+call would, without a gradient or an update: every online kernel reads
+``learn`` from the update rule it is given (false for
+``skrtrl._optim.NoLearning``). Here every cell and gradient method runs
 through its cell object that way, and is compared with the same call under
 SGD with learning rate 0 (which moves the state the same way and leaves the
 parameters where they are).
@@ -12,9 +12,9 @@ parameters where they are).
 
 import numpy as np
 import pytest
+from skrtrl._kernels._rtrl import rtrl_online
 
-import skrtrl._cells
-from skrtrl._cells import CELLS
+from skrtrl._cells import CELLS, kernel_codes
 from skrtrl._feedback import FeedbackCell
 from skrtrl._methods import make_cell
 from skrtrl._optim import NoLearning, OnlineUpdate, SGDOptimizer
@@ -98,24 +98,18 @@ def test_learn_false_still_reports_the_losses():
     """The losses of a non-learning call are those of the learning one."""
     rng = np.random.RandomState(1)
     batch = _data(rng)
-    values, targets, x_start, y_start, _, weights = batch.kernel_args()
     cell = make_cell("elman", N_HIDDEN, N_INPUTS, N_OUTPUTS)
     flat = np.empty(cell.n_params)
     cell.initialize(flat, rng)
-    kernel = skrtrl._cells.elman_rtrl_online
-    sizes = (N_HIDDEN, N_INPUTS, N_OUTPUTS)
-    scratch = np.empty(skrtrl._cells.train_scratch_size(*sizes))
     rows = []
     for learn in (True, False):
         state = cell.new_state(flat.dtype)
-        loss_rows = np.empty(LENGTHS.shape[0])
         optimizer = SGDOptimizer(flat.shape[0], learning_rate=0.0)
-        solver, settings, state_a, state_b = optimizer.kernel_state()
-        kernel(
-            values, targets, x_start, y_start, LENGTHS, weights, True, True,
-            flat.copy(), *sizes, 1, 0, solver, *settings, state_a, state_b,
-            0, np.zeros_like(flat), -1.0, state["hidden"], state["influence"],
-            0, np.empty_like(flat), scratch, loss_rows, learn=learn,
+        update = OnlineUpdate(optimizer, np.zeros_like(flat), None)
+        update.learn = learn
+        loss_rows = rtrl_online(
+            *kernel_codes(cell, "squared_error"), batch, update, state, True,
+            flat.copy(),
         )  # fmt: skip
         rows.append(loss_rows)
     assert np.all(rows[0] > 0)

@@ -1178,28 +1178,60 @@ def test_ctrl_c_stops_a_long_stream_call_between_two_steps(cell, settings):
     assert est.t_ == before.t_ + 100
 
 
-@pytest.mark.parametrize("gradient", ["rtrl", "snap1"])
-def test_ctrl_c_during_a_long_minibatch_drops_its_gradient(gradient):
-    # One minibatch of two sequences of 300,000 steps: tens of seconds of
-    # kernel work, which stops at the signal; its incomplete gradient is not
-    # applied.
+#: Minibatch settings whose compiled loops check for Ctrl-C, with the
+#: (sequences, steps) of one minibatch that is seconds of kernel work: every
+#: gradient method (BPTT full, in float32 to keep its records small, and
+#: truncated with a target at every step) and free-running output feedback.
+INTERRUPTED_MINIBATCHES = {
+    "rtrl": ({"cell": "lstm"}, (2, 20_000)),
+    "snap1": ({"cell": "lstm", "gradient": "snap1"}, (2, 300_000)),
+    "bptt": ({"cell": "gru", "n_hidden": 128, "gradient": "bptt"}, (1, 25_000)),
+    "bptt_truncated": (
+        {"cell": "lstm", "gradient": "bptt", "truncation": 50, "output": "sequence"},
+        (2, 20_000),
+    ),
+    "uoro": ({"cell": "lstm", "gradient": "uoro"}, (2, 100_000)),
+    "free_running": (
+        {
+            "cell": "lstm",
+            "output": "sequence",
+            "output_feedback": True,
+            "teacher_forcing": False,
+        },
+        (2, 10_000),
+    ),
+}
+
+
+@pytest.mark.parametrize("settings", list(INTERRUPTED_MINIBATCHES))
+def test_ctrl_c_during_a_long_minibatch_drops_its_gradient(settings):
+    # One minibatch of long sequences: seconds of kernel work, which stops
+    # at the signal; its incomplete gradient is not applied.
+    params, shape = INTERRUPTED_MINIBATCHES[settings]
+    params = {"n_hidden": 16, "random_state": 0, **params}
     rng = np.random.RandomState(0)
-    X = rng.normal(size=(2, 300_000, 1))
-    y = X[:, -1, 0]
-    est = RTRLRegressor(n_hidden=16, cell="lstm", gradient=gradient, random_state=0)
-    est.partial_fit(X[:, :50], y)
+    dtype = np.float32 if settings == "bptt" else np.float64
+    X = rng.normal(size=(*shape, 1)).astype(dtype)
+    y = X[:, :, 0] if params.get("output") == "sequence" else X[:, -1, 0]
+    est = RTRLRegressor(**params)
+    est.partial_fit(X[:, :50], y[:, :50] if y.ndim == 2 else y)
     before = copy.deepcopy(est)
 
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer = threading.Timer(0.25, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as raised:
             est.partial_fit(X, y)
     finally:
         timer.cancel()
 
+    # The kernel stopped at the signal: the exception comes from the kept
+    # one, not from Python's handler once the kernel had run to its end.
+    frames = [str(entry.name) for entry in raised.traceback]
+    assert any(name.endswith("raise_pending_signal") for name in frames), frames
     assert_unchanged_except_stream_state(est, observable_state(before))
     assert est._optimizer.t == before._optimizer.t
-    assert np.isfinite(est.predict(X[:, :50])).all()
-    est.partial_fit(X[:, :50], y)
+    short = X[:, :50]
+    assert np.isfinite(est.predict(short)).all()
+    est.partial_fit(short, y[:, :50] if y.ndim == 2 else y)
     assert est.n_iter_ == before.n_iter_ + 1

@@ -36,13 +36,15 @@ from libc.string cimport memset, memcpy
 from ._cells cimport (
     N_CELLS, cell_columns, cell_forward, cell_rows, cell_separate_bias,
     cell_output_vjp, cell_readout, cell_state, cell_vjp, copy_bias_gradient,
-    record_size, step_work_size,
+    flat_size, record_size, step_work_size,
 )
 from ._common cimport (
-    InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
-    interrupt_check, interrupt_due, online_update, output_rows, pack,
-    readout_gradient, record_output, sequence, target_index, update_rule,
+    InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
+    interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
+    record_output, sequence, target_index, update_rule,
 )
+
+import numpy as np
 
 
 def bptt_sizes(int kind, int n, int m):
@@ -84,11 +86,17 @@ cdef double _bptt_sequence(
     Py_ssize_t b, int n, int q, const floating* theta,
     const floating* bias_hh, const floating* W_out, const floating* b_out,
     Py_ssize_t truncation, floating* grad, floating* ring, floating* scratch,
+    InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     """Sequence b from the zero state; gradient added into ``grad``, laid
     out [theta (R*q) | W_out (o*n) | b_out (o)]. ``ring`` holds
     ``truncation`` records (or, without truncation, the sequence's
-    length)."""
+    length).
+
+    Stops early once ``stop[0]`` is set, which it does itself when
+    ``check`` is not NULL (the main thread's) and a signal handler raised
+    (Ctrl-C); the gradient is then incomplete and dropped by the caller
+    (``_interrupt.raise_pending_signal``), as for exact RTRL."""
     cdef:
         int m = data.m
         int o = data.o
@@ -116,6 +124,11 @@ cdef double _bptt_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(length):
+        if stop[0]:
+            return loss
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            return loss
         slot = t % cap
         rec = ring + slot * rs
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
@@ -140,6 +153,11 @@ cdef double _bptt_sequence(
     # One backward pass, picking up each target's dL/dh_t on the way.
     memset(gbar, 0, S * sizeof(floating))
     for t in range(length - 1, -1, -1):
+        if stop[0]:
+            break
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            break
         rec = ring + t * rs
         if has_target(data, b, t):
             # dL/dy_t, back to the state (the output map's own gradient
@@ -155,70 +173,55 @@ cdef double _bptt_sequence(
 
 
 def bptt_minibatch(
-    int kind,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    double weight_scale,
-    bint every_step,
-    const floating[:, ::1] theta,
-    const floating[::1] bias_hh,
-    const floating[:, ::1] W_out,
-    const floating[::1] b_out,
-    int activation,
-    int loss_kind,
+    int kind, int n, int activation, int loss_kind, batch,
+    double weight_scale, const floating[::1] params, dict workspace,
     Py_ssize_t truncation,
-    floating[:, ::1] grad_rows,
-    floating[:, ::1] ring,
-    floating[:, ::1] scratch,
-    double[::1] loss_rows,
 ):
     """BPTT over a minibatch; one gradient row and loss per sequence.
 
-    Parameters
-    ----------
-    kind : cell code of ``_cells.pxd`` (0 Elman, 1 element-wise, 2 GRU,
-        3 LSTM).
-    X, Y, x_start, y_start, lengths, target_weight, weight_scale, every_step
-        As for ``skrtrl._kernels._elman.elman_rtrl_minibatch``.
-    theta : (R, q) recurrent parameters; bias_hh : (n,) the separate bias
-        of the Elman and element-wise cells (not read for gated cells).
-    W_out, b_out : readout.
-    activation, loss_kind : codes of ``skrtrl._kernels._common``.
-    truncation : k >= 1, or 0 for full BPTT.
-    grad_rows : (>= B, R*q + o*n + o) gradient of each sequence (written).
-    ring : (n_threads, cap * record size) records, cap = truncation, or the
-        longest sequence without truncation.
-    scratch : (n_threads, bptt_scratch_size(kind, n, o)).
-    loss_rows : (>= B,) loss of each sequence (written).
+    The arguments are the bundles of ``skrtrl._kernels._rtrl.rtrl_minibatch``
+    (``batch``, ``params``, ``workspace``), with ``truncation`` k >= 1, or 0
+    for full BPTT. The ``workspace`` holds ``"grad"`` (>= B, R*q + o*n + o)
+    and ``"loss"`` (>= B,), written, and per thread ``"ring"`` (cap *
+    record size numbers, cap = truncation, or the longest sequence without
+    truncation) and ``"scratch"`` (``bptt_scratch_size``).
     """
+    if kind < 0 or kind >= N_CELLS:
+        raise ValueError("unknown cell kind")
     cdef:
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           every_step, weight_scale)
+        Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
         Py_ssize_t B = data.count
-        int m = X.shape[1]
-        int o = W_out.shape[0]
-        int n = W_out.shape[1]
+        int m = data.m
+        int o = data.o
         int R, q, rs
+        floating[:, ::1] grad_rows = workspace["grad"]
+        double[::1] loss_rows = workspace["loss"]
+        floating[:, ::1] ring = workspace["ring"]
+        floating[:, ::1] scratch = workspace["scratch"]
         int n_threads = min(ring.shape[0], scratch.shape[0])
         int size
+        const floating* theta = &params[0] if params.shape[0] else NULL
+        const floating* bias_hh
+        const floating* W_out
+        const floating* b_out
         Py_ssize_t b, longest = 0
         int tid
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped   # shared by the threads
     R, q, _, rs = bptt_sizes(kind, n, m)
     size = R * q + o * n + o
-    if theta.shape[0] != R or theta.shape[1] != q:
-        raise ValueError("theta has the wrong shape for this cell")
-    if bias_hh.shape[0] < n and cell_separate_bias(kind):
-        raise ValueError("bias_hh needs n entries")
+    if params.shape[0] != flat_size(kind, n, m, o):
+        raise ValueError("params has the wrong size for this cell")
+    bias_hh = theta + R * q
+    W_out = theta + params.shape[0] - o * n - o
+    b_out = W_out + o * n
     if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
     if truncation < 0:
         raise ValueError("truncation must be >= 0")
     for b in range(B):
-        longest = max(longest, lengths[b])
+        longest = max(longest, data.lengths[b])
     if ring.shape[1] < (truncation if truncation > 0 else longest) * rs:
         raise ValueError("ring workspace too small")
     if scratch.shape[1] < bptt_scratch_size(kind, n, o):
@@ -232,85 +235,57 @@ def bptt_minibatch(
             for b in range(B):
                 memset(&grad_rows[b, 0], 0, size * sizeof(floating))
                 loss_rows[b] = _bptt_sequence(
-                    kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
-                    &bias_hh[0], &W_out[0, 0], &b_out[0], truncation,
-                    &grad_rows[b, 0], &ring[0, 0], &scratch[0, 0])
+                    kind, activation, loss_kind, &data, b, n, q, theta,
+                    bias_hh, W_out, b_out, truncation,
+                    &grad_rows[b, 0], &ring[0, 0], &scratch[0, 0], &check,
+                    stop)
         return
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
         memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+        # Only the main thread (thread 0) runs signal handlers.
         loss_rows[b] = _bptt_sequence(
-            kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
-            &bias_hh[0], &W_out[0, 0], &b_out[0], truncation,
-            &grad_rows[b, 0], &ring[tid, 0], &scratch[tid, 0])
+            kind, activation, loss_kind, &data, b, n, q, theta, bias_hh,
+            W_out, b_out, truncation,
+            &grad_rows[b, 0], &ring[tid, 0], &scratch[tid, 0],
+            &check if tid == 0 else NULL, stop)
 
 
 def bptt_online(
-    int kind,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    bint every_step,
-    bint reset_state,
-    floating[::1] params,
-    int n,
-    int m,
-    int o,
-    int activation,
-    int loss_kind,
-    int solver,
-    double learning_rate,
-    double beta_1,
-    double beta_2,
-    double epsilon,
-    double momentum,
-    bint nesterov,
-    floating[::1] state_a,
-    floating[::1] state_b,
-    long long t_update,
-    const floating[::1] penalty,
-    double clip_norm,
-    floating[::1] state,
-    floating[:, ::1] ring,
-    Py_ssize_t filled,
-    Py_ssize_t pos,
-    floating[::1] grad,
-    floating[::1] scratch,
-    double[::1] loss_rows,
-    bint learn=True,
+    int kind, int n, int activation, int loss_kind, batch, update,
+    dict state, bint reset_state, floating[::1] params,
     floating[:, ::1] outputs=None,
 ):
     """Online (truncated) BPTT: update the parameters after every target.
 
-    Each step's record goes into the ring (``ring.shape[0]`` slots, the
-    truncation); at a step with a target, that target's loss is
-    backpropagated through the ``filled`` most recent records (at most the
-    ring's size) and the optimizer steps, as in
-    ``skrtrl._kernels._elman.elman_rtrl_online``. Sequences run in the
-    given order, each from the zero state (and an empty ring) when
-    ``reset_state``; otherwise the first continues from ``state``, the ring,
-    ``filled`` and ``pos`` (the slot of the next record), and the final
-    values are left there.
-
-    ``params`` (and ``grad``, ``penalty``, the optimizer state) are laid
-    out as the cell's flat vector: [theta | bias_hh | W_out | b_out] for the
-    Elman and element-wise cells, [theta | W_out | b_out] for the gated
-    ones. ``state`` has S numbers. ``learn=False`` writes the records and
-    advances the state only: no gradient, no update, ``t_update``
-    unchanged. ``outputs``: as for ``elman_rtrl_online``. Returns
-    (t_update, filled, pos).
+    The bundles are those of ``skrtrl._kernels._rtrl.rtrl_online``; the
+    ``state`` holds ``"hidden"`` (S numbers), ``"ring"`` of step records
+    (truncation x record size), ``"filled"`` (records in the ring) and
+    ``"pos"`` (the slot of the next record). Each step's record goes into
+    the ring; at a step with a target, that target's loss is backpropagated
+    through the ``filled`` most recent records (at most the ring's size)
+    and the optimizer steps. Sequences run in the given order, each from
+    the zero state (and an empty ring) when ``reset_state``; otherwise the
+    first continues from the state, and the final values are left there.
+    ``update.learn`` false writes the records and advances the state only.
+    Returns the weighted loss of each sequence.
     """
     cdef:
         InterruptCheck check = interrupt_check()
         bint stopped = False
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           every_step, 1.0)
-        UpdateRule rule = update_rule(
-            solver, learning_rate, beta_1, beta_2, epsilon, momentum,
-            nesterov, clip_norm, t_update, learn)
+        Packed data = pack_batch(batch, 1.0, <floating*> NULL)
+        UpdateRule rule = update_rule(update, params.shape[0],
+                                      <floating*> NULL)
+        int m = data.m
+        int o = data.o
+        floating[::1] hidden = state["hidden"]
+        floating[:, ::1] ring = state["ring"]
+        Py_ssize_t filled = state["filled"]
+        Py_ssize_t pos = state["pos"]
+        floating[::1] grad = np.empty_like(params)
+        floating[::1] scratch = np.empty_like(
+            params, shape=bptt_scratch_size(kind, n, o))
+        double[::1] loss_rows = np.empty(data.count, dtype=np.float64)
         int R = cell_rows(kind, n)
         int q = cell_columns(kind, n, m)
         int S = cell_state(kind, n)
@@ -328,27 +303,24 @@ def bptt_online(
         floating* bias_hh = theta + rq
         floating* W_out = theta + rest
         floating* b_out = W_out + o * n
-        floating* s = &state[0]
+        floating* s = &hidden[0]
         floating* gbar = &scratch[0] + S
         floating* gprev = gbar + S
         floating* work = gprev + S
         floating* g = work + step_work_size(kind, n)
         floating* zout = g + n
         floating* dz = zout + o
-        floating* out = output_rows(outputs, Y)
+        floating* out = output_rows(outputs, batch.targets)
     if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
-    check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
-    if X.shape[1] != m or Y.shape[1] != o:
-        raise ValueError("X must have m columns and Y o")
+    if params.shape[0] != size:
+        raise ValueError("params has the wrong size for this cell")
     if cap < 1 or ring.shape[1] != rs:
         raise ValueError("ring must have shape (truncation, record size)")
-    if state.shape[0] != S or scratch.shape[0] < bptt_scratch_size(kind, n, o):
-        raise ValueError("state of the wrong size or scratch too small")
+    if hidden.shape[0] != S:
+        raise ValueError("the stream's hidden state has the wrong size")
     if not (0 <= filled <= cap and 0 <= pos < cap):
         raise ValueError("filled or pos out of range")
-    if loss_rows.shape[0] < data.count:
-        raise ValueError("loss_rows too small")
     with nogil:
         for b in range(data.count):
             sequence(&data, b, &Xb, &Yb, &weights)
@@ -357,7 +329,7 @@ def bptt_online(
                 memset(s, 0, S * sizeof(floating))
                 filled = 0
                 pos = 0
-            for t in range(lengths[b]):
+            for t in range(data.lengths[b]):
                 if interrupt_due(&check):  # Ctrl-C: see _interrupt.pyx
                     stopped = True
                     break
@@ -382,9 +354,10 @@ def bptt_online(
                 _backprop(kind, n, m, q, theta, &ring[0, 0], cap, rs, newest,
                           filled, &grad[0], gbar, gprev, work)
                 copy_bias_gradient(kind, n, q, &grad[0], &grad[rq])
-                online_update(&rule, theta, &grad[0], size, &penalty[0],
-                              weight, &state_a[0], &state_b[0])
+                online_update(&rule, theta, &grad[0], size, weight)
             loss_rows[b] = loss
             if stopped:
                 break
-    return rule.t, filled, pos
+    state["filled"], state["pos"] = filled, pos
+    update.count(rule.t)
+    return np.asarray(loss_rows)

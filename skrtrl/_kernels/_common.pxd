@@ -136,21 +136,6 @@ cdef inline double readout_gradient(
     return loss
 
 
-cdef inline void check_online_arrays(
-    Py_ssize_t size, floating[::1] params, floating[::1] grad,
-    const floating[::1] penalty, floating[::1] state_a,
-    floating[::1] state_b, int solver,
-) except *:
-    """ValueError unless the online kernel's arrays match the parameters."""
-    if params.shape[0] != size or grad.shape[0] != size:
-        raise ValueError(
-            f"params and grad must have {size} entries for this cell")
-    if penalty.shape[0] != size or state_a.shape[0] != size:
-        raise ValueError("penalty and optimizer state must match params")
-    if solver == SOLVER_ADAM and state_b.shape[0] != size:
-        raise ValueError("Adam needs a second moment of the size of params")
-
-
 cdef inline void penalize_and_clip(
     floating* grad, const floating* params, const floating* penalty,
     double weight, Py_ssize_t size, double clip_norm,
@@ -200,9 +185,10 @@ cdef inline void optimizer_step(
 
 
 # What the online kernels need to update the parameters after a step: the
-# optimizer's settings, the L2 penalty and clipping, and the update count.
-# The arrays (penalty, optimizer state) stay apart: they are of the
-# kernel's floating type.
+# optimizer's settings, the L2 penalty and clipping, and the update count,
+# with the arrays of the kernel's floating type (the L2 coefficient of every
+# parameter, the optimizer's state: Adam's moments, or SGD's velocity in
+# ``state_a``) as untyped pointers, which ``online_update`` casts back.
 ctypedef struct UpdateRule:
     int solver
     double learning_rate
@@ -214,40 +200,51 @@ ctypedef struct UpdateRule:
     double clip_norm    # <= 0: no clipping
     long long t         # updates made so far
     bint learn          # False: advance the state only, no update
+    const void* penalty
+    void* state_a
+    void* state_b
 
 
-cdef inline UpdateRule update_rule(
-    int solver, double learning_rate, double beta_1, double beta_2,
-    double epsilon, double momentum, bint nesterov, double clip_norm,
-    long long t, bint learn,
-) noexcept:
-    cdef UpdateRule rule
-    rule.solver = solver
-    rule.learning_rate = learning_rate
-    rule.beta_1 = beta_1
-    rule.beta_2 = beta_2
-    rule.epsilon = epsilon
-    rule.momentum = momentum
-    rule.nesterov = nesterov
-    rule.clip_norm = clip_norm
-    rule.t = t
-    rule.learn = learn
+cdef inline UpdateRule update_rule(object update, Py_ssize_t size,
+                                   floating* like) except *:
+    """The UpdateRule of an ``skrtrl._optim.OnlineUpdate`` for a parameter
+    vector of ``size`` numbers; ``like`` (not read) selects the floating
+    type. The arrays stay owned by ``update``, which the caller holds for
+    the kernel call; ValueError unless they match ``size`` and the type."""
+    cdef:
+        UpdateRule rule
+        const floating[::1] penalty
+        floating[::1] state_a
+        floating[::1] state_b
+    (rule.solver, rule.learning_rate, rule.beta_1, rule.beta_2, rule.epsilon,
+     rule.momentum, rule.nesterov, state_a, state_b, rule.t, penalty,
+     rule.clip_norm) = update.kernel_args()
+    rule.learn = update.learn
+    if penalty.shape[0] != size or state_a.shape[0] != size:
+        raise ValueError("penalty and optimizer state must match params")
+    if rule.solver == SOLVER_ADAM and state_b.shape[0] != size:
+        raise ValueError("Adam needs a second moment of the size of params")
+    rule.penalty = rule.state_a = rule.state_b = NULL
+    if size > 0:
+        rule.penalty = &penalty[0]
+        rule.state_a = &state_a[0]
+        rule.state_b = &state_b[0] if rule.solver == SOLVER_ADAM else &state_a[0]
     return rule
 
 
 cdef inline void online_update(
     UpdateRule* rule, floating* params, floating* grad, Py_ssize_t size,
-    const floating* penalty, double weight, floating* state_a,
-    floating* state_b,
+    double weight,
 ) noexcept nogil:
     """The per-step update of the online kernels: L2 penalty, clipping and
     one optimizer step on ``params``; counts the update in ``rule.t``."""
-    penalize_and_clip(grad, params, penalty, weight, size, rule.clip_norm)
+    penalize_and_clip(grad, params, <const floating*> rule.penalty, weight,
+                      size, rule.clip_norm)
     rule.t += 1
     optimizer_step(
         params, grad, size, rule.solver, rule.learning_rate, rule.beta_1,
-        rule.beta_2, rule.epsilon, rule.momentum, rule.nesterov, state_a,
-        state_b if rule.solver == SOLVER_ADAM else state_a, rule.t)
+        rule.beta_2, rule.epsilon, rule.momentum, rule.nesterov,
+        <floating*> rule.state_a, <floating*> rule.state_b, rule.t)
 
 
 # The packed sequences of a kernel call: the steps of all sequences in the
@@ -299,6 +296,25 @@ cdef inline Packed pack(
     data.every_step = every_step
     data.weight_scale = weight_scale
     return data
+
+
+cdef inline Packed pack_batch(object batch, double weight_scale,
+                              floating* like) except *:
+    """The Packed view of an ``skrtrl._sequences.TrainingBatch`` (values,
+    targets, x_start, y_start, lengths, target_weight, every_step), each
+    target's weight times ``weight_scale``; ``like`` (not read) selects the
+    floating type. The arrays stay owned by ``batch``, which the caller
+    holds for the kernel call."""
+    cdef:
+        const floating[:, ::1] X = batch.values
+        const floating[:, ::1] Y = batch.targets
+        const Py_ssize_t[::1] x_start = batch.x_start
+        const Py_ssize_t[::1] y_start = batch.y_start
+        const Py_ssize_t[::1] lengths = batch.lengths
+        const floating[::1] target_weight = batch.target_weight
+        bint every_step = batch.every_step
+    return pack(X, Y, x_start, y_start, lengths, target_weight, every_step,
+                weight_scale)
 
 
 cdef inline void sequence(
@@ -359,18 +375,19 @@ cdef inline bint interrupt_due(InterruptCheck* check) noexcept nogil:
 
 
 cdef inline floating* output_rows(
-    floating[:, ::1] outputs, const floating[:, ::1] Y,
+    floating[:, ::1] outputs, object targets,
 ) except? NULL:
     """Where the online kernels record outputs: NULL for ``outputs=None``.
 
-    ``outputs`` is laid out like the targets ``Y``; row k receives the
-    readout pre-activation of target k, computed before that target's
+    ``outputs`` is laid out like the array of ``targets``; row k receives
+    the readout pre-activation of target k, computed before that target's
     update (what a prediction of its step gives at that moment).
     """
-    if outputs is None or Y.shape[0] == 0:
+    if outputs is None or targets.shape[0] == 0:
         return NULL
-    if outputs.shape[0] != Y.shape[0] or outputs.shape[1] != Y.shape[1]:
-        raise ValueError("outputs must have the shape of Y")
+    if (outputs.shape[0] != targets.shape[0]
+            or outputs.shape[1] != targets.shape[1]):
+        raise ValueError("outputs must have the shape of the targets")
     return &outputs[0, 0]
 
 

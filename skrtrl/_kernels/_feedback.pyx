@@ -60,14 +60,16 @@ from ._cells cimport (
     N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
     cell_output, cell_output_blocks,
     cell_input_jacobian, cell_jacobian, cell_rows, cell_separate_bias,
-    cell_state, cell_unit_jacobian, copy_bias_gradient, record_size,
-    step_work_size,
+    cell_state, cell_unit_jacobian, copy_bias_gradient, flat_size,
+    record_size, step_work_size,
 )
 from ._common cimport (
-    _sigmoid, InterruptCheck, Packed, UpdateRule, check_online_arrays,
-    interrupt_check, interrupt_due, online_update, output_rows, pack,
-    readout_gradient, sequence, update_rule, LOSS_LOGISTIC, LOSS_SQUARED,
+    _sigmoid, InterruptCheck, Packed, UpdateRule, interrupt_check,
+    interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
+    sequence, update_rule, LOSS_LOGISTIC, LOSS_SQUARED,
 )
+
+import numpy as np
 
 
 def feedback_sizes(int kind, int n, int m, int o):
@@ -254,8 +256,10 @@ cdef double _free_sequence(
     Py_ssize_t b, int n, int q, int C, const floating* theta,
     const floating* bias_hh, const floating* W_out, const floating* b_out,
     floating* grad, floating* P_work, floating* scratch,
+    InterruptCheck* check, bint* stop,
 ) noexcept nogil:
-    """Sequence b from the zero state, a target at every step."""
+    """Sequence b from the zero state, a target at every step. Stops early
+    at a signal as ``_rtrl.rtrl_sequence`` does."""
     cdef:
         int m = data.m
         int o = data.o
@@ -273,6 +277,11 @@ cdef double _free_sequence(
     memset(s, 0, S * sizeof(floating))
     memset(f, 0, o * sizeof(floating))
     for t in range(data.lengths[b]):
+        if stop[0]:
+            break
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            break
         loss += _free_step(
             kind, activation, loss_kind, X + t * m, m, Y + t * o,
             data.weight_scale * weights[t], n, o, q, C, theta, bias_hh, W_out,
@@ -282,53 +291,48 @@ cdef double _free_sequence(
 
 
 def feedback_rtrl_minibatch(
-    int kind,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    double weight_scale,
-    const floating[:, ::1] theta,
-    const floating[::1] bias_hh,
-    const floating[:, ::1] W_out,
-    const floating[::1] b_out,
-    int activation,
-    int loss_kind,
-    floating[:, ::1] grad_rows,
-    floating[:, ::1] influence,
-    floating[:, ::1] scratch,
-    double[::1] loss_rows,
+    int kind, int n, int activation, int loss_kind, batch,
+    double weight_scale, const floating[::1] params, dict workspace,
 ):
     """Free-running exact RTRL over a minibatch; gradients per sequence.
 
-    As ``skrtrl._kernels._elman.elman_rtrl_minibatch`` (threads over the
-    sequences, one gradient row per sequence), with a target at every step
-    (rows of ``Y`` laid out like those of ``X``) and the model's own outputs
-    fed back. ``X`` has the m input features only. ``grad_rows`` (>= B, C)
-    is in the influence column layout [theta | W_out | b_out];
-    ``influence`` (n_threads, >= feedback_influence_size); ``scratch``
-    (n_threads, >= feedback_scratch_size). ``bias_hh`` (n,) is read by the
-    Elman and diagonal cells only.
+    As ``skrtrl._kernels._rtrl.rtrl_minibatch`` (the same bundles; threads
+    over the sequences, one gradient row per sequence), with a target at
+    every step and the model's own outputs fed back: the batch's values
+    hold the m input features only. ``workspace["grad"]`` (>= B, C) is in
+    the influence column layout [theta | W_out | b_out];
+    ``workspace["influence"]`` (n_threads, >= feedback_influence_size);
+    ``workspace["scratch"]`` (n_threads, >= feedback_scratch_size).
     """
     cdef:
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           True, weight_scale)
+        Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
         Py_ssize_t B = data.count
-        int m = X.shape[1]
-        int o = W_out.shape[0]
-        int n = W_out.shape[1]
+        int m = data.m
+        int o = data.o
         int R, q, S, C
+        floating[:, ::1] grad_rows = workspace["grad"]
+        double[::1] loss_rows = workspace["loss"]
+        floating[:, ::1] influence = workspace["influence"]
+        floating[:, ::1] scratch = workspace["scratch"]
         int n_threads = min(influence.shape[0], scratch.shape[0])
+        const floating* theta = &params[0] if params.shape[0] else NULL
+        const floating* bias_hh
+        const floating* W_out
+        const floating* b_out
         Py_ssize_t b
         int tid
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped   # shared by the threads
     _check_free_running(kind)
     R, q, S, C = feedback_sizes(kind, n, m, o)
-    if theta.shape[0] != R or theta.shape[1] != q:
-        raise ValueError("theta has the wrong shape")
-    if bias_hh.shape[0] < n and cell_separate_bias(kind):
-        raise ValueError("bias_hh needs n entries")
+    if not data.every_step:
+        raise ValueError("output feedback needs a target at every step")
+    if params.shape[0] != flat_size(kind, n, m + o, o):
+        raise ValueError("params has the wrong size for this cell")
+    bias_hh = theta + R * q
+    W_out = theta + params.shape[0] - o * n - o
+    b_out = W_out + o * n
     if grad_rows.shape[0] < B or grad_rows.shape[1] != C:
         raise ValueError("grad_rows has the wrong size")
     if influence.shape[1] < feedback_influence_size(kind, n, m, o):
@@ -337,83 +341,50 @@ def feedback_rtrl_minibatch(
         raise ValueError("scratch workspace too small")
     if loss_rows.shape[0] < B:
         raise ValueError("loss_rows too small")
-    if Y.shape[1] != o:
-        raise ValueError("Y must have one column per output")
     if B == 0:
         return
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
         memset(&grad_rows[b, 0], 0, C * sizeof(floating))
+        # Only the main thread (thread 0) runs signal handlers.
         loss_rows[b] = _free_sequence(
-            kind, activation, loss_kind, &data, b, n, q, C, &theta[0, 0],
-            &bias_hh[0], &W_out[0, 0], &b_out[0], &grad_rows[b, 0],
-            &influence[tid, 0], &scratch[tid, 0])
+            kind, activation, loss_kind, &data, b, n, q, C, theta, bias_hh,
+            W_out, b_out, &grad_rows[b, 0],
+            &influence[tid, 0], &scratch[tid, 0],
+            &check if tid == 0 else NULL, stop)
 
 
 def feedback_rtrl_online(
-    int kind,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    bint reset_state,
-    floating[::1] params,
-    int n,
-    int o,
-    int activation,
-    int loss_kind,
-    int solver,
-    double learning_rate,
-    double beta_1,
-    double beta_2,
-    double epsilon,
-    double momentum,
-    bint nesterov,
-    floating[::1] state_a,
-    floating[::1] state_b,
-    long long t_update,
-    const floating[::1] penalty,
-    double clip_norm,
-    floating[::1] hidden,
-    floating[::1] influence,
-    int parity,
-    floating[::1] feedback,
-    floating[::1] grad,
-    floating[::1] scratch,
-    double[::1] loss_rows,
-    bint learn=True,
+    int kind, int n, int activation, int loss_kind, batch, update,
+    dict state, bint reset_state, floating[::1] params,
     floating[:, ::1] outputs=None,
 ):
     """Free-running real-time RTRL: an update after every step.
 
-    As ``skrtrl._kernels._elman.elman_rtrl_online`` with a target at every
-    step and the model's own outputs fed back. ``params`` (and ``grad``,
-    ``penalty``, the optimizer state) are laid out like the cell's flat
-    vector: [theta | bias_hh | W_out | b_out] for the Elman and diagonal
-    cells, [theta | W_out | b_out] for the gated ones. The stream state, in
-    and out: ``hidden`` (S), ``influence`` (feedback_influence_size: two
-    influence matrices, ``parity`` marking the current one, then dF) and
-    ``feedback`` (o, the output to feed back next). f_t and dF_t are
-    computed before the update that follows step t, and carried on under
-    the changed weights, as the influence matrices are.
-
-    ``learn=False`` advances the stream state (state, influence, fed-back
-    output and its influence) only: no gradient, no update, ``t_update``
-    unchanged. ``outputs``: as for ``elman_rtrl_online``.
-
-    Returns
-    -------
-    (t_update, parity) after the call.
+    As ``skrtrl._kernels._rtrl.rtrl_online`` (the same bundles) with a
+    target at every step and the model's own outputs fed back. The stream
+    ``state``, read and written: ``"hidden"`` (S), ``"influence"``
+    (feedback_influence_size: two influence matrices, ``"parity"`` marking
+    the current one, then dF) and ``"feedback"`` (o, the output to feed
+    back next). f_t and dF_t are computed before the update that follows
+    step t, and carried on under the changed weights, as the influence
+    matrices are. ``update.learn`` false advances the stream state (state,
+    influence, fed-back output and its influence) only. Returns the
+    weighted loss of each sequence.
     """
     cdef:
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           True, 1.0)
-        UpdateRule rule = update_rule(
-            solver, learning_rate, beta_1, beta_2, epsilon, momentum,
-            nesterov, clip_norm, t_update, learn)
-        int m = X.shape[1]
+        Packed data = pack_batch(batch, 1.0, <floating*> NULL)
+        UpdateRule rule = update_rule(update, params.shape[0],
+                                      <floating*> NULL)
+        int m = data.m
+        int o = data.o
+        floating[::1] hidden = state["hidden"]
+        floating[::1] influence = state["influence"]
+        int parity = state["parity"]
+        floating[::1] feedback = state["feedback"]
+        floating[::1] grad = np.empty_like(params)
+        floating[::1] scratch
+        double[::1] loss_rows = np.empty(data.count, dtype=np.float64)
         int R, q, S, C, T, rest
         Py_ssize_t size
         Py_ssize_t b, t
@@ -431,25 +402,24 @@ def feedback_rtrl_online(
         floating* P_old
         InterruptCheck check = interrupt_check()
         bint stopped = False
-        floating* out = output_rows(outputs, Y)
+        floating* out = output_rows(outputs, batch.targets)
     _check_free_running(kind)
+    if not data.every_step:
+        raise ValueError("output feedback needs a target at every step")
     R, q, S, C = feedback_sizes(kind, n, m, o)
     T = R * q
     rest = T + (n if cell_separate_bias(kind) else 0)
     size = rest + o * n + o
     bias_hh = theta + T
     W_out = theta + rest
-    check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
+    if params.shape[0] != size:
+        raise ValueError("params has the wrong size for this cell")
+    scratch = np.empty_like(params,
+                            shape=feedback_scratch_size(kind, n, m, o) + C)
     if influence.shape[0] != feedback_influence_size(kind, n, m, o):
         raise ValueError("influence has the wrong size")
     if hidden.shape[0] != S or feedback.shape[0] != o:
         raise ValueError("hidden or feedback of the wrong size")
-    if scratch.shape[0] < feedback_scratch_size(kind, n, m, o) + C:
-        raise ValueError("scratch too small")
-    if loss_rows.shape[0] < data.count:
-        raise ValueError("loss_rows too small")
-    if Y.shape[1] != o:
-        raise ValueError("Y must have one column per output")
     gc = &scratch[0]
     work = gc + C
     dF = &influence[0] + 2 * S * C
@@ -460,7 +430,7 @@ def feedback_rtrl_online(
             if reset_state:
                 memset(&hidden[0], 0, S * sizeof(floating))
                 memset(&feedback[0], 0, o * sizeof(floating))
-            for t in range(lengths[b]):
+            for t in range(data.lengths[b]):
                 if interrupt_due(&check):  # Ctrl-C: see _interrupt.pyx
                     stopped = True
                     break
@@ -482,46 +452,42 @@ def feedback_rtrl_online(
                 memcpy(&grad[0], gc, T * sizeof(floating))
                 copy_bias_gradient(kind, n, q, gc, &grad[T])
                 memcpy(&grad[rest], gc + T, (C - T) * sizeof(floating))
-                online_update(&rule, theta, &grad[0], size, &penalty[0],
-                              weight, &state_a[0], &state_b[0])
+                online_update(&rule, theta, &grad[0], size, weight)
             loss_rows[b] = loss
             if stopped:
                 break
-    return rule.t, parity
+    state["parity"] = parity
+    update.count(rule.t)
+    return np.asarray(loss_rows)
 
 
 def feedback_forward(
-    int kind,
-    const floating[:, ::1] X,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[:, ::1] theta,
-    const floating[::1] bias_hh,
-    const floating[:, ::1] W_out,
-    const floating[::1] b_out,
-    int activation,
-    int loss_kind,
-    bint every_step,
-    floating[:, ::1] Z,
-    floating[::1] scratch,
-    const floating[::1] s0,
+    int kind, int n, int activation, int loss_kind,
+    const floating[:, ::1] X, const Py_ssize_t[::1] x_start,
+    const Py_ssize_t[::1] lengths, const floating[::1] params,
+    bint every_step, floating[:, ::1] Z, const floating[::1] s0,
     const floating[::1] f0,
 ):
     """The closed loop: each step's output is fed into the next step.
 
     Every sequence starts from the state ``s0`` (S numbers) with ``f0`` (o)
     as the first fed-back output; later steps feed back sigma(z_{t-1}), the
-    model's own output. ``Z`` (o columns) receives the readout
+    model's own output. ``params``: the cell's flat vector (as for
+    ``feedback_rtrl_online``). ``Z`` (o columns) receives the readout
     pre-activations z_t after every step (rows laid out like ``X``) when
-    ``every_step``, otherwise the last of sequence s in row s. ``scratch``
-    needs ``feedback_scratch_size`` numbers.
+    ``every_step``, otherwise the last of sequence s in row s.
     """
     cdef:
         Py_ssize_t N = lengths.shape[0]
         int m = X.shape[1]
-        int o = W_out.shape[0]
-        int n = W_out.shape[1]
+        int o = Z.shape[1]
         int R, q, S, C
+        floating[::1] scratch = np.empty_like(
+            params, shape=feedback_scratch_size(kind, n, m, o))
+        const floating* theta = &params[0] if params.shape[0] else NULL
+        const floating* bias_hh
+        const floating* W_out
+        const floating* b_out
         Py_ssize_t i, t
         floating* s
         floating* f
@@ -529,14 +495,13 @@ def feedback_forward(
         floating* work
         floating* zout
     R, q, S, C = feedback_sizes(kind, n, m, o)
-    if theta.shape[0] != R or theta.shape[1] != q:
-        raise ValueError("theta has the wrong shape")
-    if bias_hh.shape[0] < n and cell_separate_bias(kind):
-        raise ValueError("bias_hh needs n entries")
-    if s0.shape[0] != S or f0.shape[0] != o or Z.shape[1] != o:
-        raise ValueError("s0, f0 or Z of the wrong size")
-    if scratch.shape[0] < feedback_scratch_size(kind, n, m, o):
-        raise ValueError("scratch too small")
+    if params.shape[0] != flat_size(kind, n, m + o, o):
+        raise ValueError("params has the wrong size for this cell")
+    bias_hh = theta + R * q
+    W_out = theta + params.shape[0] - o * n - o
+    b_out = W_out + o * n
+    if s0.shape[0] != S or f0.shape[0] != o:
+        raise ValueError("s0 or f0 of the wrong size")
     s = &scratch[0]
     f = s + S
     rec = f + o
@@ -548,8 +513,8 @@ def feedback_forward(
             memcpy(f, &f0[0], o * sizeof(floating))
             for t in range(lengths[i]):
                 _cell_step(kind, activation, &X[x_start[i] + t, 0], m, f, o,
-                           n, q, &theta[0, 0], &bias_hh[0], s, rec, work)
-                _readout(o, n, &W_out[0, 0], &b_out[0],
+                           n, q, theta, bias_hh, s, rec, work)
+                _readout(o, n, W_out, b_out,
                          cell_output(kind, n, m + o, s, rec), zout)
                 _link(loss_kind, o, zout, f)
                 if every_step:

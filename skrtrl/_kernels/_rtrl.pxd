@@ -399,7 +399,7 @@ cdef inline double rtrl_sequence(
     return loss
 
 
-cdef inline void rtrl_minibatch(
+cdef inline void run_minibatch(
     int kind, int activation, int loss_kind, const Packed* data, int n,
     int q, const floating* theta, const floating* bias_hh,
     const floating* W_out, const floating* b_out, bint per_unit, bint dense,
@@ -443,10 +443,9 @@ cdef inline void rtrl_minibatch(
                size * sizeof(floating))
 
 
-cdef inline void rtrl_online(
+cdef inline void run_online(
     int kind, int activation, int loss_kind, const Packed* data,
     bint reset_state, floating* params, int n, UpdateRule* rule,
-    const floating* penalty, floating* state_a, floating* state_b,
     floating* state, floating* influence, int* parity, bint per_unit,
     floating* grad, floating* scratch, double* loss_rows, floating* outputs,
 ) noexcept nogil:
@@ -525,8 +524,7 @@ cdef inline void rtrl_online(
             if not learn_now:
                 continue
             copy_bias_gradient(kind, n, q, grad, grad + W)
-            online_update(rule, params, grad, size, penalty, weight, state_a,
-                          state_b)
+            online_update(rule, params, grad, size, weight)
         loss_rows[b] = loss
         if stopped:
             break

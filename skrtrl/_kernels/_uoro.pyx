@@ -40,14 +40,16 @@ from libc.string cimport memset
 
 from ._cells cimport (
     N_CELLS, cell_columns, cell_forward, cell_jvp, cell_readout, cell_rows,
-    cell_separate_bias, cell_state, cell_vjp, copy_bias_gradient,
+    cell_separate_bias, cell_state, cell_vjp, copy_bias_gradient, flat_size,
     record_size, step_work_size,
 )
 from ._common cimport (
-    InterruptCheck, Packed, UpdateRule, check_online_arrays, has_target,
-    interrupt_check, interrupt_due, online_update, output_rows, pack,
-    readout_gradient, record_output, sequence, target_index, update_rule,
+    InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
+    interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
+    record_output, sequence, target_index, update_rule,
 )
+
+import numpy as np
 
 cdef double EPS = 1e-7
 
@@ -156,9 +158,11 @@ cdef double _uoro_sequence(
     Py_ssize_t b, int n, int q, const floating* theta,
     const floating* bias_hh, const floating* W_out, const floating* b_out,
     uint64_t rng, floating* grad, floating* state, floating* scratch,
+    InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     """Sequence b from the zero state; gradient added into ``grad``, laid
-    out [theta (R*q) | W_out | b_out]. ``state``: s, s~, theta~."""
+    out [theta (R*q) | W_out | b_out]. ``state``: s, s~, theta~. Stops
+    early at a signal as ``_bptt._bptt_sequence`` does."""
     cdef:
         int m = data.m
         int o = data.o
@@ -177,6 +181,11 @@ cdef double _uoro_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(state, 0, (2 * S + P) * sizeof(floating))
     for t in range(data.lengths[b]):
+        if stop[0]:
+            break
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            break
         _uoro_step(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                    hs, ths, &rng, scratch)
         if has_target(data, b, t):
@@ -189,42 +198,31 @@ cdef double _uoro_sequence(
 
 
 def uoro_minibatch(
-    int kind,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    double weight_scale,
-    bint every_step,
-    const floating[:, ::1] theta,
-    const floating[::1] bias_hh,
-    const floating[:, ::1] W_out,
-    const floating[::1] b_out,
-    int activation,
-    int loss_kind,
+    int kind, int n, int activation, int loss_kind, batch,
+    double weight_scale, const floating[::1] params, dict workspace,
     unsigned long long seed,
-    floating[:, ::1] grad_rows,
-    floating[:, ::1] states,
-    floating[:, ::1] scratch,
-    double[::1] loss_rows,
 ):
     """UORO gradient estimate over a minibatch; one row per sequence.
 
     As ``skrtrl._kernels._bptt.bptt_minibatch``, with ``seed`` for the
     random signs (sequence b draws from the stream of (seed, b)) and
-    ``states`` (n_threads, 2 S + R*q) in place of the ring.
+    ``workspace["states"]`` (n_threads, 2 S + R*q) in place of the ring.
     """
     if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
     cdef:
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           every_step, weight_scale)
+        Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
         Py_ssize_t B = data.count
-        int m = X.shape[1]
-        int o = W_out.shape[0]
-        int n = W_out.shape[1]
+        int m = data.m
+        int o = data.o
+        floating[:, ::1] grad_rows = workspace["grad"]
+        double[::1] loss_rows = workspace["loss"]
+        floating[:, ::1] states = workspace["states"]
+        floating[:, ::1] scratch = workspace["scratch"]
+        const floating* theta = &params[0] if params.shape[0] else NULL
+        const floating* bias_hh
+        const floating* W_out
+        const floating* b_out
         int R = cell_rows(kind, n)
         int q = cell_columns(kind, n, m)
         int S = cell_state(kind, n)
@@ -232,10 +230,14 @@ def uoro_minibatch(
         int size = R * q + o * n + o
         Py_ssize_t b
         int tid
-    if theta.shape[0] != R or theta.shape[1] != q:
-        raise ValueError("theta has the wrong shape for this cell")
-    if bias_hh.shape[0] < n and cell_separate_bias(kind):
-        raise ValueError("bias_hh needs n entries")
+        InterruptCheck check = interrupt_check()
+        bint stopped = False
+        bint* stop = &stopped   # shared by the threads
+    if params.shape[0] != flat_size(kind, n, m, o):
+        raise ValueError("params has the wrong size for this cell")
+    bias_hh = theta + R * q
+    W_out = theta + params.shape[0] - o * n - o
+    b_out = W_out + o * n
     if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
     if states.shape[1] < 2 * S + R * q:
@@ -251,80 +253,53 @@ def uoro_minibatch(
             for b in range(B):
                 memset(&grad_rows[b, 0], 0, size * sizeof(floating))
                 loss_rows[b] = _uoro_sequence(
-                    kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
-                    &bias_hh[0], &W_out[0, 0], &b_out[0],
-                    sequence_stream(seed, b), &grad_rows[b, 0], &states[0, 0],
-                    &scratch[0, 0])
+                    kind, activation, loss_kind, &data, b, n, q, theta,
+                    bias_hh, W_out, b_out, sequence_stream(seed, b), &grad_rows[b, 0], &states[0, 0],
+                    &scratch[0, 0], &check, stop)
         return
     for b in prange(B, nogil=True, schedule="dynamic", num_threads=n_threads):
         tid = threadid()
         memset(&grad_rows[b, 0], 0, size * sizeof(floating))
+        # Only the main thread (thread 0) runs signal handlers.
         loss_rows[b] = _uoro_sequence(
-            kind, activation, loss_kind, &data, b, n, q, &theta[0, 0],
-            &bias_hh[0], &W_out[0, 0], &b_out[0], sequence_stream(seed, b),
-            &grad_rows[b, 0], &states[tid, 0], &scratch[tid, 0])
+            kind, activation, loss_kind, &data, b, n, q, theta, bias_hh,
+            W_out, b_out, sequence_stream(seed, b),
+            &grad_rows[b, 0], &states[tid, 0], &scratch[tid, 0],
+            &check if tid == 0 else NULL, stop)
 
 
 def uoro_online(
-    int kind,
-    const floating[:, ::1] X,
-    const floating[:, ::1] Y,
-    const Py_ssize_t[::1] x_start,
-    const Py_ssize_t[::1] y_start,
-    const Py_ssize_t[::1] lengths,
-    const floating[::1] target_weight,
-    bint every_step,
-    bint reset_state,
-    floating[::1] params,
-    int n,
-    int m,
-    int o,
-    int activation,
-    int loss_kind,
-    int solver,
-    double learning_rate,
-    double beta_1,
-    double beta_2,
-    double epsilon,
-    double momentum,
-    bint nesterov,
-    floating[::1] state_a,
-    floating[::1] state_b,
-    long long t_update,
-    const floating[::1] penalty,
-    double clip_norm,
-    unsigned long long seed,
-    unsigned long long stream_rng,
-    floating[::1] state,
-    floating[::1] tilde_state,
-    floating[::1] tilde_theta,
-    floating[::1] grad,
-    floating[::1] scratch,
-    double[::1] loss_rows,
-    bint learn=True,
-    floating[:, ::1] outputs=None,
+    int kind, int n, int activation, int loss_kind, batch, update,
+    dict state, bint reset_state, floating[::1] params,
+    unsigned long long seed, floating[:, ::1] outputs=None,
 ):
     """Online UORO: update the parameters after every step with a target.
 
-    As ``skrtrl._kernels._bptt.bptt_online`` (same parameter layouts), with
-    the state s (S), its estimate factors s~ (S) and theta~ (R*q), in and
-    out. Random signs: a sequence started from the zero state draws from
-    the stream of (``seed``, its position b); one that continues a stream
-    (no ``reset_state``) continues the generator ``stream_rng``, so that a
-    stream's signs do not depend on how it is cut into calls.
-    ``learn=False`` advances the state and the factors only: no gradient,
-    no update, ``t_update`` unchanged. ``outputs``: as for
-    ``elman_rtrl_online``. Returns (t_update, generator state after the
-    call).
+    The bundles are those of ``skrtrl._kernels._rtrl.rtrl_online``; the
+    ``state`` holds the cell state ``"hidden"`` (S), the estimate's factors
+    ``"tilde_state"`` s~ (S) and ``"tilde_theta"`` theta~ (R*q), and
+    ``"rng"``, the generator of a stream's random signs, read and written.
+    A sequence started from the zero state draws its signs from the stream
+    of (``seed``, its position b); one that continues a stream (no
+    ``reset_state``) continues ``"rng"``, so that a stream's signs do not
+    depend on how it is cut into calls. ``update.learn`` false advances the
+    state and the factors only. Returns the weighted loss of each sequence.
     """
     cdef:
         InterruptCheck check = interrupt_check()
         bint stopped = False
-        Packed data = pack(X, Y, x_start, y_start, lengths, target_weight,
-                           every_step, 1.0)
-        UpdateRule rule = update_rule(
-            solver, learning_rate, beta_1, beta_2, epsilon, momentum,
-            nesterov, clip_norm, t_update, learn)
+        Packed data = pack_batch(batch, 1.0, <floating*> NULL)
+        UpdateRule rule = update_rule(update, params.shape[0],
+                                      <floating*> NULL)
+        int m = data.m
+        int o = data.o
+        floating[::1] hidden = state["hidden"]
+        floating[::1] tilde_state = state["tilde_state"]
+        floating[::1] tilde_theta = state["tilde_theta"]
+        floating[::1] grad = np.empty_like(params)
+        floating[::1] scratch = np.empty_like(
+            params, shape=uoro_scratch_size(kind, n, m, o))
+        double[::1] loss_rows = np.empty(data.count, dtype=np.float64)
         int R = cell_rows(kind, n)
         int q = cell_columns(kind, n, m)
         int S = cell_state(kind, n)
@@ -333,7 +308,7 @@ def uoro_online(
         Py_ssize_t size = rest + o * n + o
         Py_ssize_t b, t, k
         double weight, loss
-        uint64_t rng = stream_rng    # a continued stream goes on with it
+        uint64_t rng = state["rng"]  # a continued stream goes on with it
         const floating* Xb
         const floating* Yb
         const floating* weights
@@ -341,24 +316,19 @@ def uoro_online(
         floating* bias_hh = theta + P
         floating* W_out = theta + rest
         floating* b_out = W_out + o * n
-        floating* s = &state[0]
+        floating* s = &hidden[0]
         floating* hs = &tilde_state[0]
         floating* ths = &tilde_theta[0]
         floating* rec = &scratch[0] + P + 2 * S + step_work_size(kind, n)
         floating* scratch_rest = rec + record_size(kind, n, m)
-        floating* out = output_rows(outputs, Y)
+        floating* out = output_rows(outputs, batch.targets)
     if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
-    check_online_arrays(size, params, grad, penalty, state_a, state_b, solver)
-    if X.shape[1] != m or Y.shape[1] != o:
-        raise ValueError("X must have m columns and Y o")
-    if (state.shape[0] != S or tilde_state.shape[0] != S
+    if params.shape[0] != size:
+        raise ValueError("params has the wrong size for this cell")
+    if (hidden.shape[0] != S or tilde_state.shape[0] != S
             or tilde_theta.shape[0] != P):
         raise ValueError("state and s~ need S numbers, theta~ R*q")
-    if scratch.shape[0] < uoro_scratch_size(kind, n, m, o):
-        raise ValueError("scratch too small")
-    if loss_rows.shape[0] < data.count:
-        raise ValueError("loss_rows too small")
     with nogil:
         for b in range(data.count):
             sequence(&data, b, &Xb, &Yb, &weights)
@@ -368,7 +338,7 @@ def uoro_online(
                 memset(s, 0, S * sizeof(floating))
                 memset(hs, 0, S * sizeof(floating))
                 memset(ths, 0, P * sizeof(floating))
-            for t in range(lengths[b]):
+            for t in range(data.lengths[b]):
                 if interrupt_due(&check):  # Ctrl-C: see _interrupt.pyx
                     stopped = True
                     break
@@ -388,9 +358,10 @@ def uoro_online(
                 if not rule.learn:
                     continue
                 copy_bias_gradient(kind, n, q, &grad[0], &grad[P])
-                online_update(&rule, theta, &grad[0], size, &penalty[0],
-                              weight, &state_a[0], &state_b[0])
+                online_update(&rule, theta, &grad[0], size, weight)
             loss_rows[b] = loss
             if stopped:
                 break
-    return rule.t, rng
+    state["rng"] = rng
+    update.count(rule.t)
+    return np.asarray(loss_rows)

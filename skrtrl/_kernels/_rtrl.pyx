@@ -1,0 +1,215 @@
+# cython: language_level=3
+"""Exact RTRL and SnAp-1: the entry points of the Python cells.
+
+Every cell of ``_cells.pxd`` is trained by the drivers of ``_rtrl.pxd``,
+which hold the maths; this module checks the arguments and hands the
+drivers their bundles:
+
+* ``batch``: an ``skrtrl._sequences.TrainingBatch`` (the packed inputs and
+  targets, their starts, lengths and weights), read by
+  ``_common.pack_batch``;
+* ``update``: an ``skrtrl._optim.OnlineUpdate`` (optimizer settings and
+  state, L2 penalty, clipping, update count, whether to learn at all), read
+  by ``_common.update_rule``; the update count goes back through
+  ``update.count``;
+* ``params``: the cell's flat parameter vector, [theta (R x q, row-major)
+  | bias_hh (n, the Elman and diagonal cells only) | W_out (o x n) | b_out
+  (o)] (``_cells.flat_size``);
+* ``workspace`` (minibatches): the per-sequence rows ``"grad"`` (>= B,
+  R*q + o*n + o) and ``"loss"`` (>= B,), written, and the per-thread rows
+  ``"influence"`` (``rtrl_influence_size``) and ``"scratch"``
+  (``rtrl_scratch_size``); one thread per row;
+* ``state`` (online): the stream state, ``"hidden"`` (S numbers),
+  ``"influence"`` (the per-unit buffer, or the two dense ones) and
+  ``"parity"`` (which dense buffer is current), read and written.
+
+``kind``, ``n``, ``activation`` and ``loss_kind`` are the codes of the
+cell, its size and the codes of ``_common.pxd``; ``per_unit`` selects the
+per-unit influence (SnAp-1, and the exact influence of the element-wise
+cells).
+"""
+
+# Bounds and wrap-around checks are set for the whole module by setup.py:
+# off, or on with SKRTRL_DEBUG=1 to audit the kernels.
+from cython cimport floating
+
+from ._cells cimport (
+    N_CELLS, cell_columns, cell_output_blocks, cell_rows, cell_state, flat_size,
+)
+from ._common cimport (
+    Packed, UpdateRule, output_rows, pack_batch, update_rule,
+)
+
+import numpy as np
+
+from ._blocks import _set_block_columns  # noqa: F401 (benchmarks, tests)
+
+
+def _check_kind(int kind, bint per_unit=True):
+    if kind < 0 or kind >= N_CELLS:
+        raise ValueError("unknown cell kind")
+    if cell_output_blocks(kind) != 1 and not per_unit:
+        # The dense drivers read h alone: a cell with an output map of its
+        # own (the LRU, element-wise) runs on its exact per-unit influence.
+        raise ValueError("this cell's exact RTRL is its per-unit influence")
+
+
+def rtrl_sizes(int kind, int n, int m):
+    """(rows R, columns q, state S) of the cell ``kind``."""
+    _check_kind(kind)
+    return cell_rows(kind, n), cell_columns(kind, n, m), cell_state(kind, n)
+
+
+def rtrl_influence_size(int kind, int n, int m, bint per_unit):
+    """Influence numbers per sequence (per thread, or of a stream)."""
+    _check_kind(kind)
+    return influence_size(kind, n, m, per_unit)
+
+
+def rtrl_scratch_size(int kind, int n, int m, int o):
+    """Numbers of scratch memory one thread of the training kernels needs."""
+    _check_kind(kind)
+    return scratch_layout(kind, n, m, o).size
+
+
+cdef inline int _check_params(int kind, int n, int m, int o,
+                              Py_ssize_t size) except -1:
+    if size != flat_size(kind, n, m, o):
+        raise ValueError(f"params must have {flat_size(kind, n, m, o)} "
+                         "entries for this cell")
+    return 0
+
+
+def rtrl_minibatch(
+    int kind, int n, int activation, int loss_kind, batch,
+    double weight_scale, const floating[::1] params, dict workspace,
+    bint per_unit=False, bint dense=False,
+):
+    """Run a minibatch forward with exact RTRL; gradients per sequence.
+
+    Threads take the sequences one at a time and write one gradient row and
+    loss per sequence into the ``workspace`` (see the module docstring);
+    each target's weight is multiplied by ``weight_scale``. ``dense`` uses
+    the dense (2n x 2n) state Jacobian of the LSTM in the GEMM instead of
+    splitting off its diagonal half (for tests and benchmarks).
+    """
+    _check_kind(kind, per_unit)
+    cdef:
+        Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
+        int m = data.m
+        int o = data.o
+        int q = cell_columns(kind, n, m)
+        int W = cell_rows(kind, n) * q
+        Py_ssize_t size = W + o * n + o
+        floating[:, ::1] grad_rows = workspace["grad"]
+        double[::1] loss_rows = workspace["loss"]
+        floating[:, ::1] influence = workspace["influence"]
+        floating[:, ::1] scratch = workspace["scratch"]
+        const floating* theta
+    _check_params(kind, n, m, o, params.shape[0])
+    if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
+        raise ValueError("grad_rows has the wrong size")
+    if influence.shape[1] < influence_size(kind, n, m, per_unit):
+        raise ValueError("influence workspace too small")
+    if scratch.shape[1] < scratch_layout(kind, n, m, o).size:
+        raise ValueError("scratch workspace too small")
+    if loss_rows.shape[0] < data.count:
+        raise ValueError("loss_rows too small")
+    if data.count == 0:
+        return
+    theta = &params[0]
+    with nogil:
+        run_minibatch(
+            kind, activation, loss_kind, &data, n, q, theta, theta + W,
+            theta + params.shape[0] - o * n - o, theta + params.shape[0] - o,
+            per_unit, dense, &grad_rows[0, 0], grad_rows.shape[1],
+            &influence[0, 0], influence.shape[1], &scratch[0, 0],
+            scratch.shape[1], min(influence.shape[0], scratch.shape[0]),
+            &loss_rows[0])
+
+
+def rtrl_online(
+    int kind, int n, int activation, int loss_kind, batch, update,
+    dict state, bint reset_state, floating[::1] params, bint per_unit=False,
+    floating[:, ::1] outputs=None,
+):
+    """Real-time RTRL: update the parameters after every step with a target.
+
+    Williams & Zipser's algorithm: the influence is carried on under the
+    changing weights. Sequences run one after the other, in the given
+    order, each from a zero state when ``reset_state``; otherwise the first
+    one continues from ``state`` (a stream) and the final state is left
+    there. ``params`` is updated in place by the rule of ``update`` (with
+    ``update.learn`` false, the state and influence advance only: no
+    gradient, no update). ``outputs``: None, or an array shaped like the
+    targets whose row k receives target k's readout pre-activation,
+    computed before its update: the prediction of that step by the model of
+    the moment.
+
+    Returns
+    -------
+    loss_rows : ndarray of shape (B,)
+        The weighted loss of each sequence.
+    """
+    _check_kind(kind, per_unit)
+    cdef:
+        Packed data = pack_batch(batch, 1.0, <floating*> NULL)
+        UpdateRule rule = update_rule(update, params.shape[0],
+                                      <floating*> NULL)
+        int m = data.m
+        int o = data.o
+        floating[::1] hidden = state["hidden"]
+        floating[::1] influence = np.asarray(state["influence"]).reshape(-1)
+        int parity = state.get("parity", 0)
+        floating[::1] grad = np.empty_like(params)
+        floating[::1] scratch = np.empty_like(
+            params, shape=scratch_layout(kind, n, m, o).size)
+        double[::1] loss_rows = np.empty(data.count, dtype=np.float64)
+        floating* out = output_rows(outputs, batch.targets)
+    _check_params(kind, n, m, o, params.shape[0])
+    if influence.shape[0] != influence_size(kind, n, m, per_unit):
+        raise ValueError("the stream's influence has the wrong size")
+    if hidden.shape[0] != cell_state(kind, n):
+        raise ValueError("the stream's hidden state has the wrong size")
+    with nogil:
+        run_online(
+            kind, activation, loss_kind, &data, reset_state, &params[0], n,
+            &rule, &hidden[0], &influence[0], &parity, per_unit, &grad[0],
+            &scratch[0], &loss_rows[0] if data.count else NULL, out)
+    state["parity"] = parity
+    update.count(rule.t)
+    return np.asarray(loss_rows)
+
+
+def rtrl_forward(
+    int kind, int n, int activation, const floating[:, ::1] X,
+    const Py_ssize_t[::1] x_start, const Py_ssize_t[::1] lengths,
+    const floating[::1] params, bint every_step, floating[:, ::1] H,
+    const floating[::1] s0,
+):
+    """Hidden states of the cell, each sequence starting from ``s0``.
+
+    ``X`` holds the steps of all sequences, each sequence's contiguous from
+    row ``x_start[b]``. ``params``: the flat vector (the readout is not
+    read). ``H`` (n columns) receives h after every step (rows laid out like
+    ``X``) when ``every_step``, otherwise the final h of sequence b in row
+    b. ``s0`` is the full initial state (S numbers: h, or [h, c] for the
+    LSTMs).
+    """
+    _check_kind(kind)
+    cdef:
+        int m = X.shape[1]
+        int W = cell_rows(kind, n) * cell_columns(kind, n, m)
+        floating[::1] scratch = np.empty_like(
+            s0, shape=forward_scratch_size(kind, n, m))
+    if params.shape[0] < W + n or s0.shape[0] != cell_state(kind, n):
+        raise ValueError("params or s0 of the wrong size")
+    if H.shape[1] != n:
+        raise ValueError("H must have n columns")
+    if lengths.shape[0] == 0:
+        return
+    with nogil:
+        run_forward(kind, activation, n, m, &X[0, 0], &x_start[0],
+                    &lengths[0], lengths.shape[0], &params[0],
+                    &params[0] + W, every_step, &H[0, 0], &s0[0],
+                    &scratch[0])
