@@ -44,7 +44,9 @@
 #   is zero after one step but kept with the rest of unit i's block: it
 #   fills in at the second step through h_i, and keeping the block whole
 #   costs nothing.) One buffer per sequence, updated in place; a loss with
-#   dL/dh_t = g adds g[i] P_t[0][rho] to row rho of the gradient.
+#   dL/ds_t = g (``cell_readout``: nonzero on h only, but for the LRU,
+#   whose output map reads [Re h, Im h]) adds sum_sigma g[sigma, i]
+#   P_t[sigma][rho] to row rho of the gradient (``unit_gradient``).
 #
 # Minibatch: threads take the sequences one at a time (dynamic schedule, so
 # a thread slowed by other load holds up at most one sequence) and run each
