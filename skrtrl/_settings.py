@@ -63,7 +63,15 @@ def check_training_settings(params):
             f"support training mode {mode!r} ({MODE_SETTINGS[mode]}); the "
             f"gradient methods that support it are {supported}."
         )
-        if mode == "free_running":
+        if not supported:
+            cells = [name for name, c in CELLS.items() if any(
+                mode in c.modes(g) for g in c.gradients)]  # fmt: skip
+            message = (
+                f"cell={params.cell!r} does not support training mode {mode!r} "
+                f"({MODE_SETTINGS[mode]}) with any gradient method; the cells "
+                f"that do are {cells}."
+            )
+        elif mode == "free_running":
             message = (
                 "teacher_forcing=False needs gradient='rtrl': training on the "
                 "model's own fed-back outputs follows them through the "
