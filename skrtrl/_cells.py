@@ -686,7 +686,9 @@ class LRUCell(_GatedCell):
     ``B = B_re + 1j * B_im``, ``C = C_re + 1j * C_im`` (so the map is
     ``f(Re(C h_t) + D x_t + bias_y)``) and f is the estimator's
     ``activation``. ``|lambda| = exp(-exp(nu_log)) < 1`` for every real
-    ``nu_log``: the recurrence is stable whatever training does. The readout
+    ``nu_log``: the recurrence is stable whatever training does (the three
+    logarithms are read clipped to [-20, 20], where exp cannot overflow;
+    their derivative is 0 beyond). The readout
     (and output feedback) reads y, not h. ``params_`` holds ``nu_log``,
     ``theta_log``, ``gamma_log`` (n,), ``B_re`` and ``B_im`` (n, m),
     ``C_re`` and ``C_im`` (n, n), ``D`` (n, m) and ``bias_y`` (n,); L2 acts

@@ -97,6 +97,24 @@ def test_the_recurrence_stays_stable_for_any_parameters():
     assert np.all(np.abs(h) <= gain / (1 - modulus) + 1e-9)
 
 
+def test_huge_logarithms_are_clipped_and_stay_finite():
+    # exp would overflow (cos(inf), inf * 0): the cell reads nu_log,
+    # theta_log and gamma_log clipped to [-20, 20], with zero derivative
+    # beyond.
+    reg = RTRLRegressor(3, cell="lru", max_iter=1, random_state=0).fit(X3, Y3)
+    reg.params_["nu_log"][...] = [800.0, -800.0, 0.1]
+    reg.params_["theta_log"][...] = [1e4, -1e4, 0.2]
+    reg.params_["gamma_log"][...] = [1e3, -1e3, 0.3]
+    # Unit 0's huge state would saturate every output: keep it out of y.
+    reg.params_["C_re"][:, 0] = reg.params_["C_im"][:, 0] = 0
+    assert np.isfinite(reg.predict(X3)).all()
+    _, grad = reg.loss_gradient(X3, Y3)
+    assert all(np.isfinite(g).all() for g in grad.values())
+    for name in ("nu_log", "theta_log", "gamma_log"):
+        np.testing.assert_array_equal(grad[name][:2], 0)
+        assert grad[name][2] != 0
+
+
 def test_the_readout_reads_the_output_map():
     # With C = 0, D = 0 and bias_y = b the output is activation(b) whatever
     # the input: the readout reads y, not h.

@@ -111,10 +111,11 @@
 #             J_i = [[a, -b], [b, a]] (lam = a + i b), and the immediate
 #             term of unit i is gamma x on Re h (B_re) and Im h (B_im),
 #             -exp(nu) lam h (nu), i exp(th) lam h (th) and gamma (B x)
-#             (lg), complex numbers as (Re, Im) pairs. The LRU does not
-#             follow the row form above: every function below has its own
-#             LRU branch, and its record is [x | h_{t-1} (2n) | 1 | K = 13
-#             coefficient vectors (``LRU_*``) | spare n].
+#             (lg), complex numbers as (Re, Im) pairs; nu, th and lg are
+#             read clipped to [-20, 20] (``LRU_LOG_BOUND``). The LRU does
+#             not follow the row form above: every function below has its
+#             own LRU branch, and its record is [x | h_{t-1} (2n) | 1 |
+#             K = 14 coefficient vectors (``LRU_*``) | spare n].
 #
 # The record of a step (``cell_forward``) holds [x (m) | h_{t-1} (n) | ones
 # (1 or 2) | coefficients (K n) | spare (n)]: its first q numbers (the
@@ -215,7 +216,7 @@ cdef inline int cell_coefficients(int kind) noexcept nogil:
     if _lstm_gates(kind):
         return 6
     if kind == LRU:
-        return 13
+        return 14
     return 1
 
 
@@ -289,6 +290,26 @@ cdef enum:
     LRU_DF = 9       # f'(pre-activation of y)
     LRU_Y = 10       # y_t
     LRU_H = 11       # h_t, Re then Im
+    LRU_DG = 13      # d gamma / d gamma_log (gamma; 0 where it is clipped)
+    # nu_log, theta_log and gamma_log are read clipped to [-LRU_LOG_BOUND,
+    # LRU_LOG_BOUND] (derivative 0 beyond): exp would overflow there, into
+    # NaN through cos(inf) and inf * 0, long after |lambda|, the phase and
+    # gamma stopped meaning anything.
+    LRU_LOG_BOUND = 20
+
+
+cdef inline double _lru_exp(double v, double* slope) noexcept nogil:
+    """exp of v clipped to the bound; ``slope``: its derivative in v."""
+    cdef double e
+    if v > LRU_LOG_BOUND:
+        slope[0] = 0
+        return exp(<double> LRU_LOG_BOUND)
+    if v < -LRU_LOG_BOUND:
+        slope[0] = 0
+        return exp(-<double> LRU_LOG_BOUND)
+    e = exp(v)
+    slope[0] = e
+    return e
 
 
 cdef inline void _lru_forward(
@@ -301,6 +322,7 @@ cdef inline void _lru_forward(
         int r = _lru_recurrent(m)
         int i, j
         double mod, ang, enu, eth, a, b, gam, ur, ui, hr, hi, lr, li
+        double dnu, dth, dgam
         floating* hprev = rec + m
         floating* coef = rec + record_inputs(LRU, n, m)
         floating* y = coef + LRU_Y * n
@@ -311,13 +333,13 @@ cdef inline void _lru_forward(
     rec[m + 2 * n] = 1
     for i in range(n):
         th = theta + i * q
-        enu = exp(th[2 * m])
-        eth = exp(th[2 * m + 1])
+        enu = _lru_exp(th[2 * m], &dnu)
+        eth = _lru_exp(th[2 * m + 1], &dth)
         mod = exp(-enu)
         ang = eth
         a = mod * cos(ang)
         b = mod * sin(ang)
-        gam = exp(th[2 * m + 2])
+        gam = _lru_exp(th[2 * m + 2], &dgam)
         ur = 0.0
         ui = 0.0
         for j in range(m):
@@ -336,10 +358,11 @@ cdef inline void _lru_forward(
         coef[LRU_GAMMA * n + i] = <floating> gam
         coef[LRU_U * n + i] = <floating> ur
         coef[(LRU_U + 1) * n + i] = <floating> ui
-        coef[LRU_NU * n + i] = <floating> (-enu * lr)
-        coef[(LRU_NU + 1) * n + i] = <floating> (-enu * li)
-        coef[LRU_TH * n + i] = <floating> (-eth * li)
-        coef[(LRU_TH + 1) * n + i] = <floating> (eth * lr)
+        coef[LRU_NU * n + i] = <floating> (-dnu * lr)
+        coef[(LRU_NU + 1) * n + i] = <floating> (-dnu * li)
+        coef[LRU_TH * n + i] = <floating> (-dth * li)
+        coef[(LRU_TH + 1) * n + i] = <floating> (dth * lr)
+        coef[LRU_DG * n + i] = <floating> dgam
         # y's pre-activation: bias + D x.
         y[i] = th[q - 1]
         for j in range(m):
@@ -681,8 +704,9 @@ cdef inline void _lru_input_update(
         _update_one(2, r0, r1, Jd, coef[LRU_TH * n + i],
                     coef[(LRU_TH + 1) * n + i], 1, 2 * m + 1)
     if j0 <= 2 * m + 2 < j1:
-        _update_one(2, r0, r1, Jd, gam * coef[LRU_U * n + i],
-                    gam * coef[(LRU_U + 1) * n + i], 1, 2 * m + 2)
+        _update_one(2, r0, r1, Jd, coef[LRU_DG * n + i] * coef[LRU_U * n + i],
+                    coef[LRU_DG * n + i] * coef[(LRU_U + 1) * n + i], 1,
+                    2 * m + 2)
 
 
 cdef inline void input_update(
@@ -1010,17 +1034,18 @@ cdef inline void _lru_vjp(
     cdef:
         int i, j
         double enu, eth, mod, a, b, ga, gr, gi, hr, hi, lr, li
+        double dnu, dth, dga
         floating* row
         const floating* th
         const floating* coef = record_coefficients(LRU, n, m, rec)
     for i in range(n):
         th = theta + i * q
-        enu = exp(th[2 * m])
-        eth = exp(th[2 * m + 1])
+        enu = _lru_exp(th[2 * m], &dnu)
+        eth = _lru_exp(th[2 * m + 1], &dth)
         mod = exp(-enu)
         a = mod * cos(eth)
         b = mod * sin(eth)
-        ga = exp(th[2 * m + 2])
+        ga = _lru_exp(th[2 * m + 2], &dga)
         hr = rec[m + i]
         hi = rec[m + n + i]
         lr = a * hr - b * hi
@@ -1031,10 +1056,10 @@ cdef inline void _lru_vjp(
         for j in range(m):
             row[j] += <floating> (gr * ga * rec[j])
             row[m + j] += <floating> (gi * ga * rec[j])
-        row[2 * m] += <floating> (-enu * (gr * lr + gi * li))
-        row[2 * m + 1] += <floating> (eth * (gi * lr - gr * li))
-        row[2 * m + 2] += <floating> (ga * (gr * coef[LRU_U * n + i]
-                                            + gi * coef[(LRU_U + 1) * n + i]))
+        row[2 * m] += <floating> (-dnu * (gr * lr + gi * li))
+        row[2 * m + 1] += <floating> (dth * (gi * lr - gr * li))
+        row[2 * m + 2] += <floating> (dga * (gr * coef[LRU_U * n + i]
+                                             + gi * coef[(LRU_U + 1) * n + i]))
         if gprev != NULL:
             gprev[i] = <floating> (a * gr + b * gi)
             gprev[n + i] = <floating> (a * gi - b * gr)

@@ -277,26 +277,37 @@ class ELSTMSteps(LSTMSteps):
     """Element-wise LSTM: torch's LSTM with ``weight_hh`` a (4n,) vector."""
 
 
+#: The LRU reads its three logarithms clipped to [-LRU_LOG_BOUND, LRU_LOG_BOUND].
+LRU_LOG_BOUND = 20.0
+
+
 class LRUSteps(_Steps):
     """The linear recurrent unit (Orvieto et al., 2023): per unit the complex
     ``h_t = lambda h_{t-1} + gamma (B x_t)``, ``lambda = exp(-exp(nu_log) +
     i exp(theta_log))``, ``gamma = exp(gamma_log)``, ``B = B_re + i B_im``;
     state ``[Re h, Im h]``; output ``y_t = f(C_re Re h_t - C_im Im h_t + D
-    x_t + bias_y)``, f the activation."""
+    x_t + bias_y)``, f the activation. ``nu_log``, ``theta_log`` and
+    ``gamma_log`` are read clipped to [-20, 20] (``LRU_LOG_BOUND``)."""
 
     state_per_unit = 2
 
+    def _exp(self, name):
+        """exp of ``params[name]`` clipped to [-20, 20], and its derivative
+        (0 beyond: exp would overflow there)."""
+        v = self.p[name]
+        e = np.exp(np.clip(v, -LRU_LOG_BOUND, LRU_LOG_BOUND))
+        return e, np.where(np.abs(v) <= LRU_LOG_BOUND, e, 0.0)
+
     def _lambda(self):
-        p = self.p
-        enu, eth = np.exp(p["nu_log"]), np.exp(p["theta_log"])
+        (enu, d_nu), (eth, d_th) = self._exp("nu_log"), self._exp("theta_log")
         modulus = np.exp(-enu)
-        return modulus * np.cos(eth), modulus * np.sin(eth), enu, eth
+        return modulus * np.cos(eth), modulus * np.sin(eth), d_nu, d_th
 
     def _step(self, x, state, activation):
         p = self.p
         n = self.n
         a, b, _, _ = self._lambda()
-        gamma = np.exp(p["gamma_log"])
+        gamma = self._exp("gamma_log")[0]
         hr, hi = state[:, :n], state[:, n:]
         u_re, u_im = x @ p["B_re"].T, x @ p["B_im"].T
         lam_h = (a * hr - b * hi, b * hr + a * hi)
@@ -312,13 +323,13 @@ class LRUSteps(_Steps):
         a, b, enu, eth = self._lambda()
         hr, hi = self.S[:, t, :n], self.S[:, t, n:]
         lr, li = a * hr - b * hi, b * hr + a * hi
-        gamma = np.exp(p["gamma_log"])
+        gamma, d_gamma = self._exp("gamma_log")
         gr, gi = g[:, :n], g[:, n:]
         x = self.X[:, t]
         grads = {
             "nu_log": -enu * (gr * lr + gi * li),
             "theta_log": eth * (gi * lr - gr * li),
-            "gamma_log": gamma * (gr * u_re + gi * u_im),
+            "gamma_log": d_gamma * (gr * u_re + gi * u_im),
             "B_re": (gr * gamma)[:, :, None] * x[:, None, :],
             "B_im": (gi * gamma)[:, :, None] * x[:, None, :],
         }
