@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ._kernels._rtrl import (
+    RowStream,
     rtrl_forward,
     rtrl_influence_size,
     rtrl_minibatch,
@@ -33,7 +34,11 @@ from ._kernels._rtrl import (
     rtrl_scratch_size,
     rtrl_sizes,
 )
-from ._parallel import blas_single_threaded
+from ._parallel import (
+    BLAS_THREADS_MIN_HIDDEN,
+    blas_single_threaded,
+    blas_thread_functions,
+)
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
@@ -357,6 +362,18 @@ class Cell(ABC):
         ``h0`` is a full cell state (see ``new_state``).
         """
 
+    def row_stream(self, flat, update, state, loss):
+        """A compiled one-row stream over these arrays, or None.
+
+        Cells trained by exact RTRL (or SnAp-1) in float64 return a
+        ``_kernels._rtrl.RowStream`` bound to ``flat``, the ``update``
+        (an ``OnlineUpdate``) and the stream ``state``: the one-row path of
+        a stream model (``skrtrl._rows``) then learns and predicts without
+        unpacking them on every call. Its results are those of
+        ``train_online`` and ``forward`` on one row, bit for bit.
+        """
+        return None
+
 
 class ElmanCell(Cell):
     """Fully connected Elman cell, ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b)``.
@@ -440,6 +457,17 @@ class ElmanCell(Cell):
                 *kernel_codes(self, loss), batch, update, state, reset_state, flat,
                 per_unit=self._per_unit_influence, outputs=outputs,
             )  # fmt: skip
+
+    def row_stream(self, flat, update, state, loss):
+        blas = ()
+        if self.n < BLAS_THREADS_MIN_HIDDEN:
+            blas = blas_thread_functions()
+        if flat.dtype != np.float64 or blas is None:
+            return None
+        return RowStream(
+            *kernel_codes(self, loss), self.m, self.o, flat, update, state,
+            per_unit=self._per_unit_influence, blas=blas,
+        )  # fmt: skip
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
         if h0 is None:
@@ -586,6 +614,14 @@ class _GatedCell(Cell):
         return rtrl_online(
             *kernel_codes(self, loss), batch, update, state, reset_state, flat,
             per_unit=self._snap1, outputs=outputs,
+        )  # fmt: skip
+
+    def row_stream(self, flat, update, state, loss):
+        if flat.dtype != np.float64:
+            return None
+        return RowStream(
+            *kernel_codes(self, loss), self.m, self.o, flat, update, state,
+            per_unit=self._snap1,
         )  # fmt: skip
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):

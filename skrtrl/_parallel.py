@@ -76,6 +76,30 @@ def _blas_libraries():
     return _controller
 
 
+def blas_thread_functions():
+    """Addresses of the BLAS thread-count C functions, for compiled callers.
+
+    A tuple of ``(get, set)`` addresses (``int (*)(void)`` and
+    ``void (*)(int)``), one pair per BLAS library the kernels may call, for
+    code that holds BLAS to one thread without returning to Python
+    (``_kernels._rtrl.RowStream``); None when a library is not reachable
+    that way (its threadpoolctl controller is then the only way).
+    """
+    import ctypes
+
+    pairs = []
+    for get, put in _blas_libraries():
+        if not isinstance(get, ctypes._CFuncPtr):
+            return None
+        pairs.append(
+            (
+                ctypes.cast(get, ctypes.c_void_p).value,
+                ctypes.cast(put, ctypes.c_void_p).value,
+            )
+        )
+    return tuple(pairs)
+
+
 @contextlib.contextmanager
 def blas_single_threaded(n_threads, n_hidden=0):
     """Hold BLAS to one thread around a kernel call.

@@ -35,6 +35,7 @@ import weakref
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 
+from ._kernels._interrupt import raise_pending_signal
 from ._model import Diverged
 from ._optim import OnlineUpdate
 from ._sequences import PackedSequences, TrainingBatch
@@ -123,6 +124,8 @@ class RowCache:
         self.n_outputs = estimator.n_outputs_
         self._penalty = None
         self._labels = None
+        self._step = None
+        self._bound = ()
 
     def serves(self, estimator, training):
         """Whether a one-row call of ``estimator`` may rely on this cache."""
@@ -147,6 +150,34 @@ class RowCache:
         if X.dtype != self.dtype or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=self.dtype)
         return X
+
+    def stream_step(self, estimator):
+        """The model's compiled one-row stream, or None for the general path.
+
+        Made on the first training row (``Cell.row_stream``) and kept while
+        the arrays it is bound to stay the same objects: the parameters, the
+        optimizer (replaced when a diverged call restores it) and the
+        stream state (replaced by ``reset_state``).
+        """
+        model = estimator._model
+        # Cells of the protocol (``Cell``) may offer one; the wrappers of
+        # the other gradient methods and of output feedback do not.
+        make = getattr(model.cell, "row_stream", None)
+        stream = model.stream
+        if make is None or stream is None:
+            return None
+        bound = (model.params, model.optimizer, stream, stream["hidden"],
+                 stream["influence"])  # fmt: skip
+        if len(bound) == len(self._bound) and all(
+            map(operator.is_, bound, self._bound)
+        ):
+            return self._step
+        update = OnlineUpdate(
+            model.optimizer, self.penalty(estimator.alpha), estimator.clip_norm
+        )
+        self._step = make(model.params, update, stream, estimator._loss_name)
+        self._bound = bound
+        return self._step
 
     def penalty(self, alpha):
         """``alpha`` times the L2 mask (alpha is one of the settings)."""
@@ -241,6 +272,13 @@ def row_outputs(estimator, X):
     if row is None:
         return None
     model = estimator._model
+    step = cache.stream_step(estimator)
+    if step is not None:
+        H = np.empty((1, model.cell.n))
+        step.hidden_after(row, H[0])
+        return model.cell.readout(model.params, H), PackedSequences(
+            row, _OFFSETS, "stream"
+        )
     raw = model.sequence_outputs(
         row, _START, _LENGTH, estimator._loss_name, True,
         stream=model.stream is not None,
@@ -263,6 +301,9 @@ def learn_row(estimator, X, y):
     if target is None:
         return False
     model = estimator._model
+    step = cache.stream_step(estimator)
+    if step is not None:
+        return _learn_step(estimator, model, step, row, target)
     batch = TrainingBatch(
         row, target, _START, _START, _LENGTH, _WEIGHT[cache.dtype], True
     )
@@ -275,6 +316,25 @@ def learn_row(estimator, X, y):
         estimator._warn_diverged()
         return True
     estimator._count_pass(float(sum(loss.tolist())), 1, None, incremental=True)
+    return True
+
+
+def _learn_step(estimator, model, step, row, target):
+    """``learn_row`` through the compiled one-row stream: the same update,
+    the same divergence rule (a diverged step is undone, then handled as
+    the general path handles it)."""
+    loss = step.learn(row, target)
+    raise_pending_signal()
+    try:
+        if not math.isfinite(loss):  # learn undid the step already
+            raise Diverged
+        model.watch.check_stream((loss,), (1.0,), (1,))
+    except Diverged:
+        if math.isfinite(loss):
+            step.undo()
+        estimator._warn_diverged()
+        return True
+    estimator._count_pass(loss, 1, None, incremental=True)
     return True
 
 

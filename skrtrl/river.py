@@ -73,6 +73,16 @@ class _Adapter:
         finite number; features beyond the known ones are ignored.
         """
         names = self._names
+        last = self.__dict__.get("_last")
+        # progressive validation hands the same sample to predict_one, then
+        # to learn_one: the same values make the same row, converted and
+        # checked once.
+        if last is not None and names is not None:
+            try:
+                if [x[name] for name in names] == last[0]:
+                    return last[1], names
+            except (KeyError, TypeError):
+                pass  # refused below, with its message
         if names is None:
             names = (
                 tuple(self.features) if self.features is not None else _feature_order(x)
@@ -102,6 +112,7 @@ class _Adapter:
                 f"the features {list(bad)} of x are not finite numbers (got "
                 f"{list(bad.values())}); the model needs finite real numbers."
             )
+        self._last = (values, row)
         return row, names
 
     def _commit_names(self, names):

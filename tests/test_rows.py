@@ -352,3 +352,131 @@ def test_any_one_row_call_does_what_the_general_path_does(estimator_class, data)
     assert_same_state(state(est), state(twin))
     if fast[0] == "error" or method != "partial_fit":
         assert_same_state(before, state(est))
+
+
+# -- the compiled one-row stream (Cell.row_stream) ---------------------------
+
+
+def compiled_step(est):
+    """The RowStream the one-row path of ``est`` holds, or None."""
+    cache = _rows._CACHES.get(est._model)
+    return None if cache is None else cache._step
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_float64_rtrl_streams_learn_rows_in_compiled_code(cell):
+    row, target = np.ones((1, N_FEATURES)), np.array([0.5])
+    est = with_cache(fitted(RTRLRegressor, cell))
+    est.partial_fit(row, target)
+    assert compiled_step(est) is not None
+    # float32, other gradient methods and output feedback keep the Python
+    # path around their kernels.
+    others = [
+        fitted(RTRLRegressor, cell, dtype=np.float32),
+        fitted(RTRLRegressor, cell, "feedback"),
+        RTRLRegressor(
+            n_hidden=3,
+            cell=cell,
+            gradient="bptt",
+            truncation=4,
+            stateful=True,
+            random_state=0,
+        ).partial_fit(np.ones((5, N_FEATURES)), np.zeros(5)),
+    ]
+    for other in others:
+        with_cache(other).partial_fit(row.astype(other._model.dtype), target)
+        assert compiled_step(other) is None
+
+
+def _diverging_pair(cell):
+    fast = with_cache(fitted(RTRLRegressor, cell))
+    fast.partial_fit(np.ones((1, N_FEATURES)), np.array([0.5]))
+    assert compiled_step(fast) is not None
+    return fast, copy.deepcopy(fast)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_a_non_finite_step_is_undone_as_the_general_path_does(cell):
+    fast, slow = _diverging_pair(cell)
+    before = state(fast)
+    row, target = np.ones((1, N_FEATURES)), np.array([1e300])
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        fast.partial_fit(row, target)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        general(slow, "partial_fit", row, target)
+    assert_same_state(state(fast), state(slow))
+    for name, value in before["params"].items():
+        np.testing.assert_array_equal(fast.params_[name], value)
+    # The stream was reset and learns on from the restored parameters.
+    fast.partial_fit(row, np.array([0.5]))
+    general(slow, "partial_fit", row, np.array([0.5]))
+    assert_same_state(state(fast), state(slow))
+
+
+@pytest.mark.parametrize("cell", ["elman", "egru"])
+def test_a_step_the_stream_rule_refuses_is_undone(cell):
+    fast, slow = _diverging_pair(cell)
+    rng = np.random.RandomState(2)
+    for _ in range(90):  # past the steps the stream rule waits for
+        row, target = rng.normal(size=(1, N_FEATURES)), rng.normal(size=1) * 0.1
+        fast.partial_fit(row, target)
+        general(slow, "partial_fit", row, target)
+    before = state(fast)
+    # Finite, but a loss orders of magnitude over the stream's.
+    row, target = np.ones((1, N_FEATURES)), np.array([1e8])
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        fast.partial_fit(row, target)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        general(slow, "partial_fit", row, target)
+    assert_same_state(state(fast), state(slow))
+    for name, value in before["params"].items():
+        np.testing.assert_array_equal(fast.params_[name], value)
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "elstm"])
+def test_the_compiled_step_follows_replaced_stream_state(cell):
+    fast, slow = _diverging_pair(cell)
+    rng = np.random.RandomState(3)
+    for t in range(8):
+        if t == 4:
+            fast.reset_state()
+            slow.reset_state()
+        row, target = rng.normal(size=(1, N_FEATURES)), rng.normal(size=1)
+        np.testing.assert_array_equal(fast.predict(row), general(slow, "predict", row))
+        fast.partial_fit(row, target)
+        general(slow, "partial_fit", row, target)
+    assert_same_state(state(fast), state(slow))
+
+
+def test_row_stream_refuses_rows_of_the_wrong_shape():
+    est = with_cache(fitted(RTRLRegressor))
+    est.partial_fit(np.ones((1, N_FEATURES)), np.array([0.5]))
+    step = compiled_step(est)
+    with pytest.raises(ValueError, match="one row"):
+        step.learn(np.ones((2, N_FEATURES)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="one row"):
+        step.learn(np.ones((1, N_FEATURES)), np.ones((1, 2)))
+    with pytest.raises(ValueError, match="one row"):
+        step.hidden_after(np.ones((1, N_FEATURES + 1)), np.empty(3))
+    with pytest.raises(RuntimeError, match="nothing to undo"):
+        _undo_twice(step)
+
+
+def _undo_twice(step):
+    step.learn(np.ones((1, N_FEATURES)), np.ones((1, 1)))
+    step.undo()
+    step.undo()
+
+
+def test_compiled_steps_leave_the_blas_threads_as_they_were():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    est = with_cache(fitted(RTRLRegressor, "elman"))
+    row = np.ones((1, N_FEATURES))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+        for _ in range(3):
+            est.predict(row)
+            est.partial_fit(row, np.array([0.5]))
+        assert compiled_step(est) is not None
+        after = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+    assert after == before

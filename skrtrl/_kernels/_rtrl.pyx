@@ -32,6 +32,8 @@ cells).
 # Bounds and wrap-around checks are set for the whole module by setup.py:
 # off, or on with SKRTRL_DEBUG=1 to audit the kernels.
 from cython cimport floating
+from libc.math cimport isfinite
+from libc.string cimport memcpy
 
 from ._cells cimport (
     N_CELLS, cell_columns, cell_output_blocks, cell_rows, cell_state, flat_size,
@@ -213,3 +215,195 @@ def rtrl_forward(
                     &lengths[0], lengths.shape[0], &params[0],
                     &params[0] + W, every_step, &H[0, 0], &s0[0],
                     &scratch[0])
+
+
+ctypedef int (*get_threads_t)() noexcept nogil
+ctypedef void (*set_threads_t)(int) noexcept nogil
+
+#: BLAS libraries a RowStream holds to one thread around its steps.
+DEF MAX_BLAS = 4
+
+
+cdef class RowStream:
+    """One row of a float64 stream per call, its arrays bound once.
+
+    ``rtrl_online`` reads some twenty arrays out of its bundles on every
+    call; for a stream that learns one row per call that costs far more
+    than the step. A ``RowStream`` binds them when it is made: the
+    parameters, the update rule of ``update`` (optimizer state, L2 penalty,
+    clipping) and the stream ``state`` (whose arrays must stay the same
+    objects: the caller drops the ``RowStream`` when any of them is
+    replaced). ``learn`` is ``rtrl_online`` on one row, bit for bit;
+    ``hidden_after`` the state ``rtrl_forward`` gives after one row.
+
+    A step whose loss or parameters are not finite is undone before
+    ``learn`` returns (the parameters and optimizer state of before it);
+    ``undo`` does the same for the last step afterwards, for a caller whose
+    own divergence rule refuses it.
+
+    ``blas``: ``(get, set)`` addresses of the thread-count functions of the
+    BLAS libraries to hold to one thread around each step (see
+    ``skrtrl._parallel.blas_thread_functions``), as ``blas_single_threaded``
+    does around the other kernel calls; a call from Python there costs more
+    than the step.
+    """
+
+    cdef:
+        int kind, n, activation, loss_kind, m, o
+        bint per_unit, adam, can_undo
+        Py_ssize_t size
+        object update
+        dict state
+        object keep
+        Packed data
+        UpdateRule rule
+        double* params
+        double* hidden
+        double* influence
+        double* grad
+        double* scratch
+        double* forward_scratch
+        double* saved
+        Py_ssize_t zero
+        Py_ssize_t one
+        double unit_weight
+        long t_before
+        int n_blas
+        get_threads_t blas_get[MAX_BLAS]
+        set_threads_t blas_set[MAX_BLAS]
+        int blas_threads[MAX_BLAS]
+
+    def __init__(self, int kind, int n, int activation, int loss_kind,
+                 int m, int o, double[::1] params, update, dict state,
+                 bint per_unit=False, tuple blas=()):
+        _check_kind(kind)
+        if len(blas) > MAX_BLAS:
+            raise ValueError(f"at most {MAX_BLAS} BLAS libraries")
+        _check_params(kind, n, m, o, params.shape[0])
+        cdef:
+            double[::1] hidden = state["hidden"]
+            double[::1] influence = np.asarray(state["influence"]).reshape(-1)
+            double[::1] buffers
+            Py_ssize_t size = params.shape[0]
+            Py_ssize_t scratch_size = scratch_layout(kind, n, m, o).size
+            Py_ssize_t forward_size = forward_scratch_size(kind, n, m)
+        if influence.shape[0] != influence_size(kind, n, m, per_unit):
+            raise ValueError("the stream's influence has the wrong size")
+        if hidden.shape[0] != cell_state(kind, n):
+            raise ValueError("the stream's hidden state has the wrong size")
+        self.rule = update_rule(update, size, <double*> NULL)
+        self.kind, self.n, self.activation = kind, n, activation
+        self.loss_kind, self.m, self.o = loss_kind, m, o
+        self.per_unit, self.size = per_unit, size
+        self.adam = self.rule.state_b != self.rule.state_a
+        self.update, self.state = update, state
+        # grad | scratch | forward scratch | saved params, state_a, state_b
+        buffers = np.empty(size + scratch_size + forward_size + 3 * size)
+        self.keep = (params, hidden, influence, buffers)
+        self.params, self.hidden = &params[0], &hidden[0]
+        self.influence = &influence[0]
+        self.grad = &buffers[0]
+        self.scratch = self.grad + size
+        self.forward_scratch = self.scratch + scratch_size
+        self.saved = self.forward_scratch + forward_size
+        self.zero, self.one, self.unit_weight = 0, 1, 1.0
+        self.data.x_start = self.data.y_start = &self.zero
+        self.data.lengths = &self.one
+        self.data.target_weight = &self.unit_weight
+        self.data.count = 1
+        self.data.m, self.data.o = m, o
+        self.data.every_step = True
+        self.data.weight_scale = 1.0
+        self.can_undo = False
+        self.n_blas = len(blas)
+        for i, (get, put) in enumerate(blas):
+            self.blas_get[i] = <get_threads_t> <size_t> get
+            self.blas_set[i] = <set_threads_t> <size_t> put
+
+    cdef void _blas_to_one(self) noexcept nogil:
+        cdef int i
+        for i in range(self.n_blas):
+            self.blas_threads[i] = self.blas_get[i]()
+            if self.blas_threads[i] != 1:
+                self.blas_set[i](1)
+
+    cdef void _blas_back(self) noexcept nogil:
+        cdef int i
+        for i in range(self.n_blas):
+            if self.blas_threads[i] != 1:
+                self.blas_set[i](self.blas_threads[i])
+
+    def learn(self, const double[:, ::1] X, const double[:, ::1] Y):
+        """Learn from one row (X: 1 x m, Y: 1 x o); its weighted loss.
+
+        Returns NaN, with the step undone, when the loss or a parameter
+        became non-finite.
+        """
+        if X.shape[0] != 1 or X.shape[1] != self.m:
+            raise ValueError("X must be one row of the stream's features")
+        if Y.shape[0] != 1 or Y.shape[1] != self.o:
+            raise ValueError("Y must be one row of the stream's outputs")
+        cdef:
+            double loss = 0.0
+            int parity = self.state.get("parity", 0)
+            bint finite = True
+            Py_ssize_t i, size = self.size
+        self.data.values = &X[0, 0]
+        self.data.targets = &Y[0, 0]
+        # The update count may have moved through another path since.
+        self.rule.t = self.update.optimizer.t
+        self.t_before = self.rule.t
+        with nogil:
+            self._blas_to_one()
+            memcpy(self.saved, self.params, size * sizeof(double))
+            memcpy(self.saved + size, self.rule.state_a, size * sizeof(double))
+            if self.adam:
+                memcpy(self.saved + 2 * size, self.rule.state_b,
+                       size * sizeof(double))
+            run_online(
+                self.kind, self.activation, self.loss_kind, &self.data, False,
+                self.params, self.n, &self.rule, self.hidden, self.influence,
+                &parity, self.per_unit, self.grad, self.scratch, &loss, NULL)
+            self._blas_back()
+            finite = isfinite(loss)
+            for i in range(size):
+                if not isfinite(self.params[i]):
+                    finite = False
+                    break
+        self.state["parity"] = parity
+        self.can_undo = True
+        if not finite:
+            self.undo()
+            return float("nan")
+        self.update.optimizer.t = self.rule.t
+        return loss
+
+    def undo(self):
+        """Restore the parameters and optimizer state of before the last
+        ``learn`` (the stream state is not restored: reset it)."""
+        if not self.can_undo:
+            raise RuntimeError("nothing to undo")
+        cdef Py_ssize_t size = self.size
+        memcpy(self.params, self.saved, size * sizeof(double))
+        memcpy(<double*> self.rule.state_a, self.saved + size,
+               size * sizeof(double))
+        if self.adam:
+            memcpy(<double*> self.rule.state_b, self.saved + 2 * size,
+                   size * sizeof(double))
+        self.update.optimizer.t = self.rule.t = self.t_before
+        self.can_undo = False
+
+    def hidden_after(self, const double[:, ::1] X, double[::1] h):
+        """Write into ``h`` (n) the hidden output after one row ``X`` (1 x m)
+        from the stream state, which is left unchanged."""
+        if X.shape[0] != 1 or X.shape[1] != self.m or h.shape[0] != self.n:
+            raise ValueError("X must be one row of the features, h of size n")
+        cdef int W = cell_rows(self.kind, self.n) * cell_columns(
+            self.kind, self.n, self.m)
+        with nogil:
+            self._blas_to_one()
+            run_forward(self.kind, self.activation, self.n, self.m, &X[0, 0],
+                        &self.zero, &self.one, 1, self.params,
+                        self.params + W, False, &h[0], self.hidden,
+                        self.forward_scratch)
+            self._blas_back()
