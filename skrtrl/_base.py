@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _rows as rows
-from ._cells import ACTIVATIONS, CELLS, GRADIENTS
+from ._cells import ACTIVATIONS, CELLS, GRADIENTS, POOLINGS
 from ._divergence import LossWatch
 from ._model import Diverged, Model
 from ._parallel import kernel_threads
@@ -63,6 +63,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "truncation": [Interval(Integral, 1, None, closed="left"), None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "output": [StrOptions({"last", "sequence"})],
+        "pooling": [StrOptions(set(POOLINGS))],
         "solver": [StrOptions({"adam", "sgd"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -101,6 +102,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         truncation=None,
         activation="tanh",
         output="last",
+        pooling="last",
         solver="adam",
         learning_rate_init=1e-3,
         alpha=1e-4,
@@ -132,6 +134,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         self.truncation = truncation
         self.activation = activation
         self.output = output
+        self.pooling = pooling
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
@@ -218,6 +221,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         # Models saved before output feedback existed had none.
         state.setdefault("output_feedback", False)
         state.setdefault("teacher_forcing", True)
+        state.setdefault("pooling", "last")
         super().__setstate__(state)
         if saved == 1 and "_flat_params" in self.__dict__:
             old_cell = self.__dict__["_cell"]

@@ -31,6 +31,7 @@ from ._kernels._rtrl import (
     rtrl_influence_size,
     rtrl_minibatch,
     rtrl_online,
+    rtrl_pool_size,
     rtrl_scratch_size,
     rtrl_sizes,
 )
@@ -42,6 +43,9 @@ from ._parallel import (
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
+#: What a target per sequence reads: the last step's h, or the mean or
+#: per-unit maximum of h over the sequence (codes of ``_kernels/_common.pxd``).
+POOLINGS = {"last": 0, "mean": 1, "max": 2}
 GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 #: The ways a model can be trained: minibatch gradients ("minibatch"),
 #: updates after every step of independent sequences ("step"), a stateful
@@ -164,13 +168,6 @@ class Layout:
         bias_out = flat[pos + self.o * self.n : pos + self.o * self.n + self.o]
         return theta, bias_hh, weight_out, bias_out
 
-    def kernel_blocks(self, flat):
-        """As ``blocks``, with zeros for a ``bias_hh`` the kernels don't read."""
-        theta, bias_hh, weight_out, bias_out = self.blocks(flat)
-        if bias_hh is None:
-            bias_hh = np.zeros(self.n, dtype=flat.dtype)
-        return theta, bias_hh, weight_out, bias_out
-
     def views(self, flat):
         """Named views into ``flat``: ``params_``."""
         theta, bias_hh, weight_out, bias_out = self.blocks(flat)
@@ -225,6 +222,10 @@ class Cell(ABC):
         One of ``own_gradients``.
     n_feedback : int, default=0
         How many of the inputs are fed-back outputs (``weight_fb``).
+    pooling : str, default="last"
+        Key of ``POOLINGS``: what the readout of a target per sequence
+        reads, in training (``train_minibatch``) and in ``forward`` without
+        ``every_step``.
     """
 
     #: Name in the registry and in ``params``' ``cell``.
@@ -239,6 +240,11 @@ class Cell(ABC):
     #: Whether each unit only feeds itself (a diagonal recurrence), which
     #: makes exact RTRL as cheap as SnAp-1 (error messages name such cells).
     elementwise = False
+    #: Whether the readout reads an output map with parameters of its own
+    #: (the LRU's) rather than h: pooled readouts, which pool h, refuse it.
+    output_map = False
+    #: Key of ``POOLINGS`` (a class default for cells pickled before it).
+    pooling = "last"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -247,7 +253,7 @@ class Cell(ABC):
 
     def __init__(
         self, n_hidden, n_inputs, n_outputs, *, activation="tanh", gradient="rtrl",
-        n_feedback=0,
+        n_feedback=0, pooling="last",
     ):  # fmt: skip
         if gradient not in self.own_gradients:
             raise ValueError(
@@ -259,6 +265,7 @@ class Cell(ABC):
         self.o = n_outputs
         self.activation = activation
         self.gradient = gradient
+        self.pooling = pooling
         self.layout = self._make_layout(n_feedback)
 
     @classmethod
@@ -406,14 +413,22 @@ class ElmanCell(Cell):
     def _influence_size(self):
         return rtrl_influence_size(self.kind, self.n, self.m, self._per_unit_influence)
 
+    def _pool_size(self):
+        """The pooled readout's accumulator (``_kernels/_rtrl.pxd``): the size
+        of the influence's h rows, or nothing."""
+        if self.pooling == "last":
+            return 0
+        return rtrl_pool_size(self.kind, self.n, self.m, self._per_unit_influence)
+
     def _scratch_size(self):
         return rtrl_scratch_size(self.kind, self.n, self.m, self.o)
 
     def workspace_shapes(self, batch_size, n_threads, longest=0):
+        influence = self._influence_size() + self._pool_size()
         return {
             "grad": ((batch_size, self.layout.kernel_size), None),
             "loss": ((batch_size,), np.float64),
-            "influence": ((n_threads, self._influence_size()), None),
+            "influence": ((n_threads, influence), None),
             "scratch": ((n_threads, self._scratch_size()), None),
         }
 
@@ -442,7 +457,7 @@ class ElmanCell(Cell):
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
             rtrl_minibatch(
                 *kernel_codes(self, loss), batch, weight_scale, flat, workspace,
-                per_unit=self._per_unit_influence,
+                per_unit=self._per_unit_influence, pooling=POOLINGS[self.pooling],
             )  # fmt: skip
         self.layout.add_kernel_gradient(grad, workspace["grad"][:B].sum(axis=0))
         return float(workspace["loss"][:B].sum())
@@ -477,7 +492,7 @@ class ElmanCell(Cell):
         with blas_single_threaded(1, self.n):
             rtrl_forward(
                 self.kind, self.n, ACTIVATIONS[self.activation], values,
-                x_start, lengths, flat, every_step, H, h0,
+                x_start, lengths, flat, every_step, H, h0, POOLINGS[self.pooling],
             )  # fmt: skip
         return H
 
@@ -562,11 +577,19 @@ class _GatedCell(Cell):
     def _influence_size(self):
         return rtrl_influence_size(self.kind, self.n, self.m, self._snap1)
 
+    def _pool_size(self):
+        """The pooled readout's accumulator (``_kernels/_rtrl.pxd``): the size
+        of the influence's h rows, or nothing."""
+        if self.pooling == "last":
+            return 0
+        return rtrl_pool_size(self.kind, self.n, self.m, self._snap1)
+
     def workspace_shapes(self, batch_size, n_threads, longest=0):
+        influence = self._influence_size() + self._pool_size()
         return {
             "grad": ((batch_size, self.layout.kernel_size), None),
             "loss": ((batch_size,), np.float64),
-            "influence": ((n_threads, self._influence_size()), None),
+            "influence": ((n_threads, influence), None),
             "scratch": ((n_threads, self._scratch_size()), None),
         }
 
@@ -595,7 +618,7 @@ class _GatedCell(Cell):
         with blas_single_threaded(workspace["influence"].shape[0], self.n):
             rtrl_minibatch(
                 *kernel_codes(self, loss), batch, weight_scale, flat, workspace,
-                per_unit=self._snap1,
+                per_unit=self._snap1, pooling=POOLINGS[self.pooling],
             )  # fmt: skip
         self.layout.add_kernel_gradient(grad, workspace["grad"][:B].sum(axis=0))
         return float(workspace["loss"][:B].sum())
@@ -634,7 +657,7 @@ class _GatedCell(Cell):
         H = np.empty((rows, self.n), dtype=flat.dtype)
         rtrl_forward(
             self.kind, self.n, ACTIVATIONS[self.activation], values, x_start,
-            lengths, flat, every_step, H, s0,
+            lengths, flat, every_step, H, s0, POOLINGS[self.pooling],
         )  # fmt: skip
         return H
 
@@ -749,6 +772,7 @@ class LRUCell(_GatedCell):
     name = "lru"
     kind = 6
     elementwise = _elementwise = True
+    output_map = True
     #: The ring of the initial ``|lambda|`` and the largest initial phase:
     #: r_max near 1 gives long memory; phases beyond pi repeat those below
     #: as complex conjugates, which a real input and the real part of C h

@@ -91,6 +91,19 @@ _PARAMETERS_DOC = """
         state. ``"sequence"``: one target per time step; ``predict`` then
         returns one output per step in the form of X.
 
+    pooling : {"last", "mean", "max"}, default="last"
+        What the readout of a target per sequence (``output="last"``)
+        reads: the final hidden state (``"last"``), the average of the
+        hidden states over the sequence's own steps (``"mean"``), or each
+        unit's maximum over them (``"max"``), in training and prediction
+        alike. Exact RTRL carries, beside the influence, its running sum
+        (or, for ``"max"``, each unit's row at its maximum): as much memory
+        again as the influence's hidden rows, and one addition per step.
+        Trained by ``"rtrl"``, ``"snap1"`` and full ``"bptt"``; refused with
+        UORO, truncated BPTT, ``output="sequence"``, ``stateful=True``,
+        ``update="step"`` (one update per sequence: use ``batch_size=1``)
+        and output feedback. See :ref:`pooling` in the user guide.
+
     solver : {"adam", "sgd"}, default="adam"
         Optimizer. ``"sgd"`` uses ``momentum`` and ``nesterovs_momentum``.
 

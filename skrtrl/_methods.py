@@ -13,7 +13,7 @@ methods, in minibatch, ``update="step"`` and stream mode.
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._cells import CELLS, allocate, kernel_codes
+from ._cells import CELLS, POOLINGS, allocate, kernel_codes
 from ._kernels._bptt import (
     bptt_minibatch,
     bptt_online,
@@ -29,13 +29,14 @@ METHODS = ("bptt", "uoro")
 
 def make_cell(
     name, n_hidden, n_inputs, n_outputs, *, activation="tanh", gradient="rtrl",
-    truncation=None, random_state=None, n_feedback=0,
+    truncation=None, random_state=None, n_feedback=0, pooling="last",
 ):  # fmt: skip
     """The cell ``name`` trained by ``gradient``.
 
     ``truncation`` only applies to ``"bptt"`` and ``random_state`` (the
     estimator's RandomState, the source of UORO's random signs) only to
-    ``"uoro"``; ``n_feedback`` inputs are fed-back outputs.
+    ``"uoro"``; ``n_feedback`` inputs are fed-back outputs; ``pooling`` is
+    what a target per sequence reads (``skrtrl._cells.POOLINGS``).
     """
     cls = CELLS[name]
     if gradient not in cls.gradients:
@@ -43,7 +44,7 @@ def make_cell(
             f"cell={name!r} supports gradient in {cls.gradients}; got "
             f"gradient={gradient!r}."
         )
-    sizes = dict(activation=activation, n_feedback=n_feedback)
+    sizes = dict(activation=activation, n_feedback=n_feedback, pooling=pooling)
     if gradient in cls.own_gradients:
         return cls(n_hidden, n_inputs, n_outputs, gradient=gradient, **sizes)
     cell = cls(n_hidden, n_inputs, n_outputs, **sizes)
@@ -83,6 +84,14 @@ class MethodCell:
         self.name, self.n, self.m, self.o = cell.name, cell.n, cell.m, cell.o
         self.kind = cell.kind
         self.activation = cell.activation
+        self.pooling = cell.pooling
+        if self.pooling != "last" and (gradient == "uoro" or self.truncation):
+            # The running sum of UORO's rank-one estimates is not of rank
+            # one, and truncated BPTT never reaches the early steps.
+            raise ValueError(
+                f"pooling={self.pooling!r} is trained by exact RTRL, SnAp-1 "
+                "or full BPTT; not by UORO or truncated BPTT."
+            )
         self.layout = cell.layout
         _, _, self.S, self._record = bptt_sizes(self.kind, self.n, self.m)
 
@@ -205,7 +214,7 @@ class MethodCell:
                 self._ring(workspace, batch.lengths)
                 bptt_minibatch(
                     *kernel_codes(self, loss), batch, weight_scale, flat, workspace,
-                    self.truncation or 0,
+                    self.truncation or 0, pooling=POOLINGS[self.pooling],
                 )  # fmt: skip
             else:
                 uoro_minibatch(

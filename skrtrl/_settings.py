@@ -99,10 +99,51 @@ def check_training_settings(params):
             "Set truncation=k to backpropagate each loss through its last "
             "k steps."
         )
+    _check_pooling(params)
     if params.stateful and params.early_stopping:
         raise ValueError(
             "early_stopping needs held-out sequences; a stream "
             "(stateful=True) is one sequence. Use early_stopping=False."
+        )
+
+
+def _check_pooling(params):
+    """ValueError for settings where a pooled readout has no meaning."""
+    if params.pooling == "last":
+        return
+    where = None
+    if params.stateful:
+        where = "a stream (stateful=True) has no sequence to pool over"
+    elif params.output == "sequence":
+        where = "output='sequence' has a target at every step"
+    elif params.output_feedback:
+        where = "output feedback feeds back per-step outputs"
+    elif update_mode(params) == "step":
+        where = (
+            "update='step' would update once per sequence, at its end, which "
+            "update='batch' with batch_size=1 does"
+        )
+    elif params.gradient == "uoro":
+        where = (
+            "UORO keeps a rank-one estimate of the influence, and the running "
+            "sum of those estimates is not of rank one (it would take the "
+            "memory UORO avoids); use gradient='rtrl', 'snap1' or 'bptt'"
+        )
+    elif params.gradient == "bptt" and params.truncation is not None:
+        where = (
+            "truncated BPTT would not reach the early steps the pooled "
+            "readout reads; use truncation=None"
+        )
+    elif CELLS[params.cell].output_map:
+        where = (
+            f"cell={params.cell!r} is read through its output map, not h, "
+            "and the pooled readouts pool h; use pooling='last'"
+        )
+    if where is not None:
+        what = {"mean": "mean", "max": "per-unit maximum"}[params.pooling]
+        raise ValueError(
+            f"pooling={params.pooling!r} reads one target per sequence from "
+            f"the {what} of its hidden states; {where}."
         )
 
 
@@ -127,7 +168,14 @@ def build_cell(params, n_inputs, n_outputs, random_state=None):
             teacher_forcing=params.teacher_forcing,
             **settings,
         )
-    return make_cell(params.cell, params.n_hidden, n_inputs, n_outputs, **settings)
+    return make_cell(
+        params.cell,
+        params.n_hidden,
+        n_inputs,
+        n_outputs,
+        pooling=params.pooling,
+        **settings,
+    )
 
 
 def cell_follows(cell, params):
@@ -157,6 +205,7 @@ def cell_follows(cell, params):
         and getattr(cell, "truncation", None) == truncation
         and cell.activation == params.activation
         and getattr(cell, "teacher_forcing", True) == bool(params.teacher_forcing)
+        and getattr(cell, "pooling", "last") == params.pooling
     )
 
 

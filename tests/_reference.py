@@ -307,3 +307,80 @@ def bptt(cell, params, activation, loss, sequences, *, truncation=None, lr=0.0,
                 fed = Y[t].astype(float)
     return dict(params=layout.arrays(theta), gradient=total, loss=total_loss,
                 state=s, fed=fed, layout=layout)  # fmt: skip
+
+
+def pool_hidden(H, pooling):
+    """The pooled readout input of one sequence's hidden states ``H`` (T, n):
+    the last row, their mean or their per-unit maximum over the T steps."""
+    if pooling == "last":
+        return H[-1]
+    return H.mean(axis=0) if pooling == "mean" else H.max(axis=0)
+
+
+def hidden_states(cell, params, activation, x):
+    """h after every step of one sequence ``x`` (T, m), from the zero state."""
+    n = params["weight_out"].shape[1]
+    return steps_from(cell, params, x[None], activation).S[0, 1:, :n]
+
+
+def pooled_outputs(cell, params, activation, X, pooling):
+    """Readout pre-activations of pooled hidden states, one row per
+    sequence; each sequence runs alone, over its own steps only."""
+    W, b = params["weight_out"], params["bias_out"]
+    return np.array(
+        [W @ pool_hidden(hidden_states(cell, params, activation, x), pooling) + b
+         for x in X]
+    )  # fmt: skip
+
+
+def pooled_loss(cell, params, activation, loss, sequences, pooling):
+    """Sum over sequences ``(x, y, w)`` (a target y per sequence, weight w)
+    of ``w * L(readout of the pooled h, y)`` (for finite differences)."""
+    Z = pooled_outputs(cell, params, activation, [x for x, _, _ in sequences], pooling)
+    return sum(
+        w * loss_and_output_grad(loss, z, y)[0] for z, (_, y, w) in zip(Z, sequences)
+    )
+
+
+def pooled_rtrl(cell, params, activation, loss, sequences, pooling, *, snap1=False):
+    """RTRL in numpy for a pooled readout, at fixed weights: the influence
+    P_t (cut to SnAp-1's blocks with ``snap1``), and beside it the sum of
+    its h rows (mean) or, for each unit, its h row at the step of the
+    unit's first maximum (max); the readout's influence at the end is W A
+    (/ T). Returns the flat gradient sum of ``w dL/dtheta`` and its layout.
+    """
+    layout = Layout(params)
+    n = params["weight_out"].shape[1]
+    o = params["weight_out"].shape[0]
+    S = state_size(cell, n)
+    keep = layout.unit_blocks(n, S) if snap1 else None
+    W, b = params["weight_out"], params["bias_out"]
+    total = np.zeros(layout.size)
+    for x, y, w in sequences:
+        s, P = np.zeros(S), np.zeros((S, layout.size))
+        H, rows = [], []
+        for t in range(x.shape[0]):
+            steps = steps_from(cell, params, np.tile(x[t], (S, 1, 1)), activation,
+                               np.tile(s, (S, 1)))  # fmt: skip
+            J, grads, _ = steps.vjp(0, np.eye(S))
+            immediate = np.zeros((S, layout.size))
+            _add_cell_gradient(layout, grads, x.shape[1], immediate)
+            P = J @ P + immediate
+            if keep is not None:
+                P[~keep] = 0.0
+            s = steps.S[0, 1]
+            H.append(s[:n])
+            rows.append(P[:n].copy())
+        H, rows = np.array(H), np.array(rows)
+        if pooling == "mean":
+            A = rows.mean(axis=0)
+        else:
+            at = H.argmax(axis=0)  # the first maximum of each unit
+            A = rows[at, np.arange(n)]
+        h = pool_hidden(H, pooling)
+        P_z = W @ A
+        P_z[:, layout.slices["weight_out"]] += np.kron(np.eye(o), h)
+        P_z[:, layout.slices["bias_out"]] += np.eye(o)
+        _, dz = loss_and_output_grad(loss, W @ h + b, y)
+        total += w * (dz @ P_z)
+    return dict(gradient=total, layout=layout)

@@ -39,6 +39,8 @@ ESTIMATORS = [
         8, cell="gru", gradient="bptt", truncation=6, learning_rate_init=0.01
     ),
     RTRLClassifier(gradient="uoro"),
+    # A pooled readout: training and prediction read the mean over time.
+    RTRLClassifier(8, cell="egru", pooling="mean", learning_rate_init=0.01),
 ]
 
 

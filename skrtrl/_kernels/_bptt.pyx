@@ -25,6 +25,11 @@ that step's loss backpropagated through the records in the ring (at most k
 steps back, or to the sequence start without truncation), using the current
 weights and the activations stored when each step ran; in a stream, the
 state and the ring are carried from call to call.
+
+A pooled readout (the mean or per-unit maximum of h over the sequence, one
+target per sequence, full BPTT only) injects its error at every step: dL/dz
+/ T into each step's dL/dh_t for the mean, and dL/dz[i] into unit i's at
+the step of its maximum (the first, on ties) for the maximum.
 """
 
 # Bounds and wrap-around checks are set for the whole module by setup.py:
@@ -39,9 +44,10 @@ from ._cells cimport (
     flat_size, record_size, step_work_size,
 )
 from ._common cimport (
-    InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
-    interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
-    record_output, sequence, target_index, update_rule,
+    POOL_LAST, POOL_MEAN, InterruptCheck, Packed, UpdateRule, has_target,
+    interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
+    pool_step, readout_gradient, record_output, sequence, set_pooling,
+    target_index, update_rule,
 )
 
 import numpy as np
@@ -57,7 +63,7 @@ def bptt_sizes(int kind, int n, int m):
 
 def bptt_scratch_size(int kind, int n, int o):
     """Numbers of scratch memory one thread of the BPTT kernels needs."""
-    return 3 * cell_state(kind, n) + step_work_size(kind, n) + n + 2 * o
+    return 3 * cell_state(kind, n) + step_work_size(kind, n) + 3 * n + 2 * o
 
 
 cdef inline void _backprop(
@@ -118,9 +124,12 @@ cdef double _bptt_sequence(
         floating* g = work + step_work_size(kind, n)
         floating* zout = g + n
         floating* dz = zout + o
+        floating* pool = dz + o
+        floating* arg_max = pool + n    # step numbers, exact below 2^24
         floating* rec
         floating* grad_out = grad + R * q
         floating* tmp
+        bint pooled = data.pooling != POOL_LAST
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(length):
@@ -133,9 +142,32 @@ cdef double _bptt_sequence(
         rec = ring + slot * rs
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                      rec, work)
+        if pooled:
+            for i in range(n):
+                if t == 0 or s[i] > pool[i]:
+                    arg_max[i] = <floating> t
+            pool_step(data.pooling, n, t, s, pool)
         if not has_target(data, b, t):
             continue
         k = target_index(data, t)
+        if pooled:
+            # The one target, at the last step; the ring holds every step.
+            if data.pooling == POOL_MEAN:
+                for i in range(n):
+                    pool[i] /= length
+            loss += readout_gradient(
+                Y + k * o, o, n, data.weight_scale * weights[k], loss_kind,
+                W_out, b_out, pool, grad_out, g, zout, dz)
+            for slot in range(length):
+                rec = ring + slot * rs + spare
+                for i in range(n):
+                    if data.pooling == POOL_MEAN:
+                        rec[i] = g[i] / length
+                    elif <Py_ssize_t> arg_max[i] == slot:
+                        rec[i] = g[i]
+                    else:
+                        rec[i] = 0
+            break
         # Without truncation dL/dy_t waits in the record for the backward
         # pass, which takes it to the state.
         loss += cell_readout(
@@ -159,9 +191,9 @@ cdef double _bptt_sequence(
             stop[0] = True
             break
         rec = ring + t * rs
-        if has_target(data, b, t):
-            # dL/dy_t, back to the state (the output map's own gradient
-            # was taken at the readout).
+        if pooled or has_target(data, b, t):
+            # dL/dy_t (or the pooled readout's share), back to the state
+            # (the output map's own gradient was taken at the readout).
             cell_output_vjp(kind, n, m, q, theta, rec, rec + spare, gbar,
                             True, NULL, work)
         cell_vjp(kind, n, m, q, theta, rec, gbar, gprev if t > 0 else NULL,
@@ -176,6 +208,7 @@ def bptt_minibatch(
     int kind, int n, int activation, int loss_kind, batch,
     double weight_scale, const floating[::1] params, dict workspace,
     Py_ssize_t truncation,
+    int pooling=0,
 ):
     """BPTT over a minibatch; one gradient row and loss per sequence.
 
@@ -184,7 +217,9 @@ def bptt_minibatch(
     for full BPTT. The ``workspace`` holds ``"grad"`` (>= B, R*q + o*n + o)
     and ``"loss"`` (>= B,), written, and per thread ``"ring"`` (cap *
     record size numbers, cap = truncation, or the longest sequence without
-    truncation) and ``"scratch"`` (``bptt_scratch_size``).
+    truncation) and ``"scratch"`` (``bptt_scratch_size``). ``pooling``: what
+    each sequence's one target reads (``_common.pxd``'s POOL_*: the last h,
+    their mean or maximum over time); full BPTT only.
     """
     if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
@@ -211,6 +246,9 @@ def bptt_minibatch(
         bint* stop = &stopped   # shared by the threads
     R, q, _, rs = bptt_sizes(kind, n, m)
     size = R * q + o * n + o
+    set_pooling(&data, pooling)
+    if pooling and truncation:
+        raise ValueError("a pooled readout needs full BPTT (truncation 0)")
     if params.shape[0] != flat_size(kind, n, m, o):
         raise ValueError("params has the wrong size for this cell")
     bias_hh = theta + R * q

@@ -24,6 +24,13 @@ cdef enum:
     LOSS_LOGISTIC = 1
     LOSS_SOFTMAX = 2
 
+# What a per-sequence readout reads (skrtrl._cells.POOLINGS): the last h,
+# or the mean or per-unit maximum of h over the sequence's steps.
+cdef enum:
+    POOL_LAST = 0
+    POOL_MEAN = 1
+    POOL_MAX = 2
+
 
 cdef inline double _sigmoid(double a) noexcept nogil:
     cdef double e
@@ -252,7 +259,8 @@ cdef inline void online_update(
 # and their targets in the rows of ``targets`` (from row y_start[b]: one per
 # step when every_step, else one per sequence), each with its weight
 # target_weight[row] times weight_scale. The three arrays are of the
-# kernel's floating type (``sequence`` casts them back).
+# kernel's floating type (``sequence`` casts them back). ``pooling``: what
+# the one target of a sequence reads (POOL_*; POOL_LAST with every_step).
 ctypedef struct Packed:
     const void* values
     const void* targets
@@ -265,6 +273,7 @@ ctypedef struct Packed:
     int o
     bint every_step
     double weight_scale
+    int pooling
 
 
 cdef inline Packed pack(
@@ -295,6 +304,7 @@ cdef inline Packed pack(
     data.o = Y.shape[1]
     data.every_step = every_step
     data.weight_scale = weight_scale
+    data.pooling = POOL_LAST
     return data
 
 
@@ -315,6 +325,33 @@ cdef inline Packed pack_batch(object batch, double weight_scale,
         bint every_step = batch.every_step
     return pack(X, Y, x_start, y_start, lengths, target_weight, every_step,
                 weight_scale)
+
+
+cdef inline void set_pooling(Packed* data, int pooling) except *:
+    """ValueError unless ``pooling`` is a POOL_* code that ``data`` allows
+    (a pooled readout needs one target per sequence)."""
+    if pooling < POOL_LAST or pooling > POOL_MAX:
+        raise ValueError("unknown pooling code")
+    if pooling != POOL_LAST and data.every_step:
+        raise ValueError("pooling needs one target per sequence")
+    data.pooling = pooling
+
+
+cdef inline void pool_step(
+    int pooling, int n, Py_ssize_t t, const floating* h, floating* pool,
+) noexcept nogil:
+    """Fold step t's h into ``pool``: the running sum (POOL_MEAN, divided
+    by the length at the end) or maximum (POOL_MAX) of each unit."""
+    cdef int i
+    if t == 0:
+        memcpy(pool, h, n * sizeof(floating))
+    elif pooling == POOL_MEAN:
+        for i in range(n):
+            pool[i] += h[i]
+    else:
+        for i in range(n):
+            if h[i] > pool[i]:
+                pool[i] = h[i]
 
 
 cdef inline void sequence(

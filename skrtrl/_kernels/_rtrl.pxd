@@ -58,6 +58,15 @@
 # on which thread ran what. Online (Williams & Zipser's real-time RTRL):
 # sequences run one after the other, the influence carried on under the
 # changing weights, an update after every step with a target.
+#
+# Pooled readouts (``Packed.pooling``): a sequence's one target read from
+# z = (1/T) sum_t h_t (mean) or from each unit's maximum of h over time
+# (max). dL/dz is known at the end only, so beside P_t the driver carries
+# A_t = sum_{tau <= t} P_tau[:n] (mean) or, for each unit i, row i of P at
+# the step of its running maximum (max), and at the end adds
+# A_T^T (dL/dz) (/ T for the mean) to the gradient: exact, and the size of
+# the h rows of the influence (n x W dense, W per unit), after it in the
+# influence buffer (``pool_size``).
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -75,9 +84,9 @@ from ._cells cimport (
     record_size, row_coef, step_work_size,
 )
 from ._common cimport (
-    InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
-    interrupt_due, online_update, record_output, sequence,
-    target_index,
+    POOL_LAST, POOL_MEAN, POOL_MAX, InterruptCheck, Packed, UpdateRule,
+    has_target, interrupt_check, interrupt_due, online_update, pool_step,
+    readout_gradient, record_output, sequence, target_index,
 )
 
 # Numbers left unused at each end of a thread's scratch row (one cache line
@@ -98,6 +107,7 @@ ctypedef struct Scratch:
     int g       # n
     int zout    # o
     int dz      # o
+    int pool    # n: the pooled h so far
     int grad    # R*q + o*n + o
     int size
 
@@ -114,7 +124,8 @@ cdef inline Scratch scratch_layout(int kind, int n, int m, int o) noexcept nogil
     at.g = at.gprev + S
     at.zout = at.g + n
     at.dz = at.zout + o
-    at.grad = at.dz + o
+    at.pool = at.dz + o
+    at.grad = at.pool + n
     at.size = (at.grad + cell_rows(kind, n) * cell_columns(kind, n, m)
                + o * n + o + PAD)
     return at
@@ -128,6 +139,14 @@ cdef inline Py_ssize_t influence_size(int kind, int n, int m,
     if per_unit:
         return cell_per_unit(kind) * W
     return 2 * cell_state(kind, n) * W
+
+
+cdef inline Py_ssize_t pool_size(int kind, int n, int m,
+                                 bint per_unit) noexcept nogil:
+    """Numbers of the pooled readout's accumulator A per sequence (see the
+    header): the h rows of the influence."""
+    cdef Py_ssize_t W = cell_rows(kind, n) * cell_columns(kind, n, m)
+    return W if per_unit else n * W
 
 
 # -- the influence updates ---------------------------------------------------
@@ -160,15 +179,42 @@ cdef inline void _direct_columns(
             r1[j] = d1 * p
 
 
+cdef inline void pool_dense_influence(
+    int pooling, int n, Py_ssize_t W, const floating* h,
+    const floating* pool, const floating* P, floating* A, Py_ssize_t c0,
+    Py_ssize_t c1,
+) noexcept nogil:
+    """Fold columns c0:c1 of a dense P_t (t >= 1) into the pooled readout's
+    accumulator A (n x W, see the header): A += P_t[:n] (mean), or row i of
+    P_t into A for each unit i at a new maximum of h (max). Call before
+    ``pool_step`` moves ``pool``."""
+    cdef Py_ssize_t j
+    cdef int i
+    cdef floating* a
+    cdef const floating* p
+    for i in range(n):
+        a = A + i * W
+        p = P + i * W
+        if pooling == POOL_MEAN:
+            for j in range(c0, c1):
+                a[j] += p[j]
+        elif h[i] > pool[i]:
+            memcpy(a + c0, p + c0, (c1 - c0) * sizeof(floating))
+
+
 cdef inline void influence_step(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, const floating* P_old, floating* P_new, bint first,
     bint dense, floating* J, const floating* g, floating* grad,
+    int pooling, const floating* h, const floating* pool, floating* A,
 ) noexcept nogil:
     """P_new = J_t P_old + I_t (``first``: P_old = 0 and not read).
 
     When ``g`` is not NULL, also adds P_new[:n]^T g into ``grad`` (R*q),
     block by block. ``dense`` keeps the whole S x S Jacobian in the GEMM.
+    When ``A`` is not NULL, folds each block of P_new into the pooled
+    readout's accumulator while the block is in cache
+    (``pool_dense_influence``): only A itself then comes from memory.
     """
     cdef:
         int S = cell_state(kind, n)
@@ -183,7 +229,9 @@ cdef inline void influence_step(
             gemv_rm_t(n, W, <floating> 1, P_new, W, g, <floating> 1, grad)
         return
     cell_jacobian(kind, n, m, q, theta, rec, K, J)
-    width = block_columns(S, n, W, g != NULL,
+    # A pass over each block after the GEMM (a gradient, the pooled
+    # accumulator) wants blocks that stay in cache.
+    width = block_columns(S, n, W, g != NULL or A != NULL,
                           cell_whole_product_without_target(kind))
     while c0 < W:
         c1 = c0 + width
@@ -197,6 +245,8 @@ cdef inline void influence_step(
         if g != NULL:
             gemv_rm_t(n, c1 - c0, <floating> 1, P_new + c0, W, g,
                       <floating> 1, grad + c0)
+        if A != NULL:
+            pool_dense_influence(pooling, n, W, h, pool, P_new, A, c0, c1)
         c0 = c1
 
 
@@ -249,6 +299,25 @@ cdef inline void unit_influence_step(
         _unit_influence_step(LRU, n, m, q, theta, rec, P, first)
     else:
         _unit_influence_step(kind, n, m, q, theta, rec, P, first)
+
+
+cdef inline void h_block_gradient(
+    int n, int R, int q, const floating* P, const floating* g, floating* grad,
+) noexcept nogil:
+    """grad[rho] += g[unit of rho] * P[rho] over the R rows of an h block
+    (the pooled influence; pooling reads h, so cells with an output map of
+    their own are not pooled)."""
+    cdef int rho, j, i = 0
+    cdef floating gk
+    cdef const floating* p
+    cdef floating* out
+    for rho in range(R):
+        gk = g[i]
+        i = i + 1 if i + 1 < n else 0
+        p = P + rho * q
+        out = grad + rho * q
+        for j in range(q):
+            out[j] += gk * p[j]
 
 
 cdef inline void unit_gradient(
@@ -328,6 +397,66 @@ cdef inline void second_step(
                 row[j] += c * src[j]
 
 
+# -- pooled readouts ---------------------------------------------------------
+
+cdef inline void pool_unit_influence(
+    int kind, int pooling, int n, int q, Py_ssize_t t, const floating* h,
+    const floating* pool, const floating* U, floating* A, bint dense,
+) noexcept nogil:
+    """Fold the h block of the per-unit influence ``U`` (step t) into A:
+    added (mean) or, for each unit at a new maximum of h, copied (max).
+    ``dense``: A is n x W and U is the first step's (t = 0), whose entries
+    A takes in unit i's row. Call before ``pool_step`` moves ``pool``."""
+    cdef:
+        int G = cell_gates(kind)
+        Py_ssize_t W = cell_rows(kind, n) * q
+        int i, gate, j
+        Py_ssize_t at
+    if dense:
+        memset(A, 0, n * W * sizeof(floating))
+        for gate in range(G):
+            for i in range(n):
+                at = (gate * n + i) * q
+                memcpy(A + i * W + at, U + at, q * sizeof(floating))
+        return
+    if pooling == POOL_MEAN and t > 0:
+        for j in range(W):
+            A[j] += U[j]
+        return
+    for i in range(n):
+        if t == 0 or h[i] > pool[i]:
+            for gate in range(G):
+                at = (gate * n + i) * q
+                memcpy(A + at, U + at, q * sizeof(floating))
+
+
+cdef inline double pooled_gradient(
+    const Packed* data, Py_ssize_t length, const floating* y, double weight,
+    int loss_kind, int n, int R, int q, const floating* W_out,
+    const floating* b_out, floating* pool, const floating* A, bint per_unit,
+    floating* grad, floating* g, floating* zout, floating* dz,
+) noexcept nogil:
+    """Readout of the pooled h (``pool`` holds the sum, mean, or maximum),
+    its loss, and its gradient: the readout's, and A^T dL/dz (/ T for the
+    mean) into ``grad`` = [theta | W_out | b_out]."""
+    cdef int i
+    cdef floating scale = 1
+    cdef double loss
+    if data.pooling == POOL_MEAN:
+        scale = <floating> (1.0 / length)
+        for i in range(n):
+            pool[i] *= scale
+    loss = readout_gradient(y, data.o, n, weight, loss_kind, W_out, b_out,
+                            pool, grad + R * q, g, zout, dz)
+    for i in range(n):
+        g[i] *= scale
+    if per_unit:
+        h_block_gradient(n, R, q, A, g, grad)
+    else:
+        gemv_rm_t(n, R * q, <floating> 1, A, R * q, g, <floating> 1, grad)
+    return loss
+
+
 # -- the drivers -------------------------------------------------------------
 
 cdef inline double rtrl_sequence(
@@ -339,7 +468,8 @@ cdef inline double rtrl_sequence(
 ) noexcept nogil:
     """Run sequence b from the zero state; add its gradient, laid out
     [theta (R*q) | W_out (o*n) | b_out (o)], into the thread's ``scratch``
-    (zeroed by the caller). ``P_work``: ``influence_size`` numbers.
+    (zeroed by the caller). ``P_work``: ``influence_size`` numbers, then
+    ``pool_size`` more for a pooled readout.
 
     Stops early once ``stop[0]`` is set, which it does itself when
     ``check`` is not NULL (the main thread's) and a signal handler raised
@@ -354,7 +484,8 @@ cdef inline double rtrl_sequence(
         Scratch at = scratch_layout(kind, n, m, o)
         Py_ssize_t t, k
         double loss = 0.0
-        bint target
+        bint target, contract
+        bint pooled = data.pooling != POOL_LAST
         const floating* X
         const floating* Y
         const floating* weights
@@ -363,6 +494,8 @@ cdef inline double rtrl_sequence(
         floating* work = scratch + at.work
         floating* g = scratch + at.g
         floating* grad = scratch + at.grad
+        floating* pool = scratch + at.pool
+        floating* A = P_work + influence_size(kind, n, m, per_unit)
         floating* P_new
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
@@ -376,8 +509,12 @@ cdef inline double rtrl_sequence(
                      rec, work)
         # The readout needs only the new state: g = dL/dh_t is ready before
         # the influence update, which contracts P_t with it.
+        # A pooled readout's dL/dz comes at the end; otherwise the readout
+        # needs only the new state: g = dL/dh_t is ready before the
+        # influence update, which contracts P_t with it.
         target = has_target(data, b, t)
-        if target:
+        contract = target and not pooled
+        if contract:
             k = target_index(data, t)
             loss += cell_readout(
                 kind, n, m, q, theta, s, rec, Y + k * o, o,
@@ -386,18 +523,35 @@ cdef inline double rtrl_sequence(
                 scratch + at.dz, work)
         if per_unit or t == 0:
             unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0)
-            if target:
+            if contract:
                 unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
-            continue
-        P_new = P_work + (t & 1) * S * W
-        if t == 1:
-            second_step(kind, n, m, q, theta, rec, P_work, P_new,
-                        scratch + at.J, g if target else NULL, grad,
-                        scratch + at.gbar, scratch + at.gprev, work)
+            if pooled:
+                pool_unit_influence(kind, data.pooling, n, q, t, s, pool,
+                                    P_work, A, not per_unit)
         else:
-            influence_step(kind, n, m, q, theta, rec,
-                           P_work + (1 - (t & 1)) * S * W, P_new, False,
-                           dense, scratch + at.J, g if target else NULL, grad)
+            P_new = P_work + (t & 1) * S * W
+            if t == 1:
+                second_step(kind, n, m, q, theta, rec, P_work, P_new,
+                            scratch + at.J, g if contract else NULL, grad,
+                            scratch + at.gbar, scratch + at.gprev, work)
+                if pooled:
+                    pool_dense_influence(data.pooling, n, W, s, pool, P_new,
+                                         A, 0, W)
+            else:
+                influence_step(kind, n, m, q, theta, rec,
+                               P_work + (1 - (t & 1)) * S * W, P_new, False,
+                               dense, scratch + at.J,
+                               g if contract else NULL, grad, data.pooling, s,
+                               pool, A if pooled else NULL)
+        if not pooled:
+            continue
+        pool_step(data.pooling, n, t, s, pool)
+        if target:
+            k = target_index(data, t)
+            loss += pooled_gradient(
+                data, t + 1, Y + k * o, data.weight_scale * weights[k],
+                loss_kind, n, R, q, W_out, b_out, pool, A, per_unit, grad, g,
+                scratch + at.zout, scratch + at.dz)
     return loss
 
 
@@ -522,7 +676,8 @@ cdef inline void run_online(
                 parity[0] = 1 - parity[0]
                 influence_step(kind, n, m, q, theta, rec, P_old, P_new, first,
                                False, scratch + at.J,
-                               g if learn_now else NULL, grad)
+                               g if learn_now else NULL, grad, POOL_LAST,
+                               NULL, NULL, NULL)
             if not learn_now:
                 continue
             copy_bias_gradient(kind, n, q, grad, grad + W)
@@ -536,20 +691,23 @@ cdef inline void run_forward(
     int kind, int activation, int n, int m, const floating* X,
     const Py_ssize_t* x_start, const Py_ssize_t* lengths, Py_ssize_t count,
     const floating* theta, const floating* bias_hh, bint every_step,
-    floating* H, const floating* s0, floating* scratch,
+    floating* H, const floating* s0, floating* scratch, int pooling,
 ) noexcept nogil:
     """y (``cell_output``: h for every cell but the LRU) after every step
-    (rows of H laid out like those of X) or after the last of each sequence
-    (row b), each sequence from the state ``s0`` (a sequence of no steps:
-    s0's first n numbers).
+    (rows of H laid out like those of X) or, pooled over each sequence
+    (POOL_*: its last y, mean or maximum; the LRU is pooled by its last y
+    only), in row b, each sequence from the state ``s0`` (a sequence of no
+    steps: s0's first n numbers).
     ``scratch``: ``forward_scratch_size`` numbers."""
     cdef:
         int S = cell_state(kind, n)
         int q = cell_columns(kind, n, m)
+        int i
         Py_ssize_t b, t
         floating* s = scratch
         floating* rec = s + S
         floating* work = rec + record_size(kind, n, m)
+        bint pooled = pooling != POOL_LAST and not every_step
     for b in range(count):
         memcpy(s, s0, S * sizeof(floating))
         for t in range(lengths[b]):
@@ -558,11 +716,16 @@ cdef inline void run_forward(
             if every_step:
                 memcpy(H + (x_start[b] + t) * n, cell_output(kind, n, m, s, rec),
                        n * sizeof(floating))
-        if not every_step and lengths[b] > 0:
+            elif pooled:
+                pool_step(pooling, n, t, s, H + b * n)
+        if not pooled and not every_step and lengths[b] > 0:
             memcpy(H + b * n, cell_output(kind, n, m, s, rec),
                    n * sizeof(floating))
-        elif not every_step:
+        elif not pooled and not every_step:
             memcpy(H + b * n, s, n * sizeof(floating))
+        elif pooled and pooling == POOL_MEAN and lengths[b] > 0:
+            for i in range(n):
+                H[b * n + i] /= lengths[b]
 
 
 cdef inline int forward_scratch_size(int kind, int n, int m) noexcept nogil:

@@ -39,7 +39,8 @@ from ._cells cimport (
     N_CELLS, cell_columns, cell_output_blocks, cell_rows, cell_state, flat_size,
 )
 from ._common cimport (
-    Packed, UpdateRule, output_rows, pack_batch, update_rule,
+    POOL_LAST, Packed, UpdateRule, output_rows, pack_batch, set_pooling,
+    update_rule,
 )
 
 import numpy as np
@@ -68,6 +69,14 @@ def rtrl_influence_size(int kind, int n, int m, bint per_unit):
     return influence_size(kind, n, m, per_unit)
 
 
+def rtrl_pool_size(int kind, int n, int m, bint per_unit):
+    """Numbers per sequence (per thread) of a pooled readout's accumulator,
+    which ``rtrl_minibatch`` reads after ``rtrl_influence_size`` numbers of
+    each ``"influence"`` row."""
+    _check_kind(kind)
+    return pool_size(kind, n, m, per_unit)
+
+
 def rtrl_scratch_size(int kind, int n, int m, int o):
     """Numbers of scratch memory one thread of the training kernels needs."""
     _check_kind(kind)
@@ -85,7 +94,7 @@ cdef inline int _check_params(int kind, int n, int m, int o,
 def rtrl_minibatch(
     int kind, int n, int activation, int loss_kind, batch,
     double weight_scale, const floating[::1] params, dict workspace,
-    bint per_unit=False, bint dense=False,
+    bint per_unit=False, bint dense=False, int pooling=0,
 ):
     """Run a minibatch forward with exact RTRL; gradients per sequence.
 
@@ -94,6 +103,9 @@ def rtrl_minibatch(
     each target's weight is multiplied by ``weight_scale``. ``dense`` uses
     the dense (2n x 2n) state Jacobian of the LSTM in the GEMM instead of
     splitting off its diagonal half (for tests and benchmarks).
+    ``pooling``: what each sequence's one target reads (``_common.pxd``'s
+    POOL_*: its last h, their mean or maximum over time); a pooled readout
+    needs ``rtrl_pool_size`` more numbers in each ``"influence"`` row.
     """
     _check_kind(kind, per_unit)
     cdef:
@@ -109,9 +121,12 @@ def rtrl_minibatch(
         floating[:, ::1] scratch = workspace["scratch"]
         const floating* theta
     _check_params(kind, n, m, o, params.shape[0])
+    set_pooling(&data, pooling)
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
-    if influence.shape[1] < influence_size(kind, n, m, per_unit):
+    if influence.shape[1] < (influence_size(kind, n, m, per_unit)
+                             + (pool_size(kind, n, m, per_unit) if pooling
+                                else 0)):
         raise ValueError("influence workspace too small")
     if scratch.shape[1] < scratch_layout(kind, n, m, o).size:
         raise ValueError("scratch workspace too small")
@@ -187,15 +202,16 @@ def rtrl_forward(
     int kind, int n, int activation, const floating[:, ::1] X,
     const Py_ssize_t[::1] x_start, const Py_ssize_t[::1] lengths,
     const floating[::1] params, bint every_step, floating[:, ::1] H,
-    const floating[::1] s0,
+    const floating[::1] s0, int pooling=0,
 ):
     """Hidden states of the cell, each sequence starting from ``s0``.
 
     ``X`` holds the steps of all sequences, each sequence's contiguous from
     row ``x_start[b]``. ``params``: the flat vector (the readout is not
     read). ``H`` (n columns) receives h after every step (rows laid out like
-    ``X``) when ``every_step``, otherwise the final h of sequence b in row
-    b. ``s0`` is the full initial state (S numbers: h, or [h, c] for the
+    ``X``) when ``every_step``, otherwise the final h of sequence b (or,
+    with ``pooling``, their mean or maximum over its steps) in row b.
+    ``s0`` is the full initial state (S numbers: h, or [h, c] for the
     LSTMs).
     """
     _check_kind(kind)
@@ -208,13 +224,15 @@ def rtrl_forward(
         raise ValueError("params or s0 of the wrong size")
     if H.shape[1] != n:
         raise ValueError("H must have n columns")
+    if pooling < 0 or pooling > 2:
+        raise ValueError("unknown pooling code")
     if lengths.shape[0] == 0:
         return
     with nogil:
         run_forward(kind, activation, n, m, &X[0, 0], &x_start[0],
                     &lengths[0], lengths.shape[0], &params[0],
                     &params[0] + W, every_step, &H[0, 0], &s0[0],
-                    &scratch[0])
+                    &scratch[0], pooling)
 
 
 ctypedef int (*get_threads_t)() noexcept nogil
@@ -405,5 +423,5 @@ cdef class RowStream:
             run_forward(self.kind, self.activation, self.n, self.m, &X[0, 0],
                         &self.zero, &self.one, 1, self.params,
                         self.params + W, False, &h[0], self.hidden,
-                        self.forward_scratch)
+                        self.forward_scratch, POOL_LAST)
             self._blas_back()

@@ -98,6 +98,15 @@ def describe(estimator):
             f"{type(estimator).__name__}."
         )
     check_is_fitted(estimator)
+    pooling = getattr(estimator, "pooling", "last")
+    if pooling != "last":
+        # The exported graphs read the last hidden state of each sequence;
+        # a pooled readout needs a masked reduction over the padded steps.
+        raise ValueError(
+            f"Export supports pooling='last' only; this "
+            f"{type(estimator).__name__} has pooling={pooling!r}, whose "
+            "readout reads the hidden states of every step."
+        )
     params = {name: np.array(value) for name, value in estimator.params_.items()}
     _check_layout(estimator, params)
     classifier = is_classifier(estimator)

@@ -53,6 +53,12 @@ def _check_estimator(estimator, caller):
             f"{caller} does not support output_feedback=True: its numpy steps "
             "have no feedback path, so they would inspect another network."
         )
+    if getattr(estimator, "pooling", "last") != "last":
+        raise ValueError(
+            f"{caller} differentiates the readout of the last step; this "
+            f"model reads pooling={estimator.pooling!r} of every step. Use "
+            "loss_gradient for its exact gradient."
+        )
     # Take in entries of params_ that were replaced by new arrays, as predict
     # does, so that the inspected model is the one that predicts.
     estimator._sync_params()

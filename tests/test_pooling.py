@@ -1,0 +1,350 @@
+"""Pooled readouts (``pooling="mean"`` and ``"max"``) of one target per sequence.
+
+The readout reads the mean or the per-unit maximum of the hidden states over
+each sequence's own steps. Checked against plain-numpy references
+(``tests/_reference.py``: the pooled forward pass, each sequence run alone,
+and RTRL with the pooled accumulator): exact RTRL and full BPTT equal
+central finite differences (rtol 1e-7, float64) for every registered cell,
+SnAp-1 equals the numpy RTRL cut to per-unit blocks, prediction equals the
+numpy forward pass, padding does not leak into the mean or the maximum, and
+settings where pooling has no meaning are refused.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl._cells import CELLS
+
+from _helpers import numeric_gradient, random_sequences, randomize
+from _reference import Layout, pooled_loss, pooled_outputs, pooled_rtrl
+
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
+
+N_HIDDEN = 3
+N_FEATURES = 2
+POOLINGS = ("mean", "max")
+#: The Elman and diagonal cells' activation (the gated cells ignore it).
+ACTIVATION = {"elman": "tanh", "diagonal": "logistic"}
+LOSS = {"regression": "squared_error", "multiclass": "log_loss"}
+
+
+def activation_of(cell):
+    return ACTIVATION.get(cell, "tanh")
+
+
+def fitted(kind, cell, pooling, X, y, rng, **params):
+    """A model set up by one ``partial_fit``, then random parameters."""
+    Estimator = RTRLRegressor if kind == "regression" else RTRLClassifier
+    est = Estimator(
+        N_HIDDEN,
+        cell=cell,
+        pooling=pooling,
+        alpha=0.0,
+        max_iter=1,
+        activation=activation_of(cell),
+        random_state=0,
+        **params,
+    )
+    classes = {} if kind == "regression" else {"classes": np.arange(3)}
+    est.partial_fit(X, y, **classes)
+    return randomize(est, rng, 0.7)
+
+
+def float_params(est):
+    return {k: np.array(v, dtype=np.float64) for k, v in est.params_.items()}
+
+
+def case(cell, pooling, kind):
+    """Variable-length sequences, targets, sample weights, and the numpy
+    view of the problem: ``(x, y, w_s / sum(w))`` per sequence."""
+    rng = np.random.RandomState(sum(map(ord, f"{cell}-{pooling}-{kind}")))
+    X = random_sequences(rng, 4, N_FEATURES, min_len=1, max_len=6)
+    if kind == "regression":
+        y = rng.normal(size=(len(X), 2))
+        rows = list(y)
+    else:
+        y = rng.randint(3, size=len(X))
+        rows = list(np.eye(3)[y])
+    weights = rng.uniform(0.5, 2.0, size=len(X))
+    sequences = list(zip(X, rows, weights / weights.sum()))
+    return rng, X, y, weights, sequences
+
+
+_NUMERIC = {}
+
+
+def numeric(cell, pooling, kind, params, sequences):
+    """Central finite differences of the numpy pooled loss, once per problem."""
+    key = (cell, pooling, kind, Layout(params).vector(params).tobytes())
+    if key not in _NUMERIC:
+
+        def objective():
+            return pooled_loss(cell, params, activation_of(cell), LOSS[kind],
+                               sequences, pooling)  # fmt: skip
+
+        _NUMERIC[key] = (objective(), numeric_gradient(objective, params))
+    return _NUMERIC[key]
+
+
+def assert_same(actual, expected, **tol):
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], err_msg=name, **tol)
+
+
+#: The cells read through h (the LRU's output map is not pooled:
+#: tests/test_lru.py checks the refusal).
+POOLED_CELLS = [cell for cell in CELLS if not CELLS[cell].output_map]
+GRADIENT_CASES = [
+    pytest.param(cell, gradient, pooling, id=f"{cell}-{gradient}-{pooling}")
+    for cell in POOLED_CELLS
+    for gradient in ("rtrl", "bptt", "snap1")
+    for pooling in POOLINGS
+]
+
+
+@pytest.mark.parametrize("cell, gradient, pooling", GRADIENT_CASES)
+def test_pooled_gradient_matches_the_numpy_references(cell, gradient, pooling):
+    kind = "multiclass" if cell in ("gru", "egru") else "regression"
+    rng, X, y, weights, sequences = case(cell, pooling, kind)
+    rng = np.random.RandomState(0)
+    est = fitted(kind, cell, pooling, X, y, rng, gradient=gradient)
+    loss, grad = est.loss_gradient(X, y, sample_weight=weights)
+    params = float_params(est)
+    objective, expected = numeric(cell, pooling, kind, params, sequences)
+    assert loss == pytest.approx(objective, rel=1e-10)
+    if gradient == "snap1" and not CELLS[cell].elementwise:
+        result = pooled_rtrl(cell, params, activation_of(cell), LOSS[kind],
+                             sequences, pooling, snap1=True)  # fmt: skip
+        expected = result["layout"].arrays(result["gradient"])
+        assert_same(grad, expected, rtol=1e-7, atol=1e-12)
+        return
+    assert_same(grad, expected, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_numpy_pooled_rtrl_is_exact(pooling):
+    # The numpy RTRL that the SnAp-1 check leans on is exact without the cut.
+    cell, kind = "gru", "regression"
+    _, X, y, _, sequences = case(cell, pooling, kind)
+    est = fitted(kind, cell, pooling, X, y, np.random.RandomState(1))
+    params = float_params(est)
+    result = pooled_rtrl(cell, params, "tanh", LOSS[kind], sequences, pooling)
+    _, expected = numeric(cell, pooling, kind, params, sequences)
+    assert_same(result["layout"].arrays(result["gradient"]), expected, rtol=1e-7,
+                atol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("cell", POOLED_CELLS)
+@pytest.mark.parametrize("pooling", ("last",) + POOLINGS)
+def test_predictions_read_the_pooled_hidden_states(cell, pooling):
+    rng = np.random.RandomState(2)
+    X = random_sequences(rng, 5, N_FEATURES, min_len=1, max_len=7)
+    y = rng.normal(size=len(X))
+    est = fitted("regression", cell, pooling, X, y, rng)
+    expected = pooled_outputs(cell, float_params(est), activation_of(cell), X, pooling)
+    np.testing.assert_allclose(est.predict(X), expected[:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_classifier_probabilities_read_the_pooled_hidden_states():
+    rng = np.random.RandomState(3)
+    X = random_sequences(rng, 5, N_FEATURES, min_len=2, max_len=6)
+    y = rng.randint(3, size=len(X))
+    est = fitted("multiclass", "egru", "max", X, y, rng)
+    z = pooled_outputs("egru", float_params(est), "tanh", X, "max")
+    np.testing.assert_allclose(est.decision_function(X), z, rtol=1e-12)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(est.predict_proba(X), p / p.sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("gradient", ["rtrl", "bptt"])
+def test_padding_does_not_leak_into_the_pool(pooling, gradient):
+    # Hidden states near -1: a padded zero would win every maximum and
+    # pull every mean towards 0.
+    rng = np.random.RandomState(4)
+    X = [rng.normal(size=(T, N_FEATURES)) for T in (1, 6, 2, 9)]
+    y = rng.normal(size=len(X))
+    est = fitted("regression", "elman", pooling, X, y, rng, gradient=gradient)
+    est.params_["bias_ih"][:] = -4.0
+    together = est.predict(X)
+    alone = np.array([est.predict([x])[0] for x in X])
+    np.testing.assert_allclose(together, alone, rtol=1e-13)
+    expected = pooled_outputs("elman", float_params(est), "tanh", X, pooling)
+    np.testing.assert_allclose(together, expected[:, 0], rtol=1e-12)
+    # 3D input (equal lengths) and the list of the same sequences agree.
+    X3 = np.stack([rng.normal(size=(5, N_FEATURES)) for _ in range(3)])
+    np.testing.assert_allclose(est.predict(X3), est.predict(list(X3)), rtol=1e-13)
+    # The gradient of the batch is the weighted sum of each sequence's.
+    loss, grad = est.loss_gradient(X, y)
+    parts = [est.loss_gradient([x], y[i : i + 1]) for i, x in enumerate(X)]
+    assert loss == pytest.approx(np.mean([p[0] for p in parts]), rel=1e-12)
+    for name in grad:
+        np.testing.assert_allclose(
+            grad[name], np.mean([p[1][name] for p in parts], axis=0), rtol=1e-10,
+            atol=1e-14,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("cell", ["elman", "egru", "lstm"])
+def test_float32_pooled_gradient_matches_float64(cell):
+    rng = np.random.RandomState(5)
+    X = random_sequences(rng, 4, N_FEATURES, min_len=1, max_len=6)
+    y = rng.normal(size=len(X))
+    est = fitted("regression", cell, "mean", X, y, rng)
+    est32 = fitted("regression", cell, "mean", [x.astype(np.float32) for x in X], y,
+                   rng)  # fmt: skip
+    for name, value in est.params_.items():
+        est32.params_[name][...] = value
+    loss, grad = est.loss_gradient(X, y)
+    loss32, grad32 = est32.loss_gradient([x.astype(np.float32) for x in X], y)
+    assert loss32 == pytest.approx(loss, rel=1e-5)
+    for name in grad:
+        assert grad32[name].dtype == np.float32
+        np.testing.assert_allclose(grad32[name], grad[name], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        est32.predict([x.astype(np.float32) for x in X]), est.predict(X), atol=1e-6
+    )
+
+
+def test_last_is_the_default_and_unchanged():
+    rng = np.random.RandomState(6)
+    X = random_sequences(rng, 4, N_FEATURES, min_len=1, max_len=6)
+    y = rng.normal(size=len(X))
+    assert RTRLRegressor().pooling == "last"
+    a = RTRLRegressor(4, cell="gru", max_iter=3, random_state=0).fit(X, y)
+    b = RTRLRegressor(4, cell="gru", max_iter=3, random_state=0, pooling="last")
+    b.fit(X, y)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "snap1", "bptt"])
+def test_pooled_models_learn_and_run_in_several_threads(gradient):
+    rng = np.random.RandomState(7)
+    X = random_sequences(rng, 12, N_FEATURES, min_len=2, max_len=8)
+    y = rng.normal(size=len(X))
+    fits = [
+        RTRLRegressor(4, cell="gru", gradient=gradient, pooling="mean", max_iter=3,
+                      batch_size=6, random_state=0, n_jobs=jobs).fit(X, y)
+        for jobs in (1, 2)
+    ]  # fmt: skip
+    np.testing.assert_allclose(fits[0].predict(X), fits[1].predict(X), rtol=1e-12)
+    assert np.all(np.isfinite(fits[0].loss_curve_))
+
+
+def test_changing_pooling_after_fit_changes_what_predict_reads():
+    rng = np.random.RandomState(8)
+    X = random_sequences(rng, 4, N_FEATURES, min_len=2, max_len=6)
+    y = rng.normal(size=len(X))
+    est = fitted("regression", "egru", "last", X, y, rng)
+    est.set_params(pooling="max")
+    expected = pooled_outputs("egru", float_params(est), "tanh", X, "max")
+    np.testing.assert_allclose(est.predict(X), expected[:, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(output="sequence"), "target at every step"),
+        (dict(stateful=True), "stream"),
+        (dict(update="step"), "batch_size=1"),
+        (dict(output="sequence", output_feedback=True), "every step"),
+        (dict(gradient="uoro"), "UORO"),
+        (dict(gradient="bptt", truncation=2), "truncation=None"),
+    ],
+)
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_refused_where_pooling_has_no_meaning(params, match, pooling):
+    rng = np.random.RandomState(9)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    every_step = params.get("output") == "sequence" or params.get("stateful")
+    if params.get("stateful"):
+        X, y = X[0], rng.normal(size=X[0].shape[0])
+    elif every_step:
+        y = [rng.normal(size=x.shape[0]) for x in X]
+    else:
+        y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, pooling=pooling, max_iter=1, **params)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "params_")
+
+
+def test_a_refused_change_leaves_the_fitted_model_unchanged():
+    rng = np.random.RandomState(10)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, pooling="mean", max_iter=2, random_state=0).fit(X, y)
+    before = {k: v.copy() for k, v in est.params_.items()}
+    est.set_params(gradient="uoro")
+    with pytest.raises(ValueError, match="UORO"):
+        est.partial_fit(X, y)
+    est.set_params(gradient="rtrl")
+    assert_same(est.params_, before, rtol=0, atol=0)
+
+
+def test_pooling_is_validated():
+    with pytest.raises(InvalidParameterError, match="pooling"):
+        RTRLRegressor(pooling="median").fit([np.zeros((2, 1))], [0.0])
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_pickle_and_skops_keep_the_pooling(pooling, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    rng = np.random.RandomState(11)
+    X = random_sequences(rng, 5, N_FEATURES, min_len=1, max_len=6)
+    y = rng.randint(2, size=len(X))
+    est = RTRLClassifier(3, cell="egru", pooling=pooling, max_iter=2,
+                         random_state=0).fit(X, y)  # fmt: skip
+    expected = est.predict_proba(X)
+    again = pickle.loads(pickle.dumps(est))
+    assert again.pooling == pooling
+    np.testing.assert_array_equal(again.predict_proba(X), expected)
+    path = tmp_path / "model.skops"
+    sio.dump(est, path)
+    loaded = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    # Training goes on the same way after the round trip.
+    est.partial_fit(X, y)
+    again.partial_fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+
+
+def test_models_pickled_before_pooling_load_as_last():
+    rng = np.random.RandomState(12)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, max_iter=1, random_state=0).fit(X, y)
+    state = est.__getstate__()
+    del state["pooling"]
+    old = RTRLRegressor.__new__(RTRLRegressor)
+    old.__setstate__(state)
+    assert old.pooling == "last"
+    np.testing.assert_array_equal(old.predict(X), est.predict(X))
+
+
+def test_export_refuses_pooled_readouts():
+    pytest.importorskip("onnx")
+    from skrtrl.export import to_onnx
+
+    rng = np.random.RandomState(13)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, cell="gru", pooling="mean", max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="pooling='last' only"):
+        to_onnx(est, lengths=True)
+
+
+def test_inspection_refuses_pooled_readouts():
+    from skrtrl.inspection import credit_over_time
+
+    rng = np.random.RandomState(14)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, pooling="max", max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="pooling='max'"):
+        credit_over_time(est, X, y)
