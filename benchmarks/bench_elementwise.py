@@ -13,9 +13,14 @@ Three measurements, as ratios within one run (the machine may be shared):
    1,000 rows, one ``partial_fit`` per chunk, BLAS and kernel on one core.
 3. The same per step through the estimator for ``"elstm"``.
 
+``"lru"`` is timed in (1) too: its output map (a dense n x n product, and
+its gradient) makes its cost grow like n^2, with the recurrence's exact
+influence O(n m) beside it.
+
 Run from the repository root::
 
     python benchmarks/bench_elementwise.py [--quick] [--json PATH]
+        [--cells egru,elstm,diagonal,lru] [--sizes 128,256] [--no-stream]
 """
 
 import argparse
@@ -78,18 +83,23 @@ def main():
     parser.add_argument("--quick", action="store_true", help="n up to 512")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--cells", default="egru,elstm,diagonal,lru")
+    parser.add_argument("--sizes", help="comma-separated n_hidden values")
+    parser.add_argument("--no-stream", action="store_true", help="skip (2), (3)")
     args = parser.parse_args()
     sizes = [128, 256, 512] if args.quick else [128, 256, 512, 1024, 2048]
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
     data = batch(np.random.RandomState(0))
     results = {"per_step_us": {}, "slope": {}, "rtrl_over_bptt": {}}
     print(f"µs per sequence-step (batch {N_SEQ}, {LENGTH} steps, 1 thread)")
     print(f"{'cell/method':<14}" + "".join(f"{n:>10}" for n in sizes) + "   slope")
-    for cell in ("egru", "elstm", "diagonal"):
+    for cell in args.cells.split(","):
         for gradient in ("rtrl", "bptt"):
             times = [per_step_us(cell, gradient, n, data, args.repeat) for n in sizes]
             key = f"{cell}/{gradient}"
             results["per_step_us"][key] = dict(zip(sizes, times))
-            results["slope"][key] = slope(sizes, times)
+            results["slope"][key] = slope(sizes, times) if len(sizes) > 1 else 0.0
             row = "".join(f"{t:>10.2f}" for t in times)
             print(f"{key:<14}{row}   {results['slope'][key]:.2f}")
         ratios = [
@@ -99,6 +109,11 @@ def main():
         ]
         results["rtrl_over_bptt"][cell] = dict(zip(sizes, ratios))
         print(f"{cell + ' rtrl/bptt':<14}" + "".join(f"{r:>10.2f}" for r in ratios))
+    if args.no_stream:
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=2)
+        return
     full = per_step_us("gru", "rtrl", 64, data, 1)
     results["gru_rtrl_n64_us"] = full
     print(f"for scale: full GRU exact RTRL at n = 64: {full:.1f} µs per step")

@@ -118,11 +118,15 @@ class Layout:
         Whether ``bias_hh`` is its own block (see above).
     n_feedback : int, default=0
         The last ``n_feedback`` columns of ``weight_ih`` are the output
-        feedback weights, seen as ``weight_fb``.
+        feedback weights, seen as ``weight_fb`` (a cell without
+        ``weight_ih``, the LRU, keeps them in its input matrices).
     """
 
     #: Views of weights that L2 regularisation acts on (biases are exempt).
-    PENALIZED = ("weight_ih", "weight_hh", "weight_fb", "weight_out")
+    PENALIZED = (
+        "weight_ih", "weight_hh", "weight_fb", "weight_out",
+        "B_re", "B_im", "C_re", "C_im", "D",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -168,7 +172,7 @@ class Layout:
         """Named views into ``flat``: ``params_``."""
         theta, bias_hh, weight_out, bias_out = self.blocks(flat)
         views = {name: theta[:, cols] for name, cols in self.columns_of.items()}
-        if self.n_feedback:
+        if self.n_feedback and "weight_ih" in views:
             both = views.pop("weight_ih")
             split = both.shape[1] - self.n_feedback
             views = {
@@ -236,6 +240,9 @@ class Cell(ABC):
     #: Whether each unit only feeds itself (a diagonal recurrence), which
     #: makes exact RTRL as cheap as SnAp-1 (error messages name such cells).
     elementwise = False
+    #: Whether the readout reads an output map with parameters of its own
+    #: (the LRU's) rather than h: pooled readouts, which pool h, refuse it.
+    output_map = False
     #: Key of ``POOLINGS`` (a class default for cells pickled before it).
     pooling = "last"
 
@@ -532,7 +539,8 @@ class _GatedCell(Cell):
 
     The estimators' ``activation`` does not apply to gated cells: their
     nonlinearities (logistic gates, tanh candidate and output) are fixed by
-    the cell's equations, and ``activation`` is ignored.
+    the cell's equations, and ``activation`` is ignored (the kernels read
+    it for the LRU's output map only).
     """
 
     #: Whether each unit's gates see only its own past (``weight_hh`` is a
@@ -723,3 +731,98 @@ class ELSTMCell(_GatedCell):
     name = "elstm"
     kind = 5
     elementwise = _elementwise = True
+
+
+class LRUCell(_GatedCell):
+    """Linear recurrent unit (Orvieto et al., 2023), with a nonlinear output.
+
+    Per unit i, a complex diagonal recurrence and a real output map::
+
+        h_t = lambda * h_{t-1} + gamma * (B x_t)          (complex, n units)
+        lambda = exp(-exp(nu_log) + 1j * exp(theta_log)),  gamma = exp(gamma_log)
+        y_t = f(C_re Re(h_t) - C_im Im(h_t) + D x_t + bias_y)
+
+    ``B = B_re + 1j * B_im``, ``C = C_re + 1j * C_im`` (so the map is
+    ``f(Re(C h_t) + D x_t + bias_y)``) and f is the estimator's
+    ``activation``. ``|lambda| = exp(-exp(nu_log)) < 1`` for every real
+    ``nu_log``: the recurrence is stable whatever training does (the three
+    logarithms are read clipped to [-20, 20], where exp cannot overflow;
+    their derivative is 0 beyond). The readout
+    (and output feedback) reads y, not h. ``params_`` holds ``nu_log``,
+    ``theta_log``, ``gamma_log`` (n,), ``B_re`` and ``B_im`` (n, m),
+    ``C_re`` and ``C_im`` (n, n), ``D`` (n, m) and ``bias_y`` (n,); L2 acts
+    on B, C and D. The stream state is [Re h, Im h] (2n numbers).
+
+    Ring initialisation: ``|lambda|`` uniform on the ring
+    ``R_MIN <= |lambda| <= R_MAX`` of the complex plane (so ``|lambda|^2``
+    uniform in ``[R_MIN^2, R_MAX^2]``), the phase uniform in ``[0,
+    MAX_PHASE]``, ``gamma = sqrt(1 - |lambda|^2)``, ``B_re``, ``B_im``
+    normal with variance 1 / (2 m), ``C_re``, ``C_im`` normal with variance
+    1 / n, ``D``, ``bias_y`` and the readout as every cell's.
+
+    ``theta`` has one row per unit, [B_re | B_im | nu_log | theta_log |
+    gamma_log | C_re | C_im | D | bias_y]; the state depends on the first
+    2 m + 3 columns only, so the exact influence is one 2 x (2 m + 3) block
+    per unit and exact RTRL costs O(n m) per step, plus the O(n^2) of the
+    output map and of its gradient (as the forward pass). ``"snap1"`` is the
+    same computation. Free-running output feedback is not supported (the
+    output map's parameters would need an influence of their own).
+    """
+
+    name = "lru"
+    kind = 6
+    elementwise = _elementwise = True
+    output_map = True
+    #: The ring of the initial ``|lambda|`` and the largest initial phase:
+    #: r_max near 1 gives long memory; phases beyond pi repeat those below
+    #: as complex conjugates, which a real input and the real part of C h
+    #: cannot tell apart.
+    R_MIN, R_MAX, MAX_PHASE = 0.4, 0.99, np.pi
+
+    @classmethod
+    def modes(cls, gradient):
+        return tuple(mode for mode in super().modes(gradient) if mode != "free_running")
+
+    def _make_layout(self, n_feedback):
+        m, n = self.m, self.n
+        _, q, self.n_state = rtrl_sizes(self.kind, n, m)
+        self.n_gates = 1
+        r = 2 * m + 3
+        return Layout(
+            n, q, n, self.o,
+            {
+                "nu_log": 2 * m,
+                "theta_log": 2 * m + 1,
+                "gamma_log": 2 * m + 2,
+                "B_re": slice(0, m),
+                "B_im": slice(m, 2 * m),
+                "C_re": slice(r, r + n),
+                "C_im": slice(r + n, r + 2 * n),
+                "D": slice(r + 2 * n, r + 2 * n + m),
+                "bias_y": q - 1,
+            },
+            separate_bias_hh=False, n_feedback=n_feedback,
+        )  # fmt: skip
+
+    def initialize(self, flat, random_state):
+        """The ring initialisation (see the class docstring)."""
+        super().initialize(flat, random_state)
+        p = self.views(flat)
+        n, m = self.n, self.m
+        u = 1.0 - random_state.uniform(size=n)  # in (0, 1]: a finite log
+        modulus = np.sqrt(u * (self.R_MAX**2 - self.R_MIN**2) + self.R_MIN**2)
+        p["nu_log"][:] = np.log(-np.log(modulus))
+        phase = self.MAX_PHASE * (1.0 - random_state.uniform(size=n))
+        p["theta_log"][:] = np.log(phase)
+        p["gamma_log"][:] = 0.5 * np.log1p(-(modulus**2))
+        p["B_re"][:] = random_state.normal(scale=np.sqrt(0.5 / m), size=(n, m))
+        p["B_im"][:] = random_state.normal(scale=np.sqrt(0.5 / m), size=(n, m))
+        p["C_re"][:] = random_state.normal(scale=np.sqrt(1.0 / n), size=(n, n))
+        p["C_im"][:] = random_state.normal(scale=np.sqrt(1.0 / n), size=(n, n))
+
+    def step_flops(self, online, longest=1):
+        # The cost model of doc/performance.rst: the 2 x (2m + 3) block of
+        # each unit (a 2 x 2 product and the immediate term per column), the
+        # output map and its gradient (C and D: 4 n^2 + 2 n m each way).
+        n, m = self.n, self.m
+        return 12 * n * (2 * m + 3) + 2 * (4 * n * n + 2 * n * m)

@@ -33,7 +33,8 @@ _PARAMETERS_DOC = """
         above: see the user guide for its cost. An int, or a tuple of one
         size, is one layer, as before.
 
-    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm"}, default="elman"
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"}, \
+            default="elman"
         Recurrent cell. ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} +
         b_ih + b_hh)``, the fully recurrent net of Williams & Zipser (1989);
         exact RTRL costs O(n^4) per step. ``"diagonal"``: element-wise
@@ -51,6 +52,14 @@ _PARAMETERS_DOC = """
         while the input reaches every unit, so the influence is one small
         block per unit and exact RTRL costs O(n m) per step, what the
         forward pass costs: hundreds or thousands of units are cheap.
+        ``"lru"``: the linear recurrent unit (Orvieto et al., 2023), a
+        complex diagonal recurrence ``h_t = lambda * h_{t-1} + gamma * (B
+        x_t)`` with ``|lambda| < 1`` by construction, read through a
+        nonlinear output map ``y_t = phi(Re(C h_t) + D x_t + b)`` (phi:
+        ``activation``) that mixes the units; exact RTRL costs O(n m) per
+        step for the recurrence plus O(n^2) for the map, as the forward
+        pass. Its ``params_`` are listed under ``params_``; free-running
+        output feedback is not supported.
 
     gradient : {"rtrl", "snap1", "bptt", "uoro", "local"}, default="rtrl"
         How the gradient is computed. ``"rtrl"``: exact, forward in time.
@@ -244,7 +253,16 @@ _ATTRIBUTES_DOC = """
         (n_outputs, n_hidden[-1]) and ``bias_out``.
         With ``output_feedback=True`` also ``weight_fb`` (n_hidden,
         n_outputs; for the gated cells G*n_hidden rows, like ``weight_ih``),
-        the weights of the fed-back output.
+        the weights of the fed-back output. ``cell="lru"`` has its own:
+        ``nu_log``, ``theta_log``, ``gamma_log`` (n_hidden,): each unit's
+        ``lambda = exp(-exp(nu_log) + 1j * exp(theta_log))`` and input scale
+        ``gamma = exp(gamma_log)``; ``B_re``, ``B_im`` (n_hidden,
+        n_features): the real and imaginary parts of the input matrix B;
+        ``C_re``, ``C_im`` (n_hidden, n_hidden): those of the output map's
+        C; ``D`` (n_hidden, n_features) and ``bias_y`` (n_hidden,): the
+        output map's direct input weights and bias (with output feedback,
+        the last n_outputs columns of ``B_re``, ``B_im`` and ``D`` read the
+        fed-back output), then ``weight_out`` and ``bias_out``.
         The arrays are views into one flat vector that the optimizer
         updates: editing them in place (``est.params_["weight_hh"][:] = 0``)
         changes the model that is predicted with and trained further.

@@ -66,7 +66,15 @@ def check_training_settings(params):
             f"support training mode {mode!r} ({MODE_SETTINGS[mode]}); the "
             f"gradient methods that support it are {supported}."
         )
-        if mode == "free_running":
+        if not supported:
+            cells = [name for name, c in CELLS.items() if any(
+                mode in c.modes(g) for g in c.gradients)]  # fmt: skip
+            message = (
+                f"cell={params.cell!r} does not support training mode {mode!r} "
+                f"({MODE_SETTINGS[mode]}) with any gradient method; the cells "
+                f"that do are {cells}."
+            )
+        elif mode == "free_running":
             message = (
                 "teacher_forcing=False needs gradient='rtrl': training on the "
                 "model's own fed-back outputs follows them through the "
@@ -128,6 +136,11 @@ def _check_pooling(params):
         where = (
             "truncated BPTT would not reach the early steps the pooled "
             "readout reads; use truncation=None"
+        )
+    elif CELLS[params.cell].output_map:
+        where = (
+            f"cell={params.cell!r} is read through its output map, not h, "
+            "and the pooled readouts pool h; use pooling='last'"
         )
     if where is not None:
         what = {"mean": "mean", "max": "per-unit maximum"}[params.pooling]

@@ -29,10 +29,12 @@ The loss names are the estimators': ``"squared_error"``,
 
 Conventions a new cell must follow to be covered: its entry in
 ``CELL_STEPS`` offers ``_step``, ``vjp`` and ``state_per_unit`` like the
-others (state = [h, ...], h first), its ``params_`` holds ``weight_out``
-and ``bias_out`` for the readout, the L2 penalty acts on the entries whose
-names start with ``weight``, and row r of every recurrent parameter belongs
-to hidden unit ``r % n_hidden`` (SnAp-1's blocks).
+others (state = [h, ...], h first; ``output`` and ``output_vjp``, what the
+readout reads, default to h), its ``params_`` holds ``weight_out`` and
+``bias_out`` for the readout, the L2 penalty acts on the entries whose
+names start with ``weight`` (and on the LRU's matrices ``B_*``, ``C_*``,
+``D``), and row r of every recurrent parameter belongs to hidden unit
+``r % n_hidden`` (SnAp-1's blocks).
 """
 
 import numpy as np
@@ -41,6 +43,13 @@ from scipy.special import expit, softmax
 from _helpers import loss_and_output_grad, state_size, steps_from
 
 READOUT = ("weight_out", "bias_out")
+#: Weights without the ``weight`` prefix (the LRU's, named as in its paper).
+OTHER_WEIGHTS = ("B_re", "B_im", "C_re", "C_im", "D")
+
+
+def penalized(name):
+    """Whether L2 regularisation acts on the parameter ``name``."""
+    return name.startswith("weight") or name in OTHER_WEIGHTS
 
 
 class Layout:
@@ -66,7 +75,7 @@ class Layout:
         """1 for the weights L2 regularisation acts on, 0 for biases."""
         mask = np.zeros(self.size)
         for name in self.names:
-            if name.startswith("weight"):
+            if penalized(name):
                 mask[self.slices[name]] = 1.0
         return mask
 
@@ -86,7 +95,7 @@ class Layout:
 
 def penalty(params, alpha, scale=1.0):
     """``scale * alpha / 2 * sum of squared weights`` (not biases)."""
-    squares = [np.sum(v**2) for k, v in params.items() if k.startswith("weight")]
+    squares = [np.sum(v**2) for k, v in params.items() if penalized(k)]
     return 0.5 * scale * alpha * float(sum(squares))
 
 
@@ -154,14 +163,16 @@ def forward_loss(cell, params, activation, loss, sequences, feedback=None):
         s, fed, Z = np.zeros((N, state_size(cell, n))), np.zeros((N, o)), []
         for t in range(T):
             U = np.concatenate([X[:, t], fed], axis=1)[:, None]
-            s = steps_from(cell, p, U, activation, s).S[:, 1]
-            Z.append(s[:, :n] @ W.T + b)
+            steps = steps_from(cell, p, U, activation, s)
+            s = steps.S[:, 1]
+            Z.append(steps.output(0) @ W.T + b)
             fed = np.array([link(loss, z) for z in Z[-1]])
         Z = np.stack(Z, axis=1)
     else:
         if feedback == "teacher":
             X = np.concatenate([X, np.pad(Y[:, :-1], ((0, 0), (1, 0), (0, 0)))], axis=2)
-        Z = steps_from(cell, p, X, activation).S[:, 1:, :n] @ W.T + b
+        steps = steps_from(cell, p, X, activation)
+        Z = np.stack([steps.output(t) for t in range(T)], axis=1) @ W.T + b
     return sum(
         w[i, t] * loss_and_output_grad(loss, Z[i, t], Y[i, t])[0]
         for i, t in zip(*np.nonzero(w))
@@ -218,10 +229,18 @@ def rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
             if keep is not None:
                 P[~keep] = 0.0
             s = steps.S[0, 1]
+            # The output map: y and d y / d theta = (d y / d s) P + its
+            # own parameters' part, row by row (vjp with unit vectors).
+            y = steps.output(0)[0]
+            J_y, grads_y, _ = steps.output_vjp(0, np.eye(S, n))
+            P_y = J_y[:n] @ P
+            immediate_y = np.zeros((S, layout.size))
+            _add_cell_gradient(layout, grads_y, m, immediate_y)
+            P_y += immediate_y[:n]
             W, b = p["weight_out"], p["bias_out"]
-            z = W @ s[:n] + b
-            P_z = W @ P[:n]
-            P_z[:, layout.slices["weight_out"]] += np.kron(np.eye(o), s[:n])
+            z = W @ y + b
+            P_z = W @ P_y
+            P_z[:, layout.slices["weight_out"]] += np.kron(np.eye(o), y)
             P_z[:, layout.slices["bias_out"]] += np.eye(o)
             if w[t]:
                 value, dz = loss_and_output_grad(loss, z, Y[t])
@@ -266,13 +285,15 @@ def bptt(cell, params, activation, loss, sequences, *, truncation=None, lr=0.0,
             s = steps.S[0, 1]
             if w[t]:
                 W, b = p["weight_out"], p["bias_out"]
-                value, dz = loss_and_output_grad(loss, W @ s[:n] + b, Y[t])
+                y = steps.output(0)[0]
+                value, dz = loss_and_output_grad(loss, W @ y + b, Y[t])
                 total_loss += w[t] * value
                 grad = np.zeros(layout.size)
-                grad[layout.slices["weight_out"]] = w[t] * np.outer(dz, s[:n]).ravel()
+                grad[layout.slices["weight_out"]] = w[t] * np.outer(dz, y).ravel()
                 grad[layout.slices["bias_out"]] = w[t] * dz
-                g = np.zeros(S)
-                g[:n] = W.T @ (w[t] * dz)
+                g, grads_y, _ = steps.output_vjp(0, (W.T @ (w[t] * dz))[None])
+                _add_cell_gradient(layout, grads_y, m, grad[None])
+                g = g[0]
                 depth = t + 1 if truncation is None else min(truncation, t + 1)
                 current = cell_params(p)
                 for record in records[t - depth + 1 :][::-1]:

@@ -25,6 +25,8 @@ from skrtrl.export import (
 )
 
 CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm"]
+#: Registered cells that export refuses by name (tests/test_lru.py).
+NOT_EXPORTED = ["lru"]
 #: Cells that ONNX's RNN / GRU / LSTM operators run; the others need Scan.
 OPERATOR_CELLS = ["elman", "gru", "lstm"]
 ELEMENTWISE_CELLS = ["diagonal", "egru", "elstm"]
@@ -533,7 +535,7 @@ def test_torch_continues_a_stream_from_the_estimators_state(cell):
 
 
 def test_every_registered_cell_is_exported():
-    assert set(CELL_REGISTRY) == set(CELLS)
+    assert set(CELL_REGISTRY) == set(CELLS) | set(NOT_EXPORTED)
 
 
 @pytest.mark.parametrize("cell", ELEMENTWISE_CELLS)

@@ -35,7 +35,8 @@ def _cells():
             yield pytest.param(
                 name, gradient, truncation, False, id=f"{name}-{gradient}"
             )
-        yield pytest.param(name, "rtrl", None, True, id=f"{name}-free_running")
+        if "free_running" in CELLS[name].modes("rtrl"):
+            yield pytest.param(name, "rtrl", None, True, id=f"{name}-free_running")
 
 
 def _make(name, gradient, truncation, feedback):

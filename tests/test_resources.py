@@ -43,7 +43,8 @@ def all_cells(n=5, m=3, o=2):
             for truncation in (None, 4) if gradient == "bptt" else (None,):
                 yield make_cell(name, n, m, o, gradient=gradient, truncation=truncation)
                 for teacher in (True, False):
-                    if not teacher and gradient != "rtrl":
+                    mode = "feedback" if teacher else "free_running"
+                    if mode not in CELLS[name].modes(gradient):
                         continue
                     yield FeedbackCell(
                         name, n, m, o, gradient=gradient, truncation=truncation,

@@ -40,8 +40,8 @@ from libc.string cimport memset, memcpy
 
 from ._cells cimport (
     N_CELLS, cell_columns, cell_forward, cell_rows, cell_separate_bias,
-    cell_state, cell_vjp, copy_bias_gradient, flat_size, record_size,
-    step_work_size,
+    cell_output_vjp, cell_readout, cell_state, cell_vjp, copy_bias_gradient,
+    flat_size, record_size, step_work_size,
 )
 from ._common cimport (
     POOL_LAST, POOL_MEAN, InterruptCheck, Packed, UpdateRule, has_target,
@@ -69,18 +69,15 @@ def bptt_scratch_size(int kind, int n, int o):
 cdef inline void _backprop(
     int kind, int n, int m, int q, const floating* theta,
     const floating* ring, Py_ssize_t cap, int rs, Py_ssize_t newest,
-    Py_ssize_t depth, const floating* g, floating* grad_theta,
-    floating* gbar, floating* gprev, floating* work,
+    Py_ssize_t depth, floating* grad_theta, floating* gbar,
+    floating* gprev, floating* work,
 ) noexcept nogil:
-    """Add the gradient of a loss with dL/dh = g at the step of record
-    ``newest`` (a slot of the ring), backpropagated through ``depth``
-    records, into grad_theta."""
+    """Add the gradient of a loss with dL/ds = gbar (overwritten) at the
+    step of record ``newest`` (a slot of the ring), backpropagated through
+    ``depth`` records, into grad_theta."""
     cdef:
-        int S = cell_state(kind, n)
         Py_ssize_t j, slot = newest
         floating* tmp
-    memset(gbar, 0, S * sizeof(floating))
-    memcpy(gbar, g, n * sizeof(floating))
     for j in range(depth):
         cell_vjp(kind, n, m, q, theta, ring + slot * rs, gbar,
                  gprev if j < depth - 1 else NULL, grad_theta, work)
@@ -171,12 +168,16 @@ cdef double _bptt_sequence(
                     else:
                         rec[i] = 0
             break
-        loss += readout_gradient(
-            Y + k * o, o, n, data.weight_scale * weights[k], loss_kind,
-            W_out, b_out, s, grad_out, g, zout, dz)
+        # Without truncation dL/dy_t waits in the record for the backward
+        # pass, which takes it to the state.
+        loss += cell_readout(
+            kind, n, m, q, theta, s, rec, Y + k * o, o,
+            data.weight_scale * weights[k], loss_kind, W_out, b_out,
+            grad_out, grad, g, gbar if truncation > 0 else NULL, zout, dz,
+            work)
         if truncation > 0:
             _backprop(kind, n, m, q, theta, ring, cap, rs, slot,
-                      min(truncation, t + 1), g, grad, gbar, gprev, work)
+                      min(truncation, t + 1), grad, gbar, gprev, work)
         else:
             memcpy(rec + spare, g, n * sizeof(floating))
     if truncation > 0:
@@ -191,8 +192,10 @@ cdef double _bptt_sequence(
             break
         rec = ring + t * rs
         if pooled or has_target(data, b, t):
-            for i in range(n):
-                gbar[i] += rec[spare + i]
+            # dL/dy_t (or the pooled readout's share), back to the state
+            # (the output map's own gradient was taken at the readout).
+            cell_output_vjp(kind, n, m, q, theta, rec, rec + spare, gbar,
+                            True, NULL, work)
         cell_vjp(kind, n, m, q, theta, rec, gbar, gprev if t > 0 else NULL,
                  grad, work)
         tmp = gbar
@@ -379,14 +382,15 @@ def bptt_online(
                 k = target_index(&data, t)
                 weight = weights[k]
                 memset(&grad[0], 0, size * sizeof(floating))
-                loss += readout_gradient(
-                    Yb + k * o, o, n, weight, loss_kind, W_out, b_out, s,
-                    &grad[rest], g, zout, dz)
+                loss += cell_readout(
+                    kind, n, m, q, theta, s, &ring[newest, 0], Yb + k * o, o,
+                    weight, loss_kind, W_out, b_out, &grad[rest], &grad[0],
+                    g, gbar, zout, dz, work)
                 record_output(out, &data, b, k, zout)
                 if not rule.learn:
                     continue
                 _backprop(kind, n, m, q, theta, &ring[0, 0], cap, rs, newest,
-                          filled, g, &grad[0], gbar, gprev, work)
+                          filled, &grad[0], gbar, gprev, work)
                 copy_bias_gradient(kind, n, q, &grad[0], &grad[rq])
                 online_update(&rule, theta, &grad[0], size, weight)
             loss_rows[b] = loss

@@ -3,7 +3,7 @@
 # Every driver (exact RTRL, SnAp-1, BPTT, UORO, output feedback, the forward
 # pass) reaches a cell only through the functions of this file, by the cell's
 # code ``kind`` (the one numbering of cells: ELMAN, DIAGONAL, GRU, LSTM,
-# EGRU, ELSTM).
+# EGRU, ELSTM, LRU).
 #
 # Notation: n hidden units, m inputs (for output feedback, m counts the fed
 # back outputs too), o outputs. The recurrent parameters of a cell are one
@@ -96,6 +96,26 @@
 #             and exact RTRL keeps one block per unit (Irie et al., 2023,
 #             route the recurrence through c instead; this is torch's
 #             LSTM with diagonal recurrent matrices).
+#   LRU       the linear recurrent unit (Orvieto et al., 2023): per unit a
+#             complex h_i, state [Re h, Im h] (ns = 2),
+#                 h' = lam h + gamma (B x),   B = B_re + i B_im,
+#                 lam = exp(-exp(nu) + i exp(th)),   gamma = exp(lg),
+#             and a nonlinear output map that mixes the units,
+#                 y = f(C_re Re h' - C_im Im h' + D x + b_y),
+#             f the estimator's activation. R = n, one row per unit:
+#             [B_re[i] | B_im[i] | nu_i | th_i | lg_i | C_re[i] | C_im[i] |
+#             D[i] | b_y[i]], q = 3m + 2n + 4. The state depends on the
+#             first 2m + 3 columns only (``cell_influence_columns``); the
+#             others are the output map's, whose gradient is direct
+#             (``cell_output_vjp``). J_t is made of the 2 x 2 blocks
+#             J_i = [[a, -b], [b, a]] (lam = a + i b), and the immediate
+#             term of unit i is gamma x on Re h (B_re) and Im h (B_im),
+#             -exp(nu) lam h (nu), i exp(th) lam h (th) and gamma (B x)
+#             (lg), complex numbers as (Re, Im) pairs; nu, th and lg are
+#             read clipped to [-20, 20] (``LRU_LOG_BOUND``). The LRU does
+#             not follow the row form above: every function below has its
+#             own LRU branch, and its record is [x | h_{t-1} (2n) | 1 |
+#             K = 14 coefficient vectors (``LRU_*``) | spare n].
 #
 # The record of a step (``cell_forward``) holds [x (m) | h_{t-1} (n) | ones
 # (1 or 2) | coefficients (K n) | spare (n)]: its first q numbers (the
@@ -108,11 +128,11 @@
 # test_methods.py) and the numpy steps of skrtrl/inspection/_cell_steps.py.
 
 from cython cimport floating
-from libc.math cimport tanh
+from libc.math cimport cos, exp, sin, tanh
 from libc.string cimport memset, memcpy
 
-from ._blas cimport gemv_rm, gemv_rm_t
-from ._common cimport _sigmoid, activate
+from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
+from ._common cimport _sigmoid, activate, readout_gradient
 
 # The one numbering of the cells (skrtrl._cells mirrors it).
 cdef enum:
@@ -122,7 +142,8 @@ cdef enum:
     LSTM = 3
     EGRU = 4
     ELSTM = 5
-    N_CELLS = 6
+    LRU = 6
+    N_CELLS = 7
 
 
 cdef inline bint _gru_gates(int kind) noexcept nogil:
@@ -142,6 +163,12 @@ cdef inline bint cell_diagonal(int kind) noexcept nogil:
 
 
 # -- sizes -------------------------------------------------------------------
+
+cdef inline int _lru_recurrent(int m) noexcept nogil:
+    """Columns of an LRU row that carry influence: [B_re | B_im | nu_log |
+    theta_log | gamma_log]."""
+    return 2 * m + 3
+
 
 cdef inline int cell_gates(int kind) noexcept nogil:
     """G: rows of theta per unit."""
@@ -164,7 +191,9 @@ cdef inline int cell_ones(int kind) noexcept nogil:
 
 cdef inline int cell_columns(int kind, int n, int m) noexcept nogil:
     """q: columns of theta (the hidden side of an element-wise cell's rows
-    is one number)."""
+    is one number; the LRU's rows hold its output map too)."""
+    if kind == LRU:
+        return _lru_recurrent(m) + 2 * n + m + 1
     if cell_diagonal(kind):
         return m + 1 + cell_ones(kind)
     return m + n + cell_ones(kind)
@@ -172,7 +201,7 @@ cdef inline int cell_columns(int kind, int n, int m) noexcept nogil:
 
 cdef inline int cell_per_unit(int kind) noexcept nogil:
     """ns: numbers of state per unit."""
-    return 2 if _lstm_gates(kind) else 1
+    return 2 if _lstm_gates(kind) or kind == LRU else 1
 
 
 cdef inline int cell_state(int kind, int n) noexcept nogil:
@@ -186,7 +215,23 @@ cdef inline int cell_coefficients(int kind) noexcept nogil:
         return 5
     if _lstm_gates(kind):
         return 6
+    if kind == LRU:
+        return 14
     return 1
+
+
+cdef inline int cell_influence_columns(int kind, int n, int m) noexcept nogil:
+    """Columns of each theta row that the state depends on (the LRU's
+    output map, C, D and its bias, has none: its gradient is direct)."""
+    if kind == LRU:
+        return _lru_recurrent(m)
+    return cell_columns(kind, n, m)
+
+
+cdef inline int cell_output_blocks(int kind) noexcept nogil:
+    """Blocks of n state numbers the output map reads (h; the LRU's Re h
+    and Im h)."""
+    return 2 if kind == LRU else 1
 
 
 cdef inline bint cell_separate_bias(int kind) noexcept nogil:
@@ -215,7 +260,10 @@ cdef inline bint cell_whole_product_without_target(int kind) noexcept nogil:
 
 
 cdef inline int record_inputs(int kind, int n, int m) noexcept nogil:
-    """Numbers of [x, h, ones] at the start of a record."""
+    """Numbers of [x, h, ones] at the start of a record (the LRU: [x, Re
+    h, Im h, 1])."""
+    if kind == LRU:
+        return m + 2 * n + 1
     return m + n + cell_ones(kind)
 
 
@@ -230,6 +278,101 @@ cdef inline int step_work_size(int kind, int n) noexcept nogil:
 
 
 # -- the forward step --------------------------------------------------------
+
+# The LRU's coefficient vectors in its record (n numbers each).
+cdef enum:
+    LRU_A = 0        # Re lambda
+    LRU_B = 1        # Im lambda
+    LRU_GAMMA = 2    # gamma
+    LRU_U = 3        # B x, Re then Im (gamma B x: d h_t / d log gamma)
+    LRU_NU = 5       # d h_t / d nu_log at fixed h_{t-1}, Re then Im
+    LRU_TH = 7       # d h_t / d theta_log at fixed h_{t-1}, Re then Im
+    LRU_DF = 9       # f'(pre-activation of y)
+    LRU_Y = 10       # y_t
+    LRU_H = 11       # h_t, Re then Im
+    LRU_DG = 13      # d gamma / d gamma_log (gamma; 0 where it is clipped)
+    # nu_log, theta_log and gamma_log are read clipped to [-LRU_LOG_BOUND,
+    # LRU_LOG_BOUND] (derivative 0 beyond): exp would overflow there, into
+    # NaN through cos(inf) and inf * 0, long after |lambda|, the phase and
+    # gamma stopped meaning anything.
+    LRU_LOG_BOUND = 20
+
+
+cdef inline double _lru_exp(double v, double* slope) noexcept nogil:
+    """exp of v clipped to the bound; ``slope``: its derivative in v."""
+    cdef double e
+    if v > LRU_LOG_BOUND:
+        slope[0] = 0
+        return exp(<double> LRU_LOG_BOUND)
+    if v < -LRU_LOG_BOUND:
+        slope[0] = 0
+        return exp(-<double> LRU_LOG_BOUND)
+    e = exp(v)
+    slope[0] = e
+    return e
+
+
+cdef inline void _lru_forward(
+    int activation, int n, int m, int q, const floating* theta,
+    const floating* x, floating* s, floating* rec,
+) noexcept nogil:
+    """The LRU's step (see the header): s = [Re h, Im h] <- h_t, and the
+    output map's y_t, into the record."""
+    cdef:
+        int r = _lru_recurrent(m)
+        int i, j
+        double mod, ang, enu, eth, a, b, gam, ur, ui, hr, hi, lr, li
+        double dnu, dth, dgam
+        floating* hprev = rec + m
+        floating* coef = rec + record_inputs(LRU, n, m)
+        floating* y = coef + LRU_Y * n
+        const floating* th
+    if x != rec:
+        memcpy(rec, x, m * sizeof(floating))
+    memcpy(hprev, s, 2 * n * sizeof(floating))
+    rec[m + 2 * n] = 1
+    for i in range(n):
+        th = theta + i * q
+        enu = _lru_exp(th[2 * m], &dnu)
+        eth = _lru_exp(th[2 * m + 1], &dth)
+        mod = exp(-enu)
+        ang = eth
+        a = mod * cos(ang)
+        b = mod * sin(ang)
+        gam = _lru_exp(th[2 * m + 2], &dgam)
+        ur = 0.0
+        ui = 0.0
+        for j in range(m):
+            ur += th[j] * rec[j]
+            ui += th[m + j] * rec[j]
+        hr = hprev[i]
+        hi = hprev[n + i]
+        # lambda h_{t-1}, which d lambda / d nu = -e^nu lambda and
+        # d lambda / d theta = i e^theta lambda scale.
+        lr = a * hr - b * hi
+        li = b * hr + a * hi
+        s[i] = <floating> (lr + gam * ur)
+        s[n + i] = <floating> (li + gam * ui)
+        coef[LRU_A * n + i] = <floating> a
+        coef[LRU_B * n + i] = <floating> b
+        coef[LRU_GAMMA * n + i] = <floating> gam
+        coef[LRU_U * n + i] = <floating> ur
+        coef[(LRU_U + 1) * n + i] = <floating> ui
+        coef[LRU_NU * n + i] = <floating> (-dnu * lr)
+        coef[(LRU_NU + 1) * n + i] = <floating> (-dnu * li)
+        coef[LRU_TH * n + i] = <floating> (-dth * li)
+        coef[(LRU_TH + 1) * n + i] = <floating> (dth * lr)
+        coef[LRU_DG * n + i] = <floating> dgam
+        # y's pre-activation: bias + D x.
+        y[i] = th[q - 1]
+        for j in range(m):
+            y[i] += th[r + 2 * n + j] * rec[j]
+    memcpy(coef + LRU_H * n, s, 2 * n * sizeof(floating))
+    # + Re(C h) = C_re Re h - C_im Im h.
+    gemv_rm(n, n, <floating> 1, theta + r, q, s, <floating> 1, y)
+    gemv_rm(n, n, <floating> -1, theta + r + n, q, s + n, <floating> 1, y)
+    activate(activation, n, y, coef + LRU_DF * n)
+
 
 cdef inline void cell_forward(
     int kind, int activation, int n, int m, int q,
@@ -253,6 +396,9 @@ cdef inline void cell_forward(
         floating* ax = work
         floating* ah = work + R
         const floating* th
+    if kind == LRU:
+        _lru_forward(activation, n, m, q, theta, x, s, rec)
+        return
     if x != rec:
         memcpy(rec, x, m * sizeof(floating))
     memcpy(hprev, s, n * sizeof(floating))
@@ -326,6 +472,89 @@ cdef inline const floating* record_coefficients(
     int kind, int n, int m, const floating* rec,
 ) noexcept nogil:
     return rec + record_inputs(kind, n, m)
+
+
+# -- the output map ------------------------------------------------------------
+#
+# What the readout (and output feedback) reads from a step: y_t = s_t[:n],
+# the identity, for every cell but the LRU, whose y_t = f(Re(C h_t) + D x_t
+# + b) the forward step left in its record. A loss with dL/dy_t = g reaches
+# the state through dL/ds_t = (d y_t / d s_t)^T g (``cell_output_vjp``, an
+# O(n^2) product for the LRU, as its forward map) and the map's own
+# parameters (C, D, b: columns of theta that carry no influence) directly.
+# Every driver goes through ``cell_readout``.
+
+cdef inline const floating* cell_output(
+    int kind, int n, int m, const floating* s, const floating* rec,
+) noexcept nogil:
+    """y_t (n numbers) of the step whose state is ``s`` and record ``rec``."""
+    if kind == LRU:
+        return rec + record_inputs(LRU, n, m) + LRU_Y * n
+    return s
+
+
+cdef inline void cell_output_vjp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* g, floating* gs, bint add,
+    floating* grad_theta, floating* work,
+) noexcept nogil:
+    """gs = (or, with ``add``, +=) (d y_t / d s_t)^T g (S numbers; skipped
+    when NULL); grad_theta += g^T d y_t / d theta, the map's own parameters
+    (skipped when NULL). ``work``: n numbers (the LRU's)."""
+    cdef:
+        int S = cell_state(kind, n)
+        int r = _lru_recurrent(m)
+        int i
+        floating* e = work
+        const floating* coef
+    if kind != LRU:
+        if gs == NULL:
+            return
+        if not add:
+            memset(gs + n, 0, (S - n) * sizeof(floating))
+            memcpy(gs, g, n * sizeof(floating))
+            return
+        for i in range(n):
+            gs[i] += g[i]
+        return
+    coef = record_coefficients(LRU, n, m, rec)
+    for i in range(n):
+        e[i] = g[i] * coef[LRU_DF * n + i]
+    if gs != NULL:
+        # [C_re^T e, -C_im^T e], in BLAS: the map's O(n^2) products.
+        gemv_rm_t(n, n, <floating> 1, theta + r, q, e,
+                  <floating> (1 if add else 0), gs)
+        gemv_rm_t(n, n, <floating> -1, theta + r + n, q, e,
+                  <floating> (1 if add else 0), gs + n)
+    if grad_theta == NULL:
+        return
+    # The outer products e Re(h)^T, -e Im(h)^T and e x^T, and e.
+    gemm_rm(n, n, 1, <floating> 1, e, 1, coef + LRU_H * n, n, <floating> 1,
+            grad_theta + r, q)
+    gemm_rm(n, n, 1, <floating> -1, e, 1, coef + (LRU_H + 1) * n, n,
+            <floating> 1, grad_theta + r + n, q)
+    gemm_rm(n, m, 1, <floating> 1, e, 1, rec, m, <floating> 1,
+            grad_theta + r + 2 * n, q)
+    for i in range(n):
+        grad_theta[i * q + q - 1] += e[i]
+
+
+cdef inline double cell_readout(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* s, const floating* rec, const floating* y, int o,
+    double weight, int loss_kind, const floating* W_out,
+    const floating* b_out, floating* grad_out, floating* grad_theta,
+    floating* g, floating* gs, floating* zout, floating* dz, floating* work,
+) noexcept nogil:
+    """Readout of y_t, loss of the target ``y`` and its gradients: the
+    readout's into grad_out ([W_out | b_out]), the output map's into
+    grad_theta (NULL: skipped), g = dL/dy_t (n) and gs = dL/ds_t (S; NULL:
+    not computed). ``work``: n numbers. Returns the weighted loss."""
+    cdef double loss = readout_gradient(
+        y, o, n, weight, loss_kind, W_out, b_out,
+        cell_output(kind, n, m, s, rec), grad_out, g, zout, dz)
+    cell_output_vjp(kind, n, m, q, theta, rec, g, gs, False, grad_theta, work)
+    return loss
 
 
 # -- the three functions a cell's linearisations are made of -----------------
@@ -448,6 +677,38 @@ cdef inline void _update_one(
         r1[j] = Jd[2] * p0 + Jd[3] * p1 + a1 * v
 
 
+cdef inline void _lru_input_update(
+    int n, int m, const floating* rec, int i, floating* r0, floating* r1,
+    const floating* Jd, int j0, int j1,
+) noexcept nogil:
+    """The LRU's ``input_update``: r <- Jd r + I_t on columns j0 .. j1 of
+    unit i's rows [Re, Im], I_t's columns being d h_t / d [B_re[i] | B_im[i]
+    | nu_log[i] | theta_log[i] | gamma_log[i]] at fixed h_{t-1}: gamma x on
+    Re h (B_re) or Im h (B_im), then the three recorded complex numbers.
+    The output map's columns (from 2m + 3 on) are left alone."""
+    cdef:
+        const floating* coef = record_coefficients(LRU, n, m, rec)
+        floating gam = coef[LRU_GAMMA * n + i]
+        int lo, hi
+    hi = m if j1 > m else j1
+    if j0 < hi:
+        _update_range(2, r0, r1, Jd, gam, 0, rec, j0, hi, 0)
+    lo = m if j0 < m else j0
+    hi = 2 * m if j1 > 2 * m else j1
+    if lo < hi:
+        _update_range(2, r0, r1, Jd, 0, gam, rec, lo, hi, m)
+    if j0 <= 2 * m < j1:
+        _update_one(2, r0, r1, Jd, coef[LRU_NU * n + i],
+                    coef[(LRU_NU + 1) * n + i], 1, 2 * m)
+    if j0 <= 2 * m + 1 < j1:
+        _update_one(2, r0, r1, Jd, coef[LRU_TH * n + i],
+                    coef[(LRU_TH + 1) * n + i], 1, 2 * m + 1)
+    if j0 <= 2 * m + 2 < j1:
+        _update_one(2, r0, r1, Jd, coef[LRU_DG * n + i] * coef[LRU_U * n + i],
+                    coef[LRU_DG * n + i] * coef[(LRU_U + 1) * n + i], 1,
+                    2 * m + 2)
+
+
 cdef inline void input_update(
     int kind, int n, int m, int q, const floating* rec, int gate, int i,
     int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
@@ -462,6 +723,9 @@ cdef inline void input_update(
         floating b0 = a0 * lam, b1 = a1 * lam
         int nh, e
         const floating* h = row_hidden(kind, n, m, rec, i, &nh)
+    if kind == LRU:
+        _lru_input_update(n, m, rec, i, r0, r1, Jd, j0, j1)
+        return
     if lam == 1 and nh == n:
         # The record holds [x, h, 1(, 1)]: the row's inputs as they are.
         _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, j1, 0)
@@ -535,6 +799,8 @@ cdef inline void cell_immediate(
         _cell_immediate(EGRU, n, m, q, rec, P, ld, c0, c1)
     elif kind == ELSTM:
         _cell_immediate(ELSTM, n, m, q, rec, P, ld, c0, c1)
+    elif kind == LRU:
+        _cell_immediate(LRU, n, m, q, rec, P, ld, c0, c1)
     else:
         _cell_immediate(kind, n, m, q, rec, P, ld, c0, c1)
 
@@ -588,6 +854,16 @@ cdef inline void _cell_jacobian(
         int rows[4]
         floating* row
         const floating* coef = record_coefficients(kind, n, m, rec)
+    if kind == LRU:
+        # [[diag(a), -diag(b)], [diag(b), diag(a)]]: unit i's lambda.
+        memset(J, 0, 2 * n * columns * sizeof(floating))
+        for i in range(n):
+            J[i * columns + i] = coef[LRU_A * n + i]
+            J[(n + i) * columns + i] = coef[LRU_B * n + i]
+            if columns > n:
+                J[i * columns + n + i] = -coef[LRU_B * n + i]
+                J[(n + i) * columns + n + i] = coef[LRU_A * n + i]
+        return
     for i in range(n):
         _unit_rows(kind, n, coef, i, True, a, rows)
         for sigma in range(ns):
@@ -627,6 +903,8 @@ cdef inline void cell_jacobian(
         _cell_jacobian(EGRU, n, m, q, theta, rec, columns, J)
     elif kind == ELSTM:
         _cell_jacobian(ELSTM, n, m, q, theta, rec, columns, J)
+    elif kind == LRU:
+        _cell_jacobian(LRU, n, m, q, theta, rec, columns, J)
     else:
         _cell_jacobian(kind, n, m, q, theta, rec, columns, J)
 
@@ -643,6 +921,16 @@ cdef inline void _cell_input_jacobian(
         floating a[8]
         int rows[4]
         const floating* coef = record_coefficients(kind, n, m, rec)
+        int l
+    if kind == LRU:
+        # gamma B_re and gamma B_im.
+        for i in range(n):
+            for l in range(width):
+                B[i * width + l] = (coef[LRU_GAMMA * n + i]
+                                    * theta[i * q + col + l])
+                B[(n + i) * width + l] = (coef[LRU_GAMMA * n + i]
+                                          * theta[i * q + m + col + l])
+        return
     for i in range(n):
         _unit_rows(kind, n, coef, i, False, a, rows)
         for sigma in range(cell_per_unit(kind)):
@@ -669,6 +957,8 @@ cdef inline void cell_input_jacobian(
         _cell_input_jacobian(EGRU, n, m, q, theta, rec, col, width, B)
     elif kind == ELSTM:
         _cell_input_jacobian(ELSTM, n, m, q, theta, rec, col, width, B)
+    elif kind == LRU:
+        _cell_input_jacobian(LRU, n, m, q, theta, rec, col, width, B)
     else:
         _cell_input_jacobian(kind, n, m, q, theta, rec, col, width, B)
 
@@ -685,6 +975,12 @@ cdef inline void _cell_unit_jacobian(
         int sigma, s2, gate
         floating acc
         const floating* coef = record_coefficients(kind, n, m, rec)
+    if kind == LRU:
+        Jd[0] = coef[LRU_A * n + i]
+        Jd[1] = -coef[LRU_B * n + i]
+        Jd[2] = coef[LRU_B * n + i]
+        Jd[3] = coef[LRU_A * n + i]
+        return
     for sigma in range(ns):
         for s2 in range(ns):
             Jd[sigma * ns + s2] = direct(kind, n, coef, sigma, s2, i)
@@ -716,11 +1012,58 @@ cdef inline void cell_unit_jacobian(
         _cell_unit_jacobian(EGRU, n, m, q, theta, rec, i, Jd)
     elif kind == ELSTM:
         _cell_unit_jacobian(ELSTM, n, m, q, theta, rec, i, Jd)
+    elif kind == LRU:
+        _cell_unit_jacobian(LRU, n, m, q, theta, rec, i, Jd)
     else:
         _cell_unit_jacobian(kind, n, m, q, theta, rec, i, Jd)
 
 
 # -- derived: products with the Jacobians ------------------------------------
+
+cdef inline void _lru_vjp(
+    int n, int m, int q, const floating* theta, const floating* rec,
+    const floating* gbar, floating* gprev, floating* grad_theta,
+) noexcept nogil:
+    """The LRU's ``cell_vjp``: gprev = J_t^T gbar (J_t's block of unit i
+    is the rotation-scaling of lambda_i), grad_theta += gbar^T I_t.
+
+    lambda and gamma are read from ``theta``, the record giving h_{t-1},
+    x and B x: as every cell's vjp takes its weights from the current theta
+    and its activations from the record (BPTT with updates after every
+    step backpropagates through records of earlier weights)."""
+    cdef:
+        int i, j
+        double enu, eth, mod, a, b, ga, gr, gi, hr, hi, lr, li
+        double dnu, dth, dga
+        floating* row
+        const floating* th
+        const floating* coef = record_coefficients(LRU, n, m, rec)
+    for i in range(n):
+        th = theta + i * q
+        enu = _lru_exp(th[2 * m], &dnu)
+        eth = _lru_exp(th[2 * m + 1], &dth)
+        mod = exp(-enu)
+        a = mod * cos(eth)
+        b = mod * sin(eth)
+        ga = _lru_exp(th[2 * m + 2], &dga)
+        hr = rec[m + i]
+        hi = rec[m + n + i]
+        lr = a * hr - b * hi
+        li = b * hr + a * hi
+        gr = gbar[i]
+        gi = gbar[n + i]
+        row = grad_theta + i * q
+        for j in range(m):
+            row[j] += <floating> (gr * ga * rec[j])
+            row[m + j] += <floating> (gi * ga * rec[j])
+        row[2 * m] += <floating> (-dnu * (gr * lr + gi * li))
+        row[2 * m + 1] += <floating> (dth * (gi * lr - gr * li))
+        row[2 * m + 2] += <floating> (dga * (gr * coef[LRU_U * n + i]
+                                             + gi * coef[(LRU_U + 1) * n + i]))
+        if gprev != NULL:
+            gprev[i] = <floating> (a * gr + b * gi)
+            gprev[n + i] = <floating> (a * gi - b * gr)
+
 
 cdef inline void _cell_vjp(
     int kind, int n, int m, int q, const floating* theta,
@@ -740,6 +1083,9 @@ cdef inline void _cell_vjp(
         floating acc
         floating* e = work
         const floating* coef = record_coefficients(kind, n, m, rec)
+    if kind == LRU:
+        _lru_vjp(n, m, q, theta, rec, gbar, gprev, grad_theta)
+        return
     for i in range(n):
         for gate in range(G):
             acc = 0
@@ -793,6 +1139,8 @@ cdef inline void cell_vjp(
         _cell_vjp(EGRU, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
     elif kind == ELSTM:
         _cell_vjp(ELSTM, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == LRU:
+        _cell_vjp(LRU, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
     else:
         _cell_vjp(kind, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
 
@@ -809,6 +1157,12 @@ cdef inline void _cell_jvp(
         floating acc
         floating* y = work
         const floating* coef = record_coefficients(kind, n, m, rec)
+    if kind == LRU:
+        for i in range(n):
+            out[i] = coef[LRU_A * n + i] * v[i] - coef[LRU_B * n + i] * v[n + i]
+            out[n + i] = (coef[LRU_B * n + i] * v[i]
+                          + coef[LRU_A * n + i] * v[n + i])
+        return
     if cell_diagonal(kind):
         for i in range(G * n):
             y[i] = theta[i * q + m] * v[i % n]
@@ -847,6 +1201,8 @@ cdef inline void cell_jvp(
         _cell_jvp(EGRU, n, m, q, theta, rec, v, out, work)
     elif kind == ELSTM:
         _cell_jvp(ELSTM, n, m, q, theta, rec, v, out, work)
+    elif kind == LRU:
+        _cell_jvp(LRU, n, m, q, theta, rec, v, out, work)
     else:
         _cell_jvp(kind, n, m, q, theta, rec, v, out, work)
 

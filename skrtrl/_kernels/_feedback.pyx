@@ -58,6 +58,7 @@ from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
 from ._cells cimport (
     cell_per_unit,
     N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
+    cell_output, cell_output_blocks,
     cell_input_jacobian, cell_jacobian, cell_rows, cell_separate_bias,
     cell_state, cell_unit_jacobian, copy_bias_gradient, flat_size,
     record_size, step_work_size,
@@ -81,6 +82,14 @@ def feedback_sizes(int kind, int n, int m, int o):
     cdef int R = cell_rows(kind, n)
     cdef int q = cell_columns(kind, n, m + o)
     return R, q, cell_state(kind, n), R * q + o * n + o
+
+
+def _check_free_running(int kind):
+    """Free-running RTRL follows the fed-back output through h only: a cell
+    with an output map of its own parameters (the LRU) is refused."""
+    if cell_output_blocks(kind) != 1:
+        raise ValueError("free-running output feedback does not support "
+                         "cells with an output map (cell='lru')")
 
 
 cdef inline int _step_size(int kind, int n, int m, int o) noexcept nogil:
@@ -315,6 +324,7 @@ def feedback_rtrl_minibatch(
         InterruptCheck check = interrupt_check()
         bint stopped = False
         bint* stop = &stopped   # shared by the threads
+    _check_free_running(kind)
     R, q, S, C = feedback_sizes(kind, n, m, o)
     if not data.every_step:
         raise ValueError("output feedback needs a target at every step")
@@ -393,6 +403,7 @@ def feedback_rtrl_online(
         InterruptCheck check = interrupt_check()
         bint stopped = False
         floating* out = output_rows(outputs, batch.targets)
+    _check_free_running(kind)
     if not data.every_step:
         raise ValueError("output feedback needs a target at every step")
     R, q, S, C = feedback_sizes(kind, n, m, o)
@@ -503,7 +514,8 @@ def feedback_forward(
             for t in range(lengths[i]):
                 _cell_step(kind, activation, &X[x_start[i] + t, 0], m, f, o,
                            n, q, theta, bias_hh, s, rec, work)
-                _readout(o, n, W_out, b_out, s, zout)
+                _readout(o, n, W_out, b_out,
+                         cell_output(kind, n, m + o, s, rec), zout)
                 _link(loss_kind, o, zout, f)
                 if every_step:
                     memcpy(&Z[x_start[i] + t, 0], zout, o * sizeof(floating))

@@ -44,7 +44,9 @@
 #   is zero after one step but kept with the rest of unit i's block: it
 #   fills in at the second step through h_i, and keeping the block whole
 #   costs nothing.) One buffer per sequence, updated in place; a loss with
-#   dL/dh_t = g adds g[i] P_t[0][rho] to row rho of the gradient.
+#   dL/ds_t = g (``cell_readout``: nonzero on h only, but for the LRU,
+#   whose output map reads [Re h, Im h]) adds sum_sigma g[sigma, i]
+#   P_t[sigma][rho] to row rho of the gradient (``unit_gradient``).
 #
 # Minibatch: threads take the sequences one at a time (dynamic schedule, so
 # a thread slowed by other load holds up at most one sequence) and run each
@@ -73,9 +75,10 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._blocks cimport block_columns
 from ._cells cimport (
-    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, cell_columns, cell_forward,
-    cell_gates, cell_immediate, cell_jacobian,
-    cell_per_unit, cell_rows, cell_separate_bias, cell_state,
+    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, cell_columns, cell_forward,
+    cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
+    cell_output, cell_output_blocks, cell_per_unit, cell_readout, cell_rows,
+    cell_separate_bias, cell_state,
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
     record_size, row_coef, step_work_size,
@@ -292,14 +295,18 @@ cdef inline void unit_influence_step(
         _unit_influence_step(EGRU, n, m, q, theta, rec, P, first)
     elif kind == ELSTM:
         _unit_influence_step(ELSTM, n, m, q, theta, rec, P, first)
+    elif kind == LRU:
+        _unit_influence_step(LRU, n, m, q, theta, rec, P, first)
     else:
         _unit_influence_step(kind, n, m, q, theta, rec, P, first)
 
 
-cdef inline void unit_gradient(
+cdef inline void h_block_gradient(
     int n, int R, int q, const floating* P, const floating* g, floating* grad,
 ) noexcept nogil:
-    """grad[rho] += g[unit of rho] * P[rho] over the R rows of the h block."""
+    """grad[rho] += g[unit of rho] * P[rho] over the R rows of an h block
+    (the pooled influence; pooling reads h, so cells with an output map of
+    their own are not pooled)."""
     cdef int rho, j, i = 0
     cdef floating gk
     cdef const floating* p
@@ -311,6 +318,30 @@ cdef inline void unit_gradient(
         out = grad + rho * q
         for j in range(q):
             out[j] += gk * p[j]
+
+
+cdef inline void unit_gradient(
+    int kind, int n, int m, int q, const floating* P, const floating* gs,
+    floating* grad,
+) noexcept nogil:
+    """grad[rho] += sum_sigma gs[(sigma, unit of rho)] P[sigma][rho] over
+    the state blocks the output reads (``cell_output_blocks``: h alone for
+    every cell but the LRU) and the columns that carry influence."""
+    cdef int R = cell_rows(kind, n)
+    cdef int width = cell_influence_columns(kind, n, m)
+    cdef int rho, j, sigma, i
+    cdef floating gk
+    cdef const floating* p
+    cdef floating* out
+    for sigma in range(cell_output_blocks(kind)):
+        i = 0
+        for rho in range(R):
+            gk = gs[sigma * n + i]
+            i = i + 1 if i + 1 < n else 0
+            p = P + sigma * R * q + rho * q
+            out = grad + rho * q
+            for j in range(width):
+                out[j] += gk * p[j]
 
 
 cdef inline void second_step(
@@ -420,7 +451,7 @@ cdef inline double pooled_gradient(
     for i in range(n):
         g[i] *= scale
     if per_unit:
-        unit_gradient(n, R, q, A, g, grad)
+        h_block_gradient(n, R, q, A, g, grad)
     else:
         gemv_rm_t(n, R * q, <floating> 1, A, R * q, g, <floating> 1, grad)
     return loss
@@ -485,14 +516,15 @@ cdef inline double rtrl_sequence(
         contract = target and not pooled
         if contract:
             k = target_index(data, t)
-            loss += readout_gradient(
-                Y + k * o, o, n, data.weight_scale * weights[k], loss_kind,
-                W_out, b_out, s, grad + W, g, scratch + at.zout,
-                scratch + at.dz)
+            loss += cell_readout(
+                kind, n, m, q, theta, s, rec, Y + k * o, o,
+                data.weight_scale * weights[k], loss_kind, W_out, b_out,
+                grad + W, grad, g, scratch + at.gbar, scratch + at.zout,
+                scratch + at.dz, work)
         if per_unit or t == 0:
             unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0)
             if contract:
-                unit_gradient(n, R, q, P_work, g, grad)
+                unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
             if pooled:
                 pool_unit_influence(kind, data.pooling, n, q, t, s, pool,
                                     P_work, A, not per_unit)
@@ -626,16 +658,18 @@ cdef inline void run_online(
                 k = target_index(data, t)
                 weight = weights[k]
                 memset(grad, 0, size * sizeof(floating))
-                loss += readout_gradient(
-                    Y + k * o, o, n, weight, loss_kind, params + rest,
-                    params + rest + o * n, state, grad + rest, g,
-                    scratch + at.zout, scratch + at.dz)
+                loss += cell_readout(
+                    kind, n, m, q, theta, state, rec, Y + k * o, o, weight,
+                    loss_kind, params + rest, params + rest + o * n,
+                    grad + rest, grad, g, scratch + at.gbar,
+                    scratch + at.zout, scratch + at.dz, work)
                 record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
             if per_unit:
                 unit_influence_step(kind, n, m, q, theta, rec, influence, first)
                 if learn_now:
-                    unit_gradient(n, R, q, influence, g, grad)
+                    unit_gradient(kind, n, m, q, influence, scratch + at.gbar,
+                                  grad)
             else:
                 P_old = influence + parity[0] * S * W
                 P_new = influence + (1 - parity[0]) * S * W
@@ -659,9 +693,11 @@ cdef inline void run_forward(
     const floating* theta, const floating* bias_hh, bint every_step,
     floating* H, const floating* s0, floating* scratch, int pooling,
 ) noexcept nogil:
-    """h after every step (rows of H laid out like those of X) or, pooled
-    over each sequence (POOL_*: its last h, mean or maximum), in row b,
-    each sequence from the state ``s0``.
+    """y (``cell_output``: h for every cell but the LRU) after every step
+    (rows of H laid out like those of X) or, pooled over each sequence
+    (POOL_*: its last y, mean or maximum; the LRU is pooled by its last y
+    only), in row b, each sequence from the state ``s0`` (a sequence of no
+    steps: s0's first n numbers).
     ``scratch``: ``forward_scratch_size`` numbers."""
     cdef:
         int S = cell_state(kind, n)
@@ -678,10 +714,14 @@ cdef inline void run_forward(
             cell_forward(kind, activation, n, m, q, theta, bias_hh,
                          X + (x_start[b] + t) * m, s, rec, work)
             if every_step:
-                memcpy(H + (x_start[b] + t) * n, s, n * sizeof(floating))
+                memcpy(H + (x_start[b] + t) * n, cell_output(kind, n, m, s, rec),
+                       n * sizeof(floating))
             elif pooled:
                 pool_step(pooling, n, t, s, H + b * n)
-        if not pooled and not every_step:
+        if not pooled and not every_step and lengths[b] > 0:
+            memcpy(H + b * n, cell_output(kind, n, m, s, rec),
+                   n * sizeof(floating))
+        elif not pooled and not every_step:
             memcpy(H + b * n, s, n * sizeof(floating))
         elif pooled and pooling == POOL_MEAN and lengths[b] > 0:
             for i in range(n):

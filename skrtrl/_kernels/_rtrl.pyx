@@ -35,7 +35,9 @@ from cython cimport floating
 from libc.math cimport isfinite
 from libc.string cimport memcpy
 
-from ._cells cimport N_CELLS, cell_columns, cell_rows, cell_state, flat_size
+from ._cells cimport (
+    N_CELLS, cell_columns, cell_output_blocks, cell_rows, cell_state, flat_size,
+)
 from ._common cimport (
     POOL_LAST, Packed, UpdateRule, output_rows, pack_batch, set_pooling,
     update_rule,
@@ -46,9 +48,13 @@ import numpy as np
 from ._blocks import _set_block_columns  # noqa: F401 (benchmarks, tests)
 
 
-def _check_kind(int kind):
+def _check_kind(int kind, bint per_unit=True):
     if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
+    if cell_output_blocks(kind) != 1 and not per_unit:
+        # The dense drivers read h alone: a cell with an output map of its
+        # own (the LRU, element-wise) runs on its exact per-unit influence.
+        raise ValueError("this cell's exact RTRL is its per-unit influence")
 
 
 def rtrl_sizes(int kind, int n, int m):
@@ -101,7 +107,7 @@ def rtrl_minibatch(
     POOL_*: its last h, their mean or maximum over time); a pooled readout
     needs ``rtrl_pool_size`` more numbers in each ``"influence"`` row.
     """
-    _check_kind(kind)
+    _check_kind(kind, per_unit)
     cdef:
         Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
         int m = data.m
@@ -162,7 +168,7 @@ def rtrl_online(
     loss_rows : ndarray of shape (B,)
         The weighted loss of each sequence.
     """
-    _check_kind(kind)
+    _check_kind(kind, per_unit)
     cdef:
         Packed data = pack_batch(batch, 1.0, <floating*> NULL)
         UpdateRule rule = update_rule(update, params.shape[0],

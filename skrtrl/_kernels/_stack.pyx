@@ -58,7 +58,7 @@ from ._common cimport (
     interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
     record_output, sequence, target_index, update_rule,
 )
-from ._rtrl cimport unit_gradient, unit_influence_step
+from ._rtrl cimport h_block_gradient, unit_influence_step
 
 import numpy as np
 
@@ -245,8 +245,8 @@ cdef inline void _own_gradient(
         gemv_rm_t(st.n[l], st.W[l], <floating> 1, own, st.W[l], g,
                   <floating> 1, grad)
     else:
-        unit_gradient(st.n[l], cell_rows(st.kind, st.n[l]), st.q[l], own, g,
-                      grad)
+        h_block_gradient(st.n[l], cell_rows(st.kind, st.n[l]), st.q[l], own,
+                         g, grad)
 
 
 cdef inline void _step_from_units(

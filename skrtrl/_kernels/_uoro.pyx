@@ -39,7 +39,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memset
 
 from ._cells cimport (
-    N_CELLS, cell_columns, cell_forward, cell_jvp, cell_rows,
+    N_CELLS, cell_columns, cell_forward, cell_jvp, cell_readout, cell_rows,
     cell_separate_bias, cell_state, cell_vjp, copy_bias_gradient, flat_size,
     record_size, step_work_size,
 )
@@ -95,7 +95,7 @@ def uoro_scratch_size(int kind, int n, int m, int o):
     (theta~ and s~ are apart: they are the state of a stream)."""
     return (cell_rows(kind, n) * cell_columns(kind, n, m)
             + 2 * cell_state(kind, n) + step_work_size(kind, n)
-            + record_size(kind, n, m) + n + 2 * o)
+            + record_size(kind, n, m) + 2 * n + 2 * o + cell_state(kind, n))
 
 
 cdef inline void _uoro_step(
@@ -129,21 +129,25 @@ cdef inline void _uoro_step(
 
 
 cdef inline double _uoro_target(
-    int n, Py_ssize_t P, const floating* y, int o, double weight,
-    int loss_kind, const floating* W_out, const floating* b_out,
-    const floating* s, const floating* hs, const floating* ths,
+    int kind, int n, int m, int q, const floating* theta, Py_ssize_t P,
+    const floating* y, int o, double weight, int loss_kind,
+    const floating* W_out, const floating* b_out, const floating* s,
+    const floating* rec, const floating* hs, const floating* ths,
     floating* grad_theta, floating* grad_out, floating* rest,
 ) noexcept nogil:
-    """Loss of one target: exact readout gradient into grad_out, the UORO
-    estimate (g . s~) theta~ into grad_theta. ``rest``: n + 2 o numbers."""
+    """Loss of one target: exact readout (and output map) gradient, the
+    UORO estimate (dL/ds . s~) theta~ into grad_theta. ``rest``: 2 n + 2 o
+    + S numbers (g, the readout, dL/dz, dL/ds, work)."""
     cdef:
         Py_ssize_t i
         double c = 0.0, loss
         floating* g = rest
-    loss = readout_gradient(y, o, n, weight, loss_kind, W_out, b_out, s,
-                            grad_out, g, g + n, g + n + o)
-    for i in range(n):
-        c += g[i] * hs[i]
+        floating* gs = rest + n + 2 * o
+    loss = cell_readout(kind, n, m, q, theta, s, rec, y, o, weight,
+                        loss_kind, W_out, b_out, grad_out, grad_theta, g, gs,
+                        g + n, g + n + o, gs + cell_state(kind, n))
+    for i in range(cell_state(kind, n)):
+        c += gs[i] * hs[i]
     for i in range(P):
         grad_theta[i] += <floating> (c * ths[i])
     return loss
@@ -172,8 +176,8 @@ cdef double _uoro_sequence(
         floating* s = state
         floating* hs = s + S
         floating* ths = hs + S
-        floating* rest = scratch + P + 2 * S + step_work_size(kind, n) \
-            + record_size(kind, n, m)
+        floating* rec = scratch + P + 2 * S + step_work_size(kind, n)
+        floating* rest = rec + record_size(kind, n, m)
     sequence(data, b, &X, &Y, &weights)
     memset(state, 0, (2 * S + P) * sizeof(floating))
     for t in range(data.lengths[b]):
@@ -187,8 +191,9 @@ cdef double _uoro_sequence(
         if has_target(data, b, t):
             k = target_index(data, t)
             loss += _uoro_target(
-                n, P, Y + k * o, o, data.weight_scale * weights[k], loss_kind,
-                W_out, b_out, s, hs, ths, grad, grad + P, rest)
+                kind, n, m, q, theta, P, Y + k * o, o,
+                data.weight_scale * weights[k], loss_kind, W_out, b_out, s,
+                rec, hs, ths, grad, grad + P, rest)
     return loss
 
 
@@ -314,8 +319,8 @@ def uoro_online(
         floating* s = &hidden[0]
         floating* hs = &tilde_state[0]
         floating* ths = &tilde_theta[0]
-        floating* scratch_rest = &scratch[0] + P + 2 * S \
-            + step_work_size(kind, n) + record_size(kind, n, m)
+        floating* rec = &scratch[0] + P + 2 * S + step_work_size(kind, n)
+        floating* scratch_rest = rec + record_size(kind, n, m)
         floating* out = output_rows(outputs, batch.targets)
     if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
@@ -345,8 +350,9 @@ def uoro_online(
                 weight = weights[k]
                 memset(&grad[0], 0, size * sizeof(floating))
                 loss += _uoro_target(
-                    n, P, Yb + k * o, o, weight, loss_kind, W_out, b_out, s,
-                    hs, ths, &grad[0], &grad[rest], scratch_rest)
+                    kind, n, m, q, theta, P, Yb + k * o, o, weight,
+                    loss_kind, W_out, b_out, s, rec, hs, ths, &grad[0],
+                    &grad[rest], scratch_rest)
                 # (_uoro_target leaves the readout after g, n numbers in.)
                 record_output(out, &data, b, k, scratch_rest + n)
                 if not rule.learn:

@@ -10,9 +10,14 @@ sequences, keeps what the backward pass needs, and offers per step:
   *as used at step t only*, and to the input ``x_t``;
 * ``jacobian(t)``: ``d s_t / d s_{t-1}`` for every sequence.
 
-The state ``s`` is h for the Elman, diagonal and GRU cells and ``[h, c]``
-(2n numbers) for the LSTM. Parameter names and layouts are those of
-``params_`` (torch's, gates in torch's order).
+The state ``s`` is h for the Elman, diagonal and GRU cells, ``[h, c]``
+(2n numbers) for the LSTM and ``[Re h, Im h]`` for the LRU. Parameter names
+and layouts are those of ``params_`` (torch's, gates in torch's order).
+
+What the readout reads after step t is ``output(t)``: h for every cell but
+the LRU, whose output map ``y_t = f(Re(C h_t) + D x_t + b)`` has parameters
+of its own; ``output_vjp(t, g)`` takes ``g = dQ / dy_t`` to the state, to
+those parameters and to ``x_t``.
 """
 
 import numpy as np
@@ -47,6 +52,7 @@ class _Steps:
     def __init__(self, params, X, activation):
         self.p = params
         self.X = X
+        self.activation = activation
         self.n = params["weight_out"].shape[1]
         N, T, _ = X.shape
         self.S = np.zeros((N, T + 1, self.state_per_unit * self.n))
@@ -58,6 +64,17 @@ class _Steps:
     def hidden(self, state):
         """The h part of a state array (last axis)."""
         return state[..., : self.n]
+
+    def output(self, t):
+        """What the readout reads after step t (N, n): h."""
+        return self.hidden(self.S[:, t + 1])
+
+    def output_vjp(self, t, g):
+        """``output``'s vector-Jacobian product: dQ / d s_t, the gradients of
+        the output map's own parameters (none) and dQ / d x_t."""
+        d_state = np.zeros(g.shape[:1] + self.S.shape[2:])
+        d_state[:, : self.n] = g
+        return d_state, {}, np.zeros_like(self.X[:, t])
 
 
 class ElmanSteps(_Steps):
@@ -260,6 +277,103 @@ class ELSTMSteps(LSTMSteps):
     """Element-wise LSTM: torch's LSTM with ``weight_hh`` a (4n,) vector."""
 
 
+#: The LRU reads its three logarithms clipped to [-LRU_LOG_BOUND, LRU_LOG_BOUND].
+LRU_LOG_BOUND = 20.0
+
+
+class LRUSteps(_Steps):
+    """The linear recurrent unit (Orvieto et al., 2023): per unit the complex
+    ``h_t = lambda h_{t-1} + gamma (B x_t)``, ``lambda = exp(-exp(nu_log) +
+    i exp(theta_log))``, ``gamma = exp(gamma_log)``, ``B = B_re + i B_im``;
+    state ``[Re h, Im h]``; output ``y_t = f(C_re Re h_t - C_im Im h_t + D
+    x_t + bias_y)``, f the activation. ``nu_log``, ``theta_log`` and
+    ``gamma_log`` are read clipped to [-20, 20] (``LRU_LOG_BOUND``)."""
+
+    state_per_unit = 2
+
+    def _exp(self, name):
+        """exp of ``params[name]`` clipped to [-20, 20], and its derivative
+        (0 beyond: exp would overflow there)."""
+        v = self.p[name]
+        e = np.exp(np.clip(v, -LRU_LOG_BOUND, LRU_LOG_BOUND))
+        return e, np.where(np.abs(v) <= LRU_LOG_BOUND, e, 0.0)
+
+    def _lambda(self):
+        (enu, d_nu), (eth, d_th) = self._exp("nu_log"), self._exp("theta_log")
+        modulus = np.exp(-enu)
+        return modulus * np.cos(eth), modulus * np.sin(eth), d_nu, d_th
+
+    def _step(self, x, state, activation):
+        p = self.p
+        n = self.n
+        a, b, _, _ = self._lambda()
+        gamma = self._exp("gamma_log")[0]
+        hr, hi = state[:, :n], state[:, n:]
+        u_re, u_im = x @ p["B_re"].T, x @ p["B_im"].T
+        lam_h = (a * hr - b * hi, b * hr + a * hi)
+        new = np.concatenate([lam_h[0] + gamma * u_re, lam_h[1] + gamma * u_im], axis=1)
+        return new, (u_re, u_im)
+
+    def vjp(self, t, g):
+        # lambda and gamma from the parameters as they are now, B x from the
+        # step (as the other cells' weights and gate values).
+        p = self.p
+        n = self.n
+        u_re, u_im = self.cache[t]
+        a, b, enu, eth = self._lambda()
+        hr, hi = self.S[:, t, :n], self.S[:, t, n:]
+        lr, li = a * hr - b * hi, b * hr + a * hi
+        gamma, d_gamma = self._exp("gamma_log")
+        gr, gi = g[:, :n], g[:, n:]
+        x = self.X[:, t]
+        grads = {
+            "nu_log": -enu * (gr * lr + gi * li),
+            "theta_log": eth * (gi * lr - gr * li),
+            "gamma_log": d_gamma * (gr * u_re + gi * u_im),
+            "B_re": (gr * gamma)[:, :, None] * x[:, None, :],
+            "B_im": (gi * gamma)[:, :, None] * x[:, None, :],
+        }
+        d_state = np.concatenate([a * gr + b * gi, a * gi - b * gr], axis=1)
+        d_x = (gr * gamma) @ p["B_re"] + (gi * gamma) @ p["B_im"]
+        return d_state, grads, d_x
+
+    def jacobian(self, t):
+        a, b, _, _ = self._lambda()
+        n, N = self.n, self.S.shape[0]
+        J = np.zeros((N, 2 * n, 2 * n))
+        J[:, :n, :n] = J[:, n:, n:] = np.diag(a)
+        J[:, :n, n:] = -np.diag(b)
+        J[:, n:, :n] = np.diag(b)
+        return J
+
+    def _map(self, t):
+        p = self.p
+        n = self.n
+        state = self.S[:, t + 1]
+        pre = state[:, :n] @ p["C_re"].T - state[:, n:] @ p["C_im"].T
+        pre = pre + self.X[:, t] @ p["D"].T + p["bias_y"]
+        phi, dphi = _activation(self.activation)
+        y = phi(pre)
+        return state, y, dphi(pre, y)
+
+    def output(self, t):
+        return self._map(t)[1]
+
+    def output_vjp(self, t, g):
+        p = self.p
+        n = self.n
+        state, _, slope = self._map(t)
+        e = g * slope
+        grads = {
+            "C_re": e[:, :, None] * state[:, None, :n],
+            "C_im": -e[:, :, None] * state[:, None, n:],
+            "D": e[:, :, None] * self.X[:, t, None, :],
+            "bias_y": e,
+        }
+        d_state = np.concatenate([e @ p["C_re"], -e @ p["C_im"]], axis=1)
+        return d_state, grads, e @ p["D"]
+
+
 CELL_STEPS = {
     "elman": ElmanSteps,
     "diagonal": DiagonalSteps,
@@ -267,4 +381,5 @@ CELL_STEPS = {
     "lstm": LSTMSteps,
     "egru": EGRUSteps,
     "elstm": ELSTMSteps,
+    "lru": LRUSteps,
 }

@@ -30,7 +30,6 @@ from ._cell_steps import CELL_STEPS
 __all__ = ["credit_over_time", "input_saliency", "recurrent_jacobian_spectrum"]
 
 #: Recurrent parameters, in the order of ``params_``.
-RECURRENT_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 # -- shared machinery ---------------------------------------------------------
@@ -96,30 +95,37 @@ class _Trajectories:
 
     @property
     def last_hidden(self):
-        """h after the last real step of each sequence, shape (N, n)."""
+        """What the readout reads (h; the LRU's output map y) after the last
+        real step of each sequence, shape (N, n)."""
         steps = self.steps
-        return steps.hidden(steps.S[np.arange(self.lengths.shape[0]), self.lengths])
+        ends = self.lengths - 1
+        out = np.zeros((ends.shape[0], steps.n))
+        for t in np.unique(ends):
+            out[ends == t] = steps.output(t)[ends == t]
+        return out
 
     def backward(self, g_last, on_step):
-        """Backpropagate ``dQ/dh`` at each sequence's last step to its start.
+        """Backpropagate ``dQ/dy`` at each sequence's last step to its start.
 
-        Q is a function of each sequence's final h only, with ``dQ/dh_{T_s}
-        = g_last[s]``. For every step t, from the last back to the first,
-        calls ``on_step(t, grads, d_input)`` with the derivatives of Q with
-        respect to the recurrent parameters as used at step t (a dict of
-        arrays with a leading axis of N) and to the inputs ``x_t`` (N, m);
-        both are zero for sequences shorter than t + 1 steps.
+        Q is a function of what the readout reads at each sequence's last
+        step only (h, or the LRU's y), with ``dQ/dy_{T_s} = g_last[s]``. For
+        every step t, from the last back to the first, calls ``on_step(t,
+        grads, d_input)`` with the derivatives of Q with respect to the
+        recurrent parameters as used at step t (a dict of arrays with a
+        leading axis of N; the output map's included) and to the inputs
+        ``x_t`` (N, m); both are zero for sequences shorter than t + 1
+        steps.
         """
         steps = self.steps
         N = self.lengths.shape[0]
         g = np.zeros((N, steps.S.shape[2]))
-        n = g_last.shape[1]
         ends = self.lengths - 1
         for t in range(self.X.shape[1] - 1, -1, -1):
-            ending = ends == t
-            g[ending, :n] += g_last[ending]
+            g_out = np.where((ends == t)[:, None], g_last, 0.0)
+            g_state, map_grads, map_input = steps.output_vjp(t, g_out)
+            g = g + g_state
             g_prev, grads, d_input = steps.vjp(t, g)
-            on_step(t, grads, d_input)
+            on_step(t, {**grads, **map_grads}, d_input + map_input)
             g = g_prev
 
 
@@ -171,7 +177,9 @@ def credit_over_time(estimator, X, y, *, return_contributions=False):
 
     For each sequence the loss ``L`` of its last step is differentiated with
     respect to the recurrent parameters (``weight_ih``, ``weight_hh``,
-    ``bias_ih``, ``bias_hh``). Each of these parameters is used at every step,
+    ``bias_ih``, ``bias_hh``; for ``cell="lru"`` its own, the output map's
+    included, which only the last step uses). Each of these parameters is
+    used at every step,
     so the gradient is a sum over the steps t of the terms
 
     .. math::
@@ -282,7 +290,7 @@ def credit_over_time(estimator, X, y, *, return_contributions=False):
                 name: np.stack(
                     [per_step[t][name][s] for t in range(length - 1, -1, -1)]
                 )
-                for name in RECURRENT_PARAMS
+                for name in per_step[0]
             }
             for s, length in enumerate(traj.lengths)
         ]
