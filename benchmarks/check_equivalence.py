@@ -82,7 +82,7 @@ def run():
             est.partial_fit(zeros[:100], series[:100])
             est.update_state(zeros[100:110], series[100:110])
             record(out, f"{tag}/feedback", est, est.predict(zeros[:20]))
-            if gradient == "rtrl":
+            if gradient == "rtrl" and "free_running" in CELLS[cell].modes(gradient):
                 est = RTRLRegressor(
                     output="sequence", output_feedback=True,
                     teacher_forcing=False, max_iter=3, **common,
