@@ -45,6 +45,8 @@ from _numpy_rtrl import KernelCall, check_against_kernel, init_params, rtrl_sequ
 from skrtrl._kernels._threads import openmp_max_threads
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from skrtrl._parallel import _blas_libraries
+
 #: Sequence length per hidden size (shorter where one step is expensive).
 FULL_SIZES = {8: 50, 16: 50, 32: 50, 64: 50, 128: 10}
 QUICK_SIZES = {8: 50, 32: 50, 64: 20}
@@ -203,11 +205,8 @@ def kernel_item(n_hidden, n_steps, n_seq, n_threads, every_step, dtype=np.float6
     call = KernelCall(X, Y_used, params, 1.0 / n_steps, every_step, None, n_threads)
     item = Timed(call, n_steps * n_seq, call.blas_limits, f"skrtrl-{n_threads}")
     with call.blas_limits():
-        item.blas_threads = max(
-            info["num_threads"]
-            for info in threadpool_info()
-            if info["user_api"] == "blas"
-        )
+        # The libraries the kernels call (numpy's 64-bit OpenBLAS is not one).
+        item.blas_threads = max(get() for get, _ in _blas_libraries())
     return item
 
 
