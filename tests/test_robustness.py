@@ -39,6 +39,7 @@ from sklearn.metrics import accuracy_score, r2_score
 import skrtrl._optim
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._cells import CELLS
+from skrtrl._stack import STACK_CELLS
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, event, given, settings  # noqa: E402
@@ -74,13 +75,19 @@ VARIANTS = {
     "step": {"update": "step"},
     "feedback": {"output_feedback": True},
     "free_running": {"output_feedback": True, "teacher_forcing": False},
+    "stack": {"n_hidden": (2, 3)},
+    "stack_local": {"n_hidden": (3, 2), "gradient": "local"},
+    "stack_bptt": {"n_hidden": (2, 2), "gradient": "bptt"},
+    "pooling_mean": {"pooling": "mean"},
+    "pooling_max": {"pooling": "max"},
 }
 
 
 def variants(mode, cell="elman"):
     """The VARIANTS that train in ``mode`` (a stream already updates per
     step; output feedback needs a target at every step) with ``cell`` (the
-    cells that declare it train on their own fed-back outputs)."""
+    cells that declare it train on their own fed-back outputs; stacks and
+    pooled readouts where they apply)."""
     names = ["rtrl", "snap1", "bptt", "uoro"]
     if mode != "stream":
         names.append("step")
@@ -88,6 +95,12 @@ def variants(mode, cell="elman"):
         names.append("feedback")
         if "free_running" in CELLS[cell].modes("rtrl"):
             names.append("free_running")
+    if cell in STACK_CELLS:
+        names += ["stack", "stack_local"]
+        if mode != "stream":
+            names.append("stack_bptt")
+    if mode == "last" and not CELLS[cell].output_map:
+        names += ["pooling_mean", "pooling_max"]
     return st.sampled_from(names)
 
 
@@ -1130,6 +1143,11 @@ INTERRUPTED_STREAMS = {
     "bptt": {"gradient": "bptt", "truncation": 4},
     "uoro": {"gradient": "uoro"},
     "free_running": {"output_feedback": True, "teacher_forcing": False},
+    "stack": {"n_hidden": (2, 3)},
+    "stack_local": {"n_hidden": (3, 2), "gradient": "local"},
+    "stack_bptt": {"n_hidden": (2, 2), "gradient": "bptt"},
+    "pooling_mean": {"pooling": "mean"},
+    "pooling_max": {"pooling": "max"},
 }
 
 
