@@ -1159,11 +1159,6 @@ INTERRUPTED_STREAMS = {
     "bptt": {"gradient": "bptt", "truncation": 4},
     "uoro": {"gradient": "uoro"},
     "free_running": {"output_feedback": True, "teacher_forcing": False},
-    "stack": {"n_hidden": (2, 3)},
-    "stack_local": {"n_hidden": (3, 2), "gradient": "local"},
-    "stack_bptt": {"n_hidden": (2, 2), "gradient": "bptt"},
-    "pooling_mean": {"pooling": "mean"},
-    "pooling_max": {"pooling": "max"},
 }
 
 
