@@ -1251,6 +1251,10 @@ INTERRUPTED_MINIBATCHES = {
         {"cell": "egru", "n_hidden": (16, 16), "gradient": "local"},
         (2, 500_000),
     ),
+    "stack_bptt": (
+        {"cell": "gru", "n_hidden": (64, 64), "gradient": "bptt"},
+        (1, 25_000),
+    ),
     "pooling": ({"cell": "lstm", "pooling": "max"}, (2, 20_000)),
 }
 
@@ -1262,7 +1266,7 @@ def test_ctrl_c_during_a_long_minibatch_drops_its_gradient(settings):
     params, shape = INTERRUPTED_MINIBATCHES[settings]
     params = {"n_hidden": 16, "random_state": 0, **params}
     rng = np.random.RandomState(0)
-    dtype = np.float32 if settings == "bptt" else np.float64
+    dtype = np.float32 if settings in ("bptt", "stack_bptt") else np.float64
     X = rng.normal(size=(*shape, 1)).astype(dtype)
     y = X[:, :, 0] if params.get("output") == "sequence" else X[:, -1, 0]
     est = RTRLRegressor(**params)

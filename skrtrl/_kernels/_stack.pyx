@@ -667,6 +667,11 @@ cdef inline double stack_bptt_sequence(
     # step before (cell_vjp's gprev).
     memset(cur, 0, st.state_size * sizeof(floating))
     for t in range(T - 1, -1, -1):
+        # The backward pass is the longer half: Ctrl-C is checked here too
+        # (the caller drops the incomplete gradient).
+        if check != NULL and interrupt_due(check):
+            stop[0] = True
+            return loss
         g = records + t * step + step - st.n[top]
         for k in range(st.n[top]):
             cur[st.state[top] + k] += g[k]
