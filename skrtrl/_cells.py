@@ -62,6 +62,19 @@ def kernel_codes(cell, loss):
     return cell.kind, cell.n, ACTIVATIONS[cell.activation], LOSSES[loss]
 
 
+def _row_stream(cell, flat, update, state, loss, per_unit, hold_blas=False):
+    """``Cell.row_stream`` of the cells the exact-RTRL kernels train: a
+    ``RowStream`` in float64, or None (also when BLAS must be held to one
+    thread and a library cannot be reached from compiled code)."""
+    blas = blas_thread_functions() if hold_blas else ()
+    if flat.dtype != np.float64 or blas is None:
+        return None
+    return RowStream(
+        *kernel_codes(cell, loss), cell.m, cell.o, flat, update, state,
+        per_unit=per_unit, blas=blas,
+    )  # fmt: skip
+
+
 def allocate(shapes, dtype, fill=None):
     """Arrays of the given ``shapes``: name -> (shape, dtype or None).
 
@@ -474,14 +487,10 @@ class ElmanCell(Cell):
             )  # fmt: skip
 
     def row_stream(self, flat, update, state, loss):
-        blas = ()
-        if self.n < BLAS_THREADS_MIN_HIDDEN:
-            blas = blas_thread_functions()
-        if flat.dtype != np.float64 or blas is None:
-            return None
-        return RowStream(
-            *kernel_codes(self, loss), self.m, self.o, flat, update, state,
-            per_unit=self._per_unit_influence, blas=blas,
+        # Small products: BLAS on one thread, as train_online holds it.
+        return _row_stream(
+            self, flat, update, state, loss, self._per_unit_influence,
+            hold_blas=self.n < BLAS_THREADS_MIN_HIDDEN,
         )  # fmt: skip
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
@@ -640,12 +649,7 @@ class _GatedCell(Cell):
         )  # fmt: skip
 
     def row_stream(self, flat, update, state, loss):
-        if flat.dtype != np.float64:
-            return None
-        return RowStream(
-            *kernel_codes(self, loss), self.m, self.o, flat, update, state,
-            per_unit=self._snap1,
-        )  # fmt: skip
+        return _row_stream(self, flat, update, state, loss, self._snap1)
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
         """As ``Cell.forward``; for the LSTM an ``h0`` of n numbers is h, c = 0."""
