@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.base import clone as sklearn_clone
 
 from ._estimators import RTRLClassifier, RTRLRegressor
-from ._rows import learn_row, row_outputs
+from ._rows import SampleStream, learn_row
 
 try:
     from river import base
@@ -200,12 +200,20 @@ class RiverRegressor(_Adapter, base.Regressor):
         self.estimator = estimator
         self.features = features
         self._names = None
+        # The compiled step of the estimator, bound once and rebound when
+        # the estimator changes: the per-sample path around the kernel.
+        self._stream = SampleStream(estimator)
         self._check_estimator()
         if self._fitted and estimator.n_outputs_ != 1:
             raise ValueError(
                 "RiverRegressor needs a model with one output; the estimator "
                 f"was fitted with {estimator.n_outputs_}."
             )
+
+    def _sample_stream(self):
+        if self._stream.estimator is not self.estimator:  # assigned anew
+            self._stream = SampleStream(self.estimator)
+        return self._stream
 
     def learn_one(self, x, y):
         """Learn from one sample: one ``partial_fit`` step of the stream.
@@ -224,9 +232,8 @@ class RiverRegressor(_Adapter, base.Regressor):
             raise ValueError(f"y must be a real number; got {y!r}.") from None
         if not math.isfinite(target):
             raise ValueError(f"y must be finite; got {target!r}.")
-        target = np.array([target])
-        if not learn_row(self.estimator, row, target):
-            self.estimator.partial_fit(row, target)
+        if not self._sample_stream().learn(row, target):
+            self.estimator.partial_fit(row, np.array([target]))
         self._commit_names(names)
 
     def predict_one(self, x):
@@ -246,9 +253,10 @@ class RiverRegressor(_Adapter, base.Regressor):
         self._commit_names(names)
         if not self._fitted:
             return 0.0
-        fast = row_outputs(self.estimator, row)
-        if fast is not None:  # the readout of a regressor is its prediction
-            return float(fast[0][0, 0])
+        # The readout of a regressor is its prediction.
+        fast = self._sample_stream().predict(row)
+        if fast is not None:
+            return fast
         return float(self.estimator.predict(row)[0])
 
     @classmethod
