@@ -119,12 +119,12 @@ def test_the_row_check_of_a_stream_is_check_stream_on_one_row(spike_at):
     general, row = LossWatch(), LossWatch()
     for loss in losses.tolist():
         verdicts = []
-        for check in (
-            lambda: general.check_stream((loss,), (1.0,), (1,)),
-            lambda: row.check_stream_row(loss),
+        for check, args in (
+            (general.check_stream, ((loss,), (1.0,), (1,))),
+            (row.check_stream_row, (loss,)),
         ):
             try:
-                check()
+                check(*args)
                 verdicts.append(True)
             except Diverged:
                 verdicts.append(False)
