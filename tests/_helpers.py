@@ -46,6 +46,26 @@ def randomize(est, rng, scale):
     return est
 
 
+def fit_then_randomize(est, X, y, rng, n_classes=None):
+    """One ``partial_fit`` to initialise, then random parameters of order one
+    (``classes`` 0 .. n_classes - 1 for a classifier)."""
+    classes = {} if n_classes is None else {"classes": np.arange(n_classes)}
+    est.partial_fit(X, y, **classes)
+    return randomize(est, rng, 0.7)
+
+
+def float_params(est):
+    """A float64 copy of every ``params_`` entry."""
+    return {k: np.array(v, dtype=np.float64) for k, v in est.params_.items()}
+
+
+def assert_same_params(actual, expected, **tol):
+    """Same parameter names, and each array close to the expected one."""
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], err_msg=name, **tol)
+
+
 def snapshot(est):
     """Everything a stream step may change: weights, stream state, the
     optimizer's first moment and ``t_``."""

@@ -44,7 +44,14 @@ import pytest
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._cells import CELLS, GRADIENTS, MODES
 
-from _helpers import numeric_gradient, random_sequences, randomize, steps_from
+from _helpers import (
+    assert_same_params,
+    fit_then_randomize,
+    float_params,
+    numeric_gradient,
+    random_sequences,
+    steps_from,
+)
 from _reference import Layout, bptt, cell_params, forward_loss, link, penalty, rtrl
 
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
@@ -130,20 +137,8 @@ def make_estimator(kind, cell, gradient, **params):
 
 
 def set_up(est, kind, X, y, rng):
-    """One ``partial_fit`` to initialise, then random parameters of order one."""
-    classes = {} if kind == "regression" else {"classes": np.arange(KINDS[kind][1])}
-    est.partial_fit(X, y, **classes)
-    return randomize(est, rng, 0.7)
-
-
-def float_params(est):
-    return {k: np.array(v, dtype=np.float64) for k, v in est.params_.items()}
-
-
-def assert_same_params(actual, expected, **tol):
-    assert actual.keys() == expected.keys()
-    for name in expected:
-        np.testing.assert_allclose(actual[name], expected[name], err_msg=name, **tol)
+    n_classes = None if kind == "regression" else KINDS[kind][1]
+    return fit_then_randomize(est, X, y, rng, n_classes)
 
 
 def minibatch_case(cell, gradient, truncation, kind, output, feedback):

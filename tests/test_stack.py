@@ -16,7 +16,14 @@ import pytest
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 
-from _helpers import numeric_gradient, random_sequences, randomize
+from _helpers import (
+    assert_same_params,
+    fit_then_randomize,
+    float_params,
+    numeric_gradient,
+    random_sequences,
+    randomize,
+)
 from _reference import Layout, penalty, stack_forward_loss, stack_rtrl
 
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
@@ -59,19 +66,8 @@ def make(kind, cell, gradient="rtrl", sizes=SIZES, **params):
 
 
 def set_up(est, kind, X, y, rng):
-    classes = {} if kind == "regression" else {"classes": np.arange(KINDS[kind][1])}
-    est.partial_fit(X, y, **classes)
-    return randomize(est, rng, 0.7)
-
-
-def float_params(est):
-    return {k: np.array(v, dtype=np.float64) for k, v in est.params_.items()}
-
-
-def assert_same_params(actual, expected, **tol):
-    assert actual.keys() == expected.keys()
-    for name in expected:
-        np.testing.assert_allclose(actual[name], expected[name], err_msg=name, **tol)
+    n_classes = None if kind == "regression" else KINDS[kind][1]
+    return fit_then_randomize(est, X, y, rng, n_classes)
 
 
 def minibatch_case(cell, gradient, kind, output, sizes=SIZES, seed=0):
