@@ -387,10 +387,10 @@ class SampleStream:
             self._model, self._cache = model, cache
         step = cache.stream_step(estimator)
         if step is not self._step and step is not None:
-            # ``cell.readout``'s product, its blocks taken once per binding
-            # (the step is rebound whenever the parameter vector changes).
+            # The readout's blocks, taken once per binding (the step is
+            # rebound whenever the parameter vector is replaced).
             _, _, weight_out, bias_out = model.cell.layout.blocks(model.params)
-            self._readout = (weight_out.T, bias_out, np.empty((1, model.cell.n)))
+            self._readout = (weight_out[0], bias_out, np.empty(model.cell.n))
         self._step = step
         return step
 
@@ -403,9 +403,12 @@ class SampleStream:
         step = self._current_step()
         if step is None:
             return None
-        weight_t, bias_out, hidden = self._readout
-        step.hidden_after(row, hidden[0])
-        return float((hidden @ weight_t + bias_out)[0, 0])
+        weights, bias_out, hidden = self._readout
+        step.hidden_after(row, hidden)
+        # ``cell.readout`` for one row and one output: numpy computes its
+        # (1, n) @ (n, 1) product as this dot product of two vectors, so
+        # the value is the same bit for bit, without the 2-D arrays.
+        return float(weights.dot(hidden) + bias_out[0])
 
     def learn(self, row, target):
         """``partial_fit`` on ``row`` and the finite float ``target`` of a

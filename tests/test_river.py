@@ -423,6 +423,7 @@ def test_the_compiled_path_is_the_estimator_over_a_long_stream(cell):
         adapter.learn_one(x, y[t])
         direct.partial_fit(X[t : t + 1], y[t : t + 1])
     np.testing.assert_allclose(predictions, expected, rtol=1e-12, atol=0)
+    assert predictions == expected  # in fact bit for bit
     for name, value in direct.params_.items():
         np.testing.assert_allclose(
             adapter.estimator.params_[name], value, rtol=1e-12, atol=0
