@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.base import clone as sklearn_clone
 
 from ._estimators import RTRLClassifier, RTRLRegressor
-from ._rows import SampleStream, learn_row
+from ._rows import SampleStream, learn_row, row_outputs
 
 try:
     from river import base
@@ -232,8 +232,12 @@ class RiverRegressor(_Adapter, base.Regressor):
             raise ValueError(f"y must be a real number; got {y!r}.") from None
         if not math.isfinite(target):
             raise ValueError(f"y must be finite; got {target!r}.")
+        # The compiled step; else the estimator's one-row path (other
+        # gradient methods, float32, output feedback); else partial_fit.
         if not self._sample_stream().learn(row, target):
-            self.estimator.partial_fit(row, np.array([target]))
+            target = np.array([target])
+            if not learn_row(self.estimator, row, target):
+                self.estimator.partial_fit(row, target)
         self._commit_names(names)
 
     def predict_one(self, x):
@@ -253,10 +257,14 @@ class RiverRegressor(_Adapter, base.Regressor):
         self._commit_names(names)
         if not self._fitted:
             return 0.0
-        # The readout of a regressor is its prediction.
+        # The readout of a regressor is its prediction. As in learn_one:
+        # the compiled step, else the one-row path, else predict.
         fast = self._sample_stream().predict(row)
         if fast is not None:
             return fast
+        outputs = row_outputs(self.estimator, row)
+        if outputs is not None:
+            return float(outputs[0][0, 0])
         return float(self.estimator.predict(row)[0])
 
     @classmethod

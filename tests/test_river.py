@@ -94,7 +94,17 @@ def assert_same_estimator_state(a, b):
     assert a[2:] == b[2:]
 
 
-@pytest.mark.parametrize("variant", [{}, {"cell": "gru"}, {"output_feedback": True}])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"cell": "gru"},
+        {"gradient": "snap1"},
+        {"gradient": "uoro"},
+        {"output_feedback": True},
+    ],
+    ids=repr,
+)
 def test_the_regressor_adapter_is_the_estimator_row_by_row(variant):
     X, y = series_stream(40)
     adapter = RiverRegressor(regressor(**variant))
@@ -458,3 +468,31 @@ def test_a_copied_adapter_learns_on_its_own():
         twin.learn_one(x, target)
     assert twin.estimator.t_ == 40
     assert_same_estimator_state(estimator_state(adapter.estimator), before)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"cell": "gru"},
+        {"gradient": "snap1"},
+        {"gradient": "uoro"},
+        {"output_feedback": True},
+    ],
+    ids=repr,
+)
+def test_a_fitted_adapter_never_takes_the_general_path(variant):
+    # Models without a compiled step take the estimator's one-row path.
+    X, y = series_stream(30)
+    adapter = RiverRegressor(regressor(**variant))
+    samples = list(zip(as_dicts(X), y))
+    adapter.learn_one(*samples[0])
+
+    def general(*args, **kwargs):
+        raise AssertionError("the general path ran")
+
+    adapter.estimator.partial_fit = adapter.estimator.predict = general
+    for x, target in samples[1:]:
+        adapter.predict_one(x)
+        adapter.learn_one(x, target)
+    assert adapter.estimator.t_ == 30
