@@ -21,6 +21,10 @@ This module remembers, per model, what a successful general call established
   or refuses it with its usual message; so does any target the fast check
   cannot vouch for (a label unseen, a NaN, another shape or dtype).
 
+A caller that converts and checks each row itself (the river adapter)
+uses :class:`SampleStream`: the compiled step kept between calls, with the
+same checks of the model on every call, and none of the row's.
+
 Nothing is changed before every check has passed, so a refused call leaves
 the model as it was. The cache lives beside the model, not in it: it is not
 pickled or copied, and a new model (``fit`` without ``warm_start``, loading
