@@ -12,7 +12,9 @@ The samples are consecutive time steps of one stream: the network's hidden
 state runs on from one sample to the next, which is what river's
 progressive validation feeds it. Each call is one of the estimator's
 one-row calls (see the user guide's section on streams), so the adapter adds
-only the conversion of the dict to a row.
+only the conversion of the dict to a row; the regressor keeps the
+estimator's compiled one-row step bound between calls, re-checking the
+estimator on every call (``skrtrl._rows.SampleStream``).
 
 Needs the optional dependency river (``pip install skrtrl[river]``).
 """
