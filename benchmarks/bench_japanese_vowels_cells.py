@@ -104,6 +104,23 @@ CANDIDATES = {
     for n in (64, 128, 256)
     for lr in (0.003, 0.01)
 }
+#: The same cells read out from the maximum over time of the states
+#: (``pooling="max"``) instead of the last step.
+CANDIDATES.update(
+    {
+        f"{cell}-{n}-{lr}-max": dict(
+            cell=cell,
+            n_hidden=n,
+            learning_rate_init=lr,
+            batch_size=16,
+            max_iter=200,
+            pooling="max",
+        )
+        for cell in ("egru", "elstm")
+        for n in (32, 64, 128, 256)
+        for lr in (0.003, 0.01)
+    }
+)
 SETTINGS = {**CONFIGS, **CANDIDATES}
 
 
