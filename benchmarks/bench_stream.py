@@ -536,6 +536,15 @@ def print_paths(paths, line):
             for c in PATH_CELLS
         ],
     )
+    # What the adapter adds to the kernel's own step: the dict, the checks
+    # of each call and the cost of calling the kernel one row at a time.
+    line(
+        "adapter - kernel (train + forward)",
+        [
+            us(c, "river adapter", minus=["kernel train", "kernel forward"])
+            for c in PATH_CELLS
+        ],
+    )
     linear = paths["river LinearRegression"]
     line("river LinearRegression, 10 lags", [1e6 * linear])
     line("numpy RLS AR(10)", [1e6 * paths["numpy RLS AR(10)"]])

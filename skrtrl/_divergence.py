@@ -118,3 +118,24 @@ class LossWatch:
                 reference = min(reference, total / weight)
         self.stream_loss, self.stream_weight = total, weight
         self.stream_steps, self.stream_reference = count, reference
+
+    def check_stream_row(self, loss):
+        """``check_stream`` of one row of weight 1 and finite ``loss``.
+
+        The same rule and the same arithmetic, without the loop and the
+        tuples: the one-row path calls it once per sample.
+        """
+        reference = self.stream_reference
+        if (
+            self.stream_steps >= STREAM_MIN_STEPS
+            and reference > 0
+            and loss > STREAM_GROWTH * reference
+        ):
+            raise Diverged
+        self.stream_loss += loss
+        self.stream_weight += 1.0
+        self.stream_steps += 1
+        if self.stream_steps >= STREAM_MIN_STEPS:
+            self.stream_reference = min(
+                reference, self.stream_loss / self.stream_weight
+            )

@@ -21,6 +21,10 @@ This module remembers, per model, what a successful general call established
   or refuses it with its usual message; so does any target the fast check
   cannot vouch for (a label unseen, a NaN, another shape or dtype).
 
+A caller that converts and checks each row itself (the river adapter)
+uses :class:`SampleStream`: the compiled step kept between calls, with the
+same checks of the model on every call, and none of the row's.
+
 Nothing is changed before every check has passed, so a refused call leaves
 the model as it was. The cache lives beside the model, not in it: it is not
 pickled or copied, and a new model (``fit`` without ``warm_start``, loading
@@ -328,7 +332,7 @@ def _learn_step(estimator, model, step, row, target):
     try:
         if not math.isfinite(loss):  # learn undid the step already
             raise Diverged
-        model.watch.check_stream((loss,), (1.0,), (1,))
+        model.watch.check_stream_row(loss)
     except Diverged:
         if math.isfinite(loss):
             step.undo()
@@ -336,6 +340,88 @@ def _learn_step(estimator, model, step, row, target):
         return True
     estimator._count_pass(loss, 1, None, incremental=True)
     return True
+
+
+class SampleStream:
+    """A stream model's compiled step, for a caller that checks rows itself.
+
+    The river adapter calls once per sample and has already converted the
+    sample to a finite float64 row (and its target to a finite float):
+    ``row_outputs`` and ``learn_row`` would check the row and the target
+    again, look the cache up again and unpack the readout again. This
+    keeps what stays the same between samples (the cache, the readout's
+    blocks, a hidden-state buffer) and re-checks, on every call, exactly
+    what ``cache_for`` and ``RowCache.stream_step`` check: the model, its
+    settings and ``params_``, and the arrays the step is bound to. Any
+    change sends the call through a fresh binding, or, if the model cannot
+    stream that way, back to the caller's general path (None / False).
+
+    Parameters
+    ----------
+    estimator : BaseRTRLRegressor
+        The stream model (``stateful=True``, one output); it may be
+        unfitted yet.
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self._model = None
+        self._cache = None
+        self._step = None
+        self._readout = None
+        self._target = np.empty((1, 1))
+
+    def __reduce__(self):
+        # A copy or a pickle binds anew: compiled steps hold raw pointers.
+        return type(self), (self.estimator,)
+
+    def _current_step(self):
+        """The compiled step, rebound if anything changed; or None."""
+        estimator = self.estimator
+        model = estimator.__dict__.get("_model")
+        cache = self._cache
+        if (
+            model is None
+            or model is not self._model
+            or not cache.serves(estimator, training=True)
+        ):
+            cache = cache_for(estimator, training=True)
+            if cache is None or cache.n_outputs != 1:
+                return None
+            self._model, self._cache = model, cache
+        step = cache.stream_step(estimator)
+        if step is not self._step and step is not None:
+            # The readout's blocks, taken once per binding (the step is
+            # rebound whenever the parameter vector is replaced).
+            _, _, weight_out, bias_out = model.cell.layout.blocks(model.params)
+            self._readout = (weight_out[0], bias_out, np.empty(model.cell.n))
+        self._step = step
+        return step
+
+    def predict(self, row):
+        """First readout pre-activation after ``row``, or None.
+
+        ``row``: a finite float64 C-contiguous array of shape (1, m). The
+        stream state is left unchanged.
+        """
+        step = self._current_step()
+        if step is None:
+            return None
+        weights, bias_out, hidden = self._readout
+        step.hidden_after(row, hidden)
+        # ``cell.readout`` for one row and one output: numpy computes its
+        # (1, n) @ (n, 1) product as this dot product of two vectors, so
+        # the value is the same bit for bit, without the 2-D arrays.
+        return float(weights.dot(hidden) + bias_out[0])
+
+    def learn(self, row, target):
+        """``partial_fit`` on ``row`` and the finite float ``target`` of a
+        one-output regressor; False if the general path must run."""
+        step = self._current_step()
+        if step is None:
+            return False
+        self._target[0, 0] = target
+        return _learn_step(self.estimator, self._model, step, row, self._target)
 
 
 def one_row_first(partial_fit):

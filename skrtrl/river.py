@@ -12,7 +12,9 @@ The samples are consecutive time steps of one stream: the network's hidden
 state runs on from one sample to the next, which is what river's
 progressive validation feeds it. Each call is one of the estimator's
 one-row calls (see the user guide's section on streams), so the adapter adds
-only the conversion of the dict to a row.
+only the conversion of the dict to a row; the regressor keeps the
+estimator's compiled one-row step bound between calls, re-checking the
+estimator on every call (``skrtrl._rows.SampleStream``).
 
 Needs the optional dependency river (``pip install skrtrl[river]``).
 """
@@ -23,7 +25,7 @@ import numpy as np
 from sklearn.base import clone as sklearn_clone
 
 from ._estimators import RTRLClassifier, RTRLRegressor
-from ._rows import learn_row, row_outputs
+from ._rows import SampleStream, learn_row, row_outputs
 
 try:
     from river import base
@@ -200,12 +202,20 @@ class RiverRegressor(_Adapter, base.Regressor):
         self.estimator = estimator
         self.features = features
         self._names = None
+        # The compiled step of the estimator, bound once and rebound when
+        # the estimator changes: the per-sample path around the kernel.
+        self._stream = SampleStream(estimator)
         self._check_estimator()
         if self._fitted and estimator.n_outputs_ != 1:
             raise ValueError(
                 "RiverRegressor needs a model with one output; the estimator "
                 f"was fitted with {estimator.n_outputs_}."
             )
+
+    def _sample_stream(self):
+        if self._stream.estimator is not self.estimator:  # assigned anew
+            self._stream = SampleStream(self.estimator)
+        return self._stream
 
     def learn_one(self, x, y):
         """Learn from one sample: one ``partial_fit`` step of the stream.
@@ -224,9 +234,12 @@ class RiverRegressor(_Adapter, base.Regressor):
             raise ValueError(f"y must be a real number; got {y!r}.") from None
         if not math.isfinite(target):
             raise ValueError(f"y must be finite; got {target!r}.")
-        target = np.array([target])
-        if not learn_row(self.estimator, row, target):
-            self.estimator.partial_fit(row, target)
+        # The compiled step; else the estimator's one-row path (other
+        # gradient methods, float32, output feedback); else partial_fit.
+        if not self._sample_stream().learn(row, target):
+            target = np.array([target])
+            if not learn_row(self.estimator, row, target):
+                self.estimator.partial_fit(row, target)
         self._commit_names(names)
 
     def predict_one(self, x):
@@ -246,9 +259,14 @@ class RiverRegressor(_Adapter, base.Regressor):
         self._commit_names(names)
         if not self._fitted:
             return 0.0
-        fast = row_outputs(self.estimator, row)
-        if fast is not None:  # the readout of a regressor is its prediction
-            return float(fast[0][0, 0])
+        # The readout of a regressor is its prediction. As in learn_one:
+        # the compiled step, else the one-row path, else predict.
+        fast = self._sample_stream().predict(row)
+        if fast is not None:
+            return fast
+        outputs = row_outputs(self.estimator, row)
+        if outputs is not None:
+            return float(outputs[0][0, 0])
         return float(self.estimator.predict(row)[0])
 
     @classmethod

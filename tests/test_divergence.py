@@ -107,3 +107,27 @@ def test_zero_weights_count_steps_but_no_loss():
     watch.check_stream([0.0, 0.3 * 50], [0.0, 50.0], [500, 50])
     assert watch.stream_steps == 550
     assert watch.stream_reference == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("spike_at", [5, 150, None])
+def test_the_row_check_of_a_stream_is_check_stream_on_one_row(spike_at):
+    # check_stream_row is check_stream specialised to one row of weight 1:
+    # the same verdicts and the same running state.
+    losses = np.random.RandomState(0).uniform(0.1, 2.0, size=300)
+    if spike_at is not None:
+        losses[spike_at] = 1e9
+    general, row = LossWatch(), LossWatch()
+    for loss in losses.tolist():
+        verdicts = []
+        for check, args in (
+            (general.check_stream, ((loss,), (1.0,), (1,))),
+            (row.check_stream_row, (loss,)),
+        ):
+            try:
+                check(*args)
+                verdicts.append(True)
+            except Diverged:
+                verdicts.append(False)
+        assert verdicts[0] == verdicts[1]
+        assert vars(general) == vars(row)
+    assert (general.stream_steps < 300) == (spike_at == 150)

@@ -94,7 +94,17 @@ def assert_same_estimator_state(a, b):
     assert a[2:] == b[2:]
 
 
-@pytest.mark.parametrize("variant", [{}, {"cell": "gru"}, {"output_feedback": True}])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"cell": "gru"},
+        {"gradient": "snap1"},
+        {"gradient": "uoro"},
+        {"output_feedback": True},
+    ],
+    ids=repr,
+)
 def test_the_regressor_adapter_is_the_estimator_row_by_row(variant):
     X, y = series_stream(40)
     adapter = RiverRegressor(regressor(**variant))
@@ -355,3 +365,134 @@ def test_large_finite_features_are_features():
     adapter = RiverRegressor(regressor())
     adapter.learn_one({"a": 1e308, "b": 1e308}, 0.0)
     assert adapter.estimator.t_ == 1
+
+
+def _replace_weight_out(est):
+    est.params_["weight_out"] = est.params_["weight_out"] * 0.5
+
+
+def _scale_weight_out_in_place(est):
+    est.params_["weight_out"] *= 0.5
+
+
+def _refit(est):
+    X, y = series_stream(30, seed=1)
+    est.fit(X, y)
+
+
+def _warm_partial_fit_block(est):
+    X, y = series_stream(5, seed=2)
+    est.partial_fit(X, y)
+
+
+ESTIMATOR_CHANGES = {
+    "set_params": lambda est: est.set_params(learning_rate_init=0.05),
+    "assignment": lambda est: setattr(est, "alpha", 0.01),
+    "params_ entry replaced": _replace_weight_out,
+    "params_ entry edited in place": _scale_weight_out_in_place,
+    "refit": _refit,
+    "block partial_fit": _warm_partial_fit_block,
+    "reset_state": lambda est: est.reset_state(),
+}
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru"])
+@pytest.mark.parametrize("change", ESTIMATOR_CHANGES, ids=str)
+def test_the_adapter_picks_up_changes_of_its_estimator(cell, change):
+    # The adapter binds the compiled step once; a change of the estimator
+    # between samples must reach it exactly as it reaches the estimator.
+    X, y = series_stream(60)
+    adapter = RiverRegressor(regressor(cell=cell))
+    direct = regressor(cell=cell)
+    for t, x in enumerate(as_dicts(X)):
+        if t == 30:
+            ESTIMATOR_CHANGES[change](adapter.estimator)
+            ESTIMATOR_CHANGES[change](direct)
+        y_hat = adapter.predict_one(x)
+        if t > 0:
+            np.testing.assert_allclose(
+                y_hat, direct.predict(X[t : t + 1])[0], rtol=1e-12, atol=0
+            )
+        adapter.learn_one(x, y[t])
+        direct.partial_fit(X[t : t + 1], y[t : t + 1])
+    assert adapter._stream._step is not None  # the compiled path ran
+    assert_same_estimator_state(
+        estimator_state(adapter.estimator), estimator_state(direct)
+    )
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru"])
+def test_the_compiled_path_is_the_estimator_over_a_long_stream(cell):
+    X, y = series_stream(400, seed=3)
+    adapter = RiverRegressor(regressor(cell=cell, n_hidden=16))
+    direct = regressor(cell=cell, n_hidden=16)
+    predictions, expected = [], []
+    for t, x in enumerate(as_dicts(X)):
+        predictions.append(adapter.predict_one(x))
+        expected.append(direct.predict(X[t : t + 1])[0] if t else 0.0)
+        adapter.learn_one(x, y[t])
+        direct.partial_fit(X[t : t + 1], y[t : t + 1])
+    np.testing.assert_allclose(predictions, expected, rtol=1e-12, atol=0)
+    assert predictions == expected  # in fact bit for bit
+    for name, value in direct.params_.items():
+        np.testing.assert_allclose(
+            adapter.estimator.params_[name], value, rtol=1e-12, atol=0
+        )
+    assert adapter.estimator.loss_curve_ == direct.loss_curve_
+    assert adapter._stream._step is not None
+
+
+def test_a_new_estimator_assigned_to_the_adapter_is_used():
+    X, y = series_stream(20)
+    adapter = RiverRegressor(regressor())
+    for x, target in zip(as_dicts(X), y):
+        adapter.predict_one(x)
+        adapter.learn_one(x, target)
+    adapter.estimator = regressor(random_state=1)
+    for x, target in zip(as_dicts(X), y):
+        adapter.predict_one(x)
+        adapter.learn_one(x, target)
+    assert adapter.estimator.t_ == 20
+
+
+def test_a_copied_adapter_learns_on_its_own():
+    X, y = series_stream(40)
+    adapter = RiverRegressor(regressor())
+    for x, target in zip(as_dicts(X[:20]), y[:20]):
+        adapter.predict_one(x)
+        adapter.learn_one(x, target)
+    twin = copy.deepcopy(adapter)
+    before = estimator_state(adapter.estimator)
+    for x, target in zip(as_dicts(X[20:]), y[20:]):
+        twin.predict_one(x)
+        twin.learn_one(x, target)
+    assert twin.estimator.t_ == 40
+    assert_same_estimator_state(estimator_state(adapter.estimator), before)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"cell": "gru"},
+        {"gradient": "snap1"},
+        {"gradient": "uoro"},
+        {"output_feedback": True},
+    ],
+    ids=repr,
+)
+def test_a_fitted_adapter_never_takes_the_general_path(variant):
+    # Models without a compiled step take the estimator's one-row path.
+    X, y = series_stream(30)
+    adapter = RiverRegressor(regressor(**variant))
+    samples = list(zip(as_dicts(X), y))
+    adapter.learn_one(*samples[0])
+
+    def general(*args, **kwargs):
+        raise AssertionError("the general path ran")
+
+    adapter.estimator.partial_fit = adapter.estimator.predict = general
+    for x, target in samples[1:]:
+        adapter.predict_one(x)
+        adapter.learn_one(x, target)
+    assert adapter.estimator.t_ == 30
