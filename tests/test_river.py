@@ -94,17 +94,19 @@ def assert_same_estimator_state(a, b):
     assert a[2:] == b[2:]
 
 
-@pytest.mark.parametrize(
-    "variant",
-    [
-        {},
-        {"cell": "gru"},
-        {"gradient": "snap1"},
-        {"gradient": "uoro"},
-        {"output_feedback": True},
-    ],
-    ids=repr,
-)
+#: Settings of a stream regressor that the adapter serves: the compiled
+#: step (Elman, GRU, SnAp-1) and the estimator's one-row path (UORO, output
+#: feedback).
+STREAM_VARIANTS = [
+    {},
+    {"cell": "gru"},
+    {"gradient": "snap1"},
+    {"gradient": "uoro"},
+    {"output_feedback": True},
+]
+
+
+@pytest.mark.parametrize("variant", STREAM_VARIANTS, ids=repr)
 def test_the_regressor_adapter_is_the_estimator_row_by_row(variant):
     X, y = series_stream(40)
     adapter = RiverRegressor(regressor(**variant))
@@ -470,17 +472,7 @@ def test_a_copied_adapter_learns_on_its_own():
     assert_same_estimator_state(estimator_state(adapter.estimator), before)
 
 
-@pytest.mark.parametrize(
-    "variant",
-    [
-        {},
-        {"cell": "gru"},
-        {"gradient": "snap1"},
-        {"gradient": "uoro"},
-        {"output_feedback": True},
-    ],
-    ids=repr,
-)
+@pytest.mark.parametrize("variant", STREAM_VARIANTS, ids=repr)
 def test_a_fitted_adapter_never_takes_the_general_path(variant):
     # Models without a compiled step take the estimator's one-row path.
     X, y = series_stream(30)
