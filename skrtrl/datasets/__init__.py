@@ -1,4 +1,4 @@
-"""Data sets for recurrent models: a bundled real data set, a text loader and generators."""
+"""Data sets for recurrent models: bundled data, a text loader and generators."""
 
 from ._generators import (
     REBER_SYMBOLS,

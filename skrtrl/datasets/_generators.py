@@ -782,7 +782,9 @@ def make_narendra_plant(
     started at rest: :math:`y(0) = y(-1) = y(-2) = 0` and
     :math:`u(-1) = 0`. The output depends nonlinearly on three past outputs
     and two inputs, so a model of it must keep a state. For inputs in
-    ``[-1, 1]`` the output stays in about ``[-1, 1]`` as well.
+    ``[-1, 1]`` the output stays in about ``[-1, 1]`` as well; larger inputs
+    (random inputs of amplitude 2, for instance) can make the product term
+    grow without bound, and the output then overflows to infinity or NaN.
 
     Parameters
     ----------
