@@ -111,6 +111,7 @@ for n in range(1, 6):
 # entirely untouched by that choice.
 model = RTRLClassifier(
     cell="egru",
+    gradient="rtrl",
     n_hidden=256,
     output_feedback=True,
     teacher_forcing=True,

@@ -66,6 +66,7 @@ X, y = make_narendra_plant(n_stream, u="random", random_state=0)
 # 3e-3); 200,000 steps instead of 100,000 brought it to 0.038.
 model = RTRLRegressor(
     cell="gru",
+    gradient="rtrl",
     n_hidden=16,
     output_feedback=True,
     teacher_forcing=True,

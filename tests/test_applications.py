@@ -152,6 +152,7 @@ def _nrmse(prediction, target):
 def _plant_model():
     return RTRLRegressor(
         cell="gru",
+        gradient="rtrl",
         n_hidden=16,
         output_feedback=True,
         teacher_forcing=True,
@@ -216,6 +217,7 @@ def test_character_model_beats_unigram_and_writes():
     codes = data.codes[:8001]
     model = RTRLClassifier(
         cell="egru",
+        gradient="rtrl",
         n_hidden=32,
         output_feedback=True,
         teacher_forcing=True,
