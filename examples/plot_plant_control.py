@@ -65,7 +65,6 @@ X, y = make_narendra_plant(n_stream, u="random", random_state=0)
 # the GRU of 16 units reached 0.09 (the GRU of 24 units as well), and the
 # GRU 0.056 without the L2 penalty (``alpha=0``; the learning rate 1e-3
 # beat 3e-4 and 3e-3); 200,000 steps instead of 100,000 brought it to 0.038.
-# The weights are learnt by exact RTRL through the gates.
 model = RTRLRegressor(
     cell="gru",
     gradient="rtrl",
