@@ -5,8 +5,8 @@ takes the parameters from ``params_`` (torch's names and layouts) and the
 settings that decide the maths: the cell, its activation, the output link,
 whether the readout runs after every step, what it reads of a whole
 sequence (its last hidden state or a pooling of them all) and whether the
-previous output is fed back. Everything is copied, so an export never holds views into a live
-estimator.
+previous output is fed back. Everything is copied, so an export never holds
+views into a live estimator.
 """
 
 from dataclasses import dataclass
