@@ -325,6 +325,16 @@ def test_step_model_pools_the_sequence_so_far(cell, pooling, dtype):
         np.testing.assert_allclose(result["probabilities"], expected, atol=atol)
 
 
+def test_export_follows_a_pooling_changed_after_fit_as_predict_does():
+    est, X = _fit("regressor", "gru", "last", pooling="max")
+    feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}
+    for pooling in ("mean", "last", "max"):
+        est.set_params(pooling=pooling)
+        (values,) = _session(to_onnx(est, lengths=True)).run(None, feeds)
+        np.testing.assert_allclose(values[:, 0], est.predict(X), atol=1e-5)
+    assert len({est.set_params(pooling=p).predict(X)[0] for p in POOLINGS}) == 2
+
+
 def test_pooled_readout_with_settings_changed_after_fit_is_refused():
     est, _ = _fit("regressor", "gru", "last", pooling="max")
     est.set_params(output="sequence")

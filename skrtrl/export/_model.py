@@ -167,12 +167,19 @@ def _check_layout(estimator, params):
 
 
 def _pooling(estimator, per_step):
-    """The estimator's ``pooling``, checked against its other settings.
+    """The pooling ``predict`` reads, checked against the other settings.
 
     ``fit`` refuses a pooled readout with a target per step, a stream or
     output feedback; ``set_params`` after fitting can still combine them.
     """
-    pooling = getattr(estimator, "pooling", "last")
+    from .._settings import cell_follows
+
+    # What predict reads: the fitted cell's pooling, or that of the cell
+    # predict would rebuild after a set_params.
+    cell = estimator._model.cell
+    if not cell_follows(cell, estimator):
+        cell = estimator._make_cell(cell.m, cell.o)
+    pooling = getattr(cell, "pooling", "last")
     if pooling == "last":
         return pooling
     if per_step or estimator.output_feedback:
