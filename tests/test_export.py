@@ -609,6 +609,13 @@ def test_exported_models_pass_the_onnx_checker(cell):
     onnx.checker.check_model(to_onnx(est, lengths=True), full_check=True)
     plain, _ = _fit("multiclass", cell, "last")
     onnx.checker.check_model(to_onnx(plain, lengths=True), full_check=True)
+    if cell in POOLED_CELLS:
+        for pooling in POOLINGS:
+            pooled, _ = _fit("multiclass", cell, "last", pooling=pooling)
+            for lengths, scan in [(True, False), (True, True), (False, True)]:
+                onx = to_onnx(pooled, lengths=lengths, options={"scan": scan})
+                onnx.checker.check_model(onx, full_check=True)
+            onnx.checker.check_model(onnx_step_model(pooled), full_check=True)
 
 
 # -- torch -------------------------------------------------------------------------
