@@ -46,7 +46,7 @@ from ._settings import (
 )
 from ._stack import STACK_GRADIENTS
 
-AUTO_BATCH_SIZE = 32
+AUTO_BATCH_SIZE = 16
 #: Version of the pickled state; loading another version raises an error
 #: (format 1, from before the model object, is converted on load).
 FORMAT_VERSION = 2
@@ -65,7 +65,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "truncation": [Interval(Integral, 1, None, closed="left"), None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "output": [StrOptions({"last", "sequence"})],
-        "pooling": [StrOptions(set(POOLINGS))],
+        "pooling": [StrOptions(set(POOLINGS) | {"auto"})],
         "solver": [StrOptions({"adam", "sgd"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -97,14 +97,14 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
 
     def __init__(
         self,
-        n_hidden=32,
+        n_hidden=128,
         *,
-        cell="elman",
+        cell="egru",
         gradient="rtrl",
         truncation=None,
         activation="tanh",
         output="last",
-        pooling="last",
+        pooling="auto",
         solver="adam",
         learning_rate_init=1e-3,
         alpha=1e-4,
@@ -115,7 +115,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         early_stopping=False,
         validation_fraction=0.1,
         shuffle=True,
-        clip_norm=5.0,
+        clip_norm=1.0,
         momentum=0.9,
         nesterovs_momentum=True,
         beta_1=0.9,

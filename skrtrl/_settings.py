@@ -112,42 +112,63 @@ def check_training_settings(params):
 
 def _check_pooling(params):
     """ValueError for settings where a pooled readout has no meaning."""
-    if params.pooling == "last":
+    if params.pooling in ("last", "auto"):
         return
-    where = None
-    if params.stateful:
-        where = "a stream (stateful=True) has no sequence to pool over"
-    elif params.output == "sequence":
-        where = "output='sequence' has a target at every step"
-    elif params.output_feedback:
-        where = "output feedback feeds back per-step outputs"
-    elif update_mode(params) == "step":
-        where = (
-            "update='step' would update once per sequence, at its end, which "
-            "update='batch' with batch_size=1 does"
-        )
-    elif params.gradient == "uoro":
-        where = (
-            "UORO keeps a rank-one estimate of the influence, and the running "
-            "sum of those estimates is not of rank one (it would take the "
-            "memory UORO avoids); use gradient='rtrl', 'snap1' or 'bptt'"
-        )
-    elif params.gradient == "bptt" and params.truncation is not None:
-        where = (
-            "truncated BPTT would not reach the early steps the pooled "
-            "readout reads; use truncation=None"
-        )
-    elif CELLS[params.cell].output_map:
-        where = (
-            f"cell={params.cell!r} is read through its output map, not h, "
-            "and the pooled readouts pool h; use pooling='last'"
-        )
+    where = pooling_refusal(params)
     if where is not None:
         what = {"mean": "mean", "max": "per-unit maximum"}[params.pooling]
         raise ValueError(
             f"pooling={params.pooling!r} reads one target per sequence from "
             f"the {what} of its hidden states; {where}."
         )
+
+
+def pooling_refusal(params):
+    """Why a pooled readout has no meaning for ``params``, or None."""
+    if is_stack(params):
+        return "stacked layers read the top layer's last state"
+    if params.stateful:
+        return "a stream (stateful=True) has no sequence to pool over"
+    if params.output == "sequence":
+        return "output='sequence' has a target at every step"
+    if params.output_feedback:
+        return "output feedback feeds back per-step outputs"
+    if update_mode(params) == "step":
+        return (
+            "update='step' would update once per sequence, at its end, which "
+            "update='batch' with batch_size=1 does"
+        )
+    if params.gradient == "uoro":
+        return (
+            "UORO keeps a rank-one estimate of the influence, and the running "
+            "sum of those estimates is not of rank one (it would take the "
+            "memory UORO avoids); use gradient='rtrl', 'snap1' or 'bptt'"
+        )
+    if params.gradient == "bptt" and params.truncation is not None:
+        return (
+            "truncated BPTT would not reach the early steps the pooled "
+            "readout reads; use truncation=None"
+        )
+    if CELLS[params.cell].output_map:
+        return (
+            f"cell={params.cell!r} is read through its output map, not h, "
+            "and the pooled readouts pool h; use pooling='last'"
+        )
+    return None
+
+
+def resolved_pooling(params):
+    """The readout ``params`` train: ``"auto"`` made ``"max"`` or ``"last"``.
+
+    ``"auto"`` reads each unit's maximum over the sequence wherever a pooled
+    readout applies (one target per sequence, whole sequences, exact or
+    SnAp-1 gradients, a single layer read through h) and the last state
+    elsewhere, so that streams, per-step targets, feedback and stacks keep
+    working at the default.
+    """
+    if params.pooling != "auto":
+        return params.pooling
+    return "last" if pooling_refusal(params) is not None else "max"
 
 
 def build_cell(params, n_inputs, n_outputs, random_state=None):
@@ -186,7 +207,7 @@ def build_cell(params, n_inputs, n_outputs, random_state=None):
         n_hidden,
         n_inputs,
         n_outputs,
-        pooling=params.pooling,
+        pooling=resolved_pooling(params),
         **settings,
     )
 
@@ -221,7 +242,7 @@ def cell_follows(cell, params):
         and getattr(cell, "truncation", None) == truncation
         and cell.activation == params.activation
         and getattr(cell, "teacher_forcing", True) == bool(params.teacher_forcing)
-        and getattr(cell, "pooling", "last") == params.pooling
+        and getattr(cell, "pooling", "last") == resolved_pooling(params)
     )
 
 

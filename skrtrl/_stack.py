@@ -114,7 +114,7 @@ def check_stack_settings(params, modes):
             f"got gradient={params.gradient!r}."
         )
     pooling = getattr(params, "pooling", "last")
-    if pooling != "last":
+    if pooling not in ("last", "auto"):
         raise ValueError(
             f"{what} (stacked layers) reads the top layer's last state; "
             f"pooling={pooling!r} is not supported with stacks yet. Use "

@@ -131,7 +131,9 @@ def targets_of(kind, rng, lengths, every_step):
 
 def make_estimator(kind, cell, gradient, **params):
     Estimator = RTRLRegressor if kind == "regression" else RTRLClassifier
-    defaults = dict(cell=cell, gradient=gradient, truncation=None,
+    # The numpy references read the last step (tests/test_pooling.py covers
+    # the pooled readouts).
+    defaults = dict(cell=cell, gradient=gradient, truncation=None, pooling="last",
                     max_iter=1, alpha=0.0, shuffle=False, random_state=0)  # fmt: skip
     return Estimator(N_HIDDEN, **{**defaults, **params})
 

@@ -274,6 +274,60 @@ def test_refused_where_pooling_has_no_meaning(params, match, pooling):
     assert not hasattr(est, "params_")
 
 
+def _auto_and_explicit(params, explicit, seed):
+    """Fits with pooling="auto" and with ``explicit``, otherwise alike."""
+    rng = np.random.RandomState(seed)
+    X = random_sequences(rng, 4, N_FEATURES, min_len=2, max_len=5)
+    if params.get("stateful"):
+        X, y = X[0], rng.normal(size=X[0].shape[0])
+    elif params.get("output") == "sequence":
+        y = [rng.normal(size=x.shape[0]) for x in X]
+    else:
+        y = rng.normal(size=len(X))
+    fits = [
+        RTRLRegressor(
+            **{"n_hidden": 3, **params},
+            pooling=pooling,
+            max_iter=2,
+            random_state=0,
+        ).fit(X, y)
+        for pooling in ("auto", explicit)
+    ]
+    return fits, X
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(output="sequence"),
+        dict(stateful=True),
+        dict(update="step"),
+        dict(output="sequence", output_feedback=True),
+        dict(gradient="uoro"),
+        dict(gradient="bptt", truncation=2),
+        dict(n_hidden=(3, 2), cell="egru"),
+        dict(cell="lru"),
+    ],
+)
+def test_auto_reads_the_last_state_where_pooling_has_no_meaning(params):
+    (auto, last), X = _auto_and_explicit(params, "last", 12)
+    assert getattr(auto._cell, "pooling", "last") == "last"
+    for a, b in zip(auto.predict(X), last.predict(X)):
+        np.testing.assert_array_equal(a, b)
+    assert auto.pooling == "auto"
+
+
+@pytest.mark.parametrize("cell", sorted(set(CELLS) - {"lru"}))
+@pytest.mark.parametrize("gradient", ["rtrl", "snap1", "bptt"])
+def test_auto_reads_the_maximum_for_one_target_per_sequence(cell, gradient):
+    (auto, pooled), X = _auto_and_explicit(
+        dict(cell=cell, gradient=gradient), "max", 13
+    )
+    assert auto._cell.pooling == "max"
+    np.testing.assert_array_equal(auto.predict(X), pooled.predict(X))
+    np.testing.assert_array_equal(auto.loss_curve_, pooled.loss_curve_)
+
+
 def test_a_refused_change_leaves_the_fitted_model_unchanged():
     rng = np.random.RandomState(10)
     X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)

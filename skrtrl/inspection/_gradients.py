@@ -59,11 +59,13 @@ def _check_estimator(estimator, caller):
             f"{estimator.n_hidden!r}): its numpy steps follow one layer. "
             "Inspect a model with one layer (an int n_hidden)."
         )
-    if getattr(estimator, "pooling", "last") != "last":
+    pooling = getattr(estimator._cell, "pooling", "last")
+    if pooling != "last":
         raise ValueError(
             f"{caller} differentiates the readout of the last step; this "
-            f"model reads pooling={estimator.pooling!r} of every step. Use "
-            "loss_gradient for its exact gradient."
+            f"model reads pooling={pooling!r} of every step (set "
+            "pooling='last' to read the last step). Use loss_gradient for "
+            "its exact gradient."
         )
     # Take in entries of params_ that were replaced by new arrays, as predict
     # does, so that the inspected model is the one that predicts.
