@@ -42,6 +42,7 @@ from ._settings import (
     cell_follows,
     check_training_settings,
     every_step,
+    learning_rate,
     update_mode,
 )
 from ._stack import STACK_GRADIENTS
@@ -67,7 +68,10 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "output": [StrOptions({"last", "sequence"})],
         "pooling": [StrOptions(set(POOLINGS) | {"auto"})],
         "solver": [StrOptions({"adam", "sgd"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [
+            Interval(Real, 0, None, closed="neither"),
+            StrOptions({"auto"}),
+        ],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
@@ -106,7 +110,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         output="last",
         pooling="auto",
         solver="adam",
-        learning_rate_init=1e-3,
+        learning_rate_init="auto",
         alpha=1e-4,
         batch_size="auto",
         max_iter=200,
@@ -462,7 +466,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             "or a value became NaN or infinite, so training stopped and the "
             "parameters and optimizer state of the best epoch (for "
             "partial_fit: of before the call) were restored. Lower "
-            f"learning_rate_init (now {self.learning_rate_init}) or set "
+            f"learning_rate_init (now {learning_rate(self)}) or set "
             f"clip_norm (now {self.clip_norm}) to a smaller value.",
             ConvergenceWarning,
             stacklevel=4,

@@ -114,10 +114,13 @@ _PARAMETERS_DOC = """
         reads: the final hidden state (``"last"``), the average of the
         hidden states over the sequence's own steps (``"mean"``), or each
         unit's maximum over them (``"max"``), in training and prediction
-        alike. ``"auto"`` is ``"max"`` wherever a pooled readout applies
-        and ``"last"`` elsewhere (streams, ``output="sequence"``, output
+        alike. ``"auto"`` is ``"max"`` for :class:`RTRLClassifier`
+        wherever a pooled readout applies, and ``"last"`` for
+        :class:`RTRLRegressor` (a forecast or a sum depends on when
+        things happened, which a maximum over time forgets) and wherever
+        pooling has no meaning (streams, ``output="sequence"``, output
         feedback, ``update="step"``, UORO, truncated BPTT, stacked layers,
-        the LRU), so that every mode works at the default. Exact RTRL carries, beside the influence, its running sum
+        the LRU). Exact RTRL carries, beside the influence, its running sum
         (or, for ``"max"``, each unit's row at its maximum): as much memory
         again as the influence's hidden rows, and one addition per step.
         Trained by ``"rtrl"``, ``"snap1"`` and full ``"bptt"``; refused with
@@ -128,8 +131,12 @@ _PARAMETERS_DOC = """
     solver : {"adam", "sgd"}, default="adam"
         Optimizer. ``"sgd"`` uses ``momentum`` and ``nesterovs_momentum``.
 
-    learning_rate_init : float, default=1e-3
-        Step size of the optimizer.
+    learning_rate_init : float or "auto", default="auto"
+        Step size of the optimizer. ``"auto"``: 3e-3 when the weights change
+        once per minibatch of sequences, 1e-3 when they change at every
+        step (``update="step"``, and streams): per-step updates are many
+        more and noisier. Both were chosen on the development suite (see
+        "Choosing the defaults" in the user guide).
 
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weight matrices (not the biases),

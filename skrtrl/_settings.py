@@ -8,6 +8,8 @@ Which gradient methods and training modes a cell supports is the cell's to
 say (``skrtrl._cells.CELLS``); the rules here are those of the modes.
 """
 
+from sklearn.base import is_classifier
+
 from ._cells import CELLS
 from ._feedback import FeedbackCell
 from ._methods import make_cell
@@ -22,6 +24,20 @@ MODE_SETTINGS = {
     "feedback": "output_feedback=True with teacher_forcing=True",
     "free_running": "output_feedback=True with teacher_forcing=False",
 }
+
+
+#: The step sizes of ``learning_rate_init="auto"``, by ``update_mode``:
+#: an update per time step takes smaller steps than one per minibatch of
+#: sequences (chosen on the development suite by
+#: ``benchmarks/choose_defaults.py``).
+AUTO_LEARNING_RATES = {"batch": 3e-3, "step": 1e-3}
+
+
+def learning_rate(params):
+    """The step size ``params`` train with (``"auto"`` resolved)."""
+    if params.learning_rate_init == "auto":
+        return AUTO_LEARNING_RATES[update_mode(params)]
+    return params.learning_rate_init
 
 
 def update_mode(params):
@@ -160,15 +176,19 @@ def pooling_refusal(params):
 def resolved_pooling(params):
     """The readout ``params`` train: ``"auto"`` made ``"max"`` or ``"last"``.
 
-    ``"auto"`` reads each unit's maximum over the sequence wherever a pooled
-    readout applies (one target per sequence, whole sequences, exact or
-    SnAp-1 gradients, a single layer read through h) and the last state
-    elsewhere, so that streams, per-step targets, feedback and stacks keep
-    working at the default.
+    ``"auto"`` reads each unit's maximum over the sequence for a classifier
+    wherever a pooled readout applies (one target per sequence, whole
+    sequences, exact or SnAp-1 gradients, a single layer read through h),
+    and the last state elsewhere: streams, per-step targets, feedback and
+    stacks keep working at the default, and a regressor's target (the next
+    value of a series, a sum) depends on when things happened, which a
+    maximum over time forgets.
     """
     if params.pooling != "auto":
         return params.pooling
-    return "last" if pooling_refusal(params) is not None else "max"
+    if is_classifier(params) and pooling_refusal(params) is None:
+        return "max"
+    return "last"
 
 
 def build_cell(params, n_inputs, n_outputs, random_state=None):
@@ -251,7 +271,7 @@ def build_optimizer(params, n_params, dtype):
     if params.solver == "adam":
         return AdamOptimizer(
             n_params,
-            params.learning_rate_init,
+            learning_rate(params),
             params.beta_1,
             params.beta_2,
             params.epsilon,
@@ -259,7 +279,7 @@ def build_optimizer(params, n_params, dtype):
         )
     return SGDOptimizer(
         n_params,
-        params.learning_rate_init,
+        learning_rate(params),
         params.momentum,
         params.nesterovs_momentum,
         dtype=dtype,

@@ -274,18 +274,22 @@ def test_refused_where_pooling_has_no_meaning(params, match, pooling):
     assert not hasattr(est, "params_")
 
 
-def _auto_and_explicit(params, explicit, seed):
+def _auto_and_explicit(params, explicit, seed, Estimator=RTRLClassifier):
     """Fits with pooling="auto" and with ``explicit``, otherwise alike."""
     rng = np.random.RandomState(seed)
-    X = random_sequences(rng, 4, N_FEATURES, min_len=2, max_len=5)
-    if params.get("stateful"):
-        X, y = X[0], rng.normal(size=X[0].shape[0])
-    elif params.get("output") == "sequence":
-        y = [rng.normal(size=x.shape[0]) for x in X]
+    X = random_sequences(rng, 6, N_FEATURES, min_len=2, max_len=5)
+    if Estimator is RTRLClassifier:
+        draw = lambda size: rng.randint(2, size=size)  # noqa: E731
     else:
-        y = rng.normal(size=len(X))
+        draw = lambda size: rng.normal(size=size)  # noqa: E731
+    if params.get("stateful"):
+        X, y = X[0], draw(X[0].shape[0])
+    elif params.get("output") == "sequence":
+        y = [draw(x.shape[0]) for x in X]
+    else:
+        y = np.arange(len(X)) % 2 if Estimator is RTRLClassifier else draw(len(X))
     fits = [
-        RTRLRegressor(
+        Estimator(
             **{"n_hidden": 3, **params},
             pooling=pooling,
             max_iter=2,
@@ -315,6 +319,13 @@ def test_auto_reads_the_last_state_where_pooling_has_no_meaning(params):
     for a, b in zip(auto.predict(X), last.predict(X)):
         np.testing.assert_array_equal(a, b)
     assert auto.pooling == "auto"
+
+
+@pytest.mark.parametrize("cell", ["egru", "gru"])
+def test_auto_reads_the_last_state_for_the_regressor(cell):
+    (auto, last), X = _auto_and_explicit(dict(cell=cell), "last", 14, RTRLRegressor)
+    assert auto._cell.pooling == "last"
+    np.testing.assert_array_equal(auto.predict(X), last.predict(X))
 
 
 @pytest.mark.parametrize("cell", sorted(set(CELLS) - {"lru"}))
