@@ -387,8 +387,8 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
     >>> y = X[:, -1] + X[:, -3]          # needs memory of two steps back
     >>> reg = RTRLRegressor(n_hidden=8, learning_rate_init=0.01, max_iter=60,
     ...                     random_state=0).fit(X, y)
-    >>> reg.params_["weight_hh"].shape
-    (8, 8)
+    >>> reg.params_["weight_hh"].shape  # one weight per unit and gate (egru)
+    (24,)
     >>> bool(reg.score(X, y) > 0.9)
     True
 """,
