@@ -47,7 +47,6 @@ from ._settings import (
 )
 from ._stack import STACK_GRADIENTS
 
-AUTO_BATCH_SIZE = 16
 #: Version of the pickled state; loading another version raises an error
 #: (format 1, from before the model object, is converted on load).
 FORMAT_VERSION = 2
@@ -99,18 +98,21 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
     }
 
+    #: The minibatch size of ``batch_size="auto"`` (at most this many).
+    _auto_batch_size = 32
+
     def __init__(
         self,
-        n_hidden=128,
+        n_hidden=32,
         *,
-        cell="egru",
+        cell="elman",
         gradient="rtrl",
         truncation=None,
         activation="tanh",
         output="last",
-        pooling="auto",
+        pooling="last",
         solver="adam",
-        learning_rate_init="auto",
+        learning_rate_init=1e-3,
         alpha=1e-4,
         batch_size="auto",
         max_iter=200,
@@ -119,7 +121,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         early_stopping=False,
         validation_fraction=0.1,
         shuffle=True,
-        clip_norm=1.0,
+        clip_norm=5.0,
         momentum=0.9,
         nesterovs_momentum=True,
         beta_1=0.9,
@@ -271,7 +273,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
     # -- training ----------------------------------------------------------
     def _resolve_batch_size(self, n_sequences):
         if self.batch_size == "auto":
-            return max(1, min(AUTO_BATCH_SIZE, n_sequences))
+            return max(1, min(self._auto_batch_size, n_sequences))
         if self.batch_size > n_sequences:
             warnings.warn(
                 "Got `batch_size` larger than the number of sequences; it "
@@ -430,7 +432,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         else:
             cell = self._model.cell
         n_seq = packed.n_sequences
-        batch_size = AUTO_BATCH_SIZE if self.batch_size == "auto" else self.batch_size
+        batch_size = (
+            self._auto_batch_size if self.batch_size == "auto" else self.batch_size
+        )
         batch_size = max(1, min(batch_size, n_seq))
         epochs = 1 if incremental else min(self.max_iter, self.n_iter_no_change + 1)
         check_training_resources(
