@@ -24,7 +24,9 @@ chosen defaults on the test splits and the generated tasks.
 Run from the repository root, with the extension built in place::
 
     PYTHONPATH=. python benchmarks/choose_defaults.py
-    PYTHONPATH=. python benchmarks/choose_defaults.py --candidates egru-128-max-0.003 --seeds 0 1 2
+    PYTHONPATH=. python benchmarks/choose_defaults.py --seeds 1 2 \
+        --candidates egru-128-max-0.003 egru-128-max-0.01
+    PYTHONPATH=. python benchmarks/choose_defaults.py --stream --seeds 0 1 2
     PYTHONPATH=. python benchmarks/choose_defaults.py --sets jv --json cv.json
 """
 

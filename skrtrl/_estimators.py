@@ -24,9 +24,10 @@ _PARAMETERS_DOC = """
         and O(n^3) memory per step and sequence for the fully connected
         cells, O(n m) for the element-wise ones (m inputs), which is why
         the classifier's default element-wise GRU can have 128 units.
-        Defaults: see "Choosing the defaults" in the user guide. A tuple gives the sizes of stacked layers, bottom to top, as
-        MLP's ``hidden_layer_sizes`` does: layer l reads layer l-1's output
-        h and the readout reads the top layer; every layer is a ``cell``
+        Defaults: see "Choosing the defaults" in the user guide. A tuple
+        gives the sizes of stacked layers, bottom to top, as MLP's
+        ``hidden_layer_sizes`` does: layer l reads layer l-1's output h and
+        the readout reads the top layer; every layer is a ``cell``
         (``gradient`` in ``"rtrl"``, ``"local"`` or ``"bptt"``, the last
         over minibatches only; no output feedback).
         ``params_`` then names each layer's entries with torch's ``_l<k>``
