@@ -7,6 +7,7 @@ loss and the exact gradient; the optimizer then updates the flat parameter
 vector in place.
 """
 
+import copy
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -353,6 +354,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
         if record is not None:
             outputs = np.empty(data.targets.shape, dtype=self._model.dtype)
             record.append((outputs, data.packed))
+            # A block that diverges is undone; its predictions are then
+            # those of the restored model from the state the block began in.
+            stream_start = copy.deepcopy(self._model.stream)
         run_epoch = self._epoch_runner(data, train_idx.shape[0], outputs)
         model = self._model
         if not incremental:
@@ -378,6 +382,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             except Diverged:
                 model.watch.abandon_epoch()
                 model.restore(best)
+                if outputs is not None:
+                    model.stream = stream_start
+                    outputs[...] = self._raw_outputs_packed(data.packed)
                 self._warn_diverged()
                 break
             except KeyboardInterrupt:

@@ -190,3 +190,35 @@ def test_bad_blocks_are_refused_and_change_nothing(X, y, match):
     for name, value in before[1].items():
         np.testing.assert_array_equal(est._model.stream[name], value)
     assert (est.t_, est.loss_curve_) == (before[2], before[3])
+
+
+@pytest.mark.parametrize("Estimator", [RTRLRegressor, RTRLClassifier])
+def test_a_diverging_block_returns_the_restored_models_predictions(Estimator):
+    # A step size this large makes the block diverge part-way; the block is
+    # undone, and what it returns must be what the restored model predicts
+    # from the state the block began in, not the diverged run's NaN.
+    rng = np.random.RandomState(5)
+    X = rng.normal(size=(400, 2)) * 50
+    y = X[:, 0] * 1e3 if Estimator is RTRLRegressor else (X[:, 0] > 0).astype(int)
+    est = Estimator(8, cell="elman", activation="relu", stateful=True,
+                    learning_rate_init=1e3, solver="sgd", clip_norm=None,
+                    random_state=0)  # fmt: skip
+    classes = {} if Estimator is RTRLRegressor else {"classes": [0, 1]}
+    est.partial_fit(X[:20], y[:20], **classes)
+    before = copy.deepcopy(est)
+    method = (
+        "predict_partial_fit"
+        if Estimator is RTRLRegressor
+        else "predict_proba_partial_fit"
+    )
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        got = getattr(est, method)(X[20:], y[20:])
+    expected = (
+        before.predict(X[20:])
+        if Estimator is RTRLRegressor
+        else before.predict_proba(X[20:])
+    )
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    for name, value in before.params_.items():
+        np.testing.assert_array_equal(est.params_[name], value)
