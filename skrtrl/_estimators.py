@@ -132,7 +132,7 @@ _PARAMETERS_DOC = """
         Optimizer. ``"sgd"`` uses ``momentum`` and ``nesterovs_momentum``.
 
     learning_rate_init : float or "auto", default=@learning_rate_init@
-        Step size of the optimizer. ``"auto"``: 3e-3 when the weights change
+        Step size of the optimizer. ``"auto"``: 1e-2 when the weights change
         once per minibatch of sequences, 1e-3 when they change at every
         step (``update="step"``, and streams): per-step updates are many
         more and noisier. Both were chosen on the development suite (see

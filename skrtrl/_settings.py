@@ -30,7 +30,7 @@ MODE_SETTINGS = {
 #: an update per time step takes smaller steps than one per minibatch of
 #: sequences (chosen on the development suite by
 #: ``benchmarks/choose_defaults.py``).
-AUTO_LEARNING_RATES = {"batch": 3e-3, "step": 1e-3}
+AUTO_LEARNING_RATES = {"batch": 1e-2, "step": 1e-3}
 
 
 def learning_rate(params):

@@ -82,7 +82,7 @@ def make_case(cell, kind, k, every_step, rng, **params):
         y_ref = [np.reshape(v, shape(x.shape[0])) for v, x in zip(y, X)]
         loss_kind = "squared_error"
     else:
-        est = RTRLClassifier(n_hidden, **common)
+        est = RTRLClassifier(n_hidden, pooling="last", **common)
         # Every class must be present for the fit that sets classes_.
         if every_step:
             fit_y = [np.arange(x.shape[0]) % k for x in X]
@@ -234,7 +234,8 @@ def test_predictions_follow_torch_equations(cell):
         np.testing.assert_allclose(
             out, hs @ p["weight_out"].T + p["bias_out"], rtol=1e-12, atol=1e-14
         )
-    clf = RTRLClassifier(4, cell=cell, max_iter=1).fit(X, np.arange(6) % 3)
+    clf = RTRLClassifier(4, cell=cell, pooling="last", max_iter=1)
+    clf = clf.fit(X, np.arange(6) % 3)
     randomize(clf, rng, 0.8)
     logits = np.array([forward(cell, clf.params_, x)[0][-1] for x in X])
     logits = logits @ clf.params_["weight_out"].T + clf.params_["bias_out"]

@@ -150,6 +150,7 @@ def test_rtrl_gradient_equals_bptt(
             n_hidden,
             activation=activation,
             output=output,
+            pooling="last",
             random_state=0,
             **cell_params,
         )

@@ -79,7 +79,10 @@ def make_model(kind, activation="tanh", n_hidden=3, n_features=2, n_steps=5, **k
     n_classes = 2 if kind == "binary" else 3
     codes = np.arange(12) % n_classes
     y = np.array(["a", "b", "c"])[codes]
-    est = RTRLClassifier(n_hidden=n_hidden, activation=activation, random_state=0)
+    # The Elman cell read at the last step (the classifier's defaults are an
+    # element-wise GRU read from the maximum over time).
+    est = RTRLClassifier(n_hidden=n_hidden, cell="elman", pooling="last",
+                         activation=activation, random_state=0)  # fmt: skip
     est.set_params(**kw)
     est.partial_fit(X, y, classes=np.unique(y))
     return est, X, y, codes
