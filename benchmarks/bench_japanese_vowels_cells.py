@@ -47,8 +47,11 @@ from skrtrl.datasets import load_japanese_vowels
 
 #: Shared by every cell unless its configuration says otherwise: stop once
 #: the training loss has not improved for 20 epochs, clip each update's
-#: gradient to norm 1.
-COMMON = dict(clip_norm=1.0, n_iter_no_change=20, max_iter=300, n_jobs=1)
+#: gradient to norm 1, read the last step (the classifier's default reads the
+#: maximum over time).
+COMMON = dict(
+    clip_norm=1.0, n_iter_no_change=20, max_iter=300, n_jobs=1, pooling="last"
+)
 
 CONFIGS = {
     # examples/plot_japanese_vowels.py

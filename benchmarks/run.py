@@ -528,6 +528,8 @@ def rtrl_vowels(data, n_hidden, goal, budget, max_epochs):
     X_train, X_test, y_train, y_test = data
     clf = RTRLClassifier(
         n_hidden=n_hidden,
+        cell="elman",
+        pooling="last",
         activation="relu",
         learning_rate_init=0.01,
         batch_size=16,

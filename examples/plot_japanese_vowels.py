@@ -74,6 +74,8 @@ X_test = [scaler.transform(x) for x in X_test]
 # per epoch.
 clf = RTRLClassifier(
     n_hidden=32,
+    cell="elman",
+    pooling="last",
     activation="relu",
     learning_rate_init=0.01,
     batch_size=16,
