@@ -68,6 +68,24 @@ class _Adapter:
     def _fitted(self):
         return self.estimator.__sklearn_is_fitted__()
 
+    def _sample_stream(self):
+        stream = self._stream
+        if stream.estimator is not self.estimator:  # assigned anew
+            stream = self._stream = SampleStream(self.estimator)
+        return stream
+
+    def _values(self, x):
+        """The values of ``x`` in the feature order once it is known, or
+        None: a list for ``SampleStream``, which takes it if every value is
+        a finite float; anything else goes through ``_row``."""
+        names = self._names
+        if names is None:
+            return None
+        try:
+            return [x[name] for name in names]
+        except Exception:  # refused by _row, with its message
+            return None
+
     def _row(self, x):
         """The (1, n_features) float64 row of ``x``, and the feature names.
 
@@ -212,11 +230,6 @@ class RiverRegressor(_Adapter, base.Regressor):
                 f"was fitted with {estimator.n_outputs_}."
             )
 
-    def _sample_stream(self):
-        if self._stream.estimator is not self.estimator:  # assigned anew
-            self._stream = SampleStream(self.estimator)
-        return self._stream
-
     def learn_one(self, x, y):
         """Learn from one sample: one ``partial_fit`` step of the stream.
 
@@ -227,6 +240,13 @@ class RiverRegressor(_Adapter, base.Regressor):
         y : float
             The target.
         """
+        # The per-sample path: a sample of finite floats in the known
+        # feature order, a finite float target and a model whose compiled
+        # step is bound and unchanged.
+        if type(y) is float and math.isfinite(y):
+            values = self._values(x)
+            if values is not None and self._sample_stream().learn_values(values, y):
+                return
         row, names = self._row(x)
         try:
             target = float(y)
@@ -255,6 +275,11 @@ class RiverRegressor(_Adapter, base.Regressor):
         y_pred : float
             The prediction; 0.0 before the model has learnt anything.
         """
+        values = self._values(x)
+        if values is not None:
+            fast = self._sample_stream().predict_values(values)
+            if fast is not None:
+                return fast
         row, names = self._row(x)
         self._commit_names(names)
         if not self._fitted:
@@ -325,6 +350,7 @@ class RiverClassifier(_Adapter, base.Classifier):
         self.classes = classes
         self.features = features
         self._names = None
+        self._stream = SampleStream(estimator)
         self._check_estimator()
         labels = list(classes)
         codes = {}
@@ -365,11 +391,17 @@ class RiverClassifier(_Adapter, base.Classifier):
         y : label
             The label, one of ``classes``.
         """
-        row, names = self._row(x)
         try:
             code = self._codes.get(y)
         except TypeError:  # an unhashable label
             code = None
+        if code is not None:
+            values = self._values(x)
+            if values is not None and self._sample_stream().learn_code(
+                values, int(code[0])
+            ):
+                return
+        row, names = self._row(x)
         if code is None:
             raise ValueError(f"y={y!r} is not one of the classes {self._labels!r}.")
         if self._fitted:
@@ -392,6 +424,12 @@ class RiverClassifier(_Adapter, base.Classifier):
         proba : dict
             Label to probability; uniform before the model has learnt.
         """
+        values = self._values(x)
+        raw = None
+        if values is not None:
+            raw = self._sample_stream().raw_values(values)
+        if raw is not None:
+            return dict(zip(self._labels, self.estimator._proba_packed(raw)[0].tolist()))
         row, names = self._row(x)
         self._commit_names(names)
         if not self._fitted:

@@ -32,6 +32,10 @@ cells).
 # Bounds and wrap-around checks are set for the whole module by setup.py:
 # off, or on with SKRTRL_DEBUG=1 to audit the kernels.
 from cython cimport floating
+from cpython.dict cimport PyDict_GetItem
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.ref cimport PyObject
 from libc.math cimport isfinite
 from libc.string cimport memcpy
 
@@ -238,6 +242,9 @@ def rtrl_forward(
 ctypedef int (*get_threads_t)() noexcept nogil
 ctypedef void (*set_threads_t)(int) noexcept nogil
 
+#: A key ``RowStream.watch`` requires absent.
+GUARD_ABSENT = object()
+
 #: BLAS libraries a RowStream holds to one thread around its steps.
 DEF MAX_BLAS = 4
 
@@ -290,6 +297,11 @@ cdef class RowStream:
         get_threads_t blas_get[MAX_BLAS]
         set_threads_t blas_set[MAX_BLAS]
         int blas_threads[MAX_BLAS]
+        double* row
+        double* target
+        double[::1] h_out
+        list guard
+        readonly object hidden_out
 
     def __init__(self, int kind, int n, int activation, int loss_kind,
                  int m, int o, double[::1] params, update, dict state,
@@ -316,7 +328,9 @@ cdef class RowStream:
         self.adam = self.rule.state_b != self.rule.state_a
         self.update, self.state = update, state
         # grad | scratch | forward scratch | saved params, state_a, state_b
-        buffers = np.empty(size + scratch_size + forward_size + 3 * size)
+        # | the row and target of ``set_row`` and ``learn_value``
+        buffers = np.empty(size + scratch_size + forward_size + 3 * size
+                           + m + o)
         self.keep = (params, hidden, influence, buffers)
         self.params, self.hidden = &params[0], &hidden[0]
         self.influence = &influence[0]
@@ -324,6 +338,11 @@ cdef class RowStream:
         self.scratch = self.grad + size
         self.forward_scratch = self.scratch + scratch_size
         self.saved = self.forward_scratch + forward_size
+        self.row = self.saved + 3 * size
+        self.target = self.row + m
+        self.hidden_out = np.empty(n)
+        self.h_out = self.hidden_out
+        self.guard = []
         self.zero, self.one, self.unit_weight = 0, 1, 1.0
         self.data.x_start = self.data.y_start = &self.zero
         self.data.lengths = &self.one
@@ -361,13 +380,30 @@ cdef class RowStream:
             raise ValueError("X must be one row of the stream's features")
         if Y.shape[0] != 1 or Y.shape[1] != self.o:
             raise ValueError("Y must be one row of the stream's outputs")
+        return self._learn(&X[0, 0], &Y[0, 0])
+
+    def learn_value(self, double target):
+        """``learn`` on the row of the last ``set_row`` and the target
+        ``target`` (a stream of one output)."""
+        if self.o != 1:
+            raise ValueError("learn_value needs a stream of one output")
+        self.target[0] = target
+        return self._learn(self.row, self.target)
+
+    def learn_target(self, const double[:, ::1] Y):
+        """``learn`` on the row of the last ``set_row`` and ``Y`` (1 x o)."""
+        if Y.shape[0] != 1 or Y.shape[1] != self.o:
+            raise ValueError("Y must be one row of the stream's outputs")
+        return self._learn(self.row, &Y[0, 0])
+
+    cdef double _learn(self, const double* x, const double* y) except? -1:
         cdef:
             double loss = 0.0
             int parity = self.state.get("parity", 0)
             bint finite = True
             Py_ssize_t i, size = self.size
-        self.data.values = &X[0, 0]
-        self.data.targets = &Y[0, 0]
+        self.data.values = x
+        self.data.targets = y
         # The update count may have moved through another path since.
         self.rule.t = self.update.optimizer.t
         self.t_before = self.rule.t
@@ -425,3 +461,73 @@ cdef class RowStream:
                         self.params + W, False, &h[0], self.hidden,
                         self.forward_scratch, POOL_LAST)
             self._blas_back()
+
+    def set_row(self, list values):
+        """Take ``values`` (a list of m floats) as the row of the next
+        ``predict_hidden``, ``learn_value`` or ``learn_target``.
+
+        Returns False, taking nothing, unless every value is a finite
+        Python ``float`` (a caller converts anything else itself).
+        """
+        cdef:
+            Py_ssize_t j, m = self.m
+            PyObject* v
+            double value
+        if PyList_GET_SIZE(values) != m:
+            return False
+        for j in range(m):
+            v = PyList_GET_ITEM(values, j)
+            if not PyFloat_CheckExact(<object> v):
+                return False
+            if not isfinite(PyFloat_AS_DOUBLE(<object> v)):
+                return False
+        for j in range(m):
+            self.row[j] = PyFloat_AS_DOUBLE(<object> PyList_GET_ITEM(values, j))
+        return True
+
+    def predict_hidden(self):
+        """``hidden_after`` the row of the last ``set_row``, into
+        ``hidden_out`` (n)."""
+        cdef int W = cell_rows(self.kind, self.n) * cell_columns(
+            self.kind, self.n, self.m)
+        with nogil:
+            self._blas_to_one()
+            run_forward(self.kind, self.activation, self.n, self.m, self.row,
+                        &self.zero, &self.one, 1, self.params,
+                        self.params + W, False, &self.h_out[0], self.hidden,
+                        self.forward_scratch, POOL_LAST)
+            self._blas_back()
+
+    def watch(self, list guard):
+        """Remember what ``unchanged`` checks: ``(mapping, key, value)``
+        entries, each a dict whose ``key`` must still hold that very object
+        (``value`` ``GUARD_ABSENT``: must be absent), or
+        ``(mapping, None, size)``, a dict that must still hold ``size``
+        entries."""
+        for mapping, key, value in guard:
+            if type(mapping) is not dict:
+                raise TypeError("the guard watches dicts")
+        self.guard = list(guard)
+
+    def unchanged(self):
+        """Whether every entry of ``watch`` still holds (an identity check
+        per entry: no comparison of values is made)."""
+        cdef:
+            tuple entry
+            dict mapping
+            object key
+            PyObject* now
+        for entry in self.guard:
+            mapping = <dict> entry[0]
+            key = entry[1]
+            if key is None:
+                if len(mapping) != <Py_ssize_t> entry[2]:
+                    return False
+                continue
+            now = PyDict_GetItem(mapping, key)
+            if entry[2] is GUARD_ABSENT:
+                if now != NULL:
+                    return False
+            elif now != <PyObject*> entry[2]:
+                return False
+        return True
