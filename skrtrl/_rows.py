@@ -470,8 +470,9 @@ class SampleStream:
         weights, bias_out, _, _ = self._readout
         # ``cell.readout`` for one row and one output: numpy computes its
         # (1, n) @ (n, 1) product as this dot product of two vectors, so
-        # the value is the same bit for bit, without the 2-D arrays.
-        return float(weights.dot(step.hidden_out) + bias_out[0])
+        # the value is the same bit for bit, without the 2-D arrays (and
+        # the sum of two doubles is the same in Python as in numpy).
+        return float(weights.dot(step.hidden_out)) + bias_out.item(0)
 
     def raw_values(self, values):
         """Readout pre-activations (1, n_outputs) after ``values``, or None

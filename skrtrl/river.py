@@ -434,7 +434,16 @@ class RiverClassifier(_Adapter, base.Classifier):
         self._commit_names(names)
         if not self._fitted:
             return dict.fromkeys(self._labels, 1.0 / len(self._labels))
-        proba = self.estimator.predict_proba(row)[0]
+        # As in learn_one: the compiled step (above), else the estimator's
+        # one-row path, else predict_proba.
+        outputs = row_outputs(self.estimator, row)
+        if outputs is not None:
+            raw = outputs[0]
+        else:
+            return dict(
+                zip(self._labels, self.estimator.predict_proba(row)[0].tolist())
+            )
+        proba = self.estimator._proba_packed(raw)[0]
         return dict(zip(self._labels, proba.tolist()))
 
     @classmethod

@@ -32,7 +32,8 @@ cells).
 # Bounds and wrap-around checks are set for the whole module by setup.py:
 # off, or on with SKRTRL_DEBUG=1 to audit the kernels.
 from cython cimport floating
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.ref cimport PyObject
@@ -249,6 +250,13 @@ GUARD_ABSENT = object()
 DEF MAX_BLAS = 4
 
 
+cdef struct GuardEntry:
+    PyObject* mapping
+    PyObject* key
+    PyObject* value
+    Py_ssize_t size
+
+
 cdef class RowStream:
     """One row of a float64 stream per call, its arrays bound once.
 
@@ -301,6 +309,8 @@ cdef class RowStream:
         double* target
         double[::1] h_out
         list guard
+        GuardEntry* entries
+        Py_ssize_t n_entries
         readonly object hidden_out
 
     def __init__(self, int kind, int n, int activation, int loss_kind,
@@ -504,30 +514,44 @@ cdef class RowStream:
         (``value`` ``GUARD_ABSENT``: must be absent), or
         ``(mapping, None, size)``, a dict that must still hold ``size``
         entries."""
+        cdef Py_ssize_t i, count = len(guard)
+        cdef GuardEntry* entries
         for mapping, key, value in guard:
             if type(mapping) is not dict:
                 raise TypeError("the guard watches dicts")
-        self.guard = list(guard)
+            if key is None and type(value) is not int:
+                raise TypeError("a size entry holds an int")
+        entries = <GuardEntry*> PyMem_Malloc(max(count, 1) * sizeof(GuardEntry))
+        if entries == NULL:
+            raise MemoryError
+        PyMem_Free(self.entries)
+        self.entries, self.n_entries = entries, 0
+        # The list holds the references the entries point to.
+        self.guard = [tuple(entry) for entry in guard]
+        for i in range(count):
+            mapping, key, value = self.guard[i]
+            entries[i].mapping = <PyObject*> mapping
+            entries[i].key = NULL if key is None else <PyObject*> key
+            entries[i].value = (
+                NULL if value is GUARD_ABSENT or key is None else <PyObject*> value)
+            entries[i].size = value if key is None else 0
+        self.n_entries = count
 
     def unchanged(self):
         """Whether every entry of ``watch`` still holds (an identity check
         per entry: no comparison of values is made)."""
         cdef:
-            tuple entry
-            dict mapping
-            object key
-            PyObject* now
-        for entry in self.guard:
-            mapping = <dict> entry[0]
-            key = entry[1]
-            if key is None:
-                if len(mapping) != <Py_ssize_t> entry[2]:
+            Py_ssize_t i
+            GuardEntry* entry
+        for i in range(self.n_entries):
+            entry = &self.entries[i]
+            if entry.key == NULL:
+                if PyDict_Size(<object> entry.mapping) != entry.size:
                     return False
-                continue
-            now = PyDict_GetItem(mapping, key)
-            if entry[2] is GUARD_ABSENT:
-                if now != NULL:
-                    return False
-            elif now != <PyObject*> entry[2]:
+            elif PyDict_GetItem(<object> entry.mapping,
+                                <object> entry.key) != entry.value:
                 return False
         return True
+
+    def __dealloc__(self):
+        PyMem_Free(self.entries)
