@@ -436,7 +436,8 @@ class SampleStream:
         settings = estimator.__dict__
         params = settings["params_"]
         stream = model.stream
-        guard = [(settings, name, settings[name]) for name in type(estimator)._get_param_names()]
+        names = type(estimator)._get_param_names()
+        guard = [(settings, name, settings[name]) for name in names]
         guard += [
             (settings, "feature_names_in_", GUARD_ABSENT),
             (settings, "_model", model),
@@ -444,7 +445,10 @@ class SampleStream:
             (params, None, len(params)),
         ]
         guard += [(params, name, view) for name, view in params.items()]
-        guard += [(model.__dict__, name, getattr(model, name)) for name in ("cell", "params", "optimizer", "stream")]
+        guard += [
+            (model.__dict__, name, getattr(model, name))
+            for name in ("cell", "params", "optimizer", "stream")
+        ]
         guard += [(stream, name, stream[name]) for name in ("hidden", "influence")]
         if "classes_" in settings:
             guard.append((settings, "classes_", settings["classes_"]))

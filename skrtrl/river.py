@@ -428,21 +428,18 @@ class RiverClassifier(_Adapter, base.Classifier):
         raw = None
         if values is not None:
             raw = self._sample_stream().raw_values(values)
-        if raw is not None:
-            return dict(zip(self._labels, self.estimator._proba_packed(raw)[0].tolist()))
-        row, names = self._row(x)
-        self._commit_names(names)
-        if not self._fitted:
-            return dict.fromkeys(self._labels, 1.0 / len(self._labels))
-        # As in learn_one: the compiled step (above), else the estimator's
-        # one-row path, else predict_proba.
-        outputs = row_outputs(self.estimator, row)
-        if outputs is not None:
+        if raw is None:
+            row, names = self._row(x)
+            self._commit_names(names)
+            if not self._fitted:
+                return dict.fromkeys(self._labels, 1.0 / len(self._labels))
+            # As in learn_one: the compiled step (above), else the
+            # estimator's one-row path, else predict_proba.
+            outputs = row_outputs(self.estimator, row)
+            if outputs is None:
+                proba = self.estimator.predict_proba(row)[0]
+                return dict(zip(self._labels, proba.tolist()))
             raw = outputs[0]
-        else:
-            return dict(
-                zip(self._labels, self.estimator.predict_proba(row)[0].tolist())
-            )
         proba = self.estimator._proba_packed(raw)[0]
         return dict(zip(self._labels, proba.tolist()))
 

@@ -524,9 +524,7 @@ def test_the_classifier_adapter_is_the_estimator_row_by_row(variant, n_classes):
                 list(proba.values()), direct.predict_proba(X[t : t + 1])[0]
             )
         adapter.learn_one(x, labels[codes[t]])
-        direct.partial_fit(
-            X[t : t + 1], codes[t : t + 1], classes=np.arange(n_classes)
-        )
+        direct.partial_fit(X[t : t + 1], codes[t : t + 1], classes=np.arange(n_classes))
     assert_same_estimator_state(
         estimator_state(adapter.estimator), estimator_state(direct)
     )
