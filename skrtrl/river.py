@@ -11,10 +11,12 @@ in ``evaluate.progressive_val_score``.
 The samples are consecutive time steps of one stream: the network's hidden
 state runs on from one sample to the next, which is what river's
 progressive validation feeds it. Each call is one of the estimator's
-one-row calls (see the user guide's section on streams), so the adapter adds
-only the conversion of the dict to a row; the regressor keeps the
-estimator's compiled one-row step bound between calls, re-checking the
-estimator on every call (``skrtrl._rows.SampleStream``).
+one-row calls (see the user guide's section on streams). Both adapters keep
+the estimator's compiled one-row step bound between calls and hand it the
+sample's values in the fixed feature order, re-checking the estimator on
+every call (``skrtrl._rows.SampleStream``); a sample of anything but Python
+floats is converted and checked first, as is every sample of a model
+without a compiled step.
 
 Needs the optional dependency river (``pip install skrtrl[river]``).
 """
