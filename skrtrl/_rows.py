@@ -454,21 +454,24 @@ class SampleStream:
             guard.append((settings, "classes_", settings["classes_"]))
         return guard
 
-    def _hidden(self, values):
-        """The compiled step with h after ``values`` in its buffer, or None."""
-        step = self._current_step()
-        if step is None or not step.set_row(values):
-            return None
-        step.predict_hidden()
+    def _hidden(self, x, names):
+        """The compiled step with h after the sample ``x`` in its buffer,
+        or None."""
+        step = self._step
+        if step is None or not step.predict_sample(x, names):
+            # The guard failed (rebind), or the sample is declined.
+            step = self._current_step()
+            if step is None or not step.predict_sample(x, names):
+                return None
         return step
 
-    def predict_values(self, values):
-        """First readout pre-activation after the row ``values``, or None.
+    def predict_sample(self, x, names):
+        """First readout pre-activation after the sample ``x``, or None.
 
-        ``values``: a list of floats, one per feature. The stream state is
-        left unchanged.
+        ``x``: a dict whose values at ``names`` (a tuple, the feature
+        order) are the row. The stream state is left unchanged.
         """
-        step = self._hidden(values)
+        step = self._hidden(x, names)
         if step is None or self._targets is not None:
             return None
         weights, bias_out, _, _ = self._readout
@@ -478,41 +481,69 @@ class SampleStream:
         # the sum of two doubles is the same in Python as in numpy).
         return float(weights.dot(step.hidden_out)) + bias_out.item(0)
 
-    def raw_values(self, values):
-        """Readout pre-activations (1, n_outputs) after ``values``, or None
-        (``cell.readout``, the same operation on the same arrays)."""
-        step = self._hidden(values)
+    def raw_sample(self, x, names):
+        """Readout pre-activations (1, n_outputs) after the sample ``x``,
+        or None (``cell.readout``, the same operation on the same
+        arrays)."""
+        step = self._hidden(x, names)
         if step is None:
             return None
         _, bias_out, hidden, weights_t = self._readout
         return hidden @ weights_t + bias_out
 
-    def learn_values(self, values, target):
-        """``partial_fit`` on the row ``values`` and the finite float
-        ``target`` of a one-output regressor; False if the caller's general
-        path must run."""
-        step = self._current_step()
-        if step is None or self._targets is not None or not step.set_row(values):
-            return False
-        return _after_step(self.estimator, self._model, step, step.learn_value(target))
+    def learn_sample(self, x, names, target):
+        """``partial_fit`` of a one-output regressor on the sample ``x``
+        and the finite float ``target``; False if the caller's general path
+        must run."""
+        step = self._step
+        loss = None
+        if step is not None and self._targets is None:
+            loss = step.learn_sample(x, names, target)
+        if loss is None:
+            step = self._current_step()
+            if step is None or self._targets is not None:
+                return False
+            loss = step.learn_sample(x, names, target)
+            if loss is None:
+                return False
+        return _after_step(self.estimator, self._model, step, loss)
 
-    def learn_code(self, values, code):
-        """``partial_fit`` of a classifier on the row ``values`` and the
+    def learn_code(self, x, names, code):
+        """``partial_fit`` of a classifier on the sample ``x`` and the
         label ``classes_[code]``; False if the general path must run."""
-        step = self._current_step()
-        if step is None or self._targets is None or not step.set_row(values):
-            return False
-        target = self._targets[code]
-        return _after_step(self.estimator, self._model, step, step.learn_target(target))
+        step = self._step
+        loss = None
+        if step is not None and self._targets is not None:
+            loss = step.learn_sample_target(x, names, self._targets[code])
+        if loss is None:
+            step = self._current_step()
+            if step is None or self._targets is None:
+                return False
+            loss = step.learn_sample_target(x, names, self._targets[code])
+            if loss is None:
+                return False
+        return _after_step(self.estimator, self._model, step, loss)
 
     def predict(self, row):
         """First readout pre-activation after ``row`` (a finite float64
         C-contiguous (1, m) array), or None."""
-        return self.predict_values(row[0].tolist())
+        step = self._current_step()
+        if step is None or self._targets is not None:
+            return None
+        if not step.set_row(row[0].tolist()):
+            return None
+        step.predict_hidden()
+        weights, bias_out, _, _ = self._readout
+        return float(weights.dot(step.hidden_out)) + bias_out.item(0)
 
     def learn(self, row, target):
-        """``learn_values`` of a (1, m) row."""
-        return self.learn_values(row[0].tolist(), target)
+        """``learn_sample`` of a (1, m) row."""
+        step = self._current_step()
+        if step is None or self._targets is not None:
+            return False
+        if not step.set_row(row[0].tolist()):
+            return False
+        return _after_step(self.estimator, self._model, step, step.learn_value(target))
 
 
 def one_row_first(partial_fit):

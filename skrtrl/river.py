@@ -76,18 +76,6 @@ class _Adapter:
             stream = self._stream = SampleStream(self.estimator)
         return stream
 
-    def _values(self, x):
-        """The values of ``x`` in the feature order once it is known, or
-        None: a list for ``SampleStream``, which takes it if every value is
-        a finite float; anything else goes through ``_row``."""
-        names = self._names
-        if names is None:
-            return None
-        try:
-            return [x[name] for name in names]
-        except Exception:  # refused by _row, with its message
-            return None
-
     def _row(self, x):
         """The (1, n_features) float64 row of ``x``, and the feature names.
 
@@ -245,10 +233,14 @@ class RiverRegressor(_Adapter, base.Regressor):
         # The per-sample path: a sample of finite floats in the known
         # feature order, a finite float target and a model whose compiled
         # step is bound and unchanged.
-        if type(y) is float and math.isfinite(y):
-            values = self._values(x)
-            if values is not None and self._sample_stream().learn_values(values, y):
-                return
+        names = self._names
+        if (
+            names is not None
+            and type(y) is float
+            and math.isfinite(y)
+            and self._sample_stream().learn_sample(x, names, y)
+        ):
+            return
         row, names = self._row(x)
         try:
             target = float(y)
@@ -277,9 +269,9 @@ class RiverRegressor(_Adapter, base.Regressor):
         y_pred : float
             The prediction; 0.0 before the model has learnt anything.
         """
-        values = self._values(x)
-        if values is not None:
-            fast = self._sample_stream().predict_values(values)
+        names = self._names
+        if names is not None:
+            fast = self._sample_stream().predict_sample(x, names)
             if fast is not None:
                 return fast
         row, names = self._row(x)
@@ -397,12 +389,13 @@ class RiverClassifier(_Adapter, base.Classifier):
             code = self._codes.get(y)
         except TypeError:  # an unhashable label
             code = None
-        if code is not None:
-            values = self._values(x)
-            if values is not None and self._sample_stream().learn_code(
-                values, int(code[0])
-            ):
-                return
+        names = self._names
+        if (
+            code is not None
+            and names is not None
+            and self._sample_stream().learn_code(x, names, int(code[0]))
+        ):
+            return
         row, names = self._row(x)
         if code is None:
             raise ValueError(f"y={y!r} is not one of the classes {self._labels!r}.")
@@ -426,10 +419,10 @@ class RiverClassifier(_Adapter, base.Classifier):
         proba : dict
             Label to probability; uniform before the model has learnt.
         """
-        values = self._values(x)
+        names = self._names
         raw = None
-        if values is not None:
-            raw = self._sample_stream().raw_values(values)
+        if names is not None:
+            raw = self._sample_stream().raw_sample(x, names)
         if raw is None:
             row, names = self._row(x)
             self._commit_names(names)

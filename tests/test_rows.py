@@ -549,3 +549,52 @@ def test_the_guard_sees_any_replaced_entry_and_nothing_else():
         assert step.unchanged()
     with pytest.raises(TypeError, match="dicts"):
         step.watch([([], "a", 1)])
+
+
+class _Mapping(dict):
+    pass
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [{"a": 1.0}, {"a": 1.0, "b": 2}, {"a": np.nan, "b": 1.0},
+     _Mapping(a=1.0, b=2.0), [1.0, 2.0], {"a": np.float64(1.0), "b": 2.0}],
+    ids=repr,
+)  # fmt: skip
+def test_a_sample_the_compiled_step_cannot_take_changes_nothing(sample):
+    # predict_sample / learn_sample (the river adapters' calls) take a dict
+    # of finite Python floats only, and only while the guard holds.
+    est, step, twin, _ = _twin_steps()
+    step.watch([])
+    names = ("a", "b")
+    assert step.predict_sample({"a": 0.5, "b": -0.5}, names)
+    before = step.hidden_out.copy()
+    assert not step.predict_sample(sample, names)
+    assert step.learn_sample(sample, names, 0.5) is None
+    assert step.learn_sample_target(sample, names, np.ones((1, 1))) is None
+    np.testing.assert_array_equal(step.hidden_out, before)
+    assert_same_state(state(est), state(twin))
+
+
+def test_the_compiled_sample_calls_check_the_guard_first():
+    est, step, twin, twin_step = _twin_steps()
+    box = {"key": float("1.5")}
+    step.watch([(box, "key", box["key"])])
+    sample, names = {"a": 0.25, "b": 0.75}, ("a", "b")
+    box["key"] = 2.5  # replaced: the guard fails
+    assert not step.predict_sample(sample, names)
+    assert step.learn_sample(sample, names, 0.5) is None
+    assert_same_state(state(est), state(twin))
+    box["key"] = float("2.5")
+    box["key"] = float("1.5")  # an equal float, another object
+    assert not step.unchanged()
+    step.watch([(box, "key", box["key"])])
+    assert step.predict_sample(sample, names)
+    row = np.array([[0.25, 0.75]])
+    h = np.empty_like(step.hidden_out)
+    twin_step.hidden_after(row, h)
+    np.testing.assert_array_equal(step.hidden_out, h)
+    assert step.learn_sample(sample, names, 0.5) == twin_step.learn(
+        row, np.array([[0.5]])
+    )
+    assert_same_state(state(est), state(twin))

@@ -498,15 +498,7 @@ cdef class RowStream:
     def predict_hidden(self):
         """``hidden_after`` the row of the last ``set_row``, into
         ``hidden_out`` (n)."""
-        cdef int W = cell_rows(self.kind, self.n) * cell_columns(
-            self.kind, self.n, self.m)
-        with nogil:
-            self._blas_to_one()
-            run_forward(self.kind, self.activation, self.n, self.m, self.row,
-                        &self.zero, &self.one, 1, self.params,
-                        self.params + W, False, &self.h_out[0], self.hidden,
-                        self.forward_scratch, POOL_LAST)
-            self._blas_back()
+        self._forward()
 
     def watch(self, list guard):
         """Remember what ``unchanged`` checks: ``(mapping, key, value)``
@@ -540,6 +532,9 @@ cdef class RowStream:
     def unchanged(self):
         """Whether every entry of ``watch`` still holds (an identity check
         per entry: no comparison of values is made)."""
+        return self._unchanged()
+
+    cdef bint _unchanged(self) noexcept:
         cdef:
             Py_ssize_t i
             GuardEntry* entry
@@ -552,6 +547,66 @@ cdef class RowStream:
                                 <object> entry.key) != entry.value:
                 return False
         return True
+
+    cdef bint _take(self, object sample, tuple names) noexcept:
+        """Read ``sample[name]`` for each of ``names`` into the row buffer,
+        if ``sample`` is a dict and every one is a finite Python float;
+        otherwise leave the buffer alone and return False."""
+        cdef:
+            Py_ssize_t j, m = self.m
+            PyObject* v
+        if type(sample) is not dict or len(names) != m:
+            return False
+        for j in range(m):
+            v = PyDict_GetItem(sample, names[j])
+            if v == NULL or not PyFloat_CheckExact(<object> v):
+                return False
+            if not isfinite(PyFloat_AS_DOUBLE(<object> v)):
+                return False
+        for j in range(m):
+            self.row[j] = PyFloat_AS_DOUBLE(
+                <object> PyDict_GetItem(sample, names[j]))
+        return True
+
+    cdef void _forward(self) noexcept:
+        cdef int W = cell_rows(self.kind, self.n) * cell_columns(
+            self.kind, self.n, self.m)
+        with nogil:
+            self._blas_to_one()
+            run_forward(self.kind, self.activation, self.n, self.m, self.row,
+                        &self.zero, &self.one, 1, self.params,
+                        self.params + W, False, &self.h_out[0], self.hidden,
+                        self.forward_scratch, POOL_LAST)
+            self._blas_back()
+
+    def predict_sample(self, sample, tuple names):
+        """``unchanged``, then the values of the dict ``sample`` at
+        ``names`` taken as the row (as ``set_row``), then
+        ``predict_hidden``: all in one call. False, doing nothing, if the
+        guard fails or the sample is not all finite Python floats."""
+        if not self._unchanged() or not self._take(sample, names):
+            return False
+        self._forward()
+        return True
+
+    def learn_sample(self, sample, tuple names, double target):
+        """``predict_sample``'s checks and row, then ``learn_value``; its
+        loss, or None, doing nothing, if a check fails."""
+        if self.o != 1:
+            raise ValueError("learn_sample needs a stream of one output")
+        if not self._unchanged() or not self._take(sample, names):
+            return None
+        self.target[0] = target
+        return self._learn(self.row, self.target)
+
+    def learn_sample_target(self, sample, tuple names,
+                            const double[:, ::1] Y):
+        """``learn_sample`` with the target row ``Y`` (1 x o)."""
+        if Y.shape[0] != 1 or Y.shape[1] != self.o:
+            raise ValueError("Y must be one row of the stream's outputs")
+        if not self._unchanged() or not self._take(sample, names):
+            return None
+        return self._learn(self.row, &Y[0, 0])
 
     def __dealloc__(self):
         PyMem_Free(self.entries)
