@@ -71,8 +71,12 @@ class _Adapter:
         return self.estimator.__sklearn_is_fitted__()
 
     def _sample_stream(self):
-        stream = self._stream
-        if stream.estimator is not self.estimator:  # assigned anew
+        try:
+            stream = self._stream
+        except AttributeError:  # an adapter pickled before it had one
+            stream = None
+        if stream is None or stream.estimator is not self.estimator:
+            # (or the estimator was assigned anew)
             stream = self._stream = SampleStream(self.estimator)
         return stream
 

@@ -622,3 +622,15 @@ def test_values_that_are_not_python_floats_are_the_same_row(value):
     assert_same_estimator_state(
         estimator_state(adapter.estimator), estimator_state(direct)
     )
+
+
+def test_an_adapter_without_a_sample_stream_makes_one():
+    # As unpickled from a version whose classifier adapter had none.
+    X, codes = label_stream(6, 2)
+    adapter = RiverClassifier(classifier(), classes=[0, 1])
+    for x, label in zip(as_dicts(X), codes.tolist()):
+        adapter.learn_one(x, label)
+    del adapter._stream
+    adapter.learn_one(as_dicts(X)[0], 1)
+    assert adapter._stream._step is not None
+    assert adapter.estimator.t_ == 7
