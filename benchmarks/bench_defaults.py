@@ -38,8 +38,14 @@ Development suite (:func:`load_suite`; held-out test data everywhere):
   steps (stride 5), test windows in the last 500 (stride 1). Score: NRMSE.
 
 The task sizes (see ``TASK_SIZES``) were chosen from the generators'
-docstrings and a look at what the torch GRU learns, never from skrtrl's
-results.
+docstrings and one fit of the torch GRU each (seed 0), never from skrtrl's
+results: Reber and adding as in the gallery examples, at the adding
+generator's default length (the GRU solved every unseen Reber string and
+reached NRMSE 0.036 on adding with 1,000 training sequences; 500 halve the
+run); for the XOR the generator's default (10 steps, delay 2) was solved
+outright (accuracy 1.000) and 30 steps with delay 10 barely learnt
+(0.654), so 20 steps with delay 5 (0.938) was taken; Mackey-Glass as the
+usual one-step forecast (GRU NRMSE 0.017).
 
 Stream (:func:`run_stream`): prequential one-step-ahead forecasting of a
 Mackey-Glass series (tau 17, 3,000 steps, seed 0), standardised by the
@@ -317,7 +323,7 @@ def make_reber_task(n_train=500, n_test=1000):
     )
 
 
-def make_adding_task(n_train=1000, n_test=1000, n_steps=50):
+def make_adding_task(n_train=500, n_test=1000, n_steps=50):
     """The adding problem: sum of the two marked values, read at the end.
 
     Parameters
