@@ -68,7 +68,7 @@ thread at its default ``n_jobs``; torch runs with ``--torch-threads``
 Run from the repository root, with the extension built in place::
 
     PYTHONPATH=. python benchmarks/bench_defaults.py               # 3 seeds
-    PYTHONPATH=. python benchmarks/bench_defaults.py --quick       # smoke run
+    PYTHONPATH=. python benchmarks/bench_defaults.py --quick  # smoke run, less data
     PYTHONPATH=. python benchmarks/bench_defaults.py --sets xor reber --seeds 0 1
     PYTHONPATH=. python benchmarks/bench_defaults.py --params \
         '{"cell": "egru", "n_hidden": 128, "pooling": "max"}' --json out.json
@@ -111,7 +111,7 @@ SETS = (
     "xor",
     "mackey_glass",
 )
-#: The sets of ``--quick``.
+#: The sets of ``--quick``, with less training data (``QUICK_TASK_SIZES``).
 QUICK_SETS = ("reber", "mackey_glass")
 
 #: Sizes of the generated tasks (see the module docstring for why).
@@ -121,6 +121,14 @@ TASK_SIZES = {
     "xor": dict(n_train=1000, n_test=1000, n_steps=20, delay=5),
     "mackey_glass": dict(
         n_series=2000, n_train_steps=1500, window=50, train_stride=5, test_stride=1
+    ),
+}
+
+#: ``--quick``: a smoke run, not a measurement of the suite.
+QUICK_TASK_SIZES = {
+    "reber": dict(n_train=100, n_test=300),
+    "mackey_glass": dict(
+        n_series=2000, n_train_steps=1500, window=50, train_stride=20, test_stride=1
     ),
 }
 
@@ -427,13 +435,16 @@ def make_mackey_glass_task(
     )
 
 
-def load_task(name):
+def load_task(name, sizes=None):
     """Load one set of the development suite.
 
     Parameters
     ----------
     name : str
         Key in :data:`SETS`.
+    sizes : dict or None, default=None
+        Keyword arguments of a generated task's maker; None takes
+        ``TASK_SIZES[name]``.
 
     Returns
     -------
@@ -451,22 +462,26 @@ def load_task(name):
     }
     if name not in makers:
         raise ValueError(f"unknown set {name!r}; choose from {SETS}")
-    return makers[name](**TASK_SIZES[name])
+    return makers[name](**(TASK_SIZES[name] if sizes is None else sizes))
 
 
-def load_suite(sets=SETS):
+def load_suite(sets=SETS, sizes=None):
     """Load the development suite.
 
     Parameters
     ----------
     sets : sequence of str, default=SETS
         Which sets; the UCR ones need aeon.
+    sizes : dict of str to dict or None, default=None
+        Sizes of generated tasks that replace ``TASK_SIZES`` (for example
+        ``QUICK_TASK_SIZES``).
 
     Returns
     -------
     suite : dict of str to Task
     """
-    return {name: load_task(name) for name in sets}
+    sizes = sizes or {}
+    return {name: load_task(name, sizes.get(name)) for name in sets}
 
 
 def load_stream(n_steps=3000, tau=17.0, random_state=0):
@@ -999,7 +1014,7 @@ def main(argv=None):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"seed 0, sets {' '.join(QUICK_SETS)} and the stream",
+        help=f"seed 0, sets {' '.join(QUICK_SETS)} (less data) and the stream",
     )
     parser.add_argument(
         "--params",
@@ -1023,7 +1038,7 @@ def main(argv=None):
     if torch_threads is None:
         print("torch not installed: skrtrl only")
     wall = time.perf_counter()
-    suite = load_suite(sets)
+    suite = load_suite(sets, QUICK_TASK_SIZES if args.quick else None)
     fits = compare(suite, seeds, args.params, torch_threads)
     rows = summarise(suite, fits)
     stream_rows = [] if args.no_stream else run_stream(seeds, args.params, **STREAM)
