@@ -25,6 +25,10 @@ from skrtrl.export import (
 )
 
 CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm"]
+#: Exported cells that take a pooled readout: those read through h, not
+#: through an output map (the estimator refuses pooling for the others).
+POOLED_CELLS = [cell for cell in CELLS if not CELL_REGISTRY[cell].output_map]
+POOLINGS = ["mean", "max"]
 #: Registered cells that export refuses by name (tests/test_lru.py).
 NOT_EXPORTED = ["lru"]
 #: Cells that ONNX's RNN / GRU / LSTM operators run; the others need Scan.
@@ -67,7 +71,7 @@ def _targets(task, X, output, rng):
     return [labels[task][rng.randint(len(labels[task]), size=len(x))] for x in X]
 
 
-def _fit(task, cell, output, *, activation="tanh", **params):
+def _fit(task, cell, output, *, activation="tanh", pooling="last", **params):
     X = _sequences()
     rng = np.random.RandomState(1)
     y = _targets(task, X, output, rng)
@@ -77,6 +81,7 @@ def _fit(task, cell, output, *, activation="tanh", **params):
         cell=cell,
         output=output,
         activation=activation,
+        pooling=pooling,
         max_iter=3,
         random_state=0,
         **params,
@@ -161,6 +166,184 @@ def test_float64_graph_matches_predict_closely(cell):
     _check_against_estimator(est, X, _session(onx).run(None, feeds), atol=1e-12)
 
 
+# -- pooled readouts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("cell", POOLED_CELLS)
+def test_pooled_readout_of_padded_sequences_matches_predict(cell, pooling, task):
+    """Sequences of different lengths in one batch, padded with NaN."""
+    est, X = _fit(task, cell, "last", pooling=pooling)
+    feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}
+    for scan in (False, True):
+        onx = to_onnx(est, lengths=True, options=_options(est, scan=scan))
+        ops = {node.op_type for node in onx.graph.node}
+        assert bool(ops & {"RNN", "GRU", "LSTM"}) == (
+            cell in OPERATOR_CELLS and not scan
+        )
+        assert ("ReduceMax" if pooling == "max" else "ReduceSum") in ops
+        _check_against_estimator(est, X, _session(onx).run(None, feeds), atol=1e-5)
+    onx = to_onnx(est, lengths=True, dtype=np.float64, options=_options(est))
+    feeds = {"X": _padded(X, np.float64), "lengths": LENGTHS.astype(np.int64)}
+    _check_against_estimator(est, X, _session(onx).run(None, feeds), atol=1e-12)
+
+
+def _pooled_3d(task, cell, pooling, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(8, 6, N_FEATURES))
+    labels = {"regressor": None, "binary": [3, 7], "multiclass": ["a", "b", "c"]}
+    if task == "regressor":
+        y = X[:, :, 0].max(axis=1)
+    else:
+        y = np.array(labels[task])[np.arange(len(X)) % len(labels[task])]
+    Estimator = RTRLRegressor if task == "regressor" else RTRLClassifier
+    est = Estimator(
+        n_hidden=4,
+        cell=cell,
+        output="last",
+        pooling=pooling,
+        max_iter=3,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    return est, X
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("cell", POOLED_CELLS)
+def test_pooled_readout_of_a_3d_array_matches_predict(cell, pooling, dtype):
+    """Equal lengths: without a lengths input, and with all lengths T."""
+    est, X = _pooled_3d("multiclass", cell, pooling)
+    atol = 1e-5 if dtype == np.float32 else 1e-12
+    expected = est.predict_proba(X)
+    for scan in (False, True):
+        for lengths in (False, True):
+            onx = to_onnx(
+                est, lengths=lengths, dtype=dtype, options=_options(est, scan=scan)
+            )
+            feeds = {"X": X.astype(dtype)}
+            if lengths:
+                feeds["lengths"] = np.full(len(X), X.shape[1], dtype=np.int64)
+            label, proba = _session(onx).run(None, feeds)
+            np.testing.assert_allclose(proba, expected, atol=atol)
+            np.testing.assert_array_equal(label, est.predict(X))
+
+
+@pytest.mark.parametrize("target_opset", [14, 17, 18, None])
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_pooled_readout_across_opsets(pooling, target_opset):
+    """The reductions' axes are an attribute before opset 18, an input after."""
+    est, X = _fit("regressor", "gru", "last", pooling=pooling)
+    expected = est.predict(X)
+    for scan in (False, True):
+        onx = to_onnx(
+            est, lengths=True, target_opset=target_opset, options={"scan": scan}
+        )
+        feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}
+        (values,) = _session(onx).run(None, feeds)
+        np.testing.assert_allclose(values[:, 0], expected, atol=1e-5)
+    est_3d, X_3d = _pooled_3d("regressor", "gru", pooling)
+    onx = to_onnx(est_3d, target_opset=target_opset)
+    (values,) = _session(onx).run(None, {"X": X_3d.astype(np.float32)})
+    np.testing.assert_allclose(values[:, 0], est_3d.predict(X_3d), atol=1e-5)
+
+
+def test_pooled_readout_ignores_the_padding_values():
+    """The maximum and the mean read the valid steps only, whatever follows."""
+    est, X = _fit("regressor", "elman", "last", pooling="max")
+    lengths = LENGTHS.astype(np.int64)
+    results = []
+    for fill in (0.0, 1e3, -1e3):
+        for scan in (False, True):
+            sess = _session(to_onnx(est, lengths=True, options={"scan": scan}))
+            (values,) = sess.run(None, {"X": _padded(X, fill=fill), "lengths": lengths})
+            results.append(values[:, 0])
+    for values in results:
+        np.testing.assert_allclose(values, est.predict(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_pooled_readout_of_2d_univariate_sequences(pooling):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(20, 7))
+    y = X.max(axis=1)
+    reg = RTRLRegressor(
+        n_hidden=4, cell="lstm", output="last", pooling=pooling, max_iter=3,
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
+    for scan in (False, True):
+        onx = to_onnx(reg, options={"scan": scan})
+        (values,) = _session(onx).run(None, {"X": X.astype(np.float32)})
+        np.testing.assert_allclose(values[:, 0], reg.predict(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_pooled_classifier_pipeline_converts_with_skl2onnx_zipmap(pooling):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 6))
+    y = np.digitize(X.max(axis=1), [0.8, 1.4])
+    pipe = make_pipeline(
+        StandardScaler(),
+        RTRLClassifier(
+            n_hidden=5, cell="egru", output="last", pooling=pooling, max_iter=5,
+            random_state=0,
+        ),
+    ).fit(X, y)  # fmt: skip
+    register_onnx_converters()
+    onx = skl2onnx.to_onnx(pipe, X[:1].astype(np.float32))
+    assert [o.name for o in onx.graph.output] == ["output_label", "output_probability"]
+    label, proba = _session(onx).run(None, {"X": X.astype(np.float32)})
+    expected = pipe.predict_proba(X)
+    as_matrix = np.array([[row[c] for c in range(3)] for row in proba])
+    np.testing.assert_allclose(as_matrix, expected, atol=1e-5)
+    clear = np.ptp(np.sort(expected, axis=1)[:, -2:], axis=1) > 1e-4
+    np.testing.assert_array_equal(label[clear], pipe.predict(X)[clear])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("cell", POOLED_CELLS)
+def test_step_model_pools_the_sequence_so_far(cell, pooling, dtype):
+    """After t steps the step model predicts what predict does on x[:t]."""
+    est, X = _fit("multiclass", cell, "last", pooling=pooling)
+    state = initial_step_state(est, len(X), dtype=dtype)
+    expected_names = {"h", "pool"} | ({"c"} if cell in CELLS_WITH_MEMORY else set())
+    assert set(state) == expected_names | ({"steps"} if pooling == "mean" else set())
+    sess = _session(onnx_step_model(est, dtype=dtype))
+    names = [o.name for o in sess.get_outputs()]
+    assert names[2:] == [f"{name}_next" for name in state]
+    atol = 1e-5 if dtype == np.float32 else 1e-12
+    for t in range(1, min(LENGTHS) + 1):
+        batch = np.stack([x[t - 1] for x in X]).astype(dtype)
+        result = dict(zip(names, sess.run(None, {"X": batch, **state})))
+        state = {name: result[f"{name}_next"] for name in state}
+        expected = est.predict_proba([x[:t] for x in X])
+        np.testing.assert_allclose(result["probabilities"], expected, atol=atol)
+
+
+def test_export_follows_a_pooling_changed_after_fit_as_predict_does():
+    est, X = _fit("regressor", "gru", "last", pooling="max")
+    feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}
+    for pooling in ("mean", "last", "max"):
+        est.set_params(pooling=pooling)
+        (values,) = _session(to_onnx(est, lengths=True)).run(None, feeds)
+        np.testing.assert_allclose(values[:, 0], est.predict(X), atol=1e-5)
+    assert len({est.set_params(pooling=p).predict(X)[0] for p in POOLINGS}) == 2
+
+
+def test_pooled_readout_with_settings_changed_after_fit_is_refused():
+    est, _ = _fit("regressor", "gru", "last", pooling="max")
+    est.set_params(output="sequence")
+    with pytest.raises(ValueError, match="pooling='max' together with"):
+        to_onnx(est, lengths=True)
+    with pytest.raises(ValueError, match="set_params after fitting"):
+        to_torch(est)
+
+
 def test_equal_length_3d_input_needs_no_lengths():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(8, 6, 3))
@@ -196,6 +379,7 @@ def _stream(task, cell, *, output_feedback=False, teacher_forcing=True, seed=0):
         stateful=True,
         output_feedback=output_feedback,
         teacher_forcing=teacher_forcing,
+        pooling="last",
         max_iter=2,
         random_state=0,
     )
@@ -425,6 +609,13 @@ def test_exported_models_pass_the_onnx_checker(cell):
     onnx.checker.check_model(to_onnx(est, lengths=True), full_check=True)
     plain, _ = _fit("multiclass", cell, "last")
     onnx.checker.check_model(to_onnx(plain, lengths=True), full_check=True)
+    if cell in POOLED_CELLS:
+        for pooling in POOLINGS:
+            pooled, _ = _fit("multiclass", cell, "last", pooling=pooling)
+            for lengths, scan in [(True, False), (True, True), (False, True)]:
+                onx = to_onnx(pooled, lengths=lengths, options={"scan": scan})
+                onnx.checker.check_model(onx, full_check=True)
+            onnx.checker.check_model(onnx_step_model(pooled), full_check=True)
 
 
 # -- torch -------------------------------------------------------------------------
@@ -486,6 +677,51 @@ def test_torch_hand_over_reproduces_predict(cell, task, output_feedback):
     if task == "binary":
         p = np.column_stack([1 - p[:, 0], p[:, 0]])
     np.testing.assert_allclose(p, flat(est.predict_proba(X)), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("cell", [c for c in OPERATOR_CELLS if c in POOLED_CELLS])
+def test_torch_pooled_readout_of_a_padded_batch(cell, pooling, task):
+    torch = pytest.importorskip("torch")
+    est, X = _fit(task, cell, "last", pooling=pooling)
+    recurrent, readout = to_torch(est)
+    assert isinstance(readout.linear, torch.nn.Linear)
+    assert readout.pooling == pooling
+    link = {
+        "identity": lambda z: z,
+        "logistic": torch.sigmoid,
+        "softmax": lambda z: torch.softmax(z, dim=-1),
+    }[_link(est)]
+    # One padded batch (NaN past each end: must not reach the result), and
+    # each sequence alone, unbatched and without lengths.
+    with torch.no_grad():
+        hidden, _ = recurrent(torch.from_numpy(_padded(X, np.float64)))
+        batch = link(readout(hidden, torch.from_numpy(LENGTHS))).numpy()
+        alone = np.stack(
+            [link(readout(recurrent(torch.from_numpy(x))[0])).numpy() for x in X]
+        )
+    for p in (batch, alone):
+        if task == "regressor":
+            np.testing.assert_allclose(p[:, 0], est.predict(X), rtol=0, atol=1e-10)
+            continue
+        if task == "binary":
+            p = np.column_stack([1 - p[:, 0], p[:, 0]])
+        np.testing.assert_allclose(p, est.predict_proba(X), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_torch_pooled_readout_of_a_3d_array_in_float32(pooling):
+    torch = pytest.importorskip("torch")
+    est, X = _pooled_3d("regressor", "lstm", pooling)
+    recurrent, readout = to_torch(est, dtype=torch.float32)
+    assert readout.linear.weight.dtype == torch.float32
+    with torch.no_grad():
+        hidden, _ = recurrent(torch.from_numpy(X.astype(np.float32)))
+        y = readout(hidden)[:, 0].numpy()
+        y_lengths = readout(hidden, [X.shape[1]] * len(X))[:, 0].numpy()
+    np.testing.assert_allclose(y, est.predict(X), atol=1e-5)
+    np.testing.assert_array_equal(y_lengths, y)
 
 
 def test_torch_relu_elman_and_refusals():

@@ -327,16 +327,26 @@ def test_models_pickled_before_pooling_load_as_last():
     np.testing.assert_array_equal(old.predict(X), est.predict(X))
 
 
-def test_export_refuses_pooled_readouts():
-    pytest.importorskip("onnx")
+def test_pooled_readouts_export():
+    """Export reads the pooling (tests/test_export.py checks every cell)."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
     from skrtrl.export import to_onnx
 
     rng = np.random.RandomState(13)
     X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
     y = rng.normal(size=len(X))
-    est = RTRLRegressor(3, cell="gru", pooling="mean", max_iter=1).fit(X, y)
-    with pytest.raises(ValueError, match="pooling='last' only"):
-        to_onnx(est, lengths=True)
+    est = RTRLRegressor(
+        3, cell="gru", output="last", pooling="mean", max_iter=1, random_state=0
+    ).fit(X, y)
+    padded = np.zeros((len(X), max(len(x) for x in X), N_FEATURES), np.float32)
+    for i, x in enumerate(X):
+        padded[i, : len(x)] = x
+    lengths = np.array([len(x) for x in X], dtype=np.int64)
+    sess = ort.InferenceSession(to_onnx(est, lengths=True).SerializeToString())
+    (values,) = sess.run(None, {"X": padded, "lengths": lengths})
+    np.testing.assert_allclose(values[:, 0], est.predict(X), atol=1e-5)
 
 
 def test_inspection_refuses_pooled_readouts():

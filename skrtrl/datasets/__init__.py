@@ -1,4 +1,4 @@
-"""Data sets for recurrent models: a bundled real data set and generators."""
+"""Data sets for recurrent models: bundled data, a text loader and generators."""
 
 from ._generators import (
     REBER_SYMBOLS,
@@ -9,12 +9,15 @@ from ._generators import (
     make_delayed_xor,
     make_embedded_reber,
     make_mackey_glass,
+    make_narendra_plant,
 )
 from ._japanese_vowels import load_japanese_vowels
+from ._text import load_sklearn_descriptions
 
 __all__ = [
     "REBER_SYMBOLS",
     "load_japanese_vowels",
+    "load_sklearn_descriptions",
     "make_adding_problem",
     "make_concept_drift_stream",
     "make_copy_task",
@@ -22,4 +25,5 @@ __all__ = [
     "make_delayed_xor",
     "make_embedded_reber",
     "make_mackey_glass",
+    "make_narendra_plant",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "make_delayed_xor",
     "make_embedded_reber",
     "make_mackey_glass",
+    "make_narendra_plant",
 ]
 
 
@@ -749,3 +750,138 @@ def make_delayed_sum(
         y = X.copy()
         y[:, delay:] += X[:, :-delay]
     return X, y
+
+
+# --------------------------------------------------------------------------
+# nonlinear plant for identification and control
+
+
+def _narendra_f(y1, y2, y3, u1, u2):
+    """Right-hand side of the plant of :func:`make_narendra_plant`."""
+    return (y1 * y2 * y3 * u2 * (y3 - 1.0) + u1) / (1.0 + y2 * y2 + y3 * y3)
+
+
+def make_narendra_plant(
+    n_steps=1000,
+    *,
+    u="random",
+    amplitude=1.0,
+    noise=0.0,
+    random_state=None,
+):
+    """Simulate the nonlinear plant of Narendra and Parthasarathy's Example 4.
+
+    A single-input single-output discrete-time plant, the fourth
+    identification example (model IV) of Narendra and Parthasarathy (1990):
+
+    .. math::
+
+        y(k + 1) = \\frac{y(k)\\, y(k - 1)\\, y(k - 2)\\, u(k - 1)\\,
+        (y(k - 2) - 1) + u(k)}{1 + y(k - 1)^2 + y(k - 2)^2},
+
+    started at rest: :math:`y(0) = y(-1) = y(-2) = 0` and
+    :math:`u(-1) = 0`. The output depends nonlinearly on three past outputs
+    and two inputs, so a model of it must keep a state. For inputs in
+    ``[-1, 1]`` the output stays in about ``[-1, 1]`` as well; larger inputs
+    (random inputs of amplitude 2, for instance) can make the product term
+    grow without bound, and the output then overflows to infinity or NaN.
+
+    Parameters
+    ----------
+    n_steps : int, default=1000
+        Number of time steps (>= 1).
+
+    u : {"random", "sinusoid"} or array-like of shape (n_steps,), \
+            default="random"
+        The input signal :math:`u(k)`, ``k = 0, ..., n_steps - 1``.
+        ``"random"``: independent draws, uniform on
+        ``[-amplitude, amplitude]``, the identification signal of the paper.
+        ``"sinusoid"``: the paper's test signal, ``amplitude`` times
+        :math:`\\sin(2\\pi k / 250)` for :math:`k < 500` and
+        :math:`0.8 \\sin(2\\pi k / 250) + 0.2 \\sin(2\\pi k / 25)` after.
+        An array gives the inputs themselves (finite values; its length
+        must be ``n_steps``), for instance those a controller chose.
+
+    amplitude : float, default=1.0
+        Scale (> 0) of the generated input signals; ignored when ``u`` is an
+        array.
+
+    noise : float, default=0.0
+        Standard deviation (>= 0) of i.i.d. Gaussian measurement noise added
+        to the returned outputs. It does not enter the plant's dynamics.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random input and the measurement noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_steps, 1)
+        ``X[k, 0]`` is the input :math:`u(k)`, float64.
+
+    y : ndarray of shape (n_steps,)
+        ``y[k]`` is the output :math:`y(k + 1)` that follows the input
+        ``X[k, 0]`` (plus the noise), float64. Row ``k`` of ``(X, y)`` is
+        one step of the plant, as a stream learner reads it.
+
+    References
+    ----------
+    K. S. Narendra and K. Parthasarathy, "Identification and control of
+    dynamical systems using neural networks", IEEE Transactions on Neural
+    Networks 1 (1), 1990, pp. 4-27 (Example 4).
+
+    Examples
+    --------
+    >>> from skrtrl.datasets import make_narendra_plant
+    >>> X, y = make_narendra_plant(500, random_state=0)
+    >>> X.shape, y.shape
+    ((500, 1), (500,))
+    >>> X2, y2 = make_narendra_plant(500, u=X[:, 0])
+    >>> bool((y2 == y).all())
+    True
+    """
+    n_steps = _check_int(n_steps, "n_steps", min_value=1)
+    amplitude = _check_real(amplitude, "amplitude", min_value=0.0, strict=True)
+    noise = _check_real(noise, "noise", min_value=0.0)
+    rng = check_random_state(random_state)
+    if isinstance(u, str):
+        if u == "random":
+            inputs = rng.uniform(-amplitude, amplitude, size=n_steps)
+        elif u == "sinusoid":
+            k = np.arange(n_steps)
+            inputs = np.where(
+                k < 500,
+                np.sin(2.0 * np.pi * k / 250.0),
+                0.8 * np.sin(2.0 * np.pi * k / 250.0)
+                + 0.2 * np.sin(2.0 * np.pi * k / 25.0),
+            )
+            inputs = amplitude * inputs
+        else:
+            raise ValueError(
+                f"u must be 'random', 'sinusoid' or an array of inputs, got {u!r}."
+            )
+    else:
+        try:
+            inputs = np.asarray(u, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"u must be 'random', 'sinusoid' or an array of inputs, got {u!r}."
+            ) from None
+        if inputs.shape != (n_steps,):
+            raise ValueError(
+                f"u given as an array must have shape (n_steps,) = ({n_steps},), "
+                f"got {inputs.shape}."
+            )
+        if not np.isfinite(inputs).all():
+            raise ValueError("u must hold finite values.")
+        inputs = inputs.copy()
+
+    outputs = np.empty(n_steps)
+    y1 = y2 = y3 = 0.0  # y(k), y(k - 1), y(k - 2)
+    u_prev = 0.0  # u(k - 1)
+    for k, u_k in enumerate(inputs.tolist()):
+        y_next = _narendra_f(y1, y2, y3, u_k, u_prev)
+        outputs[k] = y_next
+        y1, y2, y3, u_prev = y_next, y1, y2, u_k
+    if noise > 0.0:
+        outputs = outputs + noise * rng.standard_normal(n_steps)
+    return inputs[:, np.newaxis], outputs

@@ -22,6 +22,10 @@ Variable lengths: the ONNX operators take ``sequence_lens`` and hold the
 state of a finished sequence; the Scan body does the same with a mask, so
 the padding values never reach a state that is read. Per-step outputs past
 a sequence's end are padding and mean nothing.
+
+Pooled readouts (``pooling="mean"`` or ``"max"``): both paths give the
+hidden states of every step, (T, N, n), and :func:`pool` reduces them over
+time, over each sequence's valid steps only.
 """
 
 import numpy as np
@@ -46,10 +50,12 @@ class GraphBuilder:
     the body is self-contained; in the main graph they are initializers.
     """
 
-    def __init__(self, dtype, unique, *, subgraph=False):
+    def __init__(self, dtype, unique, *, subgraph=False, opset=None):
         self.dtype = np.dtype(dtype)
         self.unique = unique
         self.subgraph = subgraph
+        #: Target opset of the main domain; None for the latest.
+        self.opset = opset
         self.nodes = []
         self.initializers = []
 
@@ -90,9 +96,20 @@ class GraphBuilder:
         )
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
+    def reduce(self, op_type, x, axes, keepdims=0):
+        """A ``Reduce*`` node over ``axes``.
+
+        The axes are an input from opset 18 on (from 13 on for
+        ``ReduceSum``) and an attribute before.
+        """
+        since = 13 if op_type == "ReduceSum" else 18
+        if self.opset is None or self.opset >= since:
+            return self.op(op_type, x, self.ints(axes, "axes"), keepdims=keepdims)
+        return self.op(op_type, x, axes=list(axes), keepdims=keepdims)
+
     def sub(self):
         """A builder for a subgraph sharing this builder's names."""
-        return GraphBuilder(self.dtype, self.unique, subgraph=True)
+        return GraphBuilder(self.dtype, self.unique, subgraph=True, opset=self.opset)
 
 
 def counter_names():
@@ -221,13 +238,45 @@ def link(g, model, z):
 
 
 def state_names(model):
-    """The state entries of a step, in a fixed order."""
+    """The state entries of a step of the cell, in a fixed order."""
     names = ["h"]
     if model.cell in CELLS_WITH_MEMORY:
         names.append("c")
     if model.feedback:
         names.append("feedback")
     return names
+
+
+def step_state_names(model):
+    """The state of the one-step model: the cell's, then the pooling's.
+
+    A pooled readout also carries the running sum of h (``"pool"``) and the
+    number of steps so far (``"steps"``) for ``"mean"``, or each unit's
+    running maximum (``"pool"``) for ``"max"``.
+    """
+    names = state_names(model)
+    if model.pooling == "mean":
+        names += ["pool", "steps"]
+    elif model.pooling == "max":
+        names.append("pool")
+    return names
+
+
+def pool_step(g, model, state, h):
+    """One step of a pooled readout, for the one-step model.
+
+    From ``state``'s ``"pool"`` (and ``"steps"``) and the new hidden state
+    h, returns the new ``{"pool": ...}`` (and ``"steps"``) and the pooled
+    hidden state so far: the running mean or maximum of h over the steps
+    taken, what :func:`pool` gives for the sequence up to this step.
+    """
+    new = {}
+    if model.pooling == "max":
+        new["pool"] = g.op("Max", state["pool"], h)
+        return new, new["pool"]
+    new["pool"] = g.op("Add", state["pool"], h)
+    new["steps"] = g.op("Add", state["steps"], g.const(np.ones(1), "one"))
+    return new, g.op("Div", new["pool"], new["steps"])
 
 
 # -- whole sequences -----------------------------------------------------------
@@ -248,7 +297,8 @@ def sequence_outputs(g, model, X, lengths=None, *, scan=False):
 
     ``X`` is (N, T) for a model fitted on 2D X, (N, T, m) otherwise, (T, m)
     for a stream; ``lengths`` (N,) int, optional. Returns the name of z:
-    (N, T, o) per step, (N, o) after the last step, (T, o) for a stream.
+    (N, T, o) per step, (N, o) after the last step or of the pooled hidden
+    states, (T, o) for a stream.
     """
     if model.input_kind == "2d":
         X_tm = g.op("Unsqueeze", g.op("Transpose", X, perm=[1, 0]), g.ints([2]))
@@ -256,19 +306,58 @@ def sequence_outputs(g, model, X, lengths=None, *, scan=False):
         X_tm = g.op("Unsqueeze", X, g.ints([1]))
     else:
         X_tm = g.op("Transpose", X, perm=[1, 0, 2])
+    pooled = model.pooling != "last"
     if uses_recurrent_operator(model, g.dtype, scan):
         H, h_last = _recurrent_operator(g, model, X_tm, lengths)
-        if model.per_step:
-            Z = readout(g, model, H)
-        else:
-            return readout(g, model, h_last)
+        Z = readout(g, model, H) if model.per_step else None
     else:
-        Z, h_last = _scan(g, model, X_tm, lengths)
-        if not model.per_step:
-            return readout(g, model, h_last)
+        steps, h_last = _scan(g, model, X_tm, lengths, hidden=pooled)
+        H, Z = (steps, None) if pooled else (None, steps)
+    if pooled:
+        return readout(g, model, pool(g, model, H, lengths))
+    if not model.per_step:
+        return readout(g, model, h_last)
     if model.input_kind == "stream":
         return g.op("Squeeze", Z, g.ints([1]))
     return g.op("Transpose", Z, perm=[1, 0, 2])
+
+
+def pool(g, model, H, lengths=None):
+    """The pooled hidden states (N, n) of the hidden states H (T, N, n).
+
+    ``model.pooling`` ``"mean"`` averages each sequence's hidden states
+    over its own steps (the sum over the valid steps divided by its
+    length); ``"max"`` takes each unit's maximum over the valid steps.
+    Without ``lengths`` every sequence has T steps. ``Where`` keeps the
+    padded steps out without arithmetic, so whatever they hold (even NaN)
+    does not reach the result.
+    """
+    if lengths is None:
+        op_type = {"mean": "ReduceMean", "max": "ReduceMax"}[model.pooling]
+        return g.reduce(op_type, H, [0])
+    valid = _valid_steps(g, H, lengths)
+    if model.pooling == "max":
+        lowest = g.const(np.array(-np.inf), "minus_inf")
+        return g.reduce("ReduceMax", g.op("Where", valid, H, lowest), [0])
+    total = g.reduce("ReduceSum", g.op("Where", valid, H, g.const(0.0, "zero")), [0])
+    steps = g.op("Cast", lengths, to=g.onnx_type)
+    return g.op("Div", total, g.op("Unsqueeze", steps, g.ints([1])))
+
+
+def _valid_steps(g, X_tm, lengths):
+    """(T, N, 1) bool: whether step t is within sequence i's length."""
+    steps = g.op(
+        "Range",
+        g.const(np.int64(0), "zero"),
+        g.op("Squeeze", g.op("Gather", g.op("Shape", X_tm), g.ints([0])), g.ints([0])),
+        g.const(np.int64(1), "one"),
+    )
+    running = g.op(
+        "Less",
+        g.op("Unsqueeze", steps, g.ints([1])),
+        g.op("Unsqueeze", g.op("Cast", lengths, to=TensorProto.INT64), g.ints([0])),
+    )
+    return g.op("Unsqueeze", running, g.ints([2]))
 
 
 def _recurrent_operator(g, model, X_tm, lengths):
@@ -319,8 +408,12 @@ def _recurrent_operator(g, model, X_tm, lengths):
     return g.op("Squeeze", Y, g.ints([1])), g.op("Squeeze", Y_h, g.ints([0]))
 
 
-def _scan(g, model, X_tm, lengths):
-    """Per-step readouts (T, N, o) and the last h (N, n) from a Scan loop."""
+def _scan(g, model, X_tm, lengths, *, hidden=False):
+    """A Scan loop over the steps: per-step outputs (T, N, .) and the last h.
+
+    The per-step outputs are the readouts (T, N, o), or with ``hidden`` the
+    hidden states (T, N, n).
+    """
     names = state_names(model)
     batch = g.op("Gather", g.op("Shape", X_tm), g.ints([1]))
     initial = []
@@ -336,21 +429,8 @@ def _scan(g, model, X_tm, lengths):
         )
     scan_inputs = [X_tm]
     if lengths is not None:
-        steps = g.op(
-            "Range",
-            g.const(np.int64(0), "zero"),
-            g.op(
-                "Squeeze", g.op("Gather", g.op("Shape", X_tm), g.ints([0])), g.ints([0])
-            ),
-            g.const(np.int64(1), "one"),
-        )
-        running = g.op(
-            "Less",
-            g.op("Unsqueeze", steps, g.ints([1])),
-            g.op("Unsqueeze", g.op("Cast", lengths, to=TensorProto.INT64), g.ints([0])),
-        )
-        scan_inputs.append(g.op("Unsqueeze", running, g.ints([2])))
-    body = _scan_body(g, model, names, masked=lengths is not None)
+        scan_inputs.append(_valid_steps(g, X_tm, lengths))
+    body = _scan_body(g, model, names, masked=lengths is not None, hidden=hidden)
     outputs = g.op(
         "Scan",
         *initial,
@@ -362,7 +442,7 @@ def _scan(g, model, X_tm, lengths):
     return outputs[-1], outputs[0]
 
 
-def _scan_body(g, model, names, *, masked):
+def _scan_body(g, model, names, *, masked, hidden=False):
     b = g.sub()
     old = {name: b.unique(f"{name}_prev") for name in names}
     x = b.unique("x_t")
@@ -370,12 +450,13 @@ def _scan_body(g, model, names, *, masked):
     new, z = cell_step(b, model, x, old)
     if model.feedback:
         new["feedback"] = link(b, model, z)
+    step_output = new["h"] if hidden else z
     if mask is not None:
         # A finished sequence keeps its state. Where selects without
         # arithmetic, so whatever the padding gives (even inf or NaN) stays
         # out of the held state.
         new = {name: b.op("Where", mask, new[name], old[name]) for name in names}
-    outputs = [new[name] for name in names] + [z]
+    outputs = [new[name] for name in names] + [step_output]
     # A body output must be produced by its own node.
     seen = set()
     for i, name in enumerate(outputs):
@@ -383,12 +464,22 @@ def _scan_body(g, model, names, *, masked):
             outputs[i] = b.op("Identity", name)
         seen.add(outputs[i])
 
-    def value(name, elem_type=b.onnx_type):
-        return helper.make_tensor_value_info(name, elem_type, None)
+    # Every value is (N, size). onnxruntime's Scan needs the body outputs'
+    # shapes, which it cannot always infer from the outer graph (behind a
+    # StandardScaler in a pipeline, for one).
+    sizes = {"h": model.n_hidden, "c": model.n_hidden, "feedback": model.n_outputs}
+    step_size = model.n_hidden if hidden else model.n_outputs
+    n_features = 1 if model.input_kind == "2d" else model.n_inputs
 
-    inputs = [value(old[name]) for name in names] + [value(x)]
+    def value(name, size, elem_type=b.onnx_type):
+        return helper.make_tensor_value_info(name, elem_type, [None, size])
+
+    inputs = [value(old[name], sizes[name]) for name in names]
+    inputs.append(value(x, n_features))
     if mask is not None:
-        inputs.append(value(mask, TensorProto.BOOL))
-    return helper.make_graph(
-        b.nodes, b.unique("rtrl_step"), inputs, [value(name) for name in outputs]
-    )
+        inputs.append(value(mask, 1, TensorProto.BOOL))
+    body_outputs = [
+        value(name, size)
+        for name, size in zip(outputs, [sizes[name] for name in names] + [step_size])
+    ]
+    return helper.make_graph(b.nodes, b.unique("rtrl_step"), inputs, body_outputs)

@@ -3,9 +3,10 @@
 The exporters read the fitted model only through :func:`describe`, which
 takes the parameters from ``params_`` (torch's names and layouts) and the
 settings that decide the maths: the cell, its activation, the output link,
-whether the readout runs after every step and whether the previous output is
-fed back. Everything is copied, so an export never holds views into a live
-estimator.
+whether the readout runs after every step, what it reads of a whole
+sequence (its last hidden state or a pooling of them all) and whether the
+previous output is fed back. Everything is copied, so an export never holds
+views into a live estimator.
 """
 
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class RecurrentModel:
     per_step : bool
         Whether the readout is read after every step (``output="sequence"``
         or a stream).
+    pooling : {"last", "mean", "max"}
+        What the readout of one target per sequence reads: the last hidden
+        state, the mean of the hidden states over the sequence's own steps,
+        or each unit's maximum over them. Always ``"last"`` when
+        ``per_step`` is true.
     stateful : bool
         Stream mode: rows are consecutive steps of one stream.
     feedback : bool
@@ -51,8 +57,11 @@ class RecurrentModel:
     state : dict of str to ndarray
         The state the next step starts from: ``"h"`` (n,), ``"c"`` (n,, LSTM
         and element-wise LSTM only) and ``"feedback"`` (n_outputs,, with
-        output feedback only). Zeros, except for a stateful estimator,
-        whose current stream state it is.
+        output feedback only); with a pooled readout also ``"pool"`` (n,,
+        zeros for ``"mean"``, -inf for ``"max"``) and, for ``"mean"``,
+        ``"steps"`` (1,, zero): the running sum or maximum of h and the
+        number of steps, for the one-step model. Zeros, except for a
+        stateful estimator, whose current stream state it is.
     """
 
     cell: str
@@ -61,6 +70,7 @@ class RecurrentModel:
     link: str
     classes: np.ndarray | None
     per_step: bool
+    pooling: str
     stateful: bool
     feedback: bool
     input_kind: str
@@ -98,17 +108,10 @@ def describe(estimator):
             f"{type(estimator).__name__}."
         )
     check_is_fitted(estimator)
-    pooling = getattr(estimator, "pooling", "last")
-    if pooling != "last":
-        # The exported graphs read the last hidden state of each sequence;
-        # a pooled readout needs a masked reduction over the padded steps.
-        raise ValueError(
-            f"Export supports pooling='last' only; this "
-            f"{type(estimator).__name__} has pooling={pooling!r}, whose "
-            "readout reads the hidden states of every step."
-        )
     params = {name: np.array(value) for name, value in estimator.params_.items()}
     _check_layout(estimator, params)
+    per_step = bool(estimator.output == "sequence" or estimator.stateful)
+    pooling = _pooling(estimator, per_step)
     classifier = is_classifier(estimator)
     n_outputs = params["weight_out"].shape[0]
     if not classifier:
@@ -124,12 +127,13 @@ def describe(estimator):
         params=params,
         link=link,
         classes=np.array(estimator.classes_) if classifier else None,
-        per_step=bool(estimator.output == "sequence" or estimator.stateful),
+        per_step=per_step,
+        pooling=pooling,
         stateful=bool(estimator.stateful),
         feedback=bool(estimator.output_feedback),
         input_kind=input_kind,
         n_timesteps=(int(estimator.n_features_in_) if input_kind == "2d" else None),
-        state=_start_state(estimator, params),
+        state=_start_state(estimator, params, pooling),
     )
 
 
@@ -162,10 +166,43 @@ def _check_layout(estimator, params):
         )
 
 
-def _start_state(estimator, params):
+def _pooling(estimator, per_step):
+    """The pooling ``predict`` reads, checked against the other settings.
+
+    ``fit`` refuses a pooled readout with a target per step, a stream or
+    output feedback; ``set_params`` after fitting can still combine them.
+    """
+    from .._settings import cell_follows
+
+    # What predict reads: the fitted cell's pooling, or that of the cell
+    # predict would rebuild after a set_params.
+    cell = estimator._model.cell
+    if not cell_follows(cell, estimator):
+        cell = estimator._make_cell(cell.m, cell.o)
+    pooling = getattr(cell, "pooling", "last")
+    if pooling == "last":
+        return pooling
+    if per_step or estimator.output_feedback:
+        raise ValueError(
+            f"This {type(estimator).__name__} has pooling={pooling!r} together "
+            f"with output={estimator.output!r}, stateful={estimator.stateful} "
+            f"and output_feedback={estimator.output_feedback}: a pooled readout "
+            "reads one target per sequence, without feedback, and fit refuses "
+            "these settings. They were changed with set_params after fitting; "
+            "restore them, or call fit again, before exporting."
+        )
+    return pooling
+
+
+def _start_state(estimator, params, pooling):
     n = params["weight_out"].shape[1]
     dtype = params["weight_out"].dtype
     state = {"h": np.zeros(n, dtype=dtype)}
+    if pooling == "mean":
+        state["pool"] = np.zeros(n, dtype=dtype)
+        state["steps"] = np.zeros(1, dtype=dtype)
+    elif pooling == "max":
+        state["pool"] = np.full(n, -np.inf, dtype=dtype)
     if estimator.cell in CELLS_WITH_MEMORY:
         state["c"] = np.zeros(n, dtype=dtype)
     if estimator.output_feedback:

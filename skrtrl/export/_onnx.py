@@ -2,7 +2,15 @@
 
 import numpy as np
 
-from ._graph import GraphBuilder, cell_step, counter_names, link, state_names
+from ._graph import (
+    GraphBuilder,
+    cell_step,
+    counter_names,
+    link,
+    pool_step,
+    readout,
+    step_state_names,
+)
 from ._heads import classifier_head, label_type_is_string, regressor_head
 from ._model import describe
 
@@ -97,7 +105,10 @@ def to_onnx(
     shorter sequences padded at the end; ``[n_steps, n_features]`` for a
     stream (``stateful=True``), run on from the estimator's current stream
     state. Padding values past a sequence's end do not matter when
-    ``lengths`` is given.
+    ``lengths`` is given. A pooled readout (``pooling="mean"`` or
+    ``"max"``) reads the mean or each unit's maximum of the hidden states
+    over each sequence's own steps, the first ``lengths[i]`` (all T without
+    ``lengths``), as ``predict`` does.
 
     Outputs follow skl2onnx's conventions. Regressor: ``variable``, shape
     ``[N, n_outputs]`` (``[N, T, n_outputs]`` with ``output="sequence"``).
@@ -202,17 +213,26 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     or, to feed back an observation as training did with teacher forcing,
     the observed target (for the classifier, 1.0 for ``classes_[1]`` or the
     one-hot class vector).
+    With a pooled readout (``pooling="mean"`` or ``"max"``) two more
+    inputs carry the pooling: ``pool`` ``[N, n_hidden]``, the running sum
+    (``"mean"``) or each unit's running maximum (``"max"``) of h, and for
+    ``"mean"`` ``steps`` ``[N, 1]``, the number of steps taken (a float).
     :func:`initial_step_state` gives the state to start from.
 
     Outputs: the prediction (regressor: ``variable`` ``[N, n_outputs]``;
     classifier: ``label`` ``[N]`` and ``probabilities`` ``[N, n_classes]``),
-    then ``h_next``, ``c_next`` (``"lstm"``, ``"elstm"``) and ``feedback_next`` (output
-    feedback: the model's own output, to feed back in a closed loop).
+    then ``h_next``, ``c_next`` (``"lstm"``, ``"elstm"``), ``feedback_next``
+    (output feedback: the model's own output, to feed back in a closed loop),
+    ``pool_next`` and ``steps_next`` (pooled readouts). With a pooled
+    readout the prediction after a step is that of the sequence so far:
+    the readout of the mean or maximum of h over the steps taken, so the
+    prediction after a sequence's last step is ``predict``'s.
 
     Parameters
     ----------
     estimator : RTRLRegressor or RTRLClassifier
-        A fitted estimator, of any cell, output mode and feedback setting.
+        A fitted estimator, of any exported cell, output mode, pooling and
+        feedback setting.
     dtype : {np.float32, np.float64}, default=np.float32
         Type of the inputs, outputs and computation.
     target_opset : int, default=17
@@ -256,15 +276,20 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
         raise ValueError(f"target_opset must be at least 14; got {target_opset}.")
     model = describe(estimator)
     unique = counter_names()
-    g = GraphBuilder(dtype, unique)
-    names = state_names(model)
+    g = GraphBuilder(dtype, unique, opset=int(target_opset))
+    names = step_state_names(model)
     x = unique("X")
     state = {name: unique(name) for name in names}
     new, z = cell_step(g, model, x, state)
     if model.feedback:
         new["feedback"] = link(g, model, z)
+    if model.pooling != "last":
+        pooled, pooled_h = pool_step(g, model, state, new["h"])
+        new.update(pooled)
+        z = readout(g, model, pooled_h)
     float_type = g.onnx_type
-    sizes = {"h": model.n_hidden, "c": model.n_hidden, "feedback": model.n_outputs}
+    n = model.n_hidden
+    sizes = {"h": n, "c": n, "feedback": model.n_outputs, "pool": n, "steps": 1}
     inputs = [helper.make_tensor_value_info(x, float_type, ["N", model.n_inputs])]
     inputs += [
         helper.make_tensor_value_info(state[name], float_type, ["N", sizes[name]])
@@ -308,7 +333,7 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
 
 
 def _step_doc(model):
-    state = ", ".join(state_names(model))
+    state = ", ".join(step_state_names(model))
     return (
         f"One step of a fitted skrtrl {model.cell} cell: inputs X and the "
         f"state ({state}); outputs the prediction and the new state."
@@ -321,7 +346,9 @@ def initial_step_state(estimator, n_streams=1, *, dtype=np.float32):
     Zeros, as every sequence starts in skrtrl; for a stateful estimator the
     current stream state (its hidden state, and with output feedback the
     value it would feed back next), so that the step model continues the
-    stream where the estimator is.
+    stream where the estimator is. A pooled readout starts from no steps:
+    ``pool`` zeros for ``pooling="mean"`` (and ``steps`` zero), -inf for
+    ``"max"``.
 
     Parameters
     ----------
@@ -336,7 +363,8 @@ def initial_step_state(estimator, n_streams=1, *, dtype=np.float32):
     -------
     state : dict of str to ndarray
         ``"h"`` (and ``"c"`` for the LSTMs, ``"feedback"`` with output
-        feedback), each of shape (n_streams, size), ready to pass to the
+        feedback, ``"pool"`` and for the mean ``"steps"`` with a pooled
+        readout), each of shape (n_streams, size), ready to pass to the
         step model's ``run`` together with ``"X"``.
 
     Examples
@@ -356,5 +384,5 @@ def initial_step_state(estimator, n_streams=1, *, dtype=np.float32):
     model = describe(estimator)
     return {
         name: np.tile(model.state[name].astype(dtype), (int(n_streams), 1))
-        for name in state_names(model)
+        for name in step_state_names(model)
     }

@@ -197,7 +197,7 @@ def _convert(scope, operator, container):
     options = _options(estimator, container)
     X = operator.inputs[0]
     dtype = np.float64 if type(X.type).__name__ == "DoubleTensorType" else np.float32
-    g = GraphBuilder(dtype, scope.get_unique_variable_name)
+    g = GraphBuilder(dtype, scope.get_unique_variable_name, opset=opset)
     lengths = operator.inputs[1].full_name if len(operator.inputs) == 2 else None
     z = sequence_outputs(g, model, X.full_name, lengths, scan=options["scan"])
     outputs = operator.outputs

@@ -28,6 +28,13 @@ def to_torch(estimator, *, dtype=None):
     with ``state = initial_step_state(estimator, dtype=np.float64)``, and
     ``c0`` likewise for the LSTM).
 
+    A pooled readout (``pooling="mean"`` or ``"max"``) reads the hidden
+    states of every step: the readout is then a module whose ``forward(hidden,
+    lengths=None)`` takes the layer's whole output (N, T, n_hidden), pools
+    it over each sequence's own steps (the first ``lengths[i]`` of a padded
+    batch; the padded steps are left out, whatever they hold) and applies
+    its ``linear`` attribute, a ``torch.nn.Linear``.
+
     With ``output_feedback=True`` the layer's inputs are ``[x_t,
     f_{t-1}]``: ``weight_ih_l0`` holds ``params_["weight_ih"]`` followed by
     ``params_["weight_fb"]``, and the caller runs the closed loop one step
@@ -49,8 +56,12 @@ def to_torch(estimator, *, dtype=None):
     -------
     recurrent : torch.nn.RNN, torch.nn.GRU or torch.nn.LSTM
         The recurrent layer with the fitted weights.
-    readout : torch.nn.Linear
-        The readout, ``n_hidden`` to ``n_outputs``.
+    readout : torch.nn.Linear or torch.nn.Module
+        The readout, ``n_hidden`` to ``n_outputs``: a ``torch.nn.Linear``
+        applied to hidden states for ``pooling="last"``; for ``"mean"`` and
+        ``"max"`` a module applied to the hidden states of every step
+        (``readout(hidden, lengths)``, see above) holding the
+        ``torch.nn.Linear`` as ``readout.linear``.
 
     Examples
     --------
@@ -67,6 +78,20 @@ def to_torch(estimator, *, dtype=None):
     >>> with torch.no_grad():
     ...     hidden, _ = lstm(torch.from_numpy(X))
     ...     y_torch = linear(hidden[:, -1])[:, 0].numpy()
+    >>> bool(np.allclose(y_torch, reg.predict(X), rtol=0, atol=1e-10))
+    True
+
+    A pooled readout on a padded batch of sequences of different lengths:
+
+    >>> X = [rng.normal(size=(t, 2)) for t in (4, 7, 5)]
+    >>> y = [x[:, 0].max() for x in X]
+    >>> reg = RTRLRegressor(n_hidden=5, cell="gru", pooling="max", max_iter=5,
+    ...                     random_state=0).fit(X, y)
+    >>> gru, readout = to_torch(reg)
+    >>> padded = torch.nn.utils.rnn.pad_sequence(
+    ...     [torch.from_numpy(x) for x in X], batch_first=True)
+    >>> with torch.no_grad():
+    ...     y_torch = readout(gru(padded)[0], lengths=[4, 7, 5])[:, 0].numpy()
     >>> bool(np.allclose(y_torch, reg.predict(X), rtol=0, atol=1e-10))
     True
     """
@@ -113,14 +138,22 @@ def to_torch(estimator, *, dtype=None):
         recurrent = torch.nn.GRU(**layer_args)
     else:
         recurrent = torch.nn.LSTM(**layer_args)
-    readout = torch.nn.Linear(model.n_hidden, model.n_outputs, dtype=dtype)
+    if model.pooling == "last":
+        readout = linear = torch.nn.Linear(model.n_hidden, model.n_outputs, dtype=dtype)
+    else:
+        from ._torch_pooling import PooledReadout
+
+        readout = PooledReadout(
+            model.pooling, model.n_hidden, model.n_outputs, dtype=dtype
+        )
+        linear = readout.linear
     values = {
         recurrent.weight_ih_l0: weight_ih,
         recurrent.weight_hh_l0: p["weight_hh"],
         recurrent.bias_ih_l0: p["bias_ih"],
         recurrent.bias_hh_l0: p["bias_hh"],
-        readout.weight: p["weight_out"],
-        readout.bias: p["bias_out"],
+        linear.weight: p["weight_out"],
+        linear.bias: p["bias_out"],
     }
     with torch.no_grad():
         for parameter, value in values.items():
