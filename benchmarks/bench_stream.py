@@ -30,7 +30,9 @@ matrices from one ``partial_fit`` call to the next:
     cost (the cell's online kernel on a block, and its forward pass), and
     two peers in the same run: river's ``linear_model.LinearRegression``
     on ten lagged values and a recursive-least-squares AR(10) model in
-    numpy;
+    numpy. Also the river classifier adapter (``predict_proba_one`` then
+    ``learn_one``, two classes: is the target above zero) beside river's
+    ``linear_model.LogisticRegression`` on ten lagged values;
 (e) river's progressive validation (``evaluate.progressive_val_score``,
     MAE) on a Mackey-Glass stream of 3,000 steps: the adapter with one
     lagged value as input against river's LinearRegression on ten lagged
@@ -295,13 +297,17 @@ def measure_paths(n_rows, repeat):
     """Table (d): seconds per step of each path, by cell, and of the peers."""
     from river import linear_model
 
-    from skrtrl.river import RiverRegressor
+    from skrtrl import RTRLClassifier
+    from skrtrl.river import RiverClassifier, RiverRegressor
 
     X, y = make_stream(PATH_BLOCK, seed=4)
     rows = [(X[t : t + 1], y[t : t + 1]) for t in range(n_rows)]
     dicts = [({"x": float(X[t, 0])}, float(y[t])) for t in range(n_rows)]
     series = np.random.default_rng(5).standard_normal(n_rows + N_LAGS)
     lags = lagged(series, N_LAGS)
+    # The classifier rows: is the next value above zero?
+    labelled = [(x, target > 0) for x, target in dicts]
+    lag_labels = [(x, target > 0) for x, target in lags]
     lag_rows = [(np.append(x_lags[::-1], 1.0), target) for x_lags, target in (
         (series[t - N_LAGS + 1 : t + 1], series[t + 1])
         for t in range(N_LAGS - 1, series.shape[0] - 1)
@@ -315,6 +321,11 @@ def measure_paths(n_rows, repeat):
         }
         models[cell]["kernel runs"] = kernel_runs(models[cell]["kernel"], X, y)
         models[cell]["adapter"] = RiverRegressor(models[cell]["adapter"])
+        classifier = RTRLClassifier(
+            n_hidden=PATH_HIDDEN, cell=cell, stateful=True, random_state=0
+        )
+        models[cell]["classifier"] = RiverClassifier(classifier, classes=[False, True])
+        models[cell]["classifier"].learn_one(*labelled[0])
 
     def one_row(model):
         for x, target in rows:
@@ -325,6 +336,11 @@ def measure_paths(n_rows, repeat):
         for x, target in samples:
             model.predict_one(x)
             model.learn_one(x, target)
+
+    def classifier_loop(model, samples):
+        for x, label in samples:
+            model.predict_proba_one(x)
+            model.learn_one(x, label)
 
     def rls_loop(model):
         for x, target in lag_rows:
@@ -354,10 +370,20 @@ def measure_paths(n_rows, repeat):
                     lambda m=m: river_loop(m["adapter"], dicts),
                     n_rows,
                 )
+                timer.time(
+                    (cell, "river classifier adapter"),
+                    lambda m=m: classifier_loop(m["classifier"], labelled),
+                    n_rows,
+                )
             timer.time(
                 "river LinearRegression",
                 lambda: river_loop(linear_model.LinearRegression(), lags),
                 len(lags),
+            )
+            timer.time(
+                "river LogisticRegression",
+                lambda: classifier_loop(linear_model.LogisticRegression(), lag_labels),
+                len(lag_labels),
             )
             timer.time(
                 "numpy RLS AR(10)",
@@ -480,7 +506,7 @@ def print_realtime_table(paths, mackey_glass, repeat, n_rows):
     width = 78
 
     def line(label, values, fmt="12.2f"):
-        print(f"    {label:38s}" + "".join(f"{v:{fmt}}" for v in values))
+        print(f"    {label:46s}" + "".join(f"{v:{fmt}}" for v in values))
 
     print("=" * width)
     print(
@@ -489,7 +515,7 @@ def print_realtime_table(paths, mackey_glass, repeat, n_rows):
     )
     print(f"    blocks of {PATH_BLOCK:,} rows; one-row loops over {n_rows:,} rows")
     for clock, title in (("wall", "wall-clock"), ("cpu", "CPU time of the thread")):
-        print(f"    {title:38s}" + "".join(f"{cell:>12}" for cell in PATH_CELLS))
+        print(f"    {title:46s}" + "".join(f"{cell:>12}" for cell in PATH_CELLS))
         print_paths(paths[clock], line)
     print("-" * width)
     print(
@@ -551,6 +577,16 @@ def print_paths(paths, line):
     line(
         "ratio adapter / LinearRegression",
         [paths[(c, "river adapter")] / linear for c in PATH_CELLS],
+    )
+    line(
+        "classifier adapter predict_proba_one + learn_one",
+        [us(c, "river classifier adapter") for c in PATH_CELLS],
+    )
+    logistic = paths["river LogisticRegression"]
+    line("river LogisticRegression, 10 lags", [1e6 * logistic])
+    line(
+        "ratio classifier adapter / LogisticRegression",
+        [paths[(c, "river classifier adapter")] / logistic for c in PATH_CELLS],
     )
 
 

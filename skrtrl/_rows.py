@@ -40,6 +40,7 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._kernels._interrupt import raise_pending_signal
+from ._kernels._rtrl import GUARD_ABSENT
 from ._model import Diverged
 from ._optim import OnlineUpdate
 from ._sequences import PackedSequences, TrainingBatch
@@ -327,7 +328,12 @@ def _learn_step(estimator, model, step, row, target):
     """``learn_row`` through the compiled one-row stream: the same update,
     the same divergence rule (a diverged step is undone, then handled as
     the general path handles it)."""
-    loss = step.learn(row, target)
+    return _after_step(estimator, model, step, step.learn(row, target))
+
+
+def _after_step(estimator, model, step, loss):
+    """The divergence rule and the bookkeeping of a compiled step that
+    returned ``loss``."""
     raise_pending_signal()
     try:
         if not math.isfinite(loss):  # learn undid the step already
@@ -345,31 +351,37 @@ def _learn_step(estimator, model, step, row, target):
 class SampleStream:
     """A stream model's compiled step, for a caller that checks rows itself.
 
-    The river adapter calls once per sample and has already converted the
-    sample to a finite float64 row (and its target to a finite float):
-    ``row_outputs`` and ``learn_row`` would check the row and the target
-    again, look the cache up again and unpack the readout again. This
-    keeps what stays the same between samples (the cache, the readout's
-    blocks, a hidden-state buffer) and re-checks, on every call, exactly
-    what ``cache_for`` and ``RowCache.stream_step`` check: the model, its
-    settings and ``params_``, and the arrays the step is bound to. Any
-    change sends the call through a fresh binding, or, if the model cannot
-    stream that way, back to the caller's general path (None / False).
+    The river adapters call once per sample and hand over the sample's
+    values, a list of floats in the model's feature order: ``row_outputs``
+    and ``learn_row`` would check the row and the target again, look the
+    cache up again and unpack the readout again. This keeps what stays the
+    same between samples (the compiled step, the readout's blocks, a hidden
+    state buffer, the encoded labels of a classifier) and checks, on every
+    call, that nothing ``cache_for`` and ``RowCache.stream_step`` rely on
+    has changed since the step was bound: the model, every hyper-parameter,
+    ``params_`` and its entries, and the arrays the step is bound to. That
+    check is one compiled pass of identity tests (``RowStream.watch``);
+    anything replaced, by ``set_params``, assignment or a general call,
+    sends the call through ``cache_for`` again (a new binding, or None /
+    False: the caller's general path).
+
+    Values that are not all finite Python floats are declined too (None /
+    False): the caller converts and checks them as the general path does.
+    Nothing is changed before every check has passed.
 
     Parameters
     ----------
-    estimator : BaseRTRLRegressor
-        The stream model (``stateful=True``, one output); it may be
-        unfitted yet.
+    estimator : BaseRTRL
+        The stream model (``stateful=True``); it may be unfitted yet. A
+        regressor is served with one output.
     """
 
     def __init__(self, estimator):
         self.estimator = estimator
         self._model = None
-        self._cache = None
         self._step = None
         self._readout = None
-        self._target = np.empty((1, 1))
+        self._targets = None
 
     def __reduce__(self):
         # A copy or a pickle binds anew: compiled steps hold raw pointers.
@@ -377,51 +389,161 @@ class SampleStream:
 
     def _current_step(self):
         """The compiled step, rebound if anything changed; or None."""
+        step = self._step
+        if step is not None and step.unchanged():
+            return step
+        self._step = None
+        return self._bind()
+
+    def _bind(self):
         estimator = self.estimator
+        self._targets = None
         model = estimator.__dict__.get("_model")
-        cache = self._cache
-        if (
-            model is None
-            or model is not self._model
-            or not cache.serves(estimator, training=True)
-        ):
-            cache = cache_for(estimator, training=True)
-            if cache is None or cache.n_outputs != 1:
-                return None
-            self._model, self._cache = model, cache
+        if model is None:
+            return None
+        cache = cache_for(estimator, training=True)
+        if cache is None:
+            return None
+        classifier = estimator._is_classifier_output()
+        if not classifier and cache.n_outputs != 1:
+            return None
         step = cache.stream_step(estimator)
-        if step is not self._step and step is not None:
-            # The readout's blocks, taken once per binding (the step is
-            # rebound whenever the parameter vector is replaced).
-            _, _, weight_out, bias_out = model.cell.layout.blocks(model.params)
-            self._readout = (weight_out[0], bias_out, np.empty(model.cell.n))
-        self._step = step
-        return step
-
-    def predict(self, row):
-        """First readout pre-activation after ``row``, or None.
-
-        ``row``: a finite float64 C-contiguous array of shape (1, m). The
-        stream state is left unchanged.
-        """
-        step = self._current_step()
         if step is None:
             return None
-        weights, bias_out, hidden = self._readout
-        step.hidden_after(row, hidden)
+        if classifier:
+            classes = estimator.classes_
+            targets = [
+                cache.classification_target(np.array([label]), classes)
+                for label in classes
+            ]
+            if any(target is None for target in targets):
+                return None
+            self._targets = targets
+        step.watch(self._guard(estimator, model))
+        # The readout's blocks, taken once per binding (the step is rebound
+        # whenever the parameter vector is replaced); they are views, so
+        # they follow the updates.
+        _, _, weight_out, bias_out = model.cell.layout.blocks(model.params)
+        hidden = step.hidden_out
+        self._readout = (weight_out[0], bias_out, hidden[np.newaxis], weight_out.T)
+        self._model, self._step = model, step
+        return step
+
+    @staticmethod
+    def _guard(estimator, model):
+        """What must stay the same objects for the binding to hold: what
+        ``RowCache.serves`` and ``RowCache.stream_step`` check."""
+        settings = estimator.__dict__
+        params = settings["params_"]
+        stream = model.stream
+        names = type(estimator)._get_param_names()
+        guard = [(settings, name, settings[name]) for name in names]
+        guard += [
+            (settings, "feature_names_in_", GUARD_ABSENT),
+            (settings, "_model", model),
+            (settings, "params_", params),
+            (params, None, len(params)),
+        ]
+        guard += [(params, name, view) for name, view in params.items()]
+        guard += [
+            (model.__dict__, name, getattr(model, name))
+            for name in ("cell", "params", "optimizer", "stream")
+        ]
+        guard += [(stream, name, stream[name]) for name in ("hidden", "influence")]
+        if "classes_" in settings:
+            guard.append((settings, "classes_", settings["classes_"]))
+        return guard
+
+    def _hidden(self, x, names):
+        """The compiled step with h after the sample ``x`` in its buffer,
+        or None."""
+        step = self._step
+        if step is None or not step.predict_sample(x, names):
+            # The guard failed (rebind), or the sample is declined.
+            step = self._current_step()
+            if step is None or not step.predict_sample(x, names):
+                return None
+        return step
+
+    def predict_sample(self, x, names):
+        """First readout pre-activation after the sample ``x``, or None.
+
+        ``x``: a dict whose values at ``names`` (a tuple, the feature
+        order) are the row. The stream state is left unchanged.
+        """
+        step = self._hidden(x, names)
+        if step is None or self._targets is not None:
+            return None
+        weights, bias_out, _, _ = self._readout
         # ``cell.readout`` for one row and one output: numpy computes its
         # (1, n) @ (n, 1) product as this dot product of two vectors, so
-        # the value is the same bit for bit, without the 2-D arrays.
-        return float(weights.dot(hidden) + bias_out[0])
+        # the value is the same bit for bit, without the 2-D arrays (and
+        # the sum of two doubles is the same in Python as in numpy).
+        return float(weights.dot(step.hidden_out)) + bias_out.item(0)
+
+    def raw_sample(self, x, names):
+        """Readout pre-activations (1, n_outputs) after the sample ``x``,
+        or None (``cell.readout``, the same operation on the same
+        arrays)."""
+        step = self._hidden(x, names)
+        if step is None:
+            return None
+        _, bias_out, hidden, weights_t = self._readout
+        return hidden @ weights_t + bias_out
+
+    def learn_sample(self, x, names, target):
+        """``partial_fit`` of a one-output regressor on the sample ``x``
+        and the finite float ``target``; False if the caller's general path
+        must run."""
+        step = self._step
+        loss = None
+        if step is not None and self._targets is None:
+            loss = step.learn_sample(x, names, target)
+        if loss is None:
+            step = self._current_step()
+            if step is None or self._targets is not None:
+                return False
+            loss = step.learn_sample(x, names, target)
+            if loss is None:
+                return False
+        return _after_step(self.estimator, self._model, step, loss)
+
+    def learn_code(self, x, names, code):
+        """``partial_fit`` of a classifier on the sample ``x`` and the
+        label ``classes_[code]``; False if the general path must run."""
+        step = self._step
+        loss = None
+        if step is not None and self._targets is not None:
+            loss = step.learn_sample_target(x, names, self._targets[code])
+        if loss is None:
+            step = self._current_step()
+            if step is None or self._targets is None:
+                return False
+            loss = step.learn_sample_target(x, names, self._targets[code])
+            if loss is None:
+                return False
+        return _after_step(self.estimator, self._model, step, loss)
+
+    def predict(self, row):
+        """First readout pre-activation after ``row`` (a finite float64
+        C-contiguous (1, m) array), or None."""
+        step = self._current_step()
+        if step is None or self._targets is not None:
+            return None
+        if not step.set_row(row[0].tolist()):
+            return None
+        step.predict_hidden()
+        weights, bias_out, _, _ = self._readout
+        return float(weights.dot(step.hidden_out)) + bias_out.item(0)
 
     def learn(self, row, target):
-        """``partial_fit`` on ``row`` and the finite float ``target`` of a
-        one-output regressor; False if the general path must run."""
+        """``learn_sample`` of a (1, m) row."""
         step = self._current_step()
-        if step is None:
+        if step is None or self._targets is not None:
             return False
-        self._target[0, 0] = target
-        return _learn_step(self.estimator, self._model, step, row, self._target)
+        if not step.set_row(row[0].tolist()):
+            return False
+        return _after_step(self.estimator, self._model, step, step.learn_value(target))
 
 
 def one_row_first(partial_fit):

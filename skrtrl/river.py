@@ -11,10 +11,12 @@ in ``evaluate.progressive_val_score``.
 The samples are consecutive time steps of one stream: the network's hidden
 state runs on from one sample to the next, which is what river's
 progressive validation feeds it. Each call is one of the estimator's
-one-row calls (see the user guide's section on streams), so the adapter adds
-only the conversion of the dict to a row; the regressor keeps the
-estimator's compiled one-row step bound between calls, re-checking the
-estimator on every call (``skrtrl._rows.SampleStream``).
+one-row calls (see the user guide's section on streams). Both adapters keep
+the estimator's compiled one-row step bound between calls and hand it the
+sample's values in the fixed feature order, re-checking the estimator on
+every call (``skrtrl._rows.SampleStream``); a sample of anything but Python
+floats is converted and checked first, as is every sample of a model
+without a compiled step.
 
 Needs the optional dependency river (``pip install skrtrl[river]``).
 """
@@ -67,6 +69,16 @@ class _Adapter:
     @property
     def _fitted(self):
         return self.estimator.__sklearn_is_fitted__()
+
+    def _sample_stream(self):
+        try:
+            stream = self._stream
+        except AttributeError:  # an adapter pickled before it had one
+            stream = None
+        if stream is None or stream.estimator is not self.estimator:
+            # (or the estimator was assigned anew)
+            stream = self._stream = SampleStream(self.estimator)
+        return stream
 
     def _row(self, x):
         """The (1, n_features) float64 row of ``x``, and the feature names.
@@ -212,11 +224,6 @@ class RiverRegressor(_Adapter, base.Regressor):
                 f"was fitted with {estimator.n_outputs_}."
             )
 
-    def _sample_stream(self):
-        if self._stream.estimator is not self.estimator:  # assigned anew
-            self._stream = SampleStream(self.estimator)
-        return self._stream
-
     def learn_one(self, x, y):
         """Learn from one sample: one ``partial_fit`` step of the stream.
 
@@ -227,6 +234,17 @@ class RiverRegressor(_Adapter, base.Regressor):
         y : float
             The target.
         """
+        # The per-sample path: a sample of finite floats in the known
+        # feature order, a finite float target and a model whose compiled
+        # step is bound and unchanged.
+        names = self._names
+        if (
+            names is not None
+            and type(y) is float
+            and math.isfinite(y)
+            and self._sample_stream().learn_sample(x, names, y)
+        ):
+            return
         row, names = self._row(x)
         try:
             target = float(y)
@@ -255,6 +273,11 @@ class RiverRegressor(_Adapter, base.Regressor):
         y_pred : float
             The prediction; 0.0 before the model has learnt anything.
         """
+        names = self._names
+        if names is not None:
+            fast = self._sample_stream().predict_sample(x, names)
+            if fast is not None:
+                return fast
         row, names = self._row(x)
         self._commit_names(names)
         if not self._fitted:
@@ -325,6 +348,7 @@ class RiverClassifier(_Adapter, base.Classifier):
         self.classes = classes
         self.features = features
         self._names = None
+        self._stream = SampleStream(estimator)
         self._check_estimator()
         labels = list(classes)
         codes = {}
@@ -365,11 +389,18 @@ class RiverClassifier(_Adapter, base.Classifier):
         y : label
             The label, one of ``classes``.
         """
-        row, names = self._row(x)
         try:
             code = self._codes.get(y)
         except TypeError:  # an unhashable label
             code = None
+        names = self._names
+        if (
+            code is not None
+            and names is not None
+            and self._sample_stream().learn_code(x, names, int(code[0]))
+        ):
+            return
+        row, names = self._row(x)
         if code is None:
             raise ValueError(f"y={y!r} is not one of the classes {self._labels!r}.")
         if self._fitted:
@@ -392,11 +423,23 @@ class RiverClassifier(_Adapter, base.Classifier):
         proba : dict
             Label to probability; uniform before the model has learnt.
         """
-        row, names = self._row(x)
-        self._commit_names(names)
-        if not self._fitted:
-            return dict.fromkeys(self._labels, 1.0 / len(self._labels))
-        proba = self.estimator.predict_proba(row)[0]
+        names = self._names
+        raw = None
+        if names is not None:
+            raw = self._sample_stream().raw_sample(x, names)
+        if raw is None:
+            row, names = self._row(x)
+            self._commit_names(names)
+            if not self._fitted:
+                return dict.fromkeys(self._labels, 1.0 / len(self._labels))
+            # As in learn_one: the compiled step (above), else the
+            # estimator's one-row path, else predict_proba.
+            outputs = row_outputs(self.estimator, row)
+            if outputs is None:
+                proba = self.estimator.predict_proba(row)[0]
+                return dict(zip(self._labels, proba.tolist()))
+            raw = outputs[0]
+        proba = self.estimator._proba_packed(raw)[0]
         return dict(zip(self._labels, proba.tolist()))
 
     @classmethod

@@ -488,3 +488,149 @@ def test_a_fitted_adapter_never_takes_the_general_path(variant):
         adapter.predict_one(x)
         adapter.learn_one(x, target)
     assert adapter.estimator.t_ == 30
+
+
+# -- the classifier's per-sample path ------------------------------------------
+#: Classifier settings: the compiled step (Elman, GRU, SnAp-1) and the
+#: estimator's one-row path (UORO, output feedback).
+CLASSIFIER_VARIANTS = [
+    {},
+    {"cell": "gru"},
+    {"gradient": "snap1"},
+    {"gradient": "uoro"},
+    {"output_feedback": True},
+]
+COMPILED = ({}, {"cell": "gru"}, {"gradient": "snap1"})
+
+
+def label_stream(n, n_classes, seed=0):
+    X, y = series_stream(n, seed)
+    edges = [-0.5] if n_classes == 2 else [-0.5, 0.5]
+    return X, np.digitize(y, edges)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("variant", CLASSIFIER_VARIANTS, ids=repr)
+def test_the_classifier_adapter_is_the_estimator_row_by_row(variant, n_classes):
+    X, codes = label_stream(60, n_classes)
+    labels = ["low", "mid", "high"][:n_classes]
+    adapter = RiverClassifier(classifier(**variant), classes=labels)
+    direct = classifier(**variant)
+    for t, x in enumerate(as_dicts(X)):
+        if t:
+            proba = adapter.predict_proba_one(x)
+            assert list(proba) == labels
+            np.testing.assert_array_equal(
+                list(proba.values()), direct.predict_proba(X[t : t + 1])[0]
+            )
+        adapter.learn_one(x, labels[codes[t]])
+        direct.partial_fit(X[t : t + 1], codes[t : t + 1], classes=np.arange(n_classes))
+    assert_same_estimator_state(
+        estimator_state(adapter.estimator), estimator_state(direct)
+    )
+    assert (adapter._stream._step is not None) == (variant in COMPILED)
+
+
+@pytest.mark.parametrize("variant", CLASSIFIER_VARIANTS, ids=repr)
+def test_a_fitted_classifier_adapter_never_takes_the_general_path(variant):
+    X, codes = label_stream(30, 3)
+    adapter = RiverClassifier(classifier(**variant), classes=[0, 1, 2])
+    samples = list(zip(as_dicts(X), codes.tolist()))
+    adapter.learn_one(*samples[0])
+
+    def general(*args, **kwargs):
+        raise AssertionError("the general path ran")
+
+    adapter.estimator.partial_fit = adapter.estimator.predict_proba = general
+    for x, label in samples[1:]:
+        adapter.predict_proba_one(x)
+        adapter.learn_one(x, label)
+    assert adapter.estimator.t_ == 30
+
+
+CLASSIFIER_CHANGES = {
+    "set_params": lambda est: est.set_params(learning_rate_init=0.05),
+    "assignment": lambda est: setattr(est, "alpha", 0.01),
+    "params_ entry replaced": _replace_weight_out,
+    "params_ entry edited in place": _scale_weight_out_in_place,
+    "reset_state": lambda est: est.reset_state(),
+}
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru"])
+@pytest.mark.parametrize("change", CLASSIFIER_CHANGES, ids=str)
+def test_the_classifier_adapter_picks_up_changes_of_its_estimator(cell, change):
+    X, codes = label_stream(50, 3)
+    adapter = RiverClassifier(classifier(cell=cell), classes=[0, 1, 2])
+    direct = classifier(cell=cell)
+    for t, x in enumerate(as_dicts(X)):
+        if t == 25:
+            CLASSIFIER_CHANGES[change](adapter.estimator)
+            CLASSIFIER_CHANGES[change](direct)
+        if t:
+            np.testing.assert_array_equal(
+                list(adapter.predict_proba_one(x).values()),
+                direct.predict_proba(X[t : t + 1])[0],
+            )
+        adapter.learn_one(x, int(codes[t]))
+        direct.partial_fit(X[t : t + 1], codes[t : t + 1], classes=[0, 1, 2])
+    assert adapter._stream._step is not None
+    assert_same_estimator_state(
+        estimator_state(adapter.estimator), estimator_state(direct)
+    )
+
+
+@pytest.mark.parametrize("classify", [False, True])
+def test_a_setting_of_another_type_is_seen_by_the_per_sample_path(classify):
+    # Equal to the value it replaces, yet refused by the estimator's
+    # validation: the per-sample path must not let it through.
+    X, codes = label_stream(10, 2)
+    if classify:
+        adapter = RiverClassifier(classifier(), classes=[0, 1])
+        targets = codes.tolist()
+    else:
+        adapter = RiverRegressor(regressor())
+        targets = X[:, 0].tolist()
+    for x, target in zip(as_dicts(X), targets):
+        adapter.learn_one(x, target)
+    assert adapter._stream._step is not None
+    adapter.estimator.n_hidden = 4.0
+    before = estimator_state(adapter.estimator)
+    x = as_dicts(X)[0]
+    with pytest.raises(ValueError, match="n_hidden"):
+        adapter.learn_one(x, targets[0])
+    with pytest.raises(ValueError, match="n_hidden"):
+        (adapter.predict_proba_one if classify else adapter.predict_one)(x)
+    assert_same_estimator_state(before, estimator_state(adapter.estimator))
+
+
+@pytest.mark.parametrize("value", [1, True, np.float64(0.5), np.float32(0.5)])
+def test_values_that_are_not_python_floats_are_the_same_row(value):
+    # The per-sample path takes lists of Python floats; other numbers go
+    # through the general conversion, to the same row.
+    adapter = RiverRegressor(regressor())
+    direct = regressor()
+    X, y = series_stream(6)
+    for t, x in enumerate(as_dicts(X)):
+        adapter.learn_one(x, y[t])
+        direct.partial_fit(X[t : t + 1], y[t : t + 1])
+    sample = {"a": value, "b": 0.25}
+    row = np.array([[value, 0.25]], dtype=np.float64)
+    assert adapter.predict_one(sample) == direct.predict(row)[0]
+    adapter.learn_one(sample, 0.5)
+    direct.partial_fit(row, np.array([0.5]))
+    assert_same_estimator_state(
+        estimator_state(adapter.estimator), estimator_state(direct)
+    )
+
+
+def test_an_adapter_without_a_sample_stream_makes_one():
+    # As unpickled from a version whose classifier adapter had none.
+    X, codes = label_stream(6, 2)
+    adapter = RiverClassifier(classifier(), classes=[0, 1])
+    for x, label in zip(as_dicts(X), codes.tolist()):
+        adapter.learn_one(x, label)
+    del adapter._stream
+    adapter.learn_one(as_dicts(X)[0], 1)
+    assert adapter._stream._step is not None
+    assert adapter.estimator.t_ == 7

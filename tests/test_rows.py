@@ -480,3 +480,121 @@ def test_compiled_steps_leave_the_blas_threads_as_they_were():
         assert compiled_step(est) is not None
         after = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
     assert after == before
+
+
+def _twin_steps(cell="elman"):
+    """Two equal models and their compiled steps."""
+    models = [with_cache(fitted(RTRLRegressor, cell)) for _ in range(2)]
+    for est in models:
+        est.partial_fit(np.ones((1, N_FEATURES)), np.array([0.5]))
+    return models[0], compiled_step(models[0]), models[1], compiled_step(models[1])
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "egru"])
+def test_the_buffered_row_is_the_row_argument_bit_for_bit(cell):
+    # set_row + predict_hidden / learn_value: the row kept in the step's
+    # own buffer, for a caller that hands over a list of floats.
+    est, step, twin, twin_step = _twin_steps(cell)
+    assert step is not None and twin_step is not None
+    rng = np.random.RandomState(4)
+    h = np.empty(step.hidden_out.shape[0])
+    for _ in range(5):
+        row, target = rng.normal(size=(1, N_FEATURES)), float(rng.normal())
+        assert step.set_row(row[0].tolist())
+        step.predict_hidden()
+        twin_step.hidden_after(row, h)
+        np.testing.assert_array_equal(step.hidden_out, h)
+        assert step.learn_value(target) == twin_step.learn(row, np.array([[target]]))
+    assert_same_state(state(est), state(twin))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1.0], [1.0, 2.0, 3.0], [1, 2.0], [np.float64(1.0), 2.0], [np.nan, 1.0],
+     [1.0, np.inf], [None, 1.0], ["1.0", 1.0]],
+    ids=repr,
+)  # fmt: skip
+def test_set_row_takes_finite_floats_only_and_keeps_its_row_otherwise(values):
+    est, step, _, _ = _twin_steps()
+    assert step.set_row([0.5, -0.5])
+    step.predict_hidden()
+    before = step.hidden_out.copy()
+    assert not step.set_row(values)
+    step.predict_hidden()
+    np.testing.assert_array_equal(step.hidden_out, before)
+
+
+def test_the_guard_sees_any_replaced_entry_and_nothing_else():
+    est, step, _, _ = _twin_steps()
+    value, box, sizes = object(), {"a": None}, {"x": 1}
+    mapping = {"kept": value}
+    step.watch(
+        [(mapping, "kept", value), (mapping, "absent", _rows.GUARD_ABSENT),
+         (box, "a", None), (sizes, None, 1)]
+    )  # fmt: skip
+    assert step.unchanged()
+    mapping["other"] = 1  # not watched
+    assert step.unchanged()
+    for change, undo in [
+        (lambda: mapping.__setitem__("kept", object()),
+         lambda: mapping.__setitem__("kept", value)),
+        (lambda: mapping.__setitem__("absent", 0), lambda: mapping.pop("absent")),
+        (lambda: box.__setitem__("a", 0), lambda: box.__setitem__("a", None)),
+        (lambda: sizes.__setitem__("y", 2), lambda: sizes.pop("y")),
+        (lambda: mapping.pop("kept"), lambda: mapping.__setitem__("kept", value)),
+    ]:  # fmt: skip
+        change()
+        assert not step.unchanged()
+        undo()
+        assert step.unchanged()
+    with pytest.raises(TypeError, match="dicts"):
+        step.watch([([], "a", 1)])
+
+
+class _Mapping(dict):
+    pass
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [{"a": 1.0}, {"a": 1.0, "b": 2}, {"a": np.nan, "b": 1.0},
+     _Mapping(a=1.0, b=2.0), [1.0, 2.0], {"a": np.float64(1.0), "b": 2.0}],
+    ids=repr,
+)  # fmt: skip
+def test_a_sample_the_compiled_step_cannot_take_changes_nothing(sample):
+    # predict_sample / learn_sample (the river adapters' calls) take a dict
+    # of finite Python floats only, and only while the guard holds.
+    est, step, twin, _ = _twin_steps()
+    step.watch([])
+    names = ("a", "b")
+    assert step.predict_sample({"a": 0.5, "b": -0.5}, names)
+    before = step.hidden_out.copy()
+    assert not step.predict_sample(sample, names)
+    assert step.learn_sample(sample, names, 0.5) is None
+    assert step.learn_sample_target(sample, names, np.ones((1, 1))) is None
+    np.testing.assert_array_equal(step.hidden_out, before)
+    assert_same_state(state(est), state(twin))
+
+
+def test_the_compiled_sample_calls_check_the_guard_first():
+    est, step, twin, twin_step = _twin_steps()
+    box = {"key": float("1.5")}
+    step.watch([(box, "key", box["key"])])
+    sample, names = {"a": 0.25, "b": 0.75}, ("a", "b")
+    box["key"] = 2.5  # replaced: the guard fails
+    assert not step.predict_sample(sample, names)
+    assert step.learn_sample(sample, names, 0.5) is None
+    assert_same_state(state(est), state(twin))
+    box["key"] = float("2.5")
+    box["key"] = float("1.5")  # an equal float, another object
+    assert not step.unchanged()
+    step.watch([(box, "key", box["key"])])
+    assert step.predict_sample(sample, names)
+    row = np.array([[0.25, 0.75]])
+    h = np.empty_like(step.hidden_out)
+    twin_step.hidden_after(row, h)
+    np.testing.assert_array_equal(step.hidden_out, h)
+    assert step.learn_sample(sample, names, 0.5) == twin_step.learn(
+        row, np.array([[0.5]])
+    )
+    assert_same_state(state(est), state(twin))

@@ -32,6 +32,11 @@ cells).
 # Bounds and wrap-around checks are set for the whole module by setup.py:
 # off, or on with SKRTRL_DEBUG=1 to audit the kernels.
 from cython cimport floating
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.ref cimport PyObject
 from libc.math cimport isfinite
 from libc.string cimport memcpy
 
@@ -238,8 +243,18 @@ def rtrl_forward(
 ctypedef int (*get_threads_t)() noexcept nogil
 ctypedef void (*set_threads_t)(int) noexcept nogil
 
+#: A key ``RowStream.watch`` requires absent.
+GUARD_ABSENT = object()
+
 #: BLAS libraries a RowStream holds to one thread around its steps.
 DEF MAX_BLAS = 4
+
+
+cdef struct GuardEntry:
+    PyObject* mapping
+    PyObject* key
+    PyObject* value
+    Py_ssize_t size
 
 
 cdef class RowStream:
@@ -290,6 +305,13 @@ cdef class RowStream:
         get_threads_t blas_get[MAX_BLAS]
         set_threads_t blas_set[MAX_BLAS]
         int blas_threads[MAX_BLAS]
+        double* row
+        double* target
+        double[::1] h_out
+        list guard
+        GuardEntry* entries
+        Py_ssize_t n_entries
+        readonly object hidden_out
 
     def __init__(self, int kind, int n, int activation, int loss_kind,
                  int m, int o, double[::1] params, update, dict state,
@@ -316,7 +338,9 @@ cdef class RowStream:
         self.adam = self.rule.state_b != self.rule.state_a
         self.update, self.state = update, state
         # grad | scratch | forward scratch | saved params, state_a, state_b
-        buffers = np.empty(size + scratch_size + forward_size + 3 * size)
+        # | the row and target of ``set_row`` and ``learn_value``
+        buffers = np.empty(size + scratch_size + forward_size + 3 * size
+                           + m + o)
         self.keep = (params, hidden, influence, buffers)
         self.params, self.hidden = &params[0], &hidden[0]
         self.influence = &influence[0]
@@ -324,6 +348,11 @@ cdef class RowStream:
         self.scratch = self.grad + size
         self.forward_scratch = self.scratch + scratch_size
         self.saved = self.forward_scratch + forward_size
+        self.row = self.saved + 3 * size
+        self.target = self.row + m
+        self.hidden_out = np.empty(n)
+        self.h_out = self.hidden_out
+        self.guard = []
         self.zero, self.one, self.unit_weight = 0, 1, 1.0
         self.data.x_start = self.data.y_start = &self.zero
         self.data.lengths = &self.one
@@ -361,13 +390,30 @@ cdef class RowStream:
             raise ValueError("X must be one row of the stream's features")
         if Y.shape[0] != 1 or Y.shape[1] != self.o:
             raise ValueError("Y must be one row of the stream's outputs")
+        return self._learn(&X[0, 0], &Y[0, 0])
+
+    def learn_value(self, double target):
+        """``learn`` on the row of the last ``set_row`` and the target
+        ``target`` (a stream of one output)."""
+        if self.o != 1:
+            raise ValueError("learn_value needs a stream of one output")
+        self.target[0] = target
+        return self._learn(self.row, self.target)
+
+    def learn_target(self, const double[:, ::1] Y):
+        """``learn`` on the row of the last ``set_row`` and ``Y`` (1 x o)."""
+        if Y.shape[0] != 1 or Y.shape[1] != self.o:
+            raise ValueError("Y must be one row of the stream's outputs")
+        return self._learn(self.row, &Y[0, 0])
+
+    cdef double _learn(self, const double* x, const double* y) except? -1:
         cdef:
             double loss = 0.0
             int parity = self.state.get("parity", 0)
             bint finite = True
             Py_ssize_t i, size = self.size
-        self.data.values = &X[0, 0]
-        self.data.targets = &Y[0, 0]
+        self.data.values = x
+        self.data.targets = y
         # The update count may have moved through another path since.
         self.rule.t = self.update.optimizer.t
         self.t_before = self.rule.t
@@ -425,3 +471,142 @@ cdef class RowStream:
                         self.params + W, False, &h[0], self.hidden,
                         self.forward_scratch, POOL_LAST)
             self._blas_back()
+
+    def set_row(self, list values):
+        """Take ``values`` (a list of m floats) as the row of the next
+        ``predict_hidden``, ``learn_value`` or ``learn_target``.
+
+        Returns False, taking nothing, unless every value is a finite
+        Python ``float`` (a caller converts anything else itself).
+        """
+        cdef:
+            Py_ssize_t j, m = self.m
+            PyObject* v
+            double value
+        if PyList_GET_SIZE(values) != m:
+            return False
+        for j in range(m):
+            v = PyList_GET_ITEM(values, j)
+            if not PyFloat_CheckExact(<object> v):
+                return False
+            if not isfinite(PyFloat_AS_DOUBLE(<object> v)):
+                return False
+        for j in range(m):
+            self.row[j] = PyFloat_AS_DOUBLE(<object> PyList_GET_ITEM(values, j))
+        return True
+
+    def predict_hidden(self):
+        """``hidden_after`` the row of the last ``set_row``, into
+        ``hidden_out`` (n)."""
+        self._forward()
+
+    def watch(self, list guard):
+        """Remember what ``unchanged`` checks: ``(mapping, key, value)``
+        entries, each a dict whose ``key`` must still hold that very object
+        (``value`` ``GUARD_ABSENT``: must be absent), or
+        ``(mapping, None, size)``, a dict that must still hold ``size``
+        entries."""
+        cdef Py_ssize_t i, count = len(guard)
+        cdef GuardEntry* entries
+        for mapping, key, value in guard:
+            if type(mapping) is not dict:
+                raise TypeError("the guard watches dicts")
+            if key is None and type(value) is not int:
+                raise TypeError("a size entry holds an int")
+        entries = <GuardEntry*> PyMem_Malloc(max(count, 1) * sizeof(GuardEntry))
+        if entries == NULL:
+            raise MemoryError
+        PyMem_Free(self.entries)
+        self.entries, self.n_entries = entries, 0
+        # The list holds the references the entries point to.
+        self.guard = [tuple(entry) for entry in guard]
+        for i in range(count):
+            mapping, key, value = self.guard[i]
+            entries[i].mapping = <PyObject*> mapping
+            entries[i].key = NULL if key is None else <PyObject*> key
+            entries[i].value = (
+                NULL if value is GUARD_ABSENT or key is None else <PyObject*> value)
+            entries[i].size = value if key is None else 0
+        self.n_entries = count
+
+    def unchanged(self):
+        """Whether every entry of ``watch`` still holds (an identity check
+        per entry: no comparison of values is made)."""
+        return self._unchanged()
+
+    cdef bint _unchanged(self) noexcept:
+        cdef:
+            Py_ssize_t i
+            GuardEntry* entry
+        for i in range(self.n_entries):
+            entry = &self.entries[i]
+            if entry.key == NULL:
+                if PyDict_Size(<object> entry.mapping) != entry.size:
+                    return False
+            elif PyDict_GetItem(<object> entry.mapping,
+                                <object> entry.key) != entry.value:
+                return False
+        return True
+
+    cdef bint _take(self, object sample, tuple names) noexcept:
+        """Read ``sample[name]`` for each of ``names`` into the row buffer,
+        if ``sample`` is a dict and every one is a finite Python float;
+        otherwise leave the buffer alone and return False."""
+        cdef:
+            Py_ssize_t j, m = self.m
+            PyObject* v
+        if type(sample) is not dict or len(names) != m:
+            return False
+        for j in range(m):
+            v = PyDict_GetItem(sample, names[j])
+            if v == NULL or not PyFloat_CheckExact(<object> v):
+                return False
+            if not isfinite(PyFloat_AS_DOUBLE(<object> v)):
+                return False
+        for j in range(m):
+            self.row[j] = PyFloat_AS_DOUBLE(
+                <object> PyDict_GetItem(sample, names[j]))
+        return True
+
+    cdef void _forward(self) noexcept:
+        cdef int W = cell_rows(self.kind, self.n) * cell_columns(
+            self.kind, self.n, self.m)
+        with nogil:
+            self._blas_to_one()
+            run_forward(self.kind, self.activation, self.n, self.m, self.row,
+                        &self.zero, &self.one, 1, self.params,
+                        self.params + W, False, &self.h_out[0], self.hidden,
+                        self.forward_scratch, POOL_LAST)
+            self._blas_back()
+
+    def predict_sample(self, sample, tuple names):
+        """``unchanged``, then the values of the dict ``sample`` at
+        ``names`` taken as the row (as ``set_row``), then
+        ``predict_hidden``: all in one call. False, doing nothing, if the
+        guard fails or the sample is not all finite Python floats."""
+        if not self._unchanged() or not self._take(sample, names):
+            return False
+        self._forward()
+        return True
+
+    def learn_sample(self, sample, tuple names, double target):
+        """``predict_sample``'s checks and row, then ``learn_value``; its
+        loss, or None, doing nothing, if a check fails."""
+        if self.o != 1:
+            raise ValueError("learn_sample needs a stream of one output")
+        if not self._unchanged() or not self._take(sample, names):
+            return None
+        self.target[0] = target
+        return self._learn(self.row, self.target)
+
+    def learn_sample_target(self, sample, tuple names,
+                            const double[:, ::1] Y):
+        """``learn_sample`` with the target row ``Y`` (1 x o)."""
+        if Y.shape[0] != 1 or Y.shape[1] != self.o:
+            raise ValueError("Y must be one row of the stream's outputs")
+        if not self._unchanged() or not self._take(sample, names):
+            return None
+        return self._learn(self.row, &Y[0, 0])
+
+    def __dealloc__(self):
+        PyMem_Free(self.entries)
