@@ -204,6 +204,8 @@ def test_bptt_learns_delayed_xor(truncation):
     X_test, y_test = make_delayed_xor(500, **XOR, random_state=1)
     clf = RTRLClassifier(
         8,
+        cell="elman",
+        pooling="last",
         gradient="bptt",
         truncation=truncation,
         learning_rate_init=0.03,

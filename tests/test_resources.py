@@ -191,7 +191,7 @@ def test_a_very_long_fit_is_announced_before_it_starts():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(10, 100, 1))
     y = X[:, -1, 0]
-    est = RTRLClassifier(n_hidden=300)
+    est = RTRLClassifier(n_hidden=300, cell="elman")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # stops the call
         with pytest.raises(UserWarning, match=r"at least .* hours") as info:
