@@ -37,12 +37,13 @@ import os
 import time
 import warnings
 
+import bench_defaults
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 
-from skrtrl import RTRLClassifier, RTRLRegressor
-from skrtrl.datasets import load_japanese_vowels
+from skrtrl import RTRLClassifier
+from skrtrl.datasets import load_japanese_vowels, make_mackey_glass
 
 #: Held fixed for every candidate: the minibatch and clipping that the
 #: issue's reference GRU uses, and one kernel thread so that fit times
@@ -95,61 +96,34 @@ def choosing_stream(n_steps=3000):
 
     Steps 3,000 to 6,000 of the series whose first 3,000 steps
     ``bench_defaults.py`` reports on, standardised with the statistics of
-    its first 500 steps; inputs are the current values, targets the next.
+    its first 500 steps.
     """
-    from skrtrl.datasets import make_mackey_glass
-
     series = np.ravel(make_mackey_glass(2 * n_steps + 1, tau=17))[n_steps:]
-    z = (series - series[:500].mean()) / series[:500].std()
-    return z[:-1, None], z[1:]
-
-
-def second_half_nrmse(predicted, target):
-    """Root mean squared error over the second half, over its std."""
-    half = len(target) // 2
-    error = np.ravel(predicted)[half:] - target[half:]
-    return float(np.sqrt(np.mean(error**2)) / target[half:].std())
-
-
-def ar_sgd_predictions(x, y, order=10):
-    """One-step forecasts of an AR(order) model fitted online by SGD.
-
-    Each step predicts from the last ``order`` inputs (zeros before the
-    start), then learns that step by ``SGDRegressor.partial_fit`` at its
-    defaults.
-    """
-    from sklearn.linear_model import SGDRegressor
-
-    padded = np.concatenate([np.zeros(order - 1), np.ravel(x)])
-    lags = np.lib.stride_tricks.sliding_window_view(padded, order)[:, ::-1]
-    model = SGDRegressor(random_state=0)
-    predicted = np.zeros(len(y))
-    for t in range(len(y)):
-        if t:
-            predicted[t] = model.predict(lags[t : t + 1])[0]
-        model.partial_fit(lags[t : t + 1], y[t : t + 1])
-    return predicted
+    return (series - series[:500].mean()) / series[:500].std()
 
 
 def choose_stream_settings(seeds):
-    """Prequential NRMSE of each stream candidate on the choosing stream."""
-    x, y = choosing_stream()
-    print(f"AR(10) by SGD: NRMSE {second_half_nrmse(ar_sgd_predictions(x, y), y):.4f}")
+    """Prequential NRMSE of each stream candidate on the choosing stream.
+
+    Scored over the second half, with ``bench_defaults``'s prequential
+    passes: the stateful regressor through ``predict_partial_fit``, and
+    the AR(10) model fitted online by ``SGDRegressor``.
+    """
+    x = choosing_stream()
+    half = len(x) // 2 - 1  # forecasts of the second half of x
+    target = x[1:][half:]
+
+    def second_half(pred):
+        return bench_defaults.nrmse(target, pred[half:])
+
+    ar, _ = bench_defaults.prequential_sgd_ar(x)
+    print(f"AR(10) by SGD: NRMSE {second_half(ar):.4f}")
     for name, params in STREAM_CANDIDATES.items():
-        scores = []
-        for seed in seeds:
-            est = RTRLRegressor(stateful=True, random_state=seed, **params)
-            scores.append(second_half_nrmse(est.predict_partial_fit(x, y), y))
+        scores = [
+            second_half(bench_defaults.prequential_skrtrl(x, seed, params)[0])
+            for seed in seeds
+        ]
         print(f"{name:24s} NRMSE {np.mean(scores):.4f}  ({np.round(scores, 4)})")
-
-
-def _series(X):
-    """aeon's (n_channels, length) series as z-normalised (length, 1) rows."""
-    out = []
-    for x in X:
-        x = np.asarray(x, dtype=float).T
-        out.append((x - x.mean()) / (x.std() + 1e-12))
-    return out
 
 
 def load_training_sets(names):
@@ -168,14 +142,9 @@ def load_training_sets(names):
             from aeon.datasets import load_classification
 
             X, y = load_classification(name, split="train")
-            sets[key] = (_series(X), np.asarray(y))
+            series = [np.asarray(x, dtype=float).T for x in X]
+            sets[key] = (bench_defaults.z_normalise(series), np.asarray(y))
     return sets
-
-
-def _standardise(train, test):
-    frames = np.concatenate(train)
-    mean, std = frames.mean(axis=0), frames.std(axis=0) + 1e-12
-    return [(x - mean) / std for x in train], [(x - mean) / std for x in test]
 
 
 def cv_score(params, X, y, *, standardise, seed, n_splits=3):
@@ -185,7 +154,7 @@ def cv_score(params, X, y, *, standardise, seed, n_splits=3):
     for train, test in folds.split(np.zeros(len(y)), y):
         X_train, X_test = [X[i] for i in train], [X[i] for i in test]
         if standardise:
-            X_train, X_test = _standardise(X_train, X_test)
+            X_train, X_test = bench_defaults.standardise_channels(X_train, X_test)
         clf = RTRLClassifier(random_state=seed, **params)
         start = time.perf_counter()
         with warnings.catch_warnings():
