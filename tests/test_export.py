@@ -335,11 +335,23 @@ def test_export_follows_a_pooling_changed_after_fit_as_predict_does():
     assert len({est.set_params(pooling=p).predict(X)[0] for p in POOLINGS}) == 2
 
 
-def test_pooled_readout_with_settings_changed_after_fit_is_refused():
+def test_pooled_readout_with_settings_changed_after_fit_is_refused(monkeypatch):
+    import builtins
+
     est, _ = _fit("regressor", "gru", "last", pooling="max")
     est.set_params(output="sequence")
     with pytest.raises(ValueError, match="pooling='max' together with"):
         to_onnx(est, lengths=True)
+    # The settings are refused before PyTorch is imported: the same error
+    # with or without it.
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch":
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
     with pytest.raises(ValueError, match="set_params after fitting"):
         to_torch(est)
 

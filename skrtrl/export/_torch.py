@@ -95,13 +95,8 @@ def to_torch(estimator, *, dtype=None):
     >>> bool(np.allclose(y_torch, reg.predict(X), rtol=0, atol=1e-10))
     True
     """
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError(
-            "to_torch needs PyTorch, which skrtrl does not install. Install it "
-            "with `pip install torch` (a CPU build suffices)."
-        ) from exc
+    # The estimator is checked first: a model that cannot be exported is
+    # refused the same way with or without PyTorch installed.
     model = describe(estimator)
     if model.cell in _ELEMENTWISE_RECURRENCE:
         raise ValueError(
@@ -116,6 +111,13 @@ def to_torch(estimator, *, dtype=None):
             f"model has activation={model.activation!r}. Export it with "
             "skrtrl.export.to_onnx or onnx_step_model instead."
         )
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(
+            "to_torch needs PyTorch, which skrtrl does not install. Install it "
+            "with `pip install torch` (a CPU build suffices)."
+        ) from exc
     if dtype is None:
         dtype = torch.float64 if model.dtype == np.float64 else torch.float32
     p = model.params
