@@ -7,7 +7,6 @@ loss and the exact gradient; the optimizer then updates the flat parameter
 vector in place.
 """
 
-import copy
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -356,7 +355,7 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             record.append((outputs, data.packed))
             # A block that diverges is undone; its predictions are then
             # those of the restored model from the state the block began in.
-            stream_start = copy.deepcopy(self._model.stream)
+            stream_start = self._model.stream_snapshot()
         run_epoch = self._epoch_runner(data, train_idx.shape[0], outputs)
         model = self._model
         if not incremental:
@@ -383,8 +382,10 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
                 model.watch.abandon_epoch()
                 model.restore(best)
                 if outputs is not None:
-                    model.stream = stream_start
-                    outputs[...] = self._raw_outputs_packed(data.packed)
+                    outputs[...] = model.outputs(
+                        data.packed, self._loss_name, self._every_step,
+                        stream=True, state=stream_start,
+                    )  # fmt: skip
                 self._warn_diverged()
                 break
             except KeyboardInterrupt:

@@ -35,6 +35,9 @@ from ._sequences import TrainingBatch
 
 __all__ = ["Diverged", "Model"]
 
+#: The entries of a stream state that a forward pass reads.
+FORWARD_STATE = ("hidden", "feedback")
+
 
 class Model:
     """What training produces and changes.
@@ -77,6 +80,21 @@ class Model:
         """Go back to a ``snapshot`` (in place: ``params_`` stay valid)."""
         self.params[:] = snapshot[0]
         self.optimizer = snapshot[1].snapshot()
+
+    def stream_snapshot(self):
+        """Copies of the stream entries a forward pass reads, or None.
+
+        The hidden state and (with output feedback) the value fed back next:
+        enough to predict from where the stream stands, at a fraction of a
+        full copy, which would also hold the influence and whatever the
+        gradient method carries. ``outputs`` and ``sequence_outputs`` take
+        it as ``state``.
+        """
+        if self.stream is None:
+            return None
+        return {
+            key: self.stream[key].copy() for key in FORWARD_STATE if key in self.stream
+        }
 
     @property
     def dtype(self):
@@ -305,23 +323,28 @@ class Model:
         raise_pending_signal()
 
     # -- prediction ------------------------------------------------------------
-    def outputs(self, packed, loss, every_step, *, stream):
+    def outputs(self, packed, loss, every_step, *, stream, state=None):
         """Readout pre-activations: one row per sequence, or per step.
 
         With ``stream`` the rows run on from the stream state, which is left
-        unchanged. With output feedback the loop is closed: each step's
-        output is fed into the next.
+        unchanged; ``state`` (a ``stream_snapshot``) replaces that state.
+        With output feedback the loop is closed: each step's output is fed
+        into the next.
         """
         starts = np.ascontiguousarray(packed.starts)
         lengths = np.ascontiguousarray(packed.lengths)
         return self.sequence_outputs(
-            packed.values, starts, lengths, loss, every_step, stream=stream
-        )
+            packed.values, starts, lengths, loss, every_step, stream=stream,
+            state=state,
+        )  # fmt: skip
 
-    def sequence_outputs(self, values, starts, lengths, loss, every_step, *, stream):
+    def sequence_outputs(
+        self, values, starts, lengths, loss, every_step, *, stream, state=None
+    ):
         """As ``outputs``, over packed ``values`` with the sequences' ``starts``
         and ``lengths`` given (contiguous intp arrays)."""
-        state = self.stream if stream else None
+        if state is None and stream:
+            state = self.stream
         if hasattr(self.cell, "closed_loop_outputs"):
             return self.cell.closed_loop_outputs(
                 self.params, values, starts, lengths, loss, every_step, state

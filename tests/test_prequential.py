@@ -192,8 +192,19 @@ def test_bad_blocks_are_refused_and_change_nothing(X, y, match):
     assert (est.t_, est.loss_curve_) == (before[2], before[3])
 
 
-@pytest.mark.parametrize("Estimator", [RTRLRegressor, RTRLClassifier])
-def test_a_diverging_block_returns_the_restored_models_predictions(Estimator):
+@pytest.mark.parametrize(
+    "Estimator, settings",
+    [
+        (RTRLRegressor, {}),
+        (RTRLClassifier, {}),
+        # The fed-back value is part of the state a forward pass starts from.
+        (RTRLRegressor, {"output_feedback": True}),
+        (RTRLRegressor, {"cell": "lstm"}),
+    ],
+)
+def test_a_diverging_block_returns_the_restored_models_predictions(
+    Estimator, settings
+):
     # A step size this large makes the block diverge part-way; the block is
     # undone, and what it returns must be what the restored model predicts
     # from the state the block began in, not the diverged run's NaN.
@@ -203,6 +214,7 @@ def test_a_diverging_block_returns_the_restored_models_predictions(Estimator):
     est = Estimator(8, cell="elman", activation="relu", stateful=True,
                     learning_rate_init=1e3, solver="sgd", clip_norm=None,
                     random_state=0)  # fmt: skip
+    est.set_params(**settings)
     classes = {} if Estimator is RTRLRegressor else {"classes": [0, 1]}
     est.partial_fit(X[:20], y[:20], **classes)
     before = copy.deepcopy(est)
