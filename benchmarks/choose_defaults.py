@@ -28,6 +28,16 @@ Run from the repository root, with the extension built in place::
         --candidates egru-128-max-0.003 egru-128-max-0.01
     PYTHONPATH=. python benchmarks/choose_defaults.py --stream --seeds 0 1 2
     PYTHONPATH=. python benchmarks/choose_defaults.py --sets jv --json cv.json
+    PYTHONPATH=. python benchmarks/choose_defaults.py --regressor-check
+
+``--regressor-check`` fits each regressor candidate (``REGRESSOR_CANDIDATES``)
+to the data of scikit-learn's ``check_regressors_train`` (``make_regression``
+with 200 samples of 10 features, one informative, noise 20, seed 42; X and
+y standardised; ``alpha=0.01`` as the check sets it) and prints the
+training R^2, which the check requires to exceed 0.5. As 2D input, each
+row is a sequence of 10 steps of one value, so the task is to read the
+value of one step (the informative feature) out of ten: the defaults of
+``RTRLRegressor`` must pass it.
 """
 
 import argparse
@@ -39,10 +49,12 @@ import warnings
 
 import bench_defaults
 import numpy as np
+from sklearn.datasets import make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
 
-from skrtrl import RTRLClassifier
+from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl.datasets import load_japanese_vowels, make_mackey_glass
 
 #: Held fixed for every candidate: the minibatch and clipping that the
@@ -93,6 +105,42 @@ STREAM_CANDIDATES = dict(
     )
 )
 STREAM_CANDIDATES["previous-defaults"] = dict(cell="elman", n_hidden=32)
+
+
+#: Regressor candidates for ``--regressor-check``: the defaults (Elman, 32
+#: units) and the classifier's element-wise GRU (with the regressor's
+#: last-state readout), alone, as a two-layer stack and as an LSTM.
+REGRESSOR_CANDIDATES = {
+    "regressor-defaults": {},
+    "egru-128-auto": dict(
+        cell="egru", n_hidden=128, learning_rate_init="auto", **FIXED
+    ),
+    "egru-64x64-auto": dict(
+        cell="egru", n_hidden=(64, 64), learning_rate_init="auto", **FIXED
+    ),
+    "elstm-128-auto": dict(
+        cell="elstm", n_hidden=128, learning_rate_init="auto", **FIXED
+    ),
+}
+
+
+def regressor_check_scores(seeds):
+    """Training R^2 of each regressor candidate on the estimator check's data."""
+    X, y = make_regression(
+        n_samples=200, n_features=10, n_informative=1, bias=5.0, noise=20,
+        random_state=42,
+    )  # fmt: skip
+    X = StandardScaler().fit_transform(X)
+    y = (y - y.mean()) / y.std()
+    print("training R^2 on check_regressors_train's data (the check needs > 0.5)")
+    for name, params in REGRESSOR_CANDIDATES.items():
+        scores = []
+        for seed in seeds:
+            reg = RTRLRegressor(random_state=seed, alpha=0.01, **params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                scores.append(reg.fit(X, y).score(X, y))
+        print(f"{name:24s} R^2 {np.mean(scores):.3f}  ({np.round(scores, 3)})")
 
 
 def choosing_stream(n_steps=3000):
@@ -179,9 +227,17 @@ def main(argv=None):
     parser.add_argument(
         "--stream", action="store_true", help="choose the stream settings instead"
     )
+    parser.add_argument(
+        "--regressor-check",
+        action="store_true",
+        help="score regressor candidates on the data of check_regressors_train",
+    )
     args = parser.parse_args(argv)
     if args.stream:
         choose_stream_settings(args.seeds)
+        return
+    if args.regressor_check:
+        regressor_check_scores(args.seeds)
         return
     unknown = set(args.candidates) - set(CANDIDATES)
     if unknown:
