@@ -6,7 +6,9 @@ examples' claims (``examples/plot_plant_control.py`` and
 scale, with thresholds on data the models did not learn from.
 """
 
+import ast
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,28 +151,67 @@ def _nrmse(prediction, target):
     return np.sqrt(np.mean((prediction - target) ** 2)) / target.std()
 
 
-def _plant_model():
-    return RTRLRegressor(
-        cell="gru",
-        gradient="rtrl",
-        n_hidden=16,
-        output_feedback=True,
-        teacher_forcing=True,
-        solver="adam",
-        learning_rate_init=1e-3,
-        alpha=0.0,
-        clip_norm=5.0,
-        stateful=True,
-        update="step",
-        random_state=0,
-    )
+#: The examples' models, keyword by keyword (checked against the examples'
+#: own code below, which spells them out for the reader): the plant's GRU and
+#: the character model, which the tests train on shorter streams, the latter
+#: with fewer units.
+PLANT_MODEL = dict(
+    cell="gru",
+    gradient="rtrl",
+    n_hidden=16,
+    output_feedback=True,
+    teacher_forcing=True,
+    solver="adam",
+    learning_rate_init=1e-3,
+    alpha=0.0,
+    clip_norm=5.0,
+    stateful=True,
+    update="step",
+    random_state=0,
+)
+TEXT_MODEL = dict(
+    cell="egru",
+    gradient="rtrl",
+    n_hidden=256,
+    output_feedback=True,
+    teacher_forcing=True,
+    solver="adam",
+    learning_rate_init=3e-3,
+    alpha=0.0,
+    clip_norm=5.0,
+    stateful=True,
+    update="step",
+    random_state=0,
+)
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize(
+    "example, estimator, settings",
+    [
+        ("plot_plant_control.py", "RTRLRegressor", PLANT_MODEL),
+        ("plot_character_language_model.py", "RTRLClassifier", TEXT_MODEL),
+    ],
+)
+def test_the_examples_build_the_models_tested_here(example, estimator, settings):
+    path = EXAMPLES_DIR / example
+    if not path.exists():
+        pytest.skip("the examples are not in this installation")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    (call,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == estimator
+    ]
+    assert not call.args
+    assert {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords} == settings
 
 
 @pytest.fixture(scope="module")
 def identified():
     """A GRU and an ARX model identified on the same stream of 30,000 steps."""
     X, y = make_narendra_plant(30_000, random_state=0)
-    model = _plant_model()
+    model = RTRLRegressor(**PLANT_MODEL)
     for begin in range(0, len(y), 5000):
         model.partial_fit(X[begin : begin + 5000], y[begin : begin + 5000])
     return model, _arx_fit(X, y)
@@ -215,20 +256,7 @@ def test_character_model_beats_unigram_and_writes():
     data = load_sklearn_descriptions()
     n_symbols = len(data.alphabet)
     codes = data.codes[:8001]
-    model = RTRLClassifier(
-        cell="egru",
-        gradient="rtrl",
-        n_hidden=32,
-        output_feedback=True,
-        teacher_forcing=True,
-        solver="adam",
-        learning_rate_init=3e-3,
-        alpha=0.0,
-        clip_norm=5.0,
-        stateful=True,
-        update="step",
-        random_state=0,
-    )
+    model = RTRLClassifier(**{**TEXT_MODEL, "n_hidden": 32})
     ones = np.ones((8000, 1))
     proba = model.predict_proba_partial_fit(
         ones, codes[1:], classes=np.arange(n_symbols)

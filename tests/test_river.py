@@ -94,9 +94,9 @@ def assert_same_estimator_state(a, b):
     assert a[2:] == b[2:]
 
 
-#: Settings of a stream regressor that the adapter serves: the compiled
-#: step (Elman, GRU, SnAp-1) and the estimator's one-row path (UORO, output
-#: feedback).
+#: Settings of a stream model (regressor or classifier) that the adapters
+#: serve: the compiled step (Elman, GRU, SnAp-1) and the estimator's one-row
+#: path (UORO, output feedback).
 STREAM_VARIANTS = [
     {},
     {"cell": "gru"},
@@ -472,34 +472,7 @@ def test_a_copied_adapter_learns_on_its_own():
     assert_same_estimator_state(estimator_state(adapter.estimator), before)
 
 
-@pytest.mark.parametrize("variant", STREAM_VARIANTS, ids=repr)
-def test_a_fitted_adapter_never_takes_the_general_path(variant):
-    # Models without a compiled step take the estimator's one-row path.
-    X, y = series_stream(30)
-    adapter = RiverRegressor(regressor(**variant))
-    samples = list(zip(as_dicts(X), y))
-    adapter.learn_one(*samples[0])
-
-    def general(*args, **kwargs):
-        raise AssertionError("the general path ran")
-
-    adapter.estimator.partial_fit = adapter.estimator.predict = general
-    for x, target in samples[1:]:
-        adapter.predict_one(x)
-        adapter.learn_one(x, target)
-    assert adapter.estimator.t_ == 30
-
-
 # -- the classifier's per-sample path ------------------------------------------
-#: Classifier settings: the compiled step (Elman, GRU, SnAp-1) and the
-#: estimator's one-row path (UORO, output feedback).
-CLASSIFIER_VARIANTS = [
-    {},
-    {"cell": "gru"},
-    {"gradient": "snap1"},
-    {"gradient": "uoro"},
-    {"output_feedback": True},
-]
 COMPILED = ({}, {"cell": "gru"}, {"gradient": "snap1"})
 
 
@@ -510,7 +483,7 @@ def label_stream(n, n_classes, seed=0):
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
-@pytest.mark.parametrize("variant", CLASSIFIER_VARIANTS, ids=repr)
+@pytest.mark.parametrize("variant", STREAM_VARIANTS, ids=repr)
 def test_the_classifier_adapter_is_the_estimator_row_by_row(variant, n_classes):
     X, codes = label_stream(60, n_classes)
     labels = ["low", "mid", "high"][:n_classes]
@@ -531,20 +504,30 @@ def test_the_classifier_adapter_is_the_estimator_row_by_row(variant, n_classes):
     assert (adapter._stream._step is not None) == (variant in COMPILED)
 
 
-@pytest.mark.parametrize("variant", CLASSIFIER_VARIANTS, ids=repr)
-def test_a_fitted_classifier_adapter_never_takes_the_general_path(variant):
-    X, codes = label_stream(30, 3)
-    adapter = RiverClassifier(classifier(**variant), classes=[0, 1, 2])
-    samples = list(zip(as_dicts(X), codes.tolist()))
+@pytest.mark.parametrize("classify", [False, True], ids=["regressor", "classifier"])
+@pytest.mark.parametrize("variant", STREAM_VARIANTS, ids=repr)
+def test_a_fitted_adapter_never_takes_the_general_path(variant, classify):
+    # Models without a compiled step take the estimator's one-row path.
+    if classify:
+        X, codes = label_stream(30, 3)
+        adapter = RiverClassifier(classifier(**variant), classes=[0, 1, 2])
+        samples = list(zip(as_dicts(X), codes.tolist()))
+        predict_one, predict_name = adapter.predict_proba_one, "predict_proba"
+    else:
+        X, y = series_stream(30)
+        adapter = RiverRegressor(regressor(**variant))
+        samples = list(zip(as_dicts(X), y))
+        predict_one, predict_name = adapter.predict_one, "predict"
     adapter.learn_one(*samples[0])
 
     def general(*args, **kwargs):
         raise AssertionError("the general path ran")
 
-    adapter.estimator.partial_fit = adapter.estimator.predict_proba = general
-    for x, label in samples[1:]:
-        adapter.predict_proba_one(x)
-        adapter.learn_one(x, label)
+    adapter.estimator.partial_fit = general
+    setattr(adapter.estimator, predict_name, general)
+    for x, target in samples[1:]:
+        predict_one(x)
+        adapter.learn_one(x, target)
     assert adapter.estimator.t_ == 30
 
 
