@@ -57,7 +57,11 @@
 # so the caller's sum over rows has a fixed order and results do not depend
 # on which thread ran what. Online (Williams & Zipser's real-time RTRL):
 # sequences run one after the other, the influence carried on under the
-# changing weights, an update after every step with a target.
+# changing weights, an update after every step with a target. The
+# element-wise gated cells (EGRU, ELSTM) take the per-unit step, its
+# gradient and the L2 penalty in one pass (``elementwise_step``): with
+# nothing to multiply but per-unit scalars, passes over memory are their
+# step's cost.
 #
 # Pooled readouts (``Packed.pooling``): a sequence's one target read from
 # z = (1/T) sum_t h_t (mean) or from each unit's maximum of h over time
