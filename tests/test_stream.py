@@ -196,3 +196,31 @@ def test_update_state_without_feedback_is_the_forward_pass():
         np.testing.assert_array_equal(before[0][name], after[0][name])
     np.testing.assert_array_equal(before[2], after[2])
     np.testing.assert_allclose(est.predict(X[45:]), whole[15:], rtol=1e-10)
+
+
+@pytest.mark.parametrize("cell", ["egru", "elman"])
+def test_online_clipping_follows_the_serial_norm_at_the_threshold(cell):
+    # The online kernels decide on clipping from a fast partial-sum norm
+    # and take the serial one near the threshold (``clip_gradient``): the
+    # update must be the serial rule's, bit for bit, on both sides of it.
+    # SGD with learning rate 1 and no velocity yet leaves -grad (after
+    # clipping) in the velocity exactly.
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(1, 2)), rng.normal(size=1)
+
+    def first_gradient(clip_norm):
+        est = RTRLRegressor(
+            n_hidden=16, cell=cell, stateful=True, solver="sgd",
+            learning_rate_init=1.0, alpha=1e-3, clip_norm=clip_norm,
+            random_state=0,
+        )  # fmt: skip
+        est.partial_fit(X, y)
+        return -est._model.optimizer.velocity.copy()
+
+    grad = first_gradient(None)
+    norm = np.sqrt(np.cumsum(grad * grad)[-1])  # in index order
+    assert norm > 0
+    for clip in (2 * norm, norm, norm * (1 + 1e-12), norm * (1 + 1e-7)):
+        assert np.array_equal(first_gradient(clip), grad)
+    for clip in (norm * (1 - 1e-12), norm * (1 - 1e-7), norm / 2):
+        np.testing.assert_array_equal(first_gradient(clip), grad * (clip / norm))

@@ -374,6 +374,20 @@ cdef inline void _lru_forward(
     activate(activation, n, y, coef + LRU_DF * n)
 
 
+cdef inline void _add_own_hidden(
+    int R, int n, int m, int q, const floating* theta, const floating* h,
+    floating* a,
+) noexcept nogil:
+    """a[rho] += w_rho h[rho mod n] for the R rows of an element-wise cell,
+    gate by gate (an integer division per row cost a fifth of the EGRU's
+    forward step)."""
+    cdef int rho = 0, gate, k
+    for gate in range(R // n):
+        for k in range(n):
+            a[rho] += theta[rho * q + m] * h[k]
+            rho += 1
+
+
 cdef inline void cell_forward(
     int kind, int activation, int n, int m, int q,
     const floating* theta, const floating* bias_hh,
@@ -424,8 +438,7 @@ cdef inline void cell_forward(
             ah[i] = theta[i * q + m + nh + 1]
         gemv_rm(R, m, <floating> 1, theta, q, rec, <floating> 1, ax)
         if cell_diagonal(kind):
-            for i in range(R):
-                ah[i] += theta[i * q + m] * hprev[i % n]
+            _add_own_hidden(R, n, m, q, theta, hprev, ah)
         else:
             gemv_rm(R, n, <floating> 1, theta + m, q, hprev, <floating> 1, ah)
         for i in range(n):
@@ -446,8 +459,7 @@ cdef inline void cell_forward(
             ax[i] = theta[i * q + m + nh] + theta[i * q + m + nh + 1]
         if cell_diagonal(kind):
             gemv_rm(R, m, <floating> 1, theta, q, rec, <floating> 1, ax)
-            for i in range(R):
-                ax[i] += theta[i * q + m] * hprev[i % n]
+            _add_own_hidden(R, n, m, q, theta, hprev, ax)
         else:
             gemv_rm(R, m + n, <floating> 1, theta, q, rec, <floating> 1, ax)
         for i in range(n):
@@ -618,6 +630,16 @@ cdef inline floating hidden_weight(
     if cell_diagonal(kind):
         return theta[rho * q + m] if rho % n == l else 0
     return theta[rho * q + m + l]
+
+
+cdef inline floating own_hidden_weight(
+    int kind, int n, int m, int q, const floating* theta, int gate, int i,
+) noexcept nogil:
+    """W_hh[rho, i], rho = gate*n + i: ``hidden_weight`` of a row on its own
+    unit, without the test of the unit (an integer division per row)."""
+    if cell_diagonal(kind):
+        return theta[(gate * n + i) * q + m]
+    return theta[(gate * n + i) * q + m + i]
 
 
 # -- derived: the immediate term ---------------------------------------------
@@ -989,7 +1011,7 @@ cdef inline void _cell_unit_jacobian(
             if row_feeds(kind, sigma, gate):
                 acc = acc + (row_coef(kind, n, coef, sigma, gate, i)
                              * row_scale(kind, n, coef, gate, i)
-                             * hidden_weight(kind, n, m, q, theta, gate * n + i, i))
+                             * own_hidden_weight(kind, n, m, q, theta, gate, i))
         Jd[sigma * ns] = acc
 
 

@@ -33,11 +33,14 @@ cdef enum:
 
 
 cdef inline double _sigmoid(double a) noexcept nogil:
-    cdef double e
-    if a >= 0:
-        return 1.0 / (1.0 + exp(-a))
-    e = exp(a)
-    return e / (1.0 + e)
+    """1 / (1 + e^-a) for a >= 0, e^a / (1 + e^a) below (never overflows).
+
+    Written without a branch (the numerator is selected): a gate's sign is
+    a coin toss, and the mispredicted branch cost about a tenth of the step
+    of an element-wise stream of 1,024 units; the same numbers either way.
+    """
+    cdef double e = exp(-fabs(a))
+    return (1.0 if a >= 0 else e) / (1.0 + e)
 
 
 cdef inline void activate(int kind, int n, floating* a,
@@ -143,22 +146,77 @@ cdef inline double readout_gradient(
     return loss
 
 
-cdef inline void penalize_and_clip(
-    floating* grad, const floating* params, const floating* penalty,
-    double weight, Py_ssize_t size, double clip_norm,
-) noexcept nogil:
-    """grad += weight * penalty * params, then clip to ``clip_norm``
-    (``clip_norm`` <= 0: no clipping)."""
+cdef inline double sum_of_squares(const floating* x,
+                                  Py_ssize_t size) noexcept nogil:
+    """sum_i x_i^2 in index order, each square of the floating type."""
     cdef Py_ssize_t i
-    cdef double norm = 0.0, scale
+    cdef double total = 0.0
     for i in range(size):
-        grad[i] += <floating> (weight * penalty[i] * params[i])
-        norm += grad[i] * grad[i]
-    norm = sqrt(norm)
-    if clip_norm > 0 and norm > clip_norm:
+        total += x[i] * x[i]
+    return total
+
+
+cdef inline double sum_of_squares_fast(const floating* x,
+                                       Py_ssize_t size) noexcept nogil:
+    """``sum_of_squares`` with eight partial sums (vectorised); within a
+    relative (size - 1) 2^-53 of the exact sum, as the serial one is."""
+    cdef Py_ssize_t i = 0
+    cdef int k
+    cdef double part[8]
+    cdef double rest = 0.0
+    for k in range(8):
+        part[k] = 0.0
+    while i + 8 <= size:
+        for k in range(8):
+            part[k] += x[i + k] * x[i + k]
+        i += 8
+    while i < size:
+        rest += x[i] * x[i]
+        i += 1
+    return (((part[0] + part[1]) + (part[2] + part[3]))
+            + ((part[4] + part[5]) + (part[6] + part[7]))) + rest
+
+
+cdef inline void clip_gradient(floating* grad, Py_ssize_t size,
+                               double clip_norm) noexcept nogil:
+    """Scale grad by clip_norm / ||grad|| when its norm is above
+    ``clip_norm`` (<= 0: no clipping); ||grad||^2 is summed in index order.
+
+    That serial sum is one chain of dependent additions (4 cycles a number,
+    the longest part of the update of an element-wise stream of 1,024
+    units after the optimizer). Its only use is the test against
+    ``clip_norm`` and the scale, so it is first summed with partial sums:
+    both sums of the same nonnegative squares are within gamma = (size - 1)
+    2^-53 (relative) of the exact one, and a fast sum below
+    clip_norm^2 (1 - 1e-6) puts the serial one, and its square root, below
+    the threshold (1e-6 > 4 gamma while size < 10^8; clip_norm < 10^100
+    keeps both sums far from overflow). The serial sum is taken only
+    otherwise (near the threshold, above it, or not finite), so the result
+    is the serial rule's, bit for bit.
+    """
+    cdef Py_ssize_t i
+    cdef double norm, scale
+    if clip_norm <= 0:
+        return
+    if (size < 100_000_000 and clip_norm < 1e100
+            and sum_of_squares_fast(grad, size)
+            < clip_norm * clip_norm * (1.0 - 1e-6)):
+        return
+    norm = sqrt(sum_of_squares(grad, size))
+    if norm > clip_norm:
         scale = clip_norm / norm
         for i in range(size):
             grad[i] *= <floating> scale
+
+
+cdef inline void add_penalty(
+    floating* grad, const floating* params, const floating* penalty,
+    double weight, Py_ssize_t size,
+) noexcept nogil:
+    """grad += weight * penalty * params (the L2 penalty's gradient)."""
+    cdef Py_ssize_t i
+    for i in range(size):
+        grad[i] += <floating> (weight * penalty[i] * params[i])
 
 
 cdef inline void optimizer_step(
@@ -239,19 +297,27 @@ cdef inline UpdateRule update_rule(object update, Py_ssize_t size,
     return rule
 
 
+cdef inline void online_step(
+    UpdateRule* rule, floating* params, floating* grad, Py_ssize_t size,
+) noexcept nogil:
+    """``online_update`` of a gradient that holds the L2 penalty already:
+    clipping and the optimizer step."""
+    clip_gradient(grad, size, rule.clip_norm)
+    rule.t += 1
+    optimizer_step(
+        params, grad, size, rule.solver, rule.learning_rate, rule.beta_1,
+        rule.beta_2, rule.epsilon, rule.momentum, rule.nesterov,
+        <floating*> rule.state_a, <floating*> rule.state_b, rule.t)
+
+
 cdef inline void online_update(
     UpdateRule* rule, floating* params, floating* grad, Py_ssize_t size,
     double weight,
 ) noexcept nogil:
     """The per-step update of the online kernels: L2 penalty, clipping and
     one optimizer step on ``params``; counts the update in ``rule.t``."""
-    penalize_and_clip(grad, params, <const floating*> rule.penalty, weight,
-                      size, rule.clip_norm)
-    rule.t += 1
-    optimizer_step(
-        params, grad, size, rule.solver, rule.learning_rate, rule.beta_1,
-        rule.beta_2, rule.epsilon, rule.momentum, rule.nesterov,
-        <floating*> rule.state_a, <floating*> rule.state_b, rule.t)
+    add_penalty(grad, params, <const floating*> rule.penalty, weight, size)
+    online_step(rule, params, grad, size)
 
 
 # The packed sequences of a kernel call: the steps of all sequences in the
