@@ -119,14 +119,19 @@ _PARAMETERS_DOC = """
         ``"last"`` for :class:`RTRLRegressor` (a forecast depends on when
         things happened, which a maximum over time forgets) and wherever
         pooling has no meaning (streams, ``output="sequence"``, output
-        feedback, ``update="step"``, UORO, truncated BPTT, stacked layers,
-        the LRU). Exact RTRL carries, beside the influence, its running sum
-        (or, for ``"max"``, each unit's row at its maximum): as much memory
-        again as the influence's hidden rows, and one addition per step.
+        feedback, ``update="step"``, UORO, truncated BPTT, the layer-local
+        approximation, the LRU). With stacked layers (``n_hidden`` a tuple)
+        the readout pools the top layer's hidden states. Exact RTRL
+        carries, beside the influence, its running sum (or, for ``"max"``,
+        each unit's row at its maximum): as much memory again as the
+        influence's hidden rows (in a stack, the top layer's rows of the
+        influence on every layer's parameters), and one addition per step.
         Trained by ``"rtrl"``, ``"snap1"`` and full ``"bptt"``; refused with
-        UORO, truncated BPTT, ``output="sequence"``, ``stateful=True``,
-        ``update="step"`` (one update per sequence: use ``batch_size=1``)
-        and output feedback. See :ref:`pooling` in the user guide.
+        UORO, truncated BPTT, ``gradient="local"`` (its error goes down
+        through the current step only; a pooled error arrives at the end),
+        ``output="sequence"``, ``stateful=True``, ``update="step"`` (one
+        update per sequence: use ``batch_size=1``) and output feedback. See
+        :ref:`pooling` in the user guide.
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer. ``"sgd"`` uses ``momentum`` and ``nesterovs_momentum``.

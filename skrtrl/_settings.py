@@ -14,7 +14,13 @@ from ._cells import CELLS
 from ._feedback import FeedbackCell
 from ._methods import make_cell
 from ._optim import AdamOptimizer, SGDOptimizer
-from ._stack import StackCell, check_stack_settings, is_stack, layer_sizes
+from ._stack import (
+    LOCAL_POOLING,
+    StackCell,
+    check_stack_settings,
+    is_stack,
+    layer_sizes,
+)
 
 #: The settings that select each training mode, for error messages.
 MODE_SETTINGS = {
@@ -141,8 +147,6 @@ def _check_pooling(params):
 
 def pooling_refusal(params):
     """Why a pooled readout has no meaning for ``params``, or None."""
-    if is_stack(params):
-        return "stacked layers read the top layer's last state"
     if params.stateful:
         return "a stream (stateful=True) has no sequence to pool over"
     if params.output == "sequence":
@@ -170,6 +174,8 @@ def pooling_refusal(params):
             f"cell={params.cell!r} is read through its output map, not h, "
             "and the pooled readouts pool h; use pooling='last'"
         )
+    if params.gradient == "local":
+        return LOCAL_POOLING
     return None
 
 
@@ -178,11 +184,12 @@ def resolved_pooling(params):
 
     ``"auto"`` reads each unit's maximum over the sequence for a classifier
     wherever a pooled readout applies (one target per sequence, whole
-    sequences, exact or SnAp-1 gradients, a single layer read through h),
-    and the last state elsewhere: streams, per-step targets, feedback and
-    stacks keep working at the default, and a regressor's target (the next
-    value of a series, a sum) depends on when things happened, which a
-    maximum over time forgets.
+    sequences, exact, SnAp-1 or BPTT gradients, h read by the readout: the
+    top layer's in a stack), and the last state elsewhere: streams,
+    per-step targets, feedback and the layer-local approximation keep
+    working at the default, and a regressor's target (the next value of a
+    series, a sum) depends on when things happened, which a maximum over
+    time forgets.
     """
     if params.pooling != "auto":
         return params.pooling
@@ -211,6 +218,7 @@ def build_cell(params, n_inputs, n_outputs, random_state=None):
             n_outputs,
             gradient=params.gradient,
             activation=params.activation,
+            pooling=resolved_pooling(params),
         )
     n_hidden = layer_sizes(params.n_hidden)[0]
     if params.output_feedback:

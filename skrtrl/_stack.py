@@ -23,14 +23,22 @@ the error down through the current step only, and full BPTT over
 minibatches. Element-wise cells keep each layer's own influence per unit;
 the fully connected ones keep it dense, at exact RTRL's usual O(n^4) per
 step, and the resource check refuses what cannot fit.
+
+A pooled readout (``pooling="mean"`` or ``"max"``) reads the mean or each
+unit's maximum of the top layer's h over the sequence: exact RTRL carries
+the running sum (or the per-unit argmax copy) of the top layer's influence
+rows on every layer's parameters, BPTT injects the pooled error at every
+step of the top layer. The layer-local approximation has no pooled form
+(``LOCAL_POOLING``, which ``skrtrl._settings.pooling_refusal`` gives).
 """
 
 import numpy as np
 
-from ._cells import ACTIVATIONS, CELLS, LOSSES, allocate
+from ._cells import ACTIVATIONS, CELLS, LOSSES, POOLINGS, allocate
 from ._kernels._stack import (
     stack_bptt_minibatch,
     stack_bptt_sizes,
+    stack_pool_size,
     stack_rtrl_minibatch,
     stack_rtrl_online,
     stack_sizes,
@@ -51,6 +59,15 @@ STACK_MODES = {
 }
 #: Layers a stack may have (the kernels' fixed bound).
 MAX_LAYERS = 16
+#: Why the layer-local approximation refuses a pooled readout.
+LOCAL_POOLING = (
+    "the layer-local approximation sends each step's error down through "
+    "that step only, but a pooled readout's error arrives at the sequence "
+    "end, for every step at once; sending it down would take, for every "
+    "lower layer, the running sum of its influence on the top layer, which "
+    "is exact RTRL's memory. Use gradient='rtrl' (exact) or 'bptt' with "
+    "pooling, or pooling='last' with gradient='local'"
+)
 
 
 def layer_sizes(n_hidden):
@@ -113,13 +130,6 @@ def check_stack_settings(params, modes):
             f"{what} (stacked layers) supports gradient in {STACK_GRADIENTS}; "
             f"got gradient={params.gradient!r}."
         )
-    pooling = getattr(params, "pooling", "last")
-    if pooling not in ("last", "auto"):
-        raise ValueError(
-            f"{what} (stacked layers) reads the top layer's last state; "
-            f"pooling={pooling!r} is not supported with stacks yet. Use "
-            "pooling='last', or one layer (an int n_hidden)."
-        )
     if params.gradient == "bptt" and params.truncation is not None:
         raise ValueError(
             f"{what} (stacked layers) with gradient='bptt' backpropagates "
@@ -158,14 +168,23 @@ class StackCell:
         full BPTT (minibatches only).
     activation : str
         Key of ``ACTIVATIONS``, every layer's (the gated cells ignore it).
+    pooling : str, default="last"
+        Key of ``POOLINGS``: what the readout of a target per sequence reads
+        of the top layer's h (its last value, the mean over the sequence,
+        or each unit's maximum); pooled readouts train by minibatches with
+        ``gradient="rtrl"`` or ``"bptt"``.
     """
 
     gradients = STACK_GRADIENTS
     own_gradients = STACK_GRADIENTS
+    #: Key of ``POOLINGS`` (a class default for stacks pickled before it).
+    pooling = "last"
+    #: Numbers of the pooled readout's accumulators per thread (likewise).
+    _pool = 0
 
     def __init__(
         self, name, sizes, n_inputs, n_outputs, *, gradient="rtrl",
-        activation="tanh",
+        activation="tanh", pooling="last",
     ):  # fmt: skip
         if name not in STACK_CELLS:
             raise ValueError(f"cells that stack: {STACK_CELLS}; got {name!r}.")
@@ -173,6 +192,10 @@ class StackCell:
             raise ValueError(
                 f"stacks support gradient in {STACK_GRADIENTS}; got {gradient!r}."
             )
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling in {tuple(POOLINGS)}; got {pooling!r}.")
+        if pooling != "last" and gradient == "local":
+            raise ValueError(f"pooling={pooling!r}: {LOCAL_POOLING}.")
         self.name = name
         self.sizes = tuple(sizes)
         self.n = self.sizes[-1]
@@ -180,6 +203,7 @@ class StackCell:
         self.o = n_outputs
         self.gradient = gradient
         self.activation = activation
+        self.pooling = pooling
         cls = CELLS[name]
         self.kind = cls.kind
         self.elementwise = cls.elementwise
@@ -191,15 +215,26 @@ class StackCell:
         self._blas_width = 0 if self.elementwise else max(self.sizes)
         # Each layer's own cell gives its parameters' layout (theta, and
         # bias_hh where the cell keeps it apart) and its forward pass (no
-        # readout of its own: n_outputs=0).
+        # readout of its own: n_outputs=0); the top layer's pools its h.
         self.layers = []
         below = n_inputs
-        for size in self.sizes:
-            self.layers.append(cls(size, below, 0, activation=activation))
+        for k, size in enumerate(self.sizes):
+            top = k == len(self.sizes) - 1
+            self.layers.append(
+                cls(size, below, 0, activation=activation,
+                    pooling=pooling if top else "last")
+            )  # fmt: skip
             below = size
         self._n_params, self._state, self._influence, self._scratch = stack_sizes(
             self.kind, self.sizes, n_inputs, n_outputs, gradient != "rtrl"
         )
+        # A pooled readout's accumulators follow the influence in its rows
+        # (minibatches only: streams and per-step updates are not pooled).
+        self._pool = 0
+        if pooling != "last" and gradient == "rtrl":
+            self._pool = stack_pool_size(
+                self.kind, self.sizes, n_inputs, n_outputs, False
+            )
         self._theta = []
         pos = 0
         for layer in self.layers:
@@ -284,7 +319,7 @@ class StackCell:
             "grad": ((batch_size, self.n_params), None),
             "loss": ((batch_size,), np.float64),
             "state": ((n_threads, self._state), None),
-            "influence": ((n_threads, max(1, self._influence)), None),
+            "influence": ((n_threads, max(1, self._influence + self._pool)), None),
             "scratch": ((n_threads, self._scratch), None),
         }
 
@@ -317,6 +352,9 @@ class StackCell:
         flops = sum(2 * (ns + 2) * ns * w for w in W)
         if not self.elementwise:
             flops = sum(2 * s * s * w + 2 * s * w for s, w in zip(S, W))
+        if self.pooling != "last":
+            # The pooled readout's pass over the top layer's influence rows.
+            flops += self.n * (sum(W) if self.gradient == "rtrl" else 1)
         if self.gradient == "local":
             return flops
         for upper in range(1, len(W)):
@@ -345,9 +383,12 @@ class StackCell:
                     (workspace["records"].shape[0], records), dtype=flat.dtype
                 )
         threads = workspace["scratch"].shape[0]
+        pooling = POOLINGS[self.pooling]
         with blas_single_threaded(threads, self._blas_width):
             if self.gradient == "bptt":
-                stack_bptt_minibatch(*codes, batch, weight_scale, flat, workspace)
+                stack_bptt_minibatch(
+                    *codes, batch, weight_scale, flat, workspace, pooling
+                )
             else:
                 stack_rtrl_minibatch(
                     *codes,
@@ -356,11 +397,16 @@ class StackCell:
                     weight_scale,
                     flat,
                     workspace,
+                    pooling,
                 )
         grad += workspace["grad"][:B].sum(axis=0)
         return float(workspace["loss"][:B].sum())
 
     def train_online(self, flat, update, batch, loss, state, reset_state, outputs=None):
+        if self.pooling != "last":
+            # The settings refuse this first (pooling_refusal): a pooled
+            # readout has one target per sequence, read at its end.
+            raise ValueError("a pooled readout trains by minibatches only")
         codes = (self.kind, ACTIVATIONS[self.activation], LOSSES[loss], self.sizes)
         with blas_single_threaded(1, self._blas_width):
             return stack_rtrl_online(
@@ -369,8 +415,9 @@ class StackCell:
             )  # fmt: skip
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
-        """The top layer's h after every step, or after the last; ``h0`` is a
-        stream's ``"hidden"`` (every layer's state)."""
+        """The top layer's h after every step, or after the last (or, with a
+        pooled readout, their mean or maximum over the sequence); ``h0`` is
+        a stream's ``"hidden"`` (every layer's state)."""
         top = len(self.layers) - 1
         for k, (layer, part) in enumerate(zip(self.layers, self._theta)):
             s0 = None if h0 is None else h0[self._states[k]]

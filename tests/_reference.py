@@ -339,6 +339,34 @@ def stack_forward_loss(cell, params, activation, loss, sequences):
     return total
 
 
+def stack_pooled_outputs(cell, params, activation, X, pooling):
+    """Readout pre-activations of the top layer's pooled h, one row per
+    sequence (each from the zero state, over its own steps only)."""
+    layers = _stack_params(cell, params)
+    n_top = params["weight_out"].shape[1]
+    rows = []
+    for x in X:
+        states = [np.zeros(state_size(cell, layer["weight_out"].shape[1]))
+                  for layer in layers]  # fmt: skip
+        H = []
+        for t in range(x.shape[0]):
+            states = _stack_steps(cell, layers, x[t], states, activation)
+            H.append(states[-1][:n_top])
+        z = pool_hidden(np.array(H), pooling)
+        rows.append(params["weight_out"] @ z + params["bias_out"])
+    return np.array(rows)
+
+
+def stack_pooled_loss(cell, params, activation, loss, sequences, pooling):
+    """As :func:`pooled_loss`, for a stack (the top layer's h pooled)."""
+    Z = stack_pooled_outputs(
+        cell, params, activation, [x for x, _, _ in sequences], pooling
+    )
+    return sum(
+        w * loss_and_output_grad(loss, z, y)[0] for z, (_, y, w) in zip(Z, sequences)
+    )
+
+
 def _stack_params(cell, params):
     gates = {"egru": 3, "elstm": 4, "gru": 3, "lstm": 4}.get(cell, 1)
     layers, k = [], 0

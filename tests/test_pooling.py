@@ -309,7 +309,7 @@ def _auto_and_explicit(params, explicit, seed, Estimator=RTRLClassifier):
         dict(output="sequence", output_feedback=True),
         dict(gradient="uoro"),
         dict(gradient="bptt", truncation=2),
-        dict(n_hidden=(3, 2), cell="egru"),
+        dict(n_hidden=(3, 2), cell="egru", gradient="local"),
         dict(cell="lru"),
     ],
 )

@@ -6,7 +6,10 @@ forward pass (rtol 1e-7, float64) and the numpy RTRL of
 every parameter on every layer densely); the layer-local approximation
 (``gradient="local"``) equals that numpy reference of its definition, and
 exact RTRL with one layer. Per-step updates and streams follow the numpy
-runs under SGD. Everything is small: a few units, short sequences.
+runs under SGD. Pooled readouts (the mean or maximum of the top layer's h)
+train by exact RTRL and BPTT, both equal to finite differences, and predict
+as the numpy forward pass. Everything is small: a few units, short
+sequences.
 """
 
 import pickle
@@ -24,7 +27,14 @@ from _helpers import (
     random_sequences,
     randomize,
 )
-from _reference import Layout, penalty, stack_forward_loss, stack_rtrl
+from _reference import (
+    Layout,
+    penalty,
+    stack_forward_loss,
+    stack_pooled_loss,
+    stack_pooled_outputs,
+    stack_rtrl,
+)
 
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
@@ -379,8 +389,29 @@ def test_skops_round_trip(tmp_path):
             "output feedback",
         ),
         (
-            dict(n_hidden=(3, 2), cell="egru", output="last", pooling="mean"),
-            "pooling='mean' is not supported",
+            dict(
+                n_hidden=(3, 2),
+                cell="egru",
+                output="last",
+                pooling="mean",
+                gradient="local",
+            ),
+            "layer-local approximation sends each step's error",
+        ),
+        (
+            dict(n_hidden=(3, 2), cell="egru", pooling="max", stateful=True),
+            "no sequence to pool over",
+        ),
+        (dict(n_hidden=(3, 2), cell="egru", pooling="mean"), "target at every step"),
+        (
+            dict(
+                n_hidden=(3, 2),
+                cell="egru",
+                output="last",
+                pooling="mean",
+                update="step",
+            ),
+            "batch_size=1",
         ),
         (dict(n_hidden=(3, 0), cell="egru"), "positive int"),
         (dict(n_hidden=(), cell="egru"), "non-empty tuple"),
@@ -460,3 +491,159 @@ def test_only_known_cells_stack():
         StackCell("unknown", (2, 2), 1, 1)
     for name in STACK_CELLS:
         assert StackCell(name, (2, 2), 1, 1).n_hidden == (2, 2)
+
+
+# -- pooled readouts ---------------------------------------------------------
+
+POOLED_SIZES = (3, 2)
+
+
+def pooled_case(cell, pooling, kind, gradient="rtrl"):
+    """A pooled stack at random parameters, variable-length sequences, sample
+    weights, and the numpy view: ``(x, target row, w_s / sum(w))``."""
+    rng = np.random.RandomState(sum(map(ord, f"{cell}-{pooling}-{kind}")))
+    X = random_sequences(rng, 3, N_FEATURES, min_len=1, max_len=5)
+    y, rows = targets_of(kind, rng, [x.shape[0] for x in X], False)
+    est = make(kind, cell, gradient, POOLED_SIZES, pooling=pooling)
+    set_up(est, kind, X, y, rng)
+    est.set_params(alpha=ALPHA)
+    weights = rng.uniform(0.5, 2.0, size=len(X))
+    sequences = [(x, row[-1], w) for x, row, w in zip(X, rows, weights / weights.sum())]
+    return est, X, y, weights, sequences
+
+
+POOLED_CASES = [
+    pytest.param(cell, pooling, kind, id=f"{cell}-{pooling}-{kind}")
+    for cell, kind in (("egru", "multiclass"), ("gru", "regression"))
+    for pooling in ("mean", "max")
+]
+
+
+@pytest.mark.parametrize("cell, pooling, kind", POOLED_CASES)
+def test_pooled_rtrl_equals_bptt_and_finite_differences(cell, pooling, kind):
+    est, X, y, weights, sequences = pooled_case(cell, pooling, kind)
+    assert est._cell.pooling == pooling
+    loss_name = KINDS[kind][0]
+    loss, grad = est.loss_gradient(X, y, sample_weight=weights)
+    params = float_params(est)
+
+    def objective():
+        data = stack_pooled_loss(cell, params, "tanh", loss_name, sequences, pooling)
+        return data + penalty(params, ALPHA, 1 / weights.sum())
+
+    assert loss == pytest.approx(objective(), rel=1e-10)
+    numeric = numeric_gradient(objective, params)
+    assert_same_params(grad, numeric, rtol=1e-7, atol=1e-9)
+    # Every layer's parameters get a share (the pooled error reaches down).
+    assert np.abs(grad["weight_ih_l0"]).max() > 1e-3
+    bptt_loss, bptt_grad = est.set_params(gradient="bptt").loss_gradient(
+        X, y, sample_weight=weights
+    )
+    assert bptt_loss == pytest.approx(loss, rel=1e-12)
+    assert_same_params(bptt_grad, grad, rtol=1e-10, atol=1e-13)
+    # pooling="last" reads the last state again.
+    last = est.set_params(pooling="last").loss_gradient(X, y, sample_weight=weights)
+    expected = stack_pooled_loss(cell, params, "tanh", loss_name, sequences, "last")
+    assert last[0] == pytest.approx(
+        expected + penalty(params, ALPHA, 1 / weights.sum()), rel=1e-10
+    )
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "bptt"])
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize("cell", ["egru", "elman"])
+def test_fitted_pooled_stack_predicts_as_numpy(cell, pooling, gradient):
+    rng = np.random.RandomState(21)
+    X = random_sequences(rng, 6, N_FEATURES, min_len=1, max_len=5)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(
+        POOLED_SIZES, cell=cell, gradient=gradient, pooling=pooling, max_iter=3,
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
+    expected = stack_pooled_outputs(cell, float_params(est), "tanh", X, pooling)
+    np.testing.assert_allclose(est.predict(X), expected[:, 0], rtol=1e-9, atol=1e-12)
+    # Another pooling reads other numbers from the same parameters.
+    other = {"mean": "max", "max": "mean"}[pooling]
+    assert not np.allclose(
+        est.predict(X),
+        stack_pooled_outputs(cell, float_params(est), "tanh", X, other)[:, 0],
+    )
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "bptt"])
+def test_pooled_stack_classifier_fits_and_predicts(gradient):
+    rng = np.random.RandomState(22)
+    X = random_sequences(rng, 12, N_FEATURES, min_len=2, max_len=5)
+    y = np.array([int(x[:, 0].max() > 1) for x in X])
+    est = RTRLClassifier(
+        POOLED_SIZES, cell="egru", gradient=gradient, pooling="mean", max_iter=5,
+        learning_rate_init=0.05, random_state=0,
+    ).fit(X, y)  # fmt: skip
+    assert est.loss_curve_[-1] < est.loss_curve_[0]
+    z = stack_pooled_outputs("egru", float_params(est), "tanh", X, "mean")[:, 0]
+    np.testing.assert_allclose(
+        est.predict_proba(X)[:, 1], 1 / (1 + np.exp(-z)), rtol=1e-9
+    )
+    np.testing.assert_array_equal(est.predict(X), (z > 0).astype(int))
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "bptt"])
+def test_auto_pools_a_classifier_stack_by_the_maximum(gradient):
+    rng = np.random.RandomState(23)
+    X = random_sequences(rng, 6, N_FEATURES, min_len=2, max_len=5)
+    y = np.arange(len(X)) % 2
+    auto, pooled = (
+        RTRLClassifier(POOLED_SIZES, cell="egru", gradient=gradient,
+                       pooling=pooling, max_iter=2, random_state=0).fit(X, y)
+        for pooling in ("auto", "max")
+    )  # fmt: skip
+    assert auto._cell.pooling == "max"
+    np.testing.assert_array_equal(auto.loss_curve_, pooled.loss_curve_)
+    np.testing.assert_array_equal(auto.predict_proba(X), pooled.predict_proba(X))
+    # The layer-local approximation has no pooled form: "auto" reads the last.
+    auto.set_params(gradient="local").fit(X, y)
+    assert auto._cell.pooling == "last"
+
+
+def test_pooled_stack_threads_and_float32_agree():
+    rng = np.random.RandomState(24)
+    X = random_sequences(rng, 8, N_FEATURES, min_len=1, max_len=6)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(POOLED_SIZES, cell="elstm", pooling="max", max_iter=1,
+                        random_state=0).fit(X, y)  # fmt: skip
+    randomize(est, rng, 0.5)
+    for gradient in ("bptt", "rtrl"):
+        est.set_params(gradient=gradient, n_jobs=1)
+        loss, grad = est.loss_gradient(X, y)
+        loss2, grad2 = est.set_params(n_jobs=2).loss_gradient(X, y)
+        assert loss2 == loss
+        for name in grad:
+            np.testing.assert_array_equal(grad2[name], grad[name])
+    X32 = [x.astype(np.float32) for x in X]
+    est32 = RTRLRegressor(POOLED_SIZES, cell="elstm", pooling="max", max_iter=1,
+                          random_state=0).fit(X32, y.astype(np.float32))  # fmt: skip
+    for name, value in est.params_.items():
+        est32.params_[name][...] = value
+    loss32, grad32 = est32.loss_gradient(X32, y.astype(np.float32))
+    assert loss32 == pytest.approx(loss, rel=1e-4)
+    for name in grad:
+        np.testing.assert_allclose(grad32[name], grad[name], rtol=1e-3, atol=1e-5)
+
+
+def test_a_refused_pooled_change_leaves_the_stack_unchanged():
+    rng = np.random.RandomState(25)
+    X = random_sequences(rng, 4, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(POOLED_SIZES, cell="egru", pooling="mean", max_iter=2,
+                        random_state=0).fit(X, y)  # fmt: skip
+    before = {name: value.copy() for name, value in est.params_.items()}
+    predicted = est.predict(X)
+    est.set_params(gradient="local")
+    with pytest.raises(ValueError, match="layer-local approximation"):
+        est.partial_fit(X, y)
+    with pytest.raises(ValueError, match="layer-local approximation"):
+        est.fit(X, y)
+    est.set_params(gradient="rtrl")
+    assert_same_params(est.params_, before, rtol=0, atol=0)
+    np.testing.assert_array_equal(est.predict(X), predicted)
+    assert est._cell.pooling == "mean"

@@ -40,6 +40,28 @@ sends the error down through the current step only:
 
 delta^top = g; layer l's gradient is delta^(l)T M^(l,l). With one layer it
 is exact RTRL. For element-wise cells its cost is the forward pass's.
+
+Pooled readouts (one target per sequence read from z, the mean of the top
+layer's h over the T steps or each top unit's maximum over them; exact
+RTRL and BPTT only). dL/dz is known at the end only, so exact RTRL carries
+beside the influences an accumulator A^k (n_top x W_k; W_top numbers for
+the per-unit own influence of an element-wise top layer) for every layer
+k: for the mean the running sum of the top layer's influence rows,
+
+    A^k_t = sum_{tau <= t} M^(top,k)_tau[h rows]     (M^(top,top): own),
+
+and at the end dL/dtheta^k = (1/T) A^kT dL/dz, since dz/dtheta^k is
+(1/T) sum_t d h^top_t / d theta^k; for the maximum, row i of A^k is row i
+of M^(top,k) at the step of unit i's maximum (the first, on ties):
+d z_i / d theta^k = d h^top_{t_i,i} / d theta^k with t_i fixed (z is
+differentiable wherever the maximum is unique). Either way one pass over
+the h rows of the top layer's influences per step (sum or copy), n_top
+(sum over k of W_k) numbers more memory, and one matrix-vector product at
+the end. The layer-local approximation has no pooled form: its error goes
+down through the current step only, and a pooled error arrives at the end,
+for every step at once. BPTT injects the pooled error at every step
+instead: dL/dz / T into each step's dL/dh^top_t (mean), dL/dz_i into unit
+i's at the step of its maximum (max).
 """
 
 from cython cimport floating
@@ -54,11 +76,15 @@ from ._cells cimport (
     record_size, step_work_size,
 )
 from ._common cimport (
-    InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
-    interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
-    record_output, sequence, target_index, update_rule,
+    POOL_LAST, POOL_MEAN, InterruptCheck, Packed, UpdateRule, has_target,
+    interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
+    pool_step, readout_gradient, record_output, sequence, set_pooling,
+    target_index, update_rule,
 )
-from ._rtrl cimport h_block_gradient, unit_influence_step
+from ._rtrl cimport (
+    h_block_gradient, pool_dense_influence, pool_unit_influence,
+    unit_influence_step,
+)
 
 import numpy as np
 
@@ -86,6 +112,7 @@ ctypedef struct Stack:
     Py_ssize_t state[MAX_LAYERS]        # in the state
     Py_ssize_t own[MAX_LAYERS]          # M^(l,l) in the influence
     Py_ssize_t cross[MAX_LAYERS * MAX_LAYERS]  # M^(l,k), [l * L + k]
+    Py_ssize_t pooled[MAX_LAYERS]       # A^k, after the influences
     Py_ssize_t rec[MAX_LAYERS]          # in the scratch
     Py_ssize_t B[MAX_LAYERS]            # in the scratch
     Py_ssize_t work
@@ -97,17 +124,20 @@ ctypedef struct Stack:
     Py_ssize_t zout
     Py_ssize_t dz
     Py_ssize_t grad
+    Py_ssize_t pool                     # the pooled h of the top layer
+    Py_ssize_t arg_max                  # its step of each maximum (BPTT)
     Py_ssize_t n_theta
     Py_ssize_t n_params
     Py_ssize_t state_size
     Py_ssize_t influence_size
+    Py_ssize_t pool_size                # all A^k (a pooled readout's)
     Py_ssize_t scratch_size
 
 
 cdef Stack stack_layout(int kind, int activation, sizes, int m, int o,
                         bint local) except *:
     cdef Stack st
-    cdef int l, k
+    cdef int l, k, top
     cdef Py_ssize_t pos, at, widest = 0, work = 0, big = 0, block = 0
     if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")
@@ -155,6 +185,16 @@ cdef Stack stack_layout(int kind, int activation, sizes, int m, int o,
                 if st.S[l] * st.W[k] > block:
                     block = st.S[l] * st.W[k]
     st.influence_size = pos
+    # A pooled readout's accumulators (see the module docstring): the h rows
+    # of the top layer's influences, per unit for an element-wise own one.
+    top = st.L - 1
+    st.pooled[top] = pos
+    pos += st.W[top] if not st.full else st.n[top] * st.W[top]
+    for k in range(top):
+        st.pooled[k] = pos
+        if not local:
+            pos += st.n[top] * st.W[k]
+    st.pool_size = pos - st.influence_size
     at = PAD
     for l in range(st.L):
         st.rec[l] = at
@@ -184,6 +224,10 @@ cdef Stack stack_layout(int kind, int activation, sizes, int m, int o,
     at += o
     st.grad = at
     at += st.n_params
+    st.pool = at
+    at += st.n[top]
+    st.arg_max = at                     # step numbers, exact below 2^24
+    at += st.n[top]
     st.scratch_size = at + PAD
     return st
 
@@ -193,6 +237,14 @@ def stack_sizes(int kind, sizes, int m, int o, bint local):
     stack (see the module docstring), in numbers."""
     cdef Stack st = stack_layout(kind, 0, sizes, m, o, local)
     return st.n_params, st.state_size, st.influence_size, st.scratch_size
+
+
+def stack_pool_size(int kind, sizes, int m, int o, bint local):
+    """Numbers per sequence (per thread) of a pooled readout's accumulators
+    (see the module docstring), which ``stack_rtrl_minibatch`` reads after
+    the influence's numbers in each ``"influence"`` row."""
+    cdef Stack st = stack_layout(kind, 0, sizes, m, o, local)
+    return st.pool_size
 
 
 cdef inline void _apply_unit_jacobians(
@@ -414,34 +466,119 @@ cdef inline void copy_bias_gradients(const Stack* st,
                                grad + st.bias[l])
 
 
+cdef inline void _pool_rows(
+    int pooling, int n, Py_ssize_t W, Py_ssize_t t, const floating* h,
+    const floating* pool, const floating* M, floating* A,
+) noexcept nogil:
+    """Fold the h rows of a dense influence M (n x W first) into A: a copy
+    at t = 0, then added (mean) or copied per unit at a new maximum (max).
+    Call before ``pool_step`` moves ``pool``."""
+    if t == 0:
+        memcpy(A, M, n * W * sizeof(floating))
+    else:
+        pool_dense_influence(pooling, n, W, h, pool, M, A, 0, W)
+
+
+cdef inline void _pool_influences(
+    const Stack* st, int pooling, Py_ssize_t t, const floating* state,
+    floating* influence, floating* scratch,
+) noexcept nogil:
+    """Step t's top-layer influences into the accumulators A^k (after the
+    influences in the same row), then h^top_t into the pooled h."""
+    cdef:
+        int top = st.L - 1, k
+        int n = st.n[top]
+        const floating* h = state + st.state[top]
+        floating* pool = scratch + st.pool
+        floating* A = influence + st.influence_size
+    if st.full:
+        _pool_rows(pooling, n, st.W[top], t, h, pool, influence + st.own[top],
+                   A + st.pooled[top] - st.influence_size)
+    else:
+        pool_unit_influence(st.kind, pooling, n, st.q[top], t, h, pool,
+                            influence + st.own[top],
+                            A + st.pooled[top] - st.influence_size, False)
+    for k in range(top):
+        _pool_rows(pooling, n, st.W[k], t, h, pool,
+                   influence + st.cross[top * st.L + k],
+                   A + st.pooled[k] - st.influence_size)
+    pool_step(pooling, n, t, h, pool)
+
+
+cdef inline double _pooled_gradient(
+    const Stack* st, int pooling, Py_ssize_t length, const floating* y,
+    double weight, int loss_kind, const floating* params,
+    const floating* influence, floating* scratch, floating* grad,
+) noexcept nogil:
+    """The readout of the pooled h, its loss, and its gradient: the
+    readout's, and A^kT dL/dz (/ T for the mean) for every layer k."""
+    cdef:
+        int top = st.L - 1, k, i
+        int n = st.n[top]
+        double loss
+        floating scale = 1
+        floating* pool = scratch + st.pool
+        floating* g = scratch + st.g
+        const floating* A = influence + st.influence_size
+    if pooling == POOL_MEAN:
+        scale = <floating> (1.0 / length)
+        for i in range(n):
+            pool[i] *= scale
+    loss = readout_gradient(
+        y, st.o, n, weight, loss_kind, params + st.n_theta,
+        params + st.n_theta + st.o * n, pool, grad + st.n_theta, g,
+        scratch + st.zout, scratch + st.dz)
+    for i in range(n):
+        g[i] *= scale
+    _own_gradient(st, top, A + st.pooled[top] - st.influence_size, g,
+                  grad + st.theta[top])
+    for k in range(top):
+        gemv_rm_t(n, st.W[k], <floating> 1,
+                  A + st.pooled[k] - st.influence_size, st.W[k], g,
+                  <floating> 1, grad + st.theta[k])
+    return loss
+
+
 cdef inline double stack_sequence(
     const Stack* st, int loss_kind, const Packed* data, Py_ssize_t b,
     const floating* params, floating* state, floating* influence,
     floating* scratch, InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     """Sequence b from the zero state; its gradient into the scratch's
-    gradient row (zeroed by the caller)."""
+    gradient row (zeroed by the caller). A pooled readout (``data.pooling``)
+    reads its accumulators after the influence in ``influence``."""
     cdef:
-        Py_ssize_t t, k
+        Py_ssize_t t, k, T = data.lengths[b]
         double loss = 0.0
         bint target
+        bint pooled = data.pooling != POOL_LAST
         const floating* X
         const floating* Y
         const floating* weights
     sequence(data, b, &X, &Y, &weights)
     memset(state, 0, st.state_size * sizeof(floating))
-    for t in range(data.lengths[b]):
+    for t in range(T):
         if stop[0]:
             break
         if check != NULL and interrupt_due(check):
             stop[0] = True
             break
-        target = has_target(data, b, t)
+        # A pooled readout's error comes at the end (below).
+        target = has_target(data, b, t) and not pooled
         k = target_index(data, t)
         loss += stack_step(
             st, params, X + t * data.m, state, influence, t == 0, target,
             Y + k * data.o, data.weight_scale * weights[k] if target else 0,
             loss_kind, scratch, scratch + st.grad)
+        if not pooled:
+            continue
+        _pool_influences(st, data.pooling, t, state, influence, scratch)
+        if has_target(data, b, t):
+            k = target_index(data, t)
+            loss += _pooled_gradient(
+                st, data.pooling, T, Y + k * data.o,
+                data.weight_scale * weights[k], loss_kind, params, influence,
+                scratch, scratch + st.grad)
     copy_bias_gradients(st, scratch + st.grad)
     return loss
 
@@ -449,6 +586,7 @@ cdef inline double stack_sequence(
 def stack_rtrl_minibatch(
     int kind, int activation, int loss_kind, sizes, bint local, batch,
     double weight_scale, const floating[::1] params, dict workspace,
+    int pooling=0,
 ):
     """Gradients per sequence of a minibatch, threads over the sequences.
 
@@ -459,6 +597,11 @@ def stack_rtrl_minibatch(
     and the rows of ``workspace["grad"]`` are laid out as in the module
     docstring; ``workspace`` also holds one row of ``"state"``,
     ``"influence"`` and ``"scratch"`` per thread (``stack_sizes``).
+    ``pooling``: what each sequence's one target reads (``_common.pxd``'s
+    POOL_*: the top layer's last h, their mean or maximum over time), exact
+    RTRL only; a pooled readout needs ``stack_pool_size`` more numbers in
+    each ``"influence"`` row. Each sequence's cost is then one more pass
+    over the h rows of the top layer's influences per step.
     """
     cdef:
         Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
@@ -475,12 +618,17 @@ def stack_rtrl_minibatch(
         InterruptCheck check = interrupt_check()
         bint stopped = False
         bint* stop = &stopped
+    set_pooling(&data, pooling)
+    if pooling != POOL_LAST and local:
+        raise ValueError("the layer-local approximation has no pooled "
+                         "readout (see the module docstring)")
     if params.shape[0] != size:
         raise ValueError("params has the wrong size")
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
     if (state.shape[1] < st.state_size
-            or influence.shape[1] < max(1, st.influence_size)
+            or influence.shape[1] < max(1, st.influence_size
+                                        + (st.pool_size if pooling else 0))
             or scratch.shape[1] < st.scratch_size):
         raise ValueError("workspace too small")
     if loss_rows.shape[0] < data.count:
@@ -592,7 +740,8 @@ def stack_rtrl_online(
 # error of layer l at step t (from step t+1 through J^l and from layer l+1
 # through its input) gives, by ``cell_vjp``, layer l's parameter gradient
 # and its error at step t-1, and by B^l_t (``cell_input_jacobian``) the
-# error of layer l-1's h at step t.
+# error of layer l-1's h at step t. A pooled readout's error is injected
+# into the g_t of every step (the mean) or of each top unit's maximum.
 
 cdef inline Py_ssize_t bptt_step_size(const Stack* st) noexcept nogil:
     """Numbers kept per step: every layer's record, then g_t."""
@@ -633,6 +782,11 @@ cdef inline double stack_bptt_sequence(
         floating* g
         floating* B
         floating* dx = scratch + st.delta
+        floating* pool = scratch + st.pool
+        floating* arg_max = scratch + st.arg_max
+        floating* gz = scratch + st.g
+        bint pooled = data.pooling != POOL_LAST
+        int i, n = st.n[top]
         Py_ssize_t offset[MAX_LAYERS]
     sequence(data, b, &X, &Y, &weights)
     memset(state, 0, st.state_size * sizeof(floating))
@@ -653,6 +807,32 @@ cdef inline double stack_bptt_sequence(
                          inp, state + st.state[l],
                          records + t * step + offset[l], scratch + st.work)
         g = records + t * step + step - st.n[top]
+        if pooled:
+            for i in range(n):
+                if t == 0 or state[st.state[top] + i] > pool[i]:
+                    arg_max[i] = <floating> t
+            pool_step(data.pooling, n, t, state + st.state[top], pool)
+            memset(g, 0, n * sizeof(floating))
+            if not has_target(data, b, t):
+                continue
+            # The one target, at the last step: its error to every step.
+            k = target_index(data, t)
+            if data.pooling == POOL_MEAN:
+                for i in range(n):
+                    pool[i] /= T
+            loss += readout_gradient(
+                Y + k * data.o, data.o, n, data.weight_scale * weights[k],
+                loss_kind, params + st.n_theta,
+                params + st.n_theta + data.o * n, pool, grad + st.n_theta,
+                gz, scratch + st.zout, scratch + st.dz)
+            for k in range(T):
+                g = records + k * step + step - n
+                for i in range(n):
+                    if data.pooling == POOL_MEAN:
+                        g[i] = gz[i] / T
+                    elif <Py_ssize_t> arg_max[i] == k:
+                        g[i] = gz[i]
+            continue
         if has_target(data, b, t):
             k = target_index(data, t)
             loss += readout_gradient(
@@ -697,11 +877,13 @@ cdef inline double stack_bptt_sequence(
 def stack_bptt_minibatch(
     int kind, int activation, int loss_kind, sizes, batch,
     double weight_scale, const floating[::1] params, dict workspace,
+    int pooling=0,
 ):
     """Gradients per sequence of a minibatch by full BPTT through a stack
     (threads over the sequences): as ``stack_rtrl_minibatch``, with one row
     of ``workspace["records"]`` and ``["scratch"]`` per thread
-    (``stack_bptt_sizes`` for the longest sequence)."""
+    (``stack_bptt_sizes`` for the longest sequence). A pooled readout
+    (``pooling``) costs one more pass over the steps' top-layer errors."""
     cdef:
         Packed data = pack_batch(batch, weight_scale, <floating*> NULL)
         Stack st = stack_layout(kind, activation, sizes, data.m, data.o, True)
@@ -720,6 +902,7 @@ def stack_bptt_minibatch(
             longest = data.lengths[b]
     records_size, scratch_size = stack_bptt_sizes(kind, sizes, data.m,
                                                   data.o, longest)
+    set_pooling(&data, pooling)
     if params.shape[0] != size:
         raise ValueError("params has the wrong size")
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
