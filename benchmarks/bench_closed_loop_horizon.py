@@ -20,7 +20,20 @@ and ``predict`` forecasts ``HORIZON`` steps in closed loop. The valid
 horizon is the number of steps ahead until the NRMSE over the origins first
 exceeds 0.1 (steps equal time units here, as dt = 1).
 
-Run: ``python benchmarks/bench_closed_loop_horizon.py [--quick]``
+A configuration may set its own first learning rate (the later stages keep
+``SCHEDULE``'s ratios) and noise, and its ``n_hidden`` may be a tuple, a
+stack of layers. Stacks do not take ``output_feedback`` yet, so for them the
+script feeds the value back itself: training sees the inputs ``[1, previous
+noisy value]``, which is what teacher-forced output feedback computes (the
+feedback is then data), and the forecast closes the loop one step at a time
+(``predict`` on a row, then ``update_state`` with it).
+
+``--validate`` scores on a second realisation of the series
+(``random_state=1``, standardised as the first), at origins over its first
+3,000 steps, instead of the test stretch: the element-wise configurations
+were chosen with it, never on the test steps.
+
+Run: ``python benchmarks/bench_closed_loop_horizon.py [--quick] [--validate]``
 (``--quick`` trains a third as long).
 """
 
@@ -35,15 +48,16 @@ from skrtrl import RTRLRegressor
 from skrtrl.datasets import make_mackey_glass
 
 CONFIGS = [
-    # cell, n_hidden
-    ("elman", 16),
-    ("diagonal", 64),
-    ("gru", 16),
-    ("lstm", 16),
-    # Element-wise cells, not tuned: 64 units hold about as many parameters
-    # as the GRU of 16 (12 n against 3 n (n + 3) for one input).
-    ("egru", 64),
-    ("elstm", 64),
+    # cell, n_hidden, first learning rate, noise
+    ("elman", 16, 1e-3, 0.1),
+    ("diagonal", 64, 1e-3, 0.1),
+    ("gru", 16, 1e-3, 0.1),
+    ("lstm", 16, 1e-3, 0.1),
+    # The element-wise cells: one layer (16 to 256 units, first rate 1e-3 to
+    # 1e-2, noise 0.03 or 0.1) kept at most 3 steps on --validate --quick;
+    # two layers of 64 reached 27 (egru) and 5 (elstm, at 3e-3; 1 at 1e-3).
+    ("egru", (64, 64), 1e-3, 0.1),
+    ("elstm", (64, 64), 3e-3, 0.1),
 ]
 # (learning rate, passes over the training stretch) per stage
 SCHEDULE = [(1e-3, 100), (3e-4, 100), (1e-4, 100), (3e-5, 100)]
@@ -53,9 +67,21 @@ WARM_UP = 100
 HORIZON = 200
 
 
-def train(cell, n_hidden, z, schedule, seed=0):
+def _stacked(n_hidden):
+    return isinstance(n_hidden, tuple) and len(n_hidden) > 1
+
+
+def _inputs(values):
+    """The rows ``[1, previous value]`` of the fed-back-by-hand stacks; the
+    first previous value is 0, as output feedback's ``f_0``."""
+    previous = np.concatenate([[0.0], values[:-1]])
+    return np.column_stack([np.ones_like(values), previous])
+
+
+def train(cell, n_hidden, z, schedule, noise=NOISE, seed=0):
     """Teacher-forced stream training on the noisy series, lr in stages."""
     rng = np.random.RandomState(seed)
+    stacked = _stacked(n_hidden)
     ones = np.ones((N_TRAIN, 1))
     weights = None
     for lr, passes in schedule:
@@ -63,33 +89,51 @@ def train(cell, n_hidden, z, schedule, seed=0):
             n_hidden=n_hidden,
             cell=cell,
             stateful=True,
-            output_feedback=True,
+            output_feedback=not stacked,
             learning_rate_init=lr,
             alpha=0.0,
             random_state=seed,
         )
-        model.partial_fit(ones[:1], z[:1])  # initialise, then take over
+        first = _inputs(z[:1]) if stacked else ones[:1]
+        model.partial_fit(first, z[:1])  # initialise, then take over
         if weights is not None:
             for name, value in weights.items():
                 model.params_[name] = value
         for _ in range(passes):
             model.reset_state()
-            noisy = z[:N_TRAIN] + NOISE * rng.standard_normal(N_TRAIN)
-            model.partial_fit(ones, noisy)
+            noisy = z[:N_TRAIN] + noise * rng.standard_normal(N_TRAIN)
+            model.partial_fit(_inputs(noisy) if stacked else ones, noisy)
         weights = {name: value.copy() for name, value in model.params_.items()}
     return model
 
 
-def forecast_nrmse(model, z, origins):
+def _closed_loop(model, last, n_steps):
+    """Forecast of a fed-back-by-hand stack: each output is the next row's
+    previous value, and ``update_state`` moves the state over that row."""
+    forecast = np.empty(n_steps)
+    for t in range(n_steps):
+        row = np.array([[1.0, last]])
+        last = forecast[t] = model.predict(row)[0]
+        model.update_state(row)
+    return forecast
+
+
+def forecast_nrmse(model, z, origins, scale):
     """NRMSE over the origins at each step ahead of the closed loop."""
+    stacked = not model.output_feedback
     ones = np.ones((max(WARM_UP, HORIZON), 1))
     errors = []
     for origin in origins:
+        observed = z[origin - WARM_UP : origin]
         model.reset_state()
-        model.update_state(ones[:WARM_UP], z[origin - WARM_UP : origin])
-        forecast = model.predict(ones[:HORIZON])
+        if stacked:
+            model.update_state(_inputs(observed))
+            forecast = _closed_loop(model, observed[-1], HORIZON)
+        else:
+            model.update_state(ones[:WARM_UP], observed)
+            forecast = model.predict(ones[:HORIZON])
         errors.append(forecast - z[origin : origin + HORIZON])
-    return np.sqrt(np.mean(np.square(errors), axis=0)) / z.std()
+    return np.sqrt(np.mean(np.square(errors), axis=0)) / scale
 
 
 def valid_horizon(nrmse, threshold=0.1):
@@ -101,32 +145,65 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seed", type=int, default=0, help="noise and weights")
-    parser.add_argument("--cells", nargs="+", default=[c for c, _ in CONFIGS])
+    parser.add_argument("--cells", nargs="+", default=[c[0] for c in CONFIGS])
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="score on a second realisation of the series, not the test stretch",
+    )
+    parser.add_argument(
+        "--config",
+        nargs=4,
+        action="append",
+        metavar=("CELL", "N_HIDDEN", "LR", "NOISE"),
+        help="run this configuration instead of CONFIGS (N_HIDDEN as 64 or "
+        "64,64); may be repeated",
+    )
     args = parser.parse_args()
-    schedule = SCHEDULE
-    if args.quick:
-        schedule = [(lr, passes // 3) for lr, passes in SCHEDULE]
+    configs = CONFIGS
+    if args.config:
+        configs = [
+            (cell, tuple(int(k) for k in n.split(",")), float(lr), float(noise))
+            for cell, n, lr, noise in args.config
+        ]
     warnings.simplefilter("ignore", ConvergenceWarning)
     series = make_mackey_glass(2 * N_TRAIN, tau=17, random_state=0)
-    z = (series - series[:N_TRAIN].mean()) / series[:N_TRAIN].std()
-    origins = np.arange(N_TRAIN + WARM_UP, z.shape[0] - HORIZON + 1, 100)
+    mean, std = series[:N_TRAIN].mean(), series[:N_TRAIN].std()
+    z = (series - mean) / std
+    scale = z.std()
+    if args.validate:
+        other = make_mackey_glass(2 * N_TRAIN, tau=17, random_state=1)
+        scored = (other - mean) / std
+        origins = np.arange(WARM_UP, N_TRAIN - HORIZON + 1, 100)
+        where = "validation (realisation 1)"
+    else:
+        scored = z
+        origins = np.arange(N_TRAIN + WARM_UP, z.shape[0] - HORIZON + 1, 100)
+        where = "held-out"
     print(
-        f"schedule (lr, passes) {schedule}, noise {NOISE}, "
-        f"{origins.size} held-out origins, {HORIZON} steps ahead"
+        f"SCHEDULE (lr, passes) {SCHEDULE}{', a third' if args.quick else ''}, "
+        f"{origins.size} {where} origins, {HORIZON} steps ahead"
     )
     print(
-        f"{'cell':>9} {'n':>3} {'fit s':>6} {'NRMSE h=1':>10} {'h=10':>7} "
-        f"{'h=50':>7} {'h=100':>7} {'h=200':>7} {'valid horizon':>14}"
+        f"{'cell':>9} {'n':>7} {'lr':>6} {'noise':>5} {'fit s':>6} "
+        f"{'NRMSE h=1':>10} {'h=10':>7} {'h=50':>7} {'h=100':>7} {'h=200':>7} "
+        f"{'valid horizon':>14}"
     )
-    for cell, n_hidden in CONFIGS:
+    for cell, n_hidden, lr, noise in configs:
         if cell not in args.cells:
             continue
+        schedule = [
+            (lr * rate / SCHEDULE[0][0], passes // 3 if args.quick else passes)
+            for rate, passes in SCHEDULE
+        ]
         start = time.perf_counter()
-        model = train(cell, n_hidden, z, schedule, seed=args.seed)
+        model = train(cell, n_hidden, z, schedule, noise=noise, seed=args.seed)
         fit_time = time.perf_counter() - start
-        nrmse = forecast_nrmse(model, z, origins)
+        nrmse = forecast_nrmse(model, scored, origins, scale)
+        size = ",".join(map(str, np.atleast_1d(n_hidden)))
         print(
-            f"{cell:>9} {n_hidden:>3} {fit_time:>6.1f} {nrmse[0]:>10.3f} "
+            f"{cell:>9} {size:>7} {lr:>6.0e} {noise:>5} {fit_time:>6.1f} "
+            f"{nrmse[0]:>10.3f} "
             f"{nrmse[9]:>7.3f} {nrmse[49]:>7.3f} {nrmse[99]:>7.3f} "
             f"{nrmse[-1]:>7.3f} {valid_horizon(nrmse):>14}",
             flush=True,
