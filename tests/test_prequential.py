@@ -202,9 +202,7 @@ def test_bad_blocks_are_refused_and_change_nothing(X, y, match):
         (RTRLRegressor, {"cell": "lstm"}),
     ],
 )
-def test_a_diverging_block_returns_the_restored_models_predictions(
-    Estimator, settings
-):
+def test_a_diverging_block_returns_the_restored_models_predictions(Estimator, settings):
     # A step size this large makes the block diverge part-way; the block is
     # undone, and what it returns must be what the restored model predicts
     # from the state the block began in, not the diverged run's NaN.
