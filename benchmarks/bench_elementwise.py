@@ -13,6 +13,15 @@ Three measurements, as ratios within one run (the machine may be shared):
    1,000 rows, one ``partial_fit`` per chunk, BLAS and kernel on one core.
 3. The same per step through the estimator for ``"elstm"``.
 
+``--dtype float32`` runs (2) and (3) on float32 data (the kernels then
+compute in single precision), ``--solver sgd`` with plain SGD instead of
+Adam (the default); each takes a comma-separated list, every combination
+is timed. Issue 13's target (20,000 steps per second of one core for the
+EGRU stream) is checked with::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_elementwise.py --no-minibatch \
+        --dtype float64,float32 --solver adam,sgd
+
 ``"lru"`` is timed in (1) too: its output map (a dense n x n product, and
 its gradient) makes its cost grow like n^2, with the recurrence's exact
 influence O(n m) beside it.
@@ -21,6 +30,7 @@ Run from the repository root::
 
     python benchmarks/bench_elementwise.py [--quick] [--json PATH]
         [--cells egru,elstm,diagonal,lru] [--sizes 128,256] [--no-stream]
+        [--no-minibatch] [--dtype float64,float32] [--solver adam,sgd]
 """
 
 import argparse
@@ -65,14 +75,16 @@ def slope(sizes, times):
     return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
 
 
-def stream_rates(cell, n, n_rows, chunk):
+def stream_rates(cell, n, n_rows, chunk, dtype=np.float64, solver="adam"):
     """Steps per second of a stateful regressor learning a stream, by the
     wall clock and by the process's CPU time (the latter hardly moved by
-    other jobs on a shared machine)."""
+    other jobs on a shared machine); the data in ``dtype``."""
     rng = np.random.RandomState(0)
-    X = rng.normal(size=(n_rows, 1))
+    X = rng.normal(size=(n_rows, 1)).astype(dtype)
     y = np.roll(X[:, 0], 3)
-    est = RTRLRegressor(n_hidden=n, cell=cell, stateful=True, random_state=0)
+    est = RTRLRegressor(
+        n_hidden=n, cell=cell, stateful=True, random_state=0, solver=solver
+    )
     est.partial_fit(X[:chunk], y[:chunk])  # initialisation and first chunk
     start, cpu = time.perf_counter(), time.process_time()
     for pos in range(chunk, n_rows, chunk):
@@ -94,7 +106,12 @@ def main():
     parser.add_argument("--cells", default="egru,elstm,diagonal,lru")
     parser.add_argument("--sizes", help="comma-separated n_hidden values")
     parser.add_argument("--no-stream", action="store_true", help="skip (2), (3)")
+    parser.add_argument("--no-minibatch", action="store_true", help="skip (1)")
+    parser.add_argument("--dtype", default="float64", help="of (2), (3)")
+    parser.add_argument("--solver", default="adam", help="of (2), (3)")
     args = parser.parse_args()
+    if args.no_minibatch:
+        args.cells = ""
     sizes = [128, 256, 512] if args.quick else [128, 256, 512, 1024, 2048]
     if args.sizes:
         sizes = [int(n) for n in args.sizes.split(",")]
@@ -102,7 +119,7 @@ def main():
     results = {"per_step_us": {}, "slope": {}, "rtrl_over_bptt": {}}
     print(f"µs per sequence-step (batch {N_SEQ}, {LENGTH} steps, 1 thread)")
     print(f"{'cell/method':<14}" + "".join(f"{n:>10}" for n in sizes) + "   slope")
-    for cell in args.cells.split(","):
+    for cell in filter(None, args.cells.split(",")):
         for gradient in ("rtrl", "bptt"):
             times = [per_step_us(cell, gradient, n, data, args.repeat) for n in sizes]
             key = f"{cell}/{gradient}"
@@ -122,19 +139,27 @@ def main():
             with open(args.json, "w") as fh:
                 json.dump(results, fh, indent=2)
         return
-    full = per_step_us("gru", "rtrl", 64, data, 1)
-    results["gru_rtrl_n64_us"] = full
-    print(f"for scale: full GRU exact RTRL at n = 64: {full:.1f} µs per step")
+    if not args.no_minibatch:
+        full = per_step_us("gru", "rtrl", 64, data, 1)
+        results["gru_rtrl_n64_us"] = full
+        print(f"for scale: full GRU exact RTRL at n = 64: {full:.1f} µs per step")
 
     n_rows = 11_000 if args.quick else 51_000
     for cell in ("egru", "elstm"):
-        rate, cpu = stream_rates(cell, 1024, n_rows, 1000)
-        results[f"{cell}_stream_steps_per_s"] = rate
-        results[f"{cell}_stream_steps_per_cpu_s"] = cpu
-        print(
-            f"{cell} stream, 1024 units, 1 input: {rate:,.0f} steps per second"
-            f" ({cpu:,.0f} per second of CPU time)"
-        )
+        for dtype in args.dtype.split(","):
+            for solver in args.solver.split(","):
+                rate, cpu = stream_rates(cell, 1024, n_rows, 1000, dtype, solver)
+                # The float64 Adam stream keeps its earlier keys.
+                tag = f"_{dtype}_{solver}"
+                if (dtype, solver) == ("float64", "adam"):
+                    tag = ""
+                results[f"{cell}_stream_steps_per_s{tag}"] = rate
+                results[f"{cell}_stream_steps_per_cpu_s{tag}"] = cpu
+                print(
+                    f"{cell} stream, 1024 units, 1 input, {dtype}, {solver}:"
+                    f" {rate:,.0f} steps per second"
+                    f" ({cpu:,.0f} per second of CPU time)"
+                )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

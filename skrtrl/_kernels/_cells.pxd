@@ -132,7 +132,7 @@ from libc.math cimport cos, exp, sin, tanh
 from libc.string cimport memset, memcpy
 
 from ._blas cimport gemm_rm, gemv_rm, gemv_rm_t
-from ._common cimport _sigmoid, activate, readout_gradient
+from ._common cimport activate, readout_gradient, sigmoid, tanh_of
 
 # The one numbering of the cells (skrtrl._cells mirrors it).
 cdef enum:
@@ -404,7 +404,9 @@ cdef inline void cell_forward(
         # The hidden side of a row: all of h, or its own unit's h_i.
         int nh = 1 if cell_diagonal(kind) else n
         int i, j
-        double r, zg, u, e, hk, ig, fg, gg, og, c, cnew, tc, cn, acc
+        double acc
+        # The gates in the precision of the floating type (``sigmoid``).
+        floating r, zg, u, e, hk, ig, fg, gg, og, c, cnew, tc, cn
         floating* hprev = rec + m
         floating* coef = rec + record_inputs(kind, n, m)
         floating* ax = work
@@ -442,10 +444,10 @@ cdef inline void cell_forward(
         else:
             gemv_rm(R, n, <floating> 1, theta + m, q, hprev, <floating> 1, ah)
         for i in range(n):
-            r = _sigmoid(ax[i] + ah[i])
-            zg = _sigmoid(ax[n + i] + ah[n + i])
+            r = sigmoid(ax[i] + ah[i])
+            zg = sigmoid(ax[n + i] + ah[n + i])
             u = ah[2 * n + i]
-            e = tanh(ax[2 * n + i] + r * u)
+            e = tanh_of(ax[2 * n + i] + r * u)
             hk = hprev[i]
             s[i] = <floating> ((1 - zg) * e + zg * hk)
             cn = (1 - zg) * (1 - e * e)
@@ -463,13 +465,13 @@ cdef inline void cell_forward(
         else:
             gemv_rm(R, m + n, <floating> 1, theta, q, rec, <floating> 1, ax)
         for i in range(n):
-            ig = _sigmoid(ax[i])
-            fg = _sigmoid(ax[n + i])
-            gg = tanh(ax[2 * n + i])
-            og = _sigmoid(ax[3 * n + i])
+            ig = sigmoid(ax[i])
+            fg = sigmoid(ax[n + i])
+            gg = tanh_of(ax[2 * n + i])
+            og = sigmoid(ax[3 * n + i])
             c = s[n + i]
             cnew = fg * c + ig * gg
-            tc = tanh(cnew)
+            tc = tanh_of(cnew)
             s[n + i] = <floating> cnew
             s[i] = <floating> (og * tc)
             coef[i] = <floating> fg

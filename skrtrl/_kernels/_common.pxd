@@ -1,6 +1,8 @@
 # Activations and output losses shared by every cell kernel.
 
-from libc.math cimport exp, log, log1p, tanh, fabs, sqrt, pow
+from libc.math cimport (
+    copysignf, exp, expf, fabs, fabsf, log, log1p, pow, sqrt, sqrtf, tanh,
+)
 from libc.string cimport memcpy, memset
 from cython cimport floating
 from openmp cimport omp_get_wtime
@@ -43,21 +45,64 @@ cdef inline double _sigmoid(double a) noexcept nogil:
     return (1.0 if a >= 0 else e) / (1.0 + e)
 
 
+cdef inline float _sigmoidf(float a) noexcept nogil:
+    """``_sigmoid`` in single precision."""
+    cdef float e = expf(-fabsf(a))
+    return (<float> 1 if a >= 0 else e) / (<float> 1 + e)
+
+
+cdef inline float _tanhf(float a) noexcept nogil:
+    """tanh in single precision from one expf (glibc's tanhf goes through
+    expm1f, which cost as much as the rest of a float32 EGRU's forward
+    step): (1 - e) / (1 + e) with e = e^(-2|a|), and the sign of a. Below
+    |a| = 1/4, where 1 - e would lose digits, the Taylor series up to a^9
+    instead (the first term left out is below 2^-26 of tanh there)."""
+    cdef float x = fabsf(a)
+    cdef float x2 = a * a
+    cdef float e = expf(<float> -2 * x)
+    cdef float large = (<float> 1 - e) / (<float> 1 + e)
+    cdef float small = x + x * x2 * (
+        <float> (-1.0 / 3) + x2 * (<float> (2.0 / 15) + x2 * (
+            <float> (-17.0 / 315) + x2 * <float> (62.0 / 2835))))
+    return copysignf(small if x < <float> 0.25 else large, a)
+
+
+# The gates and activations of a float32 kernel are computed in single
+# precision (expf, tanhf), those of a float64 kernel in double: the double
+# arithmetic of a float32 kernel made every step convert each number twice,
+# which kept its loops from running four numbers at a time (a float32
+# stream ran at two thirds of the float64 one's speed).
+cdef inline floating sigmoid(floating a) noexcept nogil:
+    """1 / (1 + e^-a) in the precision of the floating type."""
+    if floating is float:
+        return _sigmoidf(a)
+    else:
+        return _sigmoid(a)
+
+
+cdef inline floating tanh_of(floating a) noexcept nogil:
+    """tanh(a) in the precision of the floating type."""
+    if floating is float:
+        return _tanhf(a)
+    else:
+        return tanh(a)
+
+
 cdef inline void activate(int kind, int n, floating* a,
                           floating* deriv) noexcept nogil:
     """Replace a by phi(a) in place and write phi'(a) into deriv."""
     cdef int k
-    cdef double v
+    cdef floating v
     if kind == ACT_TANH:
         for k in range(n):
-            v = tanh(a[k])
-            a[k] = <floating> v
-            deriv[k] = <floating> (1.0 - v * v)
+            v = tanh_of(a[k])
+            a[k] = v
+            deriv[k] = 1 - v * v
     elif kind == ACT_LOGISTIC:
         for k in range(n):
-            v = _sigmoid(a[k])
-            a[k] = <floating> v
-            deriv[k] = <floating> (v * (1.0 - v))
+            v = sigmoid(a[k])
+            a[k] = v
+            deriv[k] = v * (1 - v)
     elif kind == ACT_RELU:
         for k in range(n):
             if a[k] > 0:
@@ -209,6 +254,18 @@ cdef inline void clip_gradient(floating* grad, Py_ssize_t size,
             grad[i] *= <floating> scale
 
 
+cdef inline floating penalty_term(
+    const floating* penalty, const floating* params, double weight,
+    Py_ssize_t i,
+) noexcept nogil:
+    """The L2 penalty's gradient on params[i], weight * penalty[i] *
+    params[i], in the precision of the floating type."""
+    if floating is float:
+        return <float> weight * penalty[i] * params[i]
+    else:
+        return weight * penalty[i] * params[i]
+
+
 cdef inline void add_penalty(
     floating* grad, const floating* params, const floating* penalty,
     double weight, Py_ssize_t size,
@@ -216,7 +273,7 @@ cdef inline void add_penalty(
     """grad += weight * penalty * params (the L2 penalty's gradient)."""
     cdef Py_ssize_t i
     for i in range(size):
-        grad[i] += <floating> (weight * penalty[i] * params[i])
+        grad[i] += penalty_term(penalty, params, weight, i)
 
 
 cdef inline void optimizer_step(
@@ -228,25 +285,40 @@ cdef inline void optimizer_step(
     """One optimizer update, the same arithmetic as ``skrtrl._optim``.
 
     ``t`` is the update's number (from 1). Adam keeps its moments in
-    ``state_a``/``state_b``, SGD its velocity in ``state_a``.
+    ``state_a``/``state_b``, SGD its velocity in ``state_a``. The
+    settings are rounded to the floating type, in which each number's
+    update is computed (as numpy computes ``skrtrl._optim``'s on float32
+    arrays); only Adam's step size lr_t is taken in double first.
     """
     cdef Py_ssize_t i
-    cdef double lr_t, gi
+    cdef floating gi, a, b, lr_t, rate, mom
+    cdef floating b1 = <floating> beta_1, c1 = <floating> (1 - beta_1)
+    cdef floating b2 = <floating> beta_2, c2 = <floating> (1 - beta_2)
+    cdef floating eps = <floating> epsilon
     if solver == SOLVER_ADAM:
-        lr_t = learning_rate * sqrt(1 - pow(beta_2, t)) / (1 - pow(beta_1, t))
+        lr_t = <floating> (learning_rate * sqrt(1 - pow(beta_2, t))
+                           / (1 - pow(beta_1, t)))
         for i in range(size):
             gi = grad[i]
-            state_a[i] = <floating> (beta_1 * state_a[i] + (1 - beta_1) * gi)
-            state_b[i] = <floating> (beta_2 * state_b[i] + (1 - beta_2) * gi * gi)
-            params[i] -= <floating> (lr_t * state_a[i] / (sqrt(state_b[i]) + epsilon))
-    else:
-        for i in range(size):
-            gi = grad[i]
-            state_a[i] = <floating> (momentum * state_a[i] - learning_rate * gi)
-            if nesterov:
-                params[i] += <floating> (momentum * state_a[i] - learning_rate * gi)
+            a = b1 * state_a[i] + c1 * gi
+            b = b2 * state_b[i] + c2 * gi * gi
+            state_a[i] = a
+            state_b[i] = b
+            if floating is float:
+                params[i] -= lr_t * a / (sqrtf(b) + eps)
             else:
-                params[i] += state_a[i]
+                params[i] -= lr_t * a / (sqrt(b) + eps)
+    else:
+        rate = <floating> learning_rate
+        mom = <floating> momentum
+        for i in range(size):
+            gi = grad[i]
+            a = mom * state_a[i] - rate * gi
+            state_a[i] = a
+            if nesterov:
+                params[i] += mom * a - rate * gi
+            else:
+                params[i] += a
 
 
 # What the online kernels need to update the parameters after a step: the
