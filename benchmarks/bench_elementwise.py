@@ -19,7 +19,7 @@ Adam (the default); each takes a comma-separated list, every combination
 is timed. Issue 13's target (20,000 steps per second of one core for the
 EGRU stream) is checked with::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_elementwise.py --no-minibatch \
+    OMP_NUM_THREADS=1 python benchmarks/bench_elementwise.py --no-minibatch \\
         --dtype float64,float32 --solver adam,sgd
 
 ``"lru"`` is timed in (1) too: its output map (a dense n x n product, and
@@ -117,8 +117,9 @@ def main():
         sizes = [int(n) for n in args.sizes.split(",")]
     data = batch(np.random.RandomState(0))
     results = {"per_step_us": {}, "slope": {}, "rtrl_over_bptt": {}}
-    print(f"µs per sequence-step (batch {N_SEQ}, {LENGTH} steps, 1 thread)")
-    print(f"{'cell/method':<14}" + "".join(f"{n:>10}" for n in sizes) + "   slope")
+    if args.cells:
+        print(f"µs per sequence-step (batch {N_SEQ}, {LENGTH} steps, 1 thread)")
+        print(f"{'cell/method':<14}" + "".join(f"{n:>10}" for n in sizes) + "   slope")
     for cell in filter(None, args.cells.split(",")):
         for gradient in ("rtrl", "bptt"):
             times = [per_step_us(cell, gradient, n, data, args.repeat) for n in sizes]
