@@ -648,8 +648,8 @@ cdef inline floating own_hidden_weight(
 # (``_unit_influence_step`` of ``_rtrl.pxd``): for each column j of row rho
 # = g*n + i that it writes,
 #
-#     out[j] (+)= sum_sigma gs[sigma, i] P_t[sigma][rho, j]
-#                 (+ weight * penalty[j] * theta[j]),
+#     out[j] = sum_sigma gs[sigma, i] P_t[sigma][rho, j]
+#              (+ weight * penalty[j] * theta[j]),
 #
 # sigma over the blocks the output reads (``cell_output_blocks``), from the
 # numbers while they are in registers: reading a row back after it was
@@ -663,7 +663,6 @@ ctypedef struct RowGradient:
     double g0            # gs[0, i]: dL/dh_i
     double g1            # gs[1, i] (two output blocks: the LRU's Im h)
     int blocks           # cell_output_blocks
-    bint add             # add to out[j] (else write it)
 
 
 cdef inline RowGradient no_gradient() noexcept nogil:
@@ -683,8 +682,6 @@ cdef inline void _take(
     if out == NULL:
         return
     acc = <floating> rg.g0 * v0
-    if rg.add:
-        acc = out[j] + acc
     if rg.blocks > 1:
         acc = acc + <floating> rg.g1 * v1
     if rg.penalty != NULL:

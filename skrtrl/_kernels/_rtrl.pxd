@@ -46,10 +46,9 @@
 #   costs nothing.) One buffer per sequence, updated in place; a loss with
 #   dL/ds_t = g (``cell_readout``: nonzero on h only, but for the LRU,
 #   whose output map reads [Re h, Im h]) adds sum_sigma g[sigma, i]
-#   P_t[sigma][rho] to row rho of the gradient, taken in the same pass as
-#   each number of P_t is written (``RowGradient`` in ``_cells.pxd``): with
-#   nothing to multiply but per-unit scalars, passes over memory are the
-#   step's cost.
+#   P_t[sigma][rho] to row rho of the gradient (``unit_gradient``; the
+#   online driver takes it in the same pass as each number of P_t is
+#   written, ``RowGradient`` in ``_cells.pxd``).
 #
 # Minibatch: threads take the sequences one at a time (dynamic schedule, so
 # a thread slowed by other load holds up at most one sequence) and run each
@@ -60,12 +59,13 @@
 # so the caller's sum over rows has a fixed order and results do not depend
 # on which thread ran what. Online (Williams & Zipser's real-time RTRL):
 # sequences run one after the other, the influence carried on under the
-# changing weights, an update after every step with a target. The
-# per-unit step writes its gradient rather than adding it to a zeroed one,
-# and, for the cells with neither a separate bias_hh nor an output map in
-# theta, the L2 penalty with it: one pass over P and the gradient per step
-# (an element-wise stream of 1,024 units spends most of its step there and
-# in the optimizer's).
+# changing weights, an update after every step with a target. There the
+# per-unit step writes its gradient as it writes P_t, rather than adding it
+# to a zeroed one in a second pass, and, for the cells with neither a
+# separate bias_hh nor an output map in theta, the L2 penalty with it: with
+# nothing to multiply but per-unit scalars, passes over memory are the
+# step's cost (an element-wise stream of 1,024 units spends most of its
+# step there and in the optimizer's).
 #
 # Pooled readouts (``Packed.pooling``): a sequence's one target read from
 # z = (1/T) sum_t h_t (mean) or from each unit's maximum of h over time
@@ -261,7 +261,7 @@ cdef inline void influence_step(
 cdef inline void _unit_influence_step(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, floating* P, bint first, const floating* gs,
-    floating* grad, bint add, const floating* penalty, double weight,
+    floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
     """The per-unit influence (see the header), in place (``first``:
     P_{t-1} = 0; the buffer may hold anything, even NaN, and is not
@@ -270,11 +270,12 @@ cdef inline void _unit_influence_step(
     When ``gs`` (dL/ds_t, S numbers) is not NULL, also the gradient of each
     row rho = g*n + i, sum_sigma gs[sigma, i] P_t[sigma][rho] over the
     blocks the output reads (``cell_output_blocks``), at the columns that
-    carry influence (``cell_influence_columns``), into ``grad`` (R x q,
-    theta's layout): added to it (``add``), or written, plus the L2
-    penalty's weight * penalty * theta unless ``penalty`` is NULL. Each
-    number is taken as it is written (``RowGradient``); the other columns
-    of ``grad`` (the LRU's output map) are left alone.
+    carry influence (``cell_influence_columns``), written into ``grad``
+    (R x q, theta's layout) with the L2 penalty's weight * penalty * theta
+    added unless ``penalty`` is NULL. Each number is taken as it is written
+    (``RowGradient``); the other columns of ``grad`` (the LRU's output map)
+    are left alone. (``unit_gradient`` adds the same sums to a gradient
+    that accumulates over a sequence.)
     """
     cdef:
         int ns = cell_per_unit(kind)
@@ -286,7 +287,6 @@ cdef inline void _unit_influence_step(
     if first:
         memset(P, 0, ns * W * sizeof(floating))
     if gs != NULL:
-        row.add = add
         row.weight = weight
         row.blocks = cell_output_blocks(kind)
         row.penalty = NULL
@@ -315,35 +315,35 @@ cdef inline void _unit_influence_step(
 cdef inline void unit_influence_step(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, floating* P, bint first, const floating* gs,
-    floating* grad, bint add, const floating* penalty, double weight,
+    floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
     """See ``_unit_influence_step``; called with the cell as a constant, so that each cell
     gets a copy with its branches resolved by the compiler. The entry
     points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
         _unit_influence_step(ELMAN, n, m, q, theta, rec, P, first, gs, grad,
-                             add, penalty, weight)
+                             penalty, weight)
     elif kind == DIAGONAL:
         _unit_influence_step(DIAGONAL, n, m, q, theta, rec, P, first, gs,
-                             grad, add, penalty, weight)
+                             grad, penalty, weight)
     elif kind == GRU:
         _unit_influence_step(GRU, n, m, q, theta, rec, P, first, gs, grad,
-                             add, penalty, weight)
+                             penalty, weight)
     elif kind == LSTM:
         _unit_influence_step(LSTM, n, m, q, theta, rec, P, first, gs, grad,
-                             add, penalty, weight)
+                             penalty, weight)
     elif kind == EGRU:
         _unit_influence_step(EGRU, n, m, q, theta, rec, P, first, gs, grad,
-                             add, penalty, weight)
+                             penalty, weight)
     elif kind == ELSTM:
         _unit_influence_step(ELSTM, n, m, q, theta, rec, P, first, gs, grad,
-                             add, penalty, weight)
+                             penalty, weight)
     elif kind == LRU:
         _unit_influence_step(LRU, n, m, q, theta, rec, P, first, gs, grad,
-                             add, penalty, weight)
+                             penalty, weight)
     else:
         _unit_influence_step(kind, n, m, q, theta, rec, P, first, gs, grad,
-                             add, penalty, weight)
+                             penalty, weight)
 
 
 cdef inline void h_block_gradient(
@@ -363,6 +363,32 @@ cdef inline void h_block_gradient(
         out = grad + rho * q
         for j in range(q):
             out[j] += gk * p[j]
+
+
+cdef inline void unit_gradient(
+    int kind, int n, int m, int q, const floating* P, const floating* gs,
+    floating* grad,
+) noexcept nogil:
+    """grad[rho] += sum_sigma gs[(sigma, unit of rho)] P[sigma][rho] over
+    the state blocks the output reads (``cell_output_blocks``: h alone for
+    every cell but the LRU) and the columns that carry influence: the
+    gradient of ``_unit_influence_step``, added to one that accumulates
+    over a sequence (the minibatch driver)."""
+    cdef int R = cell_rows(kind, n)
+    cdef int width = cell_influence_columns(kind, n, m)
+    cdef int rho, j, sigma, i
+    cdef floating gk
+    cdef const floating* p
+    cdef floating* out
+    for sigma in range(cell_output_blocks(kind)):
+        i = 0
+        for rho in range(R):
+            gk = gs[sigma * n + i]
+            i = i + 1 if i + 1 < n else 0
+            p = P + sigma * R * q + rho * q
+            out = grad + rho * q
+            for j in range(width):
+                out[j] += gk * p[j]
 
 
 cdef inline void second_step(
@@ -544,8 +570,9 @@ cdef inline double rtrl_sequence(
                 scratch + at.dz, work)
         if per_unit or t == 0:
             unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0,
-                                scratch + at.gbar if contract else NULL, grad,
-                                True, NULL, 0)
+                                NULL, NULL, NULL, 0)
+            if contract:
+                unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
             if pooled:
                 pool_unit_influence(kind, data.pooling, n, q, t, s, pool,
                                     P_work, A, not per_unit)
@@ -695,10 +722,24 @@ cdef inline void run_online(
                     scratch + at.zout, scratch + at.dz, work)
                 record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
-            if per_unit:
+            if per_unit and kind == EGRU:
+                # The element-wise streams call their copies of the step
+                # here: GCC did not specialise the cases of the dispatcher
+                # (``unit_influence_step``), whose unspecialised step took
+                # an EGRU stream of 1,024 units 1.4x as long.
+                _unit_influence_step(
+                    EGRU, n, m, q, theta, rec, influence, first,
+                    scratch + at.gbar if learn_now else NULL, grad,
+                    penalty if fused else NULL, weight)
+            elif per_unit and kind == ELSTM:
+                _unit_influence_step(
+                    ELSTM, n, m, q, theta, rec, influence, first,
+                    scratch + at.gbar if learn_now else NULL, grad,
+                    penalty if fused else NULL, weight)
+            elif per_unit:
                 unit_influence_step(
                     kind, n, m, q, theta, rec, influence, first,
-                    scratch + at.gbar if learn_now else NULL, grad, False,
+                    scratch + at.gbar if learn_now else NULL, grad,
                     penalty if fused else NULL, weight)
             else:
                 P_old = influence + parity[0] * S * W
