@@ -209,6 +209,15 @@ cdef inline void clip_gradient(floating* grad, Py_ssize_t size,
             grad[i] *= <floating> scale
 
 
+cdef inline floating penalty_term(
+    const floating* penalty, const floating* params, double weight,
+    Py_ssize_t i,
+) noexcept nogil:
+    """The L2 penalty's gradient on params[i], weight * penalty[i] *
+    params[i] (in double, then rounded once)."""
+    return <floating> (weight * penalty[i] * params[i])
+
+
 cdef inline void add_penalty(
     floating* grad, const floating* params, const floating* penalty,
     double weight, Py_ssize_t size,
@@ -216,7 +225,7 @@ cdef inline void add_penalty(
     """grad += weight * penalty * params (the L2 penalty's gradient)."""
     cdef Py_ssize_t i
     for i in range(size):
-        grad[i] += <floating> (weight * penalty[i] * params[i])
+        grad[i] += penalty_term(penalty, params, weight, i)
 
 
 cdef inline void optimizer_step(

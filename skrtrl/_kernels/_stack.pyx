@@ -400,7 +400,7 @@ cdef inline double stack_step(
         own = influence + st.own[l]
         if not st.full:
             unit_influence_step(kind, st.n[l], st.m[l], st.q[l], theta, rec,
-                                own, first)
+                                own, first, NULL, NULL, NULL, 0)
         else:
             cell_jacobian(kind, st.n[l], st.m[l], st.q[l], theta, rec,
                           st.S[l], scratch + st.J)
