@@ -381,3 +381,29 @@ def test_every_stack_cell_mixes():
     for below in STACK_CELLS:
         for above in STACK_CELLS:
             assert StackCell((below, above), (2, 3), 1, 1).n_hidden == (2, 3)
+
+
+def test_one_layer_tuple_cell_is_a_stack_of_one():
+    rng = np.random.RandomState(8)
+    X = random_sequences(rng, 4, N_FEATURES, max_len=4)
+    y = rng.normal(size=len(X))
+    one = RTRLRegressor((3,), cell=("gru",), max_iter=2, random_state=0).fit(X, y)
+    single = RTRLRegressor(3, cell="gru", max_iter=2, random_state=0).fit(X, y)
+    # Named per layer, as every stack: the single cell's entries, suffixed.
+    for name, value in single.params_.items():
+        key = name if name.endswith("_out") else f"{name}_l0"
+        np.testing.assert_allclose(one.params_[key], value, rtol=1e-10, atol=1e-13)
+
+
+def test_inspection_and_export_refuse_mixed_stacks():
+    import skrtrl.inspection as inspection
+
+    X, y = np.zeros((2, 3, 2)), np.zeros(2)
+    est = RTRLRegressor((3, 2), cell=("gru", "egru"), max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="stacked layers"):
+        inspection.input_saliency(est, X)
+    pytest.importorskip("onnx")
+    from skrtrl.export import to_onnx
+
+    with pytest.raises(ValueError, match=r"stack of \('gru', 'egru'\) layers"):
+        to_onnx(est)
