@@ -274,6 +274,8 @@ def cell_follows(cell, params):
     truncation = params.truncation if params.gradient == "bptt" else None
     return (
         cell.gradient == params.gradient
+        # cell=("gru",) is a stack of one layer (names with "_l0").
+        and isinstance(cell, StackCell) == is_stack(params)
         and getattr(cell, "truncation", None) == truncation
         and cell.activation == params.activation
         and getattr(cell, "teacher_forcing", True) == bool(params.teacher_forcing)

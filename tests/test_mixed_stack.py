@@ -393,6 +393,11 @@ def test_one_layer_tuple_cell_is_a_stack_of_one():
     for name, value in single.params_.items():
         key = name if name.endswith("_out") else f"{name}_l0"
         np.testing.assert_allclose(one.params_[key], value, rtol=1e-10, atol=1e-13)
+    # Either spelling continues the other's fit, under its own names.
+    single.set_params(cell=("gru",), n_hidden=(3,)).partial_fit(X, y)
+    assert list(single.params_) == list(one.params_)
+    single.set_params(cell="gru", n_hidden=3).partial_fit(X, y)
+    assert "weight_ih" in single.params_
 
 
 def test_inspection_and_export_refuse_mixed_stacks():
