@@ -670,7 +670,8 @@ def stack_rtrl_minibatch(
 
     As ``_rtrl.rtrl_minibatch`` (the bundles ``batch`` and ``workspace``),
     for a stack (``sizes``: units per layer, bottom to top) of the cell
-    ``kind`` with the ``activation`` of the cells that have one; ``local``
+    ``kind`` (an int: every layer's; a tuple: each layer's, a mixed stack)
+    with the ``activation`` of the cells that have one; ``local``
     takes the layer-local approximation instead of exact RTRL. ``params``
     and the rows of ``workspace["grad"]`` are laid out as in the module
     docstring; ``workspace`` also holds one row of ``"state"``,
