@@ -12,10 +12,7 @@ Every cell is trained with every gradient method in every mode it has
 (minibatches of sequences for a regressor and a classifier, per-step
 updates, a stream, a teacher-forced feedback stream with a closed-loop
 forecast, free-running feedback), in float64 and, for one case each, in
-float32. Stacks of layers (``n_hidden`` a tuple, one cell for every layer)
-are trained likewise with each of their gradient methods (minibatches,
-pooled readouts, per-step updates, streams, two kernel threads). Only the
-public API is used, so both trees run the same code here.
+float32. Only the public API is used, so both trees run the same code here.
 The comparison prints the largest relative difference of each entry.
 """
 
@@ -30,9 +27,6 @@ from skrtrl._cells import CELLS
 
 CELL_NAMES = tuple(CELLS)
 METHODS = (("rtrl", None), ("snap1", None), ("bptt", None), ("bptt", 3), ("uoro", None))
-#: The cells that stack (``skrtrl._stack.STACK_CELLS``), spelled out so that
-#: trees from before stacks run the rest of this script.
-STACK_CELL_NAMES = ("elman", "diagonal", "gru", "lstm", "egru", "elstm")
 
 
 def sequences(rng, n_seq=12, length=7, m=2, dtype=np.float64):
@@ -99,44 +93,7 @@ def run():
         X, Y = sequences(rng, dtype=np.float32)
         est = RTRLRegressor(n_hidden=4, cell=cell, max_iter=3, random_state=0)
         record(out, f"{cell}/float32", est.fit(X, Y[:, -1]), est.predict(X))
-    run_stacks(out)
     return out
-
-
-def run_stacks(out):
-    """Stacks of one cell: every gradient method in each of its modes."""
-    rng = np.random.RandomState(3)
-    X, Y = sequences(rng, n_seq=10, length=6)
-    labels = (Y[:, -1] > 0).astype(int)
-    for cell in STACK_CELL_NAMES:
-        for gradient in ("rtrl", "local", "bptt"):
-            tag = f"stack/{cell}/{gradient}"
-            common = dict(cell=cell, gradient=gradient, random_state=0)
-            for jobs in (1, 2):
-                est = RTRLRegressor(
-                    (4, 3), output="sequence", max_iter=3, n_jobs=jobs, **common
-                )
-                record(out, f"{tag}/sequence{jobs}", est.fit(X, Y), est.predict(X))
-            if gradient != "local":
-                for pooling in ("max", "mean"):
-                    clf = RTRLClassifier((3, 4), pooling=pooling, max_iter=3, **common)
-                    clf.fit(X, labels)
-                    record(out, f"{tag}/{pooling}", clf, clf.predict_proba(X))
-                continue
-            clf = RTRLClassifier((3, 4, 2), max_iter=3, **common).fit(X, labels)
-            record(out, f"{tag}/three", clf, clf.predict_proba(X))
-        for gradient in ("rtrl", "local"):
-            tag = f"stack/{cell}/{gradient}"
-            common = dict(cell=cell, gradient=gradient, random_state=0)
-            est = RTRLRegressor((4, 3), update="step", max_iter=2, **common)
-            record(out, f"{tag}/step", est.fit(X, Y[:, -1]), est.predict(X))
-            est = RTRLRegressor((3, 3), stateful=True, **common)
-            est.partial_fit(X[0], Y[0])
-            est.partial_fit(X[1], Y[1])
-            record(out, f"{tag}/stream", est, est.predict(X[2]))
-        X32 = X.astype(np.float32)
-        est = RTRLRegressor((4, 3), cell=cell, max_iter=2, random_state=0)
-        record(out, f"stack/{cell}/float32", est.fit(X32, Y[:, -1]), est.predict(X32))
 
 
 def compare(before_path, after_path):
