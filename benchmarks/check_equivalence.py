@@ -12,8 +12,11 @@ Every cell is trained with every gradient method in every mode it has
 (minibatches of sequences for a regressor and a classifier, per-step
 updates, a stream, a teacher-forced feedback stream with a closed-loop
 forecast, free-running feedback), in float64 and, for one case each, in
-float32. Only the public API is used, so both trees run the same code here.
-The comparison prints the largest relative difference of each entry.
+float32; then streams of every per-unit influence in both types without,
+with idle and with active clipping, pooled readouts, and stacked layers.
+Only the public API is used, so both trees run the same code here. The
+comparison prints the largest relative difference of each entry, and how
+many entries differ in any bit.
 """
 
 import argparse
@@ -93,25 +96,97 @@ def run():
         X, Y = sequences(rng, dtype=np.float32)
         est = RTRLRegressor(n_hidden=4, cell=cell, max_iter=3, random_state=0)
         record(out, f"{cell}/float32", est.fit(X, Y[:, -1]), est.predict(X))
+    streams(out)
+    stacks(out)
     return out
+
+
+def streams(out):
+    """Streams of every per-unit influence (exact RTRL of the element-wise
+    cells and the LRU, SnAp-1 of the others) in both floating types, under
+    what the per-step update reads: no clipping, clipping that stays idle,
+    clipping that acts, the L2 penalty off and on, a pooled readout."""
+    rng = np.random.RandomState(3)
+    stream = rng.normal(size=(60, 2))
+    target = np.roll(stream[:, 0], 2)
+    settings = {
+        "noclip": dict(clip_norm=None, alpha=1e-2),
+        "idle": dict(clip_norm=1e6, alpha=0.0),
+        "clipped": dict(clip_norm=1e-3, alpha=1e-2),
+    }
+    for cell in CELL_NAMES:
+        for gradient in ("rtrl", "snap1"):
+            if gradient not in CELLS[cell].gradients:
+                continue
+            for dtype in (np.float64, np.float32):
+                for name, kw in settings.items():
+                    tag = f"stream/{cell}/{gradient}/{np.dtype(dtype).name}/{name}"
+                    est = RTRLRegressor(
+                        n_hidden=5, cell=cell, gradient=gradient, stateful=True,
+                        random_state=0, learning_rate_init=0.01, **kw,
+                    )  # fmt: skip
+                    X, y = stream.astype(dtype), target.astype(dtype)
+                    est.partial_fit(X[:30], y[:30])
+                    est.partial_fit(X[30:], y[30:])
+                    record(out, tag, est, est.predict(X[:10]))
+            if cell == "lru":
+                continue  # the LRU is pooled by its last output only
+            X, Y = sequences(np.random.RandomState(4))
+            est = RTRLRegressor(
+                n_hidden=4, cell=cell, gradient=gradient, pooling="mean",
+                max_iter=3, batch_size=5, random_state=0,
+            )  # fmt: skip
+            est.fit(X, Y[:, -1])
+            record(out, f"pooled/{cell}/{gradient}", est, est.predict(X))
+
+
+def stacks(out):
+    """Stacked layers, whose kernels take the per-unit step too."""
+    from skrtrl._stack import STACK_CELLS, STACK_MODES
+
+    rng = np.random.RandomState(5)
+    X, Y = sequences(rng)
+    stream = rng.normal(size=(60, 2))
+    target = np.roll(stream[:, 0], 2)
+    for cell in STACK_CELLS:
+        for gradient in ("rtrl", "local"):
+            tag = f"stack/{cell}/{gradient}"
+            common = dict(
+                n_hidden=(3, 4), cell=cell, gradient=gradient, random_state=0,
+                learning_rate_init=0.01,
+            )  # fmt: skip
+            if "minibatch" in STACK_MODES[gradient]:
+                est = RTRLRegressor(max_iter=3, batch_size=5, **common)
+                record(out, f"{tag}/minibatch", est.fit(X, Y[:, -1]), est.predict(X))
+            if "stream" in STACK_MODES[gradient]:
+                est = RTRLRegressor(stateful=True, **common)
+                est.partial_fit(stream[:30], target[:30])
+                est.partial_fit(stream[30:], target[30:])
+                record(out, f"{tag}/stream", est, est.predict(stream[:10]))
 
 
 def compare(before_path, after_path):
     before, after = np.load(before_path), np.load(after_path)
     missing = sorted(set(before.files) ^ set(after.files))
     worst = 0.0
+    bits = 0
     for key in sorted(set(before.files) & set(after.files)):
         a, b = before[key], after[key]
         if a.shape != b.shape:
             print(f"{key}: shapes {a.shape} and {b.shape}")
             worst = np.inf
             continue
+        # The same bits, signed zeros and NaN payloads included.
+        bits += a.dtype != b.dtype or a.tobytes() != b.tobytes()
         scale = max(float(np.max(np.abs(a), initial=0.0)), 1e-300)
         diff = float(np.max(np.abs(a - b), initial=0.0)) / scale
         worst = max(worst, diff)
         if diff > 1e-12:
             print(f"{key}: relative difference {diff:.3e}")
-    print(f"{len(before.files)} entries; largest relative difference {worst:.3e}")
+    print(
+        f"{len(before.files)} entries; largest relative difference {worst:.3e};"
+        f" {bits} not bit for bit the same"
+    )
     if missing:
         print(f"entries in only one file: {missing}")
     return 0 if worst <= 1e-12 and not missing else 1

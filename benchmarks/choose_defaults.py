@@ -63,13 +63,18 @@ from skrtrl.datasets import load_japanese_vowels, make_mackey_glass
 FIXED = dict(batch_size=16, clip_norm=1.0, n_jobs=1)
 
 
-def _candidate(cell, n_hidden, pooling, learning_rate_init):
+def _candidate(cell, n_hidden, pooling, learning_rate_init, alpha=None):
     name = f"{cell}-{n_hidden}-{pooling}-{learning_rate_init:g}"
+    penalty = {}
+    if alpha is not None:
+        name += f"-alpha{alpha:g}"
+        penalty = dict(alpha=alpha)
     return name, dict(
         cell=cell,
         n_hidden=n_hidden,
         pooling=pooling,
         learning_rate_init=learning_rate_init,
+        **penalty,
         **FIXED,
     )
 
@@ -92,6 +97,13 @@ CANDIDATES = dict(
     # configuration chosen on the training split): two more widths and the
     # mean over time, at the step size the JV column preferred.
     + [_candidate("egru", 256, "max", 0.003), _candidate("egru", 128, "mean", 0.003)]
+    # Then the L2 penalty of the JV column's best (the default alpha is
+    # 1e-4), and the strongest of these at the defaults' step size.
+    + [
+        _candidate("egru", 128, "max", 0.003, alpha)
+        for alpha in (1e-3, 1e-2, 3e-2, 1e-1)
+    ]
+    + [_candidate("egru", 128, "max", 0.01, alpha) for alpha in (1e-3, 1e-2)]
 )
 CANDIDATES["previous-defaults"] = dict(n_jobs=1, cell="elman", n_hidden=32)
 

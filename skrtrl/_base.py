@@ -60,7 +60,9 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
     _parameter_constraints: dict = {
         # A tuple (or list) of layer sizes is checked by _stack.layer_sizes.
         "n_hidden": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "cell": [StrOptions(set(CELLS))],
+        # A tuple (or list) of names, one per layer, is checked by
+        # _stack.layer_cells.
+        "cell": [StrOptions(set(CELLS)), tuple, list],
         "gradient": [StrOptions(set(GRADIENTS) | set(STACK_GRADIENTS))],
         "truncation": [Interval(Integral, 1, None, closed="left"), None],
         "activation": [StrOptions(set(ACTIVATIONS))],

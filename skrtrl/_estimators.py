@@ -27,19 +27,28 @@ _PARAMETERS_DOC = """
         Defaults: see "Choosing the defaults" in the user guide. A tuple
         gives the sizes of stacked layers, bottom to top, as MLP's
         ``hidden_layer_sizes`` does: layer l reads layer l-1's output h and
-        the readout reads the top layer; every layer is a ``cell``
-        (``gradient`` in ``"rtrl"``, ``"local"`` or ``"bptt"``, the last
-        over minibatches only; no output feedback).
+        the readout reads the top layer; every layer is a ``cell``, or
+        each its own (a tuple ``cell``); ``gradient`` in ``"rtrl"``,
+        ``"local"`` or ``"bptt"``, the last over minibatches only; no
+        output feedback.
         ``params_`` then names each layer's entries with torch's ``_l<k>``
         suffix (``weight_ih_l0``, ...). Exact RTRL through a stack also
         carries the influence of each layer's parameters on every layer
         above: see the user guide for its cost. An int, or a tuple of one
         size, is one layer, as before.
 
-    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"}, \
-            default=@cell@
-        Recurrent cell. ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} +
-        b_ih + b_hh)``, the fully recurrent net of Williams & Zipser (1989);
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"} \
+            or tuple of str, default=@cell@
+        Recurrent cell. A tuple names each stacked layer's cell, bottom to
+        top, one per entry of a tuple ``n_hidden`` (names in "elman",
+        "diagonal", "gru", "lstm", "egru", "elstm"), e.g.
+        ``cell=("gru", "egru"), n_hidden=(8, 128)``: a small fully connected
+        GRU, which can count steps and delay values, under a wide
+        element-wise GRU, whose units each see only their own past; each
+        layer's ``params_`` have its own cell's shapes (see "Stacked
+        layers" in the user guide for when this helps and its cost).
+        ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b_ih + b_hh)``,
+        the fully recurrent net of Williams & Zipser (1989);
         exact RTRL costs O(n^4) per step. ``"diagonal"``: element-wise
         recurrence ``h_t = phi(W_ih x_t + w * h_{t-1} + b_ih + b_hh)``, with
         ``params_["weight_hh"]`` the vector w of shape (n_hidden,); exact

@@ -18,7 +18,9 @@ from ._stack import (
     LOCAL_POOLING,
     StackCell,
     check_stack_settings,
+    is_mixed,
     is_stack,
+    layer_cells,
     layer_sizes,
 )
 
@@ -169,7 +171,7 @@ def pooling_refusal(params):
             "truncated BPTT would not reach the early steps the pooled "
             "readout reads; use truncation=None"
         )
-    if CELLS[params.cell].output_map:
+    if not is_mixed(params.cell) and CELLS[params.cell].output_map:
         return (
             f"cell={params.cell!r} is read through its output map, not h, "
             "and the pooled readouts pool h; use pooling='last'"
@@ -256,6 +258,11 @@ def cell_follows(cell, params):
     sizes = layer_sizes(params.n_hidden)
     now["n_hidden"] = sizes[0] if len(sizes) == 1 else sizes
     changed = [name for name in fitted if fitted[name] != now[name]]
+    # cell="gru" and cell=("gru", "gru") ask for the same two layers.
+    if "cell" in changed and "n_hidden" not in changed:
+        fitted_cells = getattr(cell, "cells", (cell.name,) * len(sizes))
+        if fitted_cells == layer_cells(params.cell, params.n_hidden):
+            changed.remove("cell")
     if changed:
         was = " and ".join(f"{name}={fitted[name]!r}" for name in changed)
         new = " and ".join(f"{name}={now[name]!r}" for name in changed)
@@ -267,6 +274,8 @@ def cell_follows(cell, params):
     truncation = params.truncation if params.gradient == "bptt" else None
     return (
         cell.gradient == params.gradient
+        # cell=("gru",) is a stack of one layer (names with "_l0").
+        and isinstance(cell, StackCell) == is_stack(params)
         and getattr(cell, "truncation", None) == truncation
         and cell.activation == params.activation
         and getattr(cell, "teacher_forcing", True) == bool(params.teacher_forcing)

@@ -1,8 +1,9 @@
 """Stacked layers: ``n_hidden`` as a tuple of layer sizes, bottom to top.
 
-Layer l is one cell (the estimator's ``cell``, the same for every layer)
-with ``n_hidden[l]`` units; it reads layer l-1's output h (the bottom layer reads
-the data) and the readout reads the top layer. :class:`StackCell` offers the
+Layer l is one cell (the estimator's ``cell``: one name for every layer, or
+a tuple of names, one per layer, bottom to top) with ``n_hidden[l]`` units;
+it reads layer l-1's output h (the bottom layer reads the data) and the
+readout reads the top layer. :class:`StackCell` offers the
 interface of :class:`skrtrl._cells.Cell` over one flat parameter vector::
 
     [theta^0 | theta^1 | ... | theta^{L-1} | weight_out | bias_out],
@@ -20,8 +21,9 @@ the maths and the costs are): exact RTRL through the stack
 parameters on the layers above, the layer-local online approximation
 (``gradient="local"``), which keeps each layer's own influence and sends
 the error down through the current step only, and full BPTT over
-minibatches. Element-wise cells keep each layer's own influence per unit;
-the fully connected ones keep it dense, at exact RTRL's usual O(n^4) per
+minibatches. Element-wise layers keep their own influence per unit; the
+fully connected ones keep it dense (in a mixed stack each layer as its
+cell asks), at exact RTRL's usual O(n^4) per
 step, and the resource check refuses what cannot fit.
 
 A pooled readout (``pooling="mean"`` or ``"max"``) reads the mean or each
@@ -106,10 +108,46 @@ def layer_sizes(n_hidden):
     return tuple(int(size) for size in sizes)
 
 
+def layer_cells(cell, n_hidden):
+    """``cell`` as one name per layer of ``n_hidden``, bottom to top.
+
+    A str names every layer's cell; a tuple (or list) names each layer's and
+    needs a tuple (or list) ``n_hidden`` of as many layers. Raises
+    ValueError otherwise, or for a name of a cell that does not stack.
+    """
+    sizes = layer_sizes(n_hidden)
+    if isinstance(cell, str):
+        return (cell,) * len(sizes)
+    names = tuple(cell)
+    if isinstance(n_hidden, (int, np.integer)) or len(names) != len(sizes):
+        raise ValueError(
+            "A tuple cell names the cell of each stacked layer, bottom to top, "
+            "and needs a tuple n_hidden of the same length (one size per "
+            f"layer); got cell={cell!r} and n_hidden={n_hidden!r}."
+        )
+    unknown = [name for name in names if name not in STACK_CELLS]
+    if unknown:
+        raise ValueError(
+            f"cell={cell!r}: every layer's cell must be one of the cells that "
+            f"stack, {STACK_CELLS}; got {', '.join(map(repr, unknown))}."
+        )
+    return names
+
+
+def is_mixed(cell):
+    """Whether ``cell`` (an estimator's) names a cell per layer."""
+    return not isinstance(cell, str)
+
+
 def is_stack(params):
     """Whether the estimator ``params`` train a :class:`StackCell`: more than
-    one layer, or the layer-local gradient (which only stacks have)."""
-    return len(layer_sizes(params.n_hidden)) > 1 or params.gradient == "local"
+    one layer, the layer-local gradient (which only stacks have), or a cell
+    named per layer (a tuple ``cell``)."""
+    return (
+        len(layer_sizes(params.n_hidden)) > 1
+        or params.gradient == "local"
+        or is_mixed(params.cell)
+    )
 
 
 def check_stack_settings(params, modes):
@@ -120,7 +158,9 @@ def check_stack_settings(params, modes):
         if len(sizes) > 1
         else f"gradient={params.gradient!r}"
     )
-    if params.cell not in STACK_CELLS:
+    if is_mixed(params.cell):
+        layer_cells(params.cell, params.n_hidden)
+    elif params.cell not in STACK_CELLS:
         raise ValueError(
             f"{what} (stacked layers) supports cell in {STACK_CELLS}; got "
             f"cell={params.cell!r}."
@@ -153,12 +193,13 @@ def check_stack_settings(params, modes):
 
 
 class StackCell:
-    """Layers of one element-wise cell, each reading the h of the one below.
+    """Layers of cells, each reading the h of the one below.
 
     Parameters
     ----------
-    name : str
-        The cell of every layer (one of ``STACK_CELLS``).
+    name : str or tuple of str
+        The cell of every layer, or of each layer, bottom to top (names in
+        ``STACK_CELLS``).
     sizes : tuple of int
         Units per layer, bottom to top.
     n_inputs, n_outputs : int
@@ -186,8 +227,14 @@ class StackCell:
         self, name, sizes, n_inputs, n_outputs, *, gradient="rtrl",
         activation="tanh", pooling="last",
     ):  # fmt: skip
-        if name not in STACK_CELLS:
+        sizes = tuple(sizes)
+        if is_mixed(name):
+            cells = layer_cells(name, sizes)
+            name = tuple(name)
+        elif name not in STACK_CELLS:
             raise ValueError(f"cells that stack: {STACK_CELLS}; got {name!r}.")
+        else:
+            cells = (name,) * len(sizes)
         if gradient not in STACK_GRADIENTS:
             raise ValueError(
                 f"stacks support gradient in {STACK_GRADIENTS}; got {gradient!r}."
@@ -197,28 +244,34 @@ class StackCell:
         if pooling != "last" and gradient == "local":
             raise ValueError(f"pooling={pooling!r}: {LOCAL_POOLING}.")
         self.name = name
-        self.sizes = tuple(sizes)
+        #: Each layer's cell, bottom to top.
+        self.cells = cells
+        self.sizes = sizes
         self.n = self.sizes[-1]
         self.m = n_inputs
         self.o = n_outputs
         self.gradient = gradient
         self.activation = activation
         self.pooling = pooling
-        cls = CELLS[name]
-        self.kind = cls.kind
-        self.elementwise = cls.elementwise
+        classes = [CELLS[cell] for cell in cells]
+        # The kernels' kind: one int for a stack of one cell (as before
+        # mixed stacks), one per layer otherwise.
+        kinds = tuple(cls.kind for cls in classes)
+        self.kind = kinds if is_mixed(name) else kinds[0]
+        self.elementwise = all(cls.elementwise for cls in classes)
         # BLAS threads help the dense influence products of fully connected
         # layers only: on an element-wise stack's matrix-vector products
         # they cost far more than they save (at n_hidden=(224, 224), one
         # kernel thread, 12 ms per sequence-step with them, most of it in
         # BLAS's thread server).
-        self._blas_width = 0 if self.elementwise else max(self.sizes)
+        full = [size for size, cls in zip(sizes, classes) if not cls.elementwise]
+        self._blas_width = max(full, default=0)
         # Each layer's own cell gives its parameters' layout (theta, and
         # bias_hh where the cell keeps it apart) and its forward pass (no
         # readout of its own: n_outputs=0); the top layer's pools its h.
         self.layers = []
         below = n_inputs
-        for k, size in enumerate(self.sizes):
+        for k, (cls, size) in enumerate(zip(classes, self.sizes)):
             top = k == len(self.sizes) - 1
             self.layers.append(
                 cls(size, below, 0, activation=activation,
@@ -346,12 +399,14 @@ class StackCell:
         if self.gradient == "bptt":
             return 6 * sum(W)
         S = [getattr(layer, "n_state", layer.n) for layer in self.layers]
-        ns = S[0] // self.sizes[0]
+        ns = [s // n for s, n in zip(S, self.sizes)]
+        unit = [layer.elementwise for layer in self.layers]
         # J^l times an influence: per unit (ns x ns blocks) or dense.
-        mix = S if not self.elementwise else [ns] * len(S)
-        flops = sum(2 * (ns + 2) * ns * w for w in W)
-        if not self.elementwise:
-            flops = sum(2 * s * s * w + 2 * s * w for s, w in zip(S, W))
+        mix = [k if e else s for k, s, e in zip(ns, S, unit)]
+        flops = sum(
+            2 * (k + 2) * k * w if e else 2 * s * s * w + 2 * s * w
+            for k, s, w, e in zip(ns, S, W, unit)
+        )
         if self.pooling != "last":
             # The pooled readout's pass over the top layer's influence rows.
             flops += self.n * (sum(W) if self.gradient == "rtrl" else 1)
@@ -359,7 +414,9 @@ class StackCell:
             return flops
         for upper in range(1, len(W)):
             for k in range(upper):
-                per_unit = k == upper - 1 and self.elementwise
+                # From an element-wise layer's own influence: one product
+                # per entry (its rows move one unit each).
+                per_unit = k == upper - 1 and unit[k]
                 inner = 1 if per_unit else self.sizes[upper - 1]
                 flops += 2 * S[upper] * W[k] * (inner + mix[upper])
         return flops + 2 * self.n * sum(W[:-1])

@@ -310,14 +310,19 @@ def bptt(cell, params, activation, loss, sequences, *, truncation=None, lr=0.0,
 
 
 # -- stacks of layers ------------------------------------------------------------
+# ``cell`` is one name (every layer's) or a tuple of names, one per layer.
+def _layer_cells(cell, L):
+    return (cell,) * L if isinstance(cell, str) else tuple(cell)
+
+
 def _stack_steps(cell, layers, x, states, activation):
     """One step of every layer on input x (m,) from ``states``: the steps
     objects (one batch row per state entry of each layer: vjp with unit
     vectors gives rows of the Jacobians) are built by the caller; here the
     plain forward: the new states."""
     new, u = [], x
-    for layer, s in zip(layers, states):
-        s = steps_from(cell, layer, u[None, None], activation, s[None]).S[0, 1]
+    for name, layer, s in zip(_layer_cells(cell, len(layers)), layers, states):
+        s = steps_from(name, layer, u[None, None], activation, s[None]).S[0, 1]
         new.append(s)
         u = s[: layer["weight_out"].shape[1]]
     return new
@@ -329,8 +334,7 @@ def stack_forward_loss(cell, params, activation, loss, sequences):
     W, b = params["weight_out"], params["bias_out"]
     total = 0.0
     for x, Y, w in sequences:
-        states = [np.zeros(state_size(cell, layer["weight_out"].shape[1]))
-                  for layer in layers]  # fmt: skip
+        states = _zero_states(cell, layers)
         for t in range(x.shape[0]):
             states = _stack_steps(cell, layers, x[t], states, activation)
             if w[t]:
@@ -346,8 +350,7 @@ def stack_pooled_outputs(cell, params, activation, X, pooling):
     n_top = params["weight_out"].shape[1]
     rows = []
     for x in X:
-        states = [np.zeros(state_size(cell, layer["weight_out"].shape[1]))
-                  for layer in layers]  # fmt: skip
+        states = _zero_states(cell, layers)
         H = []
         for t in range(x.shape[0]):
             states = _stack_steps(cell, layers, x[t], states, activation)
@@ -367,10 +370,18 @@ def stack_pooled_loss(cell, params, activation, loss, sequences, pooling):
     )
 
 
+def _zero_states(cell, layers):
+    names = _layer_cells(cell, len(layers))
+    return [np.zeros(state_size(name, layer["weight_out"].shape[1]))
+            for name, layer in zip(names, layers)]  # fmt: skip
+
+
 def _stack_params(cell, params):
-    gates = {"egru": 3, "elstm": 4, "gru": 3, "lstm": 4}.get(cell, 1)
+    L = sum(name.startswith("weight_ih_l") for name in params)
     layers, k = [], 0
     while f"weight_ih_l{k}" in params:
+        name = _layer_cells(cell, L)[k]
+        gates = {"egru": 3, "elstm": 4, "gru": 3, "lstm": 4}.get(name, 1)
         suffix = f"_l{k}"
         layer = {
             name[: -len(suffix)]: np.asarray(value, dtype=float)
@@ -406,7 +417,8 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
     o, n_top = W0.shape
     sizes = [layer["weight_out"].shape[1] for layer in _stack_params(cell, params)]
     L = len(sizes)
-    S = [state_size(cell, n) for n in sizes]
+    names = _layer_cells(cell, L)
+    S = [state_size(name, n) for name, n in zip(names, sizes)]
     total, total_loss = np.zeros(layout.size), 0.0
     states = P = None
     for x, Y, w in sequences:
@@ -419,7 +431,7 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
             u, J_x = x[t], []
             for k, layer in enumerate(layers):
                 U, s0 = np.tile(u, (S[k], 1, 1)), np.tile(states[k], (S[k], 1))
-                steps = steps_from(cell, layer, U, activation, s0)
+                steps = steps_from(names[k], layer, U, activation, s0)
                 J, grads, B = steps.vjp(0, np.eye(S[k]))
                 immediate = np.zeros((S[k], layout.size))
                 for name, g in grads.items():

@@ -54,6 +54,9 @@ ESTIMATORS = [
     RTRLClassifier(32, cell="elman", gradient="uoro"),
     # A pooled readout: training and prediction read the mean over time.
     RTRLClassifier(8, cell="egru", pooling="mean", learning_rate_init=0.01),
+    # A mixed stack, a tuple cell (a fully connected GRU under element-wise
+    # GRU units), through get_params, clone and every check (about 15 s).
+    RTRLClassifier((4, 8), cell=("gru", "egru"), learning_rate_init=0.01),
 ]
 
 

@@ -46,7 +46,9 @@
 #   costs nothing.) One buffer per sequence, updated in place; a loss with
 #   dL/ds_t = g (``cell_readout``: nonzero on h only, but for the LRU,
 #   whose output map reads [Re h, Im h]) adds sum_sigma g[sigma, i]
-#   P_t[sigma][rho] to row rho of the gradient (``unit_gradient``).
+#   P_t[sigma][rho] to row rho of the gradient (``unit_gradient``; the
+#   online driver takes it in the same pass as each number of P_t is
+#   written, ``RowGradient`` in ``_cells.pxd``).
 #
 # Minibatch: threads take the sequences one at a time (dynamic schedule, so
 # a thread slowed by other load holds up at most one sequence) and run each
@@ -57,11 +59,13 @@
 # so the caller's sum over rows has a fixed order and results do not depend
 # on which thread ran what. Online (Williams & Zipser's real-time RTRL):
 # sequences run one after the other, the influence carried on under the
-# changing weights, an update after every step with a target. The
-# element-wise gated cells (EGRU, ELSTM) take the per-unit step, its
-# gradient and the L2 penalty in one pass (``elementwise_step``): with
-# nothing to multiply but per-unit scalars, passes over memory are their
-# step's cost.
+# changing weights, an update after every step with a target. There the
+# per-unit step writes its gradient as it writes P_t, rather than adding it
+# to a zeroed one in a second pass, and, for the cells with neither a
+# separate bias_hh nor an output map in theta, the L2 penalty with it: with
+# nothing to multiply but per-unit scalars, passes over memory are the
+# step's cost (an element-wise stream of 1,024 units spends most of its
+# step there and in the optimizer's).
 #
 # Pooled readouts (``Packed.pooling``): a sequence's one target read from
 # z = (1/T) sum_t h_t (mean) or from each unit's maximum of h over time
@@ -83,9 +87,9 @@ from ._cells cimport (
     cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
     cell_output, cell_output_blocks, cell_per_unit, cell_readout, cell_rows,
     cell_separate_bias, cell_state,
-    cell_unit_jacobian, row_scale, cell_vjp, cell_whole_product_without_target,
+    cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
-    record_size, row_coef, step_work_size,
+    record_size, row_coef, step_work_size, RowGradient, no_gradient,
 )
 from ._common cimport (
     POOL_LAST, POOL_MEAN, POOL_MAX, InterruptCheck, Packed, UpdateRule,
@@ -256,166 +260,90 @@ cdef inline void influence_step(
 
 cdef inline void _unit_influence_step(
     int kind, int n, int m, int q, const floating* theta,
-    const floating* rec, floating* P, bint first,
+    const floating* rec, floating* P, bint first, const floating* gs,
+    floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
     """The per-unit influence (see the header), in place (``first``:
     P_{t-1} = 0; the buffer may hold anything, even NaN, and is not
-    read)."""
+    read).
+
+    When ``gs`` (dL/ds_t, S numbers) is not NULL, also the gradient of each
+    row rho = g*n + i, sum_sigma gs[sigma, i] P_t[sigma][rho] over the
+    blocks the output reads (``cell_output_blocks``), at the columns that
+    carry influence (``cell_influence_columns``), written into ``grad``
+    (R x q, theta's layout) with the L2 penalty's weight * penalty * theta
+    added unless ``penalty`` is NULL. Each number is taken as it is written
+    (``RowGradient``); the other columns of ``grad`` (the LRU's output map)
+    are left alone. (``unit_gradient`` adds the same sums to a gradient
+    that accumulates over a sequence.)
+    """
     cdef:
         int ns = cell_per_unit(kind)
         int W = cell_rows(kind, n) * q
         int i, gate, rho
         floating Jd[4]
         const floating* coef = record_coefficients(kind, n, m, rec)
+        RowGradient row = no_gradient()
     if first:
         memset(P, 0, ns * W * sizeof(floating))
+    if gs != NULL:
+        row.weight = weight
+        row.blocks = cell_output_blocks(kind)
+        row.penalty = NULL
+        row.g1 = 0
     for i in range(n):
         cell_unit_jacobian(kind, n, m, q, theta, rec, i, Jd)
+        if gs != NULL:
+            row.g0 = gs[i]
+            if row.blocks > 1:
+                row.g1 = gs[n + i]
         for gate in range(cell_gates(kind)):
             rho = gate * n + i
+            if gs != NULL:
+                row.out = grad + rho * q
+                row.theta = theta + rho * q
+                if penalty != NULL:
+                    row.penalty = penalty + rho * q
             input_update(
                 kind, n, m, q, rec, gate, i, ns, P + rho * q,
                 P + W + rho * q if ns > 1 else NULL, Jd,
                 row_coef(kind, n, coef, 0, gate, i),
-                row_coef(kind, n, coef, 1, gate, i) if ns > 1 else 0, 0, q)
+                row_coef(kind, n, coef, 1, gate, i) if ns > 1 else 0, 0, q,
+                row)
 
 
 cdef inline void unit_influence_step(
     int kind, int n, int m, int q, const floating* theta,
-    const floating* rec, floating* P, bint first,
+    const floating* rec, floating* P, bint first, const floating* gs,
+    floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
     """See ``_unit_influence_step``; called with the cell as a constant, so that each cell
     gets a copy with its branches resolved by the compiler. The entry
     points refuse codes of no cell, so the last branch is the LSTM's."""
     if kind == ELMAN:
-        _unit_influence_step(ELMAN, n, m, q, theta, rec, P, first)
+        _unit_influence_step(ELMAN, n, m, q, theta, rec, P, first, gs, grad,
+                             penalty, weight)
     elif kind == DIAGONAL:
-        _unit_influence_step(DIAGONAL, n, m, q, theta, rec, P, first)
+        _unit_influence_step(DIAGONAL, n, m, q, theta, rec, P, first, gs,
+                             grad, penalty, weight)
     elif kind == GRU:
-        _unit_influence_step(GRU, n, m, q, theta, rec, P, first)
+        _unit_influence_step(GRU, n, m, q, theta, rec, P, first, gs, grad,
+                             penalty, weight)
     elif kind == LSTM:
-        _unit_influence_step(LSTM, n, m, q, theta, rec, P, first)
+        _unit_influence_step(LSTM, n, m, q, theta, rec, P, first, gs, grad,
+                             penalty, weight)
     elif kind == EGRU:
-        _unit_influence_step(EGRU, n, m, q, theta, rec, P, first)
+        _unit_influence_step(EGRU, n, m, q, theta, rec, P, first, gs, grad,
+                             penalty, weight)
     elif kind == ELSTM:
-        _unit_influence_step(ELSTM, n, m, q, theta, rec, P, first)
+        _unit_influence_step(ELSTM, n, m, q, theta, rec, P, first, gs, grad,
+                             penalty, weight)
     elif kind == LRU:
-        _unit_influence_step(LRU, n, m, q, theta, rec, P, first)
+        _unit_influence_step(LRU, n, m, q, theta, rec, P, first, gs, grad,
+                             penalty, weight)
     else:
-        _unit_influence_step(kind, n, m, q, theta, rec, P, first)
-
-
-cdef inline void _put(
-    floating* r0, Py_ssize_t j, floating value, floating* out, floating gk,
-    const floating* penalty, const floating* theta, double weight,
-) noexcept nogil:
-    """r0[j] = value and, unless ``out`` is NULL, its gradient and penalty
-    out[j] = gk value + weight * penalty[j] theta[j] from the register:
-    reading the row back in pairs after single stores stalled on store
-    forwarding."""
-    r0[j] = value
-    if out != NULL:
-        out[j] = gk * value + <floating> (weight * penalty[j] * theta[j])
-
-
-cdef inline void _put2(
-    floating* r0, floating* r1, Py_ssize_t j, const floating* Jd,
-    floating a0, floating a1, floating v, floating* out, floating gk,
-    const floating* penalty, const floating* theta, double weight,
-) noexcept nogil:
-    """Column j of the two rows [h, c] of a unit (ns = 2): r <- Jd r +
-    a v, then ``_put``'s gradient of the h row."""
-    cdef floating p0 = r0[j], p1 = r1[j]
-    r1[j] = Jd[2] * p0 + Jd[3] * p1 + a1 * v
-    _put(r0, j, Jd[0] * p0 + Jd[1] * p1 + a0 * v, out, gk, penalty, theta,
-         weight)
-
-
-cdef inline void _elementwise_step(
-    int kind, int n, int m, int q, const floating* theta,
-    const floating* rec, floating* P, bint first, const floating* gs,
-    floating* grad, const floating* penalty, double weight,
-) noexcept nogil:
-    """Exact RTRL of an element-wise gated cell (EGRU, ELSTM) in one pass:
-    ``unit_influence_step``, then, when ``gs`` (dL/ds_t) is not NULL,
-    ``unit_gradient`` into theta's part of ``grad`` (written, not added
-    to) and the L2 penalty's weight * penalty * theta, the same numbers.
-
-    A row of these cells is [x (m) | u (1) | b_ih | b_hh], its inputs
-    v_rho = [x, lam h_i, 1, lam] (``_cells.pxd``), so each row's update
-    P[rho] <- J_i P[rho] + a v_rho is written out column by column rather
-    than through ``input_update``'s ranges, and each number's gradient
-    g_i P[rho, j] and penalty are taken while it is in a register: the
-    stream's per-step passes over P and the gradient were the largest cost
-    after the optimizer's (a stream of 1,024 units, one input).
-    """
-    cdef:
-        int ns = cell_per_unit(kind)
-        int G = cell_gates(kind)
-        Py_ssize_t W = <Py_ssize_t> cell_rows(kind, n) * q
-        Py_ssize_t at
-        int i, gate, j
-        floating Jd[4]
-        floating a0, a1, b0, b1, lam, hk, gk = 0, j00
-        floating* r0
-        floating* r1
-        floating* out = NULL
-        const floating* x = rec
-        const floating* coef = record_coefficients(kind, n, m, rec)
-    if first:
-        memset(P, 0, ns * W * sizeof(floating))
-    for i in range(n):
-        cell_unit_jacobian(kind, n, m, q, theta, rec, i, Jd)
-        j00 = Jd[0]
-        hk = rec[m + i]
-        if gs != NULL:
-            gk = gs[i]
-        for gate in range(G):
-            at = (gate * n + i) * q
-            a0 = row_coef(kind, n, coef, 0, gate, i)
-            lam = row_scale(kind, n, coef, gate, i)
-            b0 = a0 * lam
-            r0 = P + at
-            if gs != NULL:
-                out = grad + at
-            if ns == 1:
-                for j in range(m):
-                    _put(r0, j, j00 * r0[j] + a0 * x[j], out, gk,
-                         penalty + at, theta + at, weight)
-                _put(r0, m, j00 * r0[m] + b0 * hk, out, gk, penalty + at,
-                     theta + at, weight)
-                _put(r0, m + 1, j00 * r0[m + 1] + a0, out, gk, penalty + at,
-                     theta + at, weight)
-                _put(r0, m + 2, j00 * r0[m + 2] + b0, out, gk, penalty + at,
-                     theta + at, weight)
-                continue
-            a1 = row_coef(kind, n, coef, 1, gate, i)
-            b1 = a1 * lam
-            r1 = r0 + W
-            for j in range(m):
-                _put2(r0, r1, j, Jd, a0, a1, x[j], out, gk, penalty + at,
-                      theta + at, weight)
-            _put2(r0, r1, m, Jd, b0, b1, hk, out, gk, penalty + at,
-                  theta + at, weight)
-            _put2(r0, r1, m + 1, Jd, a0, a1, 1, out, gk, penalty + at,
-                  theta + at, weight)
-            _put2(r0, r1, m + 2, Jd, b0, b1, 1, out, gk, penalty + at,
-                  theta + at, weight)
-
-
-cdef inline void elementwise_step(
-    int kind, int n, int m, int q, const floating* theta,
-    const floating* rec, floating* P, bint first, const floating* gs,
-    floating* grad, const floating* penalty, double weight,
-) noexcept nogil:
-    """See ``_elementwise_step``, with the cell as a constant: EGRU, else
-    ELSTM (``run_online`` calls it for these two only)."""
-    if kind == EGRU:
-        _elementwise_step(EGRU, n, m, q, theta, rec, P, first, gs, grad,
-                          penalty, weight)
-    else:
-        _elementwise_step(ELSTM, n, m, q, theta, rec, P, first, gs, grad,
-                          penalty, weight)
+        _unit_influence_step(kind, n, m, q, theta, rec, P, first, gs, grad,
+                             penalty, weight)
 
 
 cdef inline void h_block_gradient(
@@ -443,7 +371,9 @@ cdef inline void unit_gradient(
 ) noexcept nogil:
     """grad[rho] += sum_sigma gs[(sigma, unit of rho)] P[sigma][rho] over
     the state blocks the output reads (``cell_output_blocks``: h alone for
-    every cell but the LRU) and the columns that carry influence."""
+    every cell but the LRU) and the columns that carry influence: the
+    gradient of ``_unit_influence_step``, added to one that accumulates
+    over a sequence (the minibatch driver)."""
     cdef int R = cell_rows(kind, n)
     cdef int width = cell_influence_columns(kind, n, m)
     cdef int rho, j, sigma, i
@@ -639,7 +569,8 @@ cdef inline double rtrl_sequence(
                 grad + W, grad, g, scratch + at.gbar, scratch + at.zout,
                 scratch + at.dz, work)
         if per_unit or t == 0:
-            unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0)
+            unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0,
+                                NULL, NULL, NULL, 0)
             if contract:
                 unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
             if pooled:
@@ -758,10 +689,14 @@ cdef inline void run_online(
         floating* P_new
         InterruptCheck check = interrupt_check()
         bint stopped = False
-        # The element-wise gated cells take their step in one pass
-        # (``elementwise_step``); their readout alone adds into grad.
-        bint fused = per_unit and (kind == EGRU or kind == ELSTM)
-        Py_ssize_t cleared = rest if fused else 0
+        # The per-unit step writes theta's gradient (``unit_influence_step``)
+        # where it carries influence: all of theta but the LRU's output
+        # map, to which the readout adds. With it the L2 penalty, but for
+        # the cells that keep bias_hh apart, whose gradient is b_ih's
+        # without the penalty (``copy_bias_gradient``).
+        bint whole = cell_influence_columns(kind, n, m) == q
+        Py_ssize_t cleared = rest if per_unit and whole else 0
+        bint fused = per_unit and whole and not cell_separate_bias(kind)
         const floating* penalty = <const floating*> rule.penalty
     for b in range(data.count):
         sequence(data, b, &X, &Y, &weights)
@@ -787,21 +722,25 @@ cdef inline void run_online(
                     scratch + at.zout, scratch + at.dz, work)
                 record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
-            if fused:
-                elementwise_step(
+            if per_unit and kind == EGRU:
+                # The element-wise streams call their copies of the step
+                # here: GCC did not specialise the cases of the dispatcher
+                # (``unit_influence_step``), whose unspecialised step took
+                # an EGRU stream of 1,024 units 1.4x as long.
+                _unit_influence_step(
+                    EGRU, n, m, q, theta, rec, influence, first,
+                    scratch + at.gbar if learn_now else NULL, grad,
+                    penalty if fused else NULL, weight)
+            elif per_unit and kind == ELSTM:
+                _unit_influence_step(
+                    ELSTM, n, m, q, theta, rec, influence, first,
+                    scratch + at.gbar if learn_now else NULL, grad,
+                    penalty if fused else NULL, weight)
+            elif per_unit:
+                unit_influence_step(
                     kind, n, m, q, theta, rec, influence, first,
-                    scratch + at.gbar if learn_now else NULL, grad, penalty,
-                    weight)
-                if learn_now:
-                    add_penalty(grad + rest, params + rest, penalty + rest,
-                                weight, size - rest)
-                    online_step(rule, params, grad, size)
-                continue
-            if per_unit:
-                unit_influence_step(kind, n, m, q, theta, rec, influence, first)
-                if learn_now:
-                    unit_gradient(kind, n, m, q, influence, scratch + at.gbar,
-                                  grad)
+                    scratch + at.gbar if learn_now else NULL, grad,
+                    penalty if fused else NULL, weight)
             else:
                 P_old = influence + parity[0] * S * W
                 P_new = influence + (1 - parity[0]) * S * W
@@ -813,7 +752,12 @@ cdef inline void run_online(
             if not learn_now:
                 continue
             copy_bias_gradient(kind, n, q, grad, grad + W)
-            online_update(rule, params, grad, size, weight)
+            if fused:
+                add_penalty(grad + rest, params + rest, penalty + rest,
+                            weight, size - rest)
+                online_step(rule, params, grad, size)
+            else:
+                online_update(rule, params, grad, size, weight)
         loss_rows[b] = loss
         if stopped:
             break

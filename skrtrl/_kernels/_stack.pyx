@@ -2,8 +2,9 @@
 """Stacks of layers: exact RTRL through the stack, the layer-local online
 approximation, and BPTT.
 
-Layer l (l = 0 .. L-1, bottom to top) is one cell of ``_cells.pxd`` (all
-layers the same cell) with n_l units and m_l inputs: m_0 the data's,
+Layer l (l = 0 .. L-1, bottom to top) is one cell of ``_cells.pxd`` (the
+same for all layers, or one per layer: a mixed stack) with n_l units and
+m_l inputs: m_0 the data's,
 m_l = n_{l-1} above (layer l reads layer l-1's h). Its parameters theta^l
 (R_l x q_l, W_l = R_l q_l numbers; then bias_hh, n_l numbers, for the cells
 that keep it apart) are laid out one after the other in the flat vector,
@@ -32,6 +33,32 @@ memory is sum over k < l of S_l W_k numbers: for two layers of n units
 of an element-wise cell with G gates and m inputs below, ns G n^2 (m + 3)
 numbers, ns n times the parameters of the bottom layer. A target's error g = dL/dh^top gives
 the gradient g^T M^(top,k)[h rows] for every k.
+
+Mixed stacks: each layer keeps its own influence as its cell asks (per unit
+or dense), J^l is layer l's (per unit or dense), and the h rows of the
+source are per unit when layer l-1 is element-wise, whatever layer l is (a
+fully connected layer over an element-wise one adds B^l's column of each
+row's unit, ``_add_from_units``). With ns_l state entries per unit,
+S_l = ns_l n_l, W_l the parameters of layer l and e_l = 1 for an
+element-wise cell, one step of one sequence costs, in multiply-adds,
+
+    sum_l  (e_l ? (ns_l + 2) ns_l W_l : S_l^2 W_l)            own influences
+  + sum_l sum_{k<l}  (e_l ? ns_l : S_l) S_l W_k              J^l M^(l,k)
+  + sum_l sum_{k<l}  (k = l-1 and e_k ? 1 : n_{l-1}) S_l W_k  B^l M^(l-1,k)
+
+(about: the element-wise own term is ``unit_influence_step``'s), plus the
+forward pass, and (e_top ? W_top : n_top W_top) + n_top sum_{k<top} W_k
+more at a step with a target (the gradient); it holds
+sum_l (e_l ? ns_l : S_l) W_l + sum_l sum_{k<l} S_l W_k numbers of
+influence. For a small fully connected layer (n_0 units, S_0 = ns_0 n_0,
+P_0 = W_0 parameters) under a wide element-wise one (n_1 units, ns_1 = 1)
+that is S_0^2 P_0 + 3 W_1 + n_1 P_0 + n_1 n_0 P_0 per step: what grows is
+the fully connected layer's influence on the layer above, n_1 n_0 P_0 per
+step in n_1 P_0 numbers, linear in the wide layer. At n_hidden=(8, 128), a
+GRU (P_0 = 24 (m + 10)) under an element-wise GRU (W_1 = 384 (8 + 3)), and
+m = 1 input, that is 3.3e5 multiply-adds per step (4.0e4 influence
+numbers), against 4.6e3 for the element-wise GRU of 128 units alone and
+3.3e6 for exact RTRL in a GRU of 32 units.
 
 The layer-local approximation (Zucchet et al., 2023) keeps only M^(l,l) and
 sends the error down through the current step only:
@@ -95,13 +122,13 @@ cdef enum:
 
 # Geometry of a stack: sizes per layer and the offsets of every buffer.
 ctypedef struct Stack:
-    int kind
+    int kind[MAX_LAYERS]                # each layer's cell
     int activation
     int L
     int o
-    int ns
+    int ns[MAX_LAYERS]                  # state entries per unit
     bint local
-    bint full                           # J_t not diagonal: dense influences
+    bint full[MAX_LAYERS]               # J_t not diagonal: dense influences
     int n[MAX_LAYERS]
     int m[MAX_LAYERS]
     int q[MAX_LAYERS]
@@ -134,33 +161,47 @@ ctypedef struct Stack:
     Py_ssize_t scratch_size
 
 
-cdef Stack stack_layout(int kind, int activation, sizes, int m, int o,
+def layer_kinds(kind, sizes):
+    """Each layer's cell kind: ``kind`` an int (every layer's) or one per
+    layer, bottom to top."""
+    if isinstance(kind, (tuple, list)):
+        kinds = tuple(int(k) for k in kind)
+        if len(kinds) != len(sizes):
+            raise ValueError("one cell kind per layer")
+        return kinds
+    return (int(kind),) * len(sizes)
+
+
+cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
                         bint local) except *:
     cdef Stack st
-    cdef int l, k, top
+    cdef int l, k, top, c
     cdef Py_ssize_t pos, at, widest = 0, work = 0, big = 0, block = 0
-    if kind < 0 or kind >= N_CELLS:
-        raise ValueError("unknown cell kind")
     if len(sizes) < 1 or len(sizes) > MAX_LAYERS:
         raise ValueError(f"a stack has 1 to {MAX_LAYERS} layers")
-    st.kind = kind
+    kinds = layer_kinds(kind, sizes)
+    for c in kinds:
+        if c < 0 or c >= N_CELLS:
+            raise ValueError("unknown cell kind")
     st.activation = activation
     st.L = len(sizes)
     st.o = o
-    st.ns = cell_per_unit(kind)
     st.local = local
-    st.full = not cell_diagonal(kind)
     pos = 0
     for l in range(st.L):
+        c = kinds[l]
+        st.kind[l] = c
+        st.ns[l] = cell_per_unit(c)
+        st.full[l] = not cell_diagonal(c)
         st.n[l] = sizes[l]
         st.m[l] = m if l == 0 else st.n[l - 1]
-        st.q[l] = cell_columns(kind, st.n[l], st.m[l])
-        st.W[l] = <Py_ssize_t> cell_rows(kind, st.n[l]) * st.q[l]
-        st.S[l] = <Py_ssize_t> st.ns * st.n[l]
+        st.q[l] = cell_columns(c, st.n[l], st.m[l])
+        st.W[l] = <Py_ssize_t> cell_rows(c, st.n[l]) * st.q[l]
+        st.S[l] = <Py_ssize_t> st.ns[l] * st.n[l]
         st.theta[l] = pos
         pos += st.W[l]
         st.bias[l] = -1
-        if cell_separate_bias(kind):
+        if cell_separate_bias(c):
             st.bias[l] = pos
             pos += st.n[l]
     st.n_theta = pos
@@ -172,24 +213,26 @@ cdef Stack stack_layout(int kind, int activation, sizes, int m, int o,
     st.state_size = pos
     # Each layer's own influence: per unit (ns blocks of R x q) for the
     # element-wise cells, dense (S x W) otherwise; then M^(l,k), k < l.
+    # (The temporary of J M, ``block``, is for the fully connected layers'
+    # products only.)
     pos = 0
     for l in range(st.L):
         st.own[l] = pos
-        pos += st.S[l] * st.W[l] if st.full else st.ns * st.W[l]
-        if st.full and st.S[l] * st.W[l] > block:
+        pos += st.S[l] * st.W[l] if st.full[l] else st.ns[l] * st.W[l]
+        if st.full[l] and st.S[l] * st.W[l] > block:
             block = st.S[l] * st.W[l]
         for k in range(l):
             st.cross[l * st.L + k] = pos
             if not local:
                 pos += st.S[l] * st.W[k]
-                if st.S[l] * st.W[k] > block:
+                if st.full[l] and st.S[l] * st.W[k] > block:
                     block = st.S[l] * st.W[k]
     st.influence_size = pos
     # A pooled readout's accumulators (see the module docstring): the h rows
     # of the top layer's influences, per unit for an element-wise own one.
     top = st.L - 1
     st.pooled[top] = pos
-    pos += st.W[top] if not st.full else st.n[top] * st.W[top]
+    pos += st.W[top] if not st.full[top] else st.n[top] * st.W[top]
     for k in range(top):
         st.pooled[k] = pos
         if not local:
@@ -198,22 +241,22 @@ cdef Stack stack_layout(int kind, int activation, sizes, int m, int o,
     at = PAD
     for l in range(st.L):
         st.rec[l] = at
-        at += record_size(kind, st.n[l], st.m[l])
+        at += record_size(st.kind[l], st.n[l], st.m[l])
         st.B[l] = at
         at += st.S[l] * st.m[l] if l > 0 else 0
-        if step_work_size(kind, st.n[l]) > work:
-            work = step_work_size(kind, st.n[l])
+        if step_work_size(st.kind[l], st.n[l]) > work:
+            work = step_work_size(st.kind[l], st.n[l])
         if st.n[l] > widest:
             widest = st.n[l]
-        if st.S[l] > big:
+        if st.full[l] and st.S[l] > big:
             big = st.S[l]
     st.widest = widest
     st.work = at
     at += work
     st.J = at
-    at += big * big if st.full else 0
+    at += big * big
     st.tmp = at
-    at += block if st.full else 0
+    at += block
     st.g = at
     at += widest
     st.delta = at
@@ -232,14 +275,14 @@ cdef Stack stack_layout(int kind, int activation, sizes, int m, int o,
     return st
 
 
-def stack_sizes(int kind, sizes, int m, int o, bint local):
+def stack_sizes(kind, sizes, int m, int o, bint local):
     """(parameters, state, influence per sequence, scratch per thread) of a
     stack (see the module docstring), in numbers."""
     cdef Stack st = stack_layout(kind, 0, sizes, m, o, local)
     return st.n_params, st.state_size, st.influence_size, st.scratch_size
 
 
-def stack_pool_size(int kind, sizes, int m, int o, bint local):
+def stack_pool_size(kind, sizes, int m, int o, bint local):
     """Numbers per sequence (per thread) of a pooled readout's accumulators
     (see the module docstring), which ``stack_rtrl_minibatch`` reads after
     the influence's numbers in each ``"influence"`` row."""
@@ -261,9 +304,9 @@ cdef inline void _apply_unit_jacobians(
         floating* r0
         floating* r1
     for i in range(n):
-        cell_unit_jacobian(st.kind, n, st.m[l], st.q[l], theta, rec, i, Jd)
+        cell_unit_jacobian(st.kind[l], n, st.m[l], st.q[l], theta, rec, i, Jd)
         r0 = M + i * width
-        if st.ns == 1:
+        if st.ns[l] == 1:
             a = Jd[0]
             for j in range(width):
                 r0[j] = a * r0[j]
@@ -293,12 +336,12 @@ cdef inline void _own_gradient(
     floating* grad,
 ) noexcept nogil:
     """grad += g^T (h rows of layer l's own influence)."""
-    if st.full:
+    if st.full[l]:
         gemv_rm_t(st.n[l], st.W[l], <floating> 1, own, st.W[l], g,
                   <floating> 1, grad)
     else:
-        h_block_gradient(st.n[l], cell_rows(st.kind, st.n[l]), st.q[l], own,
-                         g, grad)
+        h_block_gradient(st.n[l], cell_rows(st.kind[l], st.n[l]), st.q[l],
+                         own, g, grad)
 
 
 cdef inline void _step_from_units(
@@ -313,7 +356,7 @@ cdef inline void _step_from_units(
         int k = l - 1
         int n = st.n[l], nk = st.n[k], qk = st.q[k], ml = st.m[l]
         Py_ssize_t Wk = st.W[k]
-        int R = cell_rows(st.kind, nk)
+        int R = cell_rows(st.kind[k], nk)
         int i, rho, j, c
         floating Jd[4]
         floating j00, j01, j10, j11, b0, b1, p0, p1, v
@@ -324,7 +367,8 @@ cdef inline void _step_from_units(
         if first:
             Jd[0] = Jd[1] = Jd[2] = Jd[3] = 0
         else:
-            cell_unit_jacobian(st.kind, n, st.m[l], st.q[l], theta, rec, i, Jd)
+            cell_unit_jacobian(st.kind[l], n, st.m[l], st.q[l], theta, rec, i,
+                               Jd)
         j00 = Jd[0]
         j01, j10, j11 = Jd[1], Jd[2], Jd[3]
         j = -1
@@ -333,7 +377,7 @@ cdef inline void _step_from_units(
             src = U + rho * qk
             r0 = M + i * Wk + rho * qk
             b0 = B[i * ml + j]
-            if st.ns == 1:
+            if st.ns[l] == 1:
                 if first:
                     for c in range(qk):
                         r0[c] = b0 * src[c]
@@ -352,6 +396,33 @@ cdef inline void _step_from_units(
                 r1[c] = j10 * p0 + j11 * p1 + b1 * v
 
 
+cdef inline void _add_from_units(
+    const Stack* st, int l, const floating* B, const floating* U, floating* M,
+) noexcept nogil:
+    """M^(l,l-1) += B^l (h rows of M^(l-1,l-1)) for a fully connected
+    layer l over an element-wise one: row rho of theta^(l-1) moves unit
+    rho mod n_(l-1) only, so each of its S_l x q entries is one product
+    (S_l W_(l-1) in all, no GEMM over the mostly zero dense rows)."""
+    cdef:
+        int k = l - 1
+        int nk = st.n[k], qk = st.q[k], ml = st.m[l]
+        Py_ssize_t Wk = st.W[k], S = st.S[l], i
+        int R = cell_rows(st.kind[k], nk)
+        int rho, j, c
+        floating b
+        const floating* src
+        floating* r
+    for i in range(S):
+        j = -1
+        for rho in range(R):
+            j = j + 1 if j + 1 < nk else 0
+            b = B[i * ml + j]
+            src = U + rho * qk
+            r = M + i * Wk + rho * qk
+            for c in range(qk):
+                r[c] += b * src[c]
+
+
 cdef inline double stack_step(
     const Stack* st, const floating* params, const floating* x,
     floating* state, floating* influence, bint first, bint target,
@@ -364,7 +435,7 @@ cdef inline double stack_step(
     (the buffer is not read)."""
     cdef:
         int L = st.L, top = st.L - 1, l, k
-        int kind = st.kind
+        int kind
         double loss = 0.0
         const floating* inp
         const floating* theta
@@ -378,6 +449,7 @@ cdef inline double stack_step(
         Py_ssize_t Wtop = st.n_theta
     # Forward, bottom-up: layer l reads layer l-1's h at the same step.
     for l in range(L):
+        kind = st.kind[l]
         inp = x if l == 0 else state + st.state[l - 1]
         cell_forward(kind, st.activation, st.n[l], st.m[l], st.q[l],
                      params + st.theta[l],
@@ -395,12 +467,13 @@ cdef inline double stack_step(
             grad + Wtop, g, scratch + st.zout, scratch + st.dz)
     # The influences, bottom-up: M^(l,k)_t needs M^(l-1,k)_t.
     for l in range(L):
+        kind = st.kind[l]
         theta = params + st.theta[l]
         rec = scratch + st.rec[l]
         own = influence + st.own[l]
-        if not st.full:
+        if not st.full[l]:
             unit_influence_step(kind, st.n[l], st.m[l], st.q[l], theta, rec,
-                                own, first)
+                                own, first, NULL, NULL, NULL, 0)
         else:
             cell_jacobian(kind, st.n[l], st.m[l], st.q[l], theta, rec,
                           st.S[l], scratch + st.J)
@@ -415,17 +488,22 @@ cdef inline double stack_step(
             continue
         for k in range(l):
             M = influence + st.cross[l * L + k]
-            if k == l - 1 and not st.full:
+            if k == l - 1 and not st.full[l] and not st.full[k]:
                 _step_from_units(st, l, theta, rec, scratch + st.B[l],
                                  influence + st.own[k], M, first)
                 continue
             if first:
                 memset(M, 0, st.S[l] * st.W[k] * sizeof(floating))
-            elif st.full:
+            elif st.full[l]:
                 _apply_dense_jacobian(st, l, scratch + st.J, M, st.W[k],
                                       scratch + st.tmp)
             else:
                 _apply_unit_jacobians(st, l, theta, rec, M, st.W[k])
+            if k == l - 1 and not st.full[k]:
+                # A fully connected layer over an element-wise one.
+                _add_from_units(st, l, scratch + st.B[l],
+                                influence + st.own[k], M)
+                continue
             gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
                     scratch + st.B[l], st.m[l],
                     influence + (st.own[k] if k == l - 1
@@ -462,7 +540,7 @@ cdef inline void copy_bias_gradients(const Stack* st,
     cdef int l
     for l in range(st.L):
         if st.bias[l] >= 0:
-            copy_bias_gradient(st.kind, st.n[l], st.q[l], grad + st.theta[l],
+            copy_bias_gradient(st.kind[l], st.n[l], st.q[l], grad + st.theta[l],
                                grad + st.bias[l])
 
 
@@ -491,11 +569,11 @@ cdef inline void _pool_influences(
         const floating* h = state + st.state[top]
         floating* pool = scratch + st.pool
         floating* A = influence + st.influence_size
-    if st.full:
+    if st.full[top]:
         _pool_rows(pooling, n, st.W[top], t, h, pool, influence + st.own[top],
                    A + st.pooled[top] - st.influence_size)
     else:
-        pool_unit_influence(st.kind, pooling, n, st.q[top], t, h, pool,
+        pool_unit_influence(st.kind[top], pooling, n, st.q[top], t, h, pool,
                             influence + st.own[top],
                             A + st.pooled[top] - st.influence_size, False)
     for k in range(top):
@@ -584,7 +662,7 @@ cdef inline double stack_sequence(
 
 
 def stack_rtrl_minibatch(
-    int kind, int activation, int loss_kind, sizes, bint local, batch,
+    kind, int activation, int loss_kind, sizes, bint local, batch,
     double weight_scale, const floating[::1] params, dict workspace,
     int pooling=0,
 ):
@@ -592,7 +670,8 @@ def stack_rtrl_minibatch(
 
     As ``_rtrl.rtrl_minibatch`` (the bundles ``batch`` and ``workspace``),
     for a stack (``sizes``: units per layer, bottom to top) of the cell
-    ``kind`` with the ``activation`` of the cells that have one; ``local``
+    ``kind`` (an int: every layer's; a tuple: each layer's, a mixed stack)
+    with the ``activation`` of the cells that have one; ``local``
     takes the layer-local approximation instead of exact RTRL. ``params``
     and the rows of ``workspace["grad"]`` are laid out as in the module
     docstring; ``workspace`` also holds one row of ``"state"``,
@@ -661,7 +740,7 @@ def stack_rtrl_minibatch(
 
 
 def stack_rtrl_online(
-    int kind, int activation, int loss_kind, sizes, bint local, batch,
+    kind, int activation, int loss_kind, sizes, bint local, batch,
     update, dict state, bint reset_state, floating[::1] params,
     floating[:, ::1] outputs=None,
 ):
@@ -748,11 +827,11 @@ cdef inline Py_ssize_t bptt_step_size(const Stack* st) noexcept nogil:
     cdef Py_ssize_t size = 0
     cdef int l
     for l in range(st.L):
-        size += record_size(st.kind, st.n[l], st.m[l])
+        size += record_size(st.kind[l], st.n[l], st.m[l])
     return size + st.n[st.L - 1]
 
 
-def stack_bptt_sizes(int kind, sizes, int m, int o, Py_ssize_t longest):
+def stack_bptt_sizes(kind, sizes, int m, int o, Py_ssize_t longest):
     """(records per sequence, scratch per thread) of BPTT through a stack,
     in numbers."""
     cdef Stack st = stack_layout(kind, 0, sizes, m, o, True)
@@ -766,7 +845,7 @@ cdef inline double stack_bptt_sequence(
     InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     cdef:
-        int L = st.L, top = st.L - 1, l, kind = st.kind
+        int L = st.L, top = st.L - 1, l
         Py_ssize_t t, k, T = data.lengths[b]
         Py_ssize_t step = bptt_step_size(st)
         double loss = 0.0
@@ -792,7 +871,8 @@ cdef inline double stack_bptt_sequence(
     memset(state, 0, st.state_size * sizeof(floating))
     offset[0] = 0
     for l in range(1, L):
-        offset[l] = offset[l - 1] + record_size(kind, st.n[l - 1], st.m[l - 1])
+        offset[l] = offset[l - 1] + record_size(st.kind[l - 1], st.n[l - 1],
+                                                st.m[l - 1])
     for t in range(T):
         if stop[0]:
             return loss
@@ -801,8 +881,8 @@ cdef inline double stack_bptt_sequence(
             return loss
         for l in range(L):
             inp = X + t * data.m if l == 0 else state + st.state[l - 1]
-            cell_forward(kind, st.activation, st.n[l], st.m[l], st.q[l],
-                         params + st.theta[l],
+            cell_forward(st.kind[l], st.activation, st.n[l], st.m[l],
+                         st.q[l], params + st.theta[l],
                          params + st.bias[l] if st.bias[l] >= 0 else NULL,
                          inp, state + st.state[l],
                          records + t * step + offset[l], scratch + st.work)
@@ -857,13 +937,13 @@ cdef inline double stack_bptt_sequence(
             cur[st.state[top] + k] += g[k]
         for l in range(top, -1, -1):
             rec = records + t * step + offset[l]
-            cell_vjp(kind, st.n[l], st.m[l], st.q[l], params + st.theta[l],
+            cell_vjp(st.kind[l], st.n[l], st.m[l], st.q[l], params + st.theta[l],
                      rec, cur + st.state[l], state + st.state[l],
                      grad + st.theta[l], scratch + st.work)
             if l == 0:
                 continue
             B = scratch + st.B[l]
-            cell_input_jacobian(kind, st.n[l], st.m[l], st.q[l],
+            cell_input_jacobian(st.kind[l], st.n[l], st.m[l], st.q[l],
                                 params + st.theta[l], rec, 0, st.m[l], B)
             gemv_rm_t(st.S[l], st.m[l], <floating> 1, B, st.m[l],
                       cur + st.state[l], <floating> 0, dx)
@@ -875,7 +955,7 @@ cdef inline double stack_bptt_sequence(
 
 
 def stack_bptt_minibatch(
-    int kind, int activation, int loss_kind, sizes, batch,
+    kind, int activation, int loss_kind, sizes, batch,
     double weight_scale, const floating[::1] params, dict workspace,
     int pooling=0,
 ):
