@@ -1,13 +1,12 @@
 """Mixed stacks: a tuple ``cell`` names each stacked layer's cell.
 
-Every layer keeps its influence as its own cell asks (per unit for the
-element-wise cells, dense for the fully connected ones), and the cross-layer
-terms take each side's form. Exact RTRL equals central finite differences of
-the numpy forward pass (rtol 1e-7, float64) and the numpy RTRL of
-``tests/_reference.py`` (dense over every parameter, which the per-step
-updates and streams are checked against); BPTT equals RTRL (rtol 1e-10);
-the layer-local approximation equals its numpy definition; pooled readouts
-likewise. Sizes are tiny.
+The exactness checks (exact RTRL against central finite differences and the
+numpy RTRL, BPTT against RTRL, the layer-local approximation against its
+numpy definition, per-step updates, streams and pooled readouts) run on the
+mixes of ``tests/test_stack.py``'s ``MIXES`` beside the single-cell stacks,
+and so do the refusals of bad settings. Here: what is particular to a tuple
+``cell`` (names and shapes, round trips, threads, resources, refusals of
+inspection and export). Sizes are tiny.
 """
 
 import pickle
@@ -21,219 +20,13 @@ from skrtrl._stack import STACK_CELLS, StackCell
 
 from _helpers import (
     assert_same_params,
-    fit_then_randomize,
-    float_params,
-    numeric_gradient,
     random_sequences,
     randomize,
-)
-from _reference import (
-    _stack_params,
-    _stack_steps,
-    penalty,
-    stack_forward_loss,
-    stack_pooled_loss,
-    stack_rtrl,
 )
 
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 N_FEATURES = 2
-ALPHA = 0.05
-LEARNING_RATE = 0.1
-KINDS = {"regression": ("squared_error", 2), "multiclass": ("log_loss", 3)}
-#: Fully connected under element-wise, the other way, ns = 1 under ns = 2,
-#: and three layers (cross terms through a middle layer of another form).
-MIXES = {
-    ("gru", "egru"): (3, 4),
-    ("egru", "gru"): (3, 2),
-    ("elman", "elstm"): (2, 3),
-    ("elstm", "lstm", "diagonal"): (2, 2, 3),
-    ("diagonal", "elman", "egru"): (3, 2, 2),
-}
-MIX_IDS = ["-".join(cells) for cells in MIXES]
-
-
-def targets_of(kind, rng, lengths, every_step):
-    loss, k = KINDS[kind]
-    if kind == "regression":
-        draw = [rng.normal(size=(T, k) if every_step else (k,)) for T in lengths]
-    else:
-        draw = [rng.randint(k, size=T if every_step else None) for T in lengths]
-    rows = []
-    for T, value in zip(lengths, draw):
-        if kind == "multiclass":
-            value = np.eye(k)[value]
-        row = np.zeros((T, value.shape[-1]))
-        row[slice(None) if every_step else -1] = value
-        rows.append(row)
-    return (draw if every_step else np.array(draw)), rows
-
-
-def make(kind, cells, gradient="rtrl", **params):
-    Estimator = RTRLRegressor if kind == "regression" else RTRLClassifier
-    defaults = dict(
-        cell=cells,
-        gradient=gradient,
-        max_iter=1,
-        alpha=0.0,
-        shuffle=False,
-        random_state=0,
-    )
-    return Estimator(MIXES[cells], **{**defaults, **params})
-
-
-def case(cells, gradient, kind, output, seed=0, **params):
-    """A mixed stack at random parameters, sample weights, and the numpy
-    view of the data: ``(x, target rows, step weights / sum(w))``."""
-    rng = np.random.RandomState(seed + sum(map(ord, "".join(cells) + kind + output)))
-    every_step = output == "sequence"
-    X = random_sequences(rng, 3, N_FEATURES, min_len=1, max_len=4)
-    y, rows = targets_of(kind, rng, [x.shape[0] for x in X], every_step)
-    est = make(kind, cells, gradient, output=output, **params)
-    fit_then_randomize(est, X, y, rng, None if kind == "regression" else 3)
-    est.set_params(alpha=ALPHA)
-    weights = rng.uniform(0.5, 2.0, size=len(X))
-    sequences = []
-    for x, row, w in zip(X, rows, weights / weights.sum()):
-        T = x.shape[0]
-        step_weights = np.full(T, w / T) if every_step else np.eye(T)[-1] * w
-        sequences.append((x, row, step_weights))
-    return est, X, y, weights, sequences
-
-
-def with_penalty(result, params, scale):
-    layout = result["layout"]
-    total = result["gradient"] + scale * layout.penalty_mask() * layout.vector(params)
-    return layout.arrays(total)
-
-
-CASES = [("regression", "last"), ("multiclass", "sequence")]
-
-
-@pytest.mark.parametrize("kind, output", CASES)
-@pytest.mark.parametrize("cells", MIXES, ids=MIX_IDS)
-def test_rtrl_equals_finite_differences_and_bptt(cells, kind, output):
-    est, X, y, weights, sequences = case(cells, "rtrl", kind, output)
-    loss_name = KINDS[kind][0]
-    loss, grad = est.loss_gradient(X, y, sample_weight=weights)
-    params = float_params(est)
-    scale = 1 / weights.sum()
-
-    def objective():
-        data = stack_forward_loss(cells, params, "tanh", loss_name, sequences)
-        return data + penalty(params, ALPHA, scale)
-
-    assert loss == pytest.approx(objective(), rel=1e-10)
-    numeric = numeric_gradient(objective, params)
-    assert_same_params(grad, numeric, rtol=1e-7, atol=1e-9)
-    # The numpy RTRL that the step and stream checks lean on is exact too.
-    result = stack_rtrl(cells, params, "tanh", loss_name, sequences)
-    assert_same_params(
-        with_penalty(result, params, ALPHA * scale), numeric, rtol=1e-7, atol=1e-9
-    )
-    bptt_loss, bptt_grad = est.set_params(gradient="bptt").loss_gradient(
-        X, y, sample_weight=weights
-    )
-    assert bptt_loss == pytest.approx(loss, rel=1e-12)
-    assert_same_params(bptt_grad, grad, rtol=1e-10, atol=1e-13)
-
-
-@pytest.mark.parametrize("kind, output", CASES)
-@pytest.mark.parametrize("cells", MIXES, ids=MIX_IDS)
-def test_local_equals_numpy_reference(cells, kind, output):
-    est, X, y, weights, sequences = case(cells, "local", kind, output)
-    _, grad = est.loss_gradient(X, y, sample_weight=weights)
-    params = float_params(est)
-    result = stack_rtrl(cells, params, "tanh", KINDS[kind][0], sequences, local=True)
-    expected = with_penalty(result, params, ALPHA / weights.sum())
-    assert_same_params(grad, expected, rtol=1e-9, atol=1e-12)
-    exact = est.set_params(gradient="rtrl").loss_gradient(X, y, sample_weight=weights)
-    assert not np.allclose(grad["weight_ih_l0"], exact[1]["weight_ih_l0"])
-
-
-@pytest.mark.parametrize("gradient", ["rtrl", "local"])
-@pytest.mark.parametrize("cells", MIXES, ids=MIX_IDS)
-def test_step_updates_follow_numpy(cells, gradient):
-    kind, output = "multiclass", "sequence"
-    rng = np.random.RandomState(7 + len(cells))
-    X = random_sequences(rng, 3, N_FEATURES, max_len=4)
-    y, rows = targets_of(kind, rng, [x.shape[0] for x in X], True)
-    weights = rng.uniform(0.5, 2.0, size=len(X))
-    est = make(
-        kind, cells, gradient, update="step", solver="sgd", momentum=0.0,
-        learning_rate_init=LEARNING_RATE, clip_norm=None, output=output,
-    )  # fmt: skip
-    fit_then_randomize(est, X, y, rng, 3)
-    est.set_params(alpha=ALPHA)
-    start = float_params(est)
-    est.partial_fit(X, y, sample_weight=weights)
-    sequences = [
-        (x, row, np.full(x.shape[0], w / x.shape[0]))
-        for x, row, w in zip(X, rows, weights)
-    ]
-    expected = stack_rtrl(
-        cells, start, "tanh", KINDS[kind][0], sequences, lr=LEARNING_RATE,
-        alpha=ALPHA, local=gradient == "local",
-    )  # fmt: skip
-    assert_same_params(est.params_, expected["params"], rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.parametrize("gradient", ["rtrl", "local"])
-@pytest.mark.parametrize("cells", MIXES, ids=MIX_IDS)
-def test_stream_follows_numpy_and_predicts_on(cells, gradient):
-    rng = np.random.RandomState(11)
-    X = rng.normal(size=(9, N_FEATURES))
-    y = rng.normal(size=(9, 2))
-    weights = rng.uniform(0.5, 2.0, size=9)
-    weights[3] = 0.0
-    est = make(
-        "regression", cells, gradient, stateful=True, solver="sgd", momentum=0.0,
-        learning_rate_init=LEARNING_RATE, clip_norm=None,
-    )  # fmt: skip
-    fit_then_randomize(est, X, y, rng, None).reset_state()
-    est.set_params(alpha=ALPHA)
-    start = float_params(est)
-    est.partial_fit(X[:4], y[:4], sample_weight=weights[:4])
-    est.partial_fit(X[4:], y[4:], sample_weight=weights[4:])
-    expected = stack_rtrl(
-        cells, start, "tanh", "squared_error", [(X, y, weights)], lr=LEARNING_RATE,
-        alpha=ALPHA, local=gradient == "local", reset=False,
-    )  # fmt: skip
-    assert_same_params(est.params_, expected["params"], rtol=1e-9, atol=1e-12)
-    # Predictions run on from the stream state.
-    X_next = rng.normal(size=(3, N_FEATURES))
-    params, states = expected["params"], [np.copy(s) for s in expected["state"]]
-    layers = _stack_params(cells, params)
-    Z = []
-    for x in X_next:
-        states = _stack_steps(cells, layers, x, states, "tanh")
-        Z.append(params["weight_out"] @ states[-1][: MIXES[cells][-1]])
-    Z = np.array(Z) + params["bias_out"]
-    np.testing.assert_allclose(est.predict(X_next), Z, rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.parametrize("pooling", ["mean", "max"])
-@pytest.mark.parametrize("cells", list(MIXES)[:3], ids=MIX_IDS[:3])
-def test_pooled_rtrl_equals_finite_differences_and_bptt(cells, pooling):
-    kind = "multiclass"
-    est, X, y, weights, sequences = case(cells, "rtrl", kind, "last", pooling=pooling)
-    sequences = [(x, row[-1], w.sum()) for x, row, w in sequences]
-    assert est._cell.pooling == pooling
-    loss, grad = est.loss_gradient(X, y, sample_weight=weights)
-    params = float_params(est)
-
-    def objective():
-        data = stack_pooled_loss(cells, params, "tanh", "log_loss", sequences, pooling)
-        return data + penalty(params, ALPHA, 1 / weights.sum())
-
-    assert loss == pytest.approx(objective(), rel=1e-10)
-    assert_same_params(grad, numeric_gradient(objective, params), rtol=1e-7, atol=1e-9)
-    bptt_loss, bptt_grad = est.set_params(gradient="bptt").loss_gradient(
-        X, y, sample_weight=weights
-    )
-    assert bptt_loss == pytest.approx(loss, rel=1e-12)
-    assert_same_params(bptt_grad, grad, rtol=1e-10, atol=1e-13)
 
 
 def test_params_names_and_shapes_are_each_layers_cells():
@@ -262,34 +55,6 @@ def test_params_names_and_shapes_are_each_layers_cells():
     }
     assert list(est.params_) == list(shapes)
     assert est._cell.cells == ("gru", "egru", "lstm")
-
-
-@pytest.mark.parametrize(
-    "params, match",
-    [
-        (dict(n_hidden=3, cell=("gru", "egru")), "tuple n_hidden of the same length"),
-        (
-            dict(n_hidden=(3, 2, 2), cell=("gru", "egru")),
-            "tuple n_hidden of the same length",
-        ),
-        (dict(n_hidden=(3, 2), cell=("gru", "lru")), "cells that stack.*'lru'"),
-        (dict(n_hidden=(3, 2), cell=("gru", "nope")), "cells that stack.*'nope'"),
-        (
-            dict(n_hidden=(3, 2), cell=("gru", "egru"), gradient="snap1"),
-            "'rtrl', 'local'",
-        ),
-        (
-            dict(n_hidden=(3, 2), cell=("gru", "egru"), output_feedback=True),
-            "output feedback",
-        ),
-    ],
-)
-def test_refusals_name_what_works(params, match):
-    X, y = np.zeros((3, 4, N_FEATURES)), np.zeros((3, 4))
-    est = RTRLRegressor(**{"output": "sequence", **params})
-    with pytest.raises(ValueError, match=match):
-        est.fit(X, y)
-    assert not hasattr(est, "params_")
 
 
 def test_one_name_per_layer_is_the_single_cell_stack():

@@ -43,6 +43,27 @@ SIZES = (3, 2, 3)
 ALPHA = 0.05
 LEARNING_RATE = 0.1
 CELLS = ("egru", "elstm", "diagonal", "elman", "gru", "lstm")
+#: Mixed stacks (a tuple ``cell``, one per layer) and their sizes: fully
+#: connected under element-wise, the other way, ns = 1 under ns = 2, and
+#: three layers (cross terms through a middle layer of another form).
+MIXES = {
+    ("gru", "egru"): (3, 4),
+    ("egru", "gru"): (3, 2),
+    ("elman", "elstm"): (2, 3),
+    ("elstm", "lstm", "diagonal"): (2, 2, 3),
+    ("diagonal", "elman", "egru"): (3, 2, 2),
+}
+#: Every stack the exactness checks run on: one cell for every layer, or a mix.
+STACKS = [pytest.param(cell, id=cell) for cell in CELLS] + [
+    pytest.param(cells, id="-".join(cells)) for cells in MIXES
+]
+
+
+def sizes_of(cell):
+    """The layer sizes the checks give ``cell`` (a name or a mix)."""
+    return SIZES if isinstance(cell, str) else MIXES[cell]
+
+
 KINDS = {"regression": ("squared_error", 2), "multiclass": ("log_loss", 3)}
 
 
@@ -62,7 +83,7 @@ def targets_of(kind, rng, lengths, every_step):
     return (draw if every_step else np.array(draw)), rows
 
 
-def make(kind, cell, gradient="rtrl", sizes=SIZES, **params):
+def make(kind, cell, gradient="rtrl", sizes=None, **params):
     Estimator = RTRLRegressor if kind == "regression" else RTRLClassifier
     defaults = dict(
         cell=cell,
@@ -72,7 +93,7 @@ def make(kind, cell, gradient="rtrl", sizes=SIZES, **params):
         shuffle=False,
         random_state=0,
     )
-    return Estimator(sizes, **{**defaults, **params})
+    return Estimator(sizes or sizes_of(cell), **{**defaults, **params})
 
 
 def set_up(est, kind, X, y, rng):
@@ -80,7 +101,7 @@ def set_up(est, kind, X, y, rng):
     return fit_then_randomize(est, X, y, rng, n_classes)
 
 
-def minibatch_case(cell, gradient, kind, output, sizes=SIZES, seed=0):
+def minibatch_case(cell, gradient, kind, output, sizes=None, seed=0):
     rng = np.random.RandomState(seed + len(cell) + len(kind) + len(output))
     every_step = output == "sequence"
     X = random_sequences(rng, 3, N_FEATURES, max_len=4)
@@ -107,7 +128,7 @@ CASES = [("regression", "last"), ("multiclass", "sequence")]
 
 
 @pytest.mark.parametrize("kind, output", CASES)
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", STACKS)
 def test_exact_rtrl_equals_finite_differences_and_numpy(cell, kind, output):
     est, X, y, weights, sequences = minibatch_case(cell, "rtrl", kind, output)
     loss_name = KINDS[kind][0]
@@ -157,7 +178,7 @@ def test_activation_reaches_every_layer(cell, activation):
 
 
 @pytest.mark.parametrize("kind, output", CASES)
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", STACKS)
 def test_local_equals_numpy_reference(cell, kind, output):
     est, X, y, weights, sequences = minibatch_case(cell, "local", kind, output)
     _, grad = est.loss_gradient(X, y, sample_weight=weights)
@@ -196,7 +217,7 @@ def test_one_layer_local_and_tuple_equal_the_single_cell(cell):
     "kind, output", [("regression", "last"), ("multiclass", "sequence")]
 )
 @pytest.mark.parametrize("gradient", ["rtrl", "local"])
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", STACKS)
 def test_step_updates_follow_numpy(cell, gradient, kind, output):
     rng = np.random.RandomState(7 + len(cell))
     X = random_sequences(rng, 3, N_FEATURES, max_len=4)
@@ -236,7 +257,7 @@ def test_step_updates_follow_numpy(cell, gradient, kind, output):
 
 
 @pytest.mark.parametrize("gradient", ["rtrl", "local"])
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", STACKS)
 def test_stream_follows_numpy_and_predicts_on(cell, gradient):
     rng = np.random.RandomState(11)
     X = rng.normal(size=(9, N_FEATURES))
@@ -290,7 +311,8 @@ def test_stream_follows_numpy_and_predicts_on(cell, gradient):
     Z = []
     for x in X_next:
         states = _stack_steps(cell, layers, x, states, "tanh")
-        Z.append(params["weight_out"] @ states[-1][: SIZES[-1]] + params["bias_out"])
+        top = sizes_of(cell)[-1]
+        Z.append(params["weight_out"] @ states[-1][:top] + params["bias_out"])
     np.testing.assert_allclose(predicted, np.array(Z), rtol=1e-9, atol=1e-12)
 
 
@@ -417,6 +439,22 @@ def test_skops_round_trip(tmp_path):
         (dict(n_hidden=(), cell="egru"), "non-empty tuple"),
         (dict(n_hidden=(3, 2.5), cell="egru"), "positive int"),
         (dict(n_hidden=(1,) * 17, cell="egru"), "at most 16"),
+        # A tuple cell: one name per layer, each a cell that stacks.
+        (dict(n_hidden=3, cell=("gru", "egru")), "tuple n_hidden of the same length"),
+        (
+            dict(n_hidden=(3, 2, 2), cell=("gru", "egru")),
+            "tuple n_hidden of the same length",
+        ),
+        (dict(n_hidden=(3, 2), cell=("gru", "lru")), "cells that stack.*'lru'"),
+        (dict(n_hidden=(3, 2), cell=("gru", "nope")), "cells that stack.*'nope'"),
+        (
+            dict(n_hidden=(3, 2), cell=("gru", "egru"), gradient="snap1"),
+            "'rtrl', 'local'",
+        ),
+        (
+            dict(n_hidden=(3, 2), cell=("gru", "egru"), output_feedback=True),
+            "output feedback",
+        ),
     ],
 )
 def test_refusals_name_what_works(params, match):
@@ -515,6 +553,10 @@ def pooled_case(cell, pooling, kind, gradient="rtrl"):
 POOLED_CASES = [
     pytest.param(cell, pooling, kind, id=f"{cell}-{pooling}-{kind}")
     for cell, kind in (("egru", "multiclass"), ("gru", "regression"))
+    for pooling in ("mean", "max")
+] + [
+    pytest.param(cells, pooling, "multiclass", id=f"{'-'.join(cells)}-{pooling}")
+    for cells in list(MIXES)[:3]
     for pooling in ("mean", "max")
 ]
 
