@@ -254,10 +254,8 @@ class StackCell:
         self.activation = activation
         self.pooling = pooling
         classes = [CELLS[cell] for cell in cells]
-        # The kernels' kind: one int for a stack of one cell (as before
-        # mixed stacks), one per layer otherwise.
-        kinds = tuple(cls.kind for cls in classes)
-        self.kind = kinds if is_mixed(name) else kinds[0]
+        #: Each layer's kernel code, bottom to top.
+        self.kind = tuple(cls.kind for cls in classes)
         self.elementwise = all(cls.elementwise for cls in classes)
         # BLAS threads help the dense influence products of fully connected
         # layers only: on an element-wise stack's matrix-vector products
