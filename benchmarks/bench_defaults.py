@@ -296,7 +296,7 @@ def _drop_last_step(X, y):
     return [x[:-1] for x in X], [t[:-1] for t in y]
 
 
-def make_reber_task(n_train=500, n_test=1000):
+def make_reber_task(n_train=500, n_test=1000, test_seed=1):
     """Embedded Reber grammar, per-step labelling of the legal next symbols.
 
     Parameters
@@ -304,8 +304,11 @@ def make_reber_task(n_train=500, n_test=1000):
     n_train : int, default=500
         Training strings (``random_state=0``).
     n_test : int, default=1000
-        Fresh strings (``random_state=1``); those that also occur in the
-        training set are dropped.
+        Fresh strings (``random_state=test_seed``); those that also occur
+        in the training set are dropped.
+    test_seed : int, default=1
+        Seed of the test strings (``choose_defaults.py`` validates on
+        seed 2).
 
     Returns
     -------
@@ -314,7 +317,7 @@ def make_reber_task(n_train=500, n_test=1000):
         strings solved.
     """
     X_train, y_train = _drop_last_step(*make_embedded_reber(n_train, random_state=0))
-    X_all, y_all = _drop_last_step(*make_embedded_reber(n_test, random_state=1))
+    X_all, y_all = _drop_last_step(*make_embedded_reber(n_test, random_state=test_seed))
     seen = {x.argmax(axis=1).tobytes() for x in X_train}
     keep = [i for i, x in enumerate(X_all) if x.argmax(axis=1).tobytes() not in seen]
     X_test, y_test = [X_all[i] for i in keep], [y_all[i] for i in keep]
@@ -331,23 +334,25 @@ def make_reber_task(n_train=500, n_test=1000):
     )
 
 
-def make_adding_task(n_train=500, n_test=1000, n_steps=50):
+def make_adding_task(n_train=500, n_test=1000, n_steps=50, test_seed=1):
     """The adding problem: sum of the two marked values, read at the end.
 
     Parameters
     ----------
     n_train, n_test : int
-        Training (``random_state=0``) and test (``random_state=1``)
+        Training (``random_state=0``) and test (``random_state=test_seed``)
         sequences.
     n_steps : int, default=50
         Length of every sequence.
+    test_seed : int, default=1
+        Seed of the test sequences.
 
     Returns
     -------
     task : Task
     """
     X_train, y_train = make_adding_problem(n_train, n_steps, random_state=0)
-    X_test, y_test = make_adding_problem(n_test, n_steps, random_state=1)
+    X_test, y_test = make_adding_problem(n_test, n_steps, random_state=test_seed)
     return Task(
         "adding",
         X_train,
@@ -360,16 +365,18 @@ def make_adding_task(n_train=500, n_test=1000, n_steps=50):
     )
 
 
-def make_xor_task(n_train=1000, n_test=1000, n_steps=20, delay=5):
+def make_xor_task(n_train=1000, n_test=1000, n_steps=20, delay=5, test_seed=1):
     """Delayed XOR of the last bit and the bit ``delay`` steps before it.
 
     Parameters
     ----------
     n_train, n_test : int
-        Training (``random_state=0``) and test (``random_state=1``)
+        Training (``random_state=0``) and test (``random_state=test_seed``)
         sequences.
     n_steps, delay : int
         Sequence length and delay of the second operand.
+    test_seed : int, default=1
+        Seed of the test sequences.
 
     Returns
     -------
@@ -377,7 +384,9 @@ def make_xor_task(n_train=1000, n_test=1000, n_steps=20, delay=5):
         Univariate sequences as arrays of shape ``(n, n_steps, 1)``.
     """
     X_train, y_train = make_delayed_xor(n_train, n_steps, delay=delay, random_state=0)
-    X_test, y_test = make_delayed_xor(n_test, n_steps, delay=delay, random_state=1)
+    X_test, y_test = make_delayed_xor(
+        n_test, n_steps, delay=delay, random_state=test_seed
+    )
     return Task(
         "xor",
         X_train[:, :, None],

@@ -30,6 +30,15 @@ Run from the repository root, with the extension built in place::
     PYTHONPATH=. python benchmarks/choose_defaults.py --sets jv --json cv.json
     PYTHONPATH=. python benchmarks/choose_defaults.py --regressor-check
 
+``--generated`` scores the candidates of ``GENERATED_CANDIDATES`` on the
+generated tasks and the Mackey-Glass windows, as ``bench_defaults.py``
+builds them, but validated on data its test never reads
+(``VALIDATION_SIZES``): the training draw (seed 0) against a third draw
+(seed 2), and windows of the training stretch alone::
+
+    PYTHONPATH=. python benchmarks/choose_defaults.py --generated \
+        lru-64-0.01 egru-128-auto --tasks reber adding mackey_glass xor
+
 ``--regressor-check`` fits each regressor candidate (``REGRESSOR_CANDIDATES``)
 to the data of scikit-learn's ``check_regressors_train`` (``make_regression``
 with 200 samples of 10 features, one informative, noise 20, seed 42; X and
@@ -104,6 +113,13 @@ CANDIDATES = dict(
         for alpha in (1e-3, 1e-2, 3e-2, 1e-1)
     ]
     + [_candidate("egru", 128, "max", 0.01, alpha) for alpha in (1e-3, 1e-2)]
+    # The LRU: its output map mixes the units before a nonlinearity, so its
+    # readout can tell when a value came (the element-wise GRU cannot: the
+    # delayed XOR, the regressor check). It reads the last step only.
+    + [
+        _candidate("lru", n, "last", lr)
+        for n, lr in itertools.product((64, 128), (0.003, 0.01))
+    ]
 )
 CANDIDATES["previous-defaults"] = dict(n_jobs=1, cell="elman", n_hidden=32)
 
@@ -117,6 +133,10 @@ STREAM_CANDIDATES = dict(
     )
 )
 STREAM_CANDIDATES["previous-defaults"] = dict(cell="elman", n_hidden=32)
+STREAM_CANDIDATES.update(
+    (f"lru-{n}-{lr:g}", dict(cell="lru", n_hidden=n, learning_rate_init=lr))
+    for n, lr in itertools.product((64,), (0.001, 0.003))
+)
 
 
 #: Regressor candidates for ``--regressor-check``: the defaults (Elman, 32
@@ -133,7 +153,70 @@ REGRESSOR_CANDIDATES = {
     "elstm-128-auto": dict(
         cell="elstm", n_hidden=128, learning_rate_init="auto", **FIXED
     ),
+    **{
+        f"lru-{n}-auto": dict(
+            cell="lru", n_hidden=n, learning_rate_init="auto", **FIXED
+        )
+        for n in (64, 128)
+    },
 }
+
+
+#: Candidates for the generated tasks and the Mackey-Glass windows
+#: (``--generated``): the regressor's defaults (Elman, 32 units), the
+#: element-wise GRU measured before, and the LRU, whose output map mixes
+#: the units before its nonlinearity.
+GENERATED_CANDIDATES = {
+    "regressor-defaults": {},
+    "egru-128-auto": REGRESSOR_CANDIDATES["egru-128-auto"],
+    **{
+        f"lru-{n}-{lr:g}": dict(cell="lru", n_hidden=n, learning_rate_init=lr, **FIXED)
+        for n, lr in itertools.product((64, 128), (0.003, 0.01))
+    },
+}
+
+#: Validation versions of ``bench_defaults``'s generated tasks: the same
+#: training data, scored on a third draw (seed 2; the test draw is seed
+#: 1), and Mackey-Glass windows cut from the training stretch alone
+#: (train on its first 1,200 steps, validate on the next 300).
+VALIDATION_SIZES = {
+    **{
+        name: dict(bench_defaults.TASK_SIZES[name], test_seed=2)
+        for name in ("reber", "adding", "xor")
+    },
+    "mackey_glass": dict(
+        n_series=1500, n_train_steps=1200, window=50, train_stride=5, test_stride=1
+    ),
+}
+
+
+def generated_task_scores(names, seeds, sets):
+    """Validation score of each candidate on the generated tasks.
+
+    Returns the rows as dicts and prints them: the task's own score
+    (fraction of Reber strings solved, NRMSE, accuracy) and the median
+    wall-clock fit.
+    """
+    tasks = {s: bench_defaults.load_task(s, VALIDATION_SIZES[s]) for s in sets}
+    print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+    rows = []
+    for name in names:
+        params = GENERATED_CANDIDATES[name]
+        row = dict(candidate=name, params=params)
+        for key, task in tasks.items():
+            fits = [bench_defaults.fit_skrtrl(task, seed, params) for seed in seeds]
+            row[key] = float(np.mean([f["score"] for f in fits]))
+            row[key + "_seconds"] = float(np.median([f["fit_seconds"] for f in fits]))
+        rows.append(row)
+        print(
+            f"{name:24s}"
+            + "".join(
+                f"  {k} {row[k]:.4f} ({row[k + '_seconds']:.0f} s)" for k in tasks
+            ),
+            flush=True,
+        )
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    return rows
 
 
 def regressor_check_scores(seeds):
@@ -166,7 +249,7 @@ def choosing_stream(n_steps=3000):
     return (series - series[:500].mean()) / series[:500].std()
 
 
-def choose_stream_settings(seeds):
+def choose_stream_settings(seeds, names=None):
     """Prequential NRMSE of each stream candidate on the choosing stream.
 
     Scored over the second half, with ``bench_defaults``'s prequential
@@ -182,7 +265,8 @@ def choose_stream_settings(seeds):
 
     ar, _ = bench_defaults.prequential_sgd_ar(x)
     print(f"AR(10) by SGD: NRMSE {second_half(ar):.4f}")
-    for name, params in STREAM_CANDIDATES.items():
+    for name in names or STREAM_CANDIDATES:
+        params = STREAM_CANDIDATES[name]
         scores = [
             second_half(bench_defaults.prequential_skrtrl(x, seed, params)[0])
             for seed in seeds
@@ -237,16 +321,46 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--json", help="write the rows to this file")
     parser.add_argument(
-        "--stream", action="store_true", help="choose the stream settings instead"
+        "--stream",
+        nargs="*",
+        metavar="CANDIDATE",
+        help="choose the stream settings instead: these STREAM_CANDIDATES, "
+        "all if none named",
     )
     parser.add_argument(
         "--regressor-check",
         action="store_true",
         help="score regressor candidates on the data of check_regressors_train",
     )
+    parser.add_argument(
+        "--generated",
+        nargs="*",
+        metavar="CANDIDATE",
+        help="score these GENERATED_CANDIDATES (all if none named) on "
+        "validation draws of the generated tasks and Mackey-Glass windows",
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(VALIDATION_SIZES),
+        help="the generated tasks of --generated",
+    )
     args = parser.parse_args(argv)
-    if args.stream:
-        choose_stream_settings(args.seeds)
+    if args.generated is not None:
+        names = args.generated or list(GENERATED_CANDIDATES)
+        unknown = set(names) - set(GENERATED_CANDIDATES)
+        if unknown:
+            parser.error(f"unknown candidates {sorted(unknown)}")
+        rows = generated_task_scores(names, args.seeds, args.tasks)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(dict(seeds=args.seeds, rows=rows), f, indent=1)
+        return
+    if args.stream is not None:
+        unknown = set(args.stream) - set(STREAM_CANDIDATES)
+        if unknown:
+            parser.error(f"unknown candidates {sorted(unknown)}")
+        choose_stream_settings(args.seeds, args.stream)
         return
     if args.regressor_check:
         regressor_check_scores(args.seeds)

@@ -52,6 +52,23 @@ def test_generated_sequence_tasks_have_fresh_test_data(bench):
     assert not np.array_equal(adding.X_train[:20], adding.X_test)
 
 
+def test_test_seed_draws_a_third_set_for_validation(bench):
+    # choose_defaults.py validates on test_seed=2: neither the training
+    # draw (seed 0) nor the test draw (seed 1)
+    for make, sizes in [
+        (bench.make_xor_task, dict(n_train=20, n_test=20, n_steps=12, delay=3)),
+        (bench.make_adding_task, dict(n_train=20, n_test=20, n_steps=10)),
+    ]:
+        test, validation = make(**sizes), make(**sizes, test_seed=2)
+        np.testing.assert_array_equal(test.X_train, validation.X_train)
+        assert not np.array_equal(test.X_test, validation.X_test)
+        assert not np.array_equal(test.X_train, validation.X_test)
+    reber = bench.make_reber_task(n_train=30, n_test=60, test_seed=2)
+    seen = {x.argmax(axis=1).tobytes() for x in reber.X_train}
+    assert reber.X_test
+    assert all(x.argmax(axis=1).tobytes() not in seen for x in reber.X_test)
+
+
 def test_mackey_glass_windows_predict_the_next_value_after_the_training_part(bench):
     task = bench.make_mackey_glass_task(
         n_series=120, n_train_steps=80, window=10, train_stride=5, test_stride=1
