@@ -24,16 +24,22 @@ from skrtrl.export import (
     to_torch,
 )
 
-CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm"]
+CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"]
 #: Exported cells that take a pooled readout: those read through h, not
 #: through an output map (the estimator refuses pooling for the others).
 POOLED_CELLS = [cell for cell in CELLS if not CELL_REGISTRY[cell].output_map]
 POOLINGS = ["mean", "max"]
-#: Registered cells that export refuses by name (tests/test_lru.py).
-NOT_EXPORTED = ["lru"]
 #: Cells that ONNX's RNN / GRU / LSTM operators run; the others need Scan.
 OPERATOR_CELLS = ["elman", "gru", "lstm"]
-ELEMENTWISE_CELLS = ["diagonal", "egru", "elstm"]
+ELEMENTWISE_CELLS = ["diagonal", "egru", "elstm", "lru"]
+#: The output feedback each cell trains with: teacher forcing always,
+#: free-running where the cell supports it (not the LRU).
+FEEDBACK_MODES = [
+    (cell, teacher_forcing)
+    for cell in CELLS
+    for teacher_forcing in (True, False)
+    if teacher_forcing or "free_running" in CELL_REGISTRY[cell].modes("rtrl")
+]
 CELLS_WITH_MEMORY = ["lstm", "elstm"]
 LENGTHS = np.array([5, 8, 6, 8, 3, 7])
 N_FEATURES = 2
@@ -147,8 +153,9 @@ def test_whole_sequences_match_predict(cell, output, task):
 
 
 @pytest.mark.parametrize("activation", ["relu", "logistic", "identity"])
-@pytest.mark.parametrize("cell", ["elman", "diagonal"])
-def test_activations_of_the_elman_and_diagonal_cells(cell, activation):
+@pytest.mark.parametrize("cell", ["elman", "diagonal", "lru"])
+def test_activations_of_the_elman_diagonal_and_lru_cells(cell, activation):
+    """The hidden activation; the LRU's is that of its output map."""
     est, X = _fit("regressor", cell, "sequence", activation=activation)
     feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}
     for scan in (False, True):
@@ -443,10 +450,9 @@ def _check_stream(est, X, outputs, atol=1e-5):
     np.testing.assert_array_equal(label[clear].astype(labels.dtype), labels[clear])
 
 
-@pytest.mark.parametrize("teacher_forcing", [True, False])
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("cell", CELLS)
-def test_step_model_closed_loop_with_output_feedback(cell, task, teacher_forcing):
+@pytest.mark.parametrize(("cell", "teacher_forcing"), FEEDBACK_MODES)
+def test_step_model_closed_loop_with_output_feedback(cell, teacher_forcing, task):
     est, X, _ = _stream(
         task, cell, output_feedback=True, teacher_forcing=teacher_forcing
     )
@@ -469,7 +475,7 @@ def test_step_model_feeds_back_observed_targets_like_update_state():
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("cell", ["elman", "lstm", "diagonal", "elstm"])
+@pytest.mark.parametrize("cell", ["elman", "lstm", "diagonal", "elstm", "lru"])
 def test_stateful_whole_graph_runs_on_from_the_stream_state(cell, task):
     est, X, _ = _stream(task, cell)
     onx = to_onnx(est, options=_options(est))
@@ -503,13 +509,15 @@ def test_step_model_steps_sequences_in_parallel(cell):
     np.testing.assert_allclose(np.stack(proba, axis=1), expected, atol=1e-5)
 
 
-def test_step_model_float64():
-    est, X, _ = _stream("regressor", "lstm")
+@pytest.mark.parametrize("cell", ["lstm", "lru"])
+def test_step_model_float64(cell):
+    est, X, _ = _stream("regressor", cell)
     sess = _session(onnx_step_model(est, dtype=np.float64))
     state = initial_step_state(est, dtype=np.float64)
     y = []
     for x in X:
-        y_t, state["h"], state["c"] = sess.run(None, {"X": x[None], **state})
+        y_t, *new = sess.run(None, {"X": x[None], **state})
+        state = dict(zip(state, new))
         y.append(y_t[0, 0])
     np.testing.assert_allclose(y, est.predict(X), rtol=0, atol=1e-12)
 
@@ -517,12 +525,14 @@ def test_step_model_float64():
 # -- skl2onnx conventions ------------------------------------------------------
 
 
-def test_pipeline_with_scaler_converts_with_skl2onnx():
+@pytest.mark.parametrize("cell", ["elman", "lru"])
+def test_pipeline_with_scaler_converts_with_skl2onnx(cell):
     rng = np.random.RandomState(0)
     X = rng.normal(loc=3.0, scale=2.0, size=(30, 7))
     y = X[:, -1] - X[:, -3]
     pipe = make_pipeline(
-        StandardScaler(), RTRLRegressor(n_hidden=6, max_iter=5, random_state=0)
+        StandardScaler(),
+        RTRLRegressor(n_hidden=6, cell=cell, max_iter=5, random_state=0),
     ).fit(X, y)
     register_onnx_converters()
     onx = skl2onnx.to_onnx(pipe, X[:1].astype(np.float32))
@@ -531,13 +541,14 @@ def test_pipeline_with_scaler_converts_with_skl2onnx():
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_classifier_pipeline_with_zipmap(n_classes):
+@pytest.mark.parametrize("cell", ["gru", "lru"])
+def test_classifier_pipeline_with_zipmap(cell, n_classes):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(40, 6))
     y = np.digitize(X[:, 0], [-0.4, 0.4] if n_classes == 3 else [0.0])
     pipe = make_pipeline(
         StandardScaler(),
-        RTRLClassifier(n_hidden=5, cell="gru", max_iter=5, random_state=0),
+        RTRLClassifier(n_hidden=5, cell=cell, max_iter=5, random_state=0),
     ).fit(X, y)
     register_onnx_converters()
     onx = skl2onnx.to_onnx(pipe, X[:1].astype(np.float32))
@@ -783,7 +794,7 @@ def test_torch_continues_a_stream_from_the_estimators_state(cell):
 
 
 def test_every_registered_cell_is_exported():
-    assert set(CELL_REGISTRY) == set(CELLS) | set(NOT_EXPORTED)
+    assert set(CELL_REGISTRY) == set(CELLS)
 
 
 @pytest.mark.parametrize("cell", ELEMENTWISE_CELLS)

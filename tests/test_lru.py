@@ -4,9 +4,10 @@ Its gradients in every declared mode are checked with every other cell by
 ``test_cell_conformance.py`` (against the numpy step ``LRUSteps`` of
 ``skrtrl/inspection/_cell_steps.py``), its persistence by
 ``test_persistence.py``, its memory estimates by ``test_resources.py`` and
-its one-row path by ``test_rows.py``, all driven by the registry. Here: its
-``params_``, its ring initialisation, its output map, float32, export and a
-learning check on held-out data.
+its one-row path by ``test_rows.py``, all driven by the registry, and its
+ONNX export with the other cells' by ``test_export.py``. Here: its
+``params_``, its ring initialisation, its output map, float32, what export
+does particularly for it and a learning check on held-out data.
 """
 
 import numpy as np
@@ -139,17 +140,59 @@ def test_float32_gradient_matches_float64():
     )
 
 
-@pytest.mark.parametrize("exporter", ["to_onnx", "onnx_step_model", "to_torch"])
-def test_export_refuses_the_lru(exporter):
-    pytest.importorskip("onnx" if exporter != "to_torch" else "torch")
-    import skrtrl.export
+def test_to_torch_refuses_the_lru():
+    # torch.nn has no such layer; refused before torch is imported, so
+    # without it too.
+    pytest.importorskip("onnx")
+    from skrtrl.export import to_torch
 
     reg = RTRLRegressor(3, cell="lru", max_iter=1, random_state=0).fit(X3, Y3)
     before = {k: v.copy() for k, v in reg.params_.items()}
-    with pytest.raises(ValueError, match="cell='lru' cannot be exported"):
-        getattr(skrtrl.export, exporter)(reg)
+    with pytest.raises(ValueError, match="cell='lru' .*no torch.nn layer.*to_onnx"):
+        to_torch(reg)
     for name, value in before.items():
         np.testing.assert_array_equal(reg.params_[name], value)
+
+
+def test_export_reads_the_logarithms_clipped():
+    # The graph's constant lambda and gamma come from nu_log, theta_log and
+    # gamma_log clipped to [-20, 20], as predict reads them (tests/
+    # test_export.py checks every other setting against predict).
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from skrtrl.export import to_onnx
+
+    reg = RTRLRegressor(3, cell="lru", max_iter=1, random_state=0).fit(X3, Y3)
+    reg.params_["nu_log"][...] = [-800.0, 0.1, 0.2]
+    reg.params_["theta_log"][...] = [25.0, -1e4, 0.3]
+    reg.params_["gamma_log"][...] = [0.0, 21.0, -30.0]
+    # Units 1 and 2 reach y at the scale of their clipped gamma, so that
+    # the clipping shows in the predictions.
+    for name in ("C_re", "C_im"):
+        reg.params_[name][:, 1:] *= [np.exp(-20.0), np.exp(20.0)]
+    expected = reg.predict(X3)
+    onx = to_onnx(reg, dtype=np.float64).SerializeToString()
+    sess = ort.InferenceSession(onx, providers=["CPUExecutionProvider"])
+    (values,) = sess.run(None, {"X": X3})
+    np.testing.assert_allclose(values[:, 0], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_export_refuses_settings_changed_after_fit():
+    pytest.importorskip("onnx")
+    from skrtrl.export import onnx_step_model
+
+    lru = RTRLRegressor(3, cell="lru", max_iter=1, random_state=0).fit(X3, Y3)
+    gru = RTRLRegressor(3, cell="gru", max_iter=1, random_state=0).fit(X3, Y3)
+    for est, changes in [
+        (lru, {"cell": "gru"}),
+        (lru, {"output_feedback": True}),
+        (gru, {"cell": "lru"}),
+    ]:
+        est.set_params(**changes)
+        with pytest.raises(ValueError, match="set_params after fitting"):
+            onnx_step_model(est)
+        est.set_params(cell=est._model.cell.name, output_feedback=False)
 
 
 def test_learns_the_delayed_sum_on_held_out_data():

@@ -14,9 +14,10 @@ Two ways to run the recurrence over a whole sequence:
 * A ``Scan`` loop whose body is one step of the cell written out in
   elementary operators (:func:`cell_step`): every cell, output feedback
   (the body feeds the linked readout into the next step) and float64. The
-  element-wise cells (diagonal, element-wise GRU and LSTM) always take
-  this path: ONNX's operators have a full recurrent matrix, and the body
-  multiplies h unit by unit instead.
+  element-wise cells (diagonal, element-wise GRU and LSTM, LRU) always
+  take this path: ONNX's operators have a full recurrent matrix, and the
+  body multiplies h unit by unit instead. The LRU's body carries its
+  complex h as [Re h, Im h] and reads out its output map y.
 
 Variable lengths: the ONNX operators take ``sequence_lens`` and hold the
 state of a finished sequence; the Scan body does the same with a mask, so
@@ -170,14 +171,19 @@ def cell_step(g, model, x, state):
     """One step of the cell from ``state`` on inputs ``x`` (N, m).
 
     ``state`` maps ``"h"`` (and ``"c"`` for the LSTMs, ``"feedback"`` with
-    output feedback) to names of (N, n) and (N, n_outputs) tensors. Returns
-    the new ``"h"`` (and ``"c"``) and the readout pre-activation z (N, o).
+    output feedback) to names of (N, n) and (N, n_outputs) tensors; the
+    LRU's ``"h"`` is [Re h, Im h], (N, 2n). Returns the new ``"h"`` (and
+    ``"c"``; the LRU's output map ``"y"``, (N, n), which its readout reads)
+    and the readout pre-activation z (N, o).
     """
     p, n = model.params, model.n_hidden
     h = state["h"]
     inputs = x
     if model.feedback:
         inputs = g.op("Concat", x, state["feedback"], axis=-1)
+    if model.cell == "lru":
+        new = _lru_step(g, model, inputs, h)
+        return new, readout(g, model, new["y"])
     W_in = input_weights(model)
     new = {}
     if model.cell == "elman":
@@ -218,6 +224,52 @@ def cell_step(g, model, x, state):
         new["h"] = g.op("Mul", g.op("Sigmoid", a_o), g.op("Tanh", c_new))
         new["c"] = c_new
     return new, readout(g, model, new["h"])
+
+
+def lru_constants(params):
+    """The LRU's lambda (its real and imaginary parts) and gamma, (n,) each.
+
+    The logarithms are read clipped to [-20, 20], as the cell reads them.
+    In float64: :meth:`GraphBuilder.const` rounds them once to the graph's
+    dtype.
+    """
+    nu, theta, gamma_log = (
+        np.clip(params[name].astype(np.float64), -20.0, 20.0)
+        for name in ("nu_log", "theta_log", "gamma_log")
+    )
+    modulus, phase = np.exp(-np.exp(nu)), np.exp(theta)
+    return modulus * np.cos(phase), modulus * np.sin(phase), np.exp(gamma_log)
+
+
+def _lru_step(g, model, inputs, h):
+    """The LRU's new [Re h, Im h] and output map y from ``inputs`` [x, f].
+
+    h_t = lambda h_{t-1} + gamma B x_t in real arithmetic: with lambda = a +
+    ib, Re h_t = a Re h - b Im h + gamma Re(B x) and Im h_t = b Re h + a Im h
+    + gamma Im(B x), so [a, a] * [Re h, Im h] + [-b, b] * [Im h, Re h] plus
+    one product of the inputs with gamma [B_re; B_im].
+    """
+    p, n = model.params, model.n_hidden
+    a, b, gamma = lru_constants(p)
+    weight_in = np.tile(gamma, 2)[:, None] * np.vstack([p["B_re"], p["B_im"]])
+    h_re, h_im = _split(g, h, 2, n)
+    rotated = g.op(
+        "Add",
+        g.op("Mul", h, g.const(np.concatenate([a, a]), "lambda_re")),
+        g.op(
+            "Mul",
+            g.op("Concat", h_im, h_re, axis=-1),
+            g.const(np.concatenate([-b, b]), "lambda_im"),
+        ),
+    )
+    h_new = g.op("Add", rotated, _linear(g, inputs, weight_in))
+    # Re(C h) = C_re Re h - C_im Im h: one product with [C_re, -C_im].
+    a_y = g.op(
+        "Add",
+        _linear(g, h_new, np.hstack([p["C_re"], -p["C_im"]])),
+        _linear(g, inputs, p["D"], p["bias_y"]),
+    )
+    return {"h": h_new, "y": _activation(g, model.activation, a_y)}
 
 
 def readout(g, model, h):
@@ -412,13 +464,18 @@ def _scan(g, model, X_tm, lengths, *, hidden=False):
     """A Scan loop over the steps: per-step outputs (T, N, .) and the last h.
 
     The per-step outputs are the readouts (T, N, o), or with ``hidden`` the
-    hidden states (T, N, n).
+    hidden states (T, N, n). What is returned as the last h is what the
+    readout reads: the LRU's last output map y, which the loop carries
+    beside the state (held, like the state, past a sequence's end).
     """
     names = state_names(model)
+    if model.cell == "lru":
+        names.append("y")
     batch = g.op("Gather", g.op("Shape", X_tm), g.ints([1]))
     initial = []
     for name in names:
-        start = model.state[name][None]
+        # y is overwritten at the first step, which every sequence has.
+        start = model.state.get(name, np.zeros(model.n_hidden, model.dtype))[None]
         size = g.ints([start.shape[1]])
         initial.append(
             g.op(
@@ -439,7 +496,7 @@ def _scan(g, model, X_tm, lengths, *, hidden=False):
         num_scan_inputs=len(scan_inputs),
         body=body,
     )
-    return outputs[-1], outputs[0]
+    return outputs[-1], outputs[names.index("y" if model.cell == "lru" else "h")]
 
 
 def _scan_body(g, model, names, *, masked, hidden=False):
@@ -467,8 +524,9 @@ def _scan_body(g, model, names, *, masked, hidden=False):
     # Every value is (N, size). onnxruntime's Scan needs the body outputs'
     # shapes, which it cannot always infer from the outer graph (behind a
     # StandardScaler in a pipeline, for one).
-    sizes = {"h": model.n_hidden, "c": model.n_hidden, "feedback": model.n_outputs}
-    step_size = model.n_hidden if hidden else model.n_outputs
+    n = model.n_hidden
+    sizes = {"h": model.n_state, "c": n, "y": n, "feedback": model.n_outputs}
+    step_size = n if hidden else model.n_outputs
     n_features = 1 if model.input_kind == "2d" else model.n_inputs
 
     def value(name, size, elem_type=b.onnx_type):

@@ -21,6 +21,14 @@ GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4, "egru": 3, "elstm": 4}
 ELEMENTWISE_CELLS = frozenset({"diagonal", "egru", "elstm"})
 #: Cells with a memory cell c besides h.
 CELLS_WITH_MEMORY = frozenset({"lstm", "elstm"})
+#: The linear recurrent unit's ``params_`` besides the readout. Its input
+#: matrices B and D take the fed-back output as extra columns (no
+#: ``weight_fb``).
+LRU_PARAMS = frozenset(
+    {"nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im", "D", "bias_y"}
+)
+#: Every exported cell.
+EXPORTED_CELLS = frozenset(GATES) | {"lru"}
 
 
 @dataclass(frozen=True)
@@ -29,11 +37,14 @@ class RecurrentModel:
 
     Attributes
     ----------
-    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm"}
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"}
     activation : str
-        Hidden activation of the Elman and diagonal cells.
+        Hidden activation of the Elman and diagonal cells, the output map's
+        of the LRU.
     params : dict of str to ndarray
-        Copies of ``params_`` (``weight_fb`` only with output feedback).
+        Copies of ``params_`` (``weight_fb`` only with output feedback,
+        except for the LRU, whose ``B_re``, ``B_im`` and ``D`` then end with
+        the fed-back columns).
     link : {"identity", "logistic", "softmax"}
         What turns the readout into the prediction and the fed-back value.
     classes : ndarray or None
@@ -55,7 +66,8 @@ class RecurrentModel:
     n_timesteps : int or None
         The fixed number of steps of a model fitted on a 2D X.
     state : dict of str to ndarray
-        The state the next step starts from: ``"h"`` (n,), ``"c"`` (n,, LSTM
+        The state the next step starts from: ``"h"`` (n,; the LRU's
+        [Re h, Im h], 2n,), ``"c"`` (n,, LSTM
         and element-wise LSTM only) and ``"feedback"`` (n_outputs,, with
         output feedback only); with a pooled readout also ``"pool"`` (n,,
         zeros for ``"mean"``, -inf for ``"max"``) and, for ``"mean"``,
@@ -83,7 +95,15 @@ class RecurrentModel:
 
     @property
     def n_inputs(self):
+        if self.cell == "lru":
+            fed_back = self.n_outputs if self.feedback else 0
+            return self.params["B_re"].shape[1] - fed_back
         return self.params["weight_ih"].shape[1]
+
+    @property
+    def n_state(self):
+        """Size of the state ``"h"``: 2n for the LRU's complex h, else n."""
+        return 2 * self.n_hidden if self.cell == "lru" else self.n_hidden
 
     @property
     def n_outputs(self):
@@ -138,25 +158,32 @@ def describe(estimator):
 
 
 def _check_layout(estimator, params):
-    if "weight_ih_l0" in params:
+    if any(name.endswith("_l0") for name in params):
         raise ValueError(
             f"Export does not support stacked layers yet (n_hidden="
             f"{estimator.n_hidden!r}, a stack of {estimator.cell!r} layers); "
             "models with one layer (an int n_hidden) can be exported."
         )
-    if estimator.cell not in GATES:
+    if estimator.cell not in EXPORTED_CELLS:
         raise ValueError(
-            f"Export supports cell in {sorted(GATES)}; cell={estimator.cell!r} "
-            "cannot be exported yet."
+            f"Export supports cell in {sorted(EXPORTED_CELLS)}; "
+            f"cell={estimator.cell!r} cannot be exported yet."
         )
-    n = params["weight_out"].shape[1]
-    rows = GATES.get(estimator.cell, 0) * n
-    elementwise = params["weight_hh"].ndim == 1
-    if (
-        params["weight_ih"].shape[0] != rows
-        or elementwise != (estimator.cell in ELEMENTWISE_CELLS)
-        or ("weight_fb" in params) != bool(estimator.output_feedback)
-    ):
+    if estimator.cell == "lru":
+        matches = LRU_PARAMS <= set(params) and (
+            # The fitted cell's inputs, and the fed-back columns after them.
+            params["B_re"].shape[1] - estimator._model.cell.m
+            == (params["weight_out"].shape[0] if estimator.output_feedback else 0)
+        )
+    else:
+        n = params["weight_out"].shape[1]
+        matches = (
+            "weight_ih" in params
+            and params["weight_ih"].shape[0] == GATES[estimator.cell] * n
+            and (params["weight_hh"].ndim == 1) == (estimator.cell in ELEMENTWISE_CELLS)
+            and ("weight_fb" in params) == bool(estimator.output_feedback)
+        )
+    if not matches:
         raise ValueError(
             f"The settings of this {type(estimator).__name__} "
             f"(cell={estimator.cell!r}, output_feedback="
@@ -197,7 +224,7 @@ def _pooling(estimator, per_step):
 def _start_state(estimator, params, pooling):
     n = params["weight_out"].shape[1]
     dtype = params["weight_out"].dtype
-    state = {"h": np.zeros(n, dtype=dtype)}
+    state = {"h": np.zeros(2 * n if estimator.cell == "lru" else n, dtype=dtype)}
     if pooling == "mean":
         state["pool"] = np.zeros(n, dtype=dtype)
         state["steps"] = np.zeros(1, dtype=dtype)
@@ -209,9 +236,10 @@ def _start_state(estimator, params, pooling):
         state["feedback"] = np.zeros(params["weight_out"].shape[0], dtype=dtype)
     stream = estimator._model.stream if estimator.stateful else None
     if stream is not None:
-        # The stream's hidden entry is h (n numbers), or [h, c] for the LSTMs.
+        # The stream's hidden entry is h (n numbers), [h, c] for the LSTMs,
+        # or [Re h, Im h] (the LRU's "h", 2n numbers).
         hidden = np.asarray(stream["hidden"], dtype=dtype)
-        state["h"] = hidden[:n].copy()
+        state["h"] = hidden[: state["h"].shape[0]].copy()
         if "c" in state:
             state["c"] = hidden[n : 2 * n].copy()
         if "feedback" in state:

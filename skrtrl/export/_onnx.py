@@ -50,7 +50,7 @@ def register_onnx_converters():
     The converters accept these options (skl2onnx's ``options``):
     ``"scan"`` (bool, default False) runs every cell in a Scan loop instead
     of ONNX's RNN / GRU / LSTM operators (the element-wise cells,
-    ``"diagonal"``, ``"egru"`` and ``"elstm"``, always use it); for
+    ``"diagonal"``, ``"egru"``, ``"elstm"`` and ``"lru"``, always use it); for
     classifiers, ``"zipmap"`` (True, False or ``"columns"``, default True)
     and ``"nocl"`` (bool: labels 0 to n_classes - 1) as for scikit-learn's
     classifiers.
@@ -205,7 +205,9 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     the inputs of one step for N independent streams and the state left by
     the previous call, and returns the prediction and the new state.
 
-    Inputs: ``X`` ``[N, n_features]``; ``h`` ``[N, n_hidden]``; ``c``
+    Inputs: ``X`` ``[N, n_features]``; ``h`` ``[N, n_hidden]`` (for
+    ``cell="lru"`` ``[N, 2 n_hidden]``, the real parts of its complex state
+    then the imaginary parts, as in its stream state); ``c``
     ``[N, n_hidden]`` (``cell="lstm"`` or ``"elstm"`` only); ``feedback``
     ``[N, n_outputs]`` (with ``output_feedback=True`` only): the previous
     output fed back, that is the previous prediction (regressor), the
@@ -289,7 +291,13 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
         z = readout(g, model, pooled_h)
     float_type = g.onnx_type
     n = model.n_hidden
-    sizes = {"h": n, "c": n, "feedback": model.n_outputs, "pool": n, "steps": 1}
+    sizes = {
+        "h": model.n_state,
+        "c": n,
+        "feedback": model.n_outputs,
+        "pool": n,
+        "steps": 1,
+    }
     inputs = [helper.make_tensor_value_info(x, float_type, ["N", model.n_inputs])]
     inputs += [
         helper.make_tensor_value_info(state[name], float_type, ["N", sizes[name]])

@@ -10,6 +10,10 @@ _ELEMENTWISE_RECURRENCE = {
     "diagonal": "h = phi(W_ih x + w * h + b)",
     "egru": "of torch's GRU with u * h in place of W_hh h",
     "elstm": "of torch's LSTM with u * tile(h, 4) in place of W_hh h",
+    "lru": (
+        "h = lambda * h + gamma * (B x) (complex, per unit) and its output map "
+        "y = phi(Re(C h) + D x + bias_y)"
+    ),
 }
 
 
@@ -45,8 +49,8 @@ def to_torch(estimator, *, dtype=None):
     estimator : RTRLRegressor or RTRLClassifier
         A fitted estimator with ``cell`` "elman" (activation "tanh" or
         "relu", the two that ``torch.nn.RNN`` offers), "gru" or "lstm".
-        The element-wise cells ``"diagonal"``, ``"egru"`` and ``"elstm"``
-        have no ``torch.nn`` layer: use :func:`to_onnx` or
+        The element-wise cells ``"diagonal"``, ``"egru"``, ``"elstm"`` and
+        ``"lru"`` have no ``torch.nn`` layer: use :func:`to_onnx` or
         :func:`onnx_step_model` for them.
     dtype : torch.dtype or None, default=None
         Parameter type of the modules; None keeps the estimator's
@@ -100,8 +104,8 @@ def to_torch(estimator, *, dtype=None):
     model = describe(estimator)
     if model.cell in _ELEMENTWISE_RECURRENCE:
         raise ValueError(
-            f"cell={model.cell!r} (element-wise recurrence, weight_hh a vector) "
-            "has no torch.nn layer. Export it with skrtrl.export.to_onnx or "
+            f"cell={model.cell!r} (an element-wise recurrence) has no torch.nn "
+            "layer. Export it with skrtrl.export.to_onnx or "
             f"onnx_step_model, or build the step {_ELEMENTWISE_RECURRENCE[model.cell]} "
             "from params_ yourself."
         )
