@@ -145,7 +145,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seed", type=int, default=0, help="noise and weights")
-    parser.add_argument("--cells", nargs="+", default=[c[0] for c in CONFIGS])
+    parser.add_argument(
+        "--cells", nargs="+", help="run only these cells' configurations"
+    )
     parser.add_argument(
         "--validate",
         action="store_true",
@@ -190,7 +192,7 @@ def main():
         f"{'valid horizon':>14}"
     )
     for cell, n_hidden, lr, noise in configs:
-        if cell not in args.cells:
+        if args.cells and cell not in args.cells:
             continue
         schedule = [
             (lr * rate / SCHEDULE[0][0], passes // 3 if args.quick else passes)
