@@ -146,6 +146,56 @@ cdef enum:
     N_CELLS = 7
 
 
+# The cells as types, for a kernel that must be compiled once per cell
+# whatever the compiler makes of its callers (``unit_influence_step`` of
+# ``_rtrl.pxd``): a function of a ``const Cell*`` (passed NULL, cast to the
+# cell's type) is a copy per cell, in which ``cell_code`` is a constant that
+# resolves every branch on the cell. Cells passed as codes instead rely on
+# the compiler to copy the function for a constant code, which GCC 12 does
+# only where the call looks frequent to it (not in the cases of a dispatcher).
+cdef struct _Elman:
+    char unused
+cdef struct _Diagonal:
+    char unused
+cdef struct _Gru:
+    char unused
+cdef struct _Lstm:
+    char unused
+cdef struct _Egru:
+    char unused
+cdef struct _Elstm:
+    char unused
+cdef struct _Lru:
+    char unused
+
+ctypedef fused Cell:
+    _Elman
+    _Diagonal
+    _Gru
+    _Lstm
+    _Egru
+    _Elstm
+    _Lru
+
+
+cdef inline int cell_code(const Cell* cell) noexcept nogil:
+    """The code of the cell type ``Cell`` (``cell`` itself is not read)."""
+    if Cell is _Elman:
+        return ELMAN
+    elif Cell is _Diagonal:
+        return DIAGONAL
+    elif Cell is _Gru:
+        return GRU
+    elif Cell is _Lstm:
+        return LSTM
+    elif Cell is _Egru:
+        return EGRU
+    elif Cell is _Elstm:
+        return ELSTM
+    else:
+        return LRU
+
+
 cdef inline bint _gru_gates(int kind) noexcept nogil:
     """The GRU's gates (r, z, n), fully connected or element-wise."""
     return kind == GRU or kind == EGRU
@@ -646,16 +696,21 @@ cdef inline floating own_hidden_weight(
 
 # -- derived: the immediate term ---------------------------------------------
 
-# The gradient a per-unit influence update takes as it goes
-# (``_unit_influence_step`` of ``_rtrl.pxd``): for each column j of row rho
-# = g*n + i that it writes,
+# The gradient of the per-unit influence (``_rtrl.pxd``): a loss with
+# dL/ds_t = gs adds to each column j of row rho = g*n + i
+#
+#     sum_sigma gs[sigma, i] P_t[sigma][rho, j]      (``unit_row_gradient``),
+#
+# sigma over the blocks the output reads (``cell_output_blocks``). The
+# minibatch driver adds it to a gradient that accumulates over a sequence
+# (``unit_gradient``); the online one takes it as the influence update
+# writes each number (``_unit_influence_step``), from the numbers while they
+# are in registers (reading a row back after it was stored was a pass over
+# memory per step, and stalled on store forwarding), and writes
 #
 #     out[j] = sum_sigma gs[sigma, i] P_t[sigma][rho, j]
-#              (+ weight * penalty[j] * theta[j]),
+#              (+ weight * penalty[j] * theta[j]).
 #
-# sigma over the blocks the output reads (``cell_output_blocks``), from the
-# numbers while they are in registers: reading a row back after it was
-# stored was a pass over memory per step (and stalled on store forwarding).
 # Untyped pointers (like ``UpdateRule``'s), cast back to the kernel's type.
 ctypedef struct RowGradient:
     void* out            # the row's gradient (theta's layout; NULL: none)
@@ -674,6 +729,20 @@ cdef inline RowGradient no_gradient() noexcept nogil:
     return rg
 
 
+cdef inline floating unit_row_gradient(
+    floating acc, double g0, floating v0, double g1, floating v1, int blocks,
+) noexcept nogil:
+    """acc + sum_sigma gs[sigma, i] P_t[sigma][rho, j] (see
+    ``RowGradient``), g0 and g1 = gs[0, i] and gs[1, i], v0 and v1 =
+    P_t[0][rho, j] and P_t[1][rho, j] (g1 and v1 unused with one block):
+    the terms added to acc one at a time, in the order of sigma (acc is
+    the gradient so far in ``unit_gradient``, -0.0 in ``_take``)."""
+    acc = acc + <floating> g0 * v0
+    if blocks > 1:
+        acc = acc + <floating> g1 * v1
+    return acc
+
+
 cdef inline void _take(
     RowGradient rg, int j, floating v0, floating v1,
 ) noexcept nogil:
@@ -683,9 +752,9 @@ cdef inline void _take(
     cdef floating* out = <floating*> rg.out
     if out == NULL:
         return
-    acc = <floating> rg.g0 * v0
-    if rg.blocks > 1:
-        acc = acc + <floating> rg.g1 * v1
+    # From -0.0, which adds nothing: the sum alone, as if acc were not
+    # there (from +0.0, a sum of -0.0 would turn into +0.0).
+    acc = unit_row_gradient(<floating> -0.0, rg.g0, v0, rg.g1, v1, rg.blocks)
     if rg.penalty != NULL:
         acc = acc + penalty_term(<const floating*> rg.penalty,
                                  <const floating*> rg.theta, rg.weight, j)

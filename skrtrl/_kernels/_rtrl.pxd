@@ -83,13 +83,15 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._blocks cimport block_columns
 from ._cells cimport (
-    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, cell_columns, cell_forward,
+    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, Cell, _Diagonal, _Egru,
+    _Elman, _Elstm, _Gru, _Lru, _Lstm, cell_code, cell_columns, cell_forward,
     cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
     cell_output, cell_output_blocks, cell_per_unit, cell_readout, cell_rows,
     cell_separate_bias, cell_state,
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
-    record_size, row_coef, step_work_size, RowGradient, no_gradient,
+    record_size, row_coef, step_work_size, unit_row_gradient, RowGradient,
+    no_gradient,
 )
 from ._common cimport (
     POOL_LAST, POOL_MEAN, POOL_MAX, InterruptCheck, Packed, UpdateRule,
@@ -259,7 +261,7 @@ cdef inline void influence_step(
 
 
 cdef inline void _unit_influence_step(
-    int kind, int n, int m, int q, const floating* theta,
+    const Cell* cell, int n, int m, int q, const floating* theta,
     const floating* rec, floating* P, bint first, const floating* gs,
     floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
@@ -278,6 +280,7 @@ cdef inline void _unit_influence_step(
     that accumulates over a sequence.)
     """
     cdef:
+        int kind = cell_code(cell)
         int ns = cell_per_unit(kind)
         int W = cell_rows(kind, n) * q
         int i, gate, rho
@@ -317,33 +320,32 @@ cdef inline void unit_influence_step(
     const floating* rec, floating* P, bint first, const floating* gs,
     floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
-    """See ``_unit_influence_step``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler. The entry
-    points refuse codes of no cell, so the last branch is the LSTM's."""
+    """See ``_unit_influence_step``: its copy for the cell of code
+    ``kind`` (a type, ``Cell``, so that each cell's copy has its branches
+    resolved by the compiler: an EGRU stream of 1,024 units took 1.4x as
+    long in a copy for any cell). The entry points refuse codes of no
+    cell, so the last branch is the LRU's."""
     if kind == ELMAN:
-        _unit_influence_step(ELMAN, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Elman*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
     elif kind == DIAGONAL:
-        _unit_influence_step(DIAGONAL, n, m, q, theta, rec, P, first, gs,
-                             grad, penalty, weight)
+        _unit_influence_step(<_Diagonal*> NULL, n, m, q, theta, rec, P,
+                             first, gs, grad, penalty, weight)
     elif kind == GRU:
-        _unit_influence_step(GRU, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Gru*> NULL, n, m, q, theta, rec, P, first, gs,
+                             grad, penalty, weight)
     elif kind == LSTM:
-        _unit_influence_step(LSTM, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Lstm*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
     elif kind == EGRU:
-        _unit_influence_step(EGRU, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Egru*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
     elif kind == ELSTM:
-        _unit_influence_step(ELSTM, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
-    elif kind == LRU:
-        _unit_influence_step(LRU, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Elstm*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
     else:
-        _unit_influence_step(kind, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Lru*> NULL, n, m, q, theta, rec, P, first, gs,
+                             grad, penalty, weight)
 
 
 cdef inline void h_block_gradient(
@@ -371,24 +373,30 @@ cdef inline void unit_gradient(
 ) noexcept nogil:
     """grad[rho] += sum_sigma gs[(sigma, unit of rho)] P[sigma][rho] over
     the state blocks the output reads (``cell_output_blocks``: h alone for
-    every cell but the LRU) and the columns that carry influence: the
-    gradient of ``_unit_influence_step``, added to one that accumulates
-    over a sequence (the minibatch driver)."""
+    every cell but the LRU) and the columns that carry influence
+    (``unit_row_gradient``): the gradient of ``_unit_influence_step``,
+    added to one that accumulates over a sequence (the minibatch
+    driver)."""
     cdef int R = cell_rows(kind, n)
+    cdef int blocks = cell_output_blocks(kind)
     cdef int width = cell_influence_columns(kind, n, m)
-    cdef int rho, j, sigma, i
-    cdef floating gk
-    cdef const floating* p
+    cdef int rho, j, i = 0
+    cdef floating g0, g1 = 0
+    cdef const floating* p0
+    cdef const floating* p1
     cdef floating* out
-    for sigma in range(cell_output_blocks(kind)):
-        i = 0
-        for rho in range(R):
-            gk = gs[sigma * n + i]
-            i = i + 1 if i + 1 < n else 0
-            p = P + sigma * R * q + rho * q
-            out = grad + rho * q
-            for j in range(width):
-                out[j] += gk * p[j]
+    for rho in range(R):
+        g0 = gs[i]
+        p0 = P + rho * q
+        # One block: p1 = p0, numbers the sum leaves alone.
+        p1 = p0
+        if blocks > 1:
+            g1 = gs[n + i]
+            p1 = P + R * q + rho * q
+        i = i + 1 if i + 1 < n else 0
+        out = grad + rho * q
+        for j in range(width):
+            out[j] = unit_row_gradient(out[j], g0, p0[j], g1, p1[j], blocks)
 
 
 cdef inline void second_step(
@@ -722,21 +730,7 @@ cdef inline void run_online(
                     scratch + at.zout, scratch + at.dz, work)
                 record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
-            if per_unit and kind == EGRU:
-                # The element-wise streams call their copies of the step
-                # here: GCC did not specialise the cases of the dispatcher
-                # (``unit_influence_step``), whose unspecialised step took
-                # an EGRU stream of 1,024 units 1.4x as long.
-                _unit_influence_step(
-                    EGRU, n, m, q, theta, rec, influence, first,
-                    scratch + at.gbar if learn_now else NULL, grad,
-                    penalty if fused else NULL, weight)
-            elif per_unit and kind == ELSTM:
-                _unit_influence_step(
-                    ELSTM, n, m, q, theta, rec, influence, first,
-                    scratch + at.gbar if learn_now else NULL, grad,
-                    penalty if fused else NULL, weight)
-            elif per_unit:
+            if per_unit:
                 unit_influence_step(
                     kind, n, m, q, theta, rec, influence, first,
                     scratch + at.gbar if learn_now else NULL, grad,
