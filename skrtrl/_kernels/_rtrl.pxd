@@ -91,7 +91,7 @@ from ._cells cimport (
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
     record_size, row_coef, step_work_size, unit_row_gradient, RowGradient,
-    no_gradient,
+    Taking, _Gradient, _NoGradient, _Penalised, no_gradient,
 )
 from ._common cimport (
     POOL_LAST, POOL_MEAN, POOL_MAX, InterruptCheck, Packed, UpdateRule,
@@ -260,25 +260,15 @@ cdef inline void influence_step(
         c0 = c1
 
 
-cdef inline void _unit_influence_step(
-    const Cell* cell, int n, int m, int q, const floating* theta,
-    const floating* rec, floating* P, bint first, const floating* gs,
-    floating* grad, const floating* penalty, double weight,
+cdef inline void _unit_rows(
+    const Cell* cell, const Taking* how, int n, int m, int q,
+    const floating* theta, const floating* rec, floating* P,
+    const floating* gs, floating* grad, const floating* penalty,
+    double weight,
 ) noexcept nogil:
-    """The per-unit influence (see the header), in place (``first``:
-    P_{t-1} = 0; the buffer may hold anything, even NaN, and is not
-    read).
-
-    When ``gs`` (dL/ds_t, S numbers) is not NULL, also the gradient of each
-    row rho = g*n + i, sum_sigma gs[sigma, i] P_t[sigma][rho] over the
-    blocks the output reads (``cell_output_blocks``), at the columns that
-    carry influence (``cell_influence_columns``), written into ``grad``
-    (R x q, theta's layout) with the L2 penalty's weight * penalty * theta
-    added unless ``penalty`` is NULL. Each number is taken as it is written
-    (``RowGradient``); the other columns of ``grad`` (the LRU's output map)
-    are left alone. (``unit_gradient`` adds the same sums to a gradient
-    that accumulates over a sequence.)
-    """
+    """``_unit_influence_step`` past the zeroing of P, taking the gradient
+    as ``Taking`` says (``_NoGradient``: ``gs``, ``grad`` and ``penalty``
+    are not read; ``_Gradient``: ``penalty`` is not)."""
     cdef:
         int kind = cell_code(cell)
         int ns = cell_per_unit(kind)
@@ -287,32 +277,64 @@ cdef inline void _unit_influence_step(
         floating Jd[4]
         const floating* coef = record_coefficients(kind, n, m, rec)
         RowGradient row = no_gradient()
-    if first:
-        memset(P, 0, ns * W * sizeof(floating))
-    if gs != NULL:
+    if Taking is not _NoGradient:
         row.weight = weight
         row.blocks = cell_output_blocks(kind)
-        row.penalty = NULL
         row.g1 = 0
     for i in range(n):
         cell_unit_jacobian(kind, n, m, q, theta, rec, i, Jd)
-        if gs != NULL:
+        if Taking is not _NoGradient:
             row.g0 = gs[i]
             if row.blocks > 1:
                 row.g1 = gs[n + i]
         for gate in range(cell_gates(kind)):
             rho = gate * n + i
-            if gs != NULL:
+            if Taking is not _NoGradient:
                 row.out = grad + rho * q
+            if Taking is _Penalised:
                 row.theta = theta + rho * q
-                if penalty != NULL:
-                    row.penalty = penalty + rho * q
+                row.penalty = penalty + rho * q
             input_update(
                 kind, n, m, q, rec, gate, i, ns, P + rho * q,
                 P + W + rho * q if ns > 1 else NULL, Jd,
                 row_coef(kind, n, coef, 0, gate, i),
                 row_coef(kind, n, coef, 1, gate, i) if ns > 1 else 0, 0, q,
-                row)
+                how, row)
+
+
+cdef inline void _unit_influence_step(
+    const Cell* cell, int n, int m, int q, const floating* theta,
+    const floating* rec, floating* P, bint first, const floating* gs,
+    floating* grad, const floating* penalty, double weight,
+) noexcept nogil:
+    """The per-unit influence (see the header) of the cell ``Cell``, in
+    place (``first``: P_{t-1} = 0; the buffer may hold anything, even NaN,
+    and is not read).
+
+    When ``gs`` (dL/ds_t, S numbers) is not NULL, also the gradient of each
+    row rho = g*n + i, sum_sigma gs[sigma, i] P_t[sigma][rho] over the
+    blocks the output reads (``cell_output_blocks``), at the columns that
+    carry influence (``cell_influence_columns``), written into ``grad``
+    (R x q, theta's layout) with the L2 penalty's weight * penalty * theta
+    added unless ``penalty`` is NULL. Each number is taken as it is written
+    (``RowGradient``), by a copy of the step for what it takes
+    (``_unit_rows``); the other columns of ``grad`` (the LRU's output map)
+    are left alone. (``unit_gradient`` adds the same sums to a gradient
+    that accumulates over a sequence.)
+    """
+    cdef int kind = cell_code(cell)
+    if first:
+        memset(P, 0, cell_per_unit(kind) * cell_rows(kind, n) * q
+               * sizeof(floating))
+    if gs == NULL:
+        _unit_rows(cell, <_NoGradient*> NULL, n, m, q, theta, rec, P, gs,
+                   grad, penalty, weight)
+    elif penalty == NULL:
+        _unit_rows(cell, <_Gradient*> NULL, n, m, q, theta, rec, P, gs, grad,
+                   penalty, weight)
+    else:
+        _unit_rows(cell, <_Penalised*> NULL, n, m, q, theta, rec, P, gs,
+                   grad, penalty, weight)
 
 
 cdef inline void unit_influence_step(
