@@ -148,11 +148,12 @@ cdef enum:
 
 # The cells as types, for a kernel that must be compiled once per cell
 # whatever the compiler makes of its callers (``unit_influence_step`` of
-# ``_rtrl.pxd``): a function of a ``const Cell*`` (passed NULL, cast to the
-# cell's type) is a copy per cell, in which ``cell_code`` is a constant that
-# resolves every branch on the cell. Cells passed as codes instead rely on
-# the compiler to copy the function for a constant code, which GCC 12 does
-# only where the call looks frequent to it (not in the cases of a dispatcher).
+# ``_rtrl.pxd``): a function of a ``const CellType*`` (passed NULL, cast to
+# the cell's type) is a copy per cell, in which ``cell_code`` is a constant
+# that resolves every branch on the cell. Cells passed as codes instead
+# rely on the compiler to copy the function for a constant code, which GCC
+# 12 does only where the call looks frequent to it (not in the cases of a
+# dispatcher).
 cdef struct _Elman:
     char unused
 cdef struct _Diagonal:
@@ -168,7 +169,7 @@ cdef struct _Elstm:
 cdef struct _Lru:
     char unused
 
-ctypedef fused Cell:
+ctypedef fused CellType:
     _Elman
     _Diagonal
     _Gru
@@ -178,19 +179,19 @@ ctypedef fused Cell:
     _Lru
 
 
-cdef inline int cell_code(const Cell* cell) noexcept nogil:
-    """The code of the cell type ``Cell`` (``cell`` itself is not read)."""
-    if Cell is _Elman:
+cdef inline int cell_code(const CellType* cell) noexcept nogil:
+    """The code of the cell type ``CellType`` (``cell`` is not read)."""
+    if CellType is _Elman:
         return ELMAN
-    elif Cell is _Diagonal:
+    elif CellType is _Diagonal:
         return DIAGONAL
-    elif Cell is _Gru:
+    elif CellType is _Gru:
         return GRU
-    elif Cell is _Lstm:
+    elif CellType is _Lstm:
         return LSTM
-    elif Cell is _Egru:
+    elif CellType is _Egru:
         return EGRU
-    elif Cell is _Elstm:
+    elif CellType is _Elstm:
         return ELSTM
     else:
         return LRU
@@ -712,10 +713,10 @@ cdef inline floating own_hidden_weight(
 #              (+ weight * penalty[j] * theta[j]).
 #
 # Whether the gradient is taken, and with the penalty, is a type
-# (``Taking``, passed NULL like a ``Cell``): a step's copy for what it takes
-# has no test of it at each number (with the tests, an EGRU stream of 1,024
-# units ran about 1.1-1.2x slower). Untyped pointers (like ``UpdateRule``'s),
-# cast back to the kernel's type.
+# (``Taking``, passed NULL like a ``CellType``): a step's copy for what it
+# takes has no test of it at each number (with the tests, an EGRU stream of
+# 1,024 units ran about 1.1-1.2x slower). Untyped pointers (like
+# ``UpdateRule``'s), cast back to the kernel's type.
 ctypedef struct RowGradient:
     void* out            # the row's gradient (theta's layout)
     const void* penalty  # the row's L2 weights (``_Penalised``)

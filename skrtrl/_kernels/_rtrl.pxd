@@ -83,8 +83,9 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._blocks cimport block_columns
 from ._cells cimport (
-    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, Cell, _Diagonal, _Egru,
-    _Elman, _Elstm, _Gru, _Lru, _Lstm, cell_code, cell_columns, cell_forward,
+    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, CellType, _Diagonal,
+    _Egru, _Elman, _Elstm, _Gru, _Lru, _Lstm, cell_code, cell_columns,
+    cell_forward,
     cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
     cell_output, cell_output_blocks, cell_per_unit, cell_readout, cell_rows,
     cell_separate_bias, cell_state,
@@ -261,7 +262,7 @@ cdef inline void influence_step(
 
 
 cdef inline void _unit_rows(
-    const Cell* cell, const Taking* how, int n, int m, int q,
+    const CellType* cell, const Taking* how, int n, int m, int q,
     const floating* theta, const floating* rec, floating* P,
     const floating* gs, floating* grad, const floating* penalty,
     double weight,
@@ -303,11 +304,11 @@ cdef inline void _unit_rows(
 
 
 cdef inline void _unit_influence_step(
-    const Cell* cell, int n, int m, int q, const floating* theta,
+    const CellType* cell, int n, int m, int q, const floating* theta,
     const floating* rec, floating* P, bint first, const floating* gs,
     floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
-    """The per-unit influence (see the header) of the cell ``Cell``, in
+    """The per-unit influence (see the header) of the cell ``CellType``, in
     place (``first``: P_{t-1} = 0; the buffer may hold anything, even NaN,
     and is not read).
 
@@ -343,7 +344,7 @@ cdef inline void unit_influence_step(
     floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
     """See ``_unit_influence_step``: its copy for the cell of code
-    ``kind`` (a type, ``Cell``, so that each cell's copy has its branches
+    ``kind`` (a type, ``CellType``, so that each cell's copy has its branches
     resolved by the compiler: an EGRU stream of 1,024 units took 1.4x as
     long in a copy for any cell). The entry points refuse codes of no
     cell, so the last branch is the LRU's."""
