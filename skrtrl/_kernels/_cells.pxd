@@ -146,6 +146,57 @@ cdef enum:
     N_CELLS = 7
 
 
+# The cells as types, for a kernel that must be compiled once per cell
+# whatever the compiler makes of its callers (``unit_influence_step`` of
+# ``_rtrl.pxd``): a function of a ``const CellType*`` (passed NULL, cast to
+# the cell's type) is a copy per cell, in which ``cell_code`` is a constant
+# that resolves every branch on the cell. Cells passed as codes instead
+# rely on the compiler to copy the function for a constant code, which GCC
+# 12 does only where the call looks frequent to it (not in the cases of a
+# dispatcher).
+cdef struct _Elman:
+    char unused
+cdef struct _Diagonal:
+    char unused
+cdef struct _Gru:
+    char unused
+cdef struct _Lstm:
+    char unused
+cdef struct _Egru:
+    char unused
+cdef struct _Elstm:
+    char unused
+cdef struct _Lru:
+    char unused
+
+ctypedef fused CellType:
+    _Elman
+    _Diagonal
+    _Gru
+    _Lstm
+    _Egru
+    _Elstm
+    _Lru
+
+
+cdef inline int cell_code(const CellType* cell) noexcept nogil:
+    """The code of the cell type ``CellType`` (``cell`` is not read)."""
+    if CellType is _Elman:
+        return ELMAN
+    elif CellType is _Diagonal:
+        return DIAGONAL
+    elif CellType is _Gru:
+        return GRU
+    elif CellType is _Lstm:
+        return LSTM
+    elif CellType is _Egru:
+        return EGRU
+    elif CellType is _Elstm:
+        return ELSTM
+    else:
+        return LRU
+
+
 cdef inline bint _gru_gates(int kind) noexcept nogil:
     """The GRU's gates (r, z, n), fully connected or element-wise."""
     return kind == GRU or kind == EGRU
@@ -646,20 +697,29 @@ cdef inline floating own_hidden_weight(
 
 # -- derived: the immediate term ---------------------------------------------
 
-# The gradient a per-unit influence update takes as it goes
-# (``_unit_influence_step`` of ``_rtrl.pxd``): for each column j of row rho
-# = g*n + i that it writes,
+# The gradient of the per-unit influence (``_rtrl.pxd``): a loss with
+# dL/ds_t = gs adds to each column j of row rho = g*n + i
+#
+#     sum_sigma gs[sigma, i] P_t[sigma][rho, j]      (``unit_row_gradient``),
+#
+# sigma over the blocks the output reads (``cell_output_blocks``). The
+# minibatch driver adds it to a gradient that accumulates over a sequence
+# (``unit_gradient``); the online one takes it as the influence update
+# writes each number (``_unit_influence_step``), from the numbers while they
+# are in registers (reading a row back after it was stored was a pass over
+# memory per step, and stalled on store forwarding), and writes
 #
 #     out[j] = sum_sigma gs[sigma, i] P_t[sigma][rho, j]
-#              (+ weight * penalty[j] * theta[j]),
+#              (+ weight * penalty[j] * theta[j]).
 #
-# sigma over the blocks the output reads (``cell_output_blocks``), from the
-# numbers while they are in registers: reading a row back after it was
-# stored was a pass over memory per step (and stalled on store forwarding).
-# Untyped pointers (like ``UpdateRule``'s), cast back to the kernel's type.
+# Whether the gradient is taken, and with the penalty, is a type
+# (``Taking``, passed NULL like a ``CellType``): a step's copy for what it
+# takes has no test of it at each number (with the tests, an EGRU stream of
+# 1,024 units ran about 1.1-1.2x slower). Untyped pointers (like
+# ``UpdateRule``'s), cast back to the kernel's type.
 ctypedef struct RowGradient:
-    void* out            # the row's gradient (theta's layout; NULL: none)
-    const void* penalty  # the row's L2 weights (NULL: no penalty)
+    void* out            # the row's gradient (theta's layout)
+    const void* penalty  # the row's L2 weights (``_Penalised``)
     const void* theta    # the row of theta
     double weight        # the penalty's weight
     double g0            # gs[0, i]: dL/dh_i
@@ -667,35 +727,61 @@ ctypedef struct RowGradient:
     int blocks           # cell_output_blocks
 
 
+cdef struct _NoGradient:
+    char unused
+cdef struct _Gradient:
+    char unused
+cdef struct _Penalised:
+    char unused
+
+ctypedef fused Taking:
+    _NoGradient   # nothing (``rg`` is not read)
+    _Gradient     # the sum alone
+    _Penalised    # the sum and the penalty's gradient
+
+
 cdef inline RowGradient no_gradient() noexcept nogil:
-    """A ``RowGradient`` that takes nothing."""
+    """A ``RowGradient`` for ``_NoGradient`` (no field is read)."""
     cdef RowGradient rg
     rg.out = NULL
     return rg
 
 
+cdef inline floating unit_row_gradient(
+    floating acc, double g0, floating v0, double g1, floating v1, int blocks,
+) noexcept nogil:
+    """acc + sum_sigma gs[sigma, i] P_t[sigma][rho, j] (see
+    ``RowGradient``), g0 and g1 = gs[0, i] and gs[1, i], v0 and v1 =
+    P_t[0][rho, j] and P_t[1][rho, j] (g1 and v1 unused with one block):
+    the terms added to acc one at a time, in the order of sigma (acc is
+    the gradient so far in ``unit_gradient``, -0.0 in ``_take``)."""
+    acc = acc + <floating> g0 * v0
+    if blocks > 1:
+        acc = acc + <floating> g1 * v1
+    return acc
+
+
 cdef inline void _take(
-    RowGradient rg, int j, floating v0, floating v1,
+    const Taking* how, RowGradient rg, int j, floating v0, floating v1,
 ) noexcept nogil:
     """The gradient of column j (see ``RowGradient``), v0 and v1 the new
-    P_t[0][rho, j] and P_t[1][rho, j]; nothing when ``rg.out`` is NULL."""
+    P_t[0][rho, j] and P_t[1][rho, j], as ``Taking`` says."""
     cdef floating acc
-    cdef floating* out = <floating*> rg.out
-    if out == NULL:
-        return
-    acc = <floating> rg.g0 * v0
-    if rg.blocks > 1:
-        acc = acc + <floating> rg.g1 * v1
-    if rg.penalty != NULL:
-        acc = acc + penalty_term(<const floating*> rg.penalty,
-                                 <const floating*> rg.theta, rg.weight, j)
-    out[j] = acc
+    if Taking is not _NoGradient:
+        # From -0.0, which adds nothing: the sum alone, as if acc were not
+        # there (from +0.0, a sum of -0.0 would turn into +0.0).
+        acc = unit_row_gradient(<floating> -0.0, rg.g0, v0, rg.g1, v1,
+                                rg.blocks)
+        if Taking is _Penalised:
+            acc = acc + penalty_term(<const floating*> rg.penalty,
+                                     <const floating*> rg.theta, rg.weight, j)
+        (<floating*> rg.out)[j] = acc
 
 
 cdef inline void _update_range(
     int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
     floating a1, const floating* src, int j0, int j1, int shift,
-    RowGradient rg,
+    const Taking* how, RowGradient rg,
 ) noexcept nogil:
     """r <- Jd r + a src[j - shift] on columns j0 .. j1 of one row r0 (ns 1)
     or of the two rows r0, r1 mixed by the 2 x 2 Jd (ns 2); Jd NULL: the
@@ -720,7 +806,7 @@ cdef inline void _update_range(
             v = s[j]
             p0 = j00 * r0[j] + a0 * v
             r0[j] = p0
-            _take(rg, j, p0, p0)
+            _take(how, rg, j, p0, p0)
     else:
         j00, j01, j10, j11 = Jd[0], Jd[1], Jd[2], Jd[3]
         for j in range(j0, j1):
@@ -730,12 +816,13 @@ cdef inline void _update_range(
             p0, p1 = j00 * p0 + j01 * p1 + a0 * v, j10 * p0 + j11 * p1 + a1 * v
             r0[j] = p0
             r1[j] = p1
-            _take(rg, j, p0, p1)
+            _take(how, rg, j, p0, p1)
 
 
 cdef inline void _update_one(
     int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
-    floating a1, floating v, int j, RowGradient rg,
+    floating a1, floating v, int j, const Taking* how,
+    RowGradient rg,
 ) noexcept nogil:
     """``_update_range`` on the single column j with src[j] = v."""
     cdef floating p0, p1
@@ -746,19 +833,20 @@ cdef inline void _update_one(
     elif ns == 1:
         p0 = Jd[0] * r0[j] + a0 * v
         r0[j] = p0
-        _take(rg, j, p0, p0)
+        _take(how, rg, j, p0, p0)
     else:
         p0 = r0[j]
         p1 = r1[j]
         p0, p1 = Jd[0] * p0 + Jd[1] * p1 + a0 * v, Jd[2] * p0 + Jd[3] * p1 + a1 * v
         r0[j] = p0
         r1[j] = p1
-        _take(rg, j, p0, p1)
+        _take(how, rg, j, p0, p1)
 
 
 cdef inline void _lru_input_update(
     int n, int m, const floating* rec, int i, floating* r0, floating* r1,
-    const floating* Jd, int j0, int j1, RowGradient rg,
+    const floating* Jd, int j0, int j1, const Taking* how,
+    RowGradient rg,
 ) noexcept nogil:
     """The LRU's ``input_update``: r <- Jd r + I_t on columns j0 .. j1 of
     unit i's rows [Re, Im], I_t's columns being d h_t / d [B_re[i] | B_im[i]
@@ -771,32 +859,33 @@ cdef inline void _lru_input_update(
         int lo, hi
     hi = m if j1 > m else j1
     if j0 < hi:
-        _update_range(2, r0, r1, Jd, gam, 0, rec, j0, hi, 0, rg)
+        _update_range(2, r0, r1, Jd, gam, 0, rec, j0, hi, 0, how, rg)
     lo = m if j0 < m else j0
     hi = 2 * m if j1 > 2 * m else j1
     if lo < hi:
-        _update_range(2, r0, r1, Jd, 0, gam, rec, lo, hi, m, rg)
+        _update_range(2, r0, r1, Jd, 0, gam, rec, lo, hi, m, how, rg)
     if j0 <= 2 * m < j1:
         _update_one(2, r0, r1, Jd, coef[LRU_NU * n + i],
-                    coef[(LRU_NU + 1) * n + i], 1, 2 * m, rg)
+                    coef[(LRU_NU + 1) * n + i], 1, 2 * m, how, rg)
     if j0 <= 2 * m + 1 < j1:
         _update_one(2, r0, r1, Jd, coef[LRU_TH * n + i],
-                    coef[(LRU_TH + 1) * n + i], 1, 2 * m + 1, rg)
+                    coef[(LRU_TH + 1) * n + i], 1, 2 * m + 1, how, rg)
     if j0 <= 2 * m + 2 < j1:
         _update_one(2, r0, r1, Jd, coef[LRU_DG * n + i] * coef[LRU_U * n + i],
                     coef[LRU_DG * n + i] * coef[(LRU_U + 1) * n + i], 1,
-                    2 * m + 2, rg)
+                    2 * m + 2, how, rg)
 
 
 cdef inline void input_update(
     int kind, int n, int m, int q, const floating* rec, int gate, int i,
     int ns, floating* r0, floating* r1, const floating* Jd, floating a0,
-    floating a1, int j0, int j1, RowGradient rg,
+    floating a1, int j0, int j1, const Taking* how,
+    RowGradient rg,
 ) noexcept nogil:
     """r <- Jd r + a v_rho on columns j0 .. j1 of row rho = gate*n + i of
     one or two influence rows (see ``_update_range``; Jd NULL: r += a v_rho),
     v_rho = [x, lam h, 1, lam] read from the record; with Jd, the gradient
-    of each column written (``RowGradient``)."""
+    of each column written, as ``how`` says (``RowGradient``)."""
     cdef:
         floating lam = row_scale(kind, n, record_coefficients(kind, n, m, rec),
                                  gate, i)
@@ -804,28 +893,28 @@ cdef inline void input_update(
         int nh, e
         const floating* h = row_hidden(kind, n, m, rec, i, &nh)
     if kind == LRU:
-        _lru_input_update(n, m, rec, i, r0, r1, Jd, j0, j1, rg)
+        _lru_input_update(n, m, rec, i, r0, r1, Jd, j0, j1, how, rg)
         return
     if lam == 1 and nh == n:
         # The record holds [x, h, 1(, 1)]: the row's inputs as they are.
-        _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, j1, 0, rg)
+        _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, j1, 0, how, rg)
         return
     e = m if j1 > m else j1
     if j0 < e:
-        _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, e, 0, rg)
+        _update_range(ns, r0, r1, Jd, a0, a1, rec, j0, e, 0, how, rg)
     if nh == 1:
         # The element-wise cell's one hidden input.
         if j0 <= m < j1:
-            _update_one(ns, r0, r1, Jd, b0, b1, h[0], m, rg)
+            _update_one(ns, r0, r1, Jd, b0, b1, h[0], m, how, rg)
     else:
         e = m + nh if j1 > m + nh else j1
         if (j0 if j0 > m else m) < e:
             _update_range(ns, r0, r1, Jd, b0, b1, h, j0 if j0 > m else m, e,
-                          m, rg)
+                          m, how, rg)
     if j0 <= m + nh < j1:
-        _update_one(ns, r0, r1, Jd, a0, a1, 1, m + nh, rg)
+        _update_one(ns, r0, r1, Jd, a0, a1, 1, m + nh, how, rg)
     if q == m + nh + 2 and j0 <= m + nh + 1 < j1:
-        _update_one(ns, r0, r1, Jd, b0, b1, 1, m + nh + 1, rg)
+        _update_one(ns, r0, r1, Jd, b0, b1, 1, m + nh + 1, how, rg)
 
 
 cdef inline void _cell_immediate(
@@ -858,7 +947,7 @@ cdef inline void _cell_immediate(
             P + (n + i) * ld + rho * q if rows > 1 else NULL, NULL,
             row_coef(kind, n, coef, 0, gate, i),
             row_coef(kind, n, coef, 1, gate, i) if rows > 1 else 0, j0, j1,
-            no_gradient())
+            <_NoGradient*> NULL, no_gradient())
 
 
 cdef inline void cell_immediate(
@@ -1176,7 +1265,7 @@ cdef inline void _cell_vjp(
                         kind, n, coef, sigma, gate, i)
             input_update(kind, n, m, q, rec, gate, i, 1,
                          grad_theta + (gate * n + i) * q, NULL, NULL, acc, 0,
-                         0, q, no_gradient())
+                         0, q, <_NoGradient*> NULL, no_gradient())
             # dL/d(hidden side of the row), what W_hh passes back.
             e[gate * n + i] = acc * row_scale(kind, n, coef, gate, i)
     if gprev == NULL:

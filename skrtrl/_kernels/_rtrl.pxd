@@ -83,13 +83,16 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._blocks cimport block_columns
 from ._cells cimport (
-    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, cell_columns, cell_forward,
+    ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, CellType, _Diagonal,
+    _Egru, _Elman, _Elstm, _Gru, _Lru, _Lstm, cell_code, cell_columns,
+    cell_forward,
     cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
     cell_output, cell_output_blocks, cell_per_unit, cell_readout, cell_rows,
     cell_separate_bias, cell_state,
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
-    record_size, row_coef, step_work_size, RowGradient, no_gradient,
+    record_size, row_coef, step_work_size, unit_row_gradient, RowGradient,
+    Taking, _Gradient, _NoGradient, _Penalised, no_gradient,
 )
 from ._common cimport (
     POOL_LAST, POOL_MEAN, POOL_MAX, InterruptCheck, Packed, UpdateRule,
@@ -258,14 +261,56 @@ cdef inline void influence_step(
         c0 = c1
 
 
+cdef inline void _unit_rows(
+    const CellType* cell, const Taking* how, int n, int m, int q,
+    const floating* theta, const floating* rec, floating* P,
+    const floating* gs, floating* grad, const floating* penalty,
+    double weight,
+) noexcept nogil:
+    """``_unit_influence_step`` past the zeroing of P, taking the gradient
+    as ``Taking`` says (``_NoGradient``: ``gs``, ``grad`` and ``penalty``
+    are not read; ``_Gradient``: ``penalty`` is not)."""
+    cdef:
+        int kind = cell_code(cell)
+        int ns = cell_per_unit(kind)
+        int W = cell_rows(kind, n) * q
+        int i, gate, rho
+        floating Jd[4]
+        const floating* coef = record_coefficients(kind, n, m, rec)
+        RowGradient row = no_gradient()
+    if Taking is not _NoGradient:
+        row.weight = weight
+        row.blocks = cell_output_blocks(kind)
+        row.g1 = 0
+    for i in range(n):
+        cell_unit_jacobian(kind, n, m, q, theta, rec, i, Jd)
+        if Taking is not _NoGradient:
+            row.g0 = gs[i]
+            if row.blocks > 1:
+                row.g1 = gs[n + i]
+        for gate in range(cell_gates(kind)):
+            rho = gate * n + i
+            if Taking is not _NoGradient:
+                row.out = grad + rho * q
+            if Taking is _Penalised:
+                row.theta = theta + rho * q
+                row.penalty = penalty + rho * q
+            input_update(
+                kind, n, m, q, rec, gate, i, ns, P + rho * q,
+                P + W + rho * q if ns > 1 else NULL, Jd,
+                row_coef(kind, n, coef, 0, gate, i),
+                row_coef(kind, n, coef, 1, gate, i) if ns > 1 else 0, 0, q,
+                how, row)
+
+
 cdef inline void _unit_influence_step(
-    int kind, int n, int m, int q, const floating* theta,
+    const CellType* cell, int n, int m, int q, const floating* theta,
     const floating* rec, floating* P, bint first, const floating* gs,
     floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
-    """The per-unit influence (see the header), in place (``first``:
-    P_{t-1} = 0; the buffer may hold anything, even NaN, and is not
-    read).
+    """The per-unit influence (see the header) of the cell ``CellType``, in
+    place (``first``: P_{t-1} = 0; the buffer may hold anything, even NaN,
+    and is not read).
 
     When ``gs`` (dL/ds_t, S numbers) is not NULL, also the gradient of each
     row rho = g*n + i, sum_sigma gs[sigma, i] P_t[sigma][rho] over the
@@ -273,43 +318,24 @@ cdef inline void _unit_influence_step(
     carry influence (``cell_influence_columns``), written into ``grad``
     (R x q, theta's layout) with the L2 penalty's weight * penalty * theta
     added unless ``penalty`` is NULL. Each number is taken as it is written
-    (``RowGradient``); the other columns of ``grad`` (the LRU's output map)
+    (``RowGradient``), by a copy of the step for what it takes
+    (``_unit_rows``); the other columns of ``grad`` (the LRU's output map)
     are left alone. (``unit_gradient`` adds the same sums to a gradient
     that accumulates over a sequence.)
     """
-    cdef:
-        int ns = cell_per_unit(kind)
-        int W = cell_rows(kind, n) * q
-        int i, gate, rho
-        floating Jd[4]
-        const floating* coef = record_coefficients(kind, n, m, rec)
-        RowGradient row = no_gradient()
+    cdef int kind = cell_code(cell)
     if first:
-        memset(P, 0, ns * W * sizeof(floating))
-    if gs != NULL:
-        row.weight = weight
-        row.blocks = cell_output_blocks(kind)
-        row.penalty = NULL
-        row.g1 = 0
-    for i in range(n):
-        cell_unit_jacobian(kind, n, m, q, theta, rec, i, Jd)
-        if gs != NULL:
-            row.g0 = gs[i]
-            if row.blocks > 1:
-                row.g1 = gs[n + i]
-        for gate in range(cell_gates(kind)):
-            rho = gate * n + i
-            if gs != NULL:
-                row.out = grad + rho * q
-                row.theta = theta + rho * q
-                if penalty != NULL:
-                    row.penalty = penalty + rho * q
-            input_update(
-                kind, n, m, q, rec, gate, i, ns, P + rho * q,
-                P + W + rho * q if ns > 1 else NULL, Jd,
-                row_coef(kind, n, coef, 0, gate, i),
-                row_coef(kind, n, coef, 1, gate, i) if ns > 1 else 0, 0, q,
-                row)
+        memset(P, 0, cell_per_unit(kind) * cell_rows(kind, n) * q
+               * sizeof(floating))
+    if gs == NULL:
+        _unit_rows(cell, <_NoGradient*> NULL, n, m, q, theta, rec, P, gs,
+                   grad, penalty, weight)
+    elif penalty == NULL:
+        _unit_rows(cell, <_Gradient*> NULL, n, m, q, theta, rec, P, gs, grad,
+                   penalty, weight)
+    else:
+        _unit_rows(cell, <_Penalised*> NULL, n, m, q, theta, rec, P, gs,
+                   grad, penalty, weight)
 
 
 cdef inline void unit_influence_step(
@@ -317,33 +343,32 @@ cdef inline void unit_influence_step(
     const floating* rec, floating* P, bint first, const floating* gs,
     floating* grad, const floating* penalty, double weight,
 ) noexcept nogil:
-    """See ``_unit_influence_step``; called with the cell as a constant, so that each cell
-    gets a copy with its branches resolved by the compiler. The entry
-    points refuse codes of no cell, so the last branch is the LSTM's."""
+    """See ``_unit_influence_step``: its copy for the cell of code
+    ``kind`` (a type, ``CellType``, so that each cell's copy has its branches
+    resolved by the compiler: an EGRU stream of 1,024 units took 1.4x as
+    long in a copy for any cell). The entry points refuse codes of no
+    cell, so the last branch is the LRU's."""
     if kind == ELMAN:
-        _unit_influence_step(ELMAN, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Elman*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
     elif kind == DIAGONAL:
-        _unit_influence_step(DIAGONAL, n, m, q, theta, rec, P, first, gs,
-                             grad, penalty, weight)
+        _unit_influence_step(<_Diagonal*> NULL, n, m, q, theta, rec, P,
+                             first, gs, grad, penalty, weight)
     elif kind == GRU:
-        _unit_influence_step(GRU, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Gru*> NULL, n, m, q, theta, rec, P, first, gs,
+                             grad, penalty, weight)
     elif kind == LSTM:
-        _unit_influence_step(LSTM, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Lstm*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
     elif kind == EGRU:
-        _unit_influence_step(EGRU, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Egru*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
     elif kind == ELSTM:
-        _unit_influence_step(ELSTM, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
-    elif kind == LRU:
-        _unit_influence_step(LRU, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Elstm*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
     else:
-        _unit_influence_step(kind, n, m, q, theta, rec, P, first, gs, grad,
-                             penalty, weight)
+        _unit_influence_step(<_Lru*> NULL, n, m, q, theta, rec, P, first, gs,
+                             grad, penalty, weight)
 
 
 cdef inline void h_block_gradient(
@@ -371,24 +396,30 @@ cdef inline void unit_gradient(
 ) noexcept nogil:
     """grad[rho] += sum_sigma gs[(sigma, unit of rho)] P[sigma][rho] over
     the state blocks the output reads (``cell_output_blocks``: h alone for
-    every cell but the LRU) and the columns that carry influence: the
-    gradient of ``_unit_influence_step``, added to one that accumulates
-    over a sequence (the minibatch driver)."""
+    every cell but the LRU) and the columns that carry influence
+    (``unit_row_gradient``): the gradient of ``_unit_influence_step``,
+    added to one that accumulates over a sequence (the minibatch
+    driver)."""
     cdef int R = cell_rows(kind, n)
+    cdef int blocks = cell_output_blocks(kind)
     cdef int width = cell_influence_columns(kind, n, m)
-    cdef int rho, j, sigma, i
-    cdef floating gk
-    cdef const floating* p
+    cdef int rho, j, i = 0
+    cdef floating g0, g1 = 0
+    cdef const floating* p0
+    cdef const floating* p1
     cdef floating* out
-    for sigma in range(cell_output_blocks(kind)):
-        i = 0
-        for rho in range(R):
-            gk = gs[sigma * n + i]
-            i = i + 1 if i + 1 < n else 0
-            p = P + sigma * R * q + rho * q
-            out = grad + rho * q
-            for j in range(width):
-                out[j] += gk * p[j]
+    for rho in range(R):
+        g0 = gs[i]
+        p0 = P + rho * q
+        # One block: p1 = p0, numbers the sum leaves alone.
+        p1 = p0
+        if blocks > 1:
+            g1 = gs[n + i]
+            p1 = P + R * q + rho * q
+        i = i + 1 if i + 1 < n else 0
+        out = grad + rho * q
+        for j in range(width):
+            out[j] = unit_row_gradient(out[j], g0, p0[j], g1, p1[j], blocks)
 
 
 cdef inline void second_step(
@@ -722,21 +753,7 @@ cdef inline void run_online(
                     scratch + at.zout, scratch + at.dz, work)
                 record_output(outputs, data, b, k, scratch + at.zout)
                 learn_now = rule.learn
-            if per_unit and kind == EGRU:
-                # The element-wise streams call their copies of the step
-                # here: GCC did not specialise the cases of the dispatcher
-                # (``unit_influence_step``), whose unspecialised step took
-                # an EGRU stream of 1,024 units 1.4x as long.
-                _unit_influence_step(
-                    EGRU, n, m, q, theta, rec, influence, first,
-                    scratch + at.gbar if learn_now else NULL, grad,
-                    penalty if fused else NULL, weight)
-            elif per_unit and kind == ELSTM:
-                _unit_influence_step(
-                    ELSTM, n, m, q, theta, rec, influence, first,
-                    scratch + at.gbar if learn_now else NULL, grad,
-                    penalty if fused else NULL, weight)
-            elif per_unit:
+            if per_unit:
                 unit_influence_step(
                     kind, n, m, q, theta, rec, influence, first,
                     scratch + at.gbar if learn_now else NULL, grad,
