@@ -32,7 +32,11 @@ time, over each sequence's valid steps only.
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from ..inspection._cell_steps import lru_exp, lru_lambda
 from ._model import CELLS_WITH_MEMORY
+
+#: The LRU's parameters stored as logarithms.
+LRU_LOGS = ("nu_log", "theta_log", "gamma_log")
 
 ONNX_FLOAT_TYPES = {
     np.dtype(np.float32): TensorProto.FLOAT,
@@ -227,18 +231,12 @@ def cell_step(g, model, x, state):
 
 
 def lru_constants(params):
-    """The LRU's lambda (its real and imaginary parts) and gamma, (n,) each.
-
-    The logarithms are read clipped to [-20, 20], as the cell reads them.
-    In float64: :meth:`GraphBuilder.const` rounds them once to the graph's
-    dtype.
-    """
-    nu, theta, gamma_log = (
-        np.clip(params[name].astype(np.float64), -20.0, 20.0)
-        for name in ("nu_log", "theta_log", "gamma_log")
-    )
-    modulus, phase = np.exp(-np.exp(nu)), np.exp(theta)
-    return modulus * np.cos(phase), modulus * np.sin(phase), np.exp(gamma_log)
+    """The LRU's lambda (its real and imaginary parts) and gamma, (n,) each,
+    from the logarithms read clipped as the cell reads them. In float64:
+    :meth:`GraphBuilder.const` rounds them once to the graph's dtype."""
+    p64 = {name: params[name].astype(np.float64) for name in LRU_LOGS}
+    re, im, _, _ = lru_lambda(p64)
+    return re, im, lru_exp(p64["gamma_log"])[0]
 
 
 def _lru_step(g, model, inputs, h):

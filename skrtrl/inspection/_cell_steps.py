@@ -281,6 +281,21 @@ class ELSTMSteps(LSTMSteps):
 LRU_LOG_BOUND = 20.0
 
 
+def lru_exp(v):
+    """exp of ``v`` clipped to [-20, 20], as the LRU reads its logarithms,
+    and its derivative (0 beyond the bound: exp would overflow there)."""
+    e = np.exp(np.clip(v, -LRU_LOG_BOUND, LRU_LOG_BOUND))
+    return e, np.where(np.abs(v) <= LRU_LOG_BOUND, e, 0.0)
+
+
+def lru_lambda(params):
+    """The LRU's lambda = exp(-exp(nu_log) + i exp(theta_log)): its real and
+    imaginary parts, and the derivatives of the two clipped exponentials."""
+    (enu, d_nu), (eth, d_th) = lru_exp(params["nu_log"]), lru_exp(params["theta_log"])
+    modulus = np.exp(-enu)
+    return modulus * np.cos(eth), modulus * np.sin(eth), d_nu, d_th
+
+
 class LRUSteps(_Steps):
     """The linear recurrent unit (Orvieto et al., 2023): per unit the complex
     ``h_t = lambda h_{t-1} + gamma (B x_t)``, ``lambda = exp(-exp(nu_log) +
@@ -292,16 +307,10 @@ class LRUSteps(_Steps):
     state_per_unit = 2
 
     def _exp(self, name):
-        """exp of ``params[name]`` clipped to [-20, 20], and its derivative
-        (0 beyond: exp would overflow there)."""
-        v = self.p[name]
-        e = np.exp(np.clip(v, -LRU_LOG_BOUND, LRU_LOG_BOUND))
-        return e, np.where(np.abs(v) <= LRU_LOG_BOUND, e, 0.0)
+        return lru_exp(self.p[name])
 
     def _lambda(self):
-        (enu, d_nu), (eth, d_th) = self._exp("nu_log"), self._exp("theta_log")
-        modulus = np.exp(-enu)
-        return modulus * np.cos(eth), modulus * np.sin(eth), d_nu, d_th
+        return lru_lambda(self.p)
 
     def _step(self, x, state, activation):
         p = self.p
