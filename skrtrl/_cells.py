@@ -138,7 +138,7 @@ class Layout:
     #: Views of weights that L2 regularisation acts on (biases are exempt).
     PENALIZED = (
         "weight_ih", "weight_hh", "weight_fb", "weight_out",
-        "B_re", "B_im", "C_re", "C_im", "D",
+        "B_re", "B_im", "C_re", "C_im", "D", "weight_gate",
     )  # fmt: skip
 
     def __init__(
@@ -830,3 +830,68 @@ class LRUCell(_GatedCell):
         # output map and its gradient (C and D: 4 n^2 + 2 n m each way).
         n, m = self.n, self.m
         return 12 * n * (2 * m + 3) + 2 * (4 * n * n + 2 * n * m)
+
+
+class GLRUCell(LRUCell):
+    """Gated linear recurrent unit: the LRU with an input gate on what it stores.
+
+    Per unit i, the LRU's recurrence with a real gate that reads the input
+    only::
+
+        h_t = lambda * h_{t-1} + gamma * g_t * (B x_t)
+        g_t = sigmoid(weight_gate x_t + bias_gate)
+        y_t = f(C_re Re(h_t) - C_im Im(h_t) + D x_t + bias_y)
+
+    (lambda, gamma, B, C, D and f as for ``"lru"``, :class:`LRUCell`). The
+    gate lets a unit store ``B x`` when the input says so and nothing
+    otherwise: a product of inputs, which no linear recurrence forms (the
+    adding problem's value times its marker). As the gate does not read h,
+    the recurrence stays linear in h and its Jacobian is the LRU's, so the
+    exact influence is still one 2 x (3 m + 4) block per unit. ``params_``
+    holds the LRU's entries and ``weight_gate`` (n, m), ``bias_gate`` (n,);
+    L2 acts on ``weight_gate`` too. ``theta``'s row is [B_re | B_im |
+    nu_log | theta_log | gamma_log | weight_gate | bias_gate | C_re | C_im |
+    D | bias_y]. Initialisation: the LRU's ring, ``weight_gate`` normal with
+    variance 1 / m and ``bias_gate`` 0 (every gate half open).
+    """
+
+    name = "glru"
+    kind = 7
+
+    def _make_layout(self, n_feedback):
+        m, n = self.m, self.n
+        _, q, self.n_state = rtrl_sizes(self.kind, n, m)
+        self.n_gates = 1
+        r = 3 * m + 4
+        return Layout(
+            n, q, n, self.o,
+            {
+                "nu_log": 2 * m,
+                "theta_log": 2 * m + 1,
+                "gamma_log": 2 * m + 2,
+                "B_re": slice(0, m),
+                "B_im": slice(m, 2 * m),
+                "weight_gate": slice(2 * m + 3, 3 * m + 3),
+                "bias_gate": 3 * m + 3,
+                "C_re": slice(r, r + n),
+                "C_im": slice(r + n, r + 2 * n),
+                "D": slice(r + 2 * n, r + 2 * n + m),
+                "bias_y": q - 1,
+            },
+            separate_bias_hh=False, n_feedback=n_feedback,
+        )  # fmt: skip
+
+    def initialize(self, flat, random_state):
+        """The LRU's ring initialisation, then the gate's (see above)."""
+        super().initialize(flat, random_state)
+        p = self.views(flat)
+        p["weight_gate"][:] = random_state.normal(
+            scale=np.sqrt(1.0 / self.m), size=(self.n, self.m)
+        )
+        p["bias_gate"][:] = 0.0
+
+    def step_flops(self, online, longest=1):
+        # The LRU's, with the gate's m + 1 more columns per unit and its
+        # pre-activation (2 n m).
+        n, m = self.n, self.m
+        return 12 * n * (3 * m + 4) + 2 * n * m + 2 * (4 * n * n + 2 * n * m)

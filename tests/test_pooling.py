@@ -311,6 +311,7 @@ def _auto_and_explicit(params, explicit, seed, Estimator=RTRLClassifier):
         dict(gradient="bptt", truncation=2),
         dict(n_hidden=(3, 2), cell="egru", gradient="local"),
         dict(cell="lru"),
+        dict(cell="glru"),
     ],
 )
 def test_auto_reads_the_last_state_where_pooling_has_no_meaning(params):
@@ -328,7 +329,9 @@ def test_auto_reads_the_last_state_for_the_regressor(cell):
     np.testing.assert_array_equal(auto.predict(X), last.predict(X))
 
 
-@pytest.mark.parametrize("cell", sorted(set(CELLS) - {"lru"}))
+@pytest.mark.parametrize(
+    "cell", sorted(name for name, cell in CELLS.items() if not cell.output_map)
+)
 @pytest.mark.parametrize("gradient", ["rtrl", "snap1", "bptt"])
 def test_auto_reads_the_maximum_for_one_target_per_sequence(cell, gradient):
     (auto, pooled), X = _auto_and_explicit(

@@ -3,7 +3,7 @@
 # Every driver (exact RTRL, SnAp-1, BPTT, UORO, output feedback, the forward
 # pass) reaches a cell only through the functions of this file, by the cell's
 # code ``kind`` (the one numbering of cells: ELMAN, DIAGONAL, GRU, LSTM,
-# EGRU, ELSTM, LRU).
+# EGRU, ELSTM, LRU, GLRU).
 #
 # Notation: n hidden units, m inputs (for output feedback, m counts the fed
 # back outputs too), o outputs. The recurrent parameters of a cell are one
@@ -116,6 +116,20 @@
 #             not follow the row form above: every function below has its
 #             own LRU branch, and its record is [x | h_{t-1} (2n) | 1 |
 #             K = 14 coefficient vectors (``LRU_*``) | spare n].
+#   GLRU      the gated LRU: the LRU with an input gate on what it stores,
+#                 h' = lam h + gamma i (B x),   i = sigma(W_g x + b_g),
+#             one real gate per unit that depends on the input only, so
+#             that J_t stays the LRU's (the recurrence is linear in h) while
+#             the cell can store B x when the input says so and nothing
+#             otherwise (a product of inputs, which no linear recurrence
+#             forms). Its rows are the LRU's with [W_g[i] | b_g[i]] after
+#             gamma_log: q = 4m + 2n + 5, influence on the first 3m + 4
+#             columns. With U = i (B x), the immediate term is gamma i x on
+#             B, -exp(nu) lam h (nu), i exp(th) lam h (th), gamma U (lg) and
+#             d h'/d a_g = gamma (1 - i) U times [x, 1] (W_g, b_g); the
+#             record keeps gamma i, U and the LRU's other vectors, then i
+#             and gamma (1 - i) U: K = 17 (the LRU's, with i = 1, are the
+#             same numbers).
 #
 # The record of a step (``cell_forward``) holds [x (m) | h_{t-1} (n) | ones
 # (1 or 2) | coefficients (K n) | spare (n)]: its first q numbers (the
@@ -143,7 +157,8 @@ cdef enum:
     EGRU = 4
     ELSTM = 5
     LRU = 6
-    N_CELLS = 7
+    GLRU = 7
+    N_CELLS = 8
 
 
 # The cells as types, for a kernel that must be compiled once per cell
@@ -168,6 +183,8 @@ cdef struct _Elstm:
     char unused
 cdef struct _Lru:
     char unused
+cdef struct _Glru:
+    char unused
 
 ctypedef fused CellType:
     _Elman
@@ -177,6 +194,7 @@ ctypedef fused CellType:
     _Egru
     _Elstm
     _Lru
+    _Glru
 
 
 cdef inline int cell_code(const CellType* cell) noexcept nogil:
@@ -193,8 +211,10 @@ cdef inline int cell_code(const CellType* cell) noexcept nogil:
         return EGRU
     elif CellType is _Elstm:
         return ELSTM
-    else:
+    elif CellType is _Lru:
         return LRU
+    else:
+        return GLRU
 
 
 cdef inline bint _gru_gates(int kind) noexcept nogil:
@@ -213,12 +233,17 @@ cdef inline bint cell_diagonal(int kind) noexcept nogil:
     return kind == DIAGONAL or kind == EGRU or kind == ELSTM
 
 
+cdef inline bint lru_cell(int kind) noexcept nogil:
+    """The LRU and the gated LRU (a complex state and an output map)."""
+    return kind == LRU or kind == GLRU
+
+
 # -- sizes -------------------------------------------------------------------
 
-cdef inline int _lru_recurrent(int m) noexcept nogil:
+cdef inline int _lru_recurrent(int kind, int m) noexcept nogil:
     """Columns of an LRU row that carry influence: [B_re | B_im | nu_log |
-    theta_log | gamma_log]."""
-    return 2 * m + 3
+    theta_log | gamma_log], and the gated LRU's [W_g | b_g]."""
+    return 3 * m + 4 if kind == GLRU else 2 * m + 3
 
 
 cdef inline int cell_gates(int kind) noexcept nogil:
@@ -243,8 +268,8 @@ cdef inline int cell_ones(int kind) noexcept nogil:
 cdef inline int cell_columns(int kind, int n, int m) noexcept nogil:
     """q: columns of theta (the hidden side of an element-wise cell's rows
     is one number; the LRU's rows hold its output map too)."""
-    if kind == LRU:
-        return _lru_recurrent(m) + 2 * n + m + 1
+    if lru_cell(kind):
+        return _lru_recurrent(kind, m) + 2 * n + m + 1
     if cell_diagonal(kind):
         return m + 1 + cell_ones(kind)
     return m + n + cell_ones(kind)
@@ -252,7 +277,7 @@ cdef inline int cell_columns(int kind, int n, int m) noexcept nogil:
 
 cdef inline int cell_per_unit(int kind) noexcept nogil:
     """ns: numbers of state per unit."""
-    return 2 if _lstm_gates(kind) or kind == LRU else 1
+    return 2 if _lstm_gates(kind) or lru_cell(kind) else 1
 
 
 cdef inline int cell_state(int kind, int n) noexcept nogil:
@@ -268,21 +293,23 @@ cdef inline int cell_coefficients(int kind) noexcept nogil:
         return 6
     if kind == LRU:
         return 14
+    if kind == GLRU:
+        return 17
     return 1
 
 
 cdef inline int cell_influence_columns(int kind, int n, int m) noexcept nogil:
     """Columns of each theta row that the state depends on (the LRU's
     output map, C, D and its bias, has none: its gradient is direct)."""
-    if kind == LRU:
-        return _lru_recurrent(m)
+    if lru_cell(kind):
+        return _lru_recurrent(kind, m)
     return cell_columns(kind, n, m)
 
 
 cdef inline int cell_output_blocks(int kind) noexcept nogil:
     """Blocks of n state numbers the output map reads (h; the LRU's Re h
     and Im h)."""
-    return 2 if kind == LRU else 1
+    return 2 if lru_cell(kind) else 1
 
 
 cdef inline bint cell_separate_bias(int kind) noexcept nogil:
@@ -313,7 +340,7 @@ cdef inline bint cell_whole_product_without_target(int kind) noexcept nogil:
 cdef inline int record_inputs(int kind, int n, int m) noexcept nogil:
     """Numbers of [x, h, ones] at the start of a record (the LRU: [x, Re
     h, Im h, 1])."""
-    if kind == LRU:
+    if lru_cell(kind):
         return m + 2 * n + 1
     return m + n + cell_ones(kind)
 
@@ -342,6 +369,9 @@ cdef enum:
     LRU_Y = 10       # y_t
     LRU_H = 11       # h_t, Re then Im
     LRU_DG = 13      # d gamma / d gamma_log (gamma; 0 where it is clipped)
+    # The gated LRU's (``LRU_GAMMA`` then holds gamma i, ``LRU_U`` i B x):
+    LRU_GATE = 14    # i, its input gate
+    LRU_GW = 15      # d h_t / d (pre-activation of i) = gamma (1 - i) U, Re then Im
     # nu_log, theta_log and gamma_log are read clipped to [-LRU_LOG_BOUND,
     # LRU_LOG_BOUND] (derivative 0 beyond): exp would overflow there, into
     # NaN through cos(inf) and inf * 0, long after |lambda|, the phase and
@@ -364,18 +394,18 @@ cdef inline double _lru_exp(double v, double* slope) noexcept nogil:
 
 
 cdef inline void _lru_forward(
-    int activation, int n, int m, int q, const floating* theta,
+    int kind, int activation, int n, int m, int q, const floating* theta,
     const floating* x, floating* s, floating* rec,
 ) noexcept nogil:
-    """The LRU's step (see the header): s = [Re h, Im h] <- h_t, and the
-    output map's y_t, into the record."""
+    """The (gated) LRU's step (see the header): s = [Re h, Im h] <- h_t,
+    and the output map's y_t, into the record."""
     cdef:
-        int r = _lru_recurrent(m)
+        int r = _lru_recurrent(kind, m)
         int i, j
         double mod, ang, enu, eth, a, b, gam, ur, ui, hr, hi, lr, li
-        double dnu, dth, dgam
+        double dnu, dth, dgam, ag, ig
         floating* hprev = rec + m
-        floating* coef = rec + record_inputs(LRU, n, m)
+        floating* coef = rec + record_inputs(kind, n, m)
         floating* y = coef + LRU_Y * n
         const floating* th
     if x != rec:
@@ -396,6 +426,20 @@ cdef inline void _lru_forward(
         for j in range(m):
             ur += th[j] * rec[j]
             ui += th[m + j] * rec[j]
+        if kind == GLRU:
+            ag = th[3 * m + 3]
+            for j in range(m):
+                ag += th[2 * m + 3 + j] * rec[j]
+            # exp(-ag) may overflow to inf: the gate is then 0, not NaN.
+            ig = 1.0 / (1.0 + exp(-ag))
+            ur = ig * ur
+            ui = ig * ui
+            coef[LRU_GATE * n + i] = <floating> ig
+            coef[LRU_GW * n + i] = <floating> (gam * (1.0 - ig) * ur)
+            coef[(LRU_GW + 1) * n + i] = <floating> (gam * (1.0 - ig) * ui)
+            coef[LRU_GAMMA * n + i] = <floating> (gam * ig)
+        else:
+            coef[LRU_GAMMA * n + i] = <floating> gam
         hr = hprev[i]
         hi = hprev[n + i]
         # lambda h_{t-1}, which d lambda / d nu = -e^nu lambda and
@@ -406,7 +450,6 @@ cdef inline void _lru_forward(
         s[n + i] = <floating> (li + gam * ui)
         coef[LRU_A * n + i] = <floating> a
         coef[LRU_B * n + i] = <floating> b
-        coef[LRU_GAMMA * n + i] = <floating> gam
         coef[LRU_U * n + i] = <floating> ur
         coef[(LRU_U + 1) * n + i] = <floating> ui
         coef[LRU_NU * n + i] = <floating> (-dnu * lr)
@@ -463,8 +506,8 @@ cdef inline void cell_forward(
         floating* ax = work
         floating* ah = work + R
         const floating* th
-    if kind == LRU:
-        _lru_forward(activation, n, m, q, theta, x, s, rec)
+    if lru_cell(kind):
+        _lru_forward(kind, activation, n, m, q, theta, x, s, rec)
         return
     if x != rec:
         memcpy(rec, x, m * sizeof(floating))
@@ -553,8 +596,8 @@ cdef inline const floating* cell_output(
     int kind, int n, int m, const floating* s, const floating* rec,
 ) noexcept nogil:
     """y_t (n numbers) of the step whose state is ``s`` and record ``rec``."""
-    if kind == LRU:
-        return rec + record_inputs(LRU, n, m) + LRU_Y * n
+    if lru_cell(kind):
+        return rec + record_inputs(kind, n, m) + LRU_Y * n
     return s
 
 
@@ -568,11 +611,11 @@ cdef inline void cell_output_vjp(
     (skipped when NULL). ``work``: n numbers (the LRU's)."""
     cdef:
         int S = cell_state(kind, n)
-        int r = _lru_recurrent(m)
+        int r = _lru_recurrent(kind, m)
         int i
         floating* e = work
         const floating* coef
-    if kind != LRU:
+    if not lru_cell(kind):
         if gs == NULL:
             return
         if not add:
@@ -582,7 +625,7 @@ cdef inline void cell_output_vjp(
         for i in range(n):
             gs[i] += g[i]
         return
-    coef = record_coefficients(LRU, n, m, rec)
+    coef = record_coefficients(kind, n, m, rec)
     for i in range(n):
         e[i] = g[i] * coef[LRU_DF * n + i]
     if gs != NULL:
@@ -844,19 +887,20 @@ cdef inline void _update_one(
 
 
 cdef inline void _lru_input_update(
-    int n, int m, const floating* rec, int i, floating* r0, floating* r1,
-    const floating* Jd, int j0, int j1, const Taking* how,
+    int kind, int n, int m, const floating* rec, int i, floating* r0,
+    floating* r1, const floating* Jd, int j0, int j1, const Taking* how,
     RowGradient rg,
 ) noexcept nogil:
-    """The LRU's ``input_update``: r <- Jd r + I_t on columns j0 .. j1 of
-    unit i's rows [Re, Im], I_t's columns being d h_t / d [B_re[i] | B_im[i]
-    | nu_log[i] | theta_log[i] | gamma_log[i]] at fixed h_{t-1}: gamma x on
-    Re h (B_re) or Im h (B_im), then the three recorded complex numbers.
-    The output map's columns (from 2m + 3 on) are left alone."""
+    """The (gated) LRU's ``input_update``: r <- Jd r + I_t on columns j0
+    .. j1 of unit i's rows [Re, Im], I_t's columns being d h_t / d [B_re[i]
+    | B_im[i] | nu_log[i] | theta_log[i] | gamma_log[i] (| W_g[i] |
+    b_g[i])] at fixed h_{t-1}: gamma (i) x on Re h (B_re) or Im h (B_im),
+    then the three recorded complex numbers (and the gate's, times [x, 1]).
+    The output map's columns (from ``_lru_recurrent`` on) are left alone."""
     cdef:
-        const floating* coef = record_coefficients(LRU, n, m, rec)
+        const floating* coef = record_coefficients(kind, n, m, rec)
         floating gam = coef[LRU_GAMMA * n + i]
-        int lo, hi
+        int lo, hi, g0 = 2 * m + 3
     hi = m if j1 > m else j1
     if j0 < hi:
         _update_range(2, r0, r1, Jd, gam, 0, rec, j0, hi, 0, how, rg)
@@ -874,6 +918,16 @@ cdef inline void _lru_input_update(
         _update_one(2, r0, r1, Jd, coef[LRU_DG * n + i] * coef[LRU_U * n + i],
                     coef[LRU_DG * n + i] * coef[(LRU_U + 1) * n + i], 1,
                     2 * m + 2, how, rg)
+    if kind != GLRU:
+        return
+    lo = g0 if j0 < g0 else j0
+    hi = g0 + m if j1 > g0 + m else j1
+    if lo < hi:
+        _update_range(2, r0, r1, Jd, coef[LRU_GW * n + i],
+                      coef[(LRU_GW + 1) * n + i], rec, lo, hi, g0, how, rg)
+    if j0 <= g0 + m < j1:
+        _update_one(2, r0, r1, Jd, coef[LRU_GW * n + i],
+                    coef[(LRU_GW + 1) * n + i], 1, g0 + m, how, rg)
 
 
 cdef inline void input_update(
@@ -892,8 +946,8 @@ cdef inline void input_update(
         floating b0 = a0 * lam, b1 = a1 * lam
         int nh, e
         const floating* h = row_hidden(kind, n, m, rec, i, &nh)
-    if kind == LRU:
-        _lru_input_update(n, m, rec, i, r0, r1, Jd, j0, j1, how, rg)
+    if lru_cell(kind):
+        _lru_input_update(kind, n, m, rec, i, r0, r1, Jd, j0, j1, how, rg)
         return
     if lam == 1 and nh == n:
         # The record holds [x, h, 1(, 1)]: the row's inputs as they are.
@@ -971,6 +1025,8 @@ cdef inline void cell_immediate(
         _cell_immediate(ELSTM, n, m, q, rec, P, ld, c0, c1)
     elif kind == LRU:
         _cell_immediate(LRU, n, m, q, rec, P, ld, c0, c1)
+    elif kind == GLRU:
+        _cell_immediate(GLRU, n, m, q, rec, P, ld, c0, c1)
     else:
         _cell_immediate(kind, n, m, q, rec, P, ld, c0, c1)
 
@@ -1024,7 +1080,7 @@ cdef inline void _cell_jacobian(
         int rows[4]
         floating* row
         const floating* coef = record_coefficients(kind, n, m, rec)
-    if kind == LRU:
+    if lru_cell(kind):
         # [[diag(a), -diag(b)], [diag(b), diag(a)]]: unit i's lambda.
         memset(J, 0, 2 * n * columns * sizeof(floating))
         for i in range(n):
@@ -1075,6 +1131,8 @@ cdef inline void cell_jacobian(
         _cell_jacobian(ELSTM, n, m, q, theta, rec, columns, J)
     elif kind == LRU:
         _cell_jacobian(LRU, n, m, q, theta, rec, columns, J)
+    elif kind == GLRU:
+        _cell_jacobian(GLRU, n, m, q, theta, rec, columns, J)
     else:
         _cell_jacobian(kind, n, m, q, theta, rec, columns, J)
 
@@ -1092,14 +1150,21 @@ cdef inline void _cell_input_jacobian(
         int rows[4]
         const floating* coef = record_coefficients(kind, n, m, rec)
         int l
-    if kind == LRU:
-        # gamma B_re and gamma B_im.
+    if lru_cell(kind):
+        # gamma B_re and gamma B_im (the gated LRU: gamma i B, plus its
+        # gate's gamma (1 - i) U W_g).
         for i in range(n):
             for l in range(width):
                 B[i * width + l] = (coef[LRU_GAMMA * n + i]
                                     * theta[i * q + col + l])
                 B[(n + i) * width + l] = (coef[LRU_GAMMA * n + i]
                                           * theta[i * q + m + col + l])
+                if kind == GLRU:
+                    B[i * width + l] += (coef[LRU_GW * n + i]
+                                         * theta[i * q + 2 * m + 3 + col + l])
+                    B[(n + i) * width + l] += (
+                        coef[(LRU_GW + 1) * n + i]
+                        * theta[i * q + 2 * m + 3 + col + l])
         return
     for i in range(n):
         _unit_rows(kind, n, coef, i, False, a, rows)
@@ -1129,6 +1194,8 @@ cdef inline void cell_input_jacobian(
         _cell_input_jacobian(ELSTM, n, m, q, theta, rec, col, width, B)
     elif kind == LRU:
         _cell_input_jacobian(LRU, n, m, q, theta, rec, col, width, B)
+    elif kind == GLRU:
+        _cell_input_jacobian(GLRU, n, m, q, theta, rec, col, width, B)
     else:
         _cell_input_jacobian(kind, n, m, q, theta, rec, col, width, B)
 
@@ -1145,7 +1212,7 @@ cdef inline void _cell_unit_jacobian(
         int sigma, s2, gate
         floating acc
         const floating* coef = record_coefficients(kind, n, m, rec)
-    if kind == LRU:
+    if lru_cell(kind):
         Jd[0] = coef[LRU_A * n + i]
         Jd[1] = -coef[LRU_B * n + i]
         Jd[2] = coef[LRU_B * n + i]
@@ -1184,6 +1251,8 @@ cdef inline void cell_unit_jacobian(
         _cell_unit_jacobian(ELSTM, n, m, q, theta, rec, i, Jd)
     elif kind == LRU:
         _cell_unit_jacobian(LRU, n, m, q, theta, rec, i, Jd)
+    elif kind == GLRU:
+        _cell_unit_jacobian(GLRU, n, m, q, theta, rec, i, Jd)
     else:
         _cell_unit_jacobian(kind, n, m, q, theta, rec, i, Jd)
 
@@ -1191,23 +1260,25 @@ cdef inline void cell_unit_jacobian(
 # -- derived: products with the Jacobians ------------------------------------
 
 cdef inline void _lru_vjp(
-    int n, int m, int q, const floating* theta, const floating* rec,
-    const floating* gbar, floating* gprev, floating* grad_theta,
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* gbar, floating* gprev,
+    floating* grad_theta,
 ) noexcept nogil:
-    """The LRU's ``cell_vjp``: gprev = J_t^T gbar (J_t's block of unit i
-    is the rotation-scaling of lambda_i), grad_theta += gbar^T I_t.
+    """The (gated) LRU's ``cell_vjp``: gprev = J_t^T gbar (J_t's block of
+    unit i is the rotation-scaling of lambda_i), grad_theta += gbar^T I_t.
 
     lambda and gamma are read from ``theta``, the record giving h_{t-1},
-    x and B x: as every cell's vjp takes its weights from the current theta
-    and its activations from the record (BPTT with updates after every
-    step backpropagates through records of earlier weights)."""
+    x, the gate i and (i) B x: as every cell's vjp takes its weights from
+    the current theta and its activations from the record (BPTT with
+    updates after every step backpropagates through records of earlier
+    weights)."""
     cdef:
         int i, j
-        double enu, eth, mod, a, b, ga, gr, gi, hr, hi, lr, li
-        double dnu, dth, dga
+        double enu, eth, mod, a, b, ga, gb, gr, gi, hr, hi, lr, li
+        double dnu, dth, dga, ig, eg
         floating* row
         const floating* th
-        const floating* coef = record_coefficients(LRU, n, m, rec)
+        const floating* coef = record_coefficients(kind, n, m, rec)
     for i in range(n):
         th = theta + i * q
         enu = _lru_exp(th[2 * m], &dnu)
@@ -1223,9 +1294,20 @@ cdef inline void _lru_vjp(
         gr = gbar[i]
         gi = gbar[n + i]
         row = grad_theta + i * q
+        # gamma's factor on B x: gamma, or gamma i behind the gate.
+        gb = ga
+        if kind == GLRU:
+            ig = coef[LRU_GATE * n + i]
+            gb = ga * ig
+            # dL/d(pre-activation of i) = gamma (1 - i) (gr Re U + gi Im U).
+            eg = ga * (1.0 - ig) * (gr * coef[LRU_U * n + i]
+                                    + gi * coef[(LRU_U + 1) * n + i])
+            for j in range(m):
+                row[2 * m + 3 + j] += <floating> (eg * rec[j])
+            row[3 * m + 3] += <floating> eg
         for j in range(m):
-            row[j] += <floating> (gr * ga * rec[j])
-            row[m + j] += <floating> (gi * ga * rec[j])
+            row[j] += <floating> (gr * gb * rec[j])
+            row[m + j] += <floating> (gi * gb * rec[j])
         row[2 * m] += <floating> (-dnu * (gr * lr + gi * li))
         row[2 * m + 1] += <floating> (dth * (gi * lr - gr * li))
         row[2 * m + 2] += <floating> (dga * (gr * coef[LRU_U * n + i]
@@ -1253,8 +1335,8 @@ cdef inline void _cell_vjp(
         floating acc
         floating* e = work
         const floating* coef = record_coefficients(kind, n, m, rec)
-    if kind == LRU:
-        _lru_vjp(n, m, q, theta, rec, gbar, gprev, grad_theta)
+    if lru_cell(kind):
+        _lru_vjp(kind, n, m, q, theta, rec, gbar, gprev, grad_theta)
         return
     for i in range(n):
         for gate in range(G):
@@ -1311,6 +1393,8 @@ cdef inline void cell_vjp(
         _cell_vjp(ELSTM, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
     elif kind == LRU:
         _cell_vjp(LRU, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
+    elif kind == GLRU:
+        _cell_vjp(GLRU, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
     else:
         _cell_vjp(kind, n, m, q, theta, rec, gbar, gprev, grad_theta, work)
 
@@ -1327,7 +1411,7 @@ cdef inline void _cell_jvp(
         floating acc
         floating* y = work
         const floating* coef = record_coefficients(kind, n, m, rec)
-    if kind == LRU:
+    if lru_cell(kind):
         for i in range(n):
             out[i] = coef[LRU_A * n + i] * v[i] - coef[LRU_B * n + i] * v[n + i]
             out[n + i] = (coef[LRU_B * n + i] * v[i]
@@ -1373,6 +1457,8 @@ cdef inline void cell_jvp(
         _cell_jvp(ELSTM, n, m, q, theta, rec, v, out, work)
     elif kind == LRU:
         _cell_jvp(LRU, n, m, q, theta, rec, v, out, work)
+    elif kind == GLRU:
+        _cell_jvp(GLRU, n, m, q, theta, rec, v, out, work)
     else:
         _cell_jvp(kind, n, m, q, theta, rec, v, out, work)
 

@@ -86,10 +86,10 @@ def feedback_sizes(int kind, int n, int m, int o):
 
 def _check_free_running(int kind):
     """Free-running RTRL follows the fed-back output through h only: a cell
-    with an output map of its own parameters (the LRU) is refused."""
+    with an output map of its own parameters (the LRUs) is refused."""
     if cell_output_blocks(kind) != 1:
         raise ValueError("free-running output feedback does not support "
-                         "cells with an output map (cell='lru')")
+                         "cells with an output map (cell='lru' or 'glru')")
 
 
 cdef inline int _step_size(int kind, int n, int m, int o) noexcept nogil:

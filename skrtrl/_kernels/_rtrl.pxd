@@ -84,7 +84,7 @@ from ._blas cimport gemm_rm, gemv_rm_t
 from ._blocks cimport block_columns
 from ._cells cimport (
     ELMAN, DIAGONAL, GRU, LSTM, EGRU, ELSTM, LRU, CellType, _Diagonal,
-    _Egru, _Elman, _Elstm, _Gru, _Lru, _Lstm, cell_code, cell_columns,
+    _Egru, _Elman, _Elstm, _Glru, _Gru, _Lru, _Lstm, cell_code, cell_columns,
     cell_forward,
     cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
     cell_output, cell_output_blocks, cell_per_unit, cell_readout, cell_rows,
@@ -347,7 +347,7 @@ cdef inline void unit_influence_step(
     ``kind`` (a type, ``CellType``, so that each cell's copy has its branches
     resolved by the compiler: an EGRU stream of 1,024 units took 1.4x as
     long in a copy for any cell). The entry points refuse codes of no
-    cell, so the last branch is the LRU's."""
+    cell, so the last branch is the gated LRU's."""
     if kind == ELMAN:
         _unit_influence_step(<_Elman*> NULL, n, m, q, theta, rec, P, first,
                              gs, grad, penalty, weight)
@@ -366,9 +366,12 @@ cdef inline void unit_influence_step(
     elif kind == ELSTM:
         _unit_influence_step(<_Elstm*> NULL, n, m, q, theta, rec, P, first,
                              gs, grad, penalty, weight)
-    else:
+    elif kind == LRU:
         _unit_influence_step(<_Lru*> NULL, n, m, q, theta, rec, P, first, gs,
                              grad, penalty, weight)
+    else:
+        _unit_influence_step(<_Glru*> NULL, n, m, q, theta, rec, P, first,
+                             gs, grad, penalty, weight)
 
 
 cdef inline void h_block_gradient(

@@ -312,6 +312,10 @@ class LRUSteps(_Steps):
     def _lambda(self):
         return lru_lambda(self.p)
 
+    def _gate(self, x):
+        """The input gate of what is stored (``GLRUSteps``): none here."""
+        return None
+
     def _step(self, x, state, activation):
         p = self.p
         n = self.n
@@ -319,31 +323,43 @@ class LRUSteps(_Steps):
         gamma = self._exp("gamma_log")[0]
         hr, hi = state[:, :n], state[:, n:]
         u_re, u_im = x @ p["B_re"].T, x @ p["B_im"].T
+        gate = self._gate(x)
+        if gate is not None:
+            u_re, u_im = gate * u_re, gate * u_im
         lam_h = (a * hr - b * hi, b * hr + a * hi)
         new = np.concatenate([lam_h[0] + gamma * u_re, lam_h[1] + gamma * u_im], axis=1)
-        return new, (u_re, u_im)
+        return new, (u_re, u_im, gate)
 
     def vjp(self, t, g):
-        # lambda and gamma from the parameters as they are now, B x from the
-        # step (as the other cells' weights and gate values).
+        # lambda and gamma from the parameters as they are now, (the gate
+        # and) B x from the step (as the other cells' weights and gate
+        # values).
         p = self.p
         n = self.n
-        u_re, u_im = self.cache[t]
+        u_re, u_im, gate = self.cache[t]
         a, b, enu, eth = self._lambda()
         hr, hi = self.S[:, t, :n], self.S[:, t, n:]
         lr, li = a * hr - b * hi, b * hr + a * hi
         gamma, d_gamma = self._exp("gamma_log")
         gr, gi = g[:, :n], g[:, n:]
         x = self.X[:, t]
+        # gamma's factor on B x, behind the gate if there is one.
+        gain = gamma if gate is None else gamma * gate
         grads = {
             "nu_log": -enu * (gr * lr + gi * li),
             "theta_log": eth * (gi * lr - gr * li),
             "gamma_log": d_gamma * (gr * u_re + gi * u_im),
-            "B_re": (gr * gamma)[:, :, None] * x[:, None, :],
-            "B_im": (gi * gamma)[:, :, None] * x[:, None, :],
+            "B_re": (gr * gain)[:, :, None] * x[:, None, :],
+            "B_im": (gi * gain)[:, :, None] * x[:, None, :],
         }
         d_state = np.concatenate([a * gr + b * gi, a * gi - b * gr], axis=1)
-        d_x = (gr * gamma) @ p["B_re"] + (gi * gamma) @ p["B_im"]
+        d_x = (gr * gain) @ p["B_re"] + (gi * gain) @ p["B_im"]
+        if gate is not None:
+            # Through the gate's pre-activation: gamma (1 - g) (i B x).
+            e = gamma * (1.0 - gate) * (gr * u_re + gi * u_im)
+            grads["weight_gate"] = e[:, :, None] * x[:, None, :]
+            grads["bias_gate"] = e
+            d_x = d_x + e @ p["weight_gate"]
         return d_state, grads, d_x
 
     def jacobian(self, t):
@@ -383,6 +399,15 @@ class LRUSteps(_Steps):
         return d_state, grads, e @ p["D"]
 
 
+class GLRUSteps(LRUSteps):
+    """The gated LRU: the LRU storing ``g_t * (B x_t)``, ``g_t =
+    sigmoid(weight_gate x_t + bias_gate)`` (per unit, from the input
+    only)."""
+
+    def _gate(self, x):
+        return 1.0 / (1.0 + np.exp(-(x @ self.p["weight_gate"].T + self.p["bias_gate"])))
+
+
 CELL_STEPS = {
     "elman": ElmanSteps,
     "diagonal": DiagonalSteps,
@@ -391,4 +416,5 @@ CELL_STEPS = {
     "egru": EGRUSteps,
     "elstm": ELSTMSteps,
     "lru": LRUSteps,
+    "glru": GLRUSteps,
 }
