@@ -405,7 +405,8 @@ class GLRUSteps(LRUSteps):
     only)."""
 
     def _gate(self, x):
-        return 1.0 / (1.0 + np.exp(-(x @ self.p["weight_gate"].T + self.p["bias_gate"])))
+        pre = x @ self.p["weight_gate"].T + self.p["bias_gate"]
+        return 1.0 / (1.0 + np.exp(-pre))
 
 
 CELL_STEPS = {
