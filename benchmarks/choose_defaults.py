@@ -88,6 +88,16 @@ def _candidate(cell, n_hidden, pooling, learning_rate_init, alpha=None):
     )
 
 
+def _parse_candidate(name):
+    """The settings of a grid point named as ``_candidate`` names them,
+    ``CELL-N_HIDDEN-POOLING-STEP[-alphaALPHA]`` (ValueError otherwise)."""
+    parts = name.split("-")
+    if len(parts) not in (4, 5) or (len(parts) == 5 and parts[4][:5] != "alpha"):
+        raise ValueError(name)
+    alpha = float(parts[4][5:]) if len(parts) == 5 else None
+    return _candidate(parts[0], int(parts[1]), parts[2], float(parts[3]), alpha)[1]
+
+
 #: The grid: element-wise GRU of 64 or 128 units, last step or maximum
 #: over time, three step sizes (0.001 is the step size that learns the
 #: Mackey-Glass stream, see ``STREAM_CANDIDATES``); the element-wise LSTM
@@ -120,6 +130,12 @@ CANDIDATES = dict(
         _candidate("lru", n, "last", lr)
         for n, lr in itertools.product((64, 128), (0.003, 0.01))
     ]
+    # The gated LRU: the LRU with an input gate on what it stores (what
+    # the LRU lacked on the adding problem).
+    + [
+        _candidate("glru", n, "last", lr)
+        for n, lr in itertools.product((64, 128), (0.003, 0.01))
+    ]
 )
 CANDIDATES["previous-defaults"] = dict(n_jobs=1, cell="elman", n_hidden=32)
 
@@ -134,8 +150,8 @@ STREAM_CANDIDATES = dict(
 )
 STREAM_CANDIDATES["previous-defaults"] = dict(cell="elman", n_hidden=32)
 STREAM_CANDIDATES.update(
-    (f"lru-{n}-{lr:g}", dict(cell="lru", n_hidden=n, learning_rate_init=lr))
-    for n, lr in itertools.product((64,), (0.001, 0.003))
+    (f"{cell}-{n}-{lr:g}", dict(cell=cell, n_hidden=n, learning_rate_init=lr))
+    for cell, n, lr in itertools.product(("lru", "glru"), (64,), (0.001, 0.003))
 )
 
 
@@ -154,10 +170,10 @@ REGRESSOR_CANDIDATES = {
         cell="elstm", n_hidden=128, learning_rate_init="auto", **FIXED
     ),
     **{
-        f"lru-{n}-auto": dict(
-            cell="lru", n_hidden=n, learning_rate_init="auto", **FIXED
+        f"{cell}-{n}-auto": dict(
+            cell=cell, n_hidden=n, learning_rate_init="auto", **FIXED
         )
-        for n in (64, 128)
+        for cell, n in itertools.product(("lru", "glru"), (64, 128))
     },
 }
 
@@ -170,8 +186,10 @@ GENERATED_CANDIDATES = {
     "regressor-defaults": {},
     "egru-128-auto": REGRESSOR_CANDIDATES["egru-128-auto"],
     **{
-        f"lru-{n}-{lr:g}": dict(cell="lru", n_hidden=n, learning_rate_init=lr, **FIXED)
-        for n, lr in itertools.product((64, 128), (0.003, 0.01))
+        f"{cell}-{n}-{lr:g}": dict(
+            cell=cell, n_hidden=n, learning_rate_init=lr, **FIXED
+        )
+        for cell, n, lr in itertools.product(("lru", "glru"), (64, 128), (0.003, 0.01))
     },
 }
 
@@ -365,9 +383,15 @@ def main(argv=None):
     if args.regressor_check:
         regressor_check_scores(args.seeds)
         return
-    unknown = set(args.candidates) - set(CANDIDATES)
-    if unknown:
-        parser.error(f"unknown candidates {sorted(unknown)}; known: {list(CANDIDATES)}")
+    for name in args.candidates:
+        if name not in CANDIDATES:
+            try:
+                CANDIDATES[name] = _parse_candidate(name)
+            except ValueError:
+                parser.error(
+                    f"unknown candidate {name!r}: neither one of {list(CANDIDATES)} "
+                    "nor a name CELL-N_HIDDEN-POOLING-STEP[-alphaALPHA]"
+                )
 
     sets = load_training_sets(args.sets)
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
