@@ -803,3 +803,40 @@ def test_to_torch_refuses_the_elementwise_cells_by_name(cell):
     est, _ = _fit("regressor", cell, "last")
     with pytest.raises(ValueError, match=f"cell={cell!r} .*no torch.nn layer"):
         to_torch(est)
+
+
+def test_a_cell_the_export_does_not_know_is_refused_by_name():
+    # A cell added to the estimators before the export supports it: every
+    # exporter refuses it, naming it, rather than exporting another cell's
+    # equations.
+    est, _ = _fit("regressor", "elman", "last")
+    est.cell = "unknown_cell"
+    exporters = [
+        lambda: to_onnx(est, lengths=True),
+        lambda: onnx_step_model(est),
+        lambda: initial_step_state(est),
+        lambda: to_torch(est),
+    ]
+    for export in exporters:
+        with pytest.raises(ValueError, match="cell='unknown_cell' cannot be exported"):
+            export()
+
+
+def test_to_torch_refuses_an_exported_cell_without_a_torch_layer(monkeypatch):
+    # A cell the ONNX export supports is not thereby a torch.nn layer:
+    # to_torch names the layers it has instead of building another one.
+    import dataclasses
+
+    from skrtrl.export import _model, _torch
+
+    pytest.importorskip("torch")
+    est, _ = _fit("regressor", "gru", "last")
+    monkeypatch.setattr(
+        _torch,
+        "describe",
+        lambda estimator: dataclasses.replace(
+            _model.describe(estimator), cell="unknown_cell"
+        ),
+    )
+    with pytest.raises(ValueError, match="cell='unknown_cell' has no torch.nn layer"):
+        to_torch(est)

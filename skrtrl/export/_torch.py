@@ -5,6 +5,8 @@ import numpy as np
 from ._model import describe
 
 _TORCH_NONLINEARITY = {"tanh": "tanh", "relu": "relu"}
+#: The torch.nn layer of each cell that has one.
+_TORCH_LAYERS = {"elman": "RNN", "gru": "GRU", "lstm": "LSTM"}
 #: The step of each cell without a torch.nn layer, for the refusal message.
 _ELEMENTWISE_RECURRENCE = {
     "diagonal": "h = phi(W_ih x + w * h + b)",
@@ -109,6 +111,12 @@ def to_torch(estimator, *, dtype=None):
             f"onnx_step_model, or build the step {_ELEMENTWISE_RECURRENCE[model.cell]} "
             "from params_ yourself."
         )
+    if model.cell not in _TORCH_LAYERS:
+        raise ValueError(
+            f"to_torch supports cell in {sorted(_TORCH_LAYERS)}; cell="
+            f"{model.cell!r} has no torch.nn layer. Export it with "
+            "skrtrl.export.to_onnx or onnx_step_model instead."
+        )
     if model.cell == "elman" and model.activation not in _TORCH_NONLINEARITY:
         raise ValueError(
             f"torch.nn.RNN offers the tanh and relu nonlinearities only; this "
@@ -137,13 +145,8 @@ def to_torch(estimator, *, dtype=None):
         dtype=dtype,
     )
     if model.cell == "elman":
-        recurrent = torch.nn.RNN(
-            nonlinearity=_TORCH_NONLINEARITY[model.activation], **layer_args
-        )
-    elif model.cell == "gru":
-        recurrent = torch.nn.GRU(**layer_args)
-    else:
-        recurrent = torch.nn.LSTM(**layer_args)
+        layer_args["nonlinearity"] = _TORCH_NONLINEARITY[model.activation]
+    recurrent = getattr(torch.nn, _TORCH_LAYERS[model.cell])(**layer_args)
     if model.pooling == "last":
         readout = linear = torch.nn.Linear(model.n_hidden, model.n_outputs, dtype=dtype)
     else:
