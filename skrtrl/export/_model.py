@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
-from .._cells import LRUCell
+from .._cells import GLRUCell, LRUCell
 
 #: Gate rows per hidden unit in ``weight_ih`` (torch's layout).
 GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4, "egru": 3, "elstm": 4}
@@ -23,13 +23,19 @@ GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4, "egru": 3, "elstm": 4}
 ELEMENTWISE_CELLS = frozenset({"diagonal", "egru", "elstm"})
 #: Cells with a memory cell c besides h.
 CELLS_WITH_MEMORY = frozenset({"lstm", "elstm"})
-#: The linear recurrent unit's ``params_`` besides the readout, as its
-#: cell's layout names them (the names do not depend on the sizes). Its
-#: input matrices B and D take the fed-back output as extra columns (no
-#: ``weight_fb``).
-LRU_PARAMS = frozenset(LRUCell(1, 1, 1).layout.columns_of)
+#: The linear recurrent units' ``params_`` besides the readout, per cell, as
+#: each cell's layout names them (the names do not depend on the sizes).
+#: Their input matrices (B, D and the gated LRU's ``weight_gate``) take the
+#: fed-back output as extra columns (no ``weight_fb``); their state is the
+#: complex h as [Re h, Im h] and their readout reads the output map y.
+LRU_CELL_PARAMS = {
+    cell.name: frozenset(cell(1, 1, 1).layout.columns_of)
+    for cell in (LRUCell, GLRUCell)
+}
+#: The readout's ``params_``, every cell's.
+READOUT_PARAMS = frozenset({"weight_out", "bias_out"})
 #: Every exported cell.
-EXPORTED_CELLS = frozenset(GATES) | {"lru"}
+EXPORTED_CELLS = frozenset(GATES) | frozenset(LRU_CELL_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,14 @@ class RecurrentModel:
 
     Attributes
     ----------
-    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"}
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", "glru"}
     activation : str
         Hidden activation of the Elman and diagonal cells, the output map's
-        of the LRU.
+        of the LRUs (``"lru"`` and ``"glru"``).
     params : dict of str to ndarray
         Copies of ``params_`` (``weight_fb`` only with output feedback,
-        except for the LRU, whose ``B_re``, ``B_im`` and ``D`` then end with
-        the fed-back columns).
+        except for the LRUs, whose ``B_re``, ``B_im``, ``D`` and
+        ``weight_gate`` then end with the fed-back columns).
     link : {"identity", "logistic", "softmax"}
         What turns the readout into the prediction and the fed-back value.
     classes : ndarray or None
@@ -68,7 +74,7 @@ class RecurrentModel:
         The fixed number of steps of a model fitted on a 2D X.
     state : dict of str to ndarray
         The state the next step starts from: ``"h"`` (``n_state``,: h, or
-        the LRU's [Re h, Im h]), ``"c"`` (n,, LSTM and element-wise LSTM
+        the LRUs' [Re h, Im h]), ``"c"`` (n,, LSTM and element-wise LSTM
         only) and ``"feedback"`` (n_outputs,, with output feedback only);
         with a pooled readout also ``"pool"`` (n,,
         zeros for ``"mean"``, -inf for ``"max"``) and, for ``"mean"``,
@@ -91,20 +97,25 @@ class RecurrentModel:
     state: dict
 
     @property
+    def is_lru(self):
+        """Whether the cell is an LRU: complex state, output map y."""
+        return self.cell in LRU_CELL_PARAMS
+
+    @property
     def n_hidden(self):
         return self.params["weight_out"].shape[1]
 
     @property
     def n_inputs(self):
-        if self.cell == "lru":
+        if self.is_lru:
             fed_back = self.n_outputs if self.feedback else 0
             return self.params["B_re"].shape[1] - fed_back
         return self.params["weight_ih"].shape[1]
 
     @property
     def n_state(self):
-        """Size of the state ``"h"``: 2n for the LRU's complex h, else n."""
-        return 2 * self.n_hidden if self.cell == "lru" else self.n_hidden
+        """Size of the state ``"h"``: 2n for the LRUs' complex h, else n."""
+        return 2 * self.n_hidden if self.is_lru else self.n_hidden
 
     @property
     def n_outputs(self):
@@ -172,8 +183,10 @@ def _check_layout(estimator, params):
             f"Export supports cell in {sorted(EXPORTED_CELLS)}; "
             f"cell={estimator.cell!r} cannot be exported yet."
         )
-    if estimator.cell == "lru":
-        matches = LRU_PARAMS <= set(params) and (
+    if estimator.cell in LRU_CELL_PARAMS:
+        # Exactly the cell's names: a gated LRU's params_ hold the LRU's too.
+        expected = LRU_CELL_PARAMS[estimator.cell] | READOUT_PARAMS
+        matches = set(params) == expected and (
             # The fitted cell's inputs, and the fed-back columns after them.
             params["B_re"].shape[1] - estimator._model.cell.m
             == (params["weight_out"].shape[0] if estimator.output_feedback else 0)

@@ -16,6 +16,10 @@ _ELEMENTWISE_RECURRENCE = {
         "h = lambda * h + gamma * (B x) (complex, per unit) and its output map "
         "y = phi(Re(C h) + D x + bias_y)"
     ),
+    "glru": (
+        "of the LRU with gamma * g * (B x) in place of gamma * (B x), g = "
+        "sigmoid(weight_gate x + bias_gate)"
+    ),
 }
 
 
@@ -51,9 +55,9 @@ def to_torch(estimator, *, dtype=None):
     estimator : RTRLRegressor or RTRLClassifier
         A fitted estimator with ``cell`` "elman" (activation "tanh" or
         "relu", the two that ``torch.nn.RNN`` offers), "gru" or "lstm".
-        The element-wise cells ``"diagonal"``, ``"egru"``, ``"elstm"`` and
-        ``"lru"`` have no ``torch.nn`` layer: use :func:`to_onnx` or
-        :func:`onnx_step_model` for them.
+        The element-wise cells ``"diagonal"``, ``"egru"``, ``"elstm"``,
+        ``"lru"`` and ``"glru"`` have no ``torch.nn`` layer: use
+        :func:`to_onnx` or :func:`onnx_step_model` for them.
     dtype : torch.dtype or None, default=None
         Parameter type of the modules; None keeps the estimator's
         (``torch.float64`` for a model fitted on float64 data).
