@@ -35,9 +35,9 @@ import onnxruntime as ort
 from skrtrl import RTRLRegressor
 from skrtrl.export import initial_step_state, onnx_step_model, to_onnx
 
-CELLS = ("elman", "diagonal", "gru", "lstm", "lru")
+CELLS = ("elman", "diagonal", "gru", "lstm", "lru", "glru")
 #: The cells that ``to_torch`` refuses: no torch.nn layer runs their step.
-NO_TORCH_LAYER = frozenset({"diagonal", "lru"})
+NO_TORCH_LAYER = frozenset({"diagonal", "lru", "glru"})
 N_HIDDEN = 32
 N_FEATURES = 4
 
