@@ -12,7 +12,9 @@ For each cell at n_hidden=32 (4 input features, 1 output), a stateful
     the Python call included), against skrtrl's own one-row
     ``predict(x[None])`` on the stateful estimator (which runs from the
     stream state and leaves it unchanged), and, when torch is installed,
-    one step of ``to_torch``'s layer and readout in float32 (one thread).
+    one step of ``to_torch``'s layer and readout in float32 (one thread;
+    "no layer" for the cells that ``to_torch`` refuses, which have no
+    ``torch.nn`` layer).
     The items are timed interleaved in rounds, each figure the best round's
     median microseconds per call, so that they share the machine's load.
 
@@ -33,7 +35,9 @@ import onnxruntime as ort
 from skrtrl import RTRLRegressor
 from skrtrl.export import initial_step_state, onnx_step_model, to_onnx
 
-CELLS = ("elman", "diagonal", "gru", "lstm")
+CELLS = ("elman", "diagonal", "gru", "lstm", "lru", "glru")
+#: The cells that ``to_torch`` refuses: no torch.nn layer runs their step.
+NO_TORCH_LAYER = frozenset({"diagonal", "lru", "glru"})
 N_HIDDEN = 32
 N_FEATURES = 4
 
@@ -83,7 +87,7 @@ def step_runners(model, X):
 
 
 def _torch_runner(model, rows32, counter):
-    if model.cell == "diagonal":
+    if model.cell in NO_TORCH_LAYER:
         return None
     try:
         import torch
@@ -146,12 +150,15 @@ def main():
         times = time_interleaved(step_runners(model, X), calls, rounds)
         ort_us = times["onnxruntime step"]
         skrtrl_us = times["skrtrl predict(1 row)"]
-        torch_us = times.get("torch step", float("nan"))
+        if "torch step" in times:
+            torch_text = f"{times['torch step']:9.1f}"
+        else:
+            torch_text = f"{'no layer' if cell in NO_TORCH_LAYER else 'no torch':>9}"
         results[cell] = dict(n_params=int(n_params), **sizes, us_per_call=times)
         print(
             f"{cell:9} {n_params:7d} {sizes['sequence_bytes']:12d} "
             f"{sizes['step_bytes']:13d} {ort_us:12.1f} {skrtrl_us:10.1f} "
-            f"{torch_us:9.1f} {skrtrl_us / ort_us:11.2f}"
+            f"{torch_text} {skrtrl_us / ort_us:11.2f}"
         )
     if args.json:
         with open(args.json, "w") as f:

@@ -24,16 +24,16 @@ from skrtrl.export import (
     to_torch,
 )
 
-CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"]
+CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", "glru"]
 #: Exported cells that take a pooled readout: those read through h, not
 #: through an output map (the estimator refuses pooling for the others).
 POOLED_CELLS = [cell for cell in CELLS if not CELL_REGISTRY[cell].output_map]
 POOLINGS = ["mean", "max"]
 #: Cells that ONNX's RNN / GRU / LSTM operators run; the others need Scan.
 OPERATOR_CELLS = ["elman", "gru", "lstm"]
-ELEMENTWISE_CELLS = ["diagonal", "egru", "elstm", "lru"]
+ELEMENTWISE_CELLS = ["diagonal", "egru", "elstm", "lru", "glru"]
 #: The output feedback each cell trains with: teacher forcing always,
-#: free-running where the cell supports it (not the LRU).
+#: free-running where the cell supports it (not the LRUs).
 FEEDBACK_MODES = [
     (cell, teacher_forcing)
     for cell in CELLS
@@ -153,9 +153,9 @@ def test_whole_sequences_match_predict(cell, output, task):
 
 
 @pytest.mark.parametrize("activation", ["relu", "logistic", "identity"])
-@pytest.mark.parametrize("cell", ["elman", "diagonal", "lru"])
+@pytest.mark.parametrize("cell", ["elman", "diagonal", "lru", "glru"])
 def test_activations_of_the_elman_diagonal_and_lru_cells(cell, activation):
-    """The hidden activation; the LRU's is that of its output map."""
+    """The hidden activation; the LRUs' is that of their output map."""
     est, X = _fit("regressor", cell, "sequence", activation=activation)
     feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}
     for scan in (False, True):
@@ -475,7 +475,7 @@ def test_step_model_feeds_back_observed_targets_like_update_state():
 
 
 @pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("cell", ["elman", "lstm", "diagonal", "elstm", "lru"])
+@pytest.mark.parametrize("cell", ["elman", "lstm", "diagonal", "elstm", "lru", "glru"])
 def test_stateful_whole_graph_runs_on_from_the_stream_state(cell, task):
     est, X, _ = _stream(task, cell)
     onx = to_onnx(est, options=_options(est))
@@ -509,7 +509,7 @@ def test_step_model_steps_sequences_in_parallel(cell):
     np.testing.assert_allclose(np.stack(proba, axis=1), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "lru"])
+@pytest.mark.parametrize("cell", ["lstm", "lru", "glru"])
 def test_step_model_float64(cell):
     est, X, _ = _stream("regressor", cell)
     sess = _session(onnx_step_model(est, dtype=np.float64))
@@ -525,7 +525,7 @@ def test_step_model_float64(cell):
 # -- skl2onnx conventions ------------------------------------------------------
 
 
-@pytest.mark.parametrize("cell", ["elman", "lru"])
+@pytest.mark.parametrize("cell", ["elman", "lru", "glru"])
 def test_pipeline_with_scaler_converts_with_skl2onnx(cell):
     rng = np.random.RandomState(0)
     X = rng.normal(loc=3.0, scale=2.0, size=(30, 7))
@@ -541,7 +541,7 @@ def test_pipeline_with_scaler_converts_with_skl2onnx(cell):
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
-@pytest.mark.parametrize("cell", ["gru", "lru"])
+@pytest.mark.parametrize("cell", ["gru", "lru", "glru"])
 def test_classifier_pipeline_with_zipmap(cell, n_classes):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(40, 6))
@@ -610,6 +610,17 @@ def test_bad_inputs_and_settings_are_refused():
     seq.set_params(cell="gru")
     with pytest.raises(ValueError, match="set_params"):
         onnx_step_model(seq)
+
+
+@pytest.mark.parametrize(("fitted", "changed"), [("glru", "lru"), ("lru", "glru")])
+def test_lru_and_gated_lru_changed_into_each_other_are_refused(fitted, changed):
+    # A gated LRU's params_ hold every LRU entry: read as an LRU it would
+    # export without its gate.
+    est, _ = _fit("regressor", fitted, "last")
+    est.set_params(cell=changed)
+    for export in (onnx_step_model, to_onnx):
+        with pytest.raises(ValueError, match="set_params after fitting"):
+            export(est)
 
 
 def test_unfitted_estimator_is_refused():
@@ -802,4 +813,41 @@ def test_to_torch_refuses_the_elementwise_cells_by_name(cell):
     pytest.importorskip("torch")
     est, _ = _fit("regressor", cell, "last")
     with pytest.raises(ValueError, match=f"cell={cell!r} .*no torch.nn layer"):
+        to_torch(est)
+
+
+def test_a_cell_the_export_does_not_know_is_refused_by_name():
+    # A cell added to the estimators before the export supports it: every
+    # exporter refuses it, naming it, rather than exporting another cell's
+    # equations.
+    est, _ = _fit("regressor", "elman", "last")
+    est.cell = "unknown_cell"
+    exporters = [
+        lambda: to_onnx(est, lengths=True),
+        lambda: onnx_step_model(est),
+        lambda: initial_step_state(est),
+        lambda: to_torch(est),
+    ]
+    for export in exporters:
+        with pytest.raises(ValueError, match="cell='unknown_cell' cannot be exported"):
+            export()
+
+
+def test_to_torch_refuses_an_exported_cell_without_a_torch_layer(monkeypatch):
+    # A cell the ONNX export supports is not thereby a torch.nn layer:
+    # to_torch names the layers it has instead of building another one.
+    import dataclasses
+
+    from skrtrl.export import _model, _torch
+
+    pytest.importorskip("torch")
+    est, _ = _fit("regressor", "gru", "last")
+    monkeypatch.setattr(
+        _torch,
+        "describe",
+        lambda estimator: dataclasses.replace(
+            _model.describe(estimator), cell="unknown_cell"
+        ),
+    )
+    with pytest.raises(ValueError, match="cell='unknown_cell' has no torch.nn layer"):
         to_torch(est)

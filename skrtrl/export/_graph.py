@@ -14,10 +14,10 @@ Two ways to run the recurrence over a whole sequence:
 * A ``Scan`` loop whose body is one step of the cell written out in
   elementary operators (:func:`cell_step`): every cell, output feedback
   (the body feeds the linked readout into the next step) and float64. The
-  element-wise cells (diagonal, element-wise GRU and LSTM, LRU) always
-  take this path: ONNX's operators have a full recurrent matrix, and the
-  body multiplies h unit by unit instead. The LRU's body carries its
-  complex h as [Re h, Im h] and reads out its output map y.
+  element-wise cells (diagonal, element-wise GRU and LSTM, the LRU and the
+  gated LRU) always take this path: ONNX's operators have a full recurrent
+  matrix, and the body multiplies h unit by unit instead. The LRUs' body
+  carries their complex h as [Re h, Im h] and reads out their output map y.
 
 Variable lengths: the ONNX operators take ``sequence_lens`` and hold the
 state of a finished sequence; the Scan body does the same with a mask, so
@@ -176,16 +176,16 @@ def cell_step(g, model, x, state):
 
     ``state`` maps ``"h"`` (and ``"c"`` for the LSTMs, ``"feedback"`` with
     output feedback) to names of (N, n) and (N, n_outputs) tensors; the
-    LRU's ``"h"`` is [Re h, Im h], (N, 2n). Returns the new ``"h"`` (and
-    ``"c"``; the LRU's output map ``"y"``, (N, n), which its readout reads)
-    and the readout pre-activation z (N, o).
+    LRUs' ``"h"`` is [Re h, Im h], (N, 2n). Returns the new ``"h"`` (and
+    ``"c"``; the LRUs' output map ``"y"``, (N, n), which their readout
+    reads) and the readout pre-activation z (N, o).
     """
     p, n = model.params, model.n_hidden
     h = state["h"]
     inputs = x
     if model.feedback:
         inputs = g.op("Concat", x, state["feedback"], axis=-1)
-    if model.cell == "lru":
+    if model.is_lru:
         new = _lru_step(g, model, inputs, h)
         return new, readout(g, model, new["y"])
     W_in = input_weights(model)
@@ -240,16 +240,22 @@ def lru_constants(params):
 
 
 def _lru_step(g, model, inputs, h):
-    """The LRU's new [Re h, Im h] and output map y from ``inputs`` [x, f].
+    """The LRUs' new [Re h, Im h] and output map y from ``inputs`` [x, f].
 
     h_t = lambda h_{t-1} + gamma B x_t in real arithmetic: with lambda = a +
     ib, Re h_t = a Re h - b Im h + gamma Re(B x) and Im h_t = b Re h + a Im h
     + gamma Im(B x), so [a, a] * [Re h, Im h] + [-b, b] * [Im h, Re h] plus
-    one product of the inputs with gamma [B_re; B_im].
+    one product of the inputs with gamma [B_re; B_im]. The gated LRU
+    multiplies that product by its gate [g, g] (each unit's gate scales
+    both parts of what it stores).
     """
     p, n = model.params, model.n_hidden
     a, b, gamma = lru_constants(p)
     weight_in = np.tile(gamma, 2)[:, None] * np.vstack([p["B_re"], p["B_im"]])
+    stored = _linear(g, inputs, weight_in)
+    if model.cell == "glru":
+        gate = g.op("Sigmoid", _linear(g, inputs, p["weight_gate"], p["bias_gate"]))
+        stored = g.op("Mul", stored, g.op("Concat", gate, gate, axis=-1))
     h_re, h_im = _split(g, h, 2, n)
     rotated = g.op(
         "Add",
@@ -260,7 +266,7 @@ def _lru_step(g, model, inputs, h):
             g.const(np.concatenate([-b, b]), "lambda_im"),
         ),
     )
-    h_new = g.op("Add", rotated, _linear(g, inputs, weight_in))
+    h_new = g.op("Add", rotated, stored)
     # Re(C h) = C_re Re h - C_im Im h: one product with [C_re, -C_im].
     a_y = g.op(
         "Add",
@@ -463,11 +469,11 @@ def _scan(g, model, X_tm, lengths, *, hidden=False):
 
     The per-step outputs are the readouts (T, N, o), or with ``hidden`` the
     hidden states (T, N, n). What is returned as the last h is what the
-    readout reads: the LRU's last output map y, which the loop carries
+    readout reads: the LRUs' last output map y, which the loop carries
     beside the state (held, like the state, past a sequence's end).
     """
     names = state_names(model)
-    if model.cell == "lru":
+    if model.is_lru:
         names.append("y")
     batch = g.op("Gather", g.op("Shape", X_tm), g.ints([1]))
     initial = []
@@ -494,7 +500,7 @@ def _scan(g, model, X_tm, lengths, *, hidden=False):
         num_scan_inputs=len(scan_inputs),
         body=body,
     )
-    return outputs[-1], outputs[names.index("y" if model.cell == "lru" else "h")]
+    return outputs[-1], outputs[names.index("y" if model.is_lru else "h")]
 
 
 def _scan_body(g, model, names, *, masked, hidden=False):

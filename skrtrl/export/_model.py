@@ -9,11 +9,13 @@ previous output is fed back. Everything is copied, so an export never holds
 views into a live estimator.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
+
+from .._cells import GLRUCell, LRUCell
 
 #: Gate rows per hidden unit in ``weight_ih`` (torch's layout).
 GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4, "egru": 3, "elstm": 4}
@@ -21,14 +23,19 @@ GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4, "egru": 3, "elstm": 4}
 ELEMENTWISE_CELLS = frozenset({"diagonal", "egru", "elstm"})
 #: Cells with a memory cell c besides h.
 CELLS_WITH_MEMORY = frozenset({"lstm", "elstm"})
-#: The linear recurrent unit's ``params_`` besides the readout. Its input
-#: matrices B and D take the fed-back output as extra columns (no
-#: ``weight_fb``).
-LRU_PARAMS = frozenset(
-    {"nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im", "D", "bias_y"}
-)
+#: The linear recurrent units' ``params_`` besides the readout, per cell, as
+#: each cell's layout names them (the names do not depend on the sizes).
+#: Their input matrices (B, D and the gated LRU's ``weight_gate``) take the
+#: fed-back output as extra columns (no ``weight_fb``); their state is the
+#: complex h as [Re h, Im h] and their readout reads the output map y.
+LRU_CELL_PARAMS = {
+    cell.name: frozenset(cell(1, 1, 1).layout.columns_of)
+    for cell in (LRUCell, GLRUCell)
+}
+#: The readout's ``params_``, every cell's.
+READOUT_PARAMS = frozenset({"weight_out", "bias_out"})
 #: Every exported cell.
-EXPORTED_CELLS = frozenset(GATES) | {"lru"}
+EXPORTED_CELLS = frozenset(GATES) | frozenset(LRU_CELL_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -37,14 +44,14 @@ class RecurrentModel:
 
     Attributes
     ----------
-    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"}
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", "glru"}
     activation : str
         Hidden activation of the Elman and diagonal cells, the output map's
-        of the LRU.
+        of the LRUs (``"lru"`` and ``"glru"``).
     params : dict of str to ndarray
         Copies of ``params_`` (``weight_fb`` only with output feedback,
-        except for the LRU, whose ``B_re``, ``B_im`` and ``D`` then end with
-        the fed-back columns).
+        except for the LRUs, whose ``B_re``, ``B_im``, ``D`` and
+        ``weight_gate`` then end with the fed-back columns).
     link : {"identity", "logistic", "softmax"}
         What turns the readout into the prediction and the fed-back value.
     classes : ndarray or None
@@ -66,10 +73,10 @@ class RecurrentModel:
     n_timesteps : int or None
         The fixed number of steps of a model fitted on a 2D X.
     state : dict of str to ndarray
-        The state the next step starts from: ``"h"`` (n,; the LRU's
-        [Re h, Im h], 2n,), ``"c"`` (n,, LSTM
-        and element-wise LSTM only) and ``"feedback"`` (n_outputs,, with
-        output feedback only); with a pooled readout also ``"pool"`` (n,,
+        The state the next step starts from: ``"h"`` (``n_state``,: h, or
+        the LRUs' [Re h, Im h]), ``"c"`` (n,, LSTM and element-wise LSTM
+        only) and ``"feedback"`` (n_outputs,, with output feedback only);
+        with a pooled readout also ``"pool"`` (n,,
         zeros for ``"mean"``, -inf for ``"max"``) and, for ``"mean"``,
         ``"steps"`` (1,, zero): the running sum or maximum of h and the
         number of steps, for the one-step model. Zeros, except for a
@@ -90,20 +97,25 @@ class RecurrentModel:
     state: dict
 
     @property
+    def is_lru(self):
+        """Whether the cell is an LRU: complex state, output map y."""
+        return self.cell in LRU_CELL_PARAMS
+
+    @property
     def n_hidden(self):
         return self.params["weight_out"].shape[1]
 
     @property
     def n_inputs(self):
-        if self.cell == "lru":
+        if self.is_lru:
             fed_back = self.n_outputs if self.feedback else 0
             return self.params["B_re"].shape[1] - fed_back
         return self.params["weight_ih"].shape[1]
 
     @property
     def n_state(self):
-        """Size of the state ``"h"``: 2n for the LRU's complex h, else n."""
-        return 2 * self.n_hidden if self.cell == "lru" else self.n_hidden
+        """Size of the state ``"h"``: 2n for the LRUs' complex h, else n."""
+        return 2 * self.n_hidden if self.is_lru else self.n_hidden
 
     @property
     def n_outputs(self):
@@ -141,7 +153,7 @@ def describe(estimator):
     else:
         link = "softmax"
     input_kind = getattr(estimator, "_input_kind", "2d")
-    return RecurrentModel(
+    model = RecurrentModel(
         cell=estimator.cell,
         activation=estimator.activation,
         params=params,
@@ -153,8 +165,10 @@ def describe(estimator):
         feedback=bool(estimator.output_feedback),
         input_kind=input_kind,
         n_timesteps=(int(estimator.n_features_in_) if input_kind == "2d" else None),
-        state=_start_state(estimator, params, pooling),
+        state={},
     )
+    # The state's sizes are the model's (n_state, n_hidden, n_outputs).
+    return replace(model, state=_start_state(model, estimator))
 
 
 def _check_layout(estimator, params):
@@ -169,8 +183,10 @@ def _check_layout(estimator, params):
             f"Export supports cell in {sorted(EXPORTED_CELLS)}; "
             f"cell={estimator.cell!r} cannot be exported yet."
         )
-    if estimator.cell == "lru":
-        matches = LRU_PARAMS <= set(params) and (
+    if estimator.cell in LRU_CELL_PARAMS:
+        # Exactly the cell's names: a gated LRU's params_ hold the LRU's too.
+        expected = LRU_CELL_PARAMS[estimator.cell] | READOUT_PARAMS
+        matches = set(params) == expected and (
             # The fitted cell's inputs, and the fed-back columns after them.
             params["B_re"].shape[1] - estimator._model.cell.m
             == (params["weight_out"].shape[0] if estimator.output_feedback else 0)
@@ -221,25 +237,25 @@ def _pooling(estimator, per_step):
     return pooling
 
 
-def _start_state(estimator, params, pooling):
-    n = params["weight_out"].shape[1]
-    dtype = params["weight_out"].dtype
-    state = {"h": np.zeros(2 * n if estimator.cell == "lru" else n, dtype=dtype)}
-    if pooling == "mean":
+def _start_state(model, estimator):
+    """``RecurrentModel.state`` of ``model``, described from ``estimator``."""
+    n, dtype = model.n_hidden, model.dtype
+    state = {"h": np.zeros(model.n_state, dtype=dtype)}
+    if model.pooling == "mean":
         state["pool"] = np.zeros(n, dtype=dtype)
         state["steps"] = np.zeros(1, dtype=dtype)
-    elif pooling == "max":
+    elif model.pooling == "max":
         state["pool"] = np.full(n, -np.inf, dtype=dtype)
-    if estimator.cell in CELLS_WITH_MEMORY:
+    if model.cell in CELLS_WITH_MEMORY:
         state["c"] = np.zeros(n, dtype=dtype)
-    if estimator.output_feedback:
-        state["feedback"] = np.zeros(params["weight_out"].shape[0], dtype=dtype)
-    stream = estimator._model.stream if estimator.stateful else None
+    if model.feedback:
+        state["feedback"] = np.zeros(model.n_outputs, dtype=dtype)
+    stream = estimator._model.stream if model.stateful else None
     if stream is not None:
-        # The stream's hidden entry is h (n numbers), [h, c] for the LSTMs,
-        # or [Re h, Im h] (the LRU's "h", 2n numbers).
+        # The stream's hidden entry is the cell's whole state: "h", then c
+        # for the LSTMs.
         hidden = np.asarray(stream["hidden"], dtype=dtype)
-        state["h"] = hidden[: state["h"].shape[0]].copy()
+        state["h"] = hidden[: model.n_state].copy()
         if "c" in state:
             state["c"] = hidden[n : 2 * n].copy()
         if "feedback" in state:

@@ -50,10 +50,10 @@ def register_onnx_converters():
     The converters accept these options (skl2onnx's ``options``):
     ``"scan"`` (bool, default False) runs every cell in a Scan loop instead
     of ONNX's RNN / GRU / LSTM operators (the element-wise cells,
-    ``"diagonal"``, ``"egru"``, ``"elstm"`` and ``"lru"``, always use it); for
-    classifiers, ``"zipmap"`` (True, False or ``"columns"``, default True)
-    and ``"nocl"`` (bool: labels 0 to n_classes - 1) as for scikit-learn's
-    classifiers.
+    ``"diagonal"``, ``"egru"``, ``"elstm"``, ``"lru"`` and ``"glru"``, always
+    use it); for classifiers, ``"zipmap"`` (True, False or ``"columns"``,
+    default True) and ``"nocl"`` (bool: labels 0 to n_classes - 1) as for
+    scikit-learn's classifiers.
 
     Returns
     -------
@@ -206,8 +206,8 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     the previous call, and returns the prediction and the new state.
 
     Inputs: ``X`` ``[N, n_features]``; ``h`` ``[N, n_hidden]`` (for
-    ``cell="lru"`` ``[N, 2 n_hidden]``, the real parts of its complex state
-    then the imaginary parts, as in its stream state); ``c``
+    ``cell="lru"`` and ``"glru"`` ``[N, 2 n_hidden]``, the real parts of the
+    complex state then the imaginary parts, as in the stream state); ``c``
     ``[N, n_hidden]`` (``cell="lstm"`` or ``"elstm"`` only); ``feedback``
     ``[N, n_outputs]`` (with ``output_feedback=True`` only): the previous
     output fed back, that is the previous prediction (regressor), the

@@ -5,6 +5,8 @@ import numpy as np
 from ._model import describe
 
 _TORCH_NONLINEARITY = {"tanh": "tanh", "relu": "relu"}
+#: The torch.nn layer of each cell that has one.
+_TORCH_LAYERS = {"elman": "RNN", "gru": "GRU", "lstm": "LSTM"}
 #: The step of each cell without a torch.nn layer, for the refusal message.
 _ELEMENTWISE_RECURRENCE = {
     "diagonal": "h = phi(W_ih x + w * h + b)",
@@ -13,6 +15,10 @@ _ELEMENTWISE_RECURRENCE = {
     "lru": (
         "h = lambda * h + gamma * (B x) (complex, per unit) and its output map "
         "y = phi(Re(C h) + D x + bias_y)"
+    ),
+    "glru": (
+        "of the LRU with gamma * g * (B x) in place of gamma * (B x), g = "
+        "sigmoid(weight_gate x + bias_gate)"
     ),
 }
 
@@ -49,9 +55,9 @@ def to_torch(estimator, *, dtype=None):
     estimator : RTRLRegressor or RTRLClassifier
         A fitted estimator with ``cell`` "elman" (activation "tanh" or
         "relu", the two that ``torch.nn.RNN`` offers), "gru" or "lstm".
-        The element-wise cells ``"diagonal"``, ``"egru"``, ``"elstm"`` and
-        ``"lru"`` have no ``torch.nn`` layer: use :func:`to_onnx` or
-        :func:`onnx_step_model` for them.
+        The element-wise cells ``"diagonal"``, ``"egru"``, ``"elstm"``,
+        ``"lru"`` and ``"glru"`` have no ``torch.nn`` layer: use
+        :func:`to_onnx` or :func:`onnx_step_model` for them.
     dtype : torch.dtype or None, default=None
         Parameter type of the modules; None keeps the estimator's
         (``torch.float64`` for a model fitted on float64 data).
@@ -109,6 +115,12 @@ def to_torch(estimator, *, dtype=None):
             f"onnx_step_model, or build the step {_ELEMENTWISE_RECURRENCE[model.cell]} "
             "from params_ yourself."
         )
+    if model.cell not in _TORCH_LAYERS:
+        raise ValueError(
+            f"to_torch supports cell in {sorted(_TORCH_LAYERS)}; cell="
+            f"{model.cell!r} has no torch.nn layer. Export it with "
+            "skrtrl.export.to_onnx or onnx_step_model instead."
+        )
     if model.cell == "elman" and model.activation not in _TORCH_NONLINEARITY:
         raise ValueError(
             f"torch.nn.RNN offers the tanh and relu nonlinearities only; this "
@@ -137,13 +149,8 @@ def to_torch(estimator, *, dtype=None):
         dtype=dtype,
     )
     if model.cell == "elman":
-        recurrent = torch.nn.RNN(
-            nonlinearity=_TORCH_NONLINEARITY[model.activation], **layer_args
-        )
-    elif model.cell == "gru":
-        recurrent = torch.nn.GRU(**layer_args)
-    else:
-        recurrent = torch.nn.LSTM(**layer_args)
+        layer_args["nonlinearity"] = _TORCH_NONLINEARITY[model.activation]
+    recurrent = getattr(torch.nn, _TORCH_LAYERS[model.cell])(**layer_args)
     if model.pooling == "last":
         readout = linear = torch.nn.Linear(model.n_hidden, model.n_outputs, dtype=dtype)
     else:
