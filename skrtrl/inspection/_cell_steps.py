@@ -405,8 +405,7 @@ class GLRUSteps(LRUSteps):
     only)."""
 
     def _gate(self, x):
-        pre = x @ self.p["weight_gate"].T + self.p["bias_gate"]
-        return 1.0 / (1.0 + np.exp(-pre))
+        return expit(x @ self.p["weight_gate"].T + self.p["bias_gate"])
 
 
 CELL_STEPS = {
