@@ -37,8 +37,8 @@ _PARAMETERS_DOC = """
         above: see the user guide for its cost. An int, or a tuple of one
         size, is one layer, as before.
 
-    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru"} \
-            or tuple of str, default=@cell@
+    cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", \
+            "glru"} or tuple of str, default=@cell@
         Recurrent cell. A tuple names each stacked layer's cell, bottom to
         top, one per entry of a tuple ``n_hidden`` (names in "elman",
         "diagonal", "gru", "lstm", "egru", "elstm"), e.g.
@@ -71,7 +71,13 @@ _PARAMETERS_DOC = """
         ``activation``) that mixes the units; exact RTRL costs O(n m) per
         step for the recurrence plus O(n^2) for the map, as the forward
         pass. Its ``params_`` are listed under ``params_``; free-running
-        output feedback is not supported.
+        output feedback is not supported. ``"glru"``: the gated LRU, the
+        LRU storing ``g_t * (B x_t)`` with a per-unit input gate ``g_t =
+        sigmoid(W_g x_t + b_g)`` that reads the input only, so that a unit
+        can store a value when the input marks it (the adding problem,
+        which the LRU does not learn) while the recurrence stays linear and
+        exact RTRL costs what the LRU's does; ``params_`` adds
+        ``weight_gate`` (n_hidden, n_features) and ``bias_gate``.
 
     gradient : {"rtrl", "snap1", "bptt", "uoro", "local"}, default="rtrl"
         How the gradient is computed. ``"rtrl"``: exact, forward in time.
@@ -289,6 +295,11 @@ _ATTRIBUTES_DOC = """
         output map's direct input weights and bias (with output feedback,
         the last n_outputs columns of ``B_re``, ``B_im`` and ``D`` read the
         fed-back output), then ``weight_out`` and ``bias_out``.
+        ``cell="glru"`` has the LRU's and, after ``gamma_log``,
+        ``weight_gate`` (n_hidden, n_features) and ``bias_gate``
+        (n_hidden,): its input gate's weights and bias (with output
+        feedback, ``weight_gate``'s last n_outputs columns read the
+        fed-back output).
         The arrays are views into one flat vector that the optimizer
         updates: editing them in place (``est.params_["weight_hh"][:] = 0``)
         changes the model that is predicted with and trained further.
