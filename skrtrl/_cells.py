@@ -782,16 +782,29 @@ class LRUCell(_GatedCell):
     #: as complex conjugates, which a real input and the real part of C h
     #: cannot tell apart.
     R_MIN, R_MAX, MAX_PHASE = 0.4, 0.99, np.pi
+    #: Whether an input gate scales what is stored (``GLRUCell``): its
+    #: columns [weight_gate | bias_gate] follow gamma_log.
+    gated = False
 
     @classmethod
     def modes(cls, gradient):
         return tuple(mode for mode in super().modes(gradient) if mode != "free_running")
 
+    @property
+    def _influence_columns(self):
+        """Columns of a row that carry influence; the output map's follow."""
+        return 3 * self.m + 4 if self.gated else 2 * self.m + 3
+
     def _make_layout(self, n_feedback):
         m, n = self.m, self.n
         _, q, self.n_state = rtrl_sizes(self.kind, n, m)
         self.n_gates = 1
-        r = 2 * m + 3
+        r = self._influence_columns
+        gate = (
+            {"weight_gate": slice(2 * m + 3, 3 * m + 3), "bias_gate": 3 * m + 3}
+            if self.gated
+            else {}
+        )
         return Layout(
             n, q, n, self.o,
             {
@@ -800,6 +813,7 @@ class LRUCell(_GatedCell):
                 "gamma_log": 2 * m + 2,
                 "B_re": slice(0, m),
                 "B_im": slice(m, 2 * m),
+                **gate,
                 "C_re": slice(r, r + n),
                 "C_im": slice(r + n, r + 2 * n),
                 "D": slice(r + 2 * n, r + 2 * n + m),
@@ -825,11 +839,13 @@ class LRUCell(_GatedCell):
         p["C_im"][:] = random_state.normal(scale=np.sqrt(1.0 / n), size=(n, n))
 
     def step_flops(self, online, longest=1):
-        # The cost model of doc/performance.rst: the 2 x (2m + 3) block of
-        # each unit (a 2 x 2 product and the immediate term per column), the
+        # The cost model of doc/performance.rst: the 2 x r block of each
+        # unit (a 2 x 2 product and the immediate term per column; r = 2m +
+        # 3, or 3m + 4 with the gate, whose pre-activation adds 2 n m), the
         # output map and its gradient (C and D: 4 n^2 + 2 n m each way).
         n, m = self.n, self.m
-        return 12 * n * (2 * m + 3) + 2 * (4 * n * n + 2 * n * m)
+        gate = 2 * n * m if self.gated else 0
+        return 12 * n * self._influence_columns + gate + 2 * (4 * n * n + 2 * n * m)
 
 
 class GLRUCell(LRUCell):
@@ -857,29 +873,7 @@ class GLRUCell(LRUCell):
 
     name = "glru"
     kind = 7
-
-    def _make_layout(self, n_feedback):
-        m, n = self.m, self.n
-        _, q, self.n_state = rtrl_sizes(self.kind, n, m)
-        self.n_gates = 1
-        r = 3 * m + 4
-        return Layout(
-            n, q, n, self.o,
-            {
-                "nu_log": 2 * m,
-                "theta_log": 2 * m + 1,
-                "gamma_log": 2 * m + 2,
-                "B_re": slice(0, m),
-                "B_im": slice(m, 2 * m),
-                "weight_gate": slice(2 * m + 3, 3 * m + 3),
-                "bias_gate": 3 * m + 3,
-                "C_re": slice(r, r + n),
-                "C_im": slice(r + n, r + 2 * n),
-                "D": slice(r + 2 * n, r + 2 * n + m),
-                "bias_y": q - 1,
-            },
-            separate_bias_hh=False, n_feedback=n_feedback,
-        )  # fmt: skip
+    gated = True
 
     def initialize(self, flat, random_state):
         """The LRU's ring initialisation, then the gate's (see above)."""
@@ -889,9 +883,3 @@ class GLRUCell(LRUCell):
             scale=np.sqrt(1.0 / self.m), size=(self.n, self.m)
         )
         p["bias_gate"][:] = 0.0
-
-    def step_flops(self, online, longest=1):
-        # The LRU's, with the gate's m + 1 more columns per unit and its
-        # pre-activation (2 n m).
-        n, m = self.n, self.m
-        return 12 * n * (3 * m + 4) + 2 * n * m + 2 * (4 * n * n + 2 * n * m)

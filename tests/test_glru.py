@@ -4,9 +4,10 @@ Its gradients in every declared mode are checked with every other cell by
 ``test_cell_conformance.py`` (against the numpy step ``GLRUSteps`` of
 ``skrtrl/inspection/_cell_steps.py``), its persistence, memory estimates
 and one-row path by the registry-driven tests, and its ONNX export by
-``test_export.py``. Here: its ``params_``, the gate's two limits (closed:
-nothing stored; open: the LRU), float32, the refusals it shares with the
-LRU, and what the gate is for: the adding problem on held-out data, which
+``test_export.py``; its ``params_`` and float32 gradient with the LRU's,
+by ``test_lru.py``. Here: the gate's two limits (closed: nothing stored;
+open: the LRU), the refusals it shares with the LRU, and what the gate is
+for: the adding problem on held-out data, which
 the LRU does not learn.
 """
 
@@ -14,11 +15,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import r2_score
 
-from skrtrl import RTRLClassifier, RTRLRegressor
+from skrtrl import RTRLRegressor
 from skrtrl._cells import CELLS, GLRUCell, LRUCell
 from skrtrl.datasets import make_adding_problem
 
-from _helpers import assert_float32_gradient_matches, cell_forward, randomize
+from _helpers import cell_forward, randomize
 
 pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
@@ -38,33 +39,6 @@ def test_glru_is_registered_as_an_lru_with_an_output_map():
     assert issubclass(GLRUCell, LRUCell)
     assert GLRUCell.elementwise and GLRUCell.output_map
     assert GLRUCell.modes("rtrl") == LRUCell.modes("rtrl")
-
-
-@pytest.mark.parametrize("feedback", [False, True])
-def test_params_names_and_shapes(feedback):
-    n, m, o = 4, 2, 3
-    y = np.arange(6) % o
-    clf = RTRLClassifier(n, cell="glru", max_iter=1, random_state=0)
-    clf.set_params(output="sequence", output_feedback=feedback)
-    clf.fit(X3, np.repeat(y[:, None], 5, axis=1))
-    mi = m + (o if feedback else 0)
-    assert {k: v.shape for k, v in clf.params_.items()} == {
-        "nu_log": (n,),
-        "theta_log": (n,),
-        "gamma_log": (n,),
-        "B_re": (n, mi),
-        "B_im": (n, mi),
-        "weight_gate": (n, mi),
-        "bias_gate": (n,),
-        "C_re": (n, n),
-        "C_im": (n, n),
-        "D": (n, mi),
-        "bias_y": (n,),
-        "weight_out": (o, n),
-        "bias_out": (o,),
-    }
-    total = sum(v.size for v in clf.params_.values())
-    assert total == clf._model.params.shape[0]
 
 
 def test_initialisation_is_the_lrus_ring_and_a_half_open_gate():
@@ -102,17 +76,6 @@ def test_an_open_gate_is_the_lru():
         np.testing.assert_allclose(g_glru[name], g_lru[name], rtol=1e-12, atol=1e-15)
     # The saturated gate passes no gradient to its own weights.
     np.testing.assert_array_equal(g_glru["weight_gate"], 0.0)
-
-
-def test_float32_gradient_matches_float64():
-    reg64 = _fitted()
-    randomize(reg64, np.random.RandomState(2), 0.5)
-    reg32 = RTRLRegressor(3, cell="glru", max_iter=1, random_state=0)
-    reg32.fit(X3.astype(np.float32), Y3.astype(np.float32))
-    assert reg32.params_["weight_gate"].dtype == np.float32
-    assert_float32_gradient_matches(
-        reg64, reg32, X3, Y3, X3.astype(np.float32), Y3.astype(np.float32)
-    )
 
 
 @pytest.mark.parametrize(

@@ -34,20 +34,24 @@ def test_lru_is_registered_as_an_elementwise_cell():
     assert set(LRUCell.modes("rtrl")) == {"minibatch", "step", "stream", "feedback"}
 
 
+@pytest.mark.parametrize("cell", ["lru", "glru"])
 @pytest.mark.parametrize("feedback", [False, True])
-def test_params_names_and_shapes(feedback):
+def test_params_names_and_shapes(cell, feedback):
+    # The gated LRU (tests/test_glru.py) adds its gate's two entries.
     n, m, o = 4, 2, 3
     y = np.arange(6) % o
-    clf = RTRLClassifier(n, cell="lru", max_iter=1, random_state=0)
+    clf = RTRLClassifier(n, cell=cell, max_iter=1, random_state=0)
     clf.set_params(output="sequence", output_feedback=feedback)
     clf.fit(X3, np.repeat(y[:, None], 5, axis=1))
     mi = m + (o if feedback else 0)
+    gate = {"weight_gate": (n, mi), "bias_gate": (n,)} if cell == "glru" else {}
     assert {k: v.shape for k, v in clf.params_.items()} == {
         "nu_log": (n,),
         "theta_log": (n,),
         "gamma_log": (n,),
         "B_re": (n, mi),
         "B_im": (n, mi),
+        **gate,
         "C_re": (n, n),
         "C_im": (n, n),
         "D": (n, mi),
@@ -129,12 +133,13 @@ def test_the_readout_reads_the_output_map():
     np.testing.assert_allclose(reg.predict(X3), expected, rtol=1e-12)
 
 
-def test_float32_gradient_matches_float64():
-    reg64 = RTRLRegressor(4, cell="lru", max_iter=1, random_state=0).fit(X3, Y3)
+@pytest.mark.parametrize("cell", ["lru", "glru"])
+def test_float32_gradient_matches_float64(cell):
+    reg64 = RTRLRegressor(4, cell=cell, max_iter=1, random_state=0).fit(X3, Y3)
     randomize(reg64, np.random.RandomState(2), 0.5)
-    reg32 = RTRLRegressor(4, cell="lru", max_iter=1, random_state=0)
+    reg32 = RTRLRegressor(4, cell=cell, max_iter=1, random_state=0)
     reg32.fit(X3.astype(np.float32), Y3.astype(np.float32))
-    assert reg32.params_["C_re"].dtype == np.float32
+    assert all(value.dtype == np.float32 for value in reg32.params_.values())
     assert_float32_gradient_matches(
         reg64, reg32, X3, Y3, X3.astype(np.float32), Y3.astype(np.float32)
     )
