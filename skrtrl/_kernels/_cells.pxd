@@ -430,8 +430,7 @@ cdef inline void _lru_forward(
             ag = th[3 * m + 3]
             for j in range(m):
                 ag += th[2 * m + 3 + j] * rec[j]
-            # exp(-ag) may overflow to inf: the gate is then 0, not NaN.
-            ig = 1.0 / (1.0 + exp(-ag))
+            ig = sigmoid(ag)
             ur = ig * ur
             ui = ig * ui
             coef[LRU_GATE * n + i] = <floating> ig
