@@ -240,10 +240,15 @@ cdef inline bint lru_cell(int kind) noexcept nogil:
 
 # -- sizes -------------------------------------------------------------------
 
+cdef inline int _lru_gate(int m) noexcept nogil:
+    """Column of the gated LRU's W_g[i, 0] in its row; b_g[i] follows W_g."""
+    return 2 * m + 3
+
+
 cdef inline int _lru_recurrent(int kind, int m) noexcept nogil:
     """Columns of an LRU row that carry influence: [B_re | B_im | nu_log |
     theta_log | gamma_log], and the gated LRU's [W_g | b_g]."""
-    return 3 * m + 4 if kind == GLRU else 2 * m + 3
+    return _lru_gate(m) + m + 1 if kind == GLRU else _lru_gate(m)
 
 
 cdef inline int cell_gates(int kind) noexcept nogil:
@@ -427,9 +432,9 @@ cdef inline void _lru_forward(
             ur += th[j] * rec[j]
             ui += th[m + j] * rec[j]
         if kind == GLRU:
-            ag = th[3 * m + 3]
+            ag = th[_lru_gate(m) + m]
             for j in range(m):
-                ag += th[2 * m + 3 + j] * rec[j]
+                ag += th[_lru_gate(m) + j] * rec[j]
             ig = sigmoid(ag)
             ur = ig * ur
             ui = ig * ui
@@ -899,7 +904,7 @@ cdef inline void _lru_input_update(
     cdef:
         const floating* coef = record_coefficients(kind, n, m, rec)
         floating gam = coef[LRU_GAMMA * n + i]
-        int lo, hi, g0 = 2 * m + 3
+        int lo, hi, g0 = _lru_gate(m)
     hi = m if j1 > m else j1
     if j0 < hi:
         _update_range(2, r0, r1, Jd, gam, 0, rec, j0, hi, 0, how, rg)
@@ -1160,10 +1165,10 @@ cdef inline void _cell_input_jacobian(
                                           * theta[i * q + m + col + l])
                 if kind == GLRU:
                     B[i * width + l] += (coef[LRU_GW * n + i]
-                                         * theta[i * q + 2 * m + 3 + col + l])
+                                         * theta[i * q + _lru_gate(m) + col + l])
                     B[(n + i) * width + l] += (
                         coef[(LRU_GW + 1) * n + i]
-                        * theta[i * q + 2 * m + 3 + col + l])
+                        * theta[i * q + _lru_gate(m) + col + l])
         return
     for i in range(n):
         _unit_rows(kind, n, coef, i, False, a, rows)
@@ -1302,8 +1307,8 @@ cdef inline void _lru_vjp(
             eg = ga * (1.0 - ig) * (gr * coef[LRU_U * n + i]
                                     + gi * coef[(LRU_U + 1) * n + i])
             for j in range(m):
-                row[2 * m + 3 + j] += <floating> (eg * rec[j])
-            row[3 * m + 3] += <floating> eg
+                row[_lru_gate(m) + j] += <floating> (eg * rec[j])
+            row[_lru_gate(m) + m] += <floating> eg
         for j in range(m):
             row[j] += <floating> (gr * gb * rec[j])
             row[m + j] += <floating> (gi * gb * rec[j])
