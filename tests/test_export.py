@@ -332,6 +332,85 @@ def test_step_model_pools_the_sequence_so_far(cell, pooling, dtype):
         np.testing.assert_allclose(result["probabilities"], expected, atol=atol)
 
 
+LRU_CELLS = [cell for cell in CELLS if CELL_REGISTRY[cell].output_map]
+
+
+def _pooled_lru(task, cell, pooling):
+    """A fitted LRU whose readout pools (the estimator refuses it at fit).
+
+    Fitted with pooling="last", then the pooling set without set_params'
+    checks: the parameters are all the export reads.
+    """
+    est, X = _fit(task, cell, "last")
+    est.pooling = pooling
+    return est, X
+
+
+def _pooled_output_map(est, X, pooling):
+    """numpy reference: predict's values of the readout of y pooled over time.
+
+    ``LRUSteps`` / ``GLRUSteps`` run each sequence on its own; y_t is their
+    ``output(t)``, pooled over the sequence's own steps.
+    """
+    from scipy.special import expit, softmax
+
+    from skrtrl.inspection._cell_steps import CELL_STEPS
+
+    p = {name: np.asarray(value, np.float64) for name, value in est.params_.items()}
+    z = []
+    for x in X:
+        steps = CELL_STEPS[est.cell](p, np.asarray(x, np.float64)[None], est.activation)
+        Y = np.concatenate([steps.output(t) for t in range(len(x))])
+        pooled = Y.mean(axis=0) if pooling == "mean" else Y.max(axis=0)
+        z.append(pooled @ p["weight_out"].T + p["bias_out"])
+    z = np.array(z)
+    if isinstance(est, RTRLRegressor):
+        return z[:, 0]
+    if z.shape[1] == 1:
+        return np.column_stack([expit(-z[:, 0]), expit(z[:, 0])])
+    return softmax(z, axis=1)
+
+
+def _check_against_reference(est, outputs, expected, atol):
+    values = outputs[0] if isinstance(est, RTRLRegressor) else outputs[1]
+    np.testing.assert_allclose(np.squeeze(values), expected, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("cell", LRU_CELLS)
+def test_pooled_readout_of_the_lrus_pools_their_output_map(cell, pooling, task):
+    """The whole-sequence graphs and the step model pool y, not h."""
+    est, X = _pooled_lru(task, cell, pooling)
+    expected = _pooled_output_map(est, X, pooling)
+    lengths = LENGTHS.astype(np.int64)
+    for dtype, atol in [(np.float32, 1e-5), (np.float64, 1e-12)]:
+        onx = to_onnx(est, lengths=True, dtype=dtype, options=_options(est))
+        feeds = {"X": _padded(X, dtype), "lengths": lengths}
+        _check_against_reference(est, _session(onx).run(None, feeds), expected, atol)
+        # Equal lengths, without a lengths input.
+        T = min(LENGTHS)
+        onx = to_onnx(est, dtype=dtype, options=_options(est))
+        feeds = {"X": np.stack([x[:T] for x in X]).astype(dtype)}
+        _check_against_reference(
+            est,
+            _session(onx).run(None, feeds),
+            _pooled_output_map(est, [x[:T] for x in X], pooling),
+            atol,
+        )
+        # The step model: after step t, the pooling of the first t steps.
+        state = initial_step_state(est, len(X), dtype=dtype)
+        sess = _session(onnx_step_model(est, dtype=dtype))
+        names = [o.name for o in sess.get_outputs()]
+        for t in range(1, T + 1):
+            batch = np.stack([x[t - 1] for x in X]).astype(dtype)
+            outputs = sess.run(None, {"X": batch, **state})
+            result = dict(zip(names, outputs))
+            state = {name: result[f"{name}_next"] for name in state}
+            so_far = _pooled_output_map(est, [x[:t] for x in X], pooling)
+            _check_against_reference(est, outputs, so_far, atol)
+
+
 def test_export_follows_a_pooling_changed_after_fit_as_predict_does():
     est, X = _fit("regressor", "gru", "last", pooling="max")
     feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}

@@ -24,9 +24,10 @@ state of a finished sequence; the Scan body does the same with a mask, so
 the padding values never reach a state that is read. Per-step outputs past
 a sequence's end are padding and mean nothing.
 
-Pooled readouts (``pooling="mean"`` or ``"max"``): both paths give the
-hidden states of every step, (T, N, n), and :func:`pool` reduces them over
-time, over each sequence's valid steps only.
+Pooled readouts (``pooling="mean"`` or ``"max"``): both paths give what
+the readout reads at every step, (T, N, n), h or the LRUs' output map y,
+and :func:`pool` reduces it over time, over each sequence's valid steps
+only.
 """
 
 import numpy as np
@@ -276,6 +277,11 @@ def _lru_step(g, model, inputs, h):
     return {"h": h_new, "y": _activation(g, model.activation, a_y)}
 
 
+def read_value(model, new):
+    """What the readout reads of a step's new state ``new``: h, the LRUs' y."""
+    return new["y" if model.is_lru else "h"]
+
+
 def readout(g, model, h):
     """Readout pre-activations ``h @ weight_out.T + bias_out``."""
     return _linear(g, h, model.params["weight_out"], model.params["bias_out"])
@@ -306,9 +312,10 @@ def state_names(model):
 def step_state_names(model):
     """The state of the one-step model: the cell's, then the pooling's.
 
-    A pooled readout also carries the running sum of h (``"pool"``) and the
-    number of steps so far (``"steps"``) for ``"mean"``, or each unit's
-    running maximum (``"pool"``) for ``"max"``.
+    A pooled readout also carries the running sum of what the readout reads
+    (``"pool"``, of h, or of the LRUs' y) and the number of steps so far
+    (``"steps"``) for ``"mean"``, or each unit's running maximum
+    (``"pool"``) for ``"max"``.
     """
     names = state_names(model)
     if model.pooling == "mean":
@@ -321,10 +328,11 @@ def step_state_names(model):
 def pool_step(g, model, state, h):
     """One step of a pooled readout, for the one-step model.
 
-    From ``state``'s ``"pool"`` (and ``"steps"``) and the new hidden state
-    h, returns the new ``{"pool": ...}`` (and ``"steps"``) and the pooled
-    hidden state so far: the running mean or maximum of h over the steps
-    taken, what :func:`pool` gives for the sequence up to this step.
+    From ``state``'s ``"pool"`` (and ``"steps"``) and h, what the readout
+    reads of the new step (:func:`read_value`), returns the new ``{"pool":
+    ...}`` (and ``"steps"``) and the pooled value so far: its running mean
+    or maximum over the steps taken, what :func:`pool` gives for the
+    sequence up to this step.
     """
     new = {}
     if model.pooling == "max":
@@ -353,8 +361,8 @@ def sequence_outputs(g, model, X, lengths=None, *, scan=False):
 
     ``X`` is (N, T) for a model fitted on 2D X, (N, T, m) otherwise, (T, m)
     for a stream; ``lengths`` (N,) int, optional. Returns the name of z:
-    (N, T, o) per step, (N, o) after the last step or of the pooled hidden
-    states, (T, o) for a stream.
+    (N, T, o) per step, (N, o) after the last step or of the pooled values
+    (hidden states, the LRUs' output maps), (T, o) for a stream.
     """
     if model.input_kind == "2d":
         X_tm = g.op("Unsqueeze", g.op("Transpose", X, perm=[1, 0]), g.ints([2]))
@@ -379,11 +387,12 @@ def sequence_outputs(g, model, X, lengths=None, *, scan=False):
 
 
 def pool(g, model, H, lengths=None):
-    """The pooled hidden states (N, n) of the hidden states H (T, N, n).
+    """The pooled values (N, n) of H (T, N, n), what the readout reads.
 
-    ``model.pooling`` ``"mean"`` averages each sequence's hidden states
-    over its own steps (the sum over the valid steps divided by its
-    length); ``"max"`` takes each unit's maximum over the valid steps.
+    H holds the hidden states, or the LRUs' output maps y. ``model.pooling``
+    ``"mean"`` averages each sequence's values over its own steps (the sum
+    over the valid steps divided by its length); ``"max"`` takes each
+    unit's maximum over the valid steps.
     Without ``lengths`` every sequence has T steps. ``Where`` keeps the
     padded steps out without arithmetic, so whatever they hold (even NaN)
     does not reach the result.
@@ -467,10 +476,11 @@ def _recurrent_operator(g, model, X_tm, lengths):
 def _scan(g, model, X_tm, lengths, *, hidden=False):
     """A Scan loop over the steps: per-step outputs (T, N, .) and the last h.
 
-    The per-step outputs are the readouts (T, N, o), or with ``hidden`` the
-    hidden states (T, N, n). What is returned as the last h is what the
-    readout reads: the LRUs' last output map y, which the loop carries
-    beside the state (held, like the state, past a sequence's end).
+    The per-step outputs are the readouts (T, N, o), or with ``hidden`` what
+    the readout reads (T, N, n): the hidden states, the LRUs' output maps y.
+    What is returned as the last h is what the readout reads: the LRUs'
+    last output map y, which the loop carries beside the state (held, like
+    the state, past a sequence's end).
     """
     names = state_names(model)
     if model.is_lru:
@@ -511,7 +521,7 @@ def _scan_body(g, model, names, *, masked, hidden=False):
     new, z = cell_step(b, model, x, old)
     if model.feedback:
         new["feedback"] = link(b, model, z)
-    step_output = new["h"] if hidden else z
+    step_output = read_value(model, new) if hidden else z
     if mask is not None:
         # A finished sequence keeps its state. Where selects without
         # arithmetic, so whatever the padding gives (even inf or NaN) stays

@@ -62,8 +62,8 @@ class RecurrentModel:
     pooling : {"last", "mean", "max"}
         What the readout of one target per sequence reads: the last hidden
         state, the mean of the hidden states over the sequence's own steps,
-        or each unit's maximum over them. Always ``"last"`` when
-        ``per_step`` is true.
+        or each unit's maximum over them (for the LRUs, of their output map
+        y instead of h). Always ``"last"`` when ``per_step`` is true.
     stateful : bool
         Stream mode: rows are consecutive steps of one stream.
     feedback : bool
@@ -78,8 +78,8 @@ class RecurrentModel:
         only) and ``"feedback"`` (n_outputs,, with output feedback only);
         with a pooled readout also ``"pool"`` (n,,
         zeros for ``"mean"``, -inf for ``"max"``) and, for ``"mean"``,
-        ``"steps"`` (1,, zero): the running sum or maximum of h and the
-        number of steps, for the one-step model. Zeros, except for a
+        ``"steps"`` (1,, zero): the running sum or maximum of h (the LRUs'
+        y) and the number of steps, for the one-step model. Zeros, except for a
         stateful estimator, whose current stream state it is.
     """
 

@@ -8,6 +8,7 @@ from ._graph import (
     counter_names,
     link,
     pool_step,
+    read_value,
     readout,
     step_state_names,
 )
@@ -107,7 +108,8 @@ def to_onnx(
     state. Padding values past a sequence's end do not matter when
     ``lengths`` is given. A pooled readout (``pooling="mean"`` or
     ``"max"``) reads the mean or each unit's maximum of the hidden states
-    over each sequence's own steps, the first ``lengths[i]`` (all T without
+    (for ``cell="lru"`` and ``"glru"``, of their output map y) over each
+    sequence's own steps, the first ``lengths[i]`` (all T without
     ``lengths``), as ``predict`` does.
 
     Outputs follow skl2onnx's conventions. Regressor: ``variable``, shape
@@ -217,7 +219,8 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     one-hot class vector).
     With a pooled readout (``pooling="mean"`` or ``"max"``) two more
     inputs carry the pooling: ``pool`` ``[N, n_hidden]``, the running sum
-    (``"mean"``) or each unit's running maximum (``"max"``) of h, and for
+    (``"mean"``) or each unit's running maximum (``"max"``) of h (of the
+    output map y for ``cell="lru"`` and ``"glru"``), and for
     ``"mean"`` ``steps`` ``[N, 1]``, the number of steps taken (a float).
     :func:`initial_step_state` gives the state to start from.
 
@@ -227,7 +230,7 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     (output feedback: the model's own output, to feed back in a closed loop),
     ``pool_next`` and ``steps_next`` (pooled readouts). With a pooled
     readout the prediction after a step is that of the sequence so far:
-    the readout of the mean or maximum of h over the steps taken, so the
+    the readout of the mean or maximum of h (or y) over the steps taken, so the
     prediction after a sequence's last step is ``predict``'s.
 
     Parameters
@@ -286,7 +289,7 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     if model.feedback:
         new["feedback"] = link(g, model, z)
     if model.pooling != "last":
-        pooled, pooled_h = pool_step(g, model, state, new["h"])
+        pooled, pooled_h = pool_step(g, model, state, read_value(model, new))
         new.update(pooled)
         z = readout(g, model, pooled_h)
     float_type = g.onnx_type
