@@ -893,6 +893,12 @@ def test_to_torch_refuses_the_elementwise_cells_by_name(cell):
     est, _ = _fit("regressor", cell, "last")
     with pytest.raises(ValueError, match=f"cell={cell!r} .*no torch.nn layer"):
         to_torch(est)
+    if cell in LRU_CELLS:
+        # Their pooled readouts too, which the ONNX export pools y for.
+        for pooling in POOLINGS:
+            est, _ = _pooled_lru("regressor", cell, pooling)
+            with pytest.raises(ValueError, match=f"cell={cell!r} .*no torch.nn"):
+                to_torch(est)
 
 
 def test_a_cell_the_export_does_not_know_is_refused_by_name():
