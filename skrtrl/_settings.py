@@ -18,7 +18,6 @@ from ._stack import (
     LOCAL_POOLING,
     StackCell,
     check_stack_settings,
-    is_mixed,
     is_stack,
     layer_cells,
     layer_sizes,

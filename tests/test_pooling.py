@@ -1,7 +1,8 @@
 """Pooled readouts (``pooling="mean"`` and ``"max"``) of one target per sequence.
 
 The readout reads the mean or the per-unit maximum of the cell's outputs y
-(h, or the LRUs' output map) over each sequence's own steps. Checked against plain-numpy references
+(h, or the LRUs' output map) over each sequence's own steps. Checked
+against plain-numpy references
 (``tests/_reference.py``: the pooled forward pass, each sequence run alone,
 and RTRL with the pooled accumulator): exact RTRL and full BPTT equal
 central finite differences (rtol 1e-7, float64) for every registered cell,
