@@ -211,5 +211,3 @@ def test_learns_the_delayed_sum_on_held_out_data():
     delay = task["delay"]
     pred = reg.predict(X_test)
     assert r2_score(y_test[:, delay:].ravel(), pred[:, delay:].ravel()) >= 0.9
-
-
