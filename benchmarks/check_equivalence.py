@@ -129,8 +129,6 @@ def streams(out):
                     est.partial_fit(X[:30], y[:30])
                     est.partial_fit(X[30:], y[30:])
                     record(out, tag, est, est.predict(X[:10]))
-            if CELLS[cell].output_map:
-                continue  # the LRUs are pooled by their last output only
             X, Y = sequences(np.random.RandomState(4))
             est = RTRLRegressor(
                 n_hidden=4, cell=cell, gradient=gradient, pooling="mean",

@@ -354,8 +354,9 @@ def main(argv=None):
         "--generated",
         nargs="*",
         metavar="CANDIDATE",
-        help="score these GENERATED_CANDIDATES (all if none named) on "
-        "validation draws of the generated tasks and Mackey-Glass windows",
+        help="score these GENERATED_CANDIDATES or grid names (all of "
+        "GENERATED_CANDIDATES if none named) on validation draws of the "
+        "generated tasks and Mackey-Glass windows",
     )
     parser.add_argument(
         "--tasks",
@@ -366,9 +367,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.generated is not None:
         names = args.generated or list(GENERATED_CANDIDATES)
-        unknown = set(names) - set(GENERATED_CANDIDATES)
-        if unknown:
-            parser.error(f"unknown candidates {sorted(unknown)}")
+        for name in set(names) - set(GENERATED_CANDIDATES):
+            try:
+                GENERATED_CANDIDATES[name] = _parse_candidate(name)
+            except ValueError:
+                parser.error(
+                    f"unknown candidate {name!r}: neither one of "
+                    f"{list(GENERATED_CANDIDATES)} nor a name "
+                    "CELL-N_HIDDEN-POOLING-STEP[-alphaALPHA]"
+                )
         rows = generated_task_scores(names, args.seeds, args.tasks)
         if args.json:
             with open(args.json, "w") as f:

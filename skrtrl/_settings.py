@@ -18,7 +18,6 @@ from ._stack import (
     LOCAL_POOLING,
     StackCell,
     check_stack_settings,
-    is_mixed,
     is_stack,
     layer_cells,
     layer_sizes,
@@ -170,11 +169,6 @@ def pooling_refusal(params):
         return (
             "truncated BPTT would not reach the early steps the pooled "
             "readout reads; use truncation=None"
-        )
-    if not is_mixed(params.cell) and CELLS[params.cell].output_map:
-        return (
-            f"cell={params.cell!r} is read through its output map, not h, "
-            "and the pooled readouts pool h; use pooling='last'"
         )
     if params.gradient == "local":
         return LOCAL_POOLING

@@ -465,25 +465,26 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
 
 
 def pool_hidden(H, pooling):
-    """The pooled readout input of one sequence's hidden states ``H`` (T, n):
+    """The pooled readout input of one sequence's outputs ``H`` (T, n):
     the last row, their mean or their per-unit maximum over the T steps."""
     if pooling == "last":
         return H[-1]
     return H.mean(axis=0) if pooling == "mean" else H.max(axis=0)
 
 
-def hidden_states(cell, params, activation, x):
-    """h after every step of one sequence ``x`` (T, m), from the zero state."""
-    n = params["weight_out"].shape[1]
-    return steps_from(cell, params, x[None], activation).S[0, 1:, :n]
+def cell_outputs(cell, params, activation, x):
+    """y after every step of one sequence ``x`` (T, m), from the zero state:
+    h, or the LRUs' output map."""
+    steps = steps_from(cell, params, x[None], activation)
+    return np.array([steps.output(t)[0] for t in range(x.shape[0])])
 
 
 def pooled_outputs(cell, params, activation, X, pooling):
-    """Readout pre-activations of pooled hidden states, one row per
-    sequence; each sequence runs alone, over its own steps only."""
+    """Readout pre-activations of pooled outputs y, one row per sequence;
+    each sequence runs alone, over its own steps only."""
     W, b = params["weight_out"], params["bias_out"]
     return np.array(
-        [W @ pool_hidden(hidden_states(cell, params, activation, x), pooling) + b
+        [W @ pool_hidden(cell_outputs(cell, params, activation, x), pooling) + b
          for x in X]
     )  # fmt: skip
 
@@ -500,9 +501,10 @@ def pooled_loss(cell, params, activation, loss, sequences, pooling):
 def pooled_rtrl(cell, params, activation, loss, sequences, pooling, *, snap1=False):
     """RTRL in numpy for a pooled readout, at fixed weights: the influence
     P_t (cut to SnAp-1's blocks with ``snap1``), and beside it the sum of
-    its h rows (mean) or, for each unit, its h row at the step of the
-    unit's first maximum (max); the readout's influence at the end is W A
-    (/ T). Returns the flat gradient sum of ``w dL/dtheta`` and its layout.
+    d y_t / d theta (the h rows of P_t, or through the output map) (mean)
+    or, for each unit, its row at the step of the unit's first maximum of
+    y (max); the readout's influence at the end is W A (/ T). Returns the
+    flat gradient sum of ``w dL/dtheta`` and its layout.
     """
     layout = Layout(params)
     n = params["weight_out"].shape[1]
@@ -524,8 +526,11 @@ def pooled_rtrl(cell, params, activation, loss, sequences, pooling, *, snap1=Fal
             if keep is not None:
                 P[~keep] = 0.0
             s = steps.S[0, 1]
-            H.append(s[:n])
-            rows.append(P[:n].copy())
+            J_y, grads_y, _ = steps.output_vjp(0, np.eye(S, n))
+            immediate_y = np.zeros((S, layout.size))
+            _add_cell_gradient(layout, grads_y, x.shape[1], immediate_y)
+            H.append(steps.output(0)[0])
+            rows.append(J_y[:n] @ P + immediate_y[:n])
         H, rows = np.array(H), np.array(rows)
         if pooling == "mean":
             A = rows.mean(axis=0)

@@ -81,8 +81,6 @@ def test_an_open_gate_is_the_lru():
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(pooling="mean"), "output map"),
-        (dict(pooling="max"), "output map"),
         (dict(n_hidden=(3, 2)), "stacked layers.*got cell='glru'"),
     ],
 )

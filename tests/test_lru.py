@@ -211,11 +211,3 @@ def test_learns_the_delayed_sum_on_held_out_data():
     delay = task["delay"]
     pred = reg.predict(X_test)
     assert r2_score(y_test[:, delay:].ravel(), pred[:, delay:].ravel()) >= 0.9
-
-
-@pytest.mark.parametrize("pooling", ["mean", "max"])
-def test_pooled_readouts_are_refused(pooling):
-    reg = RTRLRegressor(3, cell="lru", pooling=pooling, max_iter=1)
-    with pytest.raises(ValueError, match="output map"):
-        reg.fit(X3, Y3)
-    assert not hasattr(reg, "params_")

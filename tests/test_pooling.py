@@ -1,7 +1,8 @@
 """Pooled readouts (``pooling="mean"`` and ``"max"``) of one target per sequence.
 
-The readout reads the mean or the per-unit maximum of the hidden states over
-each sequence's own steps. Checked against plain-numpy references
+The readout reads the mean or the per-unit maximum of the cell's outputs y
+(h, or the LRUs' output map) over each sequence's own steps. Checked
+against plain-numpy references
 (``tests/_reference.py``: the pooled forward pass, each sequence run alone,
 and RTRL with the pooled accumulator): exact RTRL and full BPTT equal
 central finite differences (rtol 1e-7, float64) for every registered cell,
@@ -96,9 +97,8 @@ def assert_same(actual, expected, **tol):
         np.testing.assert_allclose(actual[name], expected[name], err_msg=name, **tol)
 
 
-#: The cells read through h (the LRU's output map is not pooled:
-#: tests/test_lru.py checks the refusal).
-POOLED_CELLS = [cell for cell in CELLS if not CELLS[cell].output_map]
+#: Every registered cell: y is h, or the LRUs' output map.
+POOLED_CELLS = list(CELLS)
 GRADIENT_CASES = [
     pytest.param(cell, gradient, pooling, id=f"{cell}-{gradient}-{pooling}")
     for cell in POOLED_CELLS
@@ -190,7 +190,7 @@ def test_padding_does_not_leak_into_the_pool(pooling, gradient):
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("cell", ["elman", "egru", "lstm"])
+@pytest.mark.parametrize("cell", ["elman", "egru", "lstm", "glru"])
 def test_float32_pooled_gradient_matches_float64(cell):
     rng = np.random.RandomState(5)
     X = random_sequences(rng, 4, N_FEATURES, min_len=1, max_len=6)
@@ -310,8 +310,6 @@ def _auto_and_explicit(params, explicit, seed, Estimator=RTRLClassifier):
         dict(gradient="uoro"),
         dict(gradient="bptt", truncation=2),
         dict(n_hidden=(3, 2), cell="egru", gradient="local"),
-        dict(cell="lru"),
-        dict(cell="glru"),
     ],
 )
 def test_auto_reads_the_last_state_where_pooling_has_no_meaning(params):
@@ -329,9 +327,7 @@ def test_auto_reads_the_last_state_for_the_regressor(cell):
     np.testing.assert_array_equal(auto.predict(X), last.predict(X))
 
 
-@pytest.mark.parametrize(
-    "cell", sorted(name for name, cell in CELLS.items() if not cell.output_map)
-)
+@pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("gradient", ["rtrl", "snap1", "bptt"])
 def test_auto_reads_the_maximum_for_one_target_per_sequence(cell, gradient):
     (auto, pooled), X = _auto_and_explicit(

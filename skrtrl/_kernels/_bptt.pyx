@@ -26,10 +26,11 @@ steps back, or to the sequence start without truncation), using the current
 weights and the activations stored when each step ran; in a stream, the
 state and the ring are carried from call to call.
 
-A pooled readout (the mean or per-unit maximum of h over the sequence, one
-target per sequence, full BPTT only) injects its error at every step: dL/dz
-/ T into each step's dL/dh_t for the mean, and dL/dz[i] into unit i's at
-the step of its maximum (the first, on ties) for the maximum.
+A pooled readout (the mean or per-unit maximum of y over the sequence, one
+target per sequence, full BPTT only; y = h but for the cells with an output
+map) injects its error at every step: dL/dz / T into each step's dL/dy_t
+for the mean, and dL/dz[i] into unit i's at the step of its maximum (the
+first, on ties) for the maximum.
 """
 
 # Bounds and wrap-around checks are set for the whole module by setup.py:
@@ -39,9 +40,9 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memset, memcpy
 
 from ._cells cimport (
-    N_CELLS, cell_columns, cell_forward, cell_rows, cell_separate_bias,
-    cell_output_vjp, cell_readout, cell_state, cell_vjp, copy_bias_gradient,
-    flat_size, record_size, step_work_size,
+    N_CELLS, cell_columns, cell_forward, cell_output, cell_output_vjp,
+    cell_readout, cell_rows, cell_separate_bias, cell_state, cell_vjp,
+    copy_bias_gradient, flat_size, record_size, step_work_size,
 )
 from ._common cimport (
     POOL_LAST, POOL_MEAN, InterruptCheck, Packed, UpdateRule, has_target,
@@ -127,6 +128,7 @@ cdef double _bptt_sequence(
         floating* pool = dz + o
         floating* arg_max = pool + n    # step numbers, exact below 2^24
         floating* rec
+        const floating* y
         floating* grad_out = grad + R * q
         floating* tmp
         bint pooled = data.pooling != POOL_LAST
@@ -143,10 +145,11 @@ cdef double _bptt_sequence(
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                      rec, work)
         if pooled:
+            y = cell_output(kind, n, m, s, rec)
             for i in range(n):
-                if t == 0 or s[i] > pool[i]:
+                if t == 0 or y[i] > pool[i]:
                     arg_max[i] = <floating> t
-            pool_step(data.pooling, n, t, s, pool)
+            pool_step(data.pooling, n, t, y, pool)
         if not has_target(data, b, t):
             continue
         k = target_index(data, t)
@@ -192,10 +195,11 @@ cdef double _bptt_sequence(
             break
         rec = ring + t * rs
         if pooled or has_target(data, b, t):
-            # dL/dy_t (or the pooled readout's share), back to the state
-            # (the output map's own gradient was taken at the readout).
+            # dL/dy_t (or the pooled readout's share), back to the state;
+            # the output map's own gradient was taken at the readout, but
+            # for a pooled readout, whose share of it is taken here.
             cell_output_vjp(kind, n, m, q, theta, rec, rec + spare, gbar,
-                            True, NULL, work)
+                            True, grad if pooled else NULL, work)
         cell_vjp(kind, n, m, q, theta, rec, gbar, gprev if t > 0 else NULL,
                  grad, work)
         tmp = gbar

@@ -651,6 +651,78 @@ cdef inline void cell_output_vjp(
         grad_theta[i * q + q - 1] += e[i]
 
 
+cdef inline Py_ssize_t cell_output_influence_size(
+    int kind, int n, int m,
+) noexcept nogil:
+    """Numbers of one row of d y_t / d theta that ``cell_output_influence``
+    writes: n r through the state (r = ``cell_influence_columns``), then
+    the q - r of the map's own columns; 0 for the cells whose y is h."""
+    cdef int q = cell_columns(kind, n, m)
+    cdef int r = cell_influence_columns(kind, n, m)
+    if r == q:
+        return 0
+    return <Py_ssize_t> n * r + q - r
+
+
+cdef inline void cell_output_influence(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* U, int i, floating* V, bint add,
+) noexcept nogil:
+    """Row i of d y_t / d theta of a cell with an output map (the LRU's),
+    from the per-unit influence ``U`` of the step whose record is ``rec``,
+    written into (``add``: added to) ``V`` (``cell_output_influence_size``
+    numbers). With e = f'(pre-activation of y_i),
+
+        d y_i / d theta[j, c] = e (C_re[i, j] dRe h_j / d theta[j, c]
+                                   - C_im[i, j] dIm h_j / d theta[j, c])
+
+    for every unit j and column c < r of j's row, at V[j r + c] (the state
+    of unit j depends on its own row only), and, for the map's columns of
+    row i, d y_i / d [C_re[i] | C_im[i] | D[i] | bias_y[i]] = e [Re h_t |
+    -Im h_t | x_t | 1] at V[n r:]. (A pooled readout of y needs them all:
+    O(n r) per unit and step, against the O(r) of the influence itself.)"""
+    cdef:
+        int r = cell_influence_columns(kind, n, m)
+        int W = n * q
+        int j, c
+        const floating* coef = record_coefficients(kind, n, m, rec)
+        floating e = coef[LRU_DF * n + i]
+        floating a, b
+        const floating* c_row = theta + i * q + r
+        const floating* h_re = coef + LRU_H * n
+        const floating* h_im = coef + (LRU_H + 1) * n
+        const floating* p_re
+        const floating* p_im
+        floating* v
+    for j in range(n):
+        a = e * c_row[j]
+        b = -e * c_row[n + j]
+        p_re = U + j * q
+        p_im = U + W + j * q
+        v = V + j * r
+        if add:
+            for c in range(r):
+                v[c] += a * p_re[c] + b * p_im[c]
+        else:
+            for c in range(r):
+                v[c] = a * p_re[c] + b * p_im[c]
+    v = V + n * r
+    if add:
+        for j in range(n):
+            v[j] += e * h_re[j]
+            v[n + j] -= e * h_im[j]
+        for j in range(m):
+            v[2 * n + j] += e * rec[j]
+        v[2 * n + m] += e
+    else:
+        for j in range(n):
+            v[j] = e * h_re[j]
+            v[n + j] = -e * h_im[j]
+        for j in range(m):
+            v[2 * n + j] = e * rec[j]
+        v[2 * n + m] = e
+
+
 cdef inline double cell_readout(
     int kind, int n, int m, int q, const floating* theta,
     const floating* s, const floating* rec, const floating* y, int o,

@@ -68,13 +68,17 @@
 # step there and in the optimizer's).
 #
 # Pooled readouts (``Packed.pooling``): a sequence's one target read from
-# z = (1/T) sum_t h_t (mean) or from each unit's maximum of h over time
-# (max). dL/dz is known at the end only, so beside P_t the driver carries
-# A_t = sum_{tau <= t} P_tau[:n] (mean) or, for each unit i, row i of P at
+# z = (1/T) sum_t y_t (mean) or from each unit's maximum of y over time
+# (max), y_t = h_t but for the cells with an output map. dL/dz is known at
+# the end only, so beside P_t the driver carries A_t = sum_{tau <= t}
+# d y_tau / d theta (mean) or, for each unit i, row i of d y / d theta at
 # the step of its running maximum (max), and at the end adds
-# A_T^T (dL/dz) (/ T for the mean) to the gradient: exact, and the size of
-# the h rows of the influence (n x W dense, W per unit), after it in the
-# influence buffer (``pool_size``).
+# A_T^T (dL/dz) (/ T for the mean) to the gradient: exact. Where y = h,
+# A is the size of the h rows of the influence (n x W dense, W per unit);
+# an output map mixes the units, so its row i of d y_t / d theta reaches
+# every unit's influence columns (n x (n r + q - r), r the columns with
+# influence: O(n^2 r) per step, ``cell_output_influence``). A follows the
+# influence in its buffer (``pool_size``).
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -87,7 +91,8 @@ from ._cells cimport (
     _Egru, _Elman, _Elstm, _Glru, _Gru, _Lru, _Lstm, cell_code, cell_columns,
     cell_forward,
     cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
-    cell_output, cell_output_blocks, cell_per_unit, cell_readout, cell_rows,
+    cell_output, cell_output_blocks, cell_output_influence,
+    cell_output_influence_size, cell_per_unit, cell_readout, cell_rows,
     cell_separate_bias, cell_state,
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
@@ -155,8 +160,12 @@ cdef inline Py_ssize_t influence_size(int kind, int n, int m,
 cdef inline Py_ssize_t pool_size(int kind, int n, int m,
                                  bint per_unit) noexcept nogil:
     """Numbers of the pooled readout's accumulator A per sequence (see the
-    header): the h rows of the influence."""
+    header): the h rows of the influence, or, for a cell with an output
+    map, the n rows of d y / d theta (``cell_output_influence``)."""
     cdef Py_ssize_t W = cell_rows(kind, n) * cell_columns(kind, n, m)
+    cdef Py_ssize_t row = cell_output_influence_size(kind, n, m)
+    if row > 0:
+        return n * row
     return W if per_unit else n * W
 
 
@@ -378,8 +387,7 @@ cdef inline void h_block_gradient(
     int n, int R, int q, const floating* P, const floating* g, floating* grad,
 ) noexcept nogil:
     """grad[rho] += g[unit of rho] * P[rho] over the R rows of an h block
-    (the pooled influence; pooling reads h, so cells with an output map of
-    their own are not pooled)."""
+    (the pooled influence of the cells whose y is h)."""
     cdef int rho, j, i = 0
     cdef floating gk
     cdef const floating* p
@@ -511,15 +519,61 @@ cdef inline void pool_unit_influence(
                 memcpy(A + at, U + at, q * sizeof(floating))
 
 
+cdef inline void pool_output_influence(
+    int kind, int pooling, int n, int m, int q, Py_ssize_t t,
+    const floating* theta, const floating* rec, const floating* y,
+    const floating* pool, const floating* U, floating* A,
+) noexcept nogil:
+    """Fold step t's d y_t / d theta of a cell with an output map into A
+    (n rows of ``cell_output_influence_size``), from the per-unit
+    influence ``U``: added (mean) or, for each unit at a new maximum of y,
+    written (max). Call before ``pool_step`` moves ``pool``."""
+    cdef Py_ssize_t row = cell_output_influence_size(kind, n, m)
+    cdef int i
+    for i in range(n):
+        if pooling == POOL_MEAN:
+            cell_output_influence(kind, n, m, q, theta, rec, U, i,
+                                  A + i * row, t > 0)
+        elif t == 0 or y[i] > pool[i]:
+            cell_output_influence(kind, n, m, q, theta, rec, U, i,
+                                  A + i * row, False)
+
+
+cdef inline void output_map_gradient(
+    int n, int r, int q, const floating* A, const floating* g,
+    floating* grad,
+) noexcept nogil:
+    """grad += A^T g for the accumulator of ``pool_output_influence``:
+    row j's first r columns take sum_i g[i] A[i][j r:(j + 1) r], row i's
+    map columns g[i] A[i][n r:]."""
+    cdef Py_ssize_t row = <Py_ssize_t> n * r + q - r
+    cdef int i, j, c
+    cdef floating gi
+    cdef const floating* a
+    cdef floating* out
+    for i in range(n):
+        gi = g[i]
+        for j in range(n):
+            a = A + i * row + j * r
+            out = grad + j * q
+            for c in range(r):
+                out[c] += gi * a[c]
+        a = A + i * row + n * r
+        out = grad + i * q + r
+        for c in range(q - r):
+            out[c] += gi * a[c]
+
+
 cdef inline double pooled_gradient(
     const Packed* data, Py_ssize_t length, const floating* y, double weight,
-    int loss_kind, int n, int R, int q, const floating* W_out,
+    int loss_kind, int n, int R, int q, int r, const floating* W_out,
     const floating* b_out, floating* pool, const floating* A, bint per_unit,
     floating* grad, floating* g, floating* zout, floating* dz,
 ) noexcept nogil:
-    """Readout of the pooled h (``pool`` holds the sum, mean, or maximum),
+    """Readout of the pooled y (``pool`` holds the sum, mean, or maximum),
     its loss, and its gradient: the readout's, and A^T dL/dz (/ T for the
-    mean) into ``grad`` = [theta | W_out | b_out]."""
+    mean) into ``grad`` = [theta | W_out | b_out]; ``r`` < q: A is
+    ``pool_output_influence``'s."""
     cdef int i
     cdef floating scale = 1
     cdef double loss
@@ -531,7 +585,9 @@ cdef inline double pooled_gradient(
                             pool, grad + R * q, g, zout, dz)
     for i in range(n):
         g[i] *= scale
-    if per_unit:
+    if r < q:
+        output_map_gradient(n, r, q, A, g, grad)
+    elif per_unit:
         h_block_gradient(n, R, q, A, g, grad)
     else:
         gemv_rm_t(n, R * q, <floating> 1, A, R * q, g, <floating> 1, grad)
@@ -562,6 +618,7 @@ cdef inline double rtrl_sequence(
         int R = cell_rows(kind, n)
         int S = cell_state(kind, n)
         int W = R * q
+        int r = cell_influence_columns(kind, n, m)
         Scratch at = scratch_layout(kind, n, m, o)
         Py_ssize_t t, k
         double loss = 0.0
@@ -578,6 +635,7 @@ cdef inline double rtrl_sequence(
         floating* pool = scratch + at.pool
         floating* A = P_work + influence_size(kind, n, m, per_unit)
         floating* P_new
+        const floating* y
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(data.lengths[b]):
@@ -588,8 +646,7 @@ cdef inline double rtrl_sequence(
             break
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                      rec, work)
-        # The readout needs only the new state: g = dL/dh_t is ready before
-        # the influence update, which contracts P_t with it.
+        y = cell_output(kind, n, m, s, rec)
         # A pooled readout's dL/dz comes at the end; otherwise the readout
         # needs only the new state: g = dL/dh_t is ready before the
         # influence update, which contracts P_t with it.
@@ -607,8 +664,11 @@ cdef inline double rtrl_sequence(
                                 NULL, NULL, NULL, 0)
             if contract:
                 unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
-            if pooled:
-                pool_unit_influence(kind, data.pooling, n, q, t, s, pool,
+            if pooled and r < q:
+                pool_output_influence(kind, data.pooling, n, m, q, t, theta,
+                                      rec, y, pool, P_work, A)
+            elif pooled:
+                pool_unit_influence(kind, data.pooling, n, q, t, y, pool,
                                     P_work, A, not per_unit)
         else:
             P_new = P_work + (t & 1) * S * W
@@ -627,12 +687,12 @@ cdef inline double rtrl_sequence(
                                pool, A if pooled else NULL)
         if not pooled:
             continue
-        pool_step(data.pooling, n, t, s, pool)
+        pool_step(data.pooling, n, t, y, pool)
         if target:
             k = target_index(data, t)
             loss += pooled_gradient(
                 data, t + 1, Y + k * o, data.weight_scale * weights[k],
-                loss_kind, n, R, q, W_out, b_out, pool, A, per_unit, grad, g,
+                loss_kind, n, R, q, r, W_out, b_out, pool, A, per_unit, grad, g,
                 scratch + at.zout, scratch + at.dz)
     return loss
 
@@ -791,8 +851,7 @@ cdef inline void run_forward(
 ) noexcept nogil:
     """y (``cell_output``: h for every cell but the LRU) after every step
     (rows of H laid out like those of X) or, pooled over each sequence
-    (POOL_*: its last y, mean or maximum; the LRU is pooled by its last y
-    only), in row b, each sequence from the state ``s0`` (a sequence of no
+    (POOL_*: its last y, mean or maximum), in row b, each sequence from the state ``s0`` (a sequence of no
     steps: s0's first n numbers).
     ``scratch``: ``forward_scratch_size`` numbers."""
     cdef:
@@ -813,7 +872,8 @@ cdef inline void run_forward(
                 memcpy(H + (x_start[b] + t) * n, cell_output(kind, n, m, s, rec),
                        n * sizeof(floating))
             elif pooled:
-                pool_step(pooling, n, t, s, H + b * n)
+                pool_step(pooling, n, t, cell_output(kind, n, m, s, rec),
+                          H + b * n)
         if not pooled and not every_step and lengths[b] > 0:
             memcpy(H + b * n, cell_output(kind, n, m, s, rec),
                    n * sizeof(floating))
