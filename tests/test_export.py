@@ -25,9 +25,6 @@ from skrtrl.export import (
 )
 
 CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", "glru"]
-#: Exported cells that take a pooled readout: those read through h, not
-#: through an output map (the estimator refuses pooling for the others).
-POOLED_CELLS = [cell for cell in CELLS if not CELL_REGISTRY[cell].output_map]
 POOLINGS = ["mean", "max"]
 #: Cells that ONNX's RNN / GRU / LSTM operators run; the others need Scan.
 OPERATOR_CELLS = ["elman", "gru", "lstm"]
@@ -178,7 +175,7 @@ def test_float64_graph_matches_predict_closely(cell):
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("pooling", POOLINGS)
-@pytest.mark.parametrize("cell", POOLED_CELLS)
+@pytest.mark.parametrize("cell", CELLS)
 def test_pooled_readout_of_padded_sequences_matches_predict(cell, pooling, task):
     """Sequences of different lengths in one batch, padded with NaN."""
     est, X = _fit(task, cell, "last", pooling=pooling)
@@ -221,7 +218,7 @@ def _pooled_3d(task, cell, pooling, seed=0):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pooling", POOLINGS)
-@pytest.mark.parametrize("cell", POOLED_CELLS)
+@pytest.mark.parametrize("cell", CELLS)
 def test_pooled_readout_of_a_3d_array_matches_predict(cell, pooling, dtype):
     """Equal lengths: without a lengths input, and with all lengths T."""
     est, X = _pooled_3d("multiclass", cell, pooling)
@@ -289,14 +286,15 @@ def test_pooled_readout_of_2d_univariate_sequences(pooling):
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
-def test_pooled_classifier_pipeline_converts_with_skl2onnx_zipmap(pooling):
+@pytest.mark.parametrize("cell", ["egru", "glru"])
+def test_pooled_classifier_pipeline_converts_with_skl2onnx_zipmap(cell, pooling):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(40, 6))
     y = np.digitize(X.max(axis=1), [0.8, 1.4])
     pipe = make_pipeline(
         StandardScaler(),
         RTRLClassifier(
-            n_hidden=5, cell="egru", output="last", pooling=pooling, max_iter=5,
+            n_hidden=5, cell=cell, output="last", pooling=pooling, max_iter=5,
             random_state=0,
         ),
     ).fit(X, y)  # fmt: skip
@@ -313,7 +311,7 @@ def test_pooled_classifier_pipeline_converts_with_skl2onnx_zipmap(pooling):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pooling", POOLINGS)
-@pytest.mark.parametrize("cell", POOLED_CELLS)
+@pytest.mark.parametrize("cell", CELLS)
 def test_step_model_pools_the_sequence_so_far(cell, pooling, dtype):
     """After t steps the step model predicts what predict does on x[:t]."""
     est, X = _fit("multiclass", cell, "last", pooling=pooling)
@@ -330,85 +328,6 @@ def test_step_model_pools_the_sequence_so_far(cell, pooling, dtype):
         state = {name: result[f"{name}_next"] for name in state}
         expected = est.predict_proba([x[:t] for x in X])
         np.testing.assert_allclose(result["probabilities"], expected, atol=atol)
-
-
-LRU_CELLS = [cell for cell in CELLS if CELL_REGISTRY[cell].output_map]
-
-
-def _pooled_lru(task, cell, pooling):
-    """A fitted LRU whose readout pools (the estimator refuses it at fit).
-
-    Fitted with pooling="last", then the pooling set without set_params'
-    checks: the parameters are all the export reads.
-    """
-    est, X = _fit(task, cell, "last")
-    est.pooling = pooling
-    return est, X
-
-
-def _pooled_output_map(est, X, pooling):
-    """numpy reference: predict's values of the readout of y pooled over time.
-
-    ``LRUSteps`` / ``GLRUSteps`` run each sequence on its own; y_t is their
-    ``output(t)``, pooled over the sequence's own steps.
-    """
-    from scipy.special import expit, softmax
-
-    from skrtrl.inspection._cell_steps import CELL_STEPS
-
-    p = {name: np.asarray(value, np.float64) for name, value in est.params_.items()}
-    z = []
-    for x in X:
-        steps = CELL_STEPS[est.cell](p, np.asarray(x, np.float64)[None], est.activation)
-        Y = np.concatenate([steps.output(t) for t in range(len(x))])
-        pooled = Y.mean(axis=0) if pooling == "mean" else Y.max(axis=0)
-        z.append(pooled @ p["weight_out"].T + p["bias_out"])
-    z = np.array(z)
-    if isinstance(est, RTRLRegressor):
-        return z[:, 0]
-    if z.shape[1] == 1:
-        return np.column_stack([expit(-z[:, 0]), expit(z[:, 0])])
-    return softmax(z, axis=1)
-
-
-def _check_against_reference(est, outputs, expected, atol):
-    values = outputs[0] if isinstance(est, RTRLRegressor) else outputs[1]
-    np.testing.assert_allclose(np.squeeze(values), expected, rtol=0, atol=atol)
-
-
-@pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("pooling", POOLINGS)
-@pytest.mark.parametrize("cell", LRU_CELLS)
-def test_pooled_readout_of_the_lrus_pools_their_output_map(cell, pooling, task):
-    """The whole-sequence graphs and the step model pool y, not h."""
-    est, X = _pooled_lru(task, cell, pooling)
-    expected = _pooled_output_map(est, X, pooling)
-    lengths = LENGTHS.astype(np.int64)
-    for dtype, atol in [(np.float32, 1e-5), (np.float64, 1e-12)]:
-        onx = to_onnx(est, lengths=True, dtype=dtype, options=_options(est))
-        feeds = {"X": _padded(X, dtype), "lengths": lengths}
-        _check_against_reference(est, _session(onx).run(None, feeds), expected, atol)
-        # Equal lengths, without a lengths input.
-        T = min(LENGTHS)
-        onx = to_onnx(est, dtype=dtype, options=_options(est))
-        feeds = {"X": np.stack([x[:T] for x in X]).astype(dtype)}
-        _check_against_reference(
-            est,
-            _session(onx).run(None, feeds),
-            _pooled_output_map(est, [x[:T] for x in X], pooling),
-            atol,
-        )
-        # The step model: after step t, the pooling of the first t steps.
-        state = initial_step_state(est, len(X), dtype=dtype)
-        sess = _session(onnx_step_model(est, dtype=dtype))
-        names = [o.name for o in sess.get_outputs()]
-        for t in range(1, T + 1):
-            batch = np.stack([x[t - 1] for x in X]).astype(dtype)
-            outputs = sess.run(None, {"X": batch, **state})
-            result = dict(zip(names, outputs))
-            state = {name: result[f"{name}_next"] for name in state}
-            so_far = _pooled_output_map(est, [x[:t] for x in X], pooling)
-            _check_against_reference(est, outputs, so_far, atol)
 
 
 def test_export_follows_a_pooling_changed_after_fit_as_predict_does():
@@ -722,13 +641,12 @@ def test_exported_models_pass_the_onnx_checker(cell):
     onnx.checker.check_model(to_onnx(est, lengths=True), full_check=True)
     plain, _ = _fit("multiclass", cell, "last")
     onnx.checker.check_model(to_onnx(plain, lengths=True), full_check=True)
-    if cell in POOLED_CELLS:
-        for pooling in POOLINGS:
-            pooled, _ = _fit("multiclass", cell, "last", pooling=pooling)
-            for lengths, scan in [(True, False), (True, True), (False, True)]:
-                onx = to_onnx(pooled, lengths=lengths, options={"scan": scan})
-                onnx.checker.check_model(onx, full_check=True)
-            onnx.checker.check_model(onnx_step_model(pooled), full_check=True)
+    for pooling in POOLINGS:
+        pooled, _ = _fit("multiclass", cell, "last", pooling=pooling)
+        for lengths, scan in [(True, False), (True, True), (False, True)]:
+            onx = to_onnx(pooled, lengths=lengths, options={"scan": scan})
+            onnx.checker.check_model(onx, full_check=True)
+        onnx.checker.check_model(onnx_step_model(pooled), full_check=True)
 
 
 # -- torch -------------------------------------------------------------------------
@@ -794,7 +712,7 @@ def test_torch_hand_over_reproduces_predict(cell, task, output_feedback):
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("pooling", POOLINGS)
-@pytest.mark.parametrize("cell", [c for c in OPERATOR_CELLS if c in POOLED_CELLS])
+@pytest.mark.parametrize("cell", OPERATOR_CELLS)
 def test_torch_pooled_readout_of_a_padded_batch(cell, pooling, task):
     torch = pytest.importorskip("torch")
     est, X = _fit(task, cell, "last", pooling=pooling)
@@ -890,15 +808,11 @@ def test_every_registered_cell_is_exported():
 @pytest.mark.parametrize("cell", ELEMENTWISE_CELLS)
 def test_to_torch_refuses_the_elementwise_cells_by_name(cell):
     pytest.importorskip("torch")
-    est, _ = _fit("regressor", cell, "last")
-    with pytest.raises(ValueError, match=f"cell={cell!r} .*no torch.nn layer"):
-        to_torch(est)
-    if cell in LRU_CELLS:
-        # Their pooled readouts too, which the ONNX export pools y for.
-        for pooling in POOLINGS:
-            est, _ = _pooled_lru("regressor", cell, pooling)
-            with pytest.raises(ValueError, match=f"cell={cell!r} .*no torch.nn"):
-                to_torch(est)
+    # With a pooled readout too (for the LRUs, of their output map y).
+    for pooling in ["last", *POOLINGS]:
+        est, _ = _fit("regressor", cell, "last", pooling=pooling)
+        with pytest.raises(ValueError, match=f"cell={cell!r} .*no torch.nn layer"):
+            to_torch(est)
 
 
 def test_a_cell_the_export_does_not_know_is_refused_by_name():
