@@ -92,7 +92,14 @@ def choose_rate(cell, pooling, X, y):
 
 
 #: Cell and size of each row of the ``--cost`` table.
-COST_CASES = (("egru", 256), ("elstm", 256), ("gru", 32), ("lstm", 16))
+COST_CASES = (
+    ("egru", 256),
+    ("elstm", 256),
+    ("gru", 32),
+    ("lstm", 16),
+    ("glru", 64),
+    ("glru", 256),
+)
 
 
 def cost(rounds=9):

@@ -254,7 +254,8 @@ class Cell(ABC):
     #: makes exact RTRL as cheap as SnAp-1 (error messages name such cells).
     elementwise = False
     #: Whether the readout reads an output map with parameters of its own
-    #: (the LRU's) rather than h: pooled readouts, which pool h, refuse it.
+    #: (the LRU's) rather than h: a pooled readout pools that map's y, whose
+    #: exact influence mixes the units (``_kernels/_rtrl.pxd``).
     output_map = False
     #: Key of ``POOLINGS`` (a class default for cells pickled before it).
     pooling = "last"

@@ -129,18 +129,22 @@ _PARAMETERS_DOC = """
         reads: the final hidden state (``"last"``), the average of the
         hidden states over the sequence's own steps (``"mean"``), or each
         unit's maximum over them (``"max"``), in training and prediction
-        alike. ``"auto"`` (the classifier's default) is ``"max"`` for
-        :class:`RTRLClassifier` wherever a pooled readout applies, and
-        ``"last"`` for :class:`RTRLRegressor` (a forecast depends on when
-        things happened, which a maximum over time forgets) and wherever
-        pooling has no meaning (streams, ``output="sequence"``, output
-        feedback, ``update="step"``, UORO, truncated BPTT, the layer-local
-        approximation, the LRU). With stacked layers (``n_hidden`` a tuple)
-        the readout pools the top layer's hidden states. Exact RTRL
-        carries, beside the influence, its running sum (or, for ``"max"``,
-        each unit's row at its maximum): as much memory again as the
-        influence's hidden rows (in a stack, the top layer's rows of the
-        influence on every layer's parameters), and one addition per step.
+        alike; for ``cell="lru"`` and ``"glru"``, their output map's y
+        instead of the hidden states. ``"auto"`` (the classifier's default)
+        is ``"max"`` for :class:`RTRLClassifier` wherever a pooled readout
+        applies, and ``"last"`` for :class:`RTRLRegressor` (a forecast
+        depends on when things happened, which a maximum over time
+        forgets) and wherever pooling has no meaning (streams,
+        ``output="sequence"``, output feedback, ``update="step"``, UORO,
+        truncated BPTT, the layer-local approximation). With stacked layers
+        (``n_hidden`` a tuple) the readout pools the top layer's hidden
+        states. Exact RTRL carries, beside the influence, its running sum
+        (or, for ``"max"``, each unit's row at its maximum): as much memory
+        again as the influence's hidden rows (in a stack, the top layer's
+        rows of the influence on every layer's parameters), and one
+        addition per step; the LRUs' output map mixes the units, so theirs
+        is n rows of dy/dtheta, O(n^2 m) numbers and work per step (see
+        :ref:`pooling`).
         Trained by ``"rtrl"``, ``"snap1"`` and full ``"bptt"``; refused with
         UORO, truncated BPTT, ``gradient="local"`` (its error goes down
         through the current step only; a pooled error arrives at the end),
