@@ -8,14 +8,16 @@ and one-row path by the registry-driven tests, and its ONNX export by
 by ``test_lru.py``. Here: the gate's two limits (closed: nothing stored;
 open: the LRU), the refusals it shares with the LRU, and what the gate is
 for: the adding problem on held-out data, which
-the LRU does not learn.
+the LRU does not learn; and what its pooled readout is for: a pattern
+early in a long sequence, which the last step has forgotten
+(``test_pooling.py`` checks the pooled gradients with every cell's).
 """
 
 import numpy as np
 import pytest
 from sklearn.metrics import r2_score
 
-from skrtrl import RTRLRegressor
+from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._cells import CELLS, GLRUCell, LRUCell
 from skrtrl.datasets import make_adding_problem
 
@@ -107,3 +109,31 @@ def test_the_gate_learns_the_adding_problem_which_the_lru_does_not():
         scores[cell] = r2_score(y_test, reg.predict(X_test))
     assert scores["glru"] >= 0.9
     assert scores["lru"] <= 0.5
+
+
+def _pattern_anywhere(n, seed, n_steps=80):
+    """Noise with one of three 3-step shapes somewhere in its first 30
+    steps: the class. Read at the last step it has decayed into noise."""
+    rng = np.random.RandomState(seed)
+    y = rng.randint(3, size=n)
+    X = rng.normal(scale=0.5, size=(n, n_steps, 1))
+    shapes = np.array([[2, 2, 2], [2, -2, 2], [-2, 2, -2]])
+    for i, at in enumerate(rng.randint(0, n_steps - 50, size=n)):
+        X[i, at : at + 3, 0] += shapes[y[i]]
+    return X, y
+
+
+def test_the_pooled_output_finds_a_pattern_the_last_step_has_forgotten():
+    # When written: held-out accuracy 0.987 with the maximum of y over
+    # time, 0.313 (chance: 1/3) from the last step, same settings.
+    X, y = _pattern_anywhere(150, 0)
+    X_test, y_test = _pattern_anywhere(300, 1)
+    scores = {}
+    for pooling in ("max", "last"):
+        clf = RTRLClassifier(
+            8, cell="glru", pooling=pooling, learning_rate_init=0.01, max_iter=25,
+            random_state=0,
+        ).fit(X, y)  # fmt: skip
+        scores[pooling] = clf.score(X_test, y_test)
+    assert scores["max"] >= 0.9
+    assert scores["last"] <= 0.5
