@@ -185,9 +185,11 @@ REGRESSOR_CANDIDATES = {
 GENERATED_CANDIDATES = {
     "regressor-defaults": {},
     "egru-128-auto": REGRESSOR_CANDIDATES["egru-128-auto"],
+    # The LRUs read the last step, as every classifier of theirs did when
+    # these rows were measured (before their pooled readouts).
     **{
         f"{cell}-{n}-{lr:g}": dict(
-            cell=cell, n_hidden=n, learning_rate_init=lr, **FIXED
+            cell=cell, n_hidden=n, learning_rate_init=lr, pooling="last", **FIXED
         )
         for cell, n, lr in itertools.product(("lru", "glru"), (64, 128), (0.003, 0.01))
     },
