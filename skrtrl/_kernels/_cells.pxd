@@ -694,33 +694,24 @@ cdef inline void cell_output_influence(
         const floating* p_re
         const floating* p_im
         floating* v
+    if not add:
+        # A pass to clear rather than a copy of each loop below that writes.
+        memset(V, 0, (n * r + q - r) * sizeof(floating))
     for j in range(n):
         a = e * c_row[j]
         b = -e * c_row[n + j]
         p_re = U + j * q
         p_im = U + W + j * q
         v = V + j * r
-        if add:
-            for c in range(r):
-                v[c] += a * p_re[c] + b * p_im[c]
-        else:
-            for c in range(r):
-                v[c] = a * p_re[c] + b * p_im[c]
+        for c in range(r):
+            v[c] += a * p_re[c] + b * p_im[c]
     v = V + n * r
-    if add:
-        for j in range(n):
-            v[j] += e * h_re[j]
-            v[n + j] -= e * h_im[j]
-        for j in range(m):
-            v[2 * n + j] += e * rec[j]
-        v[2 * n + m] += e
-    else:
-        for j in range(n):
-            v[j] = e * h_re[j]
-            v[n + j] = -e * h_im[j]
-        for j in range(m):
-            v[2 * n + j] = e * rec[j]
-        v[2 * n + m] = e
+    for j in range(n):
+        v[j] += e * h_re[j]
+        v[n + j] -= e * h_im[j]
+    for j in range(m):
+        v[2 * n + j] += e * rec[j]
+    v[2 * n + m] += e
 
 
 cdef inline double cell_readout(

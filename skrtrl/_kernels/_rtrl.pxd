@@ -851,8 +851,8 @@ cdef inline void run_forward(
 ) noexcept nogil:
     """y (``cell_output``: h for every cell but the LRU) after every step
     (rows of H laid out like those of X) or, pooled over each sequence
-    (POOL_*: its last y, mean or maximum), in row b, each sequence from the state ``s0`` (a sequence of no
-    steps: s0's first n numbers).
+    (POOL_*: its last y, mean or maximum), in row b, each sequence from the
+    state ``s0`` (a sequence of no steps: s0's first n numbers).
     ``scratch``: ``forward_scratch_size`` numbers."""
     cdef:
         int S = cell_state(kind, n)

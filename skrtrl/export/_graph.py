@@ -277,9 +277,14 @@ def _lru_step(g, model, inputs, h):
     return {"h": h_new, "y": _activation(g, model.activation, a_y)}
 
 
+def read_name(model):
+    """The name of what the readout reads of a step: h, or the LRUs' y."""
+    return "y" if model.is_lru else "h"
+
+
 def read_value(model, new):
-    """What the readout reads of a step's new state ``new``: h, the LRUs' y."""
-    return new["y" if model.is_lru else "h"]
+    """What the readout reads of a step's new state ``new`` (:func:`read_name`)."""
+    return new[read_name(model)]
 
 
 def readout(g, model, h):
@@ -510,7 +515,7 @@ def _scan(g, model, X_tm, lengths, *, hidden=False):
         num_scan_inputs=len(scan_inputs),
         body=body,
     )
-    return outputs[-1], outputs[names.index("y" if model.is_lru else "h")]
+    return outputs[-1], outputs[names.index(read_name(model))]
 
 
 def _scan_body(g, model, names, *, masked, hidden=False):
