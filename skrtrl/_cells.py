@@ -259,6 +259,10 @@ class Cell(ABC):
     output_map = False
     #: Key of ``POOLINGS`` (a class default for cells pickled before it).
     pooling = "last"
+    #: What ``pooling="auto"`` reads for a classifier where a pooled readout
+    #: applies (``_settings.resolved_pooling``): chosen by the protocol of
+    #: the user guide's "Choosing the defaults".
+    auto_pooling = "max"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -786,6 +790,10 @@ class LRUCell(_GatedCell):
     #: Whether an input gate scales what is stored (``GLRUCell``): its
     #: columns [weight_gate | bias_gate] follow gamma_log.
     gated = False
+    #: The mean of y over time: in the protocol's cross-validation it beat
+    #: the maximum on the three classification sets' mean at 32 and 64
+    #: units (0.827 against 0.747, 0.805 against 0.749, step 0.01, seed 0).
+    auto_pooling = "mean"
 
     @classmethod
     def modes(cls, gradient):

@@ -22,8 +22,9 @@ _PARAMETERS_DOC = """
     n_hidden : int or tuple of int, default=@n_hidden@
         Number of recurrent (hidden) units n. Exact RTRL costs O(n^4) time
         and O(n^3) memory per step and sequence for the fully connected
-        cells, O(n m) for the element-wise ones (m inputs), which is why
-        the classifier's default element-wise GRU can have 128 units.
+        cells, O(n m) for the element-wise ones (m inputs; the LRUs add
+        their output map's O(n^2)), which is why the element-wise cells
+        can be wide.
         Defaults: see "Choosing the defaults" in the user guide. A tuple
         gives the sizes of stacked layers, bottom to top, as MLP's
         ``hidden_layer_sizes`` does: layer l reads layer l-1's output h and
@@ -131,10 +132,11 @@ _PARAMETERS_DOC = """
         unit's maximum over them (``"max"``), in training and prediction
         alike; for ``cell="lru"`` and ``"glru"``, their output map's y
         instead of the hidden states. ``"auto"`` (the classifier's default)
-        is ``"max"`` for :class:`RTRLClassifier` wherever a pooled readout
-        applies, and ``"last"`` for :class:`RTRLRegressor` (a forecast
-        depends on when things happened, which a maximum over time
-        forgets) and wherever pooling has no meaning (streams,
+        is, for :class:`RTRLClassifier` wherever a pooled readout applies,
+        ``"mean"`` for the LRUs (the classifier's default cell) and
+        ``"max"`` for the other cells and stacks, and ``"last"`` for
+        :class:`RTRLRegressor` (a forecast depends on when things happened,
+        which a pooling over time forgets) and wherever pooling has no meaning (streams,
         ``output="sequence"``, output feedback, ``update="step"``, UORO,
         truncated BPTT, the layer-local approximation). With stacked layers
         (``n_hidden`` a tuple) the readout pools the top layer's hidden
@@ -351,8 +353,8 @@ REGRESSOR_DEFAULTS = dict(
     clip_norm="5.0",
 )
 CLASSIFIER_DEFAULTS = dict(
-    n_hidden="128",
-    cell='"egru"',
+    n_hidden="32",
+    cell='"glru"',
     pooling='"auto"',
     learning_rate_init='"auto"',
     auto_batch="16",
@@ -659,9 +661,9 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
 
     def __init__(
         self,
-        n_hidden=128,
+        n_hidden=32,
         *,
-        cell="egru",
+        cell="glru",
         gradient="rtrl",
         truncation=None,
         activation="tanh",

@@ -18,6 +18,7 @@ from ._stack import (
     LOCAL_POOLING,
     StackCell,
     check_stack_settings,
+    is_mixed,
     is_stack,
     layer_cells,
     layer_sizes,
@@ -176,22 +177,24 @@ def pooling_refusal(params):
 
 
 def resolved_pooling(params):
-    """The readout ``params`` train: ``"auto"`` made ``"max"`` or ``"last"``.
+    """The readout ``params`` train: ``"auto"`` made a pooling or ``"last"``.
 
-    ``"auto"`` reads each unit's maximum over the sequence for a classifier
-    wherever a pooled readout applies (one target per sequence, whole
-    sequences, exact, SnAp-1 or BPTT gradients, h read by the readout: the
-    top layer's in a stack), and the last state elsewhere: streams,
-    per-step targets, feedback and the layer-local approximation keep
-    working at the default, and a regressor's target (the next value of a
-    series, a sum) depends on when things happened, which a maximum over
-    time forgets.
+    ``"auto"`` reads the cell's pooling (``Cell.auto_pooling``: each unit's
+    maximum over the sequence, the mean of the LRUs' output map; a stack's
+    top layer: the maximum) for a classifier wherever a pooled readout
+    applies (one target per sequence, whole sequences, exact, SnAp-1 or
+    BPTT gradients), and the last state elsewhere: streams, per-step
+    targets, feedback and the layer-local approximation keep working at the
+    default, and a regressor's target (the next value of a series, a sum)
+    depends on when things happened, which a pooling over time forgets.
     """
     if params.pooling != "auto":
         return params.pooling
-    if is_classifier(params) and pooling_refusal(params) is None:
+    if not is_classifier(params) or pooling_refusal(params) is not None:
+        return "last"
+    if is_stack(params) or is_mixed(params.cell):
         return "max"
-    return "last"
+    return CELLS[params.cell].auto_pooling
 
 
 def build_cell(params, n_inputs, n_outputs, random_state=None):

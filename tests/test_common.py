@@ -71,11 +71,11 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_the_defaults_fit_and_predict(Estimator):
     """The checks above shrink the networks; the default sizes work too."""
     est = Estimator()
-    # 32 Elman units (a full recurrent matrix) for one output; 128
-    # element-wise GRU units (a vector per gate) for three classes.
-    weight_hh, weight_out = {
-        RTRLRegressor: ((32, 32), (1, 32)),
-        RTRLClassifier: ((3 * 128,), (3, 128)),
+    # 32 Elman units (a full recurrent matrix) for one output; 32 gated
+    # LRU units (an output map C, n x n) for three classes.
+    recurrent, shape, weight_out = {
+        RTRLRegressor: ("weight_hh", (32, 32), (1, 32)),
+        RTRLClassifier: ("C_re", (32, 32), (3, 32)),
     }[Estimator]
     rng = np.random.RandomState(0)
     X = rng.normal(size=(12, 6, 2))
@@ -86,7 +86,7 @@ def test_the_defaults_fit_and_predict(Estimator):
     est.set_params(max_iter=3, random_state=0)
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)
-    assert est.params_["weight_hh"].shape == weight_hh
+    assert est.params_[recurrent].shape == shape
     assert est.params_["weight_out"].shape == weight_out
     pred = est.predict(X)
     assert pred.shape == (len(X),)

@@ -409,7 +409,9 @@ def test_bad_settings_are_refused(Estimator, settings, error, match):
     if settings.get("output") == "sequence":
         y = np.tile(np.arange(4) % 2, (6, 1))
     with pytest.raises(error, match=match):
-        Estimator(n_hidden=3, max_iter=1, gradient="snap1", **settings).fit(X, y)
+        Estimator(
+            n_hidden=3, cell="elman", max_iter=1, gradient="snap1", **settings
+        ).fit(X, y)
 
 
 def test_teacher_forcing_is_ignored_without_feedback():

@@ -45,8 +45,10 @@ def test_delayed_xor_of_the_last_step():
 def test_delayed_xor_at_every_step():
     X, y = make_delayed_xor(400, **XOR, output="sequence", random_state=0)
     X_test, y_test = make_delayed_xor(500, **XOR, output="sequence", random_state=1)
+    # The element-wise GRU, the classifier's default cell when written.
     clf = RTRLClassifier(
         8,
+        cell="egru",
         output="sequence",
         learning_rate_init=0.03,
         max_iter=40,
