@@ -136,9 +136,10 @@ _PARAMETERS_DOC = """
         ``"mean"`` for the LRUs (the classifier's default cell) and
         ``"max"`` for the other cells and stacks, and ``"last"`` for
         :class:`RTRLRegressor` (a forecast depends on when things happened,
-        which a pooling over time forgets) and wherever pooling has no meaning (streams,
-        ``output="sequence"``, output feedback, ``update="step"``, UORO,
-        truncated BPTT, the layer-local approximation). With stacked layers
+        which a pooling over time forgets) and wherever pooling has no
+        meaning (streams, ``output="sequence"``, output feedback,
+        ``update="step"``, UORO, truncated BPTT, the layer-local
+        approximation). With stacked layers
         (``n_hidden`` a tuple) the readout pools the top layer's hidden
         states. Exact RTRL carries, beside the influence, its running sum
         (or, for ``"max"``, each unit's row at its maximum): as much memory
