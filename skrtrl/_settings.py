@@ -18,7 +18,6 @@ from ._stack import (
     LOCAL_POOLING,
     StackCell,
     check_stack_settings,
-    is_mixed,
     is_stack,
     layer_cells,
     layer_sizes,
@@ -73,6 +72,11 @@ def training_modes(params):
     return modes
 
 
+def cell_class(params):
+    """The class of the cell ``params`` train: a stack's, or the registry's."""
+    return StackCell if is_stack(params) else CELLS[params.cell]
+
+
 def check_training_settings(params):
     """ValueError, naming what is supported, for settings that cannot train.
 
@@ -80,7 +84,7 @@ def check_training_settings(params):
     """
     if is_stack(params):
         check_stack_settings(params, training_modes(params))
-    cell = StackCell if is_stack(params) else CELLS[params.cell]
+    cell = cell_class(params)
     for mode in training_modes(params):
         if mode in cell.modes(params.gradient):
             continue
@@ -192,9 +196,7 @@ def resolved_pooling(params):
         return params.pooling
     if not is_classifier(params) or pooling_refusal(params) is not None:
         return "last"
-    if is_stack(params) or is_mixed(params.cell):
-        return "max"
-    return CELLS[params.cell].auto_pooling
+    return cell_class(params).auto_pooling
 
 
 def build_cell(params, n_inputs, n_outputs, random_state=None):

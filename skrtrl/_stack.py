@@ -220,6 +220,9 @@ class StackCell:
     own_gradients = STACK_GRADIENTS
     #: Key of ``POOLINGS`` (a class default for stacks pickled before it).
     pooling = "last"
+    #: What ``pooling="auto"`` reads of the top layer for a classifier
+    #: (``Cell.auto_pooling``): each unit's maximum.
+    auto_pooling = "max"
     #: Numbers of the pooled readout's accumulators per thread (likewise).
     _pool = 0
 
