@@ -505,6 +505,7 @@ cdef inline void cell_forward(
         double acc
         # The gates in the precision of the floating type (``sigmoid``).
         floating r, zg, u, e, hk, ig, fg, gg, og, c, cnew, tc, cn
+        floating one = 1
         floating* hprev = rec + m
         floating* coef = rec + record_inputs(kind, n, m)
         floating* ax = work
@@ -541,19 +542,27 @@ cdef inline void cell_forward(
             _add_own_hidden(R, n, m, q, theta, hprev, ah)
         else:
             gemv_rm(R, n, <floating> 1, theta + m, q, hprev, <floating> 1, ah)
+        # The gates in passes over a few arrays each, which the compiler runs
+        # four units at a time (float32); one pass over all the arrays needs
+        # more run-time checks that they do not overlap than it makes, and
+        # stayed one unit at a time. The same numbers either way.
+        for i in range(2 * n):
+            coef[i] = sigmoid(ax[i] + ah[i])
         for i in range(n):
-            r = sigmoid(ax[i] + ah[i])
-            zg = sigmoid(ax[n + i] + ah[n + i])
+            ax[i] = tanh_of(ax[2 * n + i] + coef[i] * ah[2 * n + i])
+        for i in range(n):
+            r = coef[i]
+            zg = coef[n + i]
             u = ah[2 * n + i]
-            e = tanh_of(ax[2 * n + i] + r * u)
+            e = ax[i]
             hk = hprev[i]
-            s[i] = <floating> ((1 - zg) * e + zg * hk)
-            cn = (1 - zg) * (1 - e * e)
-            coef[i] = <floating> r
-            coef[n + i] = <floating> zg
-            coef[2 * n + i] = <floating> (cn * u * r * (1 - r))
-            coef[3 * n + i] = <floating> ((hk - e) * zg * (1 - zg))
-            coef[4 * n + i] = <floating> cn
+            # In the floating type: a float32 step converted each number to
+            # double and back here, which kept this pass one unit at a time.
+            s[i] = (one - zg) * e + zg * hk
+            cn = (one - zg) * (one - e * e)
+            coef[2 * n + i] = cn * u * r * (one - r)
+            coef[3 * n + i] = (hk - e) * zg * (one - zg)
+            coef[4 * n + i] = cn
     else:
         for i in range(R):
             ax[i] = theta[i * q + m + nh] + theta[i * q + m + nh + 1]

@@ -45,7 +45,7 @@ from ._cells cimport (
 )
 from ._common cimport (
     POOL_LAST, Packed, UpdateRule, output_rows, pack_batch, set_pooling,
-    update_rule,
+    sigmoid, tanh_of, update_rule,
 )
 
 import numpy as np
@@ -610,3 +610,15 @@ cdef class RowStream:
 
     def __dealloc__(self):
         PyMem_Free(self.entries)
+
+
+def _float32_gates(const float[::1] a):
+    """sigmoid(a) and tanh(a) as the float32 kernels compute them (for the
+    tests of their accuracy)."""
+    cdef Py_ssize_t i
+    out = np.empty((2, a.shape[0]), dtype=np.float32)
+    cdef float[:, ::1] o = out
+    for i in range(a.shape[0]):
+        o[0, i] = sigmoid(a[i])
+        o[1, i] = tanh_of(a[i])
+    return out
