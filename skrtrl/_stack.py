@@ -47,9 +47,9 @@ from ._kernels._stack import (
 )
 from ._parallel import blas_single_threaded
 
-#: The cells that stack: each layer's output is its h, read by the layer
-#: above (a cell with another output would need its own rule).
-STACK_CELLS = ("elman", "diagonal", "gru", "lstm", "egru", "elstm")
+#: The cells that stack: each layer's output y (h, or the LRUs' output
+#: map) is read by the layer above.
+STACK_CELLS = ("elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", "glru")
 #: Gradient methods of stacks, and the training modes of each (output
 #: feedback is not supported yet; BPTT through a stack is full BPTT over
 #: minibatches of sequences).
@@ -345,12 +345,18 @@ class StackCell:
     def initialize(self, flat, random_state):
         """Uniform(-1/sqrt(n_l), 1/sqrt(n_l)) for layer l's entries (torch's
         rule per layer), 1/sqrt(n_top) for the readout; one draw, so that one
-        layer starts where the single cell does."""
+        layer starts where the single cell does. Then each LRU layer, bottom
+        to top, takes the draws of its ring initialisation
+        (``LRUCell.initialize_own``), as the single cell does after its
+        uniform draw."""
         bound = np.empty(flat.shape[0])
         for layer, part in zip(self.layers, self._theta):
             bound[part] = 1.0 / np.sqrt(layer.n)
         bound[self._readout :] = 1.0 / np.sqrt(self.n)
         flat[:] = random_state.uniform(-bound, bound)
+        for layer, part in zip(self.layers, self._theta):
+            if layer.output_map:
+                layer.initialize_own(flat[part], random_state)
 
     def readout(self, flat, H):
         """Readout pre-activations of the top layer's ``H``."""

@@ -651,6 +651,67 @@ cdef inline void cell_output_vjp(
         grad_theta[i * q + q - 1] += e[i]
 
 
+cdef inline void cell_output_input_vjp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* g, floating* gx,
+) noexcept nogil:
+    """gx += (d y_t / d x_t)^T g at fixed s_t (m numbers): the output
+    map's direct path from the step's input, D^T (f' g) for the LRU (a
+    layer of a stack that reads it sends this down); nothing for the cells
+    whose y is h."""
+    cdef:
+        int r = _lru_recurrent(kind, m)
+        int i, j
+        floating e
+        const floating* coef
+        const floating* d_row
+    if not lru_cell(kind):
+        return
+    coef = record_coefficients(kind, n, m, rec)
+    for i in range(n):
+        e = g[i] * coef[LRU_DF * n + i]
+        d_row = theta + i * q + r + 2 * n
+        for j in range(m):
+            gx[j] += e * d_row[j]
+
+
+cdef inline void cell_output_jvp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* P, const floating* X, floating* Y,
+    Py_ssize_t width,
+) noexcept nogil:
+    """Y (n x width) = (d y_t / d s_t) P + (d y_t / d x_t) X: the output
+    map's Jacobian times the state's (P, S x width) and the input's (X, m x
+    width; NULL: none) derivatives in some direction, the forward twin of
+    ``cell_output_vjp`` (a stack's layer reads y, so its influence on the
+    layer above is this product with the influences below). For the LRU,
+    Y = f' (C_re P_re - C_im P_im + D X), O(n (2n + m) width); for the
+    cells whose y is h, Y = P[:n]."""
+    cdef:
+        int r = _lru_recurrent(kind, m)
+        int i
+        Py_ssize_t c
+        floating e
+        const floating* coef
+        floating* row
+    if not lru_cell(kind):
+        memcpy(Y, P, n * width * sizeof(floating))
+        return
+    gemm_rm(n, width, n, <floating> 1, theta + r, q, P, width, <floating> 0,
+            Y, width)
+    gemm_rm(n, width, n, <floating> -1, theta + r + n, q, P + n * width,
+            width, <floating> 1, Y, width)
+    if X != NULL:
+        gemm_rm(n, width, m, <floating> 1, theta + r + 2 * n, q, X, width,
+                <floating> 1, Y, width)
+    coef = record_coefficients(kind, n, m, rec)
+    for i in range(n):
+        e = coef[LRU_DF * n + i]
+        row = Y + i * width
+        for c in range(width):
+            row[c] *= e
+
+
 cdef inline Py_ssize_t cell_output_influence_size(
     int kind, int n, int m,
 ) noexcept nogil:

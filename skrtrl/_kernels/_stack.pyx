@@ -98,9 +98,11 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._cells cimport (
     N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
-    cell_input_jacobian, cell_jacobian, cell_per_unit, cell_rows,
+    cell_influence_columns, cell_input_jacobian, cell_jacobian, cell_output,
+    cell_output_influence, cell_output_influence_size, cell_output_input_vjp,
+    cell_output_jvp, cell_output_vjp, cell_per_unit, cell_readout, cell_rows,
     cell_separate_bias, cell_unit_jacobian, cell_vjp, copy_bias_gradient,
-    record_size, step_work_size,
+    lru_cell, record_size, step_work_size,
 )
 from ._common cimport (
     POOL_LAST, POOL_MEAN, InterruptCheck, Packed, UpdateRule, has_target,
@@ -109,7 +111,8 @@ from ._common cimport (
     target_index, update_rule,
 )
 from ._rtrl cimport (
-    h_block_gradient, pool_dense_influence, pool_unit_influence,
+    h_block_gradient, output_map_gradient, pool_dense_influence,
+    pool_output_influence, pool_unit_influence, unit_gradient,
     unit_influence_step,
 )
 
@@ -129,6 +132,7 @@ ctypedef struct Stack:
     int ns[MAX_LAYERS]                  # state entries per unit
     bint local
     bint full[MAX_LAYERS]               # J_t not diagonal: dense influences
+    bint map[MAX_LAYERS]                # an output map (the LRUs): y is not h
     int n[MAX_LAYERS]
     int m[MAX_LAYERS]
     int q[MAX_LAYERS]
@@ -139,6 +143,7 @@ ctypedef struct Stack:
     Py_ssize_t state[MAX_LAYERS]        # in the state
     Py_ssize_t own[MAX_LAYERS]          # M^(l,l) in the influence
     Py_ssize_t cross[MAX_LAYERS * MAX_LAYERS]  # M^(l,k), [l * L + k]
+    Py_ssize_t out[MAX_LAYERS * MAX_LAYERS]    # Y^(l,k) of a map layer
     Py_ssize_t pooled[MAX_LAYERS]       # A^k, after the influences
     Py_ssize_t rec[MAX_LAYERS]          # in the scratch
     Py_ssize_t B[MAX_LAYERS]            # in the scratch
@@ -147,6 +152,9 @@ ctypedef struct Stack:
     Py_ssize_t tmp                      # J M before the input term
     Py_ssize_t g
     Py_ssize_t delta
+    Py_ssize_t gs                       # dL/ds of a map layer (2 widest)
+    Py_ssize_t row                      # a row of cell_output_influence
+    Py_ssize_t expand                   # a per-unit h block, dense
     int widest
     Py_ssize_t zout
     Py_ssize_t dz
@@ -177,6 +185,7 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     cdef Stack st
     cdef int l, k, top, c
     cdef Py_ssize_t pos, at, widest = 0, work = 0, big = 0, block = 0
+    cdef Py_ssize_t row = 0, expand = 0
     if len(sizes) < 1 or len(sizes) > MAX_LAYERS:
         raise ValueError(f"a stack has 1 to {MAX_LAYERS} layers")
     kinds = layer_kinds(kind, sizes)
@@ -192,7 +201,10 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
         c = kinds[l]
         st.kind[l] = c
         st.ns[l] = cell_per_unit(c)
-        st.full[l] = not cell_diagonal(c)
+        # The LRUs' J_t is made of 2 x 2 blocks, one per unit: their own
+        # influence is per unit, as the element-wise cells'.
+        st.map[l] = lru_cell(c)
+        st.full[l] = not cell_diagonal(c) and not st.map[l]
         st.n[l] = sizes[l]
         st.m[l] = m if l == 0 else st.n[l - 1]
         st.q[l] = cell_columns(c, st.n[l], st.m[l])
@@ -215,6 +227,10 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     # element-wise cells, dense (S x W) otherwise; then M^(l,k), k < l.
     # (The temporary of J M, ``block``, is for the fully connected layers'
     # products only.)
+    # A layer with an output map (exact RTRL) then keeps Y^(l,k) = d y^l /
+    # d theta^k (n_l x W_k) for k < l, and for k = l below the top (the
+    # top's own goes through ``cell_output_vjp``).
+    top = st.L - 1
     pos = 0
     for l in range(st.L):
         st.own[l] = pos
@@ -227,12 +243,26 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
                 pos += st.S[l] * st.W[k]
                 if st.full[l] and st.S[l] * st.W[k] > block:
                     block = st.S[l] * st.W[k]
+        if not st.map[l] or local:
+            continue
+        for k in range(l + 1 if l < top else l):
+            st.out[l * st.L + k] = pos
+            pos += <Py_ssize_t> st.n[l] * st.W[k]
+        if cell_output_influence_size(st.kind[l], st.n[l], st.m[l]) > row:
+            row = cell_output_influence_size(st.kind[l], st.n[l], st.m[l])
+        if (l > 0 and not st.full[l - 1] and not st.map[l - 1]
+                and st.n[l - 1] * st.W[l - 1] > expand):
+            expand = st.n[l - 1] * st.W[l - 1]
     st.influence_size = pos
     # A pooled readout's accumulators (see the module docstring): the h rows
-    # of the top layer's influences, per unit for an element-wise own one.
-    top = st.L - 1
+    # of the top layer's influences, per unit for an element-wise own one,
+    # the rows of d y / d theta (``cell_output_influence``) for a map's.
     st.pooled[top] = pos
-    pos += st.W[top] if not st.full[top] else st.n[top] * st.W[top]
+    if st.map[top]:
+        pos += st.n[top] * cell_output_influence_size(
+            st.kind[top], st.n[top], st.m[top])
+    else:
+        pos += st.W[top] if not st.full[top] else st.n[top] * st.W[top]
     for k in range(top):
         st.pooled[k] = pos
         if not local:
@@ -261,6 +291,12 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     at += widest
     st.delta = at
     at += 2 * widest
+    st.gs = at
+    at += 2 * widest
+    st.row = at
+    at += row
+    st.expand = at
+    at += expand
     st.zout = at
     at += o
     st.dz = at
@@ -423,6 +459,56 @@ cdef inline void _add_from_units(
                 r[c] += b * src[c]
 
 
+cdef inline floating* _rows_of(
+    const Stack* st, int l, int k, floating* influence,
+) noexcept nogil:
+    """d y^l / d theta^k (n_l x W_k, dense), what layer l+1 reads: the h rows
+    of M^(l,k) (of the own influence when k = l, a fully connected layer's),
+    or Y^(l,k) for a layer with an output map."""
+    if st.map[l]:
+        return influence + st.out[l * st.L + k]
+    if k == l:
+        return influence + st.own[l]
+    return influence + st.cross[l * st.L + k]
+
+
+cdef inline void _own_output_rows(
+    const Stack* st, int l, const floating* theta, const floating* rec,
+    const floating* U, floating* Y, floating* V,
+) noexcept nogil:
+    """Y^(l,l) (n x W, dense) of a map layer from its per-unit influence U:
+    each row from ``cell_output_influence`` (through V), spread over
+    theta^l's layout (unit j's first r columns, then row i's map columns)."""
+    cdef:
+        int n = st.n[l], q = st.q[l]
+        int r = cell_influence_columns(st.kind[l], n, st.m[l])
+        int i, j
+        Py_ssize_t W = st.W[l]
+        floating* y
+    for i in range(n):
+        cell_output_influence(st.kind[l], n, st.m[l], q, theta, rec, U, i, V,
+                              False)
+        y = Y + i * W
+        for j in range(n):
+            memcpy(y + j * q, V + j * r, r * sizeof(floating))
+            memset(y + j * q + r, 0, (q - r) * sizeof(floating))
+        memcpy(y + i * q + r, V + n * r, (q - r) * sizeof(floating))
+
+
+cdef inline void _layer_gradient(
+    const Stack* st, int l, const floating* own, const floating* g,
+    const floating* gs, floating* grad,
+) noexcept nogil:
+    """grad += layer l's share of g^T d y^l / d theta^l through its own
+    influence: g^T (h rows), or, with an output map, gs^T U (gs = (d y /
+    d s)^T g, from ``cell_output_vjp``, which takes the map's own
+    parameters)."""
+    if st.map[l]:
+        unit_gradient(st.kind[l], st.n[l], st.m[l], st.q[l], own, gs, grad)
+    else:
+        _own_gradient(st, l, own, g, grad)
+
+
 cdef inline double stack_step(
     const Stack* st, const floating* params, const floating* x,
     floating* state, floating* influence, bint first, bint target,
@@ -436,21 +522,27 @@ cdef inline double stack_step(
     cdef:
         int L = st.L, top = st.L - 1, l, k
         int kind
+        bint units
         double loss = 0.0
         const floating* inp
         const floating* theta
+        const floating* X
         floating* rec
         floating* M
         floating* own
         floating* g = scratch + st.g
+        floating* gs = scratch + st.gs
         floating* cur
         floating* nxt
         floating* tmp
         Py_ssize_t Wtop = st.n_theta
-    # Forward, bottom-up: layer l reads layer l-1's h at the same step.
+    # Forward, bottom-up: layer l reads layer l-1's output y at the same
+    # step (h, but for the layers with an output map).
     for l in range(L):
         kind = st.kind[l]
-        inp = x if l == 0 else state + st.state[l - 1]
+        inp = x if l == 0 else cell_output(
+            st.kind[l - 1], st.n[l - 1], st.m[l - 1], state + st.state[l - 1],
+            scratch + st.rec[l - 1])
         cell_forward(kind, st.activation, st.n[l], st.m[l], st.q[l],
                      params + st.theta[l],
                      params + st.bias[l] if st.bias[l] >= 0 else NULL, inp,
@@ -461,11 +553,16 @@ cdef inline double stack_step(
                                 params + st.theta[l], scratch + st.rec[l], 0,
                                 st.m[l], scratch + st.B[l])
     if target:
-        loss = readout_gradient(
-            y, st.o, st.n[top], weight, loss_kind, params + Wtop,
-            params + Wtop + st.o * st.n[top], state + st.state[top],
-            grad + Wtop, g, scratch + st.zout, scratch + st.dz)
-    # The influences, bottom-up: M^(l,k)_t needs M^(l-1,k)_t.
+        # g = dL/dy^top; with an output map also gs = dL/ds^top and the
+        # map's own gradient.
+        loss = cell_readout(
+            st.kind[top], st.n[top], st.m[top], st.q[top],
+            params + st.theta[top], state + st.state[top],
+            scratch + st.rec[top], y, st.o, weight, loss_kind, params + Wtop,
+            params + Wtop + st.o * st.n[top], grad + Wtop,
+            grad + st.theta[top], g, gs if st.map[top] else NULL,
+            scratch + st.zout, scratch + st.dz, scratch + st.work)
+    # The influences, bottom-up: M^(l,k)_t needs d y^(l-1) / d theta^k at t.
     for l in range(L):
         kind = st.kind[l]
         theta = params + st.theta[l]
@@ -486,48 +583,79 @@ cdef inline double stack_step(
                            st.W[l], 0, st.W[l])
         if st.local:
             continue
+        if st.map[l] and l < top:
+            _own_output_rows(st, l, theta, rec, own,
+                             influence + st.out[l * L + l], scratch + st.row)
         for k in range(l):
             M = influence + st.cross[l * L + k]
-            if k == l - 1 and not st.full[l] and not st.full[k]:
+            # The source per unit: layer l-1's own influence, h its output.
+            units = k == l - 1 and not st.full[k] and not st.map[k]
+            if units and not st.full[l]:
                 _step_from_units(st, l, theta, rec, scratch + st.B[l],
                                  influence + st.own[k], M, first)
-                continue
-            if first:
-                memset(M, 0, st.S[l] * st.W[k] * sizeof(floating))
-            elif st.full[l]:
-                _apply_dense_jacobian(st, l, scratch + st.J, M, st.W[k],
-                                      scratch + st.tmp)
             else:
-                _apply_unit_jacobians(st, l, theta, rec, M, st.W[k])
-            if k == l - 1 and not st.full[k]:
-                # A fully connected layer over an element-wise one.
-                _add_from_units(st, l, scratch + st.B[l],
-                                influence + st.own[k], M)
+                if first:
+                    memset(M, 0, st.S[l] * st.W[k] * sizeof(floating))
+                elif st.full[l]:
+                    _apply_dense_jacobian(st, l, scratch + st.J, M, st.W[k],
+                                          scratch + st.tmp)
+                else:
+                    _apply_unit_jacobians(st, l, theta, rec, M, st.W[k])
+                if units:
+                    # A fully connected layer over an element-wise one.
+                    _add_from_units(st, l, scratch + st.B[l],
+                                    influence + st.own[k], M)
+                else:
+                    gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
+                            scratch + st.B[l], st.m[l],
+                            _rows_of(st, l - 1, k, influence), st.W[k],
+                            <floating> 1, M, st.W[k])
+            if not st.map[l]:
                 continue
-            gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
-                    scratch + st.B[l], st.m[l],
-                    influence + (st.own[k] if k == l - 1
-                                 else st.cross[(l - 1) * L + k]),
-                    st.W[k], <floating> 1, M, st.W[k])
+            # Y^(l,k) = (d y / d s) M^(l,k) + (d y / d x) d x^l / d theta^k.
+            if units:
+                X = scratch + st.expand
+                pool_unit_influence(st.kind[k], POOL_MEAN, st.n[k], st.q[k],
+                                    0, NULL, NULL, influence + st.own[k],
+                                    scratch + st.expand, True)
+            else:
+                X = _rows_of(st, l - 1, k, influence)
+            cell_output_jvp(kind, st.n[l], st.m[l], st.q[l], theta, rec, M, X,
+                            influence + st.out[l * L + k], st.W[k])
     if not target:
         return loss
-    _own_gradient(st, top, influence + st.own[top], g, grad + st.theta[top])
+    _layer_gradient(st, top, influence + st.own[top], g, gs,
+                    grad + st.theta[top])
     if not st.local:
         for k in range(top):
             gemv_rm_t(st.n[top], st.W[k], <floating> 1,
-                      influence + st.cross[top * L + k], st.W[k], g,
+                      _rows_of(st, top, k, influence), st.W[k], g,
                       <floating> 1, grad + st.theta[k])
         return loss
     # The error down through the current step: only the h rows of the
-    # error are nonzero (the layer above reads h), so B's h rows suffice.
+    # error are nonzero (the layer above reads h), so B's h rows suffice;
+    # a layer with an output map sends gs (all its state) through B and
+    # the map's direct path from its input.
     cur = scratch + st.delta
     nxt = cur + st.widest
     memcpy(cur, g, st.n[top] * sizeof(floating))
     for l in range(top, 0, -1):
-        gemv_rm_t(st.n[l], st.m[l], <floating> 1, scratch + st.B[l], st.m[l],
-                  cur, <floating> 0, nxt)
-        _own_gradient(st, l - 1, influence + st.own[l - 1], nxt,
-                      grad + st.theta[l - 1])
+        if st.map[l]:
+            gemv_rm_t(st.S[l], st.m[l], <floating> 1, scratch + st.B[l],
+                      st.m[l], gs, <floating> 0, nxt)
+            cell_output_input_vjp(st.kind[l], st.n[l], st.m[l], st.q[l],
+                                  params + st.theta[l], scratch + st.rec[l],
+                                  cur, nxt)
+        else:
+            gemv_rm_t(st.n[l], st.m[l], <floating> 1, scratch + st.B[l],
+                      st.m[l], cur, <floating> 0, nxt)
+        if st.map[l - 1]:
+            cell_output_vjp(st.kind[l - 1], st.n[l - 1], st.m[l - 1],
+                            st.q[l - 1], params + st.theta[l - 1],
+                            scratch + st.rec[l - 1], nxt, gs, False,
+                            grad + st.theta[l - 1], scratch + st.work)
+        _layer_gradient(st, l - 1, influence + st.own[l - 1], nxt, gs,
+                        grad + st.theta[l - 1])
         tmp = cur
         cur = nxt
         nxt = tmp
@@ -558,18 +686,26 @@ cdef inline void _pool_rows(
 
 
 cdef inline void _pool_influences(
-    const Stack* st, int pooling, Py_ssize_t t, const floating* state,
-    floating* influence, floating* scratch,
+    const Stack* st, int pooling, Py_ssize_t t, const floating* params,
+    const floating* state, floating* influence, floating* scratch,
 ) noexcept nogil:
     """Step t's top-layer influences into the accumulators A^k (after the
-    influences in the same row), then h^top_t into the pooled h."""
+    influences in the same row), then y^top_t into the pooled y."""
     cdef:
         int top = st.L - 1, k
         int n = st.n[top]
-        const floating* h = state + st.state[top]
+        const floating* h = cell_output(st.kind[top], n, st.m[top],
+                                        state + st.state[top],
+                                        scratch + st.rec[top])
         floating* pool = scratch + st.pool
         floating* A = influence + st.influence_size
-    if st.full[top]:
+    if st.map[top]:
+        pool_output_influence(st.kind[top], pooling, n, st.m[top], st.q[top],
+                              t, params + st.theta[top],
+                              scratch + st.rec[top], h, pool,
+                              influence + st.own[top],
+                              A + st.pooled[top] - st.influence_size)
+    elif st.full[top]:
         _pool_rows(pooling, n, st.W[top], t, h, pool, influence + st.own[top],
                    A + st.pooled[top] - st.influence_size)
     else:
@@ -578,7 +714,7 @@ cdef inline void _pool_influences(
                             A + st.pooled[top] - st.influence_size, False)
     for k in range(top):
         _pool_rows(pooling, n, st.W[k], t, h, pool,
-                   influence + st.cross[top * st.L + k],
+                   _rows_of(st, top, k, influence),
                    A + st.pooled[k] - st.influence_size)
     pool_step(pooling, n, t, h, pool)
 
@@ -608,8 +744,14 @@ cdef inline double _pooled_gradient(
         scratch + st.zout, scratch + st.dz)
     for i in range(n):
         g[i] *= scale
-    _own_gradient(st, top, A + st.pooled[top] - st.influence_size, g,
-                  grad + st.theta[top])
+    if st.map[top]:
+        output_map_gradient(n, cell_influence_columns(st.kind[top], n,
+                                                      st.m[top]),
+                            st.q[top], A + st.pooled[top] - st.influence_size,
+                            g, grad + st.theta[top])
+    else:
+        _own_gradient(st, top, A + st.pooled[top] - st.influence_size, g,
+                      grad + st.theta[top])
     for k in range(top):
         gemv_rm_t(n, st.W[k], <floating> 1,
                   A + st.pooled[k] - st.influence_size, st.W[k], g,
@@ -650,7 +792,8 @@ cdef inline double stack_sequence(
             loss_kind, scratch, scratch + st.grad)
         if not pooled:
             continue
-        _pool_influences(st, data.pooling, t, state, influence, scratch)
+        _pool_influences(st, data.pooling, t, params, state, influence,
+                         scratch)
         if has_target(data, b, t):
             k = target_index(data, t)
             loss += _pooled_gradient(
@@ -861,9 +1004,11 @@ cdef inline double stack_bptt_sequence(
         floating* g
         floating* B
         floating* dx = scratch + st.delta
+        floating* gy
         floating* pool = scratch + st.pool
         floating* arg_max = scratch + st.arg_max
         floating* gz = scratch + st.g
+        const floating* h
         bint pooled = data.pooling != POOL_LAST
         int i, n = st.n[top]
         Py_ssize_t offset[MAX_LAYERS]
@@ -880,18 +1025,23 @@ cdef inline double stack_bptt_sequence(
             stop[0] = True
             return loss
         for l in range(L):
-            inp = X + t * data.m if l == 0 else state + st.state[l - 1]
+            inp = X + t * data.m if l == 0 else cell_output(
+                st.kind[l - 1], st.n[l - 1], st.m[l - 1],
+                state + st.state[l - 1], records + t * step + offset[l - 1])
             cell_forward(st.kind[l], st.activation, st.n[l], st.m[l],
                          st.q[l], params + st.theta[l],
                          params + st.bias[l] if st.bias[l] >= 0 else NULL,
                          inp, state + st.state[l],
                          records + t * step + offset[l], scratch + st.work)
         g = records + t * step + step - st.n[top]
+        # What the readout reads: h, or the top layer's output map's y.
+        h = cell_output(st.kind[top], n, st.m[top], state + st.state[top],
+                        records + t * step + offset[top])
         if pooled:
             for i in range(n):
-                if t == 0 or state[st.state[top] + i] > pool[i]:
+                if t == 0 or h[i] > pool[i]:
                     arg_max[i] = <floating> t
-            pool_step(data.pooling, n, t, state + st.state[top], pool)
+            pool_step(data.pooling, n, t, h, pool)
             memset(g, 0, n * sizeof(floating))
             if not has_target(data, b, t):
                 continue
@@ -919,8 +1069,7 @@ cdef inline double stack_bptt_sequence(
                 Y + k * data.o, data.o, st.n[top],
                 data.weight_scale * weights[k], loss_kind,
                 params + st.n_theta, params + st.n_theta + data.o * st.n[top],
-                state + st.state[top], grad + st.n_theta, g,
-                scratch + st.zout, scratch + st.dz)
+                h, grad + st.n_theta, g, scratch + st.zout, scratch + st.dz)
         else:
             memset(g, 0, st.n[top] * sizeof(floating))
     # cur: dL/ds^l_t of every layer; ``state`` now takes the errors of the
@@ -932,11 +1081,21 @@ cdef inline double stack_bptt_sequence(
         if check != NULL and interrupt_due(check):
             stop[0] = True
             return loss
-        g = records + t * step + step - st.n[top]
-        for k in range(st.n[top]):
-            cur[st.state[top] + k] += g[k]
+        # gy: dL/dy^l_t of the layer at hand (the readout's for the top,
+        # from the layer above otherwise), into its state through its output
+        # map (h: added to the h rows), and into its input through B and
+        # the map's direct path; the two halves of ``dx`` take turns.
+        gy = records + t * step + step - st.n[top]
         for l in range(top, -1, -1):
             rec = records + t * step + offset[l]
+            if st.map[l]:
+                cell_output_vjp(st.kind[l], st.n[l], st.m[l], st.q[l],
+                                params + st.theta[l], rec, gy,
+                                cur + st.state[l], True, grad + st.theta[l],
+                                scratch + st.work)
+            else:
+                for k in range(st.n[l]):
+                    cur[st.state[l] + k] += gy[k]
             cell_vjp(st.kind[l], st.n[l], st.m[l], st.q[l], params + st.theta[l],
                      rec, cur + st.state[l], state + st.state[l],
                      grad + st.theta[l], scratch + st.work)
@@ -947,8 +1106,11 @@ cdef inline double stack_bptt_sequence(
                                 params + st.theta[l], rec, 0, st.m[l], B)
             gemv_rm_t(st.S[l], st.m[l], <floating> 1, B, st.m[l],
                       cur + st.state[l], <floating> 0, dx)
-            for k in range(st.m[l]):
-                cur[st.state[l - 1] + k] += dx[k]
+            cell_output_input_vjp(st.kind[l], st.n[l], st.m[l], st.q[l],
+                                  params + st.theta[l], rec, gy, dx)
+            gy = dx
+            dx = scratch + st.delta + (st.widest if gy == scratch + st.delta
+                                       else 0)
         memcpy(cur, state, st.state_size * sizeof(floating))
     copy_bias_gradients(st, grad)
     return loss
