@@ -419,13 +419,26 @@ class StackCell:
             flops += self.n * (sum(W) if self.gradient == "rtrl" else 1)
         if self.gradient == "local":
             return flops
+        # The LRUs' output maps: y's rows of the influences (Y^(l,k) =
+        # f' (C [Re; Im] M^(l,k) + D X), n_l (2 n_l + m_l) multiply-adds per
+        # column) for every k < l, and, below the top, of the own influence
+        # (``cell_output_influence``: about n_l^2 q_l).
+        maps = [layer.output_map for layer in self.layers]
+        top = len(W) - 1
         for upper in range(1, len(W)):
             for k in range(upper):
                 # From an element-wise layer's own influence: one product
-                # per entry (its rows move one unit each).
-                per_unit = k == upper - 1 and unit[k]
+                # per entry (its rows move one unit each); y mixes the
+                # units of an LRU's.
+                per_unit = k == upper - 1 and unit[k] and not maps[k]
                 inner = 1 if per_unit else self.sizes[upper - 1]
                 flops += 2 * S[upper] * W[k] * (inner + mix[upper])
+                if maps[upper]:
+                    n, m = self.sizes[upper], self.layers[upper].m
+                    flops += 2 * n * (2 * n + m) * W[k]
+        for l, (layer, is_map) in enumerate(zip(self.layers, maps)):
+            if is_map and l < top:
+                flops += 2 * layer.n * W[l]
         return flops + 2 * self.n * sum(W[:-1])
 
     def new_state(self, dtype):

@@ -327,11 +327,12 @@ def test_stream_follows_numpy_and_predicts_on(cell, gradient):
     np.testing.assert_allclose(predicted, np.array(Z), rtol=1e-9, atol=1e-12)
 
 
-def test_threads_and_float32_agree():
+@pytest.mark.parametrize("cell", ["elstm", ("glru", "lru", "gru")])
+def test_threads_and_float32_agree(cell):
     rng = np.random.RandomState(3)
     X = random_sequences(rng, 8, N_FEATURES, max_len=6)
     y = rng.normal(size=len(X))
-    est = RTRLRegressor(SIZES, cell="elstm", max_iter=1, random_state=0).fit(X, y)
+    est = RTRLRegressor(SIZES, cell=cell, max_iter=1, random_state=0).fit(X, y)
     randomize(est, rng, 0.5)
     # Threads take whole sequences and the rows are summed in order.
     for gradient in ("local", "bptt", "rtrl"):
@@ -344,7 +345,7 @@ def test_threads_and_float32_agree():
     est.set_params(n_jobs=1)
     loss, grad = est.loss_gradient(X, y)
     X32 = [x.astype(np.float32) for x in X]
-    est32 = RTRLRegressor(SIZES, cell="elstm", max_iter=1, random_state=0)
+    est32 = RTRLRegressor(SIZES, cell=cell, max_iter=1, random_state=0)
     est32.fit(X32, y.astype(np.float32))
     for name, value in est.params_.items():
         est32.params_[name][...] = value
@@ -500,24 +501,27 @@ def test_resources_refuse_a_stack_that_cannot_fit(monkeypatch):
     RTRLRegressor((64, 64, 64), cell="egru", gradient="local", max_iter=1).fit(X, y)
 
 
-def test_export_refuses_stacks():
+@pytest.mark.parametrize("cell", ["egru", "lru", ("lru", "gru")])
+def test_export_refuses_stacks(cell):
     pytest.importorskip("onnx")
     from skrtrl.export import to_onnx
 
     X, y = np.zeros((2, 3, 2)), np.zeros(2)
-    est = RTRLRegressor((3, 2), cell="egru", max_iter=1).fit(X, y)
-    with pytest.raises(ValueError, match="stack"):
+    est = RTRLRegressor((3, 2), cell=cell, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="does not support stacked layers"):
         to_onnx(est)
 
 
+@pytest.mark.parametrize("cell", ["egru", "glru"])
 @pytest.mark.parametrize(
     "name", ["credit_over_time", "input_saliency", "recurrent_jacobian_spectrum"]
 )
-def test_inspection_refuses_stacks(name):
+def test_inspection_refuses_stacks(name, cell):
     import skrtrl.inspection as inspection
 
     X, y = np.zeros((2, 3, 2)), np.zeros(2)
-    est = RTRLRegressor((3, 2), cell="egru", max_iter=1).fit(X, y)
+    # (An LRU stack has no weight_ih_l0: each layer's suffix tells.)
+    est = RTRLRegressor((3, 2), cell=cell, max_iter=1).fit(X, y)
     args = (X, y) if name == "credit_over_time" else (X,)
     with pytest.raises(ValueError, match="stacked layers"):
         getattr(inspection, name)(est, *args)
@@ -530,6 +534,28 @@ def test_layout_vector_matches_params_order():
     est = RTRLRegressor(SIZES, cell="egru", max_iter=1).fit(X, np.zeros(2))
     layout = Layout(float_params(est))
     assert layout.size == sum(v.size for v in est.params_.values())
+
+
+@pytest.mark.parametrize("cell", ["lru", "glru"])
+def test_lru_layers_take_the_ring_initialisation(cell):
+    from skrtrl._cells import CELLS
+    from skrtrl._stack import StackCell
+
+    stack = StackCell(("egru", cell, cell), (2, 5, 4), 3, 1)
+    flat = np.empty(stack.n_params)
+    stack.initialize(flat, np.random.RandomState(0))
+    views = stack.views(flat)
+    lru = CELLS[cell]
+    for k, n in ((1, 5), (2, 4)):
+        modulus = np.exp(-np.exp(views[f"nu_log_l{k}"]))
+        assert np.all((lru.R_MIN <= modulus) & (modulus <= lru.R_MAX))
+        # gamma = sqrt(1 - |lambda|^2), B of variance 1 / (2 m): not uniform.
+        np.testing.assert_allclose(
+            np.exp(views[f"gamma_log_l{k}"]), np.sqrt(1 - modulus**2)
+        )
+        assert views[f"C_re_l{k}"].shape == (n, n)
+    # The layer below keeps torch's uniform draw.
+    assert np.abs(views["weight_ih_l0"]).max() <= 1 / np.sqrt(2)
 
 
 def test_only_known_cells_stack():
@@ -562,11 +588,23 @@ def pooled_case(cell, pooling, kind, gradient="rtrl"):
 
 POOLED_CASES = [
     pytest.param(cell, pooling, kind, id=f"{cell}-{pooling}-{kind}")
-    for cell, kind in (("egru", "multiclass"), ("gru", "regression"))
+    for cell, kind in (
+        ("egru", "multiclass"),
+        ("gru", "regression"),
+        ("lru", "regression"),
+        ("glru", "multiclass"),
+    )
     for pooling in ("mean", "max")
 ] + [
     pytest.param(cells, pooling, "multiclass", id=f"{'-'.join(cells)}-{pooling}")
-    for cells in list(MIXES)[:3]
+    # The LRUs' output maps pooled over a dense, a per-unit and a map layer,
+    # and read by a dense one.
+    for cells in list(MIXES)[:3] + [
+        ("gru", "lru"),
+        ("egru", "glru"),
+        ("glru", "lru"),
+        ("lru", "gru"),
+    ]
     for pooling in ("mean", "max")
 ]
 
@@ -587,7 +625,8 @@ def test_pooled_rtrl_equals_bptt_and_finite_differences(cell, pooling, kind):
     numeric = numeric_gradient(objective, params)
     assert_same_params(grad, numeric, rtol=1e-7, atol=1e-9)
     # Every layer's parameters get a share (the pooled error reaches down).
-    assert np.abs(grad[next(iter(grad))]).max() > 1e-3
+    bottom = [np.abs(value).max() for name, value in grad.items() if "_l0" in name]
+    assert max(bottom) > 1e-3
     bptt_loss, bptt_grad = est.set_params(gradient="bptt").loss_gradient(
         X, y, sample_weight=weights
     )
@@ -603,7 +642,7 @@ def test_pooled_rtrl_equals_bptt_and_finite_differences(cell, pooling, kind):
 
 @pytest.mark.parametrize("gradient", ["rtrl", "bptt"])
 @pytest.mark.parametrize("pooling", ["mean", "max"])
-@pytest.mark.parametrize("cell", ["egru", "elman"])
+@pytest.mark.parametrize("cell", ["egru", "elman", "glru", ("lru", "egru")])
 def test_fitted_pooled_stack_predicts_as_numpy(cell, pooling, gradient):
     rng = np.random.RandomState(21)
     X = random_sequences(rng, 6, N_FEATURES, min_len=1, max_len=5)
@@ -657,11 +696,12 @@ def test_auto_pools_a_classifier_stack_by_the_maximum(gradient):
     assert auto._cell.pooling == "last"
 
 
-def test_pooled_stack_threads_and_float32_agree():
+@pytest.mark.parametrize("cell", ["elstm", ("egru", "glru")])
+def test_pooled_stack_threads_and_float32_agree(cell):
     rng = np.random.RandomState(24)
     X = random_sequences(rng, 8, N_FEATURES, min_len=1, max_len=6)
     y = rng.normal(size=len(X))
-    est = RTRLRegressor(POOLED_SIZES, cell="elstm", pooling="max", max_iter=1,
+    est = RTRLRegressor(POOLED_SIZES, cell=cell, pooling="max", max_iter=1,
                         random_state=0).fit(X, y)  # fmt: skip
     randomize(est, rng, 0.5)
     for gradient in ("bptt", "rtrl"):
@@ -672,7 +712,7 @@ def test_pooled_stack_threads_and_float32_agree():
         for name in grad:
             np.testing.assert_array_equal(grad2[name], grad[name])
     X32 = [x.astype(np.float32) for x in X]
-    est32 = RTRLRegressor(POOLED_SIZES, cell="elstm", pooling="max", max_iter=1,
+    est32 = RTRLRegressor(POOLED_SIZES, cell=cell, pooling="max", max_iter=1,
                           random_state=0).fit(X32, y.astype(np.float32))  # fmt: skip
     for name, value in est.params_.items():
         est32.params_[name][...] = value
