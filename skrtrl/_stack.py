@@ -2,9 +2,10 @@
 
 Layer l is one cell (the estimator's ``cell``: one name for every layer, or
 a tuple of names, one per layer, bottom to top) with ``n_hidden[l]`` units;
-it reads layer l-1's output h (the bottom layer reads the data) and the
-readout reads the top layer. :class:`StackCell` offers the
-interface of :class:`skrtrl._cells.Cell` over one flat parameter vector::
+it reads layer l-1's output y (h, or an LRU layer's output map; the bottom
+layer reads the data) and the readout reads the top layer's.
+:class:`StackCell` offers the interface of :class:`skrtrl._cells.Cell` over
+one flat parameter vector::
 
     [theta^0 | theta^1 | ... | theta^{L-1} | weight_out | bias_out],
 
@@ -18,16 +19,17 @@ that ``params_`` shows every layer under torch's names with torch's
 Three gradient methods have kernels (``skrtrl/_kernels/_stack.pyx``, where
 the maths and the costs are): exact RTRL through the stack
 (``gradient="rtrl"``), which also carries the influence of each layer's
-parameters on the layers above, the layer-local online approximation
-(``gradient="local"``), which keeps each layer's own influence and sends
-the error down through the current step only, and full BPTT over
+parameters on the layers above (and on the output maps of LRU layers),
+the layer-local online approximation (``gradient="local"``), which keeps
+each layer's own influence and sends the error down through the current
+step only, and full BPTT over
 minibatches. Element-wise layers keep their own influence per unit; the
 fully connected ones keep it dense (in a mixed stack each layer as its
 cell asks), at exact RTRL's usual O(n^4) per
 step, and the resource check refuses what cannot fit.
 
 A pooled readout (``pooling="mean"`` or ``"max"``) reads the mean or each
-unit's maximum of the top layer's h over the sequence: exact RTRL carries
+unit's maximum of the top layer's y over the sequence: exact RTRL carries
 the running sum (or the per-unit argmax copy) of the top layer's influence
 rows on every layer's parameters, BPTT injects the pooled error at every
 step of the top layer. The layer-local approximation has no pooled form
@@ -436,9 +438,9 @@ class StackCell:
                 if maps[upper]:
                     n, m = self.sizes[upper], self.layers[upper].m
                     flops += 2 * n * (2 * n + m) * W[k]
-        for l, (layer, is_map) in enumerate(zip(self.layers, maps)):
-            if is_map and l < top:
-                flops += 2 * layer.n * W[l]
+        for k, (layer, is_map) in enumerate(zip(self.layers, maps)):
+            if is_map and k < top:
+                flops += 2 * layer.n * W[k]
         return flops + 2 * self.n * sum(W[:-1])
 
     def new_state(self, dtype):

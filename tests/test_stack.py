@@ -586,6 +586,14 @@ def pooled_case(cell, pooling, kind, gradient="rtrl"):
     return est, X, y, weights, sequences
 
 
+#: The first mixes, and the LRUs' output maps pooled over a dense, a
+#: per-unit and a map layer, and read by a dense one.
+POOLED_MIXES = list(MIXES)[:3] + [
+    ("gru", "lru"),
+    ("egru", "glru"),
+    ("glru", "lru"),
+    ("lru", "gru"),
+]
 POOLED_CASES = [
     pytest.param(cell, pooling, kind, id=f"{cell}-{pooling}-{kind}")
     for cell, kind in (
@@ -597,14 +605,7 @@ POOLED_CASES = [
     for pooling in ("mean", "max")
 ] + [
     pytest.param(cells, pooling, "multiclass", id=f"{'-'.join(cells)}-{pooling}")
-    # The LRUs' output maps pooled over a dense, a per-unit and a map layer,
-    # and read by a dense one.
-    for cells in list(MIXES)[:3] + [
-        ("gru", "lru"),
-        ("egru", "glru"),
-        ("glru", "lru"),
-        ("lru", "gru"),
-    ]
+    for cells in POOLED_MIXES
     for pooling in ("mean", "max")
 ]
 

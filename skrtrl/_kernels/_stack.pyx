@@ -5,7 +5,9 @@ approximation, and BPTT.
 Layer l (l = 0 .. L-1, bottom to top) is one cell of ``_cells.pxd`` (the
 same for all layers, or one per layer: a mixed stack) with n_l units and
 m_l inputs: m_0 the data's,
-m_l = n_{l-1} above (layer l reads layer l-1's h). Its parameters theta^l
+m_l = n_{l-1} above (layer l reads layer l-1's output y, ``cell_output``:
+h, but for the LRUs, whose output map is y = f(C_re Re h - C_im Im h + D x
++ b); see "Layers with an output map" below). Its parameters theta^l
 (R_l x q_l, W_l = R_l q_l numbers; then bias_hh, n_l numbers, for the cells
 that keep it apart) are laid out one after the other in the flat vector,
 then the readout of the top layer:
@@ -60,13 +62,46 @@ m = 1 input, that is 3.3e5 multiply-adds per step (4.0e4 influence
 numbers), against 4.6e3 for the element-wise GRU of 128 units alone and
 3.3e6 for exact RTRL in a GRU of 32 units.
 
+Layers with an output map (the LRU and the gated LRU, ``lru_cell``): the
+layer above reads y^l, not s^l, so d x^(l+1) / d theta^k is
+
+    Y^(l,k)_t = d y^l_t / d theta^k
+              = E^l_t ([C_re, -C_im] M^(l,k)_t + D^l d x^l_t / d theta^k)
+
+(E = diag(f'), ``cell_output_jvp``) for k < l: n_l x W_k numbers after the
+M^(l,k) they are made of, O(n_l (2 n_l + m_l) W_k) per step; when the
+source below is an element-wise layer's own per-unit influence it is
+spread densely first (``pool_unit_influence``). For k = l the map's own
+parameters (C, D, b: columns of theta^l with no influence through the
+recurrence) join, row i of Y^(l,l) from the per-unit own influence
+(``cell_output_influence``, O(n_l r_l) per row, r_l = 2 m_l + 3, or
+3 m_l + 4 with the gate), kept below the top only. An LRU's own influence
+is per unit (J^l is made of 2 x 2 blocks, ns = 2), so it enters the sums
+above as an element-wise layer, but the layer above reads its Y^(l,.)
+densely (y mixes the units): the term k = l-1 of B^(l+1) M costs
+S_(l+1) n_l W_l, as under a fully connected layer. Per step the maps add
+
+    sum_(l map) ( sum_{k<l} n_l (2 n_l + m_l) W_k + (l < top) n_l^2 q_l )
+
+multiply-adds and sum_(l map) (sum_{k<l} n_l W_k + (l < top) n_l W_l)
+numbers of influence. The top layer's gradient: g = dL/dy^top,
+g^T Y^(top,k) for k < top, and for its own parameters gs^T U^top (gs =
+(dy / ds)^T g, ``cell_readout``) plus the map's own part
+(``cell_output_vjp``); a pooled readout of an LRU top keeps
+``cell_output_influence``'s rows as its own accumulator (as one layer
+does, ``_rtrl.pxd``).
+
 The layer-local approximation (Zucchet et al., 2023) keeps only M^(l,l) and
 sends the error down through the current step only:
 
     delta^(l-1)_t = (d x^l_t / d s^(l-1)_t)^T (d s^l_t / d x^l_t)^T delta^l_t,
 
 delta^top = g; layer l's gradient is delta^(l)T M^(l,l). With one layer it
-is exact RTRL. For element-wise cells its cost is the forward pass's.
+is exact RTRL. For element-wise cells its cost is the forward pass's. With
+output maps, delta^l is the error of y^l, x^l = y^(l-1): it reaches the
+state through (d y^l / d s^l)^T (``cell_output_vjp``, which also gives
+the map's own parameters their gradient), and the input through B^l and
+the map's direct path D^T E delta^l (``cell_output_input_vjp``).
 
 Pooled readouts (one target per sequence read from z, the mean of the top
 layer's h over the T steps or each top unit's maximum over them; exact
@@ -957,12 +992,15 @@ def stack_rtrl_online(
 # -- BPTT through the stack ----------------------------------------------------
 #
 # The records of every layer's steps (``cell_forward``) and each target's
-# error g_t = dL_t/dh^top_t are kept for the whole sequence; the backward
+# error g_t = dL_t/dy^top_t are kept for the whole sequence; the backward
 # pass runs t = T-1 .. 0 and, within a step, from the top layer down: the
-# error of layer l at step t (from step t+1 through J^l and from layer l+1
-# through its input) gives, by ``cell_vjp``, layer l's parameter gradient
-# and its error at step t-1, and by B^l_t (``cell_input_jacobian``) the
-# error of layer l-1's h at step t. A pooled readout's error is injected
+# error of layer l's output y at step t (the readout's, or from layer l+1
+# through its input) reaches its state (the h rows, or through the LRUs'
+# output map, ``cell_output_vjp``, which also takes the map's own
+# parameters); with the error from step t+1 through J^l it gives, by
+# ``cell_vjp``, layer l's parameter gradient and its error at step t-1, and
+# by B^l_t (``cell_input_jacobian``) and the map's direct path
+# (``cell_output_input_vjp``) the error of layer l-1's y at step t. A pooled readout's error is injected
 # into the g_t of every step (the mean) or of each top unit's maximum.
 
 cdef inline Py_ssize_t bptt_step_size(const Stack* st) noexcept nogil:
