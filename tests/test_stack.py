@@ -417,6 +417,10 @@ def test_skops_round_trip(tmp_path):
             "truncation must be None",
         ),
         (dict(n_hidden=(3, 2), cell="egru", gradient="snap1"), "'rtrl', 'local'"),
+        # The LRUs stack with the same methods: SnAp-1 (for them the exact
+        # per-unit influence of one layer) is not one of a stack's.
+        (dict(n_hidden=(3, 2), cell="glru", gradient="snap1"), "'rtrl', 'local'"),
+        (dict(n_hidden=(3, 2), cell=("lru", "gru"), gradient="uoro"), "'rtrl'"),
         (dict(n_hidden=(3, 2), cell="egru", gradient="uoro"), "'rtrl', 'local'"),
         (
             dict(n_hidden=(3, 2), cell="egru", output_feedback=True, output="sequence"),
