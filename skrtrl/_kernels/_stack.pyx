@@ -134,7 +134,8 @@ from ._blas cimport gemm_rm, gemv_rm_t
 from ._cells cimport (
     N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
     cell_influence_columns, cell_input_jacobian, cell_jacobian, cell_output,
-    cell_output_influence, cell_output_influence_size, cell_output_input_vjp,
+    cell_output_influence, cell_output_influence_product,
+    cell_output_influence_size, cell_output_input_vjp,
     cell_output_jvp, cell_output_vjp, cell_per_unit, cell_readout, cell_rows,
     cell_separate_bias, cell_unit_jacobian, cell_vjp, copy_bias_gradient,
     lru_cell, record_size, step_work_size,
@@ -190,6 +191,7 @@ ctypedef struct Stack:
     Py_ssize_t gs                       # dL/ds of a map layer (2 widest)
     Py_ssize_t row                      # a row of cell_output_influence
     Py_ssize_t expand                   # a per-unit h block, dense
+    Py_ssize_t kwork                    # cell_output_influence_product's
     int widest
     Py_ssize_t zout
     Py_ssize_t dz
@@ -220,7 +222,7 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     cdef Stack st
     cdef int l, k, top, c
     cdef Py_ssize_t pos, at, widest = 0, work = 0, big = 0, block = 0
-    cdef Py_ssize_t row = 0, expand = 0
+    cdef Py_ssize_t row = 0, expand = 0, kwork = 0
     if len(sizes) < 1 or len(sizes) > MAX_LAYERS:
         raise ValueError(f"a stack has 1 to {MAX_LAYERS} layers")
     kinds = layer_kinds(kind, sizes)
@@ -263,8 +265,12 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     # (The temporary of J M, ``block``, is for the fully connected layers'
     # products only.)
     # A layer with an output map (exact RTRL) then keeps Y^(l,k) = d y^l /
-    # d theta^k (n_l x W_k) for k < l, and for k = l below the top (the
-    # top's own goes through ``cell_output_vjp``).
+    # d theta^k (n_l x W_k) for k < l below the top, and for k = l when the
+    # layer above has a map too (whose D reads it; the input term of the
+    # layer above takes it without forming it,
+    # ``cell_output_influence_product``). The top's are needed by a pooled
+    # readout only (a target's gradient goes through ``cell_output_vjp``
+    # instead): they follow its accumulators.
     top = st.L - 1
     pos = 0
     for l in range(st.L):
@@ -280,14 +286,20 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
                     block = st.S[l] * st.W[k]
         if not st.map[l] or local:
             continue
-        for k in range(l + 1 if l < top else l):
+        for k in range(l if l < top else 0):
             st.out[l * st.L + k] = pos
             pos += <Py_ssize_t> st.n[l] * st.W[k]
+        if l < top and st.map[l + 1]:
+            st.out[l * st.L + l] = pos
+            pos += <Py_ssize_t> st.n[l] * st.W[l]
         if cell_output_influence_size(st.kind[l], st.n[l], st.m[l]) > row:
             row = cell_output_influence_size(st.kind[l], st.n[l], st.m[l])
         if (l > 0 and not st.full[l - 1] and not st.map[l - 1]
                 and st.n[l - 1] * st.W[l - 1] > expand):
             expand = st.n[l - 1] * st.W[l - 1]
+    for l in range(1, st.L):
+        if st.map[l - 1] and not local and 3 * st.S[l] * st.n[l - 1] > kwork:
+            kwork = 3 * st.S[l] * st.n[l - 1]
     st.influence_size = pos
     # A pooled readout's accumulators (see the module docstring): the h rows
     # of the top layer's influences, per unit for an element-wise own one,
@@ -302,6 +314,10 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
         st.pooled[k] = pos
         if not local:
             pos += st.n[top] * st.W[k]
+    if st.map[top] and not local:
+        for k in range(top):
+            st.out[top * st.L + k] = pos
+            pos += <Py_ssize_t> st.n[top] * st.W[k]
     st.pool_size = pos - st.influence_size
     at = PAD
     for l in range(st.L):
@@ -332,6 +348,8 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     at += row
     st.expand = at
     at += expand
+    st.kwork = at
+    at += kwork
     st.zout = at
     at += o
     st.dz = at
@@ -548,12 +566,13 @@ cdef inline double stack_step(
     const Stack* st, const floating* params, const floating* x,
     floating* state, floating* influence, bint first, bint target,
     const floating* y, double weight, int loss_kind, floating* scratch,
-    floating* grad,
+    floating* grad, bint pooled,
 ) noexcept nogil:
     """One step of the stack from ``state`` (in place) and its influence;
     with a target, its loss, and its gradient added into ``grad`` (laid out
     as the parameters). ``first``: the influence is zero before the step
-    (the buffer is not read)."""
+    (the buffer is not read). ``pooled``: a pooled readout follows, which
+    reads the top layer's Y^(top,k) (its buffers after the accumulators)."""
     cdef:
         int L = st.L, top = st.L - 1, l, k
         int kind
@@ -567,6 +586,7 @@ cdef inline double stack_step(
         floating* own
         floating* g = scratch + st.g
         floating* gs = scratch + st.gs
+        floating* gx
         floating* cur
         floating* nxt
         floating* tmp
@@ -618,7 +638,8 @@ cdef inline double stack_step(
                            st.W[l], 0, st.W[l])
         if st.local:
             continue
-        if st.map[l] and l < top:
+        if (st.map[l] and l < top and st.map[l + 1]
+                and (l + 1 < top or pooled)):
             _own_output_rows(st, l, theta, rec, own,
                              influence + st.out[l * L + l], scratch + st.row)
         for k in range(l):
@@ -640,12 +661,19 @@ cdef inline double stack_step(
                     # A fully connected layer over an element-wise one.
                     _add_from_units(st, l, scratch + st.B[l],
                                     influence + st.own[k], M)
+                elif k == l - 1 and st.map[k]:
+                    # B^l (d y^k / d theta^k), from the per-unit own one.
+                    cell_output_influence_product(
+                        st.kind[k], st.n[k], st.m[k], st.q[k],
+                        params + st.theta[k], scratch + st.rec[k],
+                        influence + st.own[k], scratch + st.B[l], st.S[l],
+                        st.m[l], M, st.W[k], scratch + st.kwork)
                 else:
                     gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
                             scratch + st.B[l], st.m[l],
                             _rows_of(st, l - 1, k, influence), st.W[k],
                             <floating> 1, M, st.W[k])
-            if not st.map[l]:
+            if not st.map[l] or (l == top and not pooled):
                 continue
             # Y^(l,k) = (d y / d s) M^(l,k) + (d y / d x) d x^l / d theta^k.
             if units:
@@ -661,11 +689,40 @@ cdef inline double stack_step(
         return loss
     _layer_gradient(st, top, influence + st.own[top], g, gs,
                     grad + st.theta[top])
-    if not st.local:
+    if not st.local and not st.map[top]:
         for k in range(top):
             gemv_rm_t(st.n[top], st.W[k], <floating> 1,
                       _rows_of(st, top, k, influence), st.W[k], g,
                       <floating> 1, grad + st.theta[k])
+        return loss
+    if not st.local:
+        # g^T Y^(top,k) without Y: gs^T M^(top,k) + gx^T d x^top / d theta^k,
+        # gx = (d y / d x)^T g the map's direct path.
+        gx = scratch + st.delta
+        memset(gx, 0, st.m[top] * sizeof(floating))
+        cell_output_input_vjp(st.kind[top], st.n[top], st.m[top], st.q[top],
+                              params + st.theta[top], scratch + st.rec[top],
+                              g, gx)
+        for k in range(top):
+            gemv_rm_t(st.S[top], st.W[k], <floating> 1,
+                      influence + st.cross[top * L + k], st.W[k], gs,
+                      <floating> 1, grad + st.theta[k])
+            if k == top - 1 and not st.full[k] and not st.map[k]:
+                _own_gradient(st, k, influence + st.own[k], gx,
+                              grad + st.theta[k])
+            elif k == top - 1 and st.map[k]:
+                # gx^T d y^k / d theta^k through the map below (gs is free:
+                # this is the last k).
+                cell_output_vjp(st.kind[k], st.n[k], st.m[k], st.q[k],
+                                params + st.theta[k], scratch + st.rec[k],
+                                gx, gs, False, grad + st.theta[k],
+                                scratch + st.work)
+                _layer_gradient(st, k, influence + st.own[k], gx, gs,
+                                grad + st.theta[k])
+            else:
+                gemv_rm_t(st.n[top - 1], st.W[k], <floating> 1,
+                          _rows_of(st, top - 1, k, influence), st.W[k], gx,
+                          <floating> 1, grad + st.theta[k])
         return loss
     # The error down through the current step: only the h rows of the
     # error are nonzero (the layer above reads h), so B's h rows suffice;
@@ -824,7 +881,7 @@ cdef inline double stack_sequence(
         loss += stack_step(
             st, params, X + t * data.m, state, influence, t == 0, target,
             Y + k * data.o, data.weight_scale * weights[k] if target else 0,
-            loss_kind, scratch, scratch + st.grad)
+            loss_kind, scratch, scratch + st.grad, pooled)
         if not pooled:
             continue
         _pool_influences(st, data.pooling, t, params, state, influence,
@@ -975,7 +1032,7 @@ def stack_rtrl_online(
                 loss += stack_step(
                     &st, &params[0], Xb + t * data.m, &hidden[0],
                     &influence[0], first, target, Yb + k * data.o, weight,
-                    loss_kind, &scratch[0], &grad[0])
+                    loss_kind, &scratch[0], &grad[0], False)
                 if not target:
                     continue
                 record_output(out, &data, b, k, &scratch[0] + st.zout)
