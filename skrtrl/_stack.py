@@ -421,26 +421,32 @@ class StackCell:
             flops += self.n * (sum(W) if self.gradient == "rtrl" else 1)
         if self.gradient == "local":
             return flops
-        # The LRUs' output maps: y's rows of the influences (Y^(l,k) =
-        # f' (C [Re; Im] M^(l,k) + D X), n_l (2 n_l + m_l) multiply-adds per
-        # column) for every k < l, and, below the top, of the own influence
-        # (``cell_output_influence``: about n_l^2 q_l).
+        # The LRUs' output maps (``_kernels/_stack.pyx``): y's rows of the
+        # influences, Y^(l,k) = f' (C [Re; Im] M^(l,k) + D X), n_l (2 n_l +
+        # m_l) multiply-adds per column, below the top (the top's for a
+        # pooled readout only); the dense rows of an LRU layer's own under
+        # another LRU layer's; and the layer above an LRU layer takes its
+        # input term from the per-unit own influence, S n (2 n + q).
         maps = [layer.output_map for layer in self.layers]
         top = len(W) - 1
+        pooled = self.pooling != "last"
         for upper in range(1, len(W)):
             for k in range(upper):
                 # From an element-wise layer's own influence: one product
-                # per entry (its rows move one unit each); y mixes the
-                # units of an LRU's.
+                # per entry (its rows move one unit each).
                 per_unit = k == upper - 1 and unit[k] and not maps[k]
                 inner = 1 if per_unit else self.sizes[upper - 1]
-                flops += 2 * S[upper] * W[k] * (inner + mix[upper])
-                if maps[upper]:
+                if k == upper - 1 and maps[k]:
+                    n, q = self.sizes[k], W[k] // self.sizes[k]
+                    flops += 2 * S[upper] * (W[k] * mix[upper] + n * (2 * n + q))
+                else:
+                    flops += 2 * S[upper] * W[k] * (inner + mix[upper])
+                if maps[upper] and (upper < top or pooled):
                     n, m = self.sizes[upper], self.layers[upper].m
                     flops += 2 * n * (2 * n + m) * W[k]
-        for k, (layer, is_map) in enumerate(zip(self.layers, maps)):
-            if is_map and k < top:
-                flops += 2 * layer.n * W[k]
+        for k in range(top):
+            if maps[k] and maps[k + 1] and (k + 1 < top or pooled):
+                flops += 4 * self.layers[k].n * W[k]
         return flops + 2 * self.n * sum(W[:-1])
 
     def new_state(self, dtype):
