@@ -540,6 +540,30 @@ def test_layout_vector_matches_params_order():
     assert layout.size == sum(v.size for v in est.params_.values())
 
 
+@pytest.mark.parametrize("gradient", ["rtrl", "local", "bptt"])
+@pytest.mark.parametrize("cell", ["glru", ("lru", "gru"), ("egru", "lru", "glru")])
+def test_fitted_lru_stack_predicts_as_numpy(cell, gradient):
+    from _reference import _stack_params, _stack_steps, _zero_states
+
+    rng = np.random.RandomState(26)
+    X = random_sequences(rng, 5, N_FEATURES, min_len=2, max_len=5)
+    Y = [rng.normal(size=(x.shape[0], 2)) for x in X]
+    sizes = (3, 2) if isinstance(cell, str) else (3, 2, 4)[: len(cell)]
+    est = RTRLRegressor(
+        sizes, cell=cell, gradient=gradient, output="sequence", max_iter=3,
+        activation="logistic", random_state=0,
+    ).fit(X, Y)  # fmt: skip
+    params = float_params(est)
+    layers = _stack_params(cell, params)
+    predicted = est.predict(X)
+    for x, rows in zip(X, predicted):
+        states, Z = _zero_states(cell, layers), []
+        for x_t in x:
+            states, top = _stack_steps(cell, layers, x_t, states, "logistic")
+            Z.append(params["weight_out"] @ top + params["bias_out"])
+        np.testing.assert_allclose(rows, np.array(Z), rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("cell", ["lru", "glru"])
 def test_lru_layers_take_the_ring_initialisation(cell):
     from skrtrl._cells import CELLS
