@@ -564,6 +564,29 @@ def test_fitted_lru_stack_predicts_as_numpy(cell, gradient):
         np.testing.assert_allclose(rows, np.array(Z), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("gradient", ["rtrl", "local", "bptt"])
+def test_one_lru_layer_with_many_inputs_is_the_single_cell(gradient):
+    # A tuple of one LRU layer is a stack of one; its top layer reads more
+    # inputs (12) than it has units (2), which the stack's buffers of
+    # layer-sized errors must not be asked to hold.
+    rng = np.random.RandomState(27)
+    X = random_sequences(rng, 4, 12, min_len=2, max_len=5)
+    y = rng.normal(size=len(X))
+    single = RTRLRegressor(2, cell="glru", max_iter=1, random_state=0).fit(X, y)
+    one = RTRLRegressor(
+        (2,), cell=("glru",), gradient=gradient, max_iter=1, random_state=0
+    ).fit(X, y)
+    for name, value in single.params_.items():
+        key = name if name.endswith("_out") else f"{name}_l0"
+        one.params_[key][...] = value
+    loss, grad = single.loss_gradient(X, y)
+    loss_one, grad_one = one.loss_gradient(X, y)
+    assert loss_one == pytest.approx(loss, rel=1e-12)
+    for name, value in grad.items():
+        key = name if name.endswith("_out") else f"{name}_l0"
+        np.testing.assert_allclose(grad_one[key], value, rtol=1e-10, atol=1e-13)
+
+
 @pytest.mark.parametrize("cell", ["lru", "glru"])
 def test_lru_layers_take_the_ring_initialisation(cell):
     from skrtrl._cells import CELLS

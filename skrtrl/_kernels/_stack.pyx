@@ -711,6 +711,8 @@ cdef inline double stack_step(
                       <floating> 1, grad + st.theta[k])
         return loss
     if not st.local:
+        if top == 0:
+            return loss  # (gx would be the data's: m_0 may exceed the room)
         # g^T Y^(top,k) without Y: gs^T M^(top,k) + gx^T d x^top / d theta^k,
         # gx = (d y / d x)^T g the map's direct path.
         gx = scratch + st.delta
