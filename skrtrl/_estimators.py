@@ -138,10 +138,10 @@ _PARAMETERS_DOC = """
         which a pooling over time forgets) and wherever pooling has no
         meaning (streams, ``output="sequence"``, output feedback,
         ``update="step"``, UORO, truncated BPTT, the layer-local
-        approximation). With stacked layers
-        (``n_hidden`` a tuple) the readout pools the top layer's hidden
-        states. Exact RTRL carries, beside the influence, its running sum
-        (or, for ``"max"``, each unit's row at its maximum): as much memory
+        approximation). With stacked layers (``n_hidden`` a tuple) the
+        readout pools the top layer's outputs (h, or an LRU layer's y).
+        Exact RTRL carries, beside the influence, its running sum (or, for
+        ``"max"``, each unit's row at its maximum): as much memory
         again as the influence's hidden rows (in a stack, the top layer's
         rows of the influence on every layer's parameters), and one
         addition per step; the LRUs' output map mixes the units, so theirs

@@ -213,8 +213,8 @@ class StackCell:
         Key of ``ACTIVATIONS``, every layer's (the gated cells ignore it).
     pooling : str, default="last"
         Key of ``POOLINGS``: what the readout of a target per sequence reads
-        of the top layer's h (its last value, the mean over the sequence,
-        or each unit's maximum); pooled readouts train by minibatches with
+        of the top layer's output y (its last value, the mean over the
+        sequence, or each unit's maximum); pooled readouts train by minibatches with
         ``gradient="rtrl"`` or ``"bptt"``.
     """
 
@@ -500,7 +500,7 @@ class StackCell:
             )  # fmt: skip
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
-        """The top layer's h after every step, or after the last (or, with a
+        """The top layer's y after every step, or after the last (or, with a
         pooled readout, their mean or maximum over the sequence); ``h0`` is
         a stream's ``"hidden"`` (every layer's state)."""
         top = len(self.layers) - 1

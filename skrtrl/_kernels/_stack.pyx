@@ -119,7 +119,7 @@ the map's own parameters their gradient), and the input through B^l and
 the map's direct path D^T E delta^l (``cell_output_input_vjp``).
 
 Pooled readouts (one target per sequence read from z, the mean of the top
-layer's h over the T steps or each top unit's maximum over them; exact
+layer's y over the T steps or each top unit's maximum over them; exact
 RTRL and BPTT only). dL/dz is known at the end only, so exact RTRL carries
 beside the influences an accumulator A^k (n_top x W_k; W_top numbers for
 the per-unit own influence of an element-wise top layer) for every layer
