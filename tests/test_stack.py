@@ -59,6 +59,7 @@ MIXES = {
     ("gru", "lru", "egru"): (2, 3, 2),
     ("glru", "lru", "elstm"): (2, 3, 2),
     ("elman", "glru", "lru"): (2, 2, 3),
+    ("egru", "lru", "gru"): (3, 2, 2),
 }
 #: Every stack the exactness checks run on: one cell for every layer, or a mix.
 STACKS = [pytest.param(cell, id=cell) for cell in CELLS] + [
