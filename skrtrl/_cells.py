@@ -834,6 +834,11 @@ class LRUCell(_GatedCell):
     def initialize(self, flat, random_state):
         """The ring initialisation (see the class docstring)."""
         super().initialize(flat, random_state)
+        self.initialize_own(flat, random_state)
+
+    def initialize_own(self, flat, random_state):
+        """The draws of the ring initialisation that follow every cell's
+        uniform one (a stack's LRU layers take them after its one draw)."""
         p = self.views(flat)
         n, m = self.n, self.m
         u = 1.0 - random_state.uniform(size=n)  # in (0, 1]: a finite log
@@ -890,9 +895,9 @@ class GLRUCell(LRUCell):
     kind = 7
     gated = True
 
-    def initialize(self, flat, random_state):
+    def initialize_own(self, flat, random_state):
         """The LRU's ring initialisation, then the gate's (see above)."""
-        super().initialize(flat, random_state)
+        super().initialize_own(flat, random_state)
         p = self.views(flat)
         p["weight_gate"][:] = random_state.normal(
             scale=np.sqrt(1.0 / self.m), size=(self.n, self.m)

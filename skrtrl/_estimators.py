@@ -27,11 +27,11 @@ _PARAMETERS_DOC = """
         can be wide.
         Defaults: see "Choosing the defaults" in the user guide. A tuple
         gives the sizes of stacked layers, bottom to top, as MLP's
-        ``hidden_layer_sizes`` does: layer l reads layer l-1's output h and
-        the readout reads the top layer; every layer is a ``cell``, or
-        each its own (a tuple ``cell``); ``gradient`` in ``"rtrl"``,
-        ``"local"`` or ``"bptt"``, the last over minibatches only; no
-        output feedback.
+        ``hidden_layer_sizes`` does: layer l reads layer l-1's output (h;
+        the output map y of an LRU layer) and the readout reads the top
+        layer's; every layer is a ``cell``, or each its own (a tuple
+        ``cell``); ``gradient`` in ``"rtrl"``, ``"local"`` or ``"bptt"``,
+        the last over minibatches only; no output feedback.
         ``params_`` then names each layer's entries with torch's ``_l<k>``
         suffix (``weight_ih_l0``, ...). Exact RTRL through a stack also
         carries the influence of each layer's parameters on every layer
@@ -41,12 +41,11 @@ _PARAMETERS_DOC = """
     cell : {"elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", \
             "glru"} or tuple of str, default=@cell@
         Recurrent cell. A tuple names each stacked layer's cell, bottom to
-        top, one per entry of a tuple ``n_hidden`` (names in "elman",
-        "diagonal", "gru", "lstm", "egru", "elstm"), e.g.
-        ``cell=("gru", "egru"), n_hidden=(8, 128)``: a small fully connected
-        GRU, which can count steps and delay values, under a wide
-        element-wise GRU, whose units each see only their own past; each
-        layer's ``params_`` have its own cell's shapes (see "Stacked
+        top, one per entry of a tuple ``n_hidden`` (any of the names
+        above), e.g. ``cell=("gru", "egru"), n_hidden=(8, 128)``: a small
+        fully connected GRU, which can count steps and delay values, under
+        a wide element-wise GRU, whose units each see only their own past;
+        each layer's ``params_`` have its own cell's shapes (see "Stacked
         layers" in the user guide for when this helps and its cost).
         ``"elman"``: ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b_ih + b_hh)``,
         the fully recurrent net of Williams & Zipser (1989);
@@ -139,10 +138,10 @@ _PARAMETERS_DOC = """
         which a pooling over time forgets) and wherever pooling has no
         meaning (streams, ``output="sequence"``, output feedback,
         ``update="step"``, UORO, truncated BPTT, the layer-local
-        approximation). With stacked layers
-        (``n_hidden`` a tuple) the readout pools the top layer's hidden
-        states. Exact RTRL carries, beside the influence, its running sum
-        (or, for ``"max"``, each unit's row at its maximum): as much memory
+        approximation). With stacked layers (``n_hidden`` a tuple) the
+        readout pools the top layer's outputs (h, or an LRU layer's y).
+        Exact RTRL carries, beside the influence, its running sum (or, for
+        ``"max"``, each unit's row at its maximum): as much memory
         again as the influence's hidden rows (in a stack, the top layer's
         rows of the influence on every layer's parameters), and one
         addition per step; the LRUs' output map mixes the units, so theirs

@@ -2,9 +2,10 @@
 
 Layer l is one cell (the estimator's ``cell``: one name for every layer, or
 a tuple of names, one per layer, bottom to top) with ``n_hidden[l]`` units;
-it reads layer l-1's output h (the bottom layer reads the data) and the
-readout reads the top layer. :class:`StackCell` offers the
-interface of :class:`skrtrl._cells.Cell` over one flat parameter vector::
+it reads layer l-1's output y (h, or an LRU layer's output map; the bottom
+layer reads the data) and the readout reads the top layer's.
+:class:`StackCell` offers the interface of :class:`skrtrl._cells.Cell` over
+one flat parameter vector::
 
     [theta^0 | theta^1 | ... | theta^{L-1} | weight_out | bias_out],
 
@@ -18,16 +19,17 @@ that ``params_`` shows every layer under torch's names with torch's
 Three gradient methods have kernels (``skrtrl/_kernels/_stack.pyx``, where
 the maths and the costs are): exact RTRL through the stack
 (``gradient="rtrl"``), which also carries the influence of each layer's
-parameters on the layers above, the layer-local online approximation
-(``gradient="local"``), which keeps each layer's own influence and sends
-the error down through the current step only, and full BPTT over
+parameters on the layers above (and on the output maps of LRU layers),
+the layer-local online approximation (``gradient="local"``), which keeps
+each layer's own influence and sends the error down through the current
+step only, and full BPTT over
 minibatches. Element-wise layers keep their own influence per unit; the
 fully connected ones keep it dense (in a mixed stack each layer as its
 cell asks), at exact RTRL's usual O(n^4) per
 step, and the resource check refuses what cannot fit.
 
 A pooled readout (``pooling="mean"`` or ``"max"``) reads the mean or each
-unit's maximum of the top layer's h over the sequence: exact RTRL carries
+unit's maximum of the top layer's y over the sequence: exact RTRL carries
 the running sum (or the per-unit argmax copy) of the top layer's influence
 rows on every layer's parameters, BPTT injects the pooled error at every
 step of the top layer. The layer-local approximation has no pooled form
@@ -47,9 +49,9 @@ from ._kernels._stack import (
 )
 from ._parallel import blas_single_threaded
 
-#: The cells that stack: each layer's output is its h, read by the layer
-#: above (a cell with another output would need its own rule).
-STACK_CELLS = ("elman", "diagonal", "gru", "lstm", "egru", "elstm")
+#: The cells that stack: each layer's output y (h, or the LRUs' output
+#: map) is read by the layer above.
+STACK_CELLS = ("elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", "glru")
 #: Gradient methods of stacks, and the training modes of each (output
 #: feedback is not supported yet; BPTT through a stack is full BPTT over
 #: minibatches of sequences).
@@ -211,8 +213,8 @@ class StackCell:
         Key of ``ACTIVATIONS``, every layer's (the gated cells ignore it).
     pooling : str, default="last"
         Key of ``POOLINGS``: what the readout of a target per sequence reads
-        of the top layer's h (its last value, the mean over the sequence,
-        or each unit's maximum); pooled readouts train by minibatches with
+        of the top layer's output y (its last value, the mean over the
+        sequence, or each unit's maximum); pooled readouts train by minibatches with
         ``gradient="rtrl"`` or ``"bptt"``.
     """
 
@@ -345,12 +347,18 @@ class StackCell:
     def initialize(self, flat, random_state):
         """Uniform(-1/sqrt(n_l), 1/sqrt(n_l)) for layer l's entries (torch's
         rule per layer), 1/sqrt(n_top) for the readout; one draw, so that one
-        layer starts where the single cell does."""
+        layer starts where the single cell does. Then each LRU layer, bottom
+        to top, takes the draws of its ring initialisation
+        (``LRUCell.initialize_own``), as the single cell does after its
+        uniform draw."""
         bound = np.empty(flat.shape[0])
         for layer, part in zip(self.layers, self._theta):
             bound[part] = 1.0 / np.sqrt(layer.n)
         bound[self._readout :] = 1.0 / np.sqrt(self.n)
         flat[:] = random_state.uniform(-bound, bound)
+        for layer, part in zip(self.layers, self._theta):
+            if layer.output_map:
+                layer.initialize_own(flat[part], random_state)
 
     def readout(self, flat, H):
         """Readout pre-activations of the top layer's ``H``."""
@@ -413,13 +421,32 @@ class StackCell:
             flops += self.n * (sum(W) if self.gradient == "rtrl" else 1)
         if self.gradient == "local":
             return flops
+        # The LRUs' output maps (``_kernels/_stack.pyx``): y's rows of the
+        # influences, Y^(l,k) = f' (C [Re; Im] M^(l,k) + D X), n_l (2 n_l +
+        # m_l) multiply-adds per column, below the top (the top's for a
+        # pooled readout only); the dense rows of an LRU layer's own under
+        # another LRU layer's; and the layer above an LRU layer takes its
+        # input term from the per-unit own influence, S n (2 n + q).
+        maps = [layer.output_map for layer in self.layers]
+        top = len(W) - 1
+        pooled = self.pooling != "last"
         for upper in range(1, len(W)):
             for k in range(upper):
                 # From an element-wise layer's own influence: one product
                 # per entry (its rows move one unit each).
-                per_unit = k == upper - 1 and unit[k]
+                per_unit = k == upper - 1 and unit[k] and not maps[k]
                 inner = 1 if per_unit else self.sizes[upper - 1]
-                flops += 2 * S[upper] * W[k] * (inner + mix[upper])
+                if k == upper - 1 and maps[k]:
+                    n, q = self.sizes[k], W[k] // self.sizes[k]
+                    flops += 2 * S[upper] * (W[k] * mix[upper] + n * (2 * n + q))
+                else:
+                    flops += 2 * S[upper] * W[k] * (inner + mix[upper])
+                if maps[upper] and (upper < top or pooled):
+                    n, m = self.sizes[upper], self.layers[upper].m
+                    flops += 2 * n * (2 * n + m) * W[k]
+        for k in range(top):
+            if maps[k] and maps[k + 1] and (k + 1 < top or pooled):
+                flops += 4 * self.layers[k].n * W[k]
         return flops + 2 * self.n * sum(W[:-1])
 
     def new_state(self, dtype):
@@ -473,7 +500,7 @@ class StackCell:
             )  # fmt: skip
 
     def forward(self, flat, values, x_start, lengths, every_step, h0=None):
-        """The top layer's h after every step, or after the last (or, with a
+        """The top layer's y after every step, or after the last (or, with a
         pooled readout, their mean or maximum over the sequence); ``h0`` is
         a stream's ``"hidden"`` (every layer's state)."""
         top = len(self.layers) - 1

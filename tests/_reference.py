@@ -37,6 +37,8 @@ names start with ``weight`` (and on the LRU's matrices ``B_*``, ``C_*``,
 ``r % n_hidden`` (SnAp-1's blocks).
 """
 
+import re
+
 import numpy as np
 from scipy.special import expit, softmax
 
@@ -48,8 +50,10 @@ OTHER_WEIGHTS = ("B_re", "B_im", "C_re", "C_im", "D")
 
 
 def penalized(name):
-    """Whether L2 regularisation acts on the parameter ``name``."""
-    return name.startswith("weight") or name in OTHER_WEIGHTS
+    """Whether L2 regularisation acts on the parameter ``name`` (a stack's
+    names too: a layer's suffix ``_l<k>`` aside)."""
+    base = re.sub(r"_l\d+$", "", name)
+    return name.startswith("weight") or base in OTHER_WEIGHTS
 
 
 class Layout:
@@ -316,52 +320,50 @@ def _layer_cells(cell, L):
 
 
 def _stack_steps(cell, layers, x, states, activation):
-    """One step of every layer on input x (m,) from ``states``: the steps
-    objects (one batch row per state entry of each layer: vjp with unit
-    vectors gives rows of the Jacobians) are built by the caller; here the
-    plain forward: the new states."""
+    """One step of every layer on input x (m,) from ``states``: the new
+    states and the top layer's output y (layer k reads layer k-1's y: h, or
+    the LRUs' output map)."""
     new, u = [], x
     for name, layer, s in zip(_layer_cells(cell, len(layers)), layers, states):
-        s = steps_from(name, layer, u[None, None], activation, s[None]).S[0, 1]
-        new.append(s)
-        u = s[: layer["weight_out"].shape[1]]
-    return new
+        steps = steps_from(name, layer, u[None, None], activation, s[None])
+        new.append(steps.S[0, 1])
+        u = steps.output(0)[0]
+    return new, u
 
 
 def stack_forward_loss(cell, params, activation, loss, sequences):
-    """As :func:`forward_loss`, for a stack: layer k reads layer k-1's h."""
+    """As :func:`forward_loss`, for a stack: layer k reads layer k-1's y."""
     layers = _stack_params(cell, params)
     W, b = params["weight_out"], params["bias_out"]
     total = 0.0
     for x, Y, w in sequences:
         states = _zero_states(cell, layers)
         for t in range(x.shape[0]):
-            states = _stack_steps(cell, layers, x[t], states, activation)
+            states, y = _stack_steps(cell, layers, x[t], states, activation)
             if w[t]:
-                z = W @ states[-1][: W.shape[1]] + b
+                z = W @ y + b
                 total += w[t] * loss_and_output_grad(loss, z, Y[t])[0]
     return total
 
 
 def stack_pooled_outputs(cell, params, activation, X, pooling):
-    """Readout pre-activations of the top layer's pooled h, one row per
+    """Readout pre-activations of the top layer's pooled y, one row per
     sequence (each from the zero state, over its own steps only)."""
     layers = _stack_params(cell, params)
-    n_top = params["weight_out"].shape[1]
     rows = []
     for x in X:
         states = _zero_states(cell, layers)
         H = []
         for t in range(x.shape[0]):
-            states = _stack_steps(cell, layers, x[t], states, activation)
-            H.append(states[-1][:n_top])
+            states, y = _stack_steps(cell, layers, x[t], states, activation)
+            H.append(y)
         z = pool_hidden(np.array(H), pooling)
         rows.append(params["weight_out"] @ z + params["bias_out"])
     return np.array(rows)
 
 
 def stack_pooled_loss(cell, params, activation, loss, sequences, pooling):
-    """As :func:`pooled_loss`, for a stack (the top layer's h pooled)."""
+    """As :func:`pooled_loss`, for a stack (the top layer's y pooled)."""
     Z = stack_pooled_outputs(
         cell, params, activation, [x for x, _, _ in sequences], pooling
     )
@@ -376,23 +378,32 @@ def _zero_states(cell, layers):
             for name, layer in zip(names, layers)]  # fmt: skip
 
 
+def _layer_count(params):
+    """Layers of a stack's ``params_``: the largest ``_l<k>`` suffix + 1."""
+    return 1 + max(
+        int(name.rsplit("_l", 1)[1]) for name in params if not name.endswith("_out")
+    )
+
+
 def _stack_params(cell, params):
-    L = sum(name.startswith("weight_ih_l") for name in params)
-    layers, k = [], 0
-    while f"weight_ih_l{k}" in params:
+    L = _layer_count(params)
+    layers = []
+    for k in range(L):
         name = _layer_cells(cell, L)[k]
-        gates = {"egru": 3, "elstm": 4, "gru": 3, "lstm": 4}.get(name, 1)
         suffix = f"_l{k}"
         layer = {
-            name[: -len(suffix)]: np.asarray(value, dtype=float)
-            for name, value in params.items()
-            if name.endswith(suffix)
+            key[: -len(suffix)]: np.asarray(value, dtype=float)
+            for key, value in params.items()
+            if key.endswith(suffix)
         }
-        n = layer["weight_ih"].shape[0] // gates
+        if "nu_log" in layer:  # the LRUs: one row per unit
+            n = layer["nu_log"].shape[0]
+        else:
+            gates = {"egru": 3, "elstm": 4, "gru": 3, "lstm": 4}.get(name, 1)
+            n = layer["weight_ih"].shape[0] // gates
         layer["weight_out"] = np.zeros((0, n))
         layer["bias_out"] = np.zeros(0)
         layers.append(layer)
-        k += 1
     return layers
 
 
@@ -401,15 +412,19 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
     """RTRL through a stack in numpy, with an SGD step after every target.
 
     Every layer k carries P^k = d s^k / d theta (all parameters, dense):
-    ``P^k_t = J^k_t P^k_{t-1} + I^k_t + (d s^k_t / d x^k_t) P^{k-1}_t[h]``
-    (exact), the Jacobians and immediate terms taken from the numpy steps'
-    ``vjp`` with unit vectors. ``local``: the layer-local approximation by
-    its definition: P^k keeps its own layer's columns only (no term through
-    the input), and the error of a target goes down through the current
-    step only, ``delta^{k-1} = (d s^k_t / d x^k_t)^T delta^k`` on layer
-    k-1's h, each layer's gradient ``delta^k P^k[h]``. ``reset``: each
-    sequence from zero (else one stream carried on). Returns as
-    :func:`rtrl`, with ``state`` the list of the layers' states.
+    ``P^k_t = J^k_t P^k_{t-1} + I^k_t + (d s^k_t / d x^k_t) Y^{k-1}_t``
+    (exact), with Y^k = d y^k / d theta the influence of layer k's output
+    (``Y^k = (d y / d s) P^k + (d y / d x) Y^{k-1}`` + its output map's own
+    parameters; the h rows of P^k where y is h), the Jacobians and
+    immediate terms taken from the numpy steps' ``vjp`` and ``output_vjp``
+    with unit vectors. ``local``: the layer-local approximation by its
+    definition: P^k keeps its own layer's columns only (no term through the
+    input), and the error of a target goes down through the current step
+    only, ``delta^{k-1} = (d y^k_t / d x^k_t)^T delta^k`` on layer k-1's y
+    (through the state and the output map's direct path), each layer's
+    gradient ``delta^k Y^k`` (its own columns). ``reset``: each sequence
+    from zero (else one stream carried on). Returns as :func:`rtrl`, with
+    ``state`` the list of the layers' states.
     """
     layout = Layout(params)
     theta = layout.vector(params)
@@ -428,8 +443,10 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
         for t in range(x.shape[0]):
             p = layout.arrays(theta)
             layers = _stack_params(cell, p)
-            u, J_x = x[t], []
+            u, J_x, P_y = x[t], [], []
+            P_in = np.zeros((x.shape[1], layout.size))
             for k, layer in enumerate(layers):
+                n = sizes[k]
                 U, s0 = np.tile(u, (S[k], 1, 1)), np.tile(states[k], (S[k], 1))
                 steps = steps_from(names[k], layer, U, activation, s0)
                 J, grads, B = steps.vjp(0, np.eye(S[k]))
@@ -438,12 +455,22 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
                     immediate[:, layout.slices[f"{name}_l{k}"]] += g.reshape(S[k], -1)
                 P[k] = J @ P[k] + immediate
                 if k and not local:
-                    P[k] += B @ P[k - 1][: sizes[k - 1]]
-                J_x.append(B)
+                    P[k] += B @ P_in
+                # The output: d y / d s, its own parameters', d y / d x.
+                J_y, grads_y, D = steps.output_vjp(0, np.eye(S[k], n))
+                J_y, D = J_y[:n], D[:n]
+                Y_k = J_y @ P[k]
+                for name, g in grads_y.items():
+                    Y_k[:, layout.slices[f"{name}_l{k}"]] += g[:n].reshape(n, -1)
+                if k and not local:
+                    Y_k += D @ P_in
+                P_y.append(Y_k)
+                J_x.append(J_y @ B[:, :] + D)
                 states[k] = steps.S[0, 1]
-                u = states[k][: sizes[k]]
+                u = steps.output(0)[0]
+                P_in = Y_k
             Wt, b = p["weight_out"], p["bias_out"]
-            h = states[-1][:n_top]
+            h = u
             z = Wt @ h + b
             if not w[t]:
                 continue
@@ -453,11 +480,11 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
             grad[layout.slices["weight_out"]] = w[t] * np.outer(dz, h).ravel()
             grad[layout.slices["bias_out"]] = w[t] * dz
             delta = w[t] * (Wt.T @ dz)
-            grad += delta @ P[-1][:n_top]
+            grad += delta @ P_y[-1]
             if local:
                 for k in range(L - 1, 0, -1):
-                    delta = J_x[k][: sizes[k]].T @ delta
-                    grad += delta @ P[k - 1][: sizes[k - 1]]
+                    delta = J_x[k].T @ delta
+                    grad += delta @ P_y[k - 1]
             theta = _sgd_step(layout, theta, grad, w[t], alpha, lr)
             total += grad
     return dict(params=layout.arrays(theta), gradient=total, loss=total_loss,

@@ -57,6 +57,9 @@ ESTIMATORS = [
     # A mixed stack, a tuple cell (a fully connected GRU under element-wise
     # GRU units), through get_params, clone and every check (about 15 s).
     RTRLClassifier((4, 8), cell=("gru", "egru"), learning_rate_init=0.01),
+    # A stack of gated LRUs: each layer reads the output map of the one
+    # below; the classifier's default cell, pooled by "auto" (the maximum).
+    RTRLClassifier((4, 4), cell="glru", learning_rate_init=0.01),
 ]
 
 

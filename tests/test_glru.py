@@ -83,7 +83,13 @@ def test_an_open_gate_is_the_lru():
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(n_hidden=(3, 2)), "stacked layers.*got cell='glru'"),
+        (
+            dict(output_feedback=True, teacher_forcing=False, output="sequence"),
+            "cell='glru' does not support training mode 'free_running'",
+        ),
+        # Stacked layers carry the maps' influences (``_kernels/_stack.pyx``)
+        # but no output feedback, whatever the cell.
+        (dict(n_hidden=(3, 2), output_feedback=True), "stacked layers.*feedback"),
     ],
 )
 def test_what_the_lru_refuses_the_glru_refuses(params, match):

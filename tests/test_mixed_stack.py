@@ -142,6 +142,34 @@ def test_resources_count_each_layers_form():
     assert cell.step_flops(True) > StackCell("egru", (4, 64), 2, 1).step_flops(True)
 
 
+def test_resources_count_the_lru_layers_output_rows():
+    # Each LRU layer's own influence per unit (2 W_l), M^(l,k) dense
+    # (S_l W_k) and, for exact RTRL below the top, its output rows
+    # d y^l / d theta^k (n_l W_k for k <= l); the top layer's only with a
+    # pooled readout, after its accumulators.
+    m, n0, n1 = 2, 3, 5
+    W0 = n0 * (3 * m + 2 * n0 + 4)  # the LRU's q = 3 m + 2 n + 4
+    W1 = n1 * (3 * n0 + 2 * n1 + 4)
+    exact = StackCell("lru", (n0, n1), m, 1)
+    assert exact._influence == (
+        2 * W0 + n0 * W0  # layer 0: own, and its output rows
+        + 2 * W1 + 2 * n1 * W0  # layer 1: own, M^(1,0)
+    )  # fmt: skip
+    assert exact._pool == 0
+    pooled = StackCell("lru", (n0, n1), m, 1, pooling="mean")
+    r1 = 2 * n0 + 3  # the top layer's columns with influence
+    # Its own rows of d y / d theta, A^0, and Y^(1,0).
+    row = n1 * r1 + (2 * n1 + n0 + 1)
+    assert pooled._pool == n1 * row + n1 * W0 + n1 * W0
+    local = StackCell("lru", (n0, n1), m, 1, gradient="local")
+    assert local._influence == 2 * W0 + 2 * W1
+    # Above an LRU the source is dense (y mixes the units): more work than
+    # above an element-wise GRU of the same size, and the map's rows cost.
+    over_lru = StackCell(("lru", "egru"), (8, 8), m, 1).step_flops(True)
+    over_egru = StackCell(("egru", "egru"), (8, 8), m, 1).step_flops(True)
+    assert over_lru > over_egru
+
+
 def test_every_stack_cell_mixes():
     for below in STACK_CELLS:
         for above in STACK_CELLS:

@@ -42,7 +42,7 @@ N_FEATURES = 2
 SIZES = (3, 2, 3)
 ALPHA = 0.05
 LEARNING_RATE = 0.1
-CELLS = ("egru", "elstm", "diagonal", "elman", "gru", "lstm")
+CELLS = ("egru", "elstm", "diagonal", "elman", "gru", "lstm", "lru", "glru")
 #: Mixed stacks (a tuple ``cell``, one per layer) and their sizes: fully
 #: connected under element-wise, the other way, ns = 1 under ns = 2, and
 #: three layers (cross terms through a middle layer of another form).
@@ -52,6 +52,14 @@ MIXES = {
     ("elman", "elstm"): (2, 3),
     ("elstm", "lstm", "diagonal"): (2, 2, 3),
     ("diagonal", "elman", "egru"): (3, 2, 2),
+    # The LRUs' layers read and are read through their output maps: under
+    # and over a per-unit, a dense and another map layer.
+    ("lru", "gru"): (3, 2),
+    ("egru", "glru"): (3, 2),
+    ("gru", "lru", "egru"): (2, 3, 2),
+    ("glru", "lru", "elstm"): (2, 3, 2),
+    ("elman", "glru", "lru"): (2, 2, 3),
+    ("egru", "lru", "gru"): (3, 2, 2),
 }
 #: Every stack the exactness checks run on: one cell for every layer, or a mix.
 STACKS = [pytest.param(cell, id=cell) for cell in CELLS] + [
@@ -188,7 +196,13 @@ def test_local_equals_numpy_reference(cell, kind, output):
     assert_same_params(grad, expected, rtol=1e-9, atol=1e-12)
     # An approximation: the lower layers' gradients differ from the exact.
     exact = est.set_params(gradient="rtrl").loss_gradient(X, y, sample_weight=weights)
-    assert not np.allclose(grad["weight_ih_l0"], exact[1]["weight_ih_l0"])
+    bottom = [name for name in grad if name.endswith("_l0")]
+    assert not np.allclose(
+        np.concatenate([np.ravel(grad[name]) for name in bottom]),
+        np.concatenate([np.ravel(exact[1][name]) for name in bottom]),
+        rtol=1e-6,
+        atol=0,
+    )
     np.testing.assert_allclose(grad["weight_out"], exact[1]["weight_out"], rtol=1e-12)
 
 
@@ -203,9 +217,8 @@ def test_one_layer_local_and_tuple_equal_the_single_cell(cell):
     local.fit(X, y)
     assert list(tuple_one.params_) == list(single.params_)
     # One layer: the same names, the same initialisation, the same gradient.
-    assert list(local.params_) == [f"{k}_l0" for k in single.params_][:4] + [
-        "weight_out",
-        "bias_out",
+    assert list(local.params_) == [
+        k if k.endswith("_out") else f"{k}_l0" for k in single.params_
     ]
     for name, value in single.params_.items():
         np.testing.assert_array_equal(tuple_one.params_[name], value)
@@ -310,17 +323,17 @@ def test_stream_follows_numpy_and_predicts_on(cell, gradient):
     layers = _stack_params(cell, params)
     Z = []
     for x in X_next:
-        states = _stack_steps(cell, layers, x, states, "tanh")
-        top = sizes_of(cell)[-1]
-        Z.append(params["weight_out"] @ states[-1][:top] + params["bias_out"])
+        states, top = _stack_steps(cell, layers, x, states, "tanh")
+        Z.append(params["weight_out"] @ top + params["bias_out"])
     np.testing.assert_allclose(predicted, np.array(Z), rtol=1e-9, atol=1e-12)
 
 
-def test_threads_and_float32_agree():
+@pytest.mark.parametrize("cell", ["elstm", ("glru", "lru", "gru")])
+def test_threads_and_float32_agree(cell):
     rng = np.random.RandomState(3)
     X = random_sequences(rng, 8, N_FEATURES, max_len=6)
     y = rng.normal(size=len(X))
-    est = RTRLRegressor(SIZES, cell="elstm", max_iter=1, random_state=0).fit(X, y)
+    est = RTRLRegressor(SIZES, cell=cell, max_iter=1, random_state=0).fit(X, y)
     randomize(est, rng, 0.5)
     # Threads take whole sequences and the rows are summed in order.
     for gradient in ("local", "bptt", "rtrl"):
@@ -333,7 +346,7 @@ def test_threads_and_float32_agree():
     est.set_params(n_jobs=1)
     loss, grad = est.loss_gradient(X, y)
     X32 = [x.astype(np.float32) for x in X]
-    est32 = RTRLRegressor(SIZES, cell="elstm", max_iter=1, random_state=0)
+    est32 = RTRLRegressor(SIZES, cell=cell, max_iter=1, random_state=0)
     est32.fit(X32, y.astype(np.float32))
     for name, value in est.params_.items():
         est32.params_[name][...] = value
@@ -405,6 +418,10 @@ def test_skops_round_trip(tmp_path):
             "truncation must be None",
         ),
         (dict(n_hidden=(3, 2), cell="egru", gradient="snap1"), "'rtrl', 'local'"),
+        # The LRUs stack with the same methods: SnAp-1 (for them the exact
+        # per-unit influence of one layer) is not one of a stack's.
+        (dict(n_hidden=(3, 2), cell="glru", gradient="snap1"), "'rtrl', 'local'"),
+        (dict(n_hidden=(3, 2), cell=("lru", "gru"), gradient="uoro"), "'rtrl'"),
         (dict(n_hidden=(3, 2), cell="egru", gradient="uoro"), "'rtrl', 'local'"),
         (
             dict(n_hidden=(3, 2), cell="egru", output_feedback=True, output="sequence"),
@@ -445,7 +462,6 @@ def test_skops_round_trip(tmp_path):
             dict(n_hidden=(3, 2, 2), cell=("gru", "egru")),
             "tuple n_hidden of the same length",
         ),
-        (dict(n_hidden=(3, 2), cell=("gru", "lru")), "cells that stack.*'lru'"),
         (dict(n_hidden=(3, 2), cell=("gru", "nope")), "cells that stack.*'nope'"),
         (
             dict(n_hidden=(3, 2), cell=("gru", "egru"), gradient="snap1"),
@@ -490,24 +506,27 @@ def test_resources_refuse_a_stack_that_cannot_fit(monkeypatch):
     RTRLRegressor((64, 64, 64), cell="egru", gradient="local", max_iter=1).fit(X, y)
 
 
-def test_export_refuses_stacks():
+@pytest.mark.parametrize("cell", ["egru", "lru", ("lru", "gru")])
+def test_export_refuses_stacks(cell):
     pytest.importorskip("onnx")
     from skrtrl.export import to_onnx
 
     X, y = np.zeros((2, 3, 2)), np.zeros(2)
-    est = RTRLRegressor((3, 2), cell="egru", max_iter=1).fit(X, y)
-    with pytest.raises(ValueError, match="stack"):
+    est = RTRLRegressor((3, 2), cell=cell, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="does not support stacked layers"):
         to_onnx(est)
 
 
+@pytest.mark.parametrize("cell", ["egru", "glru"])
 @pytest.mark.parametrize(
     "name", ["credit_over_time", "input_saliency", "recurrent_jacobian_spectrum"]
 )
-def test_inspection_refuses_stacks(name):
+def test_inspection_refuses_stacks(name, cell):
     import skrtrl.inspection as inspection
 
     X, y = np.zeros((2, 3, 2)), np.zeros(2)
-    est = RTRLRegressor((3, 2), cell="egru", max_iter=1).fit(X, y)
+    # (An LRU stack has no weight_ih_l0: each layer's suffix tells.)
+    est = RTRLRegressor((3, 2), cell=cell, max_iter=1).fit(X, y)
     args = (X, y) if name == "credit_over_time" else (X,)
     with pytest.raises(ValueError, match="stacked layers"):
         getattr(inspection, name)(est, *args)
@@ -520,6 +539,75 @@ def test_layout_vector_matches_params_order():
     est = RTRLRegressor(SIZES, cell="egru", max_iter=1).fit(X, np.zeros(2))
     layout = Layout(float_params(est))
     assert layout.size == sum(v.size for v in est.params_.values())
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "local", "bptt"])
+@pytest.mark.parametrize("cell", ["glru", ("lru", "gru"), ("egru", "lru", "glru")])
+def test_fitted_lru_stack_predicts_as_numpy(cell, gradient):
+    from _reference import _stack_params, _stack_steps, _zero_states
+
+    rng = np.random.RandomState(26)
+    X = random_sequences(rng, 5, N_FEATURES, min_len=2, max_len=5)
+    Y = [rng.normal(size=(x.shape[0], 2)) for x in X]
+    sizes = (3, 2) if isinstance(cell, str) else (3, 2, 4)[: len(cell)]
+    est = RTRLRegressor(
+        sizes, cell=cell, gradient=gradient, output="sequence", max_iter=3,
+        activation="logistic", random_state=0,
+    ).fit(X, Y)  # fmt: skip
+    params = float_params(est)
+    layers = _stack_params(cell, params)
+    predicted = est.predict(X)
+    for x, rows in zip(X, predicted):
+        states, Z = _zero_states(cell, layers), []
+        for x_t in x:
+            states, top = _stack_steps(cell, layers, x_t, states, "logistic")
+            Z.append(params["weight_out"] @ top + params["bias_out"])
+        np.testing.assert_allclose(rows, np.array(Z), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("gradient", ["rtrl", "local", "bptt"])
+def test_one_lru_layer_with_many_inputs_is_the_single_cell(gradient):
+    # A tuple of one LRU layer is a stack of one; its top layer reads more
+    # inputs (12) than it has units (2), which the stack's buffers of
+    # layer-sized errors must not be asked to hold.
+    rng = np.random.RandomState(27)
+    X = random_sequences(rng, 4, 12, min_len=2, max_len=5)
+    y = rng.normal(size=len(X))
+    single = RTRLRegressor(2, cell="glru", max_iter=1, random_state=0).fit(X, y)
+    one = RTRLRegressor(
+        (2,), cell=("glru",), gradient=gradient, max_iter=1, random_state=0
+    ).fit(X, y)
+    for name, value in single.params_.items():
+        key = name if name.endswith("_out") else f"{name}_l0"
+        one.params_[key][...] = value
+    loss, grad = single.loss_gradient(X, y)
+    loss_one, grad_one = one.loss_gradient(X, y)
+    assert loss_one == pytest.approx(loss, rel=1e-12)
+    for name, value in grad.items():
+        key = name if name.endswith("_out") else f"{name}_l0"
+        np.testing.assert_allclose(grad_one[key], value, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell", ["lru", "glru"])
+def test_lru_layers_take_the_ring_initialisation(cell):
+    from skrtrl._cells import CELLS
+    from skrtrl._stack import StackCell
+
+    stack = StackCell(("egru", cell, cell), (2, 5, 4), 3, 1)
+    flat = np.empty(stack.n_params)
+    stack.initialize(flat, np.random.RandomState(0))
+    views = stack.views(flat)
+    lru = CELLS[cell]
+    for k, n in ((1, 5), (2, 4)):
+        modulus = np.exp(-np.exp(views[f"nu_log_l{k}"]))
+        assert np.all((lru.R_MIN <= modulus) & (modulus <= lru.R_MAX))
+        # gamma = sqrt(1 - |lambda|^2), B of variance 1 / (2 m): not uniform.
+        np.testing.assert_allclose(
+            np.exp(views[f"gamma_log_l{k}"]), np.sqrt(1 - modulus**2)
+        )
+        assert views[f"C_re_l{k}"].shape == (n, n)
+    # The layer below keeps torch's uniform draw.
+    assert np.abs(views["weight_ih_l0"]).max() <= 1 / np.sqrt(2)
 
 
 def test_only_known_cells_stack():
@@ -550,13 +638,26 @@ def pooled_case(cell, pooling, kind, gradient="rtrl"):
     return est, X, y, weights, sequences
 
 
+#: The first mixes, and the LRUs' output maps pooled over a dense, a
+#: per-unit and a map layer, and read by a dense one.
+POOLED_MIXES = list(MIXES)[:3] + [
+    ("gru", "lru"),
+    ("egru", "glru"),
+    ("glru", "lru"),
+    ("lru", "gru"),
+]
 POOLED_CASES = [
     pytest.param(cell, pooling, kind, id=f"{cell}-{pooling}-{kind}")
-    for cell, kind in (("egru", "multiclass"), ("gru", "regression"))
+    for cell, kind in (
+        ("egru", "multiclass"),
+        ("gru", "regression"),
+        ("lru", "regression"),
+        ("glru", "multiclass"),
+    )
     for pooling in ("mean", "max")
 ] + [
     pytest.param(cells, pooling, "multiclass", id=f"{'-'.join(cells)}-{pooling}")
-    for cells in list(MIXES)[:3]
+    for cells in POOLED_MIXES
     for pooling in ("mean", "max")
 ]
 
@@ -577,7 +678,8 @@ def test_pooled_rtrl_equals_bptt_and_finite_differences(cell, pooling, kind):
     numeric = numeric_gradient(objective, params)
     assert_same_params(grad, numeric, rtol=1e-7, atol=1e-9)
     # Every layer's parameters get a share (the pooled error reaches down).
-    assert np.abs(grad["weight_ih_l0"]).max() > 1e-3
+    bottom = [np.abs(value).max() for name, value in grad.items() if "_l0" in name]
+    assert max(bottom) > 1e-3
     bptt_loss, bptt_grad = est.set_params(gradient="bptt").loss_gradient(
         X, y, sample_weight=weights
     )
@@ -593,7 +695,7 @@ def test_pooled_rtrl_equals_bptt_and_finite_differences(cell, pooling, kind):
 
 @pytest.mark.parametrize("gradient", ["rtrl", "bptt"])
 @pytest.mark.parametrize("pooling", ["mean", "max"])
-@pytest.mark.parametrize("cell", ["egru", "elman"])
+@pytest.mark.parametrize("cell", ["egru", "elman", "glru", ("lru", "egru")])
 def test_fitted_pooled_stack_predicts_as_numpy(cell, pooling, gradient):
     rng = np.random.RandomState(21)
     X = random_sequences(rng, 6, N_FEATURES, min_len=1, max_len=5)
@@ -647,11 +749,12 @@ def test_auto_pools_a_classifier_stack_by_the_maximum(gradient):
     assert auto._cell.pooling == "last"
 
 
-def test_pooled_stack_threads_and_float32_agree():
+@pytest.mark.parametrize("cell", ["elstm", ("egru", "glru")])
+def test_pooled_stack_threads_and_float32_agree(cell):
     rng = np.random.RandomState(24)
     X = random_sequences(rng, 8, N_FEATURES, min_len=1, max_len=6)
     y = rng.normal(size=len(X))
-    est = RTRLRegressor(POOLED_SIZES, cell="elstm", pooling="max", max_iter=1,
+    est = RTRLRegressor(POOLED_SIZES, cell=cell, pooling="max", max_iter=1,
                         random_state=0).fit(X, y)  # fmt: skip
     randomize(est, rng, 0.5)
     for gradient in ("bptt", "rtrl"):
@@ -662,7 +765,7 @@ def test_pooled_stack_threads_and_float32_agree():
         for name in grad:
             np.testing.assert_array_equal(grad2[name], grad[name])
     X32 = [x.astype(np.float32) for x in X]
-    est32 = RTRLRegressor(POOLED_SIZES, cell="elstm", pooling="max", max_iter=1,
+    est32 = RTRLRegressor(POOLED_SIZES, cell=cell, pooling="max", max_iter=1,
                           random_state=0).fit(X32, y.astype(np.float32))  # fmt: skip
     for name, value in est.params_.items():
         est32.params_[name][...] = value

@@ -660,6 +660,67 @@ cdef inline void cell_output_vjp(
         grad_theta[i * q + q - 1] += e[i]
 
 
+cdef inline void cell_output_input_vjp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* g, floating* gx,
+) noexcept nogil:
+    """gx += (d y_t / d x_t)^T g at fixed s_t (m numbers): the output
+    map's direct path from the step's input, D^T (f' g) for the LRU (a
+    layer of a stack that reads it sends this down); nothing for the cells
+    whose y is h."""
+    cdef:
+        int r = _lru_recurrent(kind, m)
+        int i, j
+        floating e
+        const floating* coef
+        const floating* d_row
+    if not lru_cell(kind):
+        return
+    coef = record_coefficients(kind, n, m, rec)
+    for i in range(n):
+        e = g[i] * coef[LRU_DF * n + i]
+        d_row = theta + i * q + r + 2 * n
+        for j in range(m):
+            gx[j] += e * d_row[j]
+
+
+cdef inline void cell_output_jvp(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* P, const floating* X, floating* Y,
+    Py_ssize_t width,
+) noexcept nogil:
+    """Y (n x width) = (d y_t / d s_t) P + (d y_t / d x_t) X: the output
+    map's Jacobian times the state's (P, S x width) and the input's (X, m x
+    width; NULL: none) derivatives in some direction, the forward twin of
+    ``cell_output_vjp`` (a stack's layer reads y, so its influence on the
+    layer above is this product with the influences below). For the LRU,
+    Y = f' (C_re P_re - C_im P_im + D X), O(n (2n + m) width); for the
+    cells whose y is h, Y = P[:n]."""
+    cdef:
+        int r = _lru_recurrent(kind, m)
+        int i
+        Py_ssize_t c
+        floating e
+        const floating* coef
+        floating* row
+    if not lru_cell(kind):
+        memcpy(Y, P, n * width * sizeof(floating))
+        return
+    gemm_rm(n, width, n, <floating> 1, theta + r, q, P, width, <floating> 0,
+            Y, width)
+    gemm_rm(n, width, n, <floating> -1, theta + r + n, q, P + n * width,
+            width, <floating> 1, Y, width)
+    if X != NULL:
+        gemm_rm(n, width, m, <floating> 1, theta + r + 2 * n, q, X, width,
+                <floating> 1, Y, width)
+    coef = record_coefficients(kind, n, m, rec)
+    for i in range(n):
+        e = coef[LRU_DF * n + i]
+        row = Y + i * width
+        for c in range(width):
+            row[c] *= e
+
+
 cdef inline Py_ssize_t cell_output_influence_size(
     int kind, int n, int m,
 ) noexcept nogil:
@@ -721,6 +782,64 @@ cdef inline void cell_output_influence(
     for j in range(m):
         v[2 * n + j] += e * rec[j]
     v[2 * n + m] += e
+
+
+cdef inline void cell_output_influence_product(
+    int kind, int n, int m, int q, const floating* theta,
+    const floating* rec, const floating* U, const floating* K, int rows,
+    int ldk, floating* T, Py_ssize_t ldt, floating* work,
+) noexcept nogil:
+    """T (rows x n q, row stride ``ldt``) += K (d y_t / d theta) for K
+    (rows x n, row stride ``ldk``), from the per-unit influence ``U``: the
+    rows of ``cell_output_influence`` combined without forming them (the
+    LRUs). With
+    KE = K diag(f') and [Kr, Ki] = KE [C_re, -C_im],
+
+        T[a, j q + c] += Kr[a, j] dRe h_j / d theta[j, c]
+                         + Ki[a, j] dIm h_j / d theta[j, c]     (c < r),
+        T[a, i q + r:(i + 1) q] += KE[a, i] [Re h_t | -Im h_t | x_t | 1],
+
+    O(rows n (n + q)) against the O(rows n^2 q) of K times the n dense
+    rows (a stack's layer over an LRU layer: K = its input Jacobian).
+    ``work``: 3 rows n numbers."""
+    cdef:
+        int r = cell_influence_columns(kind, n, m)
+        int W = n * q
+        int a, i, j, c
+        floating kr, ki, ke
+        floating* KE = work
+        floating* Kc = work + rows * n
+        const floating* coef = record_coefficients(kind, n, m, rec)
+        const floating* h_re = coef + LRU_H * n
+        const floating* h_im = coef + (LRU_H + 1) * n
+        const floating* p_re
+        const floating* p_im
+        floating* t
+    for a in range(rows):
+        for i in range(n):
+            KE[a * n + i] = K[a * ldk + i] * coef[LRU_DF * n + i]
+    # [Kr, Ki]: C_re and C_im are the n x n blocks at column r of theta.
+    gemm_rm(rows, n, n, <floating> 1, KE, n, theta + r, q, <floating> 0, Kc,
+            2 * n)
+    gemm_rm(rows, n, n, <floating> -1, KE, n, theta + r + n, q, <floating> 0,
+            Kc + n, 2 * n)
+    for a in range(rows):
+        for j in range(n):
+            kr = Kc[a * 2 * n + j]
+            ki = Kc[a * 2 * n + n + j]
+            p_re = U + j * q
+            p_im = U + W + j * q
+            t = T + a * ldt + j * q
+            for c in range(r):
+                t[c] += kr * p_re[c] + ki * p_im[c]
+            ke = KE[a * n + j]
+            t = t + r
+            for c in range(n):
+                t[c] += ke * h_re[c]
+                t[n + c] -= ke * h_im[c]
+            for c in range(m):
+                t[2 * n + c] += ke * rec[c]
+            t[2 * n + m] += ke
 
 
 cdef inline double cell_readout(

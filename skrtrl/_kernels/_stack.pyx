@@ -5,7 +5,9 @@ approximation, and BPTT.
 Layer l (l = 0 .. L-1, bottom to top) is one cell of ``_cells.pxd`` (the
 same for all layers, or one per layer: a mixed stack) with n_l units and
 m_l inputs: m_0 the data's,
-m_l = n_{l-1} above (layer l reads layer l-1's h). Its parameters theta^l
+m_l = n_{l-1} above (layer l reads layer l-1's output y, ``cell_output``:
+h, but for the LRUs, whose output map is y = f(C_re Re h - C_im Im h + D x
++ b); see "Layers with an output map" below). Its parameters theta^l
 (R_l x q_l, W_l = R_l q_l numbers; then bias_hh, n_l numbers, for the cells
 that keep it apart) are laid out one after the other in the flat vector,
 then the readout of the top layer:
@@ -60,16 +62,64 @@ m = 1 input, that is 3.3e5 multiply-adds per step (4.0e4 influence
 numbers), against 4.6e3 for the element-wise GRU of 128 units alone and
 3.3e6 for exact RTRL in a GRU of 32 units.
 
+Layers with an output map (the LRU and the gated LRU, ``lru_cell``): the
+layer above reads y^l, not s^l, so d x^(l+1) / d theta^k is
+
+    Y^(l,k)_t = d y^l_t / d theta^k
+              = E^l_t ([C_re, -C_im] M^(l,k)_t + D^l d x^l_t / d theta^k)
+
+(E = diag(f'), ``cell_output_jvp``) for k < l: n_l x W_k numbers after the
+M^(l,k) they are made of, O(n_l (2 n_l + m_l) W_k) per step; when the
+source below is an element-wise layer's own per-unit influence it is
+spread densely first (``pool_unit_influence``). For k = l the map's own
+parameters (C, D, b: columns of theta^l with no influence through the
+recurrence) join, and y mixes the units, so d y^l / d theta^l is dense
+although the own influence U^l is per unit (J^l is made of 2 x 2 blocks,
+ns = 2, as for an element-wise cell). The layer above takes its input
+term B^(l+1) d y^l / d theta^l without forming it
+(``cell_output_influence_product``: K = B^(l+1) E^l [C_re, -C_im] applied
+to U^l, and B^(l+1) E^l to the map's columns), O(S_(l+1) n_l (n_l + q_l))
+against the O(S_(l+1) n_l^2 q_l) of the product with the dense rows; only
+a map layer above, whose D reads them, needs the dense Y^(l,l) (row i
+from ``cell_output_influence``, O(n_l (r_l + q_l)) per row, r_l = 2 m_l +
+3, or 3 m_l + 4 with the gate). The top layer keeps no Y: a target's g =
+dL/dy^top gives gs = (d y / d s)^T g and the map's own gradient
+(``cell_readout``), then gs^T U^top, gs^T M^(top,k) and gx^T d x^top /
+d theta^k with gx = D^T E g (``cell_output_input_vjp``; through the map of
+an LRU layer below, ``cell_output_vjp`` again), all O(S W) products. A
+pooled readout of an LRU top reads every step's rows instead: its own as
+one layer's (``cell_output_influence`` into the accumulator, ``_rtrl.pxd``)
+and Y^(top,k) for k < top (kept after the accumulators). Per step the
+maps add, in multiply-adds,
+
+    sum_(l map, l < top, or pooled)  sum_{k<l} n_l (2 n_l + m_l) W_k
+  + sum_(l map, l+1 map, l+1 < top or pooled)  n_l (r_l + q_l) n_l
+  + sum_(l map, l < top)  S_(l+1) n_l (2 n_l + q_l)     (replacing the
+                                                          term k = l of
+                                                          B^(l+1) M)
+
+and sum_(l map, l < top) (sum_{k<l} n_l W_k + (l+1 map) n_l W_l) numbers
+of influence (the top's n_top sum_{k<top} W_k with a pooled readout, after
+its accumulators). At n_hidden=(32, 32) of gated LRUs with 12 inputs, one
+thread, exact RTRL took about 250 us per sequence-step, against 50 us for
+element-wise GRUs of the same sizes and 7 us for one gated LRU of 32
+units (a loaded machine; a pooled readout, which needs Y^(1,0), about
+1.1 ms).
+
 The layer-local approximation (Zucchet et al., 2023) keeps only M^(l,l) and
 sends the error down through the current step only:
 
     delta^(l-1)_t = (d x^l_t / d s^(l-1)_t)^T (d s^l_t / d x^l_t)^T delta^l_t,
 
 delta^top = g; layer l's gradient is delta^(l)T M^(l,l). With one layer it
-is exact RTRL. For element-wise cells its cost is the forward pass's.
+is exact RTRL. For element-wise cells its cost is the forward pass's. With
+output maps, delta^l is the error of y^l, x^l = y^(l-1): it reaches the
+state through (d y^l / d s^l)^T (``cell_output_vjp``, which also gives
+the map's own parameters their gradient), and the input through B^l and
+the map's direct path D^T E delta^l (``cell_output_input_vjp``).
 
 Pooled readouts (one target per sequence read from z, the mean of the top
-layer's h over the T steps or each top unit's maximum over them; exact
+layer's y over the T steps or each top unit's maximum over them; exact
 RTRL and BPTT only). dL/dz is known at the end only, so exact RTRL carries
 beside the influences an accumulator A^k (n_top x W_k; W_top numbers for
 the per-unit own influence of an element-wise top layer) for every layer
@@ -98,9 +148,12 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm_rm, gemv_rm_t
 from ._cells cimport (
     N_CELLS, cell_columns, cell_diagonal, cell_forward, cell_immediate,
-    cell_input_jacobian, cell_jacobian, cell_per_unit, cell_rows,
+    cell_influence_columns, cell_input_jacobian, cell_jacobian, cell_output,
+    cell_output_influence, cell_output_influence_product,
+    cell_output_influence_size, cell_output_input_vjp,
+    cell_output_jvp, cell_output_vjp, cell_per_unit, cell_readout, cell_rows,
     cell_separate_bias, cell_unit_jacobian, cell_vjp, copy_bias_gradient,
-    record_size, step_work_size,
+    lru_cell, record_size, step_work_size,
 )
 from ._common cimport (
     POOL_LAST, POOL_MEAN, InterruptCheck, Packed, UpdateRule, has_target,
@@ -109,7 +162,8 @@ from ._common cimport (
     target_index, update_rule,
 )
 from ._rtrl cimport (
-    h_block_gradient, pool_dense_influence, pool_unit_influence,
+    h_block_gradient, output_map_gradient, pool_dense_influence,
+    pool_output_influence, pool_unit_influence, unit_gradient,
     unit_influence_step,
 )
 
@@ -129,6 +183,7 @@ ctypedef struct Stack:
     int ns[MAX_LAYERS]                  # state entries per unit
     bint local
     bint full[MAX_LAYERS]               # J_t not diagonal: dense influences
+    bint map[MAX_LAYERS]                # an output map (the LRUs): y is not h
     int n[MAX_LAYERS]
     int m[MAX_LAYERS]
     int q[MAX_LAYERS]
@@ -139,6 +194,7 @@ ctypedef struct Stack:
     Py_ssize_t state[MAX_LAYERS]        # in the state
     Py_ssize_t own[MAX_LAYERS]          # M^(l,l) in the influence
     Py_ssize_t cross[MAX_LAYERS * MAX_LAYERS]  # M^(l,k), [l * L + k]
+    Py_ssize_t out[MAX_LAYERS * MAX_LAYERS]    # Y^(l,k) of a map layer
     Py_ssize_t pooled[MAX_LAYERS]       # A^k, after the influences
     Py_ssize_t rec[MAX_LAYERS]          # in the scratch
     Py_ssize_t B[MAX_LAYERS]            # in the scratch
@@ -147,6 +203,10 @@ ctypedef struct Stack:
     Py_ssize_t tmp                      # J M before the input term
     Py_ssize_t g
     Py_ssize_t delta
+    Py_ssize_t gs                       # dL/ds of a map layer (2 widest)
+    Py_ssize_t row                      # a row of cell_output_influence
+    Py_ssize_t expand                   # a per-unit h block, dense
+    Py_ssize_t kwork                    # cell_output_influence_product's
     int widest
     Py_ssize_t zout
     Py_ssize_t dz
@@ -177,6 +237,7 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     cdef Stack st
     cdef int l, k, top, c
     cdef Py_ssize_t pos, at, widest = 0, work = 0, big = 0, block = 0
+    cdef Py_ssize_t row = 0, expand = 0, kwork = 0
     if len(sizes) < 1 or len(sizes) > MAX_LAYERS:
         raise ValueError(f"a stack has 1 to {MAX_LAYERS} layers")
     kinds = layer_kinds(kind, sizes)
@@ -192,7 +253,10 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
         c = kinds[l]
         st.kind[l] = c
         st.ns[l] = cell_per_unit(c)
-        st.full[l] = not cell_diagonal(c)
+        # The LRUs' J_t is made of 2 x 2 blocks, one per unit: their own
+        # influence is per unit, as the element-wise cells'.
+        st.map[l] = lru_cell(c)
+        st.full[l] = not cell_diagonal(c) and not st.map[l]
         st.n[l] = sizes[l]
         st.m[l] = m if l == 0 else st.n[l - 1]
         st.q[l] = cell_columns(c, st.n[l], st.m[l])
@@ -215,6 +279,14 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     # element-wise cells, dense (S x W) otherwise; then M^(l,k), k < l.
     # (The temporary of J M, ``block``, is for the fully connected layers'
     # products only.)
+    # A layer with an output map (exact RTRL) then keeps Y^(l,k) = d y^l /
+    # d theta^k (n_l x W_k) for k < l below the top, and for k = l when the
+    # layer above has a map too (whose D reads it; the input term of the
+    # layer above takes it without forming it,
+    # ``cell_output_influence_product``). The top's are needed by a pooled
+    # readout only (a target's gradient goes through ``cell_output_vjp``
+    # instead): they follow its accumulators.
+    top = st.L - 1
     pos = 0
     for l in range(st.L):
         st.own[l] = pos
@@ -227,16 +299,40 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
                 pos += st.S[l] * st.W[k]
                 if st.full[l] and st.S[l] * st.W[k] > block:
                     block = st.S[l] * st.W[k]
+        if not st.map[l] or local:
+            continue
+        for k in range(l if l < top else 0):
+            st.out[l * st.L + k] = pos
+            pos += <Py_ssize_t> st.n[l] * st.W[k]
+        if l < top and st.map[l + 1]:
+            st.out[l * st.L + l] = pos
+            pos += <Py_ssize_t> st.n[l] * st.W[l]
+        if cell_output_influence_size(st.kind[l], st.n[l], st.m[l]) > row:
+            row = cell_output_influence_size(st.kind[l], st.n[l], st.m[l])
+        if (l > 0 and not st.full[l - 1] and not st.map[l - 1]
+                and st.n[l - 1] * st.W[l - 1] > expand):
+            expand = st.n[l - 1] * st.W[l - 1]
+    for l in range(1, st.L):
+        if st.map[l - 1] and not local and 3 * st.S[l] * st.n[l - 1] > kwork:
+            kwork = 3 * st.S[l] * st.n[l - 1]
     st.influence_size = pos
     # A pooled readout's accumulators (see the module docstring): the h rows
-    # of the top layer's influences, per unit for an element-wise own one.
-    top = st.L - 1
+    # of the top layer's influences, per unit for an element-wise own one,
+    # the rows of d y / d theta (``cell_output_influence``) for a map's.
     st.pooled[top] = pos
-    pos += st.W[top] if not st.full[top] else st.n[top] * st.W[top]
+    if st.map[top]:
+        pos += st.n[top] * cell_output_influence_size(
+            st.kind[top], st.n[top], st.m[top])
+    else:
+        pos += st.W[top] if not st.full[top] else st.n[top] * st.W[top]
     for k in range(top):
         st.pooled[k] = pos
         if not local:
             pos += st.n[top] * st.W[k]
+    if st.map[top] and not local:
+        for k in range(top):
+            st.out[top * st.L + k] = pos
+            pos += <Py_ssize_t> st.n[top] * st.W[k]
     st.pool_size = pos - st.influence_size
     at = PAD
     for l in range(st.L):
@@ -261,6 +357,14 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     at += widest
     st.delta = at
     at += 2 * widest
+    st.gs = at
+    at += 2 * widest
+    st.row = at
+    at += row
+    st.expand = at
+    at += expand
+    st.kwork = at
+    at += kwork
     st.zout = at
     at += o
     st.dz = at
@@ -423,34 +527,92 @@ cdef inline void _add_from_units(
                 r[c] += b * src[c]
 
 
+cdef inline floating* _rows_of(
+    const Stack* st, int l, int k, floating* influence,
+) noexcept nogil:
+    """d y^l / d theta^k (n_l x W_k, dense), what layer l+1 reads: the h rows
+    of M^(l,k) (of the own influence when k = l, a fully connected layer's),
+    or Y^(l,k) for a layer with an output map."""
+    if st.map[l]:
+        return influence + st.out[l * st.L + k]
+    if k == l:
+        return influence + st.own[l]
+    return influence + st.cross[l * st.L + k]
+
+
+cdef inline void _own_output_rows(
+    const Stack* st, int l, const floating* theta, const floating* rec,
+    const floating* U, floating* Y, floating* V,
+) noexcept nogil:
+    """Y^(l,l) (n x W, dense) of a map layer from its per-unit influence U:
+    each row from ``cell_output_influence`` (through V), spread over
+    theta^l's layout (unit j's first r columns, then row i's map columns)."""
+    cdef:
+        int n = st.n[l], q = st.q[l]
+        int r = cell_influence_columns(st.kind[l], n, st.m[l])
+        int i, j
+        Py_ssize_t W = st.W[l]
+        floating* y
+    for i in range(n):
+        cell_output_influence(st.kind[l], n, st.m[l], q, theta, rec, U, i, V,
+                              False)
+        y = Y + i * W
+        for j in range(n):
+            memcpy(y + j * q, V + j * r, r * sizeof(floating))
+            memset(y + j * q + r, 0, (q - r) * sizeof(floating))
+        memcpy(y + i * q + r, V + n * r, (q - r) * sizeof(floating))
+
+
+cdef inline void _layer_gradient(
+    const Stack* st, int l, const floating* own, const floating* g,
+    const floating* gs, floating* grad,
+) noexcept nogil:
+    """grad += layer l's share of g^T d y^l / d theta^l through its own
+    influence: g^T (h rows), or, with an output map, gs^T U (gs = (d y /
+    d s)^T g, from ``cell_output_vjp``, which takes the map's own
+    parameters)."""
+    if st.map[l]:
+        unit_gradient(st.kind[l], st.n[l], st.m[l], st.q[l], own, gs, grad)
+    else:
+        _own_gradient(st, l, own, g, grad)
+
+
 cdef inline double stack_step(
     const Stack* st, const floating* params, const floating* x,
     floating* state, floating* influence, bint first, bint target,
     const floating* y, double weight, int loss_kind, floating* scratch,
-    floating* grad,
+    floating* grad, bint pooled,
 ) noexcept nogil:
     """One step of the stack from ``state`` (in place) and its influence;
     with a target, its loss, and its gradient added into ``grad`` (laid out
     as the parameters). ``first``: the influence is zero before the step
-    (the buffer is not read)."""
+    (the buffer is not read). ``pooled``: a pooled readout follows, which
+    reads the top layer's Y^(top,k) (its buffers after the accumulators)."""
     cdef:
         int L = st.L, top = st.L - 1, l, k
         int kind
+        bint units
         double loss = 0.0
         const floating* inp
         const floating* theta
+        const floating* X
         floating* rec
         floating* M
         floating* own
         floating* g = scratch + st.g
+        floating* gs = scratch + st.gs
+        floating* gx
         floating* cur
         floating* nxt
         floating* tmp
         Py_ssize_t Wtop = st.n_theta
-    # Forward, bottom-up: layer l reads layer l-1's h at the same step.
+    # Forward, bottom-up: layer l reads layer l-1's output y at the same
+    # step (h, but for the layers with an output map).
     for l in range(L):
         kind = st.kind[l]
-        inp = x if l == 0 else state + st.state[l - 1]
+        inp = x if l == 0 else cell_output(
+            st.kind[l - 1], st.n[l - 1], st.m[l - 1], state + st.state[l - 1],
+            scratch + st.rec[l - 1])
         cell_forward(kind, st.activation, st.n[l], st.m[l], st.q[l],
                      params + st.theta[l],
                      params + st.bias[l] if st.bias[l] >= 0 else NULL, inp,
@@ -461,11 +623,16 @@ cdef inline double stack_step(
                                 params + st.theta[l], scratch + st.rec[l], 0,
                                 st.m[l], scratch + st.B[l])
     if target:
-        loss = readout_gradient(
-            y, st.o, st.n[top], weight, loss_kind, params + Wtop,
-            params + Wtop + st.o * st.n[top], state + st.state[top],
-            grad + Wtop, g, scratch + st.zout, scratch + st.dz)
-    # The influences, bottom-up: M^(l,k)_t needs M^(l-1,k)_t.
+        # g = dL/dy^top; with an output map also gs = dL/ds^top and the
+        # map's own gradient.
+        loss = cell_readout(
+            st.kind[top], st.n[top], st.m[top], st.q[top],
+            params + st.theta[top], state + st.state[top],
+            scratch + st.rec[top], y, st.o, weight, loss_kind, params + Wtop,
+            params + Wtop + st.o * st.n[top], grad + Wtop,
+            grad + st.theta[top], g, gs if st.map[top] else NULL,
+            scratch + st.zout, scratch + st.dz, scratch + st.work)
+    # The influences, bottom-up: M^(l,k)_t needs d y^(l-1) / d theta^k at t.
     for l in range(L):
         kind = st.kind[l]
         theta = params + st.theta[l]
@@ -486,48 +653,118 @@ cdef inline double stack_step(
                            st.W[l], 0, st.W[l])
         if st.local:
             continue
+        if (st.map[l] and l < top and st.map[l + 1]
+                and (l + 1 < top or pooled)):
+            _own_output_rows(st, l, theta, rec, own,
+                             influence + st.out[l * L + l], scratch + st.row)
         for k in range(l):
             M = influence + st.cross[l * L + k]
-            if k == l - 1 and not st.full[l] and not st.full[k]:
+            # The source per unit: layer l-1's own influence, h its output.
+            units = k == l - 1 and not st.full[k] and not st.map[k]
+            if units and not st.full[l]:
                 _step_from_units(st, l, theta, rec, scratch + st.B[l],
                                  influence + st.own[k], M, first)
-                continue
-            if first:
-                memset(M, 0, st.S[l] * st.W[k] * sizeof(floating))
-            elif st.full[l]:
-                _apply_dense_jacobian(st, l, scratch + st.J, M, st.W[k],
-                                      scratch + st.tmp)
             else:
-                _apply_unit_jacobians(st, l, theta, rec, M, st.W[k])
-            if k == l - 1 and not st.full[k]:
-                # A fully connected layer over an element-wise one.
-                _add_from_units(st, l, scratch + st.B[l],
-                                influence + st.own[k], M)
+                if first:
+                    memset(M, 0, st.S[l] * st.W[k] * sizeof(floating))
+                elif st.full[l]:
+                    _apply_dense_jacobian(st, l, scratch + st.J, M, st.W[k],
+                                          scratch + st.tmp)
+                else:
+                    _apply_unit_jacobians(st, l, theta, rec, M, st.W[k])
+                if units:
+                    # A fully connected layer over an element-wise one.
+                    _add_from_units(st, l, scratch + st.B[l],
+                                    influence + st.own[k], M)
+                elif k == l - 1 and st.map[k]:
+                    # B^l (d y^k / d theta^k), from the per-unit own one.
+                    cell_output_influence_product(
+                        st.kind[k], st.n[k], st.m[k], st.q[k],
+                        params + st.theta[k], scratch + st.rec[k],
+                        influence + st.own[k], scratch + st.B[l], st.S[l],
+                        st.m[l], M, st.W[k], scratch + st.kwork)
+                else:
+                    gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
+                            scratch + st.B[l], st.m[l],
+                            _rows_of(st, l - 1, k, influence), st.W[k],
+                            <floating> 1, M, st.W[k])
+            if not st.map[l] or (l == top and not pooled):
                 continue
-            gemm_rm(st.S[l], st.W[k], st.n[l - 1], <floating> 1,
-                    scratch + st.B[l], st.m[l],
-                    influence + (st.own[k] if k == l - 1
-                                 else st.cross[(l - 1) * L + k]),
-                    st.W[k], <floating> 1, M, st.W[k])
+            # Y^(l,k) = (d y / d s) M^(l,k) + (d y / d x) d x^l / d theta^k.
+            if units:
+                X = scratch + st.expand
+                pool_unit_influence(st.kind[k], POOL_MEAN, st.n[k], st.q[k],
+                                    0, NULL, NULL, influence + st.own[k],
+                                    scratch + st.expand, True)
+            else:
+                X = _rows_of(st, l - 1, k, influence)
+            cell_output_jvp(kind, st.n[l], st.m[l], st.q[l], theta, rec, M, X,
+                            influence + st.out[l * L + k], st.W[k])
     if not target:
         return loss
-    _own_gradient(st, top, influence + st.own[top], g, grad + st.theta[top])
-    if not st.local:
+    _layer_gradient(st, top, influence + st.own[top], g, gs,
+                    grad + st.theta[top])
+    if not st.local and not st.map[top]:
         for k in range(top):
             gemv_rm_t(st.n[top], st.W[k], <floating> 1,
-                      influence + st.cross[top * L + k], st.W[k], g,
+                      _rows_of(st, top, k, influence), st.W[k], g,
                       <floating> 1, grad + st.theta[k])
         return loss
+    if not st.local:
+        if top == 0:
+            return loss  # (gx would be the data's: m_0 may exceed the room)
+        # g^T Y^(top,k) without Y: gs^T M^(top,k) + gx^T d x^top / d theta^k,
+        # gx = (d y / d x)^T g the map's direct path.
+        gx = scratch + st.delta
+        memset(gx, 0, st.m[top] * sizeof(floating))
+        cell_output_input_vjp(st.kind[top], st.n[top], st.m[top], st.q[top],
+                              params + st.theta[top], scratch + st.rec[top],
+                              g, gx)
+        for k in range(top):
+            gemv_rm_t(st.S[top], st.W[k], <floating> 1,
+                      influence + st.cross[top * L + k], st.W[k], gs,
+                      <floating> 1, grad + st.theta[k])
+            if k == top - 1 and not st.full[k] and not st.map[k]:
+                _own_gradient(st, k, influence + st.own[k], gx,
+                              grad + st.theta[k])
+            elif k == top - 1 and st.map[k]:
+                # gx^T d y^k / d theta^k through the map below (gs is free:
+                # this is the last k).
+                cell_output_vjp(st.kind[k], st.n[k], st.m[k], st.q[k],
+                                params + st.theta[k], scratch + st.rec[k],
+                                gx, gs, False, grad + st.theta[k],
+                                scratch + st.work)
+                _layer_gradient(st, k, influence + st.own[k], gx, gs,
+                                grad + st.theta[k])
+            else:
+                gemv_rm_t(st.n[top - 1], st.W[k], <floating> 1,
+                          _rows_of(st, top - 1, k, influence), st.W[k], gx,
+                          <floating> 1, grad + st.theta[k])
+        return loss
     # The error down through the current step: only the h rows of the
-    # error are nonzero (the layer above reads h), so B's h rows suffice.
+    # error are nonzero (the layer above reads h), so B's h rows suffice;
+    # a layer with an output map sends gs (all its state) through B and
+    # the map's direct path from its input.
     cur = scratch + st.delta
     nxt = cur + st.widest
     memcpy(cur, g, st.n[top] * sizeof(floating))
     for l in range(top, 0, -1):
-        gemv_rm_t(st.n[l], st.m[l], <floating> 1, scratch + st.B[l], st.m[l],
-                  cur, <floating> 0, nxt)
-        _own_gradient(st, l - 1, influence + st.own[l - 1], nxt,
-                      grad + st.theta[l - 1])
+        if st.map[l]:
+            gemv_rm_t(st.S[l], st.m[l], <floating> 1, scratch + st.B[l],
+                      st.m[l], gs, <floating> 0, nxt)
+            cell_output_input_vjp(st.kind[l], st.n[l], st.m[l], st.q[l],
+                                  params + st.theta[l], scratch + st.rec[l],
+                                  cur, nxt)
+        else:
+            gemv_rm_t(st.n[l], st.m[l], <floating> 1, scratch + st.B[l],
+                      st.m[l], cur, <floating> 0, nxt)
+        if st.map[l - 1]:
+            cell_output_vjp(st.kind[l - 1], st.n[l - 1], st.m[l - 1],
+                            st.q[l - 1], params + st.theta[l - 1],
+                            scratch + st.rec[l - 1], nxt, gs, False,
+                            grad + st.theta[l - 1], scratch + st.work)
+        _layer_gradient(st, l - 1, influence + st.own[l - 1], nxt, gs,
+                        grad + st.theta[l - 1])
         tmp = cur
         cur = nxt
         nxt = tmp
@@ -558,18 +795,26 @@ cdef inline void _pool_rows(
 
 
 cdef inline void _pool_influences(
-    const Stack* st, int pooling, Py_ssize_t t, const floating* state,
-    floating* influence, floating* scratch,
+    const Stack* st, int pooling, Py_ssize_t t, const floating* params,
+    const floating* state, floating* influence, floating* scratch,
 ) noexcept nogil:
     """Step t's top-layer influences into the accumulators A^k (after the
-    influences in the same row), then h^top_t into the pooled h."""
+    influences in the same row), then y^top_t into the pooled y."""
     cdef:
         int top = st.L - 1, k
         int n = st.n[top]
-        const floating* h = state + st.state[top]
+        const floating* h = cell_output(st.kind[top], n, st.m[top],
+                                        state + st.state[top],
+                                        scratch + st.rec[top])
         floating* pool = scratch + st.pool
         floating* A = influence + st.influence_size
-    if st.full[top]:
+    if st.map[top]:
+        pool_output_influence(st.kind[top], pooling, n, st.m[top], st.q[top],
+                              t, params + st.theta[top],
+                              scratch + st.rec[top], h, pool,
+                              influence + st.own[top],
+                              A + st.pooled[top] - st.influence_size)
+    elif st.full[top]:
         _pool_rows(pooling, n, st.W[top], t, h, pool, influence + st.own[top],
                    A + st.pooled[top] - st.influence_size)
     else:
@@ -578,7 +823,7 @@ cdef inline void _pool_influences(
                             A + st.pooled[top] - st.influence_size, False)
     for k in range(top):
         _pool_rows(pooling, n, st.W[k], t, h, pool,
-                   influence + st.cross[top * st.L + k],
+                   _rows_of(st, top, k, influence),
                    A + st.pooled[k] - st.influence_size)
     pool_step(pooling, n, t, h, pool)
 
@@ -608,8 +853,14 @@ cdef inline double _pooled_gradient(
         scratch + st.zout, scratch + st.dz)
     for i in range(n):
         g[i] *= scale
-    _own_gradient(st, top, A + st.pooled[top] - st.influence_size, g,
-                  grad + st.theta[top])
+    if st.map[top]:
+        output_map_gradient(n, cell_influence_columns(st.kind[top], n,
+                                                      st.m[top]),
+                            st.q[top], A + st.pooled[top] - st.influence_size,
+                            g, grad + st.theta[top])
+    else:
+        _own_gradient(st, top, A + st.pooled[top] - st.influence_size, g,
+                      grad + st.theta[top])
     for k in range(top):
         gemv_rm_t(n, st.W[k], <floating> 1,
                   A + st.pooled[k] - st.influence_size, st.W[k], g,
@@ -647,10 +898,11 @@ cdef inline double stack_sequence(
         loss += stack_step(
             st, params, X + t * data.m, state, influence, t == 0, target,
             Y + k * data.o, data.weight_scale * weights[k] if target else 0,
-            loss_kind, scratch, scratch + st.grad)
+            loss_kind, scratch, scratch + st.grad, pooled)
         if not pooled:
             continue
-        _pool_influences(st, data.pooling, t, state, influence, scratch)
+        _pool_influences(st, data.pooling, t, params, state, influence,
+                         scratch)
         if has_target(data, b, t):
             k = target_index(data, t)
             loss += _pooled_gradient(
@@ -797,7 +1049,7 @@ def stack_rtrl_online(
                 loss += stack_step(
                     &st, &params[0], Xb + t * data.m, &hidden[0],
                     &influence[0], first, target, Yb + k * data.o, weight,
-                    loss_kind, &scratch[0], &grad[0])
+                    loss_kind, &scratch[0], &grad[0], False)
                 if not target:
                     continue
                 record_output(out, &data, b, k, &scratch[0] + st.zout)
@@ -814,12 +1066,15 @@ def stack_rtrl_online(
 # -- BPTT through the stack ----------------------------------------------------
 #
 # The records of every layer's steps (``cell_forward``) and each target's
-# error g_t = dL_t/dh^top_t are kept for the whole sequence; the backward
+# error g_t = dL_t/dy^top_t are kept for the whole sequence; the backward
 # pass runs t = T-1 .. 0 and, within a step, from the top layer down: the
-# error of layer l at step t (from step t+1 through J^l and from layer l+1
-# through its input) gives, by ``cell_vjp``, layer l's parameter gradient
-# and its error at step t-1, and by B^l_t (``cell_input_jacobian``) the
-# error of layer l-1's h at step t. A pooled readout's error is injected
+# error of layer l's output y at step t (the readout's, or from layer l+1
+# through its input) reaches its state (the h rows, or through the LRUs'
+# output map, ``cell_output_vjp``, which also takes the map's own
+# parameters); with the error from step t+1 through J^l it gives, by
+# ``cell_vjp``, layer l's parameter gradient and its error at step t-1, and
+# by B^l_t (``cell_input_jacobian``) and the map's direct path
+# (``cell_output_input_vjp``) the error of layer l-1's y at step t. A pooled readout's error is injected
 # into the g_t of every step (the mean) or of each top unit's maximum.
 
 cdef inline Py_ssize_t bptt_step_size(const Stack* st) noexcept nogil:
@@ -861,9 +1116,11 @@ cdef inline double stack_bptt_sequence(
         floating* g
         floating* B
         floating* dx = scratch + st.delta
+        floating* gy
         floating* pool = scratch + st.pool
         floating* arg_max = scratch + st.arg_max
         floating* gz = scratch + st.g
+        const floating* h
         bint pooled = data.pooling != POOL_LAST
         int i, n = st.n[top]
         Py_ssize_t offset[MAX_LAYERS]
@@ -880,18 +1137,23 @@ cdef inline double stack_bptt_sequence(
             stop[0] = True
             return loss
         for l in range(L):
-            inp = X + t * data.m if l == 0 else state + st.state[l - 1]
+            inp = X + t * data.m if l == 0 else cell_output(
+                st.kind[l - 1], st.n[l - 1], st.m[l - 1],
+                state + st.state[l - 1], records + t * step + offset[l - 1])
             cell_forward(st.kind[l], st.activation, st.n[l], st.m[l],
                          st.q[l], params + st.theta[l],
                          params + st.bias[l] if st.bias[l] >= 0 else NULL,
                          inp, state + st.state[l],
                          records + t * step + offset[l], scratch + st.work)
         g = records + t * step + step - st.n[top]
+        # What the readout reads: h, or the top layer's output map's y.
+        h = cell_output(st.kind[top], n, st.m[top], state + st.state[top],
+                        records + t * step + offset[top])
         if pooled:
             for i in range(n):
-                if t == 0 or state[st.state[top] + i] > pool[i]:
+                if t == 0 or h[i] > pool[i]:
                     arg_max[i] = <floating> t
-            pool_step(data.pooling, n, t, state + st.state[top], pool)
+            pool_step(data.pooling, n, t, h, pool)
             memset(g, 0, n * sizeof(floating))
             if not has_target(data, b, t):
                 continue
@@ -919,8 +1181,7 @@ cdef inline double stack_bptt_sequence(
                 Y + k * data.o, data.o, st.n[top],
                 data.weight_scale * weights[k], loss_kind,
                 params + st.n_theta, params + st.n_theta + data.o * st.n[top],
-                state + st.state[top], grad + st.n_theta, g,
-                scratch + st.zout, scratch + st.dz)
+                h, grad + st.n_theta, g, scratch + st.zout, scratch + st.dz)
         else:
             memset(g, 0, st.n[top] * sizeof(floating))
     # cur: dL/ds^l_t of every layer; ``state`` now takes the errors of the
@@ -932,11 +1193,21 @@ cdef inline double stack_bptt_sequence(
         if check != NULL and interrupt_due(check):
             stop[0] = True
             return loss
-        g = records + t * step + step - st.n[top]
-        for k in range(st.n[top]):
-            cur[st.state[top] + k] += g[k]
+        # gy: dL/dy^l_t of the layer at hand (the readout's for the top,
+        # from the layer above otherwise), into its state through its output
+        # map (h: added to the h rows), and into its input through B and
+        # the map's direct path; the two halves of ``dx`` take turns.
+        gy = records + t * step + step - st.n[top]
         for l in range(top, -1, -1):
             rec = records + t * step + offset[l]
+            if st.map[l]:
+                cell_output_vjp(st.kind[l], st.n[l], st.m[l], st.q[l],
+                                params + st.theta[l], rec, gy,
+                                cur + st.state[l], True, grad + st.theta[l],
+                                scratch + st.work)
+            else:
+                for k in range(st.n[l]):
+                    cur[st.state[l] + k] += gy[k]
             cell_vjp(st.kind[l], st.n[l], st.m[l], st.q[l], params + st.theta[l],
                      rec, cur + st.state[l], state + st.state[l],
                      grad + st.theta[l], scratch + st.work)
@@ -947,8 +1218,11 @@ cdef inline double stack_bptt_sequence(
                                 params + st.theta[l], rec, 0, st.m[l], B)
             gemv_rm_t(st.S[l], st.m[l], <floating> 1, B, st.m[l],
                       cur + st.state[l], <floating> 0, dx)
-            for k in range(st.m[l]):
-                cur[st.state[l - 1] + k] += dx[k]
+            cell_output_input_vjp(st.kind[l], st.n[l], st.m[l], st.q[l],
+                                  params + st.theta[l], rec, gy, dx)
+            gy = dx
+            dx = scratch + st.delta + (st.widest if gy == scratch + st.delta
+                                       else 0)
         memcpy(cur, state, st.state_size * sizeof(floating))
     copy_bias_gradients(st, grad)
     return loss

@@ -53,7 +53,7 @@ def _check_estimator(estimator, caller):
             f"{caller} does not support output_feedback=True: its numpy steps "
             "have no feedback path, so they would inspect another network."
         )
-    if "weight_ih_l0" in estimator.params_:
+    if any(name.endswith("_l0") for name in estimator.params_):
         raise ValueError(
             f"{caller} does not support stacked layers yet (n_hidden="
             f"{estimator.n_hidden!r}): its numpy steps follow one layer. "
