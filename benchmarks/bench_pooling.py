@@ -99,6 +99,7 @@ COST_CASES = (
     ("lstm", 16),
     ("glru", 64),
     ("glru", 256),
+    ("glru", (32, 32)),  # a stack: its top layer's rows of d y / d theta
 )
 
 
@@ -107,7 +108,7 @@ def cost(rounds=9):
     rng = np.random.RandomState(0)
     X = [rng.normal(size=(25, 12)) for _ in range(32)]
     y = rng.randint(9, size=32)
-    print(f"{'cell':6s} {'n':>4s} {'last ms':>8s} {'mean/last':>9s} {'max/last':>8s}")
+    print(f"{'cell':6s} {'n':>8s} {'last ms':>8s} {'mean/last':>9s} {'max/last':>8s}")
     for cell, n in COST_CASES:
         models = {}
         for pooling in POOLINGS:
@@ -122,7 +123,7 @@ def cost(rounds=9):
                 clf.loss_gradient(X, y)
                 best[pooling] = min(best[pooling], time.thread_time() - start)
         print(
-            f"{cell:6s} {n:4d} {1e3 * best['last']:8.2f} "
+            f"{cell:6s} {str(n):>8s} {1e3 * best['last']:8.2f} "
             f"{best['mean'] / best['last']:9.3f} {best['max'] / best['last']:8.3f}",
             flush=True,
         )

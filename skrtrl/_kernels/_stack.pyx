@@ -101,10 +101,11 @@ maps add, in multiply-adds,
 and sum_(l map, l < top) (sum_{k<l} n_l W_k + (l+1 map) n_l W_l) numbers
 of influence (the top's n_top sum_{k<top} W_k with a pooled readout, after
 its accumulators). At n_hidden=(32, 32) of gated LRUs with 12 inputs, one
-thread, exact RTRL took about 250 us per sequence-step, against 50 us for
-element-wise GRUs of the same sizes and 7 us for one gated LRU of 32
-units (a loaded machine; a pooled readout, which needs Y^(1,0), about
-1.1 ms).
+thread, targets at every step, exact RTRL took 171 us per sequence-step,
+against 32 us for element-wise GRUs of the same sizes and 6 us for one
+gated LRU of 32 units (``benchmarks/bench_stack_cost.py --cell glru
+--inputs 12``); a pooled readout, which needs Y^(1,0), 5.7 (mean) and 5.3
+(maximum) times the last step's (``bench_pooling.py --cost``).
 
 The layer-local approximation (Zucchet et al., 2023) keeps only M^(l,l) and
 sends the error down through the current step only:
