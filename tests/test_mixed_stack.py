@@ -145,22 +145,34 @@ def test_resources_count_each_layers_form():
 def test_resources_count_the_lru_layers_output_rows():
     # Each LRU layer's own influence per unit (2 W_l), M^(l,k) dense
     # (S_l W_k) and, for exact RTRL below the top, its output rows
-    # d y^l / d theta^k (n_l W_k for k <= l); the top layer's only with a
-    # pooled readout, after its accumulators.
+    # d y^l / d theta^k (n_l W_k for k < l, and k = l under an LRU layer
+    # that is not the top); the top layer's, and those of the LRU layer
+    # under it on its own parameters, only with a pooled readout, after
+    # its accumulators.
     m, n0, n1 = 2, 3, 5
     W0 = n0 * (3 * m + 2 * n0 + 4)  # the LRU's q = 3 m + 2 n + 4
     W1 = n1 * (3 * n0 + 2 * n1 + 4)
     exact = StackCell("lru", (n0, n1), m, 1)
     assert exact._influence == (
-        2 * W0 + n0 * W0  # layer 0: own, and its output rows
+        2 * W0  # layer 0: own (its output rows only under a pooled top)
         + 2 * W1 + 2 * n1 * W0  # layer 1: own, M^(1,0)
     )  # fmt: skip
     assert exact._pool == 0
     pooled = StackCell("lru", (n0, n1), m, 1, pooling="mean")
     r1 = 2 * n0 + 3  # the top layer's columns with influence
-    # Its own rows of d y / d theta, A^0, and Y^(1,0).
+    # Its own rows of d y / d theta, A^0, Y^(1,0) and Y^(0,0).
     row = n1 * r1 + (2 * n1 + n0 + 1)
-    assert pooled._pool == n1 * row + n1 * W0 + n1 * W0
+    assert pooled._pool == n1 * row + n1 * W0 + n1 * W0 + n0 * W0
+    # Three layers: Y^(0,0) (under layer 1, not the top) and Y^(1,0) are
+    # the influence's; Y^(1,1) is not (layer 2 is the top).
+    n2 = 2
+    W2 = n2 * (3 * n1 + 2 * n2 + 4)
+    three = StackCell("lru", (n0, n1, n2), m, 1)
+    assert three._influence == (
+        2 * W0 + n0 * W0
+        + 2 * W1 + 2 * n1 * W0 + n1 * W0
+        + 2 * W2 + 2 * n2 * W0 + 2 * n2 * W1
+    )  # fmt: skip
     local = StackCell("lru", (n0, n1), m, 1, gradient="local")
     assert local._influence == 2 * W0 + 2 * W1
     # Above an LRU the source is dense (y mixes the units): more work than

@@ -98,9 +98,10 @@ maps add, in multiply-adds,
                                                           term k = l of
                                                           B^(l+1) M)
 
-and sum_(l map, l < top) (sum_{k<l} n_l W_k + (l+1 map) n_l W_l) numbers
-of influence (the top's n_top sum_{k<top} W_k with a pooled readout, after
-its accumulators). At n_hidden=(32, 32) of gated LRUs with 12 inputs, one
+and sum_(l map, l < top) (sum_{k<l} n_l W_k + (l+1 map, l+1 < top) n_l
+W_l) numbers of influence (with a pooled readout, after its accumulators,
+the top's n_top sum_{k<top} W_k and, under an LRU top, n_(top-1)
+W_(top-1)). At n_hidden=(32, 32) of gated LRUs with 12 inputs, one
 thread, targets at every step, exact RTRL took 171 us per sequence-step,
 against 32 us for element-wise GRUs of the same sizes and 6 us for one
 gated LRU of 32 units (``benchmarks/bench_stack_cost.py --cell glru
@@ -286,7 +287,8 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
     # layer above takes it without forming it,
     # ``cell_output_influence_product``). The top's are needed by a pooled
     # readout only (a target's gradient goes through ``cell_output_vjp``
-    # instead): they follow its accumulators.
+    # instead): they follow its accumulators, and so does Y^(top-1,top-1),
+    # which only the top's Y^(top,top-1) reads.
     top = st.L - 1
     pos = 0
     for l in range(st.L):
@@ -305,7 +307,7 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
         for k in range(l if l < top else 0):
             st.out[l * st.L + k] = pos
             pos += <Py_ssize_t> st.n[l] * st.W[k]
-        if l < top and st.map[l + 1]:
+        if l + 1 < top and st.map[l + 1]:
             st.out[l * st.L + l] = pos
             pos += <Py_ssize_t> st.n[l] * st.W[l]
         if cell_output_influence_size(st.kind[l], st.n[l], st.m[l]) > row:
@@ -334,6 +336,9 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
         for k in range(top):
             st.out[top * st.L + k] = pos
             pos += <Py_ssize_t> st.n[top] * st.W[k]
+        if top > 0 and st.map[top - 1]:
+            st.out[(top - 1) * st.L + top - 1] = pos
+            pos += <Py_ssize_t> st.n[top - 1] * st.W[top - 1]
     st.pool_size = pos - st.influence_size
     at = PAD
     for l in range(st.L):
