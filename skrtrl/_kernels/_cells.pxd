@@ -556,8 +556,8 @@ cdef inline void cell_forward(
             u = ah[2 * n + i]
             e = ax[i]
             hk = hprev[i]
-            # In the floating type: a float32 step converted each number to
-            # double and back here, which kept this pass one unit at a time.
+            # In the floating type (``one``; a literal 1 is a double in C):
+            # a float32 step converted each number to double and back here.
             s[i] = (one - zg) * e + zg * hk
             cn = (one - zg) * (one - e * e)
             coef[2 * n + i] = cn * u * r * (one - r)
@@ -582,11 +582,11 @@ cdef inline void cell_forward(
             s[n + i] = <floating> cnew
             s[i] = <floating> (og * tc)
             coef[i] = <floating> fg
-            coef[n + i] = <floating> (gg * ig * (1 - ig))
-            coef[2 * n + i] = <floating> (c * fg * (1 - fg))
-            coef[3 * n + i] = <floating> (ig * (1 - gg * gg))
-            coef[4 * n + i] = <floating> (tc * og * (1 - og))
-            coef[5 * n + i] = <floating> (og * (1 - tc * tc))
+            coef[n + i] = gg * ig * (one - ig)
+            coef[2 * n + i] = c * fg * (one - fg)
+            coef[3 * n + i] = ig * (one - gg * gg)
+            coef[4 * n + i] = tc * og * (one - og)
+            coef[5 * n + i] = og * (one - tc * tc)
 
 
 cdef inline const floating* record_coefficients(
@@ -734,6 +734,21 @@ cdef inline Py_ssize_t cell_output_influence_size(
     return <Py_ssize_t> n * r + q - r
 
 
+cdef inline void _add_map_row(
+    floating* t, floating e, int n, int m, const floating* h_re,
+    const floating* h_im, const floating* x,
+) noexcept nogil:
+    """t += e [Re h_t | -Im h_t | x_t | 1]: e times the derivative of the
+    map's argument on one unit's own map columns (C_re, C_im, D, b)."""
+    cdef int c
+    for c in range(n):
+        t[c] += e * h_re[c]
+        t[n + c] -= e * h_im[c]
+    for c in range(m):
+        t[2 * n + c] += e * x[c]
+    t[2 * n + m] += e
+
+
 cdef inline void cell_output_influence(
     int kind, int n, int m, int q, const floating* theta,
     const floating* rec, const floating* U, int i, floating* V, bint add,
@@ -775,13 +790,7 @@ cdef inline void cell_output_influence(
         v = V + j * r
         for c in range(r):
             v[c] += a * p_re[c] + b * p_im[c]
-    v = V + n * r
-    for j in range(n):
-        v[j] += e * h_re[j]
-        v[n + j] -= e * h_im[j]
-    for j in range(m):
-        v[2 * n + j] += e * rec[j]
-    v[2 * n + m] += e
+    _add_map_row(V + n * r, e, n, m, h_re, h_im, rec)
 
 
 cdef inline void cell_output_influence_product(
@@ -806,7 +815,7 @@ cdef inline void cell_output_influence_product(
         int r = cell_influence_columns(kind, n, m)
         int W = n * q
         int a, i, j, c
-        floating kr, ki, ke
+        floating kr, ki
         floating* KE = work
         floating* Kc = work + rows * n
         const floating* coef = record_coefficients(kind, n, m, rec)
@@ -832,14 +841,7 @@ cdef inline void cell_output_influence_product(
             t = T + a * ldt + j * q
             for c in range(r):
                 t[c] += kr * p_re[c] + ki * p_im[c]
-            ke = KE[a * n + j]
-            t = t + r
-            for c in range(n):
-                t[c] += ke * h_re[c]
-                t[n + c] -= ke * h_im[c]
-            for c in range(m):
-                t[2 * n + c] += ke * rec[c]
-            t[2 * n + m] += ke
+            _add_map_row(t + r, KE[a * n + j], n, m, h_re, h_im, rec)
 
 
 cdef inline double cell_readout(

@@ -1,7 +1,7 @@
 # Activations and output losses shared by every cell kernel.
 
 from libc.math cimport (
-    copysignf, exp, expf, fabs, fabsf, log, log1p, pow, sqrt, sqrtf, tanh,
+    copysignf, exp, fabs, fabsf, log, log1p, pow, sqrt, sqrtf, tanh,
 )
 from libc.string cimport memcpy, memset
 from cython cimport floating
@@ -110,10 +110,11 @@ cdef inline float _tanhf(float a) noexcept nogil:
 
 
 # The gates and activations of a float32 kernel are computed in single
-# precision (expf, tanhf), those of a float64 kernel in double: the double
-# arithmetic of a float32 kernel made every step convert each number twice,
-# which kept its loops from running four numbers at a time (a float32
-# stream ran at two thirds of the float64 one's speed).
+# precision (``_exp_nonpositive``, and tanh from it), those of a float64
+# kernel in double: the double arithmetic of a float32 kernel made every
+# step convert each number twice, which kept its loops from running four
+# numbers at a time (a float32 stream ran at two thirds of the float64
+# one's speed).
 cdef inline floating sigmoid(floating a) noexcept nogil:
     """1 / (1 + e^-a) in the precision of the floating type."""
     if floating is float:

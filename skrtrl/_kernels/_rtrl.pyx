@@ -37,7 +37,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.ref cimport PyObject
-from libc.math cimport isfinite
+from libc.math cimport fabsf, isfinite
 from libc.string cimport memcpy
 
 from ._cells cimport (
@@ -45,7 +45,7 @@ from ._cells cimport (
 )
 from ._common cimport (
     POOL_LAST, Packed, UpdateRule, output_rows, pack_batch, set_pooling,
-    sigmoid, tanh_of, update_rule,
+    _exp_nonpositive, sigmoid, tanh_of, update_rule,
 )
 
 import numpy as np
@@ -613,12 +613,13 @@ cdef class RowStream:
 
 
 def _float32_gates(const float[::1] a):
-    """sigmoid(a) and tanh(a) as the float32 kernels compute them (for the
-    tests of their accuracy)."""
+    """sigmoid(a), tanh(a) and e^-|a| as the float32 kernels compute them
+    (for the tests of their accuracy)."""
     cdef Py_ssize_t i
-    out = np.empty((2, a.shape[0]), dtype=np.float32)
+    out = np.empty((3, a.shape[0]), dtype=np.float32)
     cdef float[:, ::1] o = out
     for i in range(a.shape[0]):
         o[0, i] = sigmoid(a[i])
         o[1, i] = tanh_of(a[i])
+        o[2, i] = _exp_nonpositive(-fabsf(a[i]))
     return out
