@@ -59,8 +59,10 @@ CONFIGS = [
     ("egru", (64, 64), 1e-3, 0.1),
     ("elstm", (64, 64), 3e-3, 0.1),
     # The gated LRU, one layer: 108 steps on --validate --quick at 32 units
-    # (48 at 16, 50 at 64, 25 at 128).
-    ("glru", 32, 1e-3, 0.1),
+    # (48 at 16, 50 at 64, 25 at 128) with seed 0; over seeds 0 to 2, a
+    # first rate of 3e-4 had the best mean (62.7 steps; 55.3 at 1e-3, 39.0
+    # and 38.3 with noise 0.03 and 0.2). Two layers of 32: 6 steps.
+    ("glru", 32, 3e-4, 0.1),
 ]
 # (learning rate, passes over the training stretch) per stage
 SCHEDULE = [(1e-3, 100), (3e-4, 100), (1e-4, 100), (3e-5, 100)]
