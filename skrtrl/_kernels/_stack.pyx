@@ -583,6 +583,21 @@ cdef inline void _layer_gradient(
         _own_gradient(st, l, own, g, grad)
 
 
+cdef inline void _error_gradient(
+    const Stack* st, int l, const floating* params,
+    const floating* influence, floating* scratch, const floating* err,
+    floating* gs, floating* grad,
+) noexcept nogil:
+    """grad += err^T d y^l / d theta^l through layer l's own influence, err
+    = dL/dy^l at this step: for a layer with an output map through the map
+    first (``cell_output_vjp``: its own parameters, and gs, overwritten)."""
+    if st.map[l]:
+        cell_output_vjp(st.kind[l], st.n[l], st.m[l], st.q[l],
+                        params + st.theta[l], scratch + st.rec[l], err, gs,
+                        False, grad + st.theta[l], scratch + st.work)
+    _layer_gradient(st, l, influence + st.own[l], err, gs, grad + st.theta[l])
+
+
 cdef inline double stack_step(
     const Stack* st, const floating* params, const floating* x,
     floating* state, floating* influence, bint first, bint target,
@@ -710,6 +725,8 @@ cdef inline double stack_step(
         return loss
     _layer_gradient(st, top, influence + st.own[top], g, gs,
                     grad + st.theta[top])
+    if top == 0:
+        return loss
     if not st.local and not st.map[top]:
         for k in range(top):
             gemv_rm_t(st.n[top], st.W[k], <floating> 1,
@@ -717,8 +734,6 @@ cdef inline double stack_step(
                       <floating> 1, grad + st.theta[k])
         return loss
     if not st.local:
-        if top == 0:
-            return loss  # (gx would be the data's: m_0 may exceed the room)
         # g^T Y^(top,k) without Y: gs^T M^(top,k) + gx^T d x^top / d theta^k,
         # gx = (d y / d x)^T g the map's direct path.
         gx = scratch + st.delta
@@ -730,18 +745,11 @@ cdef inline double stack_step(
             gemv_rm_t(st.S[top], st.W[k], <floating> 1,
                       influence + st.cross[top * L + k], st.W[k], gs,
                       <floating> 1, grad + st.theta[k])
-            if k == top - 1 and not st.full[k] and not st.map[k]:
-                _own_gradient(st, k, influence + st.own[k], gx,
-                              grad + st.theta[k])
-            elif k == top - 1 and st.map[k]:
-                # gx^T d y^k / d theta^k through the map below (gs is free:
-                # this is the last k).
-                cell_output_vjp(st.kind[k], st.n[k], st.m[k], st.q[k],
-                                params + st.theta[k], scratch + st.rec[k],
-                                gx, gs, False, grad + st.theta[k],
-                                scratch + st.work)
-                _layer_gradient(st, k, influence + st.own[k], gx, gs,
-                                grad + st.theta[k])
+            if k == top - 1 and not st.full[k]:
+                # gx^T d y^k / d theta^k from layer k's own influence (gs
+                # is free: this is the last k).
+                _error_gradient(st, k, params, influence, scratch, gx, gs,
+                                grad)
             else:
                 gemv_rm_t(st.n[top - 1], st.W[k], <floating> 1,
                           _rows_of(st, top - 1, k, influence), st.W[k], gx,
@@ -764,13 +772,7 @@ cdef inline double stack_step(
         else:
             gemv_rm_t(st.n[l], st.m[l], <floating> 1, scratch + st.B[l],
                       st.m[l], cur, <floating> 0, nxt)
-        if st.map[l - 1]:
-            cell_output_vjp(st.kind[l - 1], st.n[l - 1], st.m[l - 1],
-                            st.q[l - 1], params + st.theta[l - 1],
-                            scratch + st.rec[l - 1], nxt, gs, False,
-                            grad + st.theta[l - 1], scratch + st.work)
-        _layer_gradient(st, l - 1, influence + st.own[l - 1], nxt, gs,
-                        grad + st.theta[l - 1])
+        _error_gradient(st, l - 1, params, influence, scratch, nxt, gs, grad)
         tmp = cur
         cur = nxt
         nxt = tmp
