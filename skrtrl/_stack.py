@@ -447,7 +447,10 @@ class StackCell:
         for k in range(top):
             if maps[k] and maps[k + 1] and (k + 1 < top or pooled):
                 flops += 4 * self.layers[k].n * W[k]
-        return flops + 2 * self.n * sum(W[:-1])
+        # A target's gradient on the lower layers: g^T (h rows), or, under
+        # an output map, gs^T M^(top,k) over all S_top rows.
+        rows = S[top] if maps[top] else self.n
+        return flops + 2 * rows * sum(W[:-1])
 
     def new_state(self, dtype):
         """Zero state of a stream: every layer's state (``"hidden"``, layer 0
