@@ -545,7 +545,8 @@ cdef inline void cell_forward(
         # The gates in passes over a few arrays each, which the compiler runs
         # four units at a time (float32); one pass over all the arrays needs
         # more run-time checks that they do not overlap than it makes, and
-        # stayed one unit at a time. The same numbers either way.
+        # stayed one unit at a time. r and z go to the record first, the
+        # candidate e into ax[:n] (r's input part, used by then).
         for i in range(2 * n):
             coef[i] = sigmoid(ax[i] + ah[i])
         for i in range(n):

@@ -51,8 +51,9 @@ cdef union _FloatBits:
 
 
 cdef inline float _exp_nonpositive(float u) noexcept nogil:
-    """e^u for u <= 0 (or NaN) in single precision, within 1.2 ulp of e^u
-    (0 below -104, where e^u is below half the smallest subnormal).
+    """e^u for u <= 0 (or NaN) in single precision, 0 below -104 (where e^u
+    is below half the smallest subnormal); at most 1.12 ulp from e^u over
+    the 440,000 inputs of ``test_float32_gates_are_within_three_ulp``.
 
     Written without a call or a branch, so that a loop over the units runs
     four numbers at a time: libm's expf is a call per number, which kept
@@ -96,9 +97,10 @@ cdef inline float _sigmoidf(float a) noexcept nogil:
 cdef inline float _tanhf(float a) noexcept nogil:
     """tanh in single precision from one exponential (glibc's tanhf goes
     through expm1f, which cost as much as the rest of a float32 EGRU's
-    forward step): (1 - e) / (1 + e) with e = e^(-2|a|), and the sign of a. Below
-    |a| = 1/4, where 1 - e would lose digits, the Taylor series up to a^9
-    instead (the first term left out is below 2^-26 of tanh there)."""
+    forward step): (1 - e) / (1 + e) with e = e^(-2|a|), and the sign of
+    a. Below |a| = 1/4, where 1 - e would lose digits, the Taylor series
+    up to a^9 instead (the first term left out is below 2^-26 of tanh
+    there)."""
     cdef float x = fabsf(a)
     cdef float x2 = a * a
     cdef float e = _exp_nonpositive(<float> -2 * x)
