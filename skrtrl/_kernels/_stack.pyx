@@ -213,7 +213,7 @@ ctypedef struct Stack:
     Py_ssize_t zout
     Py_ssize_t dz
     Py_ssize_t grad
-    Py_ssize_t pool                     # the pooled h of the top layer
+    Py_ssize_t pool                     # the pooled y of the top layer
     Py_ssize_t arg_max                  # its step of each maximum (BPTT)
     Py_ssize_t n_theta
     Py_ssize_t n_params
@@ -304,9 +304,10 @@ cdef Stack stack_layout(kind, int activation, sizes, int m, int o,
                     block = st.S[l] * st.W[k]
         if not st.map[l] or local:
             continue
-        for k in range(l if l < top else 0):
-            st.out[l * st.L + k] = pos
-            pos += <Py_ssize_t> st.n[l] * st.W[k]
+        if l < top:
+            for k in range(l):
+                st.out[l * st.L + k] = pos
+                pos += <Py_ssize_t> st.n[l] * st.W[k]
         if l + 1 < top and st.map[l + 1]:
             st.out[l * st.L + l] = pos
             pos += <Py_ssize_t> st.n[l] * st.W[l]
@@ -538,7 +539,9 @@ cdef inline floating* _rows_of(
 ) noexcept nogil:
     """d y^l / d theta^k (n_l x W_k, dense), what layer l+1 reads: the h rows
     of M^(l,k) (of the own influence when k = l, a fully connected layer's),
-    or Y^(l,k) for a layer with an output map."""
+    or Y^(l,k) for a layer with an output map. Not for k = l of an
+    element-wise layer, whose own influence is per unit (the callers take
+    it per unit)."""
     if st.map[l]:
         return influence + st.out[l * st.L + k]
     if k == l:
@@ -841,8 +844,9 @@ cdef inline double _pooled_gradient(
     double weight, int loss_kind, const floating* params,
     const floating* influence, floating* scratch, floating* grad,
 ) noexcept nogil:
-    """The readout of the pooled h, its loss, and its gradient: the
-    readout's, and A^kT dL/dz (/ T for the mean) for every layer k."""
+    """The readout of the pooled y (h but for an LRU top), its loss, and its
+    gradient: the readout's, and A^kT dL/dz (/ T for the mean) for every
+    layer k."""
     cdef:
         int top = st.L - 1, k, i
         int n = st.n[top]
