@@ -488,6 +488,23 @@ cdef inline void second_step(
 
 # -- pooled readouts ---------------------------------------------------------
 
+cdef inline void spread_unit_influence(
+    int kind, int n, int q, const floating* U, floating* A,
+) noexcept nogil:
+    """A (n x W, dense) = the h rows of the per-unit influence ``U``: unit
+    i's row holds the entries of theta's rows of unit i, zeros elsewhere."""
+    cdef:
+        int G = cell_gates(kind)
+        Py_ssize_t W = cell_rows(kind, n) * q
+        int i, gate
+        Py_ssize_t at
+    memset(A, 0, n * W * sizeof(floating))
+    for gate in range(G):
+        for i in range(n):
+            at = (gate * n + i) * q
+            memcpy(A + i * W + at, U + at, q * sizeof(floating))
+
+
 cdef inline void pool_unit_influence(
     int kind, int pooling, int n, int q, Py_ssize_t t, const floating* h,
     const floating* pool, const floating* U, floating* A, bint dense,
@@ -495,18 +512,15 @@ cdef inline void pool_unit_influence(
     """Fold the h block of the per-unit influence ``U`` (step t) into A:
     added (mean) or, for each unit at a new maximum of h, copied (max).
     ``dense``: A is n x W and U is the first step's (t = 0), whose entries
-    A takes in unit i's row. Call before ``pool_step`` moves ``pool``."""
+    A takes in unit i's row (``spread_unit_influence``). Call before
+    ``pool_step`` moves ``pool``."""
     cdef:
         int G = cell_gates(kind)
         Py_ssize_t W = cell_rows(kind, n) * q
         int i, gate, j
         Py_ssize_t at
     if dense:
-        memset(A, 0, n * W * sizeof(floating))
-        for gate in range(G):
-            for i in range(n):
-                at = (gate * n + i) * q
-                memcpy(A + i * W + at, U + at, q * sizeof(floating))
+        spread_unit_influence(kind, n, q, U, A)
         return
     if pooling == POOL_MEAN and t > 0:
         for j in range(W):

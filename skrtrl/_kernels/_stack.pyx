@@ -71,7 +71,7 @@ layer above reads y^l, not s^l, so d x^(l+1) / d theta^k is
 (E = diag(f'), ``cell_output_jvp``) for k < l: n_l x W_k numbers after the
 M^(l,k) they are made of, O(n_l (2 n_l + m_l) W_k) per step; when the
 source below is an element-wise layer's own per-unit influence it is
-spread densely first (``pool_unit_influence``). For k = l the map's own
+spread densely first (``spread_unit_influence``). For k = l the map's own
 parameters (C, D, b: columns of theta^l with no influence through the
 recurrence) join, and y mixes the units, so d y^l / d theta^l is dense
 although the own influence U^l is per unit (J^l is made of 2 x 2 blocks,
@@ -165,8 +165,8 @@ from ._common cimport (
 )
 from ._rtrl cimport (
     h_block_gradient, output_map_gradient, pool_dense_influence,
-    pool_output_influence, pool_unit_influence, unit_gradient,
-    unit_influence_step,
+    pool_output_influence, pool_unit_influence, spread_unit_influence,
+    unit_gradient, unit_influence_step,
 )
 
 import numpy as np
@@ -717,9 +717,8 @@ cdef inline double stack_step(
             # Y^(l,k) = (d y / d s) M^(l,k) + (d y / d x) d x^l / d theta^k.
             if units:
                 X = scratch + st.expand
-                pool_unit_influence(st.kind[k], POOL_MEAN, st.n[k], st.q[k],
-                                    0, NULL, NULL, influence + st.own[k],
-                                    scratch + st.expand, True)
+                spread_unit_influence(st.kind[k], st.n[k], st.q[k],
+                                      influence + st.own[k], X)
             else:
                 X = _rows_of(st, l - 1, k, influence)
             cell_output_jvp(kind, st.n[l], st.m[l], st.q[l], theta, rec, M, X,
