@@ -857,14 +857,15 @@ class LRUCell(_GatedCell):
         # unit (a 2 x 2 product and the immediate term per column; r = 2m +
         # 3, or 3m + 4 with the gate, whose pre-activation adds 2 n m), the
         # output map and its gradient (C and D: 4 n^2 + 2 n m each way), and
-        # a pooled readout's n rows of d y / d theta (3 flops per number of
-        # each unit's r influence columns per row, 2 per map column).
+        # for a pooled readout exact RTRL's second pass over the sequence:
+        # the forward step again (the map, B x and the gate), its error
+        # through the map being the gradient counted above.
         n, m = self.n, self.m
         r = self._influence_columns
         gate = 2 * n * m if self.gated else 0
         pooled = 0
         if self.pooling != "last":
-            pooled = n * (3 * n * r + 2 * (2 * n + m + 1))
+            pooled = 4 * n * n + 2 * n * m + 4 * n * m + gate
         return 12 * n * r + gate + 2 * (4 * n * n + 2 * n * m) + pooled
 
 

@@ -190,6 +190,30 @@ def test_padding_does_not_leak_into_the_pool(pooling, gradient):
         )  # fmt: skip
 
 
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize("cell", ["lru", "glru"])
+def test_lru_pooled_rtrl_needs_no_accumulator(cell, pooling):
+    # Exact RTRL takes an output map's pooled gradient in two passes over
+    # each sequence: no accumulator beside the influence, and each
+    # sequence's passes read its own steps only (lengths 1 to 9 in one
+    # minibatch, one thread).
+    rng = np.random.RandomState(6)
+    X = [rng.normal(size=(T, N_FEATURES)) for T in (1, 6, 2, 9)]
+    y = rng.normal(size=len(X))
+    est = fitted("regression", cell, pooling, X, y, rng, n_jobs=1)
+    pooled = CELLS[cell](N_HIDDEN, N_FEATURES, 1, pooling=pooling)
+    last = CELLS[cell](N_HIDDEN, N_FEATURES, 1, pooling="last")
+    assert pooled.workspace_shapes(4, 1) == last.workspace_shapes(4, 1)
+    loss, grad = est.loss_gradient(X, y)
+    parts = [est.loss_gradient([x], y[i : i + 1]) for i, x in enumerate(X)]
+    assert loss == pytest.approx(np.mean([p[0] for p in parts]), rel=1e-12)
+    for name in grad:
+        np.testing.assert_allclose(
+            grad[name], np.mean([p[1][name] for p in parts], axis=0), rtol=1e-10,
+            atol=1e-14,
+        )  # fmt: skip
+
+
 @pytest.mark.parametrize("cell", ["elman", "egru", "lstm", "glru"])
 def test_float32_pooled_gradient_matches_float64(cell):
     rng = np.random.RandomState(5)

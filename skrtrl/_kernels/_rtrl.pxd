@@ -70,15 +70,16 @@
 # Pooled readouts (``Packed.pooling``): a sequence's one target read from
 # z = (1/T) sum_t y_t (mean) or from each unit's maximum of y over time
 # (max), y_t = h_t but for the cells with an output map. dL/dz is known at
-# the end only, so beside P_t the driver carries A_t = sum_{tau <= t}
-# d y_tau / d theta (mean) or, for each unit i, row i of d y / d theta at
-# the step of its running maximum (max), and at the end adds
-# A_T^T (dL/dz) (/ T for the mean) to the gradient: exact. Where y = h,
-# A is the size of the h rows of the influence (n x W dense, W per unit);
-# an output map mixes the units, so its row i of d y_t / d theta reaches
-# every unit's influence columns (n x (n r + q - r), r the columns with
-# influence: O(n^2 r) per step, ``cell_output_influence``). A follows the
-# influence in its buffer (``pool_size``).
+# the end only. Where y = h, the driver carries beside P_t the running
+# A_t = sum_{tau <= t} d h_tau / d theta (mean) or, for each unit i, row i
+# of d h / d theta at the step of its running maximum (max), the size of
+# the h rows of the influence (n x W dense, W per unit), and at the end
+# adds A_T^T (dL/dz) (/ T for the mean) to the gradient: exact. An output
+# map mixes the units, so its row i of d y_t / d theta reaches every unit's
+# influence columns and A would take O(n^2 r) numbers and operations a
+# step; there the driver runs the sequence twice instead
+# (``pooled_map_sequence``): forward to dL/dz, then with the influence and
+# the now known dL/dy_t of every step.
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -92,7 +93,8 @@ from ._cells cimport (
     cell_forward,
     cell_gates, cell_immediate, cell_influence_columns, cell_jacobian,
     cell_output, cell_output_blocks, cell_output_influence,
-    cell_output_influence_size, cell_per_unit, cell_readout, cell_rows,
+    cell_output_influence_size, cell_output_vjp, cell_per_unit,
+    cell_readout, cell_rows,
     cell_separate_bias, cell_state,
     cell_unit_jacobian, cell_vjp, cell_whole_product_without_target,
     copy_bias_gradient, direct, input_update, record_coefficients,
@@ -124,6 +126,7 @@ ctypedef struct Scratch:
     int zout    # o
     int dz      # o
     int pool    # n: the pooled h so far
+    int err     # n: dL/dy_t in a pooled readout's second pass
     int grad    # R*q + o*n + o
     int size
 
@@ -141,7 +144,8 @@ cdef inline Scratch scratch_layout(int kind, int n, int m, int o) noexcept nogil
     at.zout = at.g + n
     at.dz = at.zout + o
     at.pool = at.dz + o
-    at.grad = at.pool + n
+    at.err = at.pool + n
+    at.grad = at.err + n
     at.size = (at.grad + cell_rows(kind, n) * cell_columns(kind, n, m)
                + o * n + o + PAD)
     return at
@@ -160,12 +164,11 @@ cdef inline Py_ssize_t influence_size(int kind, int n, int m,
 cdef inline Py_ssize_t pool_size(int kind, int n, int m,
                                  bint per_unit) noexcept nogil:
     """Numbers of the pooled readout's accumulator A per sequence (see the
-    header): the h rows of the influence, or, for a cell with an output
-    map, the n rows of d y / d theta (``cell_output_influence``)."""
+    header): the h rows of the influence; none for a cell with an output
+    map (``pooled_map_sequence``)."""
     cdef Py_ssize_t W = cell_rows(kind, n) * cell_columns(kind, n, m)
-    cdef Py_ssize_t row = cell_output_influence_size(kind, n, m)
-    if row > 0:
-        return n * row
+    if cell_output_influence_size(kind, n, m) > 0:
+        return 0
     return W if per_unit else n * W
 
 
@@ -578,16 +581,15 @@ cdef inline void output_map_gradient(
             out[c] += gi * a[c]
 
 
-cdef inline double pooled_gradient(
+cdef inline double pooled_readout(
     const Packed* data, Py_ssize_t length, const floating* y, double weight,
-    int loss_kind, int n, int R, int q, int r, const floating* W_out,
-    const floating* b_out, floating* pool, const floating* A, bint per_unit,
-    floating* grad, floating* g, floating* zout, floating* dz,
+    int loss_kind, int n, int R, int q, const floating* W_out,
+    const floating* b_out, floating* pool, floating* grad, floating* g,
+    floating* zout, floating* dz,
 ) noexcept nogil:
-    """Readout of the pooled y (``pool`` holds the sum, mean, or maximum),
-    its loss, and its gradient: the readout's, and A^T dL/dz (/ T for the
-    mean) into ``grad`` = [theta | W_out | b_out]; ``r`` < q: A is
-    ``pool_output_influence``'s."""
+    """Readout of the pooled y (``pool``: the sum, made the mean here, or
+    the maximum), its loss, the readout's gradient into ``grad``'s W_out
+    and b_out, and g = dL/dz (/ T for the mean: each step's share)."""
     cdef int i
     cdef floating scale = 1
     cdef double loss
@@ -599,12 +601,129 @@ cdef inline double pooled_gradient(
                             pool, grad + R * q, g, zout, dz)
     for i in range(n):
         g[i] *= scale
-    if r < q:
-        output_map_gradient(n, r, q, A, g, grad)
-    elif per_unit:
+    return loss
+
+
+cdef inline double pooled_gradient(
+    const Packed* data, Py_ssize_t length, const floating* y, double weight,
+    int loss_kind, int n, int R, int q, const floating* W_out,
+    const floating* b_out, floating* pool, const floating* A, bint per_unit,
+    floating* grad, floating* g, floating* zout, floating* dz,
+) noexcept nogil:
+    """Readout of the pooled h (``pool`` holds the sum, mean, or maximum),
+    its loss, and its gradient: the readout's, and A^T dL/dz (/ T for the
+    mean) into ``grad`` = [theta | W_out | b_out]. A cell with an output
+    map pools in ``pooled_map_sequence`` instead."""
+    cdef double loss = pooled_readout(data, length, y, weight, loss_kind, n,
+                                      R, q, W_out, b_out, pool, grad, g,
+                                      zout, dz)
+    if per_unit:
         h_block_gradient(n, R, q, A, g, grad)
     else:
         gemv_rm_t(n, R * q, <floating> 1, A, R * q, g, <floating> 1, grad)
+    return loss
+
+
+cdef inline bint pooled_step_error(
+    int pooling, int n, const floating* y, const floating* pool,
+    floating* g, floating* err,
+) noexcept nogil:
+    """err = dL/dy_t of a pooled readout's second pass, from g (the pooled
+    gradient, ``pooled_readout``'s): g itself at every step (mean); for the
+    max, g[i] at the first step where y_t[i] equals unit i's maximum (the
+    step whose row the running maximum keeps: it moves on a strict rise
+    only), zero elsewhere. The max clears g[i] once used. Returns whether
+    err has a nonzero entry."""
+    cdef int i
+    cdef bint any_error = False
+    if pooling == POOL_MEAN:
+        memcpy(err, g, n * sizeof(floating))
+        return True
+    for i in range(n):
+        err[i] = 0
+        if g[i] != 0 and y[i] == pool[i]:
+            err[i] = g[i]
+            g[i] = 0
+            any_error = True
+    return any_error
+
+
+# -- the drivers -------------------------------------------------------------
+
+cdef inline double pooled_map_sequence(
+    int kind, int activation, int loss_kind, const Packed* data,
+    Py_ssize_t b, int n, int q, const floating* theta,
+    const floating* bias_hh, const floating* W_out, const floating* b_out,
+    floating* P_work, floating* scratch, InterruptCheck* check, bint* stop,
+) noexcept nogil:
+    """``rtrl_sequence`` for a pooled readout of a cell with an output map
+    (the LRUs): exact RTRL in two passes over sequence b.
+
+    The target reads z = W_out pool(y_1, ..., y_T) + b_out, so once z is
+    known, so is every step's dL/dy_t = e_t: the first pass runs the
+    sequence forward to the pooled y and g = dL/dpool (``pooled_readout``),
+    giving e_t = g / T (mean) or, for the maximum, e_t[i] = g[i] at the
+    step whose y_t[i] is unit i's maximum, zero elsewhere. The second pass
+    runs it again with the per-unit influence P_t and adds
+
+        sum_t e_t^T d y_t / d theta
+            = sum_t [(d y_t / d s_t)^T e_t]^T P_t + e_t^T (d y_t / d theta)|_s
+
+    as a target at every step would (``cell_output_vjp``, then
+    ``unit_gradient``): O(n^2 + n r) a step, the forward's order, where
+    forming the n rows of d y_t / d theta (the map mixes the units: row i
+    reaches every unit's r influence columns) would cost O(n^2 r) numbers
+    and operations. The maximum takes the product only at the steps some
+    unit peaks. Memory stays the influence's; each step is computed twice,
+    in the same operations, so y_t is the same in both passes."""
+    cdef:
+        int m = data.m
+        int o = data.o
+        int R = cell_rows(kind, n)
+        int S = cell_state(kind, n)
+        Scratch at = scratch_layout(kind, n, m, o)
+        Py_ssize_t t, length = data.lengths[b]
+        int pass_
+        double loss = 0.0
+        const floating* X
+        const floating* Y
+        const floating* weights
+        floating* s = scratch + at.s
+        floating* rec = scratch + at.rec
+        floating* work = scratch + at.work
+        floating* g = scratch + at.g
+        floating* grad = scratch + at.grad
+        floating* pool = scratch + at.pool
+        floating* err = scratch + at.err
+        const floating* y
+    if length == 0:
+        return 0.0
+    sequence(data, b, &X, &Y, &weights)
+    for pass_ in range(2):
+        memset(s, 0, S * sizeof(floating))
+        for t in range(length):
+            if stop[0]:
+                return loss
+            if check != NULL and interrupt_due(check):
+                stop[0] = True
+                return loss
+            cell_forward(kind, activation, n, m, q, theta, bias_hh,
+                         X + t * m, s, rec, work)
+            y = cell_output(kind, n, m, s, rec)
+            if pass_ == 0:
+                pool_step(data.pooling, n, t, y, pool)
+                continue
+            unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0,
+                                NULL, NULL, NULL, 0)
+            if pooled_step_error(data.pooling, n, y, pool, g, err):
+                cell_output_vjp(kind, n, m, q, theta, rec, err,
+                                scratch + at.gbar, False, grad, work)
+                unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
+        if pass_ == 0:
+            loss = pooled_readout(
+                data, length, Y, data.weight_scale * weights[0], loss_kind,
+                n, R, q, W_out, b_out, pool, grad, g, scratch + at.zout,
+                scratch + at.dz)
     return loss
 
 
@@ -650,6 +769,10 @@ cdef inline double rtrl_sequence(
         floating* A = P_work + influence_size(kind, n, m, per_unit)
         floating* P_new
         const floating* y
+    if pooled and r < q:
+        return pooled_map_sequence(kind, activation, loss_kind, data, b, n, q,
+                                   theta, bias_hh, W_out, b_out, P_work,
+                                   scratch, check, stop)
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(data.lengths[b]):
@@ -678,10 +801,7 @@ cdef inline double rtrl_sequence(
                                 NULL, NULL, NULL, 0)
             if contract:
                 unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
-            if pooled and r < q:
-                pool_output_influence(kind, data.pooling, n, m, q, t, theta,
-                                      rec, y, pool, P_work, A)
-            elif pooled:
+            if pooled:
                 pool_unit_influence(kind, data.pooling, n, q, t, y, pool,
                                     P_work, A, not per_unit)
         else:
@@ -706,7 +826,7 @@ cdef inline double rtrl_sequence(
             k = target_index(data, t)
             loss += pooled_gradient(
                 data, t + 1, Y + k * o, data.weight_scale * weights[k],
-                loss_kind, n, R, q, r, W_out, b_out, pool, A, per_unit, grad, g,
+                loss_kind, n, R, q, W_out, b_out, pool, A, per_unit, grad, g,
                 scratch + at.zout, scratch + at.dz)
     return loss
 
