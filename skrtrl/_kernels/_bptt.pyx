@@ -143,7 +143,7 @@ cdef double _bptt_sequence(
         slot = t % cap
         rec = ring + slot * rs
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
-                     rec, work)
+                     rec, work, False)
         if pooled:
             y = cell_output(kind, n, m, s, rec)
             for i in range(n):
@@ -376,7 +376,7 @@ def bptt_online(
                     stopped = True
                     break
                 cell_forward(kind, activation, n, m, q, theta, bias_hh,
-                             Xb + t * m, s, &ring[pos, 0], work)
+                             Xb + t * m, s, &ring[pos, 0], work, False)
                 newest = pos
                 pos = pos + 1 if pos + 1 < cap else 0
                 if filled < cap:

@@ -115,7 +115,7 @@
 #             read clipped to [-20, 20] (``LRU_LOG_BOUND``). The LRU does
 #             not follow the row form above: every function below has its
 #             own LRU branch, and its record is [x | h_{t-1} (2n) | 1 |
-#             K = 14 coefficient vectors (``LRU_*``) | spare n].
+#             K = 17 coefficient vectors (``LRU_*``) | spare n].
 #   GLRU      the gated LRU: the LRU with an input gate on what it stores,
 #                 h' = lam h + gamma i (B x),   i = sigma(W_g x + b_g),
 #             one real gate per unit that depends on the input only, so
@@ -128,7 +128,7 @@
 #             B, -exp(nu) lam h (nu), i exp(th) lam h (th), gamma U (lg) and
 #             d h'/d a_g = gamma (1 - i) U times [x, 1] (W_g, b_g); the
 #             record keeps gamma i, U and the LRU's other vectors, then i
-#             and gamma (1 - i) U: K = 17 (the LRU's, with i = 1, are the
+#             and gamma (1 - i) U: K = 20 (the LRU's, with i = 1, are the
 #             same numbers).
 #
 # The record of a step (``cell_forward``) holds [x (m) | h_{t-1} (n) | ones
@@ -297,9 +297,9 @@ cdef inline int cell_coefficients(int kind) noexcept nogil:
     if _lstm_gates(kind):
         return 6
     if kind == LRU:
-        return 14
-    if kind == GLRU:
         return 17
+    if kind == GLRU:
+        return 20
     return 1
 
 
@@ -374,9 +374,13 @@ cdef enum:
     LRU_Y = 10       # y_t
     LRU_H = 11       # h_t, Re then Im
     LRU_DG = 13      # d gamma / d gamma_log (gamma; 0 where it is clipped)
+    # Of theta alone, for the next step under the same theta (``reuse``):
+    LRU_DNU = 14     # d exp(nu_log) / d nu_log (0 where it is clipped)
+    LRU_DTH = 15     # d exp(theta_log) / d theta_log (0 where it is clipped)
+    LRU_GAM = 16     # gamma
     # The gated LRU's (``LRU_GAMMA`` then holds gamma i, ``LRU_U`` i B x):
-    LRU_GATE = 14    # i, its input gate
-    LRU_GW = 15      # d h_t / d (pre-activation of i) = gamma (1 - i) U, Re then Im
+    LRU_GATE = 17    # i, its input gate
+    LRU_GW = 18      # d h_t / d (pre-activation of i) = gamma (1 - i) U, Re then Im
     # nu_log, theta_log and gamma_log are read clipped to [-LRU_LOG_BOUND,
     # LRU_LOG_BOUND] (derivative 0 beyond): exp would overflow there, into
     # NaN through cos(inf) and inf * 0, long after |lambda|, the phase and
@@ -400,10 +404,16 @@ cdef inline double _lru_exp(double v, double* slope) noexcept nogil:
 
 cdef inline void _lru_forward(
     int kind, int activation, int n, int m, int q, const floating* theta,
-    const floating* x, floating* s, floating* rec,
+    const floating* x, floating* s, floating* rec, bint reuse,
 ) noexcept nogil:
     """The (gated) LRU's step (see the header): s = [Re h, Im h] <- h_t,
-    and the output map's y_t, into the record."""
+    and the output map's y_t, into the record.
+
+    lambda, gamma and their slopes depend on theta alone, and cost four
+    exponentials, a sine and a cosine per unit: with ``reuse`` (the record
+    holds the step before's, under the same theta) they are read from it.
+    In float64 only, where the record keeps them exactly; a float32 record
+    would round them, so float32 computes them at every step."""
     cdef:
         int r = _lru_recurrent(kind, m)
         int i, j
@@ -419,13 +429,24 @@ cdef inline void _lru_forward(
     rec[m + 2 * n] = 1
     for i in range(n):
         th = theta + i * q
-        enu = _lru_exp(th[2 * m], &dnu)
-        eth = _lru_exp(th[2 * m + 1], &dth)
-        mod = exp(-enu)
-        ang = eth
-        a = mod * cos(ang)
-        b = mod * sin(ang)
-        gam = _lru_exp(th[2 * m + 2], &dgam)
+        if floating is double and reuse:
+            a = coef[LRU_A * n + i]
+            b = coef[LRU_B * n + i]
+            dnu = coef[LRU_DNU * n + i]
+            dth = coef[LRU_DTH * n + i]
+            gam = coef[LRU_GAM * n + i]
+            dgam = coef[LRU_DG * n + i]
+        else:
+            enu = _lru_exp(th[2 * m], &dnu)
+            eth = _lru_exp(th[2 * m + 1], &dth)
+            mod = exp(-enu)
+            ang = eth
+            a = mod * cos(ang)
+            b = mod * sin(ang)
+            gam = _lru_exp(th[2 * m + 2], &dgam)
+            coef[LRU_DNU * n + i] = <floating> dnu
+            coef[LRU_DTH * n + i] = <floating> dth
+            coef[LRU_GAM * n + i] = <floating> gam
         ur = 0.0
         ui = 0.0
         for j in range(m):
@@ -490,12 +511,16 @@ cdef inline void cell_forward(
     int kind, int activation, int n, int m, int q,
     const floating* theta, const floating* bias_hh,
     const floating* x, floating* s, floating* rec, floating* work,
+    bint reuse,
 ) noexcept nogil:
     """s <- s_t from s = s_{t-1} and the input x; writes the step's record.
 
     ``x`` may be the record itself (the caller wrote the inputs there).
     ``bias_hh`` is read by the cells with a separate bias only. ``work``:
-    step_work_size numbers.
+    step_work_size numbers. ``reuse``: ``rec`` holds the record of the
+    step before, made under the same theta, whose numbers of theta alone
+    the step may read instead of computing them (the LRUs'; the same
+    results either way).
     """
     cdef:
         int R = cell_rows(kind, n)
@@ -512,7 +537,7 @@ cdef inline void cell_forward(
         floating* ah = work + R
         const floating* th
     if lru_cell(kind):
-        _lru_forward(kind, activation, n, m, q, theta, x, s, rec)
+        _lru_forward(kind, activation, n, m, q, theta, x, s, rec, reuse)
         return
     if x != rec:
         memcpy(rec, x, m * sizeof(floating))

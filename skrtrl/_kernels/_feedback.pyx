@@ -121,7 +121,7 @@ cdef inline void _cell_step(
     memcpy(rec, x, m * sizeof(floating))
     memcpy(rec + m, f, o * sizeof(floating))
     cell_forward(kind, activation, n, m + o, q, theta, bias_hh, rec, s, rec,
-                 work)
+                 work, False)
 
 
 cdef inline void _readout(

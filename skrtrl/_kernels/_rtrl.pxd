@@ -708,7 +708,7 @@ cdef inline double pooled_map_sequence(
                 stop[0] = True
                 return loss
             cell_forward(kind, activation, n, m, q, theta, bias_hh,
-                         X + t * m, s, rec, work)
+                         X + t * m, s, rec, work, t > 0)
             y = cell_output(kind, n, m, s, rec)
             if pass_ == 0:
                 pool_step(data.pooling, n, t, y, pool)
@@ -782,7 +782,7 @@ cdef inline double rtrl_sequence(
             stop[0] = True
             break
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
-                     rec, work)
+                     rec, work, t > 0)
         y = cell_output(kind, n, m, s, rec)
         # A pooled readout's dL/dz comes at the end; otherwise the readout
         # needs only the new state: g = dL/dh_t is ready before the
@@ -937,7 +937,7 @@ cdef inline void run_online(
                 break
             first = reset_state and t == 0
             cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m,
-                         state, rec, work)
+                         state, rec, work, False)
             learn_now = False
             if has_target(data, b, t):
                 k = target_index(data, t)
@@ -1001,7 +1001,7 @@ cdef inline void run_forward(
         memcpy(s, s0, S * sizeof(floating))
         for t in range(lengths[b]):
             cell_forward(kind, activation, n, m, q, theta, bias_hh,
-                         X + (x_start[b] + t) * m, s, rec, work)
+                         X + (x_start[b] + t) * m, s, rec, work, t > 0)
             if every_step:
                 memcpy(H + (x_start[b] + t) * n, cell_output(kind, n, m, s, rec),
                        n * sizeof(floating))

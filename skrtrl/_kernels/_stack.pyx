@@ -641,7 +641,7 @@ cdef inline double stack_step(
                      params + st.theta[l],
                      params + st.bias[l] if st.bias[l] >= 0 else NULL, inp,
                      state + st.state[l], scratch + st.rec[l],
-                     scratch + st.work)
+                     scratch + st.work, False)
         if l > 0:
             cell_input_jacobian(kind, st.n[l], st.m[l], st.q[l],
                                 params + st.theta[l], scratch + st.rec[l], 0,
@@ -1155,7 +1155,8 @@ cdef inline double stack_bptt_sequence(
                          st.q[l], params + st.theta[l],
                          params + st.bias[l] if st.bias[l] >= 0 else NULL,
                          inp, state + st.state[l],
-                         records + t * step + offset[l], scratch + st.work)
+                         records + t * step + offset[l], scratch + st.work,
+                         False)
         g = records + t * step + step - st.n[top]
         # What the readout reads: h, or the top layer's output map's y.
         h = cell_output(st.kind[top], n, st.m[top], state + st.state[top],

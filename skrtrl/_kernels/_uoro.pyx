@@ -115,7 +115,8 @@ cdef inline void _uoro_step(
         floating* js = nu + S
         floating* work = js + S
         floating* rec = work + step_work_size(kind, n)
-    cell_forward(kind, activation, n, m, q, theta, bias_hh, x, s, rec, work)
+    cell_forward(kind, activation, n, m, q, theta, bias_hh, x, s, rec, work,
+                 False)
     cell_jvp(kind, n, m, q, theta, rec, hs, js, work)
     _signs(rng, S, nu)
     memset(dth, 0, P * sizeof(floating))
