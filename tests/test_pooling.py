@@ -161,6 +161,17 @@ def test_classifier_probabilities_read_the_pooled_hidden_states():
     np.testing.assert_allclose(est.predict_proba(X), p / p.sum(axis=1, keepdims=True))
 
 
+def assert_batch_gradient_is_the_mean_of_each_sequences(est, X, y):
+    loss, grad = est.loss_gradient(X, y)
+    parts = [est.loss_gradient([x], y[i : i + 1]) for i, x in enumerate(X)]
+    assert loss == pytest.approx(np.mean([p[0] for p in parts]), rel=1e-12)
+    for name in grad:
+        np.testing.assert_allclose(
+            grad[name], np.mean([p[1][name] for p in parts], axis=0), rtol=1e-10,
+            atol=1e-14,
+        )  # fmt: skip
+
+
 @pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("gradient", ["rtrl", "bptt"])
 def test_padding_does_not_leak_into_the_pool(pooling, gradient):
@@ -179,15 +190,7 @@ def test_padding_does_not_leak_into_the_pool(pooling, gradient):
     # 3D input (equal lengths) and the list of the same sequences agree.
     X3 = np.stack([rng.normal(size=(5, N_FEATURES)) for _ in range(3)])
     np.testing.assert_allclose(est.predict(X3), est.predict(list(X3)), rtol=1e-13)
-    # The gradient of the batch is the weighted sum of each sequence's.
-    loss, grad = est.loss_gradient(X, y)
-    parts = [est.loss_gradient([x], y[i : i + 1]) for i, x in enumerate(X)]
-    assert loss == pytest.approx(np.mean([p[0] for p in parts]), rel=1e-12)
-    for name in grad:
-        np.testing.assert_allclose(
-            grad[name], np.mean([p[1][name] for p in parts], axis=0), rtol=1e-10,
-            atol=1e-14,
-        )  # fmt: skip
+    assert_batch_gradient_is_the_mean_of_each_sequences(est, X, y)
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max"])
@@ -204,14 +207,7 @@ def test_lru_pooled_rtrl_needs_no_accumulator(cell, pooling):
     pooled = CELLS[cell](N_HIDDEN, N_FEATURES, 1, pooling=pooling)
     last = CELLS[cell](N_HIDDEN, N_FEATURES, 1, pooling="last")
     assert pooled.workspace_shapes(4, 1) == last.workspace_shapes(4, 1)
-    loss, grad = est.loss_gradient(X, y)
-    parts = [est.loss_gradient([x], y[i : i + 1]) for i, x in enumerate(X)]
-    assert loss == pytest.approx(np.mean([p[0] for p in parts]), rel=1e-12)
-    for name in grad:
-        np.testing.assert_allclose(
-            grad[name], np.mean([p[1][name] for p in parts], axis=0), rtol=1e-10,
-            atol=1e-14,
-        )  # fmt: skip
+    assert_batch_gradient_is_the_mean_of_each_sequences(est, X, y)
 
 
 @pytest.mark.parametrize("cell", ["elman", "egru", "lstm", "glru"])

@@ -45,10 +45,10 @@ from ._cells cimport (
     copy_bias_gradient, flat_size, record_size, step_work_size,
 )
 from ._common cimport (
-    POOL_LAST, POOL_MEAN, InterruptCheck, Packed, UpdateRule, has_target,
+    InterruptCheck, POOL_LAST, POOL_MEAN, Packed, UpdateRule, has_target,
     interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
     pool_step, readout_gradient, record_output, sequence, set_pooling,
-    target_index, update_rule,
+    stopping, target_index, update_rule,
 )
 
 import numpy as np
@@ -135,10 +135,7 @@ cdef double _bptt_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(length):
-        if stop[0]:
-            return loss
-        if check != NULL and interrupt_due(check):
-            stop[0] = True
+        if stopping(check, stop):
             return loss
         slot = t % cap
         rec = ring + slot * rs
@@ -188,10 +185,7 @@ cdef double _bptt_sequence(
     # One backward pass, picking up each target's dL/dh_t on the way.
     memset(gbar, 0, S * sizeof(floating))
     for t in range(length - 1, -1, -1):
-        if stop[0]:
-            break
-        if check != NULL and interrupt_due(check):
-            stop[0] = True
+        if stopping(check, stop):
             break
         rec = ring + t * rs
         if pooled or has_target(data, b, t):

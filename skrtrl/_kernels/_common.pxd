@@ -594,6 +594,18 @@ cdef inline bint interrupt_due(InterruptCheck* check) noexcept nogil:
     return signal_raised()
 
 
+cdef inline bint stopping(InterruptCheck* check, bint* stop) noexcept nogil:
+    """Whether a sequence loop stops before its next step: ``stop`` (shared
+    by the threads) is set, or ``check`` (the main thread's; NULL on the
+    others) finds that a signal handler raised, and sets it."""
+    if stop[0]:
+        return True
+    if check != NULL and interrupt_due(check):
+        stop[0] = True
+        return True
+    return False
+
+
 cdef inline floating* output_rows(
     floating[:, ::1] outputs, object targets,
 ) except? NULL:

@@ -64,9 +64,9 @@ from ._cells cimport (
     record_size, step_work_size,
 )
 from ._common cimport (
-    _sigmoid, InterruptCheck, Packed, UpdateRule, interrupt_check,
-    interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
-    sequence, update_rule, LOSS_LOGISTIC, LOSS_SQUARED,
+    InterruptCheck, LOSS_LOGISTIC, LOSS_SQUARED, Packed, UpdateRule, _sigmoid,
+    interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
+    readout_gradient, sequence, stopping, update_rule,
 )
 
 import numpy as np
@@ -277,10 +277,7 @@ cdef double _free_sequence(
     memset(s, 0, S * sizeof(floating))
     memset(f, 0, o * sizeof(floating))
     for t in range(data.lengths[b]):
-        if stop[0]:
-            break
-        if check != NULL and interrupt_due(check):
-            stop[0] = True
+        if stopping(check, stop):
             break
         loss += _free_step(
             kind, activation, loss_kind, X + t * m, m, Y + t * o,

@@ -102,9 +102,10 @@ from ._cells cimport (
     Taking, _Gradient, _NoGradient, _Penalised, no_gradient,
 )
 from ._common cimport (
-    POOL_LAST, POOL_MEAN, POOL_MAX, InterruptCheck, Packed, UpdateRule,
+    InterruptCheck, POOL_LAST, POOL_MAX, POOL_MEAN, Packed, UpdateRule,
     add_penalty, has_target, interrupt_check, interrupt_due, online_step,
-    online_update, pool_step, readout_gradient, record_output, sequence, target_index,
+    online_update, pool_step, readout_gradient, record_output, sequence,
+    stopping, target_index,
 )
 
 # Numbers left unused at each end of a thread's scratch row (one cache line
@@ -702,10 +703,7 @@ cdef inline double pooled_map_sequence(
     for pass_ in range(2):
         memset(s, 0, S * sizeof(floating))
         for t in range(length):
-            if stop[0]:
-                return loss
-            if check != NULL and interrupt_due(check):
-                stop[0] = True
+            if stopping(check, stop):
                 return loss
             cell_forward(kind, activation, n, m, q, theta, bias_hh,
                          X + t * m, s, rec, work, t > 0)
@@ -776,10 +774,7 @@ cdef inline double rtrl_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(data.lengths[b]):
-        if stop[0]:
-            break
-        if check != NULL and interrupt_due(check):
-            stop[0] = True
+        if stopping(check, stop):
             break
         cell_forward(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                      rec, work, t > 0)

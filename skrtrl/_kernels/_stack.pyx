@@ -158,10 +158,10 @@ from ._cells cimport (
     lru_cell, record_size, step_work_size,
 )
 from ._common cimport (
-    POOL_LAST, POOL_MEAN, InterruptCheck, Packed, UpdateRule, has_target,
+    InterruptCheck, POOL_LAST, POOL_MEAN, Packed, UpdateRule, has_target,
     interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
     pool_step, readout_gradient, record_output, sequence, set_pooling,
-    target_index, update_rule,
+    stopping, target_index, update_rule,
 )
 from ._rtrl cimport (
     h_block_gradient, output_map_gradient, pool_dense_influence,
@@ -898,10 +898,7 @@ cdef inline double stack_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(state, 0, st.state_size * sizeof(floating))
     for t in range(T):
-        if stop[0]:
-            break
-        if check != NULL and interrupt_due(check):
-            stop[0] = True
+        if stopping(check, stop):
             break
         # A pooled readout's error comes at the end (below).
         target = has_target(data, b, t) and not pooled
@@ -1142,10 +1139,7 @@ cdef inline double stack_bptt_sequence(
         offset[l] = offset[l - 1] + record_size(st.kind[l - 1], st.n[l - 1],
                                                 st.m[l - 1])
     for t in range(T):
-        if stop[0]:
-            return loss
-        if check != NULL and interrupt_due(check):
-            stop[0] = True
+        if stopping(check, stop):
             return loss
         for l in range(L):
             inp = X + t * data.m if l == 0 else cell_output(

@@ -46,7 +46,7 @@ from ._cells cimport (
 from ._common cimport (
     InterruptCheck, Packed, UpdateRule, has_target, interrupt_check,
     interrupt_due, online_update, output_rows, pack_batch, readout_gradient,
-    record_output, sequence, target_index, update_rule,
+    record_output, sequence, stopping, target_index, update_rule,
 )
 
 import numpy as np
@@ -182,10 +182,7 @@ cdef double _uoro_sequence(
     sequence(data, b, &X, &Y, &weights)
     memset(state, 0, (2 * S + P) * sizeof(floating))
     for t in range(data.lengths[b]):
-        if stop[0]:
-            break
-        if check != NULL and interrupt_due(check):
-            stop[0] = True
+        if stopping(check, stop):
             break
         _uoro_step(kind, activation, n, m, q, theta, bias_hh, X + t * m, s,
                    hs, ths, &rng, scratch)
