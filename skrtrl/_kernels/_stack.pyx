@@ -716,9 +716,10 @@ cdef inline double stack_step(
                 continue
             # Y^(l,k) = (d y / d s) M^(l,k) + (d y / d x) d x^l / d theta^k.
             if units:
-                X = scratch + st.expand
                 spread_unit_influence(st.kind[k], st.n[k], st.q[k],
-                                      influence + st.own[k], X)
+                                      influence + st.own[k],
+                                      scratch + st.expand)
+                X = scratch + st.expand
             else:
                 X = _rows_of(st, l - 1, k, influence)
             cell_output_jvp(kind, st.n[l], st.m[l], st.q[l], theta, rec, M, X,
