@@ -48,9 +48,9 @@ cdef extern from *:
     SKRTRL_ADAM(float, sqrtf)
     SKRTRL_ADAM(double, sqrt)
 
-    /* sum_of_squares_fast: sixteen partial sums of the squares (each
-       square in the type T, summed in double), enough chains of additions
-       to keep the adder busy at four doubles per instruction. */
+    /* The float64 sum_of_squares_fast: sixteen partial sums, enough
+       chains of additions to keep the adder busy at four doubles per
+       instruction. */
     #define SKRTRL_SQUARES(T) \\
         static inline __attribute__((always_inline)) double \\
         skrtrl_squares_##T##_body(const T *x, Py_ssize_t n) \\
@@ -70,8 +70,39 @@ cdef extern from *:
             return (((part[0] + part[1]) + (part[2] + part[3])) \\
                     + ((part[4] + part[5]) + (part[6] + part[7]))) + rest; \\
         }
-    SKRTRL_SQUARES(float)
     SKRTRL_SQUARES(double)
+
+    /* The float32 sum_of_squares_fast: 32 partial sums in float (the
+       squares are floats already), each over at most 64 squares before it
+       is added into one of 32 in double; the conversions cost more than
+       the sums in double. */
+    static inline __attribute__((always_inline)) double
+    skrtrl_squares_float_body(const float *x, Py_ssize_t n)
+    {
+        Py_ssize_t i = 0, end;
+        int k;
+        float part[32];
+        double total[32], sum = 0.0;
+        for (k = 0; k < 32; k++)
+            total[k] = 0.0;
+        while (i + 32 <= n) {
+            end = i + 32 * 64;
+            if (end > n)
+                end = n - (n - i) % 32;
+            for (k = 0; k < 32; k++)
+                part[k] = 0.0f;
+            for (; i < end; i += 32)
+                for (k = 0; k < 32; k++)
+                    part[k] += x[i + k] * x[i + k];
+            for (k = 0; k < 32; k++)
+                total[k] += part[k];
+        }
+        for (k = 0; k < 32; k++)
+            sum += total[k];
+        for (; i < n; i++)
+            sum += x[i] * x[i];
+        return sum;
+    }
 
     /* The entry points: the AVX copy when the CPU (and the OS) has it.
        RETURN is "return", or nothing for a function of no value. */
@@ -353,9 +384,13 @@ cdef inline double sum_of_squares(const floating* x,
 
 cdef inline double sum_of_squares_fast(const floating* x,
                                        Py_ssize_t size) noexcept nogil:
-    """``sum_of_squares`` with sixteen partial sums (vectorised, see the C
-    loops at the top); within a relative (size - 1) 2^-53 of the exact
-    sum, as the serial one is (as is any order of the additions)."""
+    """``sum_of_squares`` with partial sums (vectorised, see the C loops
+    at the top): in float64, sixteen, within a relative (size - 1) 2^-53
+    of the exact sum, as the serial one is (as is any order of the
+    additions); in float32, 32 in float over at most 64 squares each,
+    then in double, within 4e-6 + (size - 1) 2^-53 (63 2^-24 / (1 - 63
+    2^-24) < 3.8e-6 for a float sum of 64 nonnegative numbers); NaN or
+    infinite if a float partial sum overflows."""
     if floating is float:
         return skrtrl_squares_float(x, size)
     else:
@@ -370,14 +405,15 @@ cdef inline void clip_gradient(floating* grad, Py_ssize_t size,
     That serial sum is one chain of dependent additions (4 cycles a number,
     the longest part of the update of an element-wise stream of 1,024
     units after the optimizer). Its only use is the test against
-    ``clip_norm`` and the scale, so it is first summed with partial sums:
-    both sums of the same nonnegative squares are within gamma = (size - 1)
-    2^-53 (relative) of the exact one, and a fast sum below
-    clip_norm^2 (1 - 1e-6) puts the serial one, and its square root, below
-    the threshold (1e-6 > 4 gamma while size < 10^8; clip_norm < 10^100
-    keeps both sums far from overflow). The serial sum is taken only
-    otherwise (near the threshold, above it, or not finite), so the result
-    is the serial rule's, bit for bit.
+    ``clip_norm`` and the scale, so it is first summed with partial sums
+    (``sum_of_squares_fast``): the serial sum of the same nonnegative
+    squares is within gamma = (size - 1) 2^-53 (relative) of the exact
+    one, the fast sum within 4e-6 + gamma, and a fast sum below
+    clip_norm^2 (1 - 1e-4) puts the serial one, and its square root, below
+    the threshold (1e-4 > 4e-6 + 4 gamma while size < 10^8; clip_norm <
+    10^100 keeps the double sums far from overflow). The serial sum is
+    taken only otherwise (near the threshold, above it, or not finite), so
+    the result is the serial rule's, bit for bit.
     """
     cdef Py_ssize_t i
     cdef double norm, scale
@@ -385,7 +421,7 @@ cdef inline void clip_gradient(floating* grad, Py_ssize_t size,
         return
     if (size < 100_000_000 and clip_norm < 1e100
             and sum_of_squares_fast(grad, size)
-            < clip_norm * clip_norm * (1.0 - 1e-6)):
+            < clip_norm * clip_norm * (1.0 - 1e-4)):
         return
     norm = sqrt(sum_of_squares(grad, size))
     if norm > clip_norm:
