@@ -198,15 +198,17 @@ def test_update_state_without_feedback_is_the_forward_pass():
     np.testing.assert_allclose(est.predict(X[45:]), whole[15:], rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", ["egru", "elman"])
-def test_online_clipping_follows_the_serial_norm_at_the_threshold(cell):
+def test_online_clipping_follows_the_serial_norm_at_the_threshold(cell, dtype):
     # The online kernels decide on clipping from a fast partial-sum norm
-    # and take the serial one near the threshold (``clip_gradient``): the
-    # update must be the serial rule's, bit for bit, on both sides of it.
-    # SGD with learning rate 1 and no velocity yet leaves -grad (after
-    # clipping) in the velocity exactly.
+    # (in float32, partial sums in float) and take the serial one near the
+    # threshold (``clip_gradient``): the update must be the serial rule's,
+    # bit for bit, on both sides of it. SGD with learning rate 1 and no
+    # velocity yet leaves -grad (after clipping) in the velocity exactly.
     rng = np.random.RandomState(0)
-    X, y = rng.normal(size=(1, 2)), rng.normal(size=1)
+    X = rng.normal(size=(1, 2)).astype(dtype)
+    y = rng.normal(size=1).astype(dtype)
 
     def first_gradient(clip_norm):
         est = RTRLRegressor(
@@ -218,9 +220,13 @@ def test_online_clipping_follows_the_serial_norm_at_the_threshold(cell):
         return -est._model.optimizer.velocity.copy()
 
     grad = first_gradient(None)
-    norm = np.sqrt(np.cumsum(grad * grad)[-1])  # in index order
+    assert grad.dtype == dtype
+    # Each square in the floating type, summed in double in index order.
+    norm = np.sqrt(np.cumsum((grad * grad).astype(np.float64))[-1])
     assert norm > 0
     for clip in (2 * norm, norm, norm * (1 + 1e-12), norm * (1 + 1e-7)):
         assert np.array_equal(first_gradient(clip), grad)
     for clip in (norm * (1 - 1e-12), norm * (1 - 1e-7), norm / 2):
-        np.testing.assert_array_equal(first_gradient(clip), grad * (clip / norm))
+        # The scale rounded to the floating type first, as the kernel does.
+        scale = dtype(clip / norm)
+        np.testing.assert_array_equal(first_gradient(clip), grad * scale)
