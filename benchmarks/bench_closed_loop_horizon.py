@@ -70,7 +70,7 @@ CONFIGS = [
     # and 38.3 with noise 0.03 and 0.2). Two layers of 32: 6 steps. Then
     # over seeds 0 to 4 at full length on --validate (benchmarks/README.md):
     # 58.8 steps with 100 passes per stage and noise 0.1; other sizes,
-    # rates and noises did not beat it (48, 64 units; 1e-4; noise 0.05,
+    # rates and noises hardly moved it (48, 64 units; 1e-4; noise 0.05,
     # 0.15: 44.8-61.0), training longer did: the best mean, 143.2, with 400
     # passes per stage and noise 0.05 (131.6 at noise 0.1; 136.2 and 112.8
     # with 300 passes). The fifth entry is the passes per stage.
