@@ -28,6 +28,7 @@ import math
 import numpy as np
 from sklearn.utils import gen_batches
 
+from ._cells import CELLS
 from ._divergence import STREAM_SEGMENT, Diverged, LossWatch
 from ._kernels._interrupt import raise_pending_signal
 from ._optim import NoLearning, OnlineUpdate, clip_gradient
@@ -71,6 +72,8 @@ class Model:
         # Models saved before the divergence rule had no watch.
         state.setdefault("watch", LossWatch())
         self.__dict__.update(state)
+        if self.stream is not None and "ring" in self.stream:
+            _widen_lru_ring(self.stream, getattr(self.cell, "inner", self.cell))
 
     def snapshot(self):
         """The parameters and the optimizer state, for ``restore``."""
@@ -404,6 +407,29 @@ def _is_same_view(array, view):
         and array.strides == view.strides
         and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
     )
+
+
+def _widen_lru_ring(stream, method_cell):
+    """The LRUs' step records gained three coefficient vectors on 4 Dec 2026.
+
+    They follow the first 14 (``LRU_DNU``, ``LRU_DTH`` and ``LRU_GAM`` in
+    ``_kernels/_cells.pxd``: lambda's and gamma's numbers of theta alone,
+    read back by the next step where theta stays fixed). A BPTT stream's
+    ring saved before gets them as zeros, which BPTT never reads (its steps
+    compute them afresh), and the gated LRU's gate vectors move to their new
+    place, so the stream continues exactly.
+    """
+    ring = stream["ring"]
+    n = method_cell.n
+    lru_kinds = (CELLS["lru"].kind, CELLS["glru"].kind)
+    if (
+        method_cell.kind not in lru_kinds
+        or ring.shape[1] != method_cell._record - 3 * n
+    ):
+        return
+    at = method_cell.m + 2 * n + 1 + 14 * n
+    zeros = np.zeros((ring.shape[0], 3 * n), dtype=ring.dtype)
+    stream["ring"] = np.concatenate([ring[:, :at], zeros, ring[:, at:]], axis=1)
 
 
 def _widen_bptt_ring(stream, method_cell):

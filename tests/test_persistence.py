@@ -318,6 +318,33 @@ def test_a_model_saved_in_format_1_loads_and_predicts_the_same(stateful):
     assert loaded.params_["weight_hh"].base is not None
 
 
+@pytest.mark.parametrize("cell", ["lru", "glru"])
+def test_an_lru_bptt_stream_saved_before_the_record_grew_continues_exactly(cell):
+    # The LRUs' records gained three coefficient vectors after their first
+    # 14; a stream's ring saved before lacks them.
+    rng = np.random.RandomState(2)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    est = RTRLRegressor(
+        n_hidden=4, cell=cell, gradient="bptt", truncation=5, stateful=True,
+        random_state=0,
+    )  # fmt: skip
+    est.partial_fit(X[:30], y[:30])
+    state = dict(est.__getstate__())
+    model = copy.deepcopy(state["_model"])
+    m, n = model.cell.m, model.cell.n
+    at = m + 2 * n + 1 + 14 * n
+    model.stream["ring"] = np.delete(
+        model.stream["ring"], np.arange(at, at + 3 * n), axis=1
+    )
+    state["_model"] = pickle.loads(pickle.dumps(model))
+    loaded = RTRLRegressor.__new__(RTRLRegressor)
+    loaded.__setstate__(state)
+    loaded.partial_fit(X[30:], y[30:])
+    est.partial_fit(X[30:], y[30:])
+    for name, value in est.params_.items():
+        np.testing.assert_array_equal(loaded.params_[name], value)
+
+
 def test_a_bptt_stream_saved_in_format_1_continues_exactly():
     # Format 1's BPTT records had no constant-input columns after [x, h].
     rng = np.random.RandomState(1)
