@@ -193,6 +193,8 @@ def main():
         "--alpha", type=float, default=0.0, help="L2 penalty (default 0)"
     )
     args = parser.parse_args()
+    if args.passes is not None and args.passes < 1:
+        parser.error("--passes must be at least 1")
     configs = CONFIGS
     if args.config:
         configs = [
@@ -215,7 +217,7 @@ def main():
         where = "held-out"
     print(
         f"SCHEDULE (lr, passes) {SCHEDULE}{', a third' if args.quick else ''}"
-        f"{f', {args.passes} passes per stage' if args.passes else ''}"
+        f"{f', {args.passes} passes per stage' if args.passes is not None else ''}"
         f"{', a fifth stage' if args.extra_stage else ''}"
         f"{f', alpha {args.alpha}' if args.alpha else ''}, "
         f"{origins.size} {where} origins, {HORIZON} steps ahead"

@@ -145,9 +145,11 @@ _PARAMETERS_DOC = """
         again as the influence's hidden rows (in a stack, the top layer's
         rows of the influence on every layer's parameters), and one
         addition per step; the LRUs' output map mixes the units, so for
-        them exact RTRL runs each sequence twice instead, forward to the
-        readout's error and then with the influence, about twice the
-        last step's cost (see :ref:`pooling`).
+        one LRU layer exact RTRL runs each sequence twice instead, forward
+        to the readout's error and then with the influence, at about
+        twice the cost of ``pooling="last"`` (a stack's LRU top still
+        accumulates its n rows of dy/dtheta, O(n^2 m) per step; see
+        :ref:`pooling`).
         Trained by ``"rtrl"``, ``"snap1"`` and full ``"bptt"``; refused with
         UORO, truncated BPTT, ``gradient="local"`` (its error goes down
         through the current step only; a pooled error arrives at the end),

@@ -444,9 +444,10 @@ cdef inline void _lru_forward(
             a = mod * cos(ang)
             b = mod * sin(ang)
             gam = _lru_exp(th[2 * m + 2], &dgam)
-            coef[LRU_DNU * n + i] = <floating> dnu
-            coef[LRU_DTH * n + i] = <floating> dth
-            coef[LRU_GAM * n + i] = <floating> gam
+            if floating is double:
+                coef[LRU_DNU * n + i] = dnu
+                coef[LRU_DTH * n + i] = dth
+                coef[LRU_GAM * n + i] = gam
         ur = 0.0
         ui = 0.0
         for j in range(m):

@@ -18,18 +18,26 @@ from ._interrupt cimport signal_raised
 # kernel's time (``perf``) at four numbers per instruction. Each number goes
 # through the same IEEE operations in the same order in both copies
 # (the AVX target has no fused multiply-add to contract them into), so the
-# results do not depend on the CPU. Elsewhere (another compiler, another
-# architecture, or a build for AVX already) there is one copy.
+# results of an x86-64 build for the default target do not depend on the
+# CPU. Elsewhere (another compiler, another architecture, or a build for
+# AVX already) there is one copy; a target with fused multiply-adds (other
+# architectures, -march builds) may contract these loops, as the rest of
+# the kernels.
 cdef extern from *:
     """
     #if defined(__GNUC__) && defined(__x86_64__) && !defined(__AVX__)
     #define SKRTRL_AVX_COPY 1
     #define SKRTRL_AVX __attribute__((target("avx")))
     #endif
+    #if defined(__GNUC__)
+    #define SKRTRL_INLINE static inline __attribute__((always_inline))
+    #else
+    #define SKRTRL_INLINE static inline
+    #endif
 
     /* One Adam step of each of the n numbers; see optimizer_step. */
     #define SKRTRL_ADAM(T, SQRT) \\
-        static inline __attribute__((always_inline)) void \\
+        SKRTRL_INLINE void \\
         skrtrl_adam_##T##_body(T *params, const T *grad, T *m, T *v, \\
                                Py_ssize_t n, T lr_t, T b1, T c1, T b2, \\
                                T c2, T eps) \\
@@ -52,7 +60,7 @@ cdef extern from *:
        chains of additions to keep the adder busy at four doubles per
        instruction. */
     #define SKRTRL_SQUARES(T) \\
-        static inline __attribute__((always_inline)) double \\
+        SKRTRL_INLINE double \\
         skrtrl_squares_##T##_body(const T *x, Py_ssize_t n) \\
         { \\
             Py_ssize_t i = 0; \\
@@ -76,7 +84,7 @@ cdef extern from *:
        squares are floats already), each over at most 64 squares before it
        is added into one of 32 in double; the conversions cost more than
        the sums in double. */
-    static inline __attribute__((always_inline)) double
+    SKRTRL_INLINE double
     skrtrl_squares_float_body(const float *x, Py_ssize_t n)
     {
         Py_ssize_t i = 0, end;

@@ -79,7 +79,9 @@
 # influence columns and A would take O(n^2 r) numbers and operations a
 # step; there the driver runs the sequence twice instead
 # (``pooled_map_sequence``): forward to dL/dz, then with the influence and
-# the now known dL/dy_t of every step.
+# the now known dL/dy_t of every step. (``pool_output_influence`` and
+# ``output_map_gradient`` keep the accumulator for a stack's LRU top, whose
+# rows of d y / d theta the stack forms for its lower layers anyway.)
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -590,7 +592,8 @@ cdef inline double pooled_readout(
 ) noexcept nogil:
     """Readout of the pooled y (``pool``: the sum, made the mean here, or
     the maximum), its loss, the readout's gradient into ``grad``'s W_out
-    and b_out, and g = dL/dz (/ T for the mean: each step's share)."""
+    and b_out, and g = dL/d(pooled y) (/ T for the mean: each step's
+    share)."""
     cdef int i
     cdef floating scale = 1
     cdef double loss
@@ -724,8 +727,6 @@ cdef inline double pooled_map_sequence(
                 scratch + at.dz)
     return loss
 
-
-# -- the drivers -------------------------------------------------------------
 
 cdef inline double rtrl_sequence(
     int kind, int activation, int loss_kind, const Packed* data,

@@ -87,9 +87,10 @@ dL/dy^top gives gs = (d y / d s)^T g and the map's own gradient
 (``cell_readout``), then gs^T U^top, gs^T M^(top,k) and gx^T d x^top /
 d theta^k with gx = D^T E g (``cell_output_input_vjp``; through the map of
 an LRU layer below, ``cell_output_vjp`` again), all O(S W) products. A
-pooled readout of an LRU top reads every step's rows instead: its own as
-one layer's (``cell_output_influence`` into the accumulator, ``_rtrl.pxd``)
-and Y^(top,k) for k < top (kept after the accumulators). Per step the
+pooled readout of an LRU top reads every step's rows instead: its own
+through ``pool_output_influence`` (``_rtrl.pxd``; a single layer takes
+two passes instead) and Y^(top,k) for k < top (kept after the
+accumulators). Per step the
 maps add, in multiply-adds,
 
     sum_(l map, l < top, or pooled)  sum_{k<l} n_l (2 n_l + m_l) W_k
@@ -1197,8 +1198,7 @@ cdef inline double stack_bptt_sequence(
     for t in range(T - 1, -1, -1):
         # The backward pass is the longer half: Ctrl-C is checked here too
         # (the caller drops the incomplete gradient).
-        if check != NULL and interrupt_due(check):
-            stop[0] = True
+        if stopping(check, stop):
             return loss
         # gy: dL/dy^l_t of the layer at hand (the readout's for the top,
         # from the layer above otherwise), into its state through its output
