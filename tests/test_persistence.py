@@ -318,6 +318,16 @@ def test_a_model_saved_in_format_1_loads_and_predicts_the_same(stateful):
     assert loaded.params_["weight_hh"].base is not None
 
 
+def assert_the_stream_continues_exactly(est, state, X, y):
+    """The estimator loaded from ``state`` learns ``X, y`` as ``est`` does."""
+    loaded = RTRLRegressor.__new__(RTRLRegressor)
+    loaded.__setstate__(state)
+    loaded.partial_fit(X, y)
+    est.partial_fit(X, y)
+    for name, value in est.params_.items():
+        np.testing.assert_array_equal(loaded.params_[name], value)
+
+
 @pytest.mark.parametrize("cell", ["lru", "glru"])
 def test_an_lru_bptt_stream_saved_before_the_record_grew_continues_exactly(cell):
     # The LRUs' records gained three coefficient vectors after their first
@@ -337,12 +347,7 @@ def test_an_lru_bptt_stream_saved_before_the_record_grew_continues_exactly(cell)
         model.stream["ring"], np.arange(at, at + 3 * n), axis=1
     )
     state["_model"] = pickle.loads(pickle.dumps(model))
-    loaded = RTRLRegressor.__new__(RTRLRegressor)
-    loaded.__setstate__(state)
-    loaded.partial_fit(X[30:], y[30:])
-    est.partial_fit(X[30:], y[30:])
-    for name, value in est.params_.items():
-        np.testing.assert_array_equal(loaded.params_[name], value)
+    assert_the_stream_continues_exactly(est, state, X[30:], y[30:])
 
 
 def test_a_bptt_stream_saved_in_format_1_continues_exactly():
@@ -366,9 +371,4 @@ def test_a_bptt_stream_saved_in_format_1_continues_exactly():
         _optimizer=copy.deepcopy(model.optimizer),
         _stream_state=stream,
     )
-    loaded = RTRLRegressor.__new__(RTRLRegressor)
-    loaded.__setstate__(state)
-    loaded.partial_fit(X[30:], y[30:])
-    est.partial_fit(X[30:], y[30:])
-    for name, value in est.params_.items():
-        np.testing.assert_array_equal(loaded.params_[name], value)
+    assert_the_stream_continues_exactly(est, state, X[30:], y[30:])

@@ -242,14 +242,15 @@ def test_last_is_the_default_and_unchanged():
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
+@pytest.mark.parametrize("pooling", ["mean", "max"])
 @pytest.mark.parametrize("cell", ["gru", "glru"])
 @pytest.mark.parametrize("gradient", ["rtrl", "snap1", "bptt"])
-def test_pooled_models_learn_and_run_in_several_threads(gradient, cell):
+def test_pooled_models_learn_and_run_in_several_threads(gradient, cell, pooling):
     rng = np.random.RandomState(7)
     X = random_sequences(rng, 12, N_FEATURES, min_len=2, max_len=8)
     y = rng.normal(size=len(X))
     fits = [
-        RTRLRegressor(4, cell=cell, gradient=gradient, pooling="mean", max_iter=3,
+        RTRLRegressor(4, cell=cell, gradient=gradient, pooling=pooling, max_iter=3,
                       batch_size=6, random_state=0, n_jobs=jobs).fit(X, y)
         for jobs in (1, 2)
     ]  # fmt: skip
