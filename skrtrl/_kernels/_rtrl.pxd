@@ -585,24 +585,24 @@ cdef inline void output_map_gradient(
 
 
 cdef inline double pooled_readout(
-    const Packed* data, Py_ssize_t length, const floating* y, double weight,
-    int loss_kind, int n, int R, int q, const floating* W_out,
-    const floating* b_out, floating* pool, floating* grad, floating* g,
-    floating* zout, floating* dz,
+    int pooling, int o, Py_ssize_t length, const floating* y, double weight,
+    int loss_kind, int n, const floating* W_out, const floating* b_out,
+    floating* pool, floating* grad_out, floating* g, floating* zout,
+    floating* dz,
 ) noexcept nogil:
     """Readout of the pooled y (``pool``: the sum, made the mean here, or
-    the maximum), its loss, the readout's gradient into ``grad``'s W_out
-    and b_out, and g = dL/d(pooled y) (/ T for the mean: each step's
-    share)."""
+    the maximum), its loss, the readout's gradient into ``grad_out`` =
+    [W_out | b_out], and g = dL/d(pooled y) (/ T for the mean: each step's
+    share); for one layer and for a stack's top."""
     cdef int i
     cdef floating scale = 1
     cdef double loss
-    if data.pooling == POOL_MEAN:
+    if pooling == POOL_MEAN:
         scale = <floating> (1.0 / length)
         for i in range(n):
             pool[i] *= scale
-    loss = readout_gradient(y, data.o, n, weight, loss_kind, W_out, b_out,
-                            pool, grad + R * q, g, zout, dz)
+    loss = readout_gradient(y, o, n, weight, loss_kind, W_out, b_out, pool,
+                            grad_out, g, zout, dz)
     for i in range(n):
         g[i] *= scale
     return loss
@@ -618,9 +618,9 @@ cdef inline double pooled_gradient(
     its loss, and its gradient: the readout's, and A^T dL/dz (/ T for the
     mean) into ``grad`` = [theta | W_out | b_out]. A cell with an output
     map pools in ``pooled_map_sequence`` instead."""
-    cdef double loss = pooled_readout(data, length, y, weight, loss_kind, n,
-                                      R, q, W_out, b_out, pool, grad, g,
-                                      zout, dz)
+    cdef double loss = pooled_readout(data.pooling, data.o, length, y,
+                                      weight, loss_kind, n, W_out, b_out,
+                                      pool, grad + R * q, g, zout, dz)
     if per_unit:
         h_block_gradient(n, R, q, A, g, grad)
     else:
@@ -628,28 +628,27 @@ cdef inline double pooled_gradient(
     return loss
 
 
-cdef inline bint pooled_step_error(
+cdef inline const floating* pooled_step_error(
     int pooling, int n, const floating* y, const floating* pool,
     floating* g, floating* err,
 ) noexcept nogil:
-    """err = dL/dy_t of a pooled readout's second pass, from g (the pooled
+    """dL/dy_t of a pooled readout's second pass, from g (the pooled
     gradient, ``pooled_readout``'s): g itself at every step (mean); for the
-    max, g[i] at the first step where y_t[i] equals unit i's maximum (the
-    step whose row the running maximum keeps: it moves on a strict rise
-    only), zero elsewhere. The max clears g[i] once used. Returns whether
-    err has a nonzero entry."""
+    max, ``err`` with g[i] at the first step where y_t[i] equals unit i's
+    maximum (the step whose row the running maximum keeps: it moves on a
+    strict rise only), zero elsewhere, or NULL where no unit peaks. The
+    max clears g[i] once used."""
     cdef int i
     cdef bint any_error = False
     if pooling == POOL_MEAN:
-        memcpy(err, g, n * sizeof(floating))
-        return True
+        return g
     for i in range(n):
         err[i] = 0
         if g[i] != 0 and y[i] == pool[i]:
             err[i] = g[i]
             g[i] = 0
             any_error = True
-    return any_error
+    return err if any_error else NULL
 
 
 # -- the drivers -------------------------------------------------------------
@@ -699,6 +698,7 @@ cdef inline double pooled_map_sequence(
         floating* grad = scratch + at.grad
         floating* pool = scratch + at.pool
         floating* err = scratch + at.err
+        const floating* e
         const floating* y
     if length == 0:
         return 0.0
@@ -716,15 +716,16 @@ cdef inline double pooled_map_sequence(
                 continue
             unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0,
                                 NULL, NULL, NULL, 0)
-            if pooled_step_error(data.pooling, n, y, pool, g, err):
-                cell_output_vjp(kind, n, m, q, theta, rec, err,
+            e = pooled_step_error(data.pooling, n, y, pool, g, err)
+            if e != NULL:
+                cell_output_vjp(kind, n, m, q, theta, rec, e,
                                 scratch + at.gbar, False, grad, work)
                 unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
         if pass_ == 0:
             loss = pooled_readout(
-                data, length, Y, data.weight_scale * weights[0], loss_kind,
-                n, R, q, W_out, b_out, pool, grad, g, scratch + at.zout,
-                scratch + at.dz)
+                data.pooling, o, length, Y, data.weight_scale * weights[0],
+                loss_kind, n, W_out, b_out, pool, grad + R * q, g,
+                scratch + at.zout, scratch + at.dz)
     return loss
 
 

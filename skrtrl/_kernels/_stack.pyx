@@ -166,8 +166,8 @@ from ._common cimport (
 )
 from ._rtrl cimport (
     h_block_gradient, output_map_gradient, pool_dense_influence,
-    pool_output_influence, pool_unit_influence, spread_unit_influence,
-    unit_gradient, unit_influence_step,
+    pool_output_influence, pool_unit_influence, pooled_readout,
+    spread_unit_influence, unit_gradient, unit_influence_step,
 )
 
 import numpy as np
@@ -849,23 +849,15 @@ cdef inline double _pooled_gradient(
     gradient: the readout's, and A^kT dL/dz (/ T for the mean) for every
     layer k."""
     cdef:
-        int top = st.L - 1, k, i
+        int top = st.L - 1, k
         int n = st.n[top]
-        double loss
-        floating scale = 1
-        floating* pool = scratch + st.pool
         floating* g = scratch + st.g
         const floating* A = influence + st.influence_size
-    if pooling == POOL_MEAN:
-        scale = <floating> (1.0 / length)
-        for i in range(n):
-            pool[i] *= scale
-    loss = readout_gradient(
-        y, st.o, n, weight, loss_kind, params + st.n_theta,
-        params + st.n_theta + st.o * n, pool, grad + st.n_theta, g,
-        scratch + st.zout, scratch + st.dz)
-    for i in range(n):
-        g[i] *= scale
+        double loss = pooled_readout(
+            pooling, st.o, length, y, weight, loss_kind, n,
+            params + st.n_theta, params + st.n_theta + st.o * n,
+            scratch + st.pool, grad + st.n_theta, g, scratch + st.zout,
+            scratch + st.dz)
     if st.map[top]:
         output_map_gradient(n, cell_influence_columns(st.kind[top], n,
                                                       st.m[top]),
