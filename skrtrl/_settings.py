@@ -144,7 +144,11 @@ def _check_pooling(params):
         return
     where = pooling_refusal(params)
     if where is not None:
-        what = {"mean": "mean", "max": "per-unit maximum"}[params.pooling]
+        what = {
+            "mean": "mean",
+            "max": "per-unit maximum",
+            "mean+last": "mean and the last",
+        }[params.pooling]
         raise ValueError(
             f"pooling={params.pooling!r} reads one target per sequence from "
             f"the {what} of its hidden states; {where}."
@@ -177,6 +181,11 @@ def pooling_refusal(params):
         )
     if params.gradient == "local":
         return LOCAL_POOLING
+    if params.pooling == "mean+last" and is_stack(params):
+        return (
+            "a stack reads 'last', 'mean' or 'max' of its top layer (the "
+            "mean beside the last state is for one layer)"
+        )
     return None
 
 

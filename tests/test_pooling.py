@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 N_HIDDEN = 3
 N_FEATURES = 2
-POOLINGS = ("mean", "max")
+POOLINGS = ("mean", "max", "mean+last")
 #: The Elman and diagonal cells' activation (the gated cells ignore it).
 ACTIVATION = {"elman": "tanh", "diagonal": "logistic"}
 LOSS = {"regression": "squared_error", "multiclass": "log_loss"}
