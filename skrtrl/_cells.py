@@ -48,10 +48,6 @@ LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
 #: of 2 n_hidden inputs; codes of ``_kernels/_common.pxd``).
 POOLINGS = {"last": 0, "mean": 1, "max": 2, "mean+last": 3}
 
-
-def readout_width(pooling, n_hidden):
-    """Inputs of the readout: n_hidden, or twice that for ``"mean+last"``."""
-    return 2 * n_hidden if pooling == "mean+last" else n_hidden
 GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 #: The ways a model can be trained: minibatch gradients ("minibatch"),
 #: updates after every step of independent sequences ("step"), a stateful
@@ -60,6 +56,11 @@ GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 MODES = ("minibatch", "step", "stream", "feedback", "free_running")
 #: The registry: cell name -> Cell subclass, filled as subclasses are defined.
 CELLS = {}
+
+
+def readout_width(pooling, n_hidden):
+    """Inputs of the readout: n_hidden, or twice that for ``"mean+last"``."""
+    return 2 * n_hidden if pooling == "mean+last" else n_hidden
 
 
 def kernel_codes(cell, loss):

@@ -446,3 +446,81 @@ def test_inspection_refuses_pooled_readouts():
     est = RTRLRegressor(3, pooling="max", max_iter=1).fit(X, y)
     with pytest.raises(ValueError, match="pooling='max'"):
         credit_over_time(est, X, y)
+
+
+# -- the mean beside the last state ------------------------------------------
+@pytest.mark.parametrize("cell", ["gru", "glru"])
+def test_mean_last_reads_the_mean_then_the_last_state(cell):
+    # weight_out has 2 n columns: the mean's, then the last state's; with
+    # either half zeroed, the model predicts as "mean" or "last" would
+    # with the other half's weights.
+    rng = np.random.RandomState(15)
+    X = random_sequences(rng, 5, N_FEATURES, min_len=1, max_len=7)
+    y = rng.normal(size=len(X))
+    est = fitted("regression", cell, "mean+last", X, y, rng)
+    W = est.params_["weight_out"]
+    assert W.shape == (1, 2 * N_HIDDEN)
+    halves = {"mean": slice(0, N_HIDDEN), "last": slice(N_HIDDEN, None)}
+    for pooling, half in halves.items():
+        other = fitted("regression", cell, pooling, X, y, rng)
+        for name, view in est.params_.items():
+            if name != "weight_out":
+                other.params_[name][...] = view
+        other.params_["weight_out"][...] = W[:, half]
+        kept = W.copy()
+        W[...] = 0
+        W[:, half] = kept[:, half]
+        np.testing.assert_allclose(est.predict(X), other.predict(X), rtol=1e-12,
+                                   atol=1e-13)  # fmt: skip
+        W[...] = kept
+
+
+def test_mean_last_learns_what_happened_at_the_end():
+    # The label is the XOR of the last bit and the bit 3 steps before it:
+    # the mean over time cannot tell when a bit came, the last state
+    # beside it can (held-out sequences of the same task).
+    from skrtrl.datasets import make_delayed_xor
+
+    X, y = make_delayed_xor(400, 10, delay=3, random_state=0)
+    X_test, y_test = make_delayed_xor(400, 10, delay=3, random_state=1)
+    scores = {
+        pooling: RTRLClassifier(16, pooling=pooling, random_state=0)
+        .fit(X, y)
+        .score(X_test, y_test)
+        for pooling in ("mean", "mean+last")
+    }
+    assert scores["mean+last"] >= 0.95
+    assert scores["mean"] <= 0.85
+
+
+def test_a_stack_refuses_mean_last_and_stays_unfitted():
+    rng = np.random.RandomState(16)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor((3, 2), cell="egru", pooling="mean+last", max_iter=1)
+    with pytest.raises(ValueError, match="for one layer"):
+        est.fit(X, y)
+    assert not hasattr(est, "params_")
+    fitted_est = RTRLRegressor((3, 2), cell="egru", pooling="mean", max_iter=1,
+                               random_state=0).fit(X, y)  # fmt: skip
+    before = {k: v.copy() for k, v in fitted_est.params_.items()}
+    fitted_est.set_params(pooling="mean+last")
+    with pytest.raises(ValueError, match="for one layer"):
+        fitted_est.partial_fit(X, y)
+    fitted_est.set_params(pooling="mean")
+    assert_same(fitted_est.params_, before, rtol=0, atol=0)
+
+
+def test_cells_pickled_before_the_wider_readout_load():
+    # A cell layout of before has no n_readout: its readout reads h.
+    rng = np.random.RandomState(17)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, cell="gru", pooling="mean", max_iter=1,
+                        random_state=0).fit(X, y)  # fmt: skip
+    expected = est.predict(X)
+    del est._cell.layout.__dict__["n_readout"]
+    again = pickle.loads(pickle.dumps(est))
+    assert again._cell.layout.n_readout == 3
+    np.testing.assert_array_equal(again.predict(X), expected)
+    again.partial_fit(X, y)
