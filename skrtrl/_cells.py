@@ -52,6 +52,8 @@ POOLINGS = {"last": 0, "mean": 1, "max": 2, "mean+last": 3}
 def readout_width(pooling, n_hidden):
     """Inputs of the readout: n_hidden, or twice that for ``"mean+last"``."""
     return 2 * n_hidden if pooling == "mean+last" else n_hidden
+
+
 GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 #: The ways a model can be trained: minibatch gradients ("minibatch"),
 #: updates after every step of independent sequences ("step"), a stateful
