@@ -190,6 +190,8 @@ def test_pooled_readout_of_padded_sequences_matches_predict(cell, pooling, task)
             cell in OPERATOR_CELLS and not scan
         )
         assert ("ReduceMax" if pooling == "max" else "ReduceSum") in ops
+        # The last part is read at each sequence's own last step.
+        assert ("GatherND" in ops) == (pooling == "mean+last")
         _check_against_estimator(est, X, _session(onx).run(None, feeds), atol=1e-5)
     onx = to_onnx(est, lengths=True, dtype=np.float64, options=_options(est))
     feeds = {"X": _padded(X, np.float64), "lengths": LENGTHS.astype(np.int64)}

@@ -220,7 +220,9 @@ def _pooling(estimator, per_step):
     """The pooling ``predict`` reads, checked against the other settings.
 
     ``fit`` refuses a pooled readout with a target per step, a stream or
-    output feedback; ``set_params`` after fitting can still combine them.
+    output feedback; ``set_params`` after fitting can still combine them,
+    or ask for a pooling the fitted readout cannot read (``"mean+last"``
+    gives 2n numbers, the others n).
     """
     from .._settings import cell_follows
 
@@ -233,8 +235,7 @@ def _pooling(estimator, per_step):
     fitted = estimator._model.cell
     width = estimator.params_["weight_out"].shape[1]
     if width != readout_width(pooling, fitted.n):
-        # "mean+last" reads 2n numbers, the others n: the fitted readout
-        # cannot read what the new pooling gives (predict refuses it too).
+        # predict refuses it too.
         raise ValueError(
             f"This {type(estimator).__name__} was fitted with pooling="
             f"{getattr(fitted, 'pooling', 'last')!r}, a readout of {width} "
