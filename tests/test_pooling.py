@@ -12,6 +12,7 @@ settings where pooling has no meaning are refused.
 """
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -415,7 +416,8 @@ def test_models_pickled_before_pooling_load_as_last():
     np.testing.assert_array_equal(old.predict(X), est.predict(X))
 
 
-def test_pooled_readouts_export():
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_pooled_readouts_export(pooling):
     """Export reads the pooling (tests/test_export.py checks every cell)."""
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
@@ -426,7 +428,7 @@ def test_pooled_readouts_export():
     X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
     y = rng.normal(size=len(X))
     est = RTRLRegressor(
-        3, cell="gru", output="last", pooling="mean", max_iter=1, random_state=0
+        3, cell="gru", output="last", pooling=pooling, max_iter=1, random_state=0
     ).fit(X, y)
     padded = np.zeros((len(X), max(len(x) for x in X), N_FEATURES), np.float32)
     for i, x in enumerate(X):
@@ -437,14 +439,15 @@ def test_pooled_readouts_export():
     np.testing.assert_allclose(values[:, 0], est.predict(X), atol=1e-5)
 
 
-def test_inspection_refuses_pooled_readouts():
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_inspection_refuses_pooled_readouts(pooling):
     from skrtrl.inspection import credit_over_time
 
     rng = np.random.RandomState(14)
     X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
     y = rng.normal(size=len(X))
-    est = RTRLRegressor(3, pooling="max", max_iter=1).fit(X, y)
-    with pytest.raises(ValueError, match="pooling='max'"):
+    est = RTRLRegressor(3, pooling=pooling, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match=re.escape(f"pooling={pooling!r}")):
         credit_over_time(est, X, y)
 
 
