@@ -1,7 +1,8 @@
-"""Pooled readouts (``pooling="mean"`` and ``"max"``) of one target per sequence.
+"""Pooled readouts (``"mean"``, ``"max"``, ``"mean+last"``) of one target per sequence.
 
 The readout reads the mean or the per-unit maximum of the cell's outputs y
-(h, or the LRUs' output map) over each sequence's own steps. Checked
+(h, or the LRUs' output map) over each sequence's own steps, or the mean
+followed by the last y. Checked
 against plain-numpy references
 (``tests/_reference.py``: the pooled forward pass, each sequence run alone,
 and RTRL with the pooled accumulator): exact RTRL and full BPTT equal
@@ -527,3 +528,25 @@ def test_cells_pickled_before_the_wider_readout_load():
     assert again._cell.layout.n_readout == 3
     np.testing.assert_array_equal(again.predict(X), expected)
     again.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("was, now", [("mean", "mean+last"), ("mean+last", "last")])
+def test_a_change_of_readout_width_after_fitting_is_refused(was, now):
+    rng = np.random.RandomState(18)
+    X = random_sequences(rng, 4, N_FEATURES, min_len=2, max_len=5)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, pooling=was, max_iter=2, random_state=0).fit(X, y)
+    expected = est.predict(X)
+    before = {k: v.copy() for k, v in est.params_.items()}
+    est.set_params(pooling=now)
+    match = f"fitted with pooling='{was}', but now has pooling='{now}'"
+    with pytest.raises(ValueError, match=re.escape(match)):
+        est.predict(X)
+    with pytest.raises(ValueError, match=re.escape(match)):
+        est.partial_fit(X, y)
+    est.set_params(pooling=was)
+    assert_same(est.params_, before, rtol=0, atol=0)
+    np.testing.assert_array_equal(est.predict(X), expected)
+    # fit trains a new model of the new width.
+    est.set_params(pooling=now).fit(X, y)
+    assert est.params_["weight_out"].shape[1] == (6 if now == "mean+last" else 3)
