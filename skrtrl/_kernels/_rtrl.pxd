@@ -81,7 +81,11 @@
 # (``pooled_map_sequence``): forward to dL/dz, then with the influence and
 # the now known dL/dy_t of every step. (``pool_output_influence`` and
 # ``output_map_gradient`` keep the accumulator for a stack's LRU top, whose
-# rows of d y / d theta the stack forms for its lower layers anyway.)
+# rows of d y / d theta the stack forms for its lower layers anyway.) The
+# mean beside the last y (POOL_MEAN_LAST: the readout reads 2n numbers)
+# folds the mean as above and takes the last part's dL/dy_T as a target at
+# the last step would: from the last step's influence, or, in the two
+# passes, added to that step's error.
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
