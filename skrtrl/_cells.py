@@ -43,9 +43,11 @@ from ._parallel import (
 
 ACTIVATIONS = {"identity": 0, "tanh": 1, "logistic": 2, "relu": 3}
 LOSSES = {"squared_error": 0, "log_loss_binary": 1, "log_loss": 2}
-#: What a target per sequence reads: the last step's h, or the mean or
-#: per-unit maximum of h over the sequence (codes of ``_kernels/_common.pxd``).
-POOLINGS = {"last": 0, "mean": 1, "max": 2}
+#: What a target per sequence reads: the last step's h, the mean or per-unit
+#: maximum of h over the sequence, or the mean beside the last h (a readout
+#: of 2 n_hidden inputs; codes of ``_kernels/_common.pxd``).
+POOLINGS = {"last": 0, "mean": 1, "max": 2, "mean+last": 3}
+
 GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 #: The ways a model can be trained: minibatch gradients ("minibatch"),
 #: updates after every step of independent sequences ("step"), a stateful
@@ -54,6 +56,11 @@ GRADIENTS = ("rtrl", "snap1", "bptt", "uoro")
 MODES = ("minibatch", "step", "stream", "feedback", "free_running")
 #: The registry: cell name -> Cell subclass, filled as subclasses are defined.
 CELLS = {}
+
+
+def readout_width(pooling, n_hidden):
+    """Inputs of the readout: n_hidden, or twice that for ``"mean+last"``."""
+    return 2 * n_hidden if pooling == "mean+last" else n_hidden
 
 
 def kernel_codes(cell, loss):
@@ -111,8 +118,8 @@ class Layout:
     which belongs to one unit (or one gate of one unit). ``params_`` sees
     columns of ``theta`` under torch's names. The flat vector is::
 
-        [theta | bias_hh (n, only if separate_bias_hh) | weight_out (o x n)
-         | bias_out (o)]
+        [theta | bias_hh (n, only if separate_bias_hh) | weight_out
+         (o x n_readout) | bias_out (o)]
 
     Cells whose two biases enter a pre-activation identically keep
     ``bias_hh`` as a block of its own, outside the influence columns: it gets
@@ -123,7 +130,7 @@ class Layout:
     rows, columns : int
         Shape of ``theta``.
     n_hidden, n_outputs : int
-        Sizes of the readout (``weight_out`` is ``n_outputs x n_hidden``).
+        Hidden units (the size of ``bias_hh``) and outputs.
     columns_of : dict of str to int or slice
         The torch-named views of ``theta``, by column (an int gives a 1D
         view), in the order ``params_`` lists them.
@@ -133,6 +140,9 @@ class Layout:
         The last ``n_feedback`` columns of ``weight_ih`` are the output
         feedback weights, seen as ``weight_fb`` (a cell without
         ``weight_ih``, the LRU, keeps them in its input matrices).
+    n_readout : int, default=None
+        Inputs of the readout (``weight_out`` is ``n_outputs x
+        n_readout``): ``n_hidden`` when None (see :func:`readout_width`).
     """
 
     #: Views of weights that L2 regularisation acts on (biases are exempt).
@@ -150,19 +160,26 @@ class Layout:
         columns_of,
         separate_bias_hh,
         n_feedback=0,
+        n_readout=None,
     ):
         self.rows = rows
         self.columns = columns
         self.n = n_hidden
         self.o = n_outputs
+        self.n_readout = n_hidden if n_readout is None else n_readout
         self.columns_of = dict(columns_of)
         self.separate_bias_hh = separate_bias_hh
         self.n_feedback = n_feedback
 
+    def __setstate__(self, state):
+        # Layouts pickled before the readout could be wider than h.
+        self.__dict__.update(state)
+        self.__dict__.setdefault("n_readout", self.n)
+
     @property
     def kernel_size(self):
         """Size of a kernel gradient row: [theta | weight_out | bias_out]."""
-        return self.rows * self.columns + self.o * self.n + self.o
+        return self.rows * self.columns + self.o * self.n_readout + self.o
 
     @property
     def size(self):
@@ -177,8 +194,9 @@ class Layout:
         if self.separate_bias_hh:
             bias_hh = flat[pos : pos + self.n]
             pos += self.n
-        weight_out = flat[pos : pos + self.o * self.n].reshape(self.o, self.n)
-        bias_out = flat[pos + self.o * self.n : pos + self.o * self.n + self.o]
+        size_out = self.o * self.n_readout
+        weight_out = flat[pos : pos + size_out].reshape(self.o, self.n_readout)
+        bias_out = flat[pos + size_out : pos + size_out + self.o]
         return theta, bias_hh, weight_out, bias_out
 
     def views(self, flat):
@@ -215,8 +233,9 @@ class Layout:
         if g_bias_hh is not None:
             # bias_hh enters like the bias_ih column: the same gradient.
             g_bias_hh += total[:theta_size].reshape(self.rows, self.columns)[:, -1]
-        g_out += total[theta_size : theta_size + self.o * self.n].reshape(g_out.shape)
-        g_bias_out += total[theta_size + self.o * self.n :]
+        size_out = self.o * self.n_readout
+        g_out += total[theta_size : theta_size + size_out].reshape(g_out.shape)
+        g_bias_out += total[theta_size + size_out :]
 
 
 class Cell(ABC):
@@ -418,6 +437,7 @@ class ElmanCell(Cell):
             n, m + n + 1, n, self.o,
             {"weight_ih": slice(0, m), "weight_hh": slice(m, m + n), "bias_ih": -1},
             separate_bias_hh=True, n_feedback=n_feedback,
+            n_readout=readout_width(self.pooling, self.n),
         )  # fmt: skip
 
     @property
@@ -502,7 +522,8 @@ class ElmanCell(Cell):
         if h0 is None:
             h0 = np.zeros(self.n, dtype=flat.dtype)
         rows = values.shape[0] if every_step else lengths.shape[0]
-        H = np.empty((rows, self.n), dtype=flat.dtype)
+        width = self.n if every_step else self.layout.n_readout
+        H = np.empty((rows, width), dtype=flat.dtype)
         with blas_single_threaded(1, self.n):
             rtrl_forward(
                 self.kind, self.n, ACTIVATIONS[self.activation], values,
@@ -531,6 +552,7 @@ class DiagonalCell(ElmanCell):
             self.n, m + 2, self.n, self.o,
             {"weight_ih": slice(0, m), "weight_hh": m, "bias_ih": -1},
             separate_bias_hh=True, n_feedback=n_feedback,
+            n_readout=readout_width(self.pooling, self.n),
         )  # fmt: skip
 
     @property
@@ -577,6 +599,7 @@ class _GatedCell(Cell):
                 "bias_hh": m + hidden + 1,
             },
             separate_bias_hh=False, n_feedback=n_feedback,
+            n_readout=readout_width(self.pooling, self.n),
         )  # fmt: skip
 
     def _scratch_size(self):
@@ -663,7 +686,8 @@ class _GatedCell(Cell):
             h0 = np.asarray(h0, dtype=flat.dtype)
             s0[: h0.shape[0]] = h0
         rows = values.shape[0] if every_step else lengths.shape[0]
-        H = np.empty((rows, self.n), dtype=flat.dtype)
+        width = self.n if every_step else self.layout.n_readout
+        H = np.empty((rows, width), dtype=flat.dtype)
         rtrl_forward(
             self.kind, self.n, ACTIVATIONS[self.activation], values, x_start,
             lengths, flat, every_step, H, s0, POOLINGS[self.pooling],
@@ -829,6 +853,7 @@ class LRUCell(_GatedCell):
                 "bias_y": q - 1,
             },
             separate_bias_hh=False, n_feedback=n_feedback,
+            n_readout=readout_width(self.pooling, self.n),
         )  # fmt: skip
 
     def initialize(self, flat, random_state):

@@ -124,13 +124,16 @@ _PARAMETERS_DOC = """
         state. ``"sequence"``: one target per time step; ``predict`` then
         returns one output per step in the form of X.
 
-    pooling : {"auto", "last", "mean", "max"}, default=@pooling@
+    pooling : {"auto", "last", "mean", "max", "mean+last"}, default=@pooling@
         What the readout of a target per sequence (``output="last"``)
         reads: the final hidden state (``"last"``), the average of the
-        hidden states over the sequence's own steps (``"mean"``), or each
-        unit's maximum over them (``"max"``), in training and prediction
-        alike; for ``cell="lru"`` and ``"glru"``, their output map's y
-        instead of the hidden states. ``"auto"`` (the classifier's default)
+        hidden states over the sequence's own steps (``"mean"``), each
+        unit's maximum over them (``"max"``), or the average followed by
+        the final hidden state (``"mean+last"``: ``weight_out`` then has
+        ``2 * n_hidden`` columns, the mean's first), in training and
+        prediction alike; for ``cell="lru"`` and ``"glru"``, their output
+        map's y instead of the hidden states. ``"mean+last"`` is for one
+        layer; a stack refuses it. ``"auto"`` (the classifier's default)
         is, for :class:`RTRLClassifier` wherever a pooled readout applies,
         ``"mean"`` for the LRUs (the classifier's default cell) and
         ``"max"`` for the other cells and stacks, and ``"last"`` for
@@ -141,7 +144,8 @@ _PARAMETERS_DOC = """
         approximation). With stacked layers (``n_hidden`` a tuple) the
         readout pools the top layer's outputs (h, or an LRU layer's y).
         Exact RTRL carries, beside the influence, its running sum (or, for
-        ``"max"``, each unit's row at its maximum): as much memory
+        ``"max"``, each unit's row at its maximum; ``"mean+last"`` reads
+        the last part from the last step's influence): as much memory
         again as the influence's hidden rows (in a stack, the top layer's
         rows of the influence on every layer's parameters), and one
         addition per step; the LRUs' output map mixes the units, so for

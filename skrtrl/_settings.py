@@ -10,7 +10,7 @@ say (``skrtrl._cells.CELLS``); the rules here are those of the modes.
 
 from sklearn.base import is_classifier
 
-from ._cells import CELLS
+from ._cells import CELLS, readout_width
 from ._feedback import FeedbackCell
 from ._methods import make_cell
 from ._optim import AdamOptimizer, SGDOptimizer
@@ -144,7 +144,11 @@ def _check_pooling(params):
         return
     where = pooling_refusal(params)
     if where is not None:
-        what = {"mean": "mean", "max": "per-unit maximum"}[params.pooling]
+        what = {
+            "mean": "mean",
+            "max": "per-unit maximum",
+            "mean+last": "mean and the last",
+        }[params.pooling]
         raise ValueError(
             f"pooling={params.pooling!r} reads one target per sequence from "
             f"the {what} of its hidden states; {where}."
@@ -177,6 +181,11 @@ def pooling_refusal(params):
         )
     if params.gradient == "local":
         return LOCAL_POOLING
+    if params.pooling == "mean+last" and is_stack(params):
+        return (
+            "a stack reads 'last', 'mean' or 'max' of its top layer (the "
+            "mean beside the last state is for one layer)"
+        )
     return None
 
 
@@ -245,7 +254,8 @@ def cell_follows(cell, params):
     """Whether ``cell`` trains the way ``params`` now ask.
 
     Raises ValueError when ``params`` ask for another parameter layout (a
-    change of ``cell``, ``n_hidden`` or ``output_feedback`` after fitting).
+    change of ``cell``, ``n_hidden`` or ``output_feedback`` after fitting,
+    or of ``pooling`` to or from ``"mean+last"``).
     """
     fitted = {
         "cell": cell.name,
@@ -262,6 +272,13 @@ def cell_follows(cell, params):
         fitted_cells = getattr(cell, "cells", (cell.name,) * len(sizes))
         if fitted_cells == layer_cells(params.cell, params.n_hidden):
             changed.remove("cell")
+    # "mean+last" reads 2 n_hidden numbers, the other poolings n_hidden.
+    fitted["pooling"] = getattr(cell, "pooling", "last")
+    now["pooling"] = params.pooling
+    if readout_width(fitted["pooling"], 1) != readout_width(
+        resolved_pooling(params), 1
+    ):
+        changed.append("pooling")
     if changed:
         was = " and ".join(f"{name}={fitted[name]!r}" for name in changed)
         new = " and ".join(f"{name}={now[name]!r}" for name in changed)

@@ -56,6 +56,9 @@ STACK_CELLS = ("elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", "glru
 #: feedback is not supported yet; BPTT through a stack is full BPTT over
 #: minibatches of sequences).
 STACK_GRADIENTS = ("rtrl", "local", "bptt")
+#: The poolings a stack's readout reads (the mean beside the last state,
+#: a readout of 2n inputs, is for one layer).
+STACK_POOLINGS = ("last", "mean", "max")
 STACK_MODES = {
     "rtrl": ("minibatch", "step", "stream"),
     "local": ("minibatch", "step", "stream"),
@@ -244,8 +247,8 @@ class StackCell:
             raise ValueError(
                 f"stacks support gradient in {STACK_GRADIENTS}; got {gradient!r}."
             )
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling in {tuple(POOLINGS)}; got {pooling!r}.")
+        if pooling not in STACK_POOLINGS:
+            raise ValueError(f"pooling in {STACK_POOLINGS}; got {pooling!r}.")
         if pooling != "last" and gradient == "local":
             raise ValueError(f"pooling={pooling!r}: {LOCAL_POOLING}.")
         self.name = name

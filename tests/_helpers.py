@@ -179,6 +179,11 @@ def steps_from(cell, params, X, activation="tanh", state=None):
     return steps
 
 
+def hidden_size(cell, params):
+    """Hidden units of ``cell`` with ``params`` (the readout may read 2n)."""
+    return CELL_STEPS[cell].hidden_size(params)
+
+
 def state_size(cell, n_hidden):
     """Numbers in the state of ``cell`` (h; or [h, c] for the LSTM)."""
     return CELL_STEPS[cell].state_per_unit * n_hidden

@@ -42,7 +42,7 @@ import re
 import numpy as np
 from scipy.special import expit, softmax
 
-from _helpers import loss_and_output_grad, state_size, steps_from
+from _helpers import hidden_size, loss_and_output_grad, state_size, steps_from
 
 READOUT = ("weight_out", "bias_out")
 #: Weights without the ``weight`` prefix (the LRU's, named as in its paper).
@@ -493,9 +493,12 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
 
 def pool_hidden(H, pooling):
     """The pooled readout input of one sequence's outputs ``H`` (T, n):
-    the last row, their mean or their per-unit maximum over the T steps."""
+    the last row, their mean or their per-unit maximum over the T steps, or
+    the mean followed by the last row (2n numbers)."""
     if pooling == "last":
         return H[-1]
+    if pooling == "mean+last":
+        return np.concatenate([H.mean(axis=0), H[-1]])
     return H.mean(axis=0) if pooling == "mean" else H.max(axis=0)
 
 
@@ -530,11 +533,12 @@ def pooled_rtrl(cell, params, activation, loss, sequences, pooling, *, snap1=Fal
     P_t (cut to SnAp-1's blocks with ``snap1``), and beside it the sum of
     d y_t / d theta (the h rows of P_t, or through the output map) (mean)
     or, for each unit, its row at the step of the unit's first maximum of
-    y (max); the readout's influence at the end is W A (/ T). Returns the
-    flat gradient sum of ``w dL/dtheta`` and its layout.
+    y (max), or the mean's rows above the last step's (mean+last); the
+    readout's influence at the end is W A. Returns the flat gradient sum
+    of ``w dL/dtheta`` and its layout.
     """
     layout = Layout(params)
-    n = params["weight_out"].shape[1]
+    n = hidden_size(cell, params)
     o = params["weight_out"].shape[0]
     S = state_size(cell, n)
     keep = layout.unit_blocks(n, S) if snap1 else None
@@ -561,6 +565,8 @@ def pooled_rtrl(cell, params, activation, loss, sequences, pooling, *, snap1=Fal
         H, rows = np.array(H), np.array(rows)
         if pooling == "mean":
             A = rows.mean(axis=0)
+        elif pooling == "mean+last":
+            A = np.concatenate([rows.mean(axis=0), rows[-1]])
         else:
             at = H.argmax(axis=0)  # the first maximum of each unit
             A = rows[at, np.arange(n)]

@@ -5,6 +5,7 @@ Every check compares the exported model's outputs with the estimator's own
 1e-5, float64 graphs and torch within 1e-10.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -25,7 +26,9 @@ from skrtrl.export import (
 )
 
 CELLS = ["elman", "diagonal", "gru", "lstm", "egru", "elstm", "lru", "glru"]
-POOLINGS = ["mean", "max"]
+POOLINGS = ["mean", "max", "mean+last"]
+#: The poolings whose step model counts the steps (a running mean).
+MEAN_POOLINGS = ["mean", "mean+last"]
 #: Cells that ONNX's RNN / GRU / LSTM operators run; the others need Scan.
 OPERATOR_CELLS = ["elman", "gru", "lstm"]
 ELEMENTWISE_CELLS = ["diagonal", "egru", "elstm", "lru", "glru"]
@@ -187,6 +190,8 @@ def test_pooled_readout_of_padded_sequences_matches_predict(cell, pooling, task)
             cell in OPERATOR_CELLS and not scan
         )
         assert ("ReduceMax" if pooling == "max" else "ReduceSum") in ops
+        # The last part is read at each sequence's own last step.
+        assert ("GatherND" in ops) == (pooling == "mean+last")
         _check_against_estimator(est, X, _session(onx).run(None, feeds), atol=1e-5)
     onx = to_onnx(est, lengths=True, dtype=np.float64, options=_options(est))
     feeds = {"X": _padded(X, np.float64), "lengths": LENGTHS.astype(np.int64)}
@@ -317,7 +322,8 @@ def test_step_model_pools_the_sequence_so_far(cell, pooling, dtype):
     est, X = _fit("multiclass", cell, "last", pooling=pooling)
     state = initial_step_state(est, len(X), dtype=dtype)
     expected_names = {"h", "pool"} | ({"c"} if cell in CELLS_WITH_MEMORY else set())
-    assert set(state) == expected_names | ({"steps"} if pooling == "mean" else set())
+    steps = {"steps"} if pooling in MEAN_POOLINGS else set()
+    assert set(state) == expected_names | steps
     sess = _session(onnx_step_model(est, dtype=dtype))
     names = [o.name for o in sess.get_outputs()]
     assert names[2:] == [f"{name}_next" for name in state]
@@ -333,11 +339,42 @@ def test_step_model_pools_the_sequence_so_far(cell, pooling, dtype):
 def test_export_follows_a_pooling_changed_after_fit_as_predict_does():
     est, X = _fit("regressor", "gru", "last", pooling="max")
     feeds = {"X": _padded(X), "lengths": LENGTHS.astype(np.int64)}
-    for pooling in ("mean", "last", "max"):
+    # The poolings that read n numbers, as the fitted readout does.
+    same_width = ("mean", "last", "max")
+    for pooling in same_width:
         est.set_params(pooling=pooling)
         (values,) = _session(to_onnx(est, lengths=True)).run(None, feeds)
         np.testing.assert_allclose(values[:, 0], est.predict(X), atol=1e-5)
-    assert len({est.set_params(pooling=p).predict(X)[0] for p in POOLINGS}) == 2
+    assert len({est.set_params(pooling=p).predict(X)[0] for p in same_width}) == 3
+
+
+@pytest.mark.parametrize(
+    "fitted, changed",
+    [("max", "mean+last"), ("mean+last", "mean"), ("mean+last", "last")],
+)
+def test_a_pooling_of_another_readout_width_changed_after_fit_is_refused(
+    fitted, changed
+):
+    # "mean+last" reads 2n numbers, the other poolings n: the fitted readout
+    # cannot read the new pooling, and predict refuses it too.
+    est, _ = _fit("regressor", "gru", "last", pooling=fitted)
+    est.set_params(pooling=changed)
+    match = (
+        re.escape(f"fitted with pooling={fitted!r}")
+        + ".*"
+        + re.escape(f"now has pooling={changed!r}")
+    )
+    exporters = [
+        lambda: to_onnx(est, lengths=True),
+        lambda: onnx_step_model(est),
+        lambda: initial_step_state(est),
+    ]
+    for export in exporters:
+        with pytest.raises(ValueError, match=match):
+            export()
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=match):
+        to_torch(est)
 
 
 def test_pooled_readout_with_settings_changed_after_fit_is_refused(monkeypatch):

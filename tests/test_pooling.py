@@ -1,7 +1,8 @@
-"""Pooled readouts (``pooling="mean"`` and ``"max"``) of one target per sequence.
+"""Pooled readouts (``"mean"``, ``"max"``, ``"mean+last"``) of one target per sequence.
 
 The readout reads the mean or the per-unit maximum of the cell's outputs y
-(h, or the LRUs' output map) over each sequence's own steps. Checked
+(h, or the LRUs' output map) over each sequence's own steps, or the mean
+followed by the last y. Checked
 against plain-numpy references
 (``tests/_reference.py``: the pooled forward pass, each sequence run alone,
 and RTRL with the pooled accumulator): exact RTRL and full BPTT equal
@@ -12,6 +13,7 @@ settings where pooling has no meaning are refused.
 """
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 N_HIDDEN = 3
 N_FEATURES = 2
-POOLINGS = ("mean", "max")
+POOLINGS = ("mean", "max", "mean+last")
 #: The Elman and diagonal cells' activation (the gated cells ignore it).
 ACTIVATION = {"elman": "tanh", "diagonal": "logistic"}
 LOSS = {"regression": "squared_error", "multiclass": "log_loss"}
@@ -415,7 +417,8 @@ def test_models_pickled_before_pooling_load_as_last():
     np.testing.assert_array_equal(old.predict(X), est.predict(X))
 
 
-def test_pooled_readouts_export():
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_pooled_readouts_export(pooling):
     """Export reads the pooling (tests/test_export.py checks every cell)."""
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
@@ -426,7 +429,7 @@ def test_pooled_readouts_export():
     X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
     y = rng.normal(size=len(X))
     est = RTRLRegressor(
-        3, cell="gru", output="last", pooling="mean", max_iter=1, random_state=0
+        3, cell="gru", output="last", pooling=pooling, max_iter=1, random_state=0
     ).fit(X, y)
     padded = np.zeros((len(X), max(len(x) for x in X), N_FEATURES), np.float32)
     for i, x in enumerate(X):
@@ -437,12 +440,113 @@ def test_pooled_readouts_export():
     np.testing.assert_allclose(values[:, 0], est.predict(X), atol=1e-5)
 
 
-def test_inspection_refuses_pooled_readouts():
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_inspection_refuses_pooled_readouts(pooling):
     from skrtrl.inspection import credit_over_time
 
     rng = np.random.RandomState(14)
     X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
     y = rng.normal(size=len(X))
-    est = RTRLRegressor(3, pooling="max", max_iter=1).fit(X, y)
-    with pytest.raises(ValueError, match="pooling='max'"):
+    est = RTRLRegressor(3, pooling=pooling, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match=re.escape(f"pooling={pooling!r}")):
         credit_over_time(est, X, y)
+
+
+# -- the mean beside the last state ------------------------------------------
+@pytest.mark.parametrize("cell", ["gru", "glru"])
+def test_mean_last_reads_the_mean_then_the_last_state(cell):
+    # weight_out has 2 n columns: the mean's, then the last state's; with
+    # either half zeroed, the model predicts as "mean" or "last" would
+    # with the other half's weights.
+    rng = np.random.RandomState(15)
+    X = random_sequences(rng, 5, N_FEATURES, min_len=1, max_len=7)
+    y = rng.normal(size=len(X))
+    est = fitted("regression", cell, "mean+last", X, y, rng)
+    W = est.params_["weight_out"]
+    assert W.shape == (1, 2 * N_HIDDEN)
+    halves = {"mean": slice(0, N_HIDDEN), "last": slice(N_HIDDEN, None)}
+    for pooling, half in halves.items():
+        other = fitted("regression", cell, pooling, X, y, rng)
+        for name, view in est.params_.items():
+            if name != "weight_out":
+                other.params_[name][...] = view
+        other.params_["weight_out"][...] = W[:, half]
+        kept = W.copy()
+        W[...] = 0
+        W[:, half] = kept[:, half]
+        np.testing.assert_allclose(est.predict(X), other.predict(X), rtol=1e-12,
+                                   atol=1e-13)  # fmt: skip
+        W[...] = kept
+
+
+def test_mean_last_learns_what_happened_at_the_end():
+    # The label is the XOR of the last bit and the bit 3 steps before it:
+    # the mean over time cannot tell when a bit came, the last state
+    # beside it can (held-out sequences of the same task).
+    from skrtrl.datasets import make_delayed_xor
+
+    X, y = make_delayed_xor(400, 10, delay=3, random_state=0)
+    X_test, y_test = make_delayed_xor(400, 10, delay=3, random_state=1)
+    scores = {
+        pooling: RTRLClassifier(16, pooling=pooling, random_state=0)
+        .fit(X, y)
+        .score(X_test, y_test)
+        for pooling in ("mean", "mean+last")
+    }
+    assert scores["mean+last"] >= 0.95
+    assert scores["mean"] <= 0.85
+
+
+def test_a_stack_refuses_mean_last_and_stays_unfitted():
+    rng = np.random.RandomState(16)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor((3, 2), cell="egru", pooling="mean+last", max_iter=1)
+    with pytest.raises(ValueError, match="for one layer"):
+        est.fit(X, y)
+    assert not hasattr(est, "params_")
+    fitted_est = RTRLRegressor((3, 2), cell="egru", pooling="mean", max_iter=1,
+                               random_state=0).fit(X, y)  # fmt: skip
+    before = {k: v.copy() for k, v in fitted_est.params_.items()}
+    fitted_est.set_params(pooling="mean+last")
+    with pytest.raises(ValueError, match="for one layer"):
+        fitted_est.partial_fit(X, y)
+    fitted_est.set_params(pooling="mean")
+    assert_same(fitted_est.params_, before, rtol=0, atol=0)
+
+
+def test_cells_pickled_before_the_wider_readout_load():
+    # A cell layout of before has no n_readout: its readout reads h.
+    rng = np.random.RandomState(17)
+    X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, cell="gru", pooling="mean", max_iter=1,
+                        random_state=0).fit(X, y)  # fmt: skip
+    expected = est.predict(X)
+    del est._cell.layout.__dict__["n_readout"]
+    again = pickle.loads(pickle.dumps(est))
+    assert again._cell.layout.n_readout == 3
+    np.testing.assert_array_equal(again.predict(X), expected)
+    again.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("was, now", [("mean", "mean+last"), ("mean+last", "last")])
+def test_a_change_of_readout_width_after_fitting_is_refused(was, now):
+    rng = np.random.RandomState(18)
+    X = random_sequences(rng, 4, N_FEATURES, min_len=2, max_len=5)
+    y = rng.normal(size=len(X))
+    est = RTRLRegressor(3, pooling=was, max_iter=2, random_state=0).fit(X, y)
+    expected = est.predict(X)
+    before = {k: v.copy() for k, v in est.params_.items()}
+    est.set_params(pooling=now)
+    match = f"fitted with pooling='{was}', but now has pooling='{now}'"
+    with pytest.raises(ValueError, match=re.escape(match)):
+        est.predict(X)
+    with pytest.raises(ValueError, match=re.escape(match)):
+        est.partial_fit(X, y)
+    est.set_params(pooling=was)
+    assert_same(est.params_, before, rtol=0, atol=0)
+    np.testing.assert_array_equal(est.predict(X), expected)
+    # fit trains a new model of the new width.
+    est.set_params(pooling=now).fit(X, y)
+    assert est.params_["weight_out"].shape[1] == (6 if now == "mean+last" else 3)

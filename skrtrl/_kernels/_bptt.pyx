@@ -45,7 +45,8 @@ from ._cells cimport (
     copy_bias_gradient, flat_size, record_size, step_work_size,
 )
 from ._common cimport (
-    InterruptCheck, POOL_LAST, POOL_MEAN, Packed, UpdateRule, has_target,
+    InterruptCheck, POOL_LAST, POOL_MEAN, POOL_MEAN_LAST, Packed, UpdateRule,
+    has_target, pooled_width, running_pooling,
     interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
     pool_step, readout_gradient, record_output, sequence, set_pooling,
     stopping, target_index, update_rule,
@@ -64,7 +65,7 @@ def bptt_sizes(int kind, int n, int m):
 
 def bptt_scratch_size(int kind, int n, int o):
     """Numbers of scratch memory one thread of the BPTT kernels needs."""
-    return 3 * cell_state(kind, n) + step_work_size(kind, n) + 3 * n + 2 * o
+    return 3 * cell_state(kind, n) + step_work_size(kind, n) + 5 * n + 2 * o
 
 
 cdef inline void _backprop(
@@ -122,11 +123,11 @@ cdef double _bptt_sequence(
         floating* gbar = s + S
         floating* gprev = gbar + S
         floating* work = gprev + S
-        floating* g = work + step_work_size(kind, n)
-        floating* zout = g + n
+        floating* g = work + step_work_size(kind, n)   # up to 2n
+        floating* zout = g + 2 * n
         floating* dz = zout + o
-        floating* pool = dz + o
-        floating* arg_max = pool + n    # step numbers, exact below 2^24
+        floating* pool = dz + o         # up to 2n (``pool_step``)
+        floating* arg_max = pool + 2 * n    # step numbers, exact below 2^24
         floating* rec
         const floating* y
         floating* grad_out = grad + R * q
@@ -152,21 +153,27 @@ cdef double _bptt_sequence(
         k = target_index(data, t)
         if pooled:
             # The one target, at the last step; the ring holds every step.
-            if data.pooling == POOL_MEAN:
+            if running_pooling(data.pooling) == POOL_MEAN:
                 for i in range(n):
                     pool[i] /= length
             loss += readout_gradient(
-                Y + k * o, o, n, data.weight_scale * weights[k], loss_kind,
-                W_out, b_out, pool, grad_out, g, zout, dz)
+                Y + k * o, o, pooled_width(data.pooling, n),
+                data.weight_scale * weights[k], loss_kind, W_out, b_out, pool,
+                grad_out, g, zout, dz)
             for slot in range(length):
                 rec = ring + slot * rs + spare
                 for i in range(n):
-                    if data.pooling == POOL_MEAN:
+                    if running_pooling(data.pooling) == POOL_MEAN:
                         rec[i] = g[i] / length
                     elif <Py_ssize_t> arg_max[i] == slot:
                         rec[i] = g[i]
                     else:
                         rec[i] = 0
+            if data.pooling == POOL_MEAN_LAST:
+                # The last h's part: a target at the last step.
+                rec = ring + (length - 1) * rs + spare
+                for i in range(n):
+                    rec[i] += g[n + i]
             break
         # Without truncation dL/dy_t waits in the record for the backward
         # pass, which takes it to the state.
@@ -226,7 +233,7 @@ def bptt_minibatch(
         Py_ssize_t B = data.count
         int m = data.m
         int o = data.o
-        int R, q, rs
+        int R, q, rs, width
         floating[:, ::1] grad_rows = workspace["grad"]
         double[::1] loss_rows = workspace["loss"]
         floating[:, ::1] ring = workspace["ring"]
@@ -243,15 +250,16 @@ def bptt_minibatch(
         bint stopped = False
         bint* stop = &stopped   # shared by the threads
     R, q, _, rs = bptt_sizes(kind, n, m)
-    size = R * q + o * n + o
     set_pooling(&data, pooling)
+    width = pooled_width(pooling, n)
+    size = R * q + o * width + o
     if pooling and truncation:
         raise ValueError("a pooled readout needs full BPTT (truncation 0)")
-    if params.shape[0] != flat_size(kind, n, m, o):
+    if params.shape[0] != flat_size(kind, n, m, o, width):
         raise ValueError("params has the wrong size for this cell")
     bias_hh = theta + R * q
-    W_out = theta + params.shape[0] - o * n - o
-    b_out = W_out + o * n
+    W_out = theta + params.shape[0] - o * width - o
+    b_out = W_out + o * width
     if grad_rows.shape[0] < B or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
     if truncation < 0:

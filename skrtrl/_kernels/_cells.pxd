@@ -323,11 +323,13 @@ cdef inline bint cell_separate_bias(int kind) noexcept nogil:
     return kind == ELMAN or kind == DIAGONAL
 
 
-cdef inline Py_ssize_t flat_size(int kind, int n, int m, int o) noexcept nogil:
+cdef inline Py_ssize_t flat_size(int kind, int n, int m, int o,
+                                 int width) noexcept nogil:
     """Numbers in the flat parameter vector of the kernels' entry points,
-    [theta (R*q) | bias_hh (n, if kept apart) | W_out (o*n) | b_out (o)]."""
+    [theta (R*q) | bias_hh (n, if kept apart) | W_out (o*width) | b_out
+    (o)]; the readout reads ``width`` numbers (n, or ``pooled_width``)."""
     return (<Py_ssize_t> cell_rows(kind, n) * cell_columns(kind, n, m)
-            + (n if cell_separate_bias(kind) else 0) + o * n + o)
+            + (n if cell_separate_bias(kind) else 0) + o * width + o)
 
 
 cdef inline bint cell_has_direct(int kind) noexcept nogil:

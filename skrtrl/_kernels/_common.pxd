@@ -171,11 +171,26 @@ cdef enum:
     LOSS_SOFTMAX = 2
 
 # What a per-sequence readout reads (skrtrl._cells.POOLINGS): the last h,
-# or the mean or per-unit maximum of h over the sequence's steps.
+# the mean or per-unit maximum of h over the sequence's steps, or the mean
+# and the last h side by side (2n numbers: the mean cannot tell when
+# something happened, the last h alone forgets what it did not keep).
 cdef enum:
     POOL_LAST = 0
     POOL_MEAN = 1
     POOL_MAX = 2
+    POOL_MEAN_LAST = 3
+
+
+cdef inline int pooled_width(int pooling, int n) noexcept nogil:
+    """Numbers the readout reads: n, or 2n for the mean beside the last."""
+    return 2 * n if pooling == POOL_MEAN_LAST else n
+
+
+cdef inline int running_pooling(int pooling) noexcept nogil:
+    """The pooling of the first n numbers the readout reads, which the
+    drivers fold step by step (POOL_MEAN_LAST: the mean; its last part is
+    the last step's, read at the end)."""
+    return POOL_MEAN if pooling == POOL_MEAN_LAST else pooling
 
 
 cdef inline double _sigmoid(double a) noexcept nogil:
@@ -650,7 +665,7 @@ cdef inline Packed pack_batch(object batch, double weight_scale,
 cdef inline void set_pooling(Packed* data, int pooling) except *:
     """ValueError unless ``pooling`` is a POOL_* code that ``data`` allows
     (a pooled readout needs one target per sequence)."""
-    if pooling < POOL_LAST or pooling > POOL_MAX:
+    if pooling < POOL_LAST or pooling > POOL_MEAN_LAST:
         raise ValueError("unknown pooling code")
     if pooling != POOL_LAST and data.every_step:
         raise ValueError("pooling needs one target per sequence")
@@ -661,8 +676,12 @@ cdef inline void pool_step(
     int pooling, int n, Py_ssize_t t, const floating* h, floating* pool,
 ) noexcept nogil:
     """Fold step t's h into ``pool``: the running sum (POOL_MEAN, divided
-    by the length at the end) or maximum (POOL_MAX) of each unit."""
+    by the length at the end) or maximum (POOL_MAX) of each unit; for
+    POOL_MEAN_LAST the sum and, in ``pool[n:2n]``, h itself."""
     cdef int i
+    if pooling == POOL_MEAN_LAST:
+        memcpy(pool + n, h, n * sizeof(floating))
+        pooling = POOL_MEAN
     if t == 0:
         memcpy(pool, h, n * sizeof(floating))
     elif pooling == POOL_MEAN:

@@ -325,7 +325,7 @@ def feedback_rtrl_minibatch(
     R, q, S, C = feedback_sizes(kind, n, m, o)
     if not data.every_step:
         raise ValueError("output feedback needs a target at every step")
-    if params.shape[0] != flat_size(kind, n, m + o, o):
+    if params.shape[0] != flat_size(kind, n, m + o, o, n):
         raise ValueError("params has the wrong size for this cell")
     bias_hh = theta + R * q
     W_out = theta + params.shape[0] - o * n - o
@@ -492,7 +492,7 @@ def feedback_forward(
         floating* work
         floating* zout
     R, q, S, C = feedback_sizes(kind, n, m, o)
-    if params.shape[0] != flat_size(kind, n, m + o, o):
+    if params.shape[0] != flat_size(kind, n, m + o, o, n):
         raise ValueError("params has the wrong size for this cell")
     bias_hh = theta + R * q
     W_out = theta + params.shape[0] - o * n - o

@@ -81,7 +81,11 @@
 # (``pooled_map_sequence``): forward to dL/dz, then with the influence and
 # the now known dL/dy_t of every step. (``pool_output_influence`` and
 # ``output_map_gradient`` keep the accumulator for a stack's LRU top, whose
-# rows of d y / d theta the stack forms for its lower layers anyway.)
+# rows of d y / d theta the stack forms for its lower layers anyway.) The
+# mean beside the last y (POOL_MEAN_LAST: the readout reads 2n numbers)
+# folds the mean as above and takes the last part's dL/dy_T as a target at
+# the last step would: from the last step's influence, or, in the two
+# passes, added to that step's error.
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -104,10 +108,10 @@ from ._cells cimport (
     Taking, _Gradient, _NoGradient, _Penalised, no_gradient,
 )
 from ._common cimport (
-    InterruptCheck, POOL_LAST, POOL_MAX, POOL_MEAN, Packed, UpdateRule,
-    add_penalty, has_target, interrupt_check, interrupt_due, online_step,
-    online_update, pool_step, readout_gradient, record_output, sequence,
-    stopping, target_index,
+    InterruptCheck, POOL_LAST, POOL_MAX, POOL_MEAN, POOL_MEAN_LAST, Packed,
+    UpdateRule, add_penalty, has_target, interrupt_check, interrupt_due,
+    online_step, online_update, pool_step, pooled_width, readout_gradient,
+    record_output, running_pooling, sequence, stopping, target_index,
 )
 
 # Numbers left unused at each end of a thread's scratch row (one cache line
@@ -125,12 +129,12 @@ ctypedef struct Scratch:
     int work    # step_work_size
     int gbar    # S
     int gprev   # S
-    int g       # n
+    int g       # 2n: dL/dh, or dL/d(pooled h) (``pooled_width``)
     int zout    # o
     int dz      # o
-    int pool    # n: the pooled h so far
+    int pool    # 2n: the pooled h so far (``pool_step``)
     int err     # n: dL/dy_t in a pooled readout's second pass
-    int grad    # R*q + o*n + o
+    int grad    # R*q + o*width + o, width n or 2n (``pooled_width``)
     int size
 
 
@@ -144,13 +148,13 @@ cdef inline Scratch scratch_layout(int kind, int n, int m, int o) noexcept nogil
     at.gbar = at.work + step_work_size(kind, n)
     at.gprev = at.gbar + S
     at.g = at.gprev + S
-    at.zout = at.g + n
+    at.zout = at.g + 2 * n
     at.dz = at.zout + o
     at.pool = at.dz + o
-    at.err = at.pool + n
+    at.err = at.pool + 2 * n
     at.grad = at.err + n
     at.size = (at.grad + cell_rows(kind, n) * cell_columns(kind, n, m)
-               + o * n + o + PAD)
+               + 2 * o * n + o + PAD)
     return at
 
 
@@ -591,18 +595,20 @@ cdef inline double pooled_readout(
     floating* dz,
 ) noexcept nogil:
     """Readout of the pooled y (``pool``: the sum, made the mean here, or
-    the maximum), its loss, the readout's gradient into ``grad_out`` =
-    [W_out | b_out], and g = dL/d(pooled y) (/ T for the mean: each step's
-    share); for one layer and for a stack's top."""
+    the maximum; for POOL_MEAN_LAST the sum, then the last y), its loss,
+    the readout's gradient into ``grad_out`` = [W_out | b_out], and g =
+    dL/d(pooled y) (``pooled_width`` numbers; the mean's part / T: each
+    step's share); for one layer and for a stack's top."""
     cdef int i
     cdef floating scale = 1
     cdef double loss
-    if pooling == POOL_MEAN:
+    if running_pooling(pooling) == POOL_MEAN:
         scale = <floating> (1.0 / length)
         for i in range(n):
             pool[i] *= scale
-    loss = readout_gradient(y, o, n, weight, loss_kind, W_out, b_out, pool,
-                            grad_out, g, zout, dz)
+    loss = readout_gradient(y, o, pooled_width(pooling, n), weight,
+                            loss_kind, W_out, b_out, pool, grad_out, g, zout,
+                            dz)
     for i in range(n):
         g[i] *= scale
     return loss
@@ -617,7 +623,9 @@ cdef inline double pooled_gradient(
     """Readout of the pooled h (``pool`` holds the sum, mean, or maximum),
     its loss, and its gradient: the readout's, and A^T dL/dz (/ T for the
     mean) into ``grad`` = [theta | W_out | b_out]. A cell with an output
-    map pools in ``pooled_map_sequence`` instead."""
+    map pools in ``pooled_map_sequence`` instead. For POOL_MEAN_LAST, A is
+    the mean's and ``g[n:]`` (dL/d of the last h) is left to the caller,
+    which has the last step's influence."""
     cdef double loss = pooled_readout(data.pooling, data.o, length, y,
                                       weight, loss_kind, n, W_out, b_out,
                                       pool, grad + R * q, g, zout, dz)
@@ -629,18 +637,24 @@ cdef inline double pooled_gradient(
 
 
 cdef inline const floating* pooled_step_error(
-    int pooling, int n, const floating* y, const floating* pool,
-    floating* g, floating* err,
+    int pooling, int n, Py_ssize_t t, Py_ssize_t length, const floating* y,
+    const floating* pool, floating* g, floating* err,
 ) noexcept nogil:
-    """dL/dy_t of a pooled readout's second pass, from g (the pooled
-    gradient, ``pooled_readout``'s): g itself at every step (mean); for the
-    max, ``err`` with g[i] at the first step where y_t[i] equals unit i's
-    maximum (the step whose row the running maximum keeps: it moves on a
-    strict rise only), zero elsewhere, or NULL where no unit peaks. The
-    max clears g[i] once used."""
+    """dL/dy_t of a pooled readout's second pass at step t of ``length``,
+    from g (the pooled gradient, ``pooled_readout``'s): g itself at every
+    step (mean), and for the mean beside the last y, g[:n] + g[n:] (in
+    ``err``) at the last step; for the max, ``err`` with g[i] at the first
+    step where y_t[i] equals unit i's maximum (the step whose row the
+    running maximum keeps: it moves on a strict rise only), zero
+    elsewhere, or NULL where no unit peaks. The max clears g[i] once
+    used."""
     cdef int i
     cdef bint any_error = False
-    if pooling == POOL_MEAN:
+    if pooling == POOL_MEAN_LAST and t == length - 1:
+        for i in range(n):
+            err[i] = g[i] + g[n + i]
+        return err
+    if running_pooling(pooling) == POOL_MEAN:
         return g
     for i in range(n):
         err[i] = 0
@@ -716,7 +730,8 @@ cdef inline double pooled_map_sequence(
                 continue
             unit_influence_step(kind, n, m, q, theta, rec, P_work, t == 0,
                                 NULL, NULL, NULL, 0)
-            e = pooled_step_error(data.pooling, n, y, pool, g, err)
+            e = pooled_step_error(data.pooling, n, t, length, y, pool, g,
+                                  err)
             if e != NULL:
                 cell_output_vjp(kind, n, m, q, theta, rec, e,
                                 scratch + at.gbar, False, grad, work)
@@ -757,6 +772,8 @@ cdef inline double rtrl_sequence(
         double loss = 0.0
         bint target, contract
         bint pooled = data.pooling != POOL_LAST
+        # What A accumulates: the mean, for the mean beside the last h.
+        int running = running_pooling(data.pooling)
         const floating* X
         const floating* Y
         const floating* weights
@@ -799,7 +816,7 @@ cdef inline double rtrl_sequence(
             if contract:
                 unit_gradient(kind, n, m, q, P_work, scratch + at.gbar, grad)
             if pooled:
-                pool_unit_influence(kind, data.pooling, n, q, t, y, pool,
+                pool_unit_influence(kind, running, n, q, t, y, pool,
                                     P_work, A, not per_unit)
         else:
             P_new = P_work + (t & 1) * S * W
@@ -808,13 +825,13 @@ cdef inline double rtrl_sequence(
                             scratch + at.J, g if contract else NULL, grad,
                             scratch + at.gbar, scratch + at.gprev, work)
                 if pooled:
-                    pool_dense_influence(data.pooling, n, W, s, pool, P_new,
+                    pool_dense_influence(running, n, W, s, pool, P_new,
                                          A, 0, W)
             else:
                 influence_step(kind, n, m, q, theta, rec,
                                P_work + (1 - (t & 1)) * S * W, P_new, False,
                                dense, scratch + at.J,
-                               g if contract else NULL, grad, data.pooling, s,
+                               g if contract else NULL, grad, running, s,
                                pool, A if pooled else NULL)
         if not pooled:
             continue
@@ -825,6 +842,17 @@ cdef inline double rtrl_sequence(
                 data, t + 1, Y + k * o, data.weight_scale * weights[k],
                 loss_kind, n, R, q, W_out, b_out, pool, A, per_unit, grad, g,
                 scratch + at.zout, scratch + at.dz)
+            if data.pooling == POOL_MEAN_LAST:
+                # The last h's part, as the last step's target would take
+                # it: P_t^T dL/dh_t.
+                if per_unit or t == 0:
+                    cell_output_vjp(kind, n, m, q, theta, rec, g + n,
+                                    scratch + at.gbar, False, NULL, work)
+                    unit_gradient(kind, n, m, q, P_work, scratch + at.gbar,
+                                  grad)
+                else:
+                    gemv_rm_t(n, W, <floating> 1, P_work + (t & 1) * S * W, W,
+                              g + n, <floating> 1, grad)
     return loss
 
 
@@ -842,7 +870,8 @@ cdef inline void run_minibatch(
     (``rtrl_sequence``)."""
     cdef:
         Scratch at = scratch_layout(kind, n, data.m, data.o)
-        Py_ssize_t size = cell_rows(kind, n) * q + data.o * n + data.o
+        Py_ssize_t size = (cell_rows(kind, n) * q
+                           + data.o * pooled_width(data.pooling, n) + data.o)
         Py_ssize_t b
         int tid = 0
         floating* mine
@@ -982,12 +1011,14 @@ cdef inline void run_forward(
 ) noexcept nogil:
     """y (``cell_output``: h for every cell but the LRU) after every step
     (rows of H laid out like those of X) or, pooled over each sequence
-    (POOL_*: its last y, mean or maximum), in row b, each sequence from the
-    state ``s0`` (a sequence of no steps: s0's first n numbers).
+    (POOL_*: its last y, mean or maximum, or the mean beside the last y),
+    in row b (``pooled_width`` numbers), each sequence from the state
+    ``s0`` (a sequence of no steps: s0's first n numbers, for every part).
     ``scratch``: ``forward_scratch_size`` numbers."""
     cdef:
         int S = cell_state(kind, n)
         int q = cell_columns(kind, n, m)
+        int width = pooled_width(pooling, n) if not every_step else n
         int i
         Py_ssize_t b, t
         floating* s = scratch
@@ -1004,15 +1035,17 @@ cdef inline void run_forward(
                        n * sizeof(floating))
             elif pooled:
                 pool_step(pooling, n, t, cell_output(kind, n, m, s, rec),
-                          H + b * n)
+                          H + b * width)
         if not pooled and not every_step and lengths[b] > 0:
             memcpy(H + b * n, cell_output(kind, n, m, s, rec),
                    n * sizeof(floating))
-        elif not pooled and not every_step:
-            memcpy(H + b * n, s, n * sizeof(floating))
-        elif pooled and pooling == POOL_MEAN and lengths[b] > 0:
+        elif not every_step and lengths[b] == 0:
+            memcpy(H + b * width, s, n * sizeof(floating))
+            if width > n:
+                memcpy(H + b * width + n, s, n * sizeof(floating))
+        elif pooled and running_pooling(pooling) == POOL_MEAN:
             for i in range(n):
-                H[b * n + i] /= lengths[b]
+                H[b * width + i] /= lengths[b]
 
 
 cdef inline int forward_scratch_size(int kind, int n, int m) noexcept nogil:

@@ -44,7 +44,8 @@ from ._cells cimport (
     N_CELLS, cell_columns, cell_output_blocks, cell_rows, cell_state, flat_size,
 )
 from ._common cimport (
-    POOL_LAST, Packed, UpdateRule, output_rows, pack_batch, set_pooling,
+    POOL_LAST, POOL_MEAN_LAST, Packed, UpdateRule, output_rows, pack_batch,
+    pooled_width, set_pooling,
     _exp_nonpositive, sigmoid, tanh_of, update_rule,
 )
 
@@ -89,9 +90,11 @@ def rtrl_scratch_size(int kind, int n, int m, int o):
 
 
 cdef inline int _check_params(int kind, int n, int m, int o,
-                              Py_ssize_t size) except -1:
-    if size != flat_size(kind, n, m, o):
-        raise ValueError(f"params must have {flat_size(kind, n, m, o)} "
+                              Py_ssize_t size, int width) except -1:
+    """ValueError unless ``size`` fits the cell and a readout of
+    ``width`` inputs."""
+    if size != flat_size(kind, n, m, o, width):
+        raise ValueError(f"params must have {flat_size(kind, n, m, o, width)} "
                          "entries for this cell")
     return 0
 
@@ -109,8 +112,9 @@ def rtrl_minibatch(
     the dense (2n x 2n) state Jacobian of the LSTM in the GEMM instead of
     splitting off its diagonal half (for tests and benchmarks).
     ``pooling``: what each sequence's one target reads (``_common.pxd``'s
-    POOL_*: its last h, their mean or maximum over time); a pooled readout
-    needs ``rtrl_pool_size`` more numbers in each ``"influence"`` row.
+    POOL_*: its last h, their mean or maximum over time, or the mean beside
+    the last h, read by a readout of 2n inputs); a pooled readout needs
+    ``rtrl_pool_size`` more numbers in each ``"influence"`` row.
     """
     _check_kind(kind, per_unit)
     cdef:
@@ -119,14 +123,15 @@ def rtrl_minibatch(
         int o = data.o
         int q = cell_columns(kind, n, m)
         int W = cell_rows(kind, n) * q
-        Py_ssize_t size = W + o * n + o
+        int width = pooled_width(pooling, n)
+        Py_ssize_t size = W + o * width + o
         floating[:, ::1] grad_rows = workspace["grad"]
         double[::1] loss_rows = workspace["loss"]
         floating[:, ::1] influence = workspace["influence"]
         floating[:, ::1] scratch = workspace["scratch"]
         const floating* theta
-    _check_params(kind, n, m, o, params.shape[0])
     set_pooling(&data, pooling)
+    _check_params(kind, n, m, o, params.shape[0], width)
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:
         raise ValueError("grad_rows has the wrong size")
     if influence.shape[1] < (influence_size(kind, n, m, per_unit)
@@ -143,7 +148,7 @@ def rtrl_minibatch(
     with nogil:
         run_minibatch(
             kind, activation, loss_kind, &data, n, q, theta, theta + W,
-            theta + params.shape[0] - o * n - o, theta + params.shape[0] - o,
+            theta + params.shape[0] - o * width - o, theta + params.shape[0] - o,
             per_unit, dense, &grad_rows[0, 0], grad_rows.shape[1],
             &influence[0, 0], influence.shape[1], &scratch[0, 0],
             scratch.shape[1], min(influence.shape[0], scratch.shape[0]),
@@ -188,7 +193,7 @@ def rtrl_online(
             params, shape=scratch_layout(kind, n, m, o).size)
         double[::1] loss_rows = np.empty(data.count, dtype=np.float64)
         floating* out = output_rows(outputs, batch.targets)
-    _check_params(kind, n, m, o, params.shape[0])
+    _check_params(kind, n, m, o, params.shape[0], n)
     if influence.shape[0] != influence_size(kind, n, m, per_unit):
         raise ValueError("the stream's influence has the wrong size")
     if hidden.shape[0] != cell_state(kind, n):
@@ -215,7 +220,8 @@ def rtrl_forward(
     row ``x_start[b]``. ``params``: the flat vector (the readout is not
     read). ``H`` (n columns) receives h after every step (rows laid out like
     ``X``) when ``every_step``, otherwise the final h of sequence b (or,
-    with ``pooling``, their mean or maximum over its steps) in row b.
+    with ``pooling``, their mean or maximum over its steps, or the mean
+    beside the final h: 2n columns) in row b.
     ``s0`` is the full initial state (S numbers: h, or [h, c] for the
     LSTMs).
     """
@@ -227,10 +233,11 @@ def rtrl_forward(
             s0, shape=forward_scratch_size(kind, n, m))
     if params.shape[0] < W + n or s0.shape[0] != cell_state(kind, n):
         raise ValueError("params or s0 of the wrong size")
-    if H.shape[1] != n:
-        raise ValueError("H must have n columns")
-    if pooling < 0 or pooling > 2:
+    if pooling < POOL_LAST or pooling > POOL_MEAN_LAST:
         raise ValueError("unknown pooling code")
+    if H.shape[1] != (n if every_step else pooled_width(pooling, n)):
+        raise ValueError("H must have n columns (2n for the mean beside "
+                         "the last h)")
     if lengths.shape[0] == 0:
         return
     with nogil:
@@ -319,7 +326,7 @@ cdef class RowStream:
         _check_kind(kind)
         if len(blas) > MAX_BLAS:
             raise ValueError(f"at most {MAX_BLAS} BLAS libraries")
-        _check_params(kind, n, m, o, params.shape[0])
+        _check_params(kind, n, m, o, params.shape[0], n)
         cdef:
             double[::1] hidden = state["hidden"]
             double[::1] influence = np.asarray(state["influence"]).reshape(-1)

@@ -159,7 +159,8 @@ from ._cells cimport (
     lru_cell, record_size, step_work_size,
 )
 from ._common cimport (
-    InterruptCheck, POOL_LAST, POOL_MEAN, Packed, UpdateRule, has_target,
+    InterruptCheck, POOL_LAST, POOL_MEAN, POOL_MEAN_LAST, Packed, UpdateRule,
+    has_target,
     interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
     pool_step, readout_gradient, record_output, sequence, set_pooling,
     stopping, target_index, update_rule,
@@ -222,6 +223,15 @@ ctypedef struct Stack:
     Py_ssize_t influence_size
     Py_ssize_t pool_size                # all A^k (a pooled readout's)
     Py_ssize_t scratch_size
+
+
+cdef inline void set_stack_pooling(Packed* data, int pooling) except *:
+    """``set_pooling``, and ValueError for the mean beside the last h: a
+    stack's readout reads n numbers of its top layer."""
+    set_pooling(data, pooling)
+    if pooling == POOL_MEAN_LAST:
+        raise ValueError("a stack's readout reads the last, mean or maximum "
+                         "of its top layer")
 
 
 def layer_kinds(kind, sizes):
@@ -951,7 +961,7 @@ def stack_rtrl_minibatch(
         InterruptCheck check = interrupt_check()
         bint stopped = False
         bint* stop = &stopped
-    set_pooling(&data, pooling)
+    set_stack_pooling(&data, pooling)
     if pooling != POOL_LAST and local:
         raise ValueError("the layer-local approximation has no pooled "
                          "readout (see the module docstring)")
@@ -1255,7 +1265,7 @@ def stack_bptt_minibatch(
             longest = data.lengths[b]
     records_size, scratch_size = stack_bptt_sizes(kind, sizes, data.m,
                                                   data.o, longest)
-    set_pooling(&data, pooling)
+    set_stack_pooling(&data, pooling)
     if params.shape[0] != size:
         raise ValueError("params has the wrong size")
     if grad_rows.shape[0] < data.count or grad_rows.shape[1] != size:

@@ -231,7 +231,7 @@ def uoro_minibatch(
         InterruptCheck check = interrupt_check()
         bint stopped = False
         bint* stop = &stopped   # shared by the threads
-    if params.shape[0] != flat_size(kind, n, m, o):
+    if params.shape[0] != flat_size(kind, n, m, o, n):
         raise ValueError("params has the wrong size for this cell")
     bias_hh = theta + R * q
     W_out = theta + params.shape[0] - o * n - o

@@ -24,10 +24,11 @@ state of a finished sequence; the Scan body does the same with a mask, so
 the padding values never reach a state that is read. Per-step outputs past
 a sequence's end are padding and mean nothing.
 
-Pooled readouts (``pooling="mean"`` or ``"max"``): both paths give what
-the readout reads at every step, (T, N, n), h or the LRUs' output map y,
-and :func:`pool` reduces it over time, over each sequence's valid steps
-only.
+Pooled readouts (``pooling="mean"``, ``"max"`` or ``"mean+last"``): both
+paths give what the readout reads at every step, (T, N, n), h or the LRUs'
+output map y, and :func:`pool` reduces it over time, over each sequence's
+valid steps only (``"mean+last"`` puts the value at each sequence's last
+valid step after the mean).
 """
 
 import numpy as np
@@ -179,7 +180,10 @@ def cell_step(g, model, x, state):
     output feedback) to names of (N, n) and (N, n_outputs) tensors; the
     LRUs' ``"h"`` is [Re h, Im h], (N, 2n). Returns the new ``"h"`` (and
     ``"c"``; the LRUs' output map ``"y"``, (N, n), which their readout
-    reads) and the readout pre-activation z (N, o).
+    reads) and the readout pre-activation z (N, o); z is None with a pooled
+    readout, which reads the pooling over the steps (:func:`pool`,
+    :func:`pool_step`), not one step (for ``"mean+last"`` its weights do
+    not even fit one step's values).
     """
     p, n = model.params, model.n_hidden
     h = state["h"]
@@ -188,7 +192,7 @@ def cell_step(g, model, x, state):
         inputs = g.op("Concat", x, state["feedback"], axis=-1)
     if model.is_lru:
         new = _lru_step(g, model, inputs, h)
-        return new, readout(g, model, new["y"])
+        return new, _step_readout(g, model, new["y"])
     W_in = input_weights(model)
     new = {}
     if model.cell == "elman":
@@ -228,7 +232,12 @@ def cell_step(g, model, x, state):
         )
         new["h"] = g.op("Mul", g.op("Sigmoid", a_o), g.op("Tanh", c_new))
         new["c"] = c_new
-    return new, readout(g, model, new["h"])
+    return new, _step_readout(g, model, new["h"])
+
+
+def _step_readout(g, model, value):
+    """The readout of one step's ``value``; None for a pooled readout."""
+    return readout(g, model, value) if model.pooling == "last" else None
 
 
 def lru_constants(params):
@@ -319,11 +328,12 @@ def step_state_names(model):
 
     A pooled readout also carries the running sum of what the readout reads
     (``"pool"``, of h, or of the LRUs' y) and the number of steps so far
-    (``"steps"``) for ``"mean"``, or each unit's running maximum
+    (``"steps"``) for ``"mean"`` and ``"mean+last"`` (whose last part is
+    the step's own value, nothing to carry), or each unit's running maximum
     (``"pool"``) for ``"max"``.
     """
     names = state_names(model)
-    if model.pooling == "mean":
+    if model.pooling in ("mean", "mean+last"):
         names += ["pool", "steps"]
     elif model.pooling == "max":
         names.append("pool")
@@ -336,7 +346,8 @@ def pool_step(g, model, state, h):
     From ``state``'s ``"pool"`` (and ``"steps"``) and h, what the readout
     reads of the new step (:func:`read_value`), returns the new ``{"pool":
     ...}`` (and ``"steps"``) and the pooled value so far: its running mean
-    or maximum over the steps taken, what :func:`pool` gives for the
+    or maximum over the steps taken (for ``"mean+last"`` the running mean
+    followed by h, this step's value), what :func:`pool` gives for the
     sequence up to this step.
     """
     new = {}
@@ -345,7 +356,10 @@ def pool_step(g, model, state, h):
         return new, new["pool"]
     new["pool"] = g.op("Add", state["pool"], h)
     new["steps"] = g.op("Add", state["steps"], g.const(np.ones(1), "one"))
-    return new, g.op("Div", new["pool"], new["steps"])
+    mean = g.op("Div", new["pool"], new["steps"])
+    if model.pooling == "mean+last":
+        return new, g.op("Concat", mean, h, axis=-1)
+    return new, mean
 
 
 # -- whole sequences -----------------------------------------------------------
@@ -392,26 +406,58 @@ def sequence_outputs(g, model, X, lengths=None, *, scan=False):
 
 
 def pool(g, model, H, lengths=None):
-    """The pooled values (N, n) of H (T, N, n), what the readout reads.
+    """The pooled values of H (T, N, n), what the readout reads.
 
     H holds the hidden states, or the LRUs' output maps y. ``model.pooling``
     ``"mean"`` averages each sequence's values over its own steps (the sum
     over the valid steps divided by its length); ``"max"`` takes each
-    unit's maximum over the valid steps.
+    unit's maximum over the valid steps; ``"mean+last"`` puts the value at
+    each sequence's last valid step, ``lengths[i] - 1``, after the mean.
+    Returns (N, n), or (N, 2n) for ``"mean+last"``.
     Without ``lengths`` every sequence has T steps. ``Where`` keeps the
     padded steps out without arithmetic, so whatever they hold (even NaN)
     does not reach the result.
     """
+    if model.pooling == "mean+last":
+        mean = _pool_over_time(g, "mean", H, lengths)
+        return g.op("Concat", mean, _last_valid(g, H, lengths), axis=-1)
+    return _pool_over_time(g, model.pooling, H, lengths)
+
+
+def _pool_over_time(g, pooling, H, lengths):
+    """The mean or maximum (N, n) of H (T, N, n) over the valid steps."""
     if lengths is None:
-        op_type = {"mean": "ReduceMean", "max": "ReduceMax"}[model.pooling]
+        op_type = {"mean": "ReduceMean", "max": "ReduceMax"}[pooling]
         return g.reduce(op_type, H, [0])
     valid = _valid_steps(g, H, lengths)
-    if model.pooling == "max":
+    if pooling == "max":
         lowest = g.const(np.array(-np.inf), "minus_inf")
         return g.reduce("ReduceMax", g.op("Where", valid, H, lowest), [0])
     total = g.reduce("ReduceSum", g.op("Where", valid, H, g.const(0.0, "zero")), [0])
     steps = g.op("Cast", lengths, to=g.onnx_type)
     return g.op("Div", total, g.op("Unsqueeze", steps, g.ints([1])))
+
+
+def _last_valid(g, H, lengths):
+    """H (T, N, n) at each sequence's last valid step: (N, n).
+
+    Step ``lengths[i] - 1`` of sequence i, gathered batch by batch
+    (``GatherND`` with ``batch_dims=1`` over H batch first), so nothing of
+    the padding is read; the last step T - 1 without ``lengths``.
+    """
+    if lengths is None:
+        return g.op("Gather", H, g.ints(-1, "last"), axis=0)
+    last = g.op(
+        "Sub",
+        g.op("Cast", lengths, to=TensorProto.INT64),
+        g.const(np.int64(1), "one"),
+    )
+    return g.op(
+        "GatherND",
+        g.op("Transpose", H, perm=[1, 0, 2]),
+        g.op("Unsqueeze", last, g.ints([1])),
+        batch_dims=1,
+    )
 
 
 def _valid_steps(g, X_tm, lengths):

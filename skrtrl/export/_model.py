@@ -15,7 +15,8 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
-from .._cells import GLRUCell, LRUCell
+from .._cells import GLRUCell, LRUCell, readout_width
+from ..inspection._cell_steps import CELL_STEPS
 
 #: Gate rows per hidden unit in ``weight_ih`` (torch's layout).
 GATES = {"elman": 1, "diagonal": 1, "gru": 3, "lstm": 4, "egru": 3, "elstm": 4}
@@ -59,11 +60,13 @@ class RecurrentModel:
     per_step : bool
         Whether the readout is read after every step (``output="sequence"``
         or a stream).
-    pooling : {"last", "mean", "max"}
+    pooling : {"last", "mean", "max", "mean+last"}
         What the readout of one target per sequence reads: the last hidden
         state, the mean of the hidden states over the sequence's own steps,
-        or each unit's maximum over them (for the LRUs, of their output map
-        y instead of h). Always ``"last"`` when ``per_step`` is true.
+        each unit's maximum over them, or the mean followed by the last
+        hidden state (2 n numbers; ``weight_out`` is then o x 2n). For the
+        LRUs, of their output map y instead of h. Always ``"last"`` when
+        ``per_step`` is true.
     stateful : bool
         Stream mode: rows are consecutive steps of one stream.
     feedback : bool
@@ -77,10 +80,12 @@ class RecurrentModel:
         the LRUs' [Re h, Im h]), ``"c"`` (n,, LSTM and element-wise LSTM
         only) and ``"feedback"`` (n_outputs,, with output feedback only);
         with a pooled readout also ``"pool"`` (n,,
-        zeros for ``"mean"``, -inf for ``"max"``) and, for ``"mean"``,
-        ``"steps"`` (1,, zero): the running sum or maximum of h (the LRUs'
-        y) and the number of steps, for the one-step model. Zeros, except for a
-        stateful estimator, whose current stream state it is.
+        zeros for ``"mean"`` and ``"mean+last"``, -inf for ``"max"``) and,
+        for the two means, ``"steps"`` (1,, zero): the running sum or maximum
+        of h (the LRUs' y) and the number of steps, for the one-step model
+        (the last part of ``"mean+last"`` is the current step's, no state).
+        Zeros, except for a stateful estimator, whose current stream state
+        it is.
     """
 
     cell: str
@@ -103,7 +108,8 @@ class RecurrentModel:
 
     @property
     def n_hidden(self):
-        return self.params["weight_out"].shape[1]
+        # Not weight_out's width: "mean+last" reads 2n numbers.
+        return CELL_STEPS[self.cell].hidden_size(self.params)
 
     @property
     def n_inputs(self):
@@ -192,7 +198,8 @@ def _check_layout(estimator, params):
             == (params["weight_out"].shape[0] if estimator.output_feedback else 0)
         )
     else:
-        n = params["weight_out"].shape[1]
+        # The fitted cell's units (weight_out may read 2n: "mean+last").
+        n = estimator._model.cell.n
         matches = (
             "weight_ih" in params
             and params["weight_ih"].shape[0] == GATES[estimator.cell] * n
@@ -213,7 +220,9 @@ def _pooling(estimator, per_step):
     """The pooling ``predict`` reads, checked against the other settings.
 
     ``fit`` refuses a pooled readout with a target per step, a stream or
-    output feedback; ``set_params`` after fitting can still combine them.
+    output feedback; ``set_params`` after fitting can still combine them,
+    or ask for a pooling the fitted readout cannot read (``"mean+last"``
+    gives 2n numbers, the others n).
     """
     from .._settings import cell_follows
 
@@ -223,6 +232,18 @@ def _pooling(estimator, per_step):
     if not cell_follows(cell, estimator):
         cell = estimator._make_cell(cell.m, cell.o)
     pooling = getattr(cell, "pooling", "last")
+    fitted = estimator._model.cell
+    width = estimator.params_["weight_out"].shape[1]
+    if width != readout_width(pooling, fitted.n):
+        # predict refuses it too.
+        raise ValueError(
+            f"This {type(estimator).__name__} was fitted with pooling="
+            f"{getattr(fitted, 'pooling', 'last')!r}, a readout of {width} "
+            f"inputs, but now has pooling={pooling!r}, which gives "
+            f"{readout_width(pooling, fitted.n)}: it was changed with "
+            "set_params after fitting. Restore it, or call fit again, before "
+            "exporting."
+        )
     if pooling == "last":
         return pooling
     if per_step or estimator.output_feedback:
@@ -241,7 +262,7 @@ def _start_state(model, estimator):
     """``RecurrentModel.state`` of ``model``, described from ``estimator``."""
     n, dtype = model.n_hidden, model.dtype
     state = {"h": np.zeros(model.n_state, dtype=dtype)}
-    if model.pooling == "mean":
+    if model.pooling in ("mean", "mean+last"):
         state["pool"] = np.zeros(n, dtype=dtype)
         state["steps"] = np.zeros(1, dtype=dtype)
     elif model.pooling == "max":

@@ -106,11 +106,12 @@ def to_onnx(
     shorter sequences padded at the end; ``[n_steps, n_features]`` for a
     stream (``stateful=True``), run on from the estimator's current stream
     state. Padding values past a sequence's end do not matter when
-    ``lengths`` is given. A pooled readout (``pooling="mean"`` or
-    ``"max"``) reads the mean or each unit's maximum of the hidden states
-    (for ``cell="lru"`` and ``"glru"``, of their output map y) over each
-    sequence's own steps, the first ``lengths[i]`` (all T without
-    ``lengths``), as ``predict`` does.
+    ``lengths`` is given. A pooled readout (``pooling="mean"``, ``"max"``
+    or ``"mean+last"``) reads the mean or each unit's maximum of the hidden
+    states (for ``cell="lru"`` and ``"glru"``, of their output map y), or
+    their mean followed by the last one, over each sequence's own steps,
+    the first ``lengths[i]`` (all T without ``lengths``), as ``predict``
+    does.
 
     Outputs follow skl2onnx's conventions. Regressor: ``variable``, shape
     ``[N, n_outputs]`` (``[N, T, n_outputs]`` with ``output="sequence"``).
@@ -217,11 +218,13 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     or, to feed back an observation as training did with teacher forcing,
     the observed target (for the classifier, 1.0 for ``classes_[1]`` or the
     one-hot class vector).
-    With a pooled readout (``pooling="mean"`` or ``"max"``) two more
-    inputs carry the pooling: ``pool`` ``[N, n_hidden]``, the running sum
-    (``"mean"``) or each unit's running maximum (``"max"``) of h (of the
-    output map y for ``cell="lru"`` and ``"glru"``), and for
-    ``"mean"`` ``steps`` ``[N, 1]``, the number of steps taken (a float).
+    With a pooled readout (``pooling="mean"``, ``"max"`` or
+    ``"mean+last"``) more inputs carry the pooling: ``pool`` ``[N,
+    n_hidden]``, the running sum (``"mean"``, ``"mean+last"``) or each
+    unit's running maximum (``"max"``) of h (of the output map y for
+    ``cell="lru"`` and ``"glru"``), and for the two means ``steps`` ``[N,
+    1]``, the number of steps taken (a float). The last part of
+    ``"mean+last"`` is the step's own h (or y): no input carries it.
     :func:`initial_step_state` gives the state to start from.
 
     Outputs: the prediction (regressor: ``variable`` ``[N, n_outputs]``;
@@ -230,8 +233,9 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     (output feedback: the model's own output, to feed back in a closed loop),
     ``pool_next`` and ``steps_next`` (pooled readouts). With a pooled
     readout the prediction after a step is that of the sequence so far:
-    the readout of the mean or maximum of h (or y) over the steps taken, so the
-    prediction after a sequence's last step is ``predict``'s.
+    the readout of the mean or maximum of h (or y) over the steps taken (or
+    of that mean followed by this step's h), so the prediction after a
+    sequence's last step is ``predict``'s.
 
     Parameters
     ----------
@@ -358,8 +362,8 @@ def initial_step_state(estimator, n_streams=1, *, dtype=np.float32):
     current stream state (its hidden state, and with output feedback the
     value it would feed back next), so that the step model continues the
     stream where the estimator is. A pooled readout starts from no steps:
-    ``pool`` zeros for ``pooling="mean"`` (and ``steps`` zero), -inf for
-    ``"max"``.
+    ``pool`` zeros for ``pooling="mean"`` and ``"mean+last"`` (and
+    ``steps`` zero), -inf for ``"max"``.
 
     Parameters
     ----------
@@ -374,8 +378,8 @@ def initial_step_state(estimator, n_streams=1, *, dtype=np.float32):
     -------
     state : dict of str to ndarray
         ``"h"`` (and ``"c"`` for the LSTMs, ``"feedback"`` with output
-        feedback, ``"pool"`` and for the mean ``"steps"`` with a pooled
-        readout), each of shape (n_streams, size), ready to pass to the
+        feedback, ``"pool"`` and for the two means ``"steps"`` with a
+        pooled readout), each of shape (n_streams, size), ready to pass to the
         step model's ``run`` together with ``"X"``.
 
     Examples

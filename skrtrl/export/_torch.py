@@ -38,12 +38,14 @@ def to_torch(estimator, *, dtype=None):
     with ``state = initial_step_state(estimator, dtype=np.float64)``, and
     ``c0`` likewise for the LSTM).
 
-    A pooled readout (``pooling="mean"`` or ``"max"``) reads the hidden
-    states of every step: the readout is then a module whose ``forward(hidden,
-    lengths=None)`` takes the layer's whole output (N, T, n_hidden), pools
-    it over each sequence's own steps (the first ``lengths[i]`` of a padded
-    batch; the padded steps are left out, whatever they hold) and applies
-    its ``linear`` attribute, a ``torch.nn.Linear``.
+    A pooled readout (``pooling="mean"``, ``"max"`` or ``"mean+last"``)
+    reads the hidden states of every step: the readout is then a module
+    whose ``forward(hidden, lengths=None)`` takes the layer's whole output
+    (N, T, n_hidden), pools it over each sequence's own steps (the first
+    ``lengths[i]`` of a padded batch; the padded steps are left out,
+    whatever they hold; ``"mean+last"`` puts the hidden state of step
+    ``lengths[i] - 1`` after the mean) and applies its ``linear``
+    attribute, a ``torch.nn.Linear``.
 
     With ``output_feedback=True`` the layer's inputs are ``[x_t,
     f_{t-1}]``: ``weight_ih_l0`` holds ``params_["weight_ih"]`` followed by
@@ -68,10 +70,11 @@ def to_torch(estimator, *, dtype=None):
         The recurrent layer with the fitted weights.
     readout : torch.nn.Linear or torch.nn.Module
         The readout, ``n_hidden`` to ``n_outputs``: a ``torch.nn.Linear``
-        applied to hidden states for ``pooling="last"``; for ``"mean"`` and
-        ``"max"`` a module applied to the hidden states of every step
-        (``readout(hidden, lengths)``, see above) holding the
-        ``torch.nn.Linear`` as ``readout.linear``.
+        applied to hidden states for ``pooling="last"``; for ``"mean"``,
+        ``"max"`` and ``"mean+last"`` a module applied to the hidden states
+        of every step (``readout(hidden, lengths)``, see above) holding the
+        ``torch.nn.Linear`` as ``readout.linear`` (of ``2 n_hidden`` inputs
+        for ``"mean+last"``).
 
     Examples
     --------

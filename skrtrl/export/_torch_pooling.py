@@ -2,6 +2,8 @@
 
 import torch
 
+from .._cells import readout_width
+
 
 def pool_hidden(hidden, pooling, lengths=None):
     """The pooled hidden states of the hidden states of every step.
@@ -9,10 +11,15 @@ def pool_hidden(hidden, pooling, lengths=None):
     ``hidden`` is a recurrent layer's output, batch first: (N, T, n), or
     (T, n) for one sequence. ``pooling`` ``"mean"`` averages over each
     sequence's own steps (the sum over its valid steps divided by its
-    length), ``"max"`` takes each unit's maximum over them. Without
+    length), ``"max"`` takes each unit's maximum over them, ``"mean+last"``
+    puts the hidden state of each sequence's last valid step (step
+    ``lengths[i] - 1``) after the mean, giving 2n numbers. Without
     ``lengths`` (N,) every sequence has T steps. ``torch.where`` keeps the
     padded steps out, whatever they hold.
     """
+    if pooling == "mean+last":
+        mean = pool_hidden(hidden, "mean", lengths)
+        return torch.cat([mean, _last_valid(hidden, lengths)], dim=-1)
     if lengths is None:
         return hidden.mean(dim=-2) if pooling == "mean" else hidden.amax(dim=-2)
     lengths = torch.as_tensor(lengths, device=hidden.device)
@@ -24,20 +31,35 @@ def pool_hidden(hidden, pooling, lengths=None):
     return total / lengths[:, None].to(hidden.dtype)
 
 
+def _last_valid(hidden, lengths):
+    """``hidden`` at each sequence's last valid step: (N, n), or (n,)."""
+    if lengths is None:
+        return hidden[..., -1, :]
+    last = torch.as_tensor(lengths, device=hidden.device) - 1
+    if hidden.dim() == 2:
+        # One sequence read at lengths, as the mean reads it: (N, n).
+        return hidden[last]
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
 class PooledReadout(torch.nn.Module):
     """The linear readout of the pooled hidden states.
 
     ``forward(hidden, lengths=None)`` takes the recurrent layer's output for
     every step, (N, T, n_hidden) batch first or (T, n_hidden), pools it over
-    time (``pooling`` ``"mean"`` or ``"max"``, over each sequence's first
-    ``lengths[i]`` steps when ``lengths`` is given) and applies ``linear``
-    (a ``torch.nn.Linear``), giving (N, n_outputs) or (n_outputs,).
+    time (``pooling`` ``"mean"``, ``"max"`` or ``"mean+last"``, over each
+    sequence's first ``lengths[i]`` steps when ``lengths`` is given) and
+    applies ``linear`` (a ``torch.nn.Linear`` of ``n_hidden`` inputs, or
+    ``2 n_hidden`` for ``"mean+last"``), giving (N, n_outputs) or
+    (n_outputs,).
     """
 
     def __init__(self, pooling, n_hidden, n_outputs, *, dtype=None):
         super().__init__()
         self.pooling = pooling
-        self.linear = torch.nn.Linear(n_hidden, n_outputs, dtype=dtype)
+        self.linear = torch.nn.Linear(
+            readout_width(pooling, n_hidden), n_outputs, dtype=dtype
+        )
 
     def forward(self, hidden, lengths=None):
         return self.linear(pool_hidden(hidden, self.pooling, lengths))

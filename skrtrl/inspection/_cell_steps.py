@@ -48,18 +48,26 @@ class _Steps:
 
     #: Number of state entries per hidden unit (h; or h and c).
     state_per_unit = 1
+    #: Rows of ``bias_ih`` per hidden unit (one per gate).
+    gates = 1
 
     def __init__(self, params, X, activation):
         self.p = params
         self.X = X
         self.activation = activation
-        self.n = params["weight_out"].shape[1]
+        self.n = self.hidden_size(params)
         N, T, _ = X.shape
         self.S = np.zeros((N, T + 1, self.state_per_unit * self.n))
         self.cache = []
         for t in range(T):
             self.S[:, t + 1], step_cache = self._step(X[:, t], self.S[:, t], activation)
             self.cache.append(step_cache)
+
+    @classmethod
+    def hidden_size(cls, params):
+        """The number of hidden units of ``params`` (the readout may read
+        more: ``pooling="mean+last"``)."""
+        return params["bias_ih"].shape[0] // cls.gates
 
     def hidden(self, state):
         """The h part of a state array (last axis)."""
@@ -167,6 +175,8 @@ def _gate_blocks(weight_hh, n_gates, n):
 class GRUSteps(_Steps):
     """torch's GRU: gates r, z, n; ``h' = (1 - z) * n + z * h``."""
 
+    gates = 3
+
     def _step(self, x, h, activation):
         p = self.p
         gi = x @ p["weight_ih"].T + p["bias_ih"]
@@ -210,6 +220,7 @@ class LSTMSteps(_Steps):
     """torch's LSTM: gates i, f, g, o; state ``[h, c]``."""
 
     state_per_unit = 2
+    gates = 4
 
     def _step(self, x, state, activation):
         p = self.p
@@ -305,6 +316,10 @@ class LRUSteps(_Steps):
     ``gamma_log`` are read clipped to [-20, 20] (``LRU_LOG_BOUND``)."""
 
     state_per_unit = 2
+
+    @classmethod
+    def hidden_size(cls, params):
+        return params["nu_log"].shape[0]
 
     def _exp(self, name):
         return lru_exp(self.p[name])
