@@ -364,17 +364,25 @@ def test_auto_reads_the_cells_pooling_for_one_target_per_sequence(cell, gradient
     np.testing.assert_array_equal(auto.loss_curve_, pooled.loss_curve_)
 
 
+def assert_refused_and_unchanged(est, X, y, match, **change):
+    """After ``set_params(**change)``, ``partial_fit`` raises a ValueError
+    matching ``match``; with the settings back, the fitted parameters are
+    those of before."""
+    before = {k: v.copy() for k, v in est.params_.items()}
+    was = {name: getattr(est, name) for name in change}
+    est.set_params(**change)
+    with pytest.raises(ValueError, match=match):
+        est.partial_fit(X, y)
+    est.set_params(**was)
+    assert_same(est.params_, before, rtol=0, atol=0)
+
+
 def test_a_refused_change_leaves_the_fitted_model_unchanged():
     rng = np.random.RandomState(10)
     X = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
     y = rng.normal(size=len(X))
     est = RTRLRegressor(3, pooling="mean", max_iter=2, random_state=0).fit(X, y)
-    before = {k: v.copy() for k, v in est.params_.items()}
-    est.set_params(gradient="uoro")
-    with pytest.raises(ValueError, match="UORO"):
-        est.partial_fit(X, y)
-    est.set_params(gradient="rtrl")
-    assert_same(est.params_, before, rtol=0, atol=0)
+    assert_refused_and_unchanged(est, X, y, "UORO", gradient="uoro")
 
 
 def test_pooling_is_validated():
@@ -507,12 +515,8 @@ def test_a_stack_refuses_mean_last_and_stays_unfitted():
     assert not hasattr(est, "params_")
     fitted_est = RTRLRegressor((3, 2), cell="egru", pooling="mean", max_iter=1,
                                random_state=0).fit(X, y)  # fmt: skip
-    before = {k: v.copy() for k, v in fitted_est.params_.items()}
-    fitted_est.set_params(pooling="mean+last")
-    with pytest.raises(ValueError, match="for one layer"):
-        fitted_est.partial_fit(X, y)
-    fitted_est.set_params(pooling="mean")
-    assert_same(fitted_est.params_, before, rtol=0, atol=0)
+    assert_refused_and_unchanged(fitted_est, X, y, "for one layer",
+                                 pooling="mean+last")  # fmt: skip
 
 
 def test_cells_pickled_before_the_wider_readout_load():
@@ -537,15 +541,11 @@ def test_a_change_of_readout_width_after_fitting_is_refused(was, now):
     y = rng.normal(size=len(X))
     est = RTRLRegressor(3, pooling=was, max_iter=2, random_state=0).fit(X, y)
     expected = est.predict(X)
-    before = {k: v.copy() for k, v in est.params_.items()}
-    est.set_params(pooling=now)
-    match = f"fitted with pooling='{was}', but now has pooling='{now}'"
-    with pytest.raises(ValueError, match=re.escape(match)):
-        est.predict(X)
-    with pytest.raises(ValueError, match=re.escape(match)):
-        est.partial_fit(X, y)
+    match = re.escape(f"fitted with pooling='{was}', but now has pooling='{now}'")
+    with pytest.raises(ValueError, match=match):
+        est.set_params(pooling=now).predict(X)
     est.set_params(pooling=was)
-    assert_same(est.params_, before, rtol=0, atol=0)
+    assert_refused_and_unchanged(est, X, y, match, pooling=now)
     np.testing.assert_array_equal(est.predict(X), expected)
     # fit trains a new model of the new width.
     est.set_params(pooling=now).fit(X, y)
