@@ -195,7 +195,7 @@ def test_padding_does_not_leak_into_the_pool(pooling, gradient):
     assert_batch_gradient_is_the_mean_of_each_sequences(est, X, y)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("cell", ["lru", "glru"])
 def test_lru_pooled_rtrl_needs_no_accumulator(cell, pooling):
     # Exact RTRL takes an output map's pooled gradient in two passes over
@@ -208,18 +208,22 @@ def test_lru_pooled_rtrl_needs_no_accumulator(cell, pooling):
     est = fitted("regression", cell, pooling, X, y, rng, n_jobs=1)
     pooled = CELLS[cell](N_HIDDEN, N_FEATURES, 1, pooling=pooling)
     last = CELLS[cell](N_HIDDEN, N_FEATURES, 1, pooling="last")
-    assert pooled.workspace_shapes(4, 1) == last.workspace_shapes(4, 1)
+    for buffer in ("influence", "scratch"):
+        assert (
+            pooled.workspace_shapes(4, 1)[buffer] == last.workspace_shapes(4, 1)[buffer]
+        )
     assert_batch_gradient_is_the_mean_of_each_sequences(est, X, y)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "mean+last"])
 @pytest.mark.parametrize("cell", ["elman", "egru", "lstm", "glru"])
-def test_float32_pooled_gradient_matches_float64(cell):
+def test_float32_pooled_gradient_matches_float64(cell, pooling):
     rng = np.random.RandomState(5)
     X = random_sequences(rng, 4, N_FEATURES, min_len=1, max_len=6)
     y = rng.normal(size=len(X))
-    est = fitted("regression", cell, "mean", X, y, rng)
-    est32 = fitted("regression", cell, "mean", [x.astype(np.float32) for x in X], y,
-                   rng)  # fmt: skip
+    est = fitted("regression", cell, pooling, X, y, rng)
+    X32 = [x.astype(np.float32) for x in X]
+    est32 = fitted("regression", cell, pooling, X32, y, rng)
     for name, value in est.params_.items():
         est32.params_[name][...] = value
     loss, grad = est.loss_gradient(X, y)
@@ -244,7 +248,7 @@ def test_last_is_the_default_and_unchanged():
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("cell", ["gru", "glru"])
 @pytest.mark.parametrize("gradient", ["rtrl", "snap1", "bptt"])
 def test_pooled_models_learn_and_run_in_several_threads(gradient, cell, pooling):
