@@ -101,29 +101,29 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
     }
 
     #: The minibatch size of ``batch_size="auto"`` (at most this many).
-    _auto_batch_size = 32
+    _auto_batch_size = 16
 
     def __init__(
         self,
-        n_hidden=32,
+        n_hidden=12,
         *,
-        cell="elman",
+        cell="gru",
         gradient="rtrl",
         truncation=None,
         activation="tanh",
         output="last",
         pooling="last",
         solver="adam",
-        learning_rate_init=1e-3,
+        learning_rate_init="auto",
         alpha=1e-4,
         batch_size="auto",
-        max_iter=200,
-        tol=1e-4,
-        n_iter_no_change=10,
+        max_iter=100,
+        tol=0.0,
+        n_iter_no_change=30,
         early_stopping=False,
         validation_fraction=0.1,
         shuffle=True,
-        clip_norm=5.0,
+        clip_norm=1.0,
         momentum=0.9,
         nesterovs_momentum=True,
         beta_1=0.9,

@@ -32,8 +32,16 @@ def random_sequences(rng, n_seq, n_features, min_len=1, max_len=7, dtype=np.floa
 
 # -- models -------------------------------------------------------------------
 def stream_model(**params):
-    """A stream regressor (``stateful=True``); ``params`` override defaults."""
-    defaults = dict(n_hidden=6, stateful=True, learning_rate_init=0.01, random_state=0)
+    """A stream regressor (``stateful=True``) of Elman units (the cell whose
+    numpy reference the stream tests use); ``params`` override these."""
+    defaults = dict(
+        n_hidden=6,
+        cell="elman",
+        clip_norm=5.0,
+        stateful=True,
+        learning_rate_init=0.01,
+        random_state=0,
+    )
     defaults.update(params)
     return RTRLRegressor(**defaults)
 

@@ -30,7 +30,9 @@ ESTIMATORS = [
     RTRLRegressor(8),
     RTRLClassifier(),
     # Smaller networks keep the suite fast.
-    RTRLRegressor(8, activation="relu", solver="sgd", learning_rate_init=0.01),
+    RTRLRegressor(
+        8, cell="elman", activation="relu", solver="sgd", learning_rate_init=0.01
+    ),
     RTRLClassifier(8, activation="logistic", solver="sgd", learning_rate_init=0.05),
     # The cells with both estimators (the element-wise GRU above; the newer
     # cells through the registry-driven tests/test_cell_conformance.py);
@@ -74,10 +76,10 @@ def test_sklearn_compatible_estimator(estimator, check):
 def test_the_defaults_fit_and_predict(Estimator):
     """The checks above shrink the networks; the default sizes work too."""
     est = Estimator()
-    # 32 Elman units (a full recurrent matrix) for one output; 32 gated
-    # LRU units (an output map C, n x n) for three classes.
+    # 12 GRU units (three gates' recurrent matrices) for one output; 32
+    # gated LRU units (an output map C, n x n) for three classes.
     recurrent, shape, weight_out = {
-        RTRLRegressor: ("weight_hh", (32, 32), (1, 32)),
+        RTRLRegressor: ("weight_hh", (36, 12), (1, 12)),
         RTRLClassifier: ("C_re", (32, 32), (3, 32)),
     }[Estimator]
     rng = np.random.RandomState(0)

@@ -39,7 +39,10 @@ Y_LIST = RNG.normal(size=len(X_LIST))
 
 
 def small(estimator_class, **params):
-    params = {"max_iter": 3, "random_state": 0, **params}
+    """Four units; for the regressor the Elman cell, whose ``params_``
+    shapes (a square ``weight_hh``) these tests spell out."""
+    cell = {"cell": "elman"} if estimator_class is RTRLRegressor else {}
+    params = {"max_iter": 3, "random_state": 0, **cell, **params}
     return estimator_class(4, **params)
 
 

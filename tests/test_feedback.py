@@ -323,7 +323,7 @@ def test_update_state_on_a_model_fitted_on_sequences():
     # Train on windows, switch to a stream, synchronise, forecast.
     X, y = stream_data(60)
     est = RTRLRegressor(
-        n_hidden=4, output="sequence", output_feedback=True, max_iter=2,
+        cell="elman", n_hidden=4, output="sequence", output_feedback=True, max_iter=2,
         random_state=0,
     ).fit(X[None, :40], y[None, :40])  # fmt: skip
     est.set_params(stateful=True).update_state(X[:40], y[:40])

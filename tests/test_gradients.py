@@ -273,7 +273,9 @@ def test_snap1_equals_influence_restricted_to_diagonal_blocks(activation):
     X = random_sequences(rng, 6, 2, min_len=1, max_len=8)
     y = rng.normal(size=(6, 2))
     est = make_model(
-        RTRLRegressor(4, gradient="snap1", activation=activation, random_state=0),
+        RTRLRegressor(
+            4, cell="elman", gradient="snap1", activation=activation, random_state=0
+        ),
         X,
         y,
         rng,
@@ -301,7 +303,9 @@ def test_influence_product_in_column_blocks_gives_the_same_gradient(n_hidden, co
     rng = np.random.RandomState(n_hidden)
     X = random_sequences(rng, 4, 2, min_len=1, max_len=6)
     y, y_ref = reference_targets("regression", rng, X, 2, True)
-    est = RTRLRegressor(n_hidden, output="sequence", alpha=0.0, random_state=0)
+    est = RTRLRegressor(
+        n_hidden, cell="elman", output="sequence", alpha=0.0, random_state=0
+    )
     make_model(est, X, y, rng)
     _set_block_columns(columns)
     try:

@@ -73,14 +73,15 @@ def make_model(kind, activation="tanh", n_hidden=3, n_features=2, n_steps=5, **k
     X = rng.normal(size=(12, n_steps, n_features))
     if kind == "regressor":
         y = X[:, 0, 0] - X[:, -1, -1]
-        est = RTRLRegressor(n_hidden=n_hidden, activation=activation, random_state=0)
+        est = RTRLRegressor(
+            n_hidden=n_hidden, cell="elman", activation=activation, random_state=0
+        )
         est.partial_fit(X, y)
         return est, X, y, y
     n_classes = 2 if kind == "binary" else 3
     codes = np.arange(12) % n_classes
     y = np.array(["a", "b", "c"])[codes]
-    # The Elman cell read at the last step (the classifier's defaults are an
-    # element-wise GRU read from the maximum over time).
+    # The Elman cell (neither estimator's default) read at the last step.
     est = RTRLClassifier(n_hidden=n_hidden, cell="elman", pooling="last",
                          activation=activation, random_state=0)  # fmt: skip
     est.set_params(**kw)
@@ -350,11 +351,11 @@ def test_unsupported_settings():
     X = rng.normal(size=(4, 5, 2))
     y = rng.normal(size=4)
     with pytest.raises(NotFittedError):
-        credit_over_time(RTRLRegressor(), X, y)
+        credit_over_time(RTRLRegressor(cell="elman"), X, y)
     with pytest.raises(TypeError, match="RTRLRegressor or RTRLClassifier"):
         input_saliency(object(), X)
 
-    stream = RTRLRegressor(n_hidden=3, stateful=True, random_state=0)
+    stream = RTRLRegressor(cell="elman", n_hidden=3, stateful=True, random_state=0)
     stream.partial_fit(X[0], rng.normal(size=5))
     for func, args in [
         (credit_over_time, (X[0], rng.normal(size=5))),
@@ -364,7 +365,7 @@ def test_unsupported_settings():
         with pytest.raises(ValueError, match="stateful=True"):
             func(stream, *args)
 
-    est = RTRLRegressor(n_hidden=3, random_state=0).partial_fit(X, y)
+    est = RTRLRegressor(cell="elman", n_hidden=3, random_state=0).partial_fit(X, y)
     est.cell = "lstm"  # the parameters are an Elman net's
     with pytest.raises(ValueError, match="fitted with cell='elman'"):
         recurrent_jacobian_spectrum(est, X)

@@ -262,6 +262,7 @@ def test_uoro_learns_delayed_sum():
     X_test, y_test = make_delayed_sum(500, **SUM, random_state=1)
     reg = RTRLRegressor(
         8,
+        cell="elman",
         gradient="uoro",
         learning_rate_init=0.005,
         max_iter=100,

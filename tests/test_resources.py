@@ -114,7 +114,7 @@ def test_too_large_n_hidden_is_refused_before_allocating():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(8, 5, 1))
     y = X[:, -1, 0]
-    est = RTRLRegressor(n_hidden=2048)
+    est = RTRLRegressor(cell="elman", n_hidden=2048)
 
     tracemalloc.start()
     with pytest.raises(ValueError) as info:
@@ -175,7 +175,7 @@ def test_cheaper_options_fit_where_exact_rtrl_does_not(monkeypatch):
     y = X[:, -1, 0]
     monkeypatch.setattr(skrtrl._resources, "available_memory", lambda: 128 * 2**20)
     with pytest.raises(ValueError) as info:
-        RTRLRegressor(n_hidden=256, max_iter=1).fit(X, y)
+        RTRLRegressor(cell="elman", n_hidden=256, max_iter=1).fit(X, y)
     estimate = float(str(info.value).split("need about ")[1].split(" MiB")[0])
     influence = 2 * 256 * 256 * 258 * 8 / 2**20
     assert influence <= estimate < 1.05 * influence
