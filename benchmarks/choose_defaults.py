@@ -211,6 +211,20 @@ EXPLORE_CANDIDATES = {
         n_iter_no_change=30,
         max_iter=130,
     ),
+    # The GRU of 12 units (trained by exact RTRL, as every candidate here):
+    # it carries the embedded Reber symbol past the training strings'
+    # lengths, which the gated LRU did not.
+    "gru-12-auto-b8-es30-i130": dict(
+        cell="gru",
+        n_hidden=12,
+        learning_rate_init="auto",
+        batch_size=8,
+        clip_norm=1.0,
+        early_stopping=True,
+        tol=0.0,
+        n_iter_no_change=30,
+        max_iter=130,
+    ),
 }
 REGRESSOR_CANDIDATES.update(EXPLORE_CANDIDATES)
 GENERATED_CANDIDATES.update(EXPLORE_CANDIDATES)
