@@ -226,6 +226,14 @@ EXPLORE_CANDIDATES = {
         max_iter=130,
     ),
 }
+# At most 100 epochs (the GRU reference's count); and without early
+# stopping (which a stream refuses), minibatches of 16.
+EXPLORE_CANDIDATES["gru-12-auto-b8-es30-i100"] = dict(
+    EXPLORE_CANDIDATES["gru-12-auto-b8-es30-i130"], max_iter=100
+)
+EXPLORE_CANDIDATES["gru-12-auto-b16-tol0-i130"] = dict(
+    EXPLORE_CANDIDATES["gru-12-auto-b8-es30-i130"], batch_size=16, early_stopping=False
+)
 REGRESSOR_CANDIDATES.update(EXPLORE_CANDIDATES)
 GENERATED_CANDIDATES.update(EXPLORE_CANDIDATES)
 # early_stopping refuses a stream (one sequence): the stream rows run
