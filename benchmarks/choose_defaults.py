@@ -234,6 +234,9 @@ EXPLORE_CANDIDATES["gru-12-auto-b8-es30-i100"] = dict(
 EXPLORE_CANDIDATES["gru-12-auto-b16-tol0-i130"] = dict(
     EXPLORE_CANDIDATES["gru-12-auto-b8-es30-i130"], batch_size=16, early_stopping=False
 )
+EXPLORE_CANDIDATES["gru-12-auto-b16-tol0-i100"] = dict(
+    EXPLORE_CANDIDATES["gru-12-auto-b16-tol0-i130"], max_iter=100
+)
 REGRESSOR_CANDIDATES.update(EXPLORE_CANDIDATES)
 GENERATED_CANDIDATES.update(EXPLORE_CANDIDATES)
 # early_stopping refuses a stream (one sequence): the stream rows run
