@@ -148,18 +148,32 @@ STREAM_CANDIDATES = dict(
         ("egru",), (64, 128), (0.0005, 0.001, 0.002, 0.003)
     )
 )
-STREAM_CANDIDATES["previous-defaults"] = dict(cell="elman", n_hidden=32)
+#: The regressor's defaults before 4 Dec 2026 (32 Elman units), which the
+#: tables of the user guide compare with.
+ELMAN_DEFAULTS = dict(
+    cell="elman",
+    n_hidden=32,
+    learning_rate_init=1e-3,
+    batch_size=32,
+    clip_norm=5.0,
+    max_iter=200,
+    tol=1e-4,
+    n_iter_no_change=10,
+)
+STREAM_CANDIDATES["previous-defaults"] = ELMAN_DEFAULTS
 STREAM_CANDIDATES.update(
     (f"{cell}-{n}-{lr:g}", dict(cell=cell, n_hidden=n, learning_rate_init=lr))
     for cell, n, lr in itertools.product(("lru", "glru"), (64,), (0.001, 0.003))
 )
 
 
-#: Regressor candidates for ``--regressor-check``: the defaults (Elman, 32
-#: units) and the classifier's element-wise GRU (with the regressor's
-#: last-state readout), alone, as a two-layer stack and as an LSTM.
+#: Regressor candidates for ``--regressor-check``: the defaults, the
+#: previous ones (Elman, 32 units) and the classifier's element-wise GRU
+#: (with the regressor's last-state readout), alone, as a two-layer stack
+#: and as an LSTM.
 REGRESSOR_CANDIDATES = {
     "regressor-defaults": {},
+    "elman-defaults": ELMAN_DEFAULTS,
     "egru-128-auto": dict(
         cell="egru", n_hidden=128, learning_rate_init="auto", **FIXED
     ),
@@ -179,11 +193,12 @@ REGRESSOR_CANDIDATES = {
 
 
 #: Candidates for the generated tasks and the Mackey-Glass windows
-#: (``--generated``): the regressor's defaults (Elman, 32 units), the
-#: element-wise GRU measured before, and the LRU, whose output map mixes
-#: the units before its nonlinearity.
+#: (``--generated``): the regressor's defaults, the previous ones (Elman,
+#: 32 units), the element-wise GRU measured before, and the LRU, whose
+#: output map mixes the units before its nonlinearity.
 GENERATED_CANDIDATES = {
     "regressor-defaults": {},
+    "elman-defaults": ELMAN_DEFAULTS,
     "egru-128-auto": REGRESSOR_CANDIDATES["egru-128-auto"],
     # The LRUs read the last step, as every classifier of theirs did when
     # these rows were measured (before their pooled readouts).
@@ -195,10 +210,11 @@ GENERATED_CANDIDATES = {
     },
 }
 
-#: Session 13's regressor exploration (``benchmarks/reg_validation.py``):
-#: the gated LRU of 64 units at the "auto" step (1e-2 per minibatch,
-#: 1e-3 per stream step), minibatches of 8 and early stopping on a held-out
-#: tenth with patience 30 and no tolerance, at most 130 epochs.
+#: The search for the regressor's defaults (4 Dec 2026,
+#: ``benchmarks/reg_validation.py``): the gated LRU of 64 units at the
+#: "auto" step (1e-2 per minibatch, 1e-3 per stream step), minibatches of
+#: 8 and early stopping on a held-out tenth with patience 30 and no
+#: tolerance, at most 130 epochs.
 EXPLORE_CANDIDATES = {
     "glru-64-auto-b8-es30-i130": dict(
         cell="glru",

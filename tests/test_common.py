@@ -20,14 +20,11 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 ESTIMATORS = [
-    # The classifier's defaults as shipped (128 element-wise GRU units read
-    # from the maximum over time, "auto" learning rate: about a minute). The
-    # regressor's defaults but the size: at 32 Elman units, whose exact RTRL
-    # costs O(n^4) per step, its checks took over seven minutes (their
-    # R^2 check at 32 units: benchmarks/choose_defaults.py
-    # --regressor-check); test_the_defaults_fit_and_predict runs the
-    # default sizes.
-    RTRLRegressor(8),
+    # Both estimators' defaults as shipped: the classifier's (32 gated LRU
+    # units read from the mean over time, "auto" learning rate) and the
+    # regressor's (12 GRU units, exact RTRL; their R^2 check:
+    # benchmarks/choose_defaults.py --regressor-check regressor-defaults).
+    RTRLRegressor(),
     RTRLClassifier(),
     # Smaller networks keep the suite fast.
     RTRLRegressor(
