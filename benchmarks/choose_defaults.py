@@ -215,32 +215,21 @@ GENERATED_CANDIDATES = {
 #: "auto" step (1e-2 per minibatch, 1e-3 per stream step), minibatches of
 #: 8 and early stopping on a held-out tenth with patience 30 and no
 #: tolerance, at most 130 epochs.
+_EARLY_STOPPING = dict(
+    learning_rate_init="auto",
+    batch_size=8,
+    clip_norm=1.0,
+    early_stopping=True,
+    tol=0.0,
+    n_iter_no_change=30,
+    max_iter=130,
+)
 EXPLORE_CANDIDATES = {
-    "glru-64-auto-b8-es30-i130": dict(
-        cell="glru",
-        n_hidden=64,
-        learning_rate_init="auto",
-        batch_size=8,
-        clip_norm=1.0,
-        early_stopping=True,
-        tol=0.0,
-        n_iter_no_change=30,
-        max_iter=130,
-    ),
+    "glru-64-auto-b8-es30-i130": dict(_EARLY_STOPPING, cell="glru", n_hidden=64),
     # The GRU of 12 units (trained by exact RTRL, as every candidate here):
     # it carries the embedded Reber symbol past the training strings'
     # lengths, which the gated LRU did not.
-    "gru-12-auto-b8-es30-i130": dict(
-        cell="gru",
-        n_hidden=12,
-        learning_rate_init="auto",
-        batch_size=8,
-        clip_norm=1.0,
-        early_stopping=True,
-        tol=0.0,
-        n_iter_no_change=30,
-        max_iter=130,
-    ),
+    "gru-12-auto-b8-es30-i130": dict(_EARLY_STOPPING, cell="gru", n_hidden=12),
 }
 # At most 100 epochs (the GRU reference's count); and without early
 # stopping (which a stream refuses), minibatches of 16.
