@@ -44,6 +44,8 @@ X, y = make_concept_drift_stream(n_steps, drift_at=drift, noise=0.05, random_sta
 # that moment: the same network, never updated again.
 model = RTRLRegressor(
     n_hidden=8,
+    cell="elman",
+    clip_norm=5.0,
     solver="sgd",
     learning_rate_init=3e-3,
     momentum=0.9,

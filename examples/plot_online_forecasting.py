@@ -59,6 +59,8 @@ X, y = z[:-1, np.newaxis], z[1:]
 # Adam or a lower momentum. Twice this learning rate makes learning unstable.
 model = RTRLRegressor(
     n_hidden=16,
+    cell="elman",
+    clip_norm=5.0,
     solver="sgd",
     learning_rate_init=5e-4,
     momentum=0.99,

@@ -38,7 +38,18 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
 pipe = Pipeline(
     [
         ("scale", StandardScaler()),
-        ("rnn", RTRLRegressor(max_iter=40, random_state=0)),
+        (
+            "rnn",
+            RTRLRegressor(
+                cell="elman",
+                max_iter=40,
+                batch_size=32,
+                clip_norm=5.0,
+                tol=1e-4,
+                n_iter_no_change=10,
+                random_state=0,
+            ),
+        ),
     ]
 )
 

@@ -100,7 +100,13 @@ def accuracy_by_segment(correct):
 # of the plateau.
 N_EPOCHS, SNAPSHOT = 60, 15
 net = RTRLRegressor(
-    n_hidden=16, output="sequence", learning_rate_init=0.01, random_state=0
+    n_hidden=16,
+    cell="elman",
+    output="sequence",
+    learning_rate_init=0.01,
+    batch_size=32,
+    clip_norm=5.0,
+    random_state=0,
 )
 history = []
 start = time.perf_counter()
