@@ -50,7 +50,14 @@ ADDING = dict(
     n_jobs=1,
 )
 ADDING_STEPS = 200
-REBER = dict(cell="egru", n_hidden=64, learning_rate_init=0.01, output="sequence")
+REBER = dict(
+    cell="egru",
+    n_hidden=64,
+    learning_rate_init=0.01,
+    output="sequence",
+    batch_size=32,
+    clip_norm=5.0,
+)
 REBER_EPOCHS = 200
 
 

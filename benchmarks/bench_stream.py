@@ -103,7 +103,12 @@ def make_stream(n_steps, seed):
 def stream_model(n_hidden, cell="elman"):
     """A stream learner, initialised on one row (outside any timing)."""
     model = RTRLRegressor(
-        n_hidden=n_hidden, cell=cell, stateful=True, update="step", random_state=0
+        n_hidden=n_hidden,
+        cell=cell,
+        stateful=True,
+        update="step",
+        clip_norm=5.0,
+        random_state=0,
     )
     X, y = make_stream(1, seed=1)
     return model.partial_fit(X, y)
@@ -406,6 +411,7 @@ MG_STEPS = 3_000
 MG_EVALUATION_SEED = 0
 MG_DEVELOPMENT_SEEDS = (1, 2, 3)
 MG_RTRL = dict(
+    cell="elman",
     n_hidden=8,
     activation="identity",
     learning_rate_init=0.008,
@@ -484,8 +490,8 @@ def tune_mackey_glass():
         ("identity", "tanh"),
     ):  # fmt: skip
         settings = dict(
-            n_hidden=n_hidden, activation=activation, learning_rate_init=lr,
-            beta_1=beta_1, alpha=0.0, clip_norm=clip,
+            cell="elman", n_hidden=n_hidden, activation=activation,
+            learning_rate_init=lr, beta_1=beta_1, alpha=0.0, clip_norm=clip,
         )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -643,7 +649,13 @@ def measure_against(baseline, n_rows, repeat):
 
 def memory_worker(n_steps):
     """Stream ``n_steps`` steps in chunks; print peak RSS in bytes as JSON."""
-    model = RTRLRegressor(n_hidden=MEMORY_HIDDEN, stateful=True, random_state=0)
+    model = RTRLRegressor(
+        n_hidden=MEMORY_HIDDEN,
+        cell="elman",
+        clip_norm=5.0,
+        stateful=True,
+        random_state=0,
+    )
     for seed, begin in enumerate(range(0, n_steps, MEMORY_CHUNK)):
         X, y = make_stream(min(MEMORY_CHUNK, n_steps - begin), seed=seed)
         model.partial_fit(X, y)

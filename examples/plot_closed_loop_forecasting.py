@@ -72,6 +72,7 @@ def train(teacher_forcing, schedule=SCHEDULE):
             teacher_forcing=teacher_forcing,
             learning_rate_init=learning_rate,
             alpha=0.0,
+            clip_norm=5.0,
             random_state=0,
         )
         model.partial_fit(ones[:1], z[:1])  # initialise, then take over

@@ -66,6 +66,7 @@ def element_wise():
         learning_rate_init=3e-4,
         stateful=True,
         update="step",
+        clip_norm=5.0,
         random_state=0,
     )
 
@@ -78,6 +79,7 @@ def full_gru(n_hidden):
         learning_rate_init=1e-3,
         stateful=True,
         update="step",
+        clip_norm=5.0,
         random_state=0,
     )
 

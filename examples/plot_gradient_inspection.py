@@ -64,7 +64,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
     for net in nets.values():
         net.set_params(
-            learning_rate_init=0.01, max_iter=60, n_iter_no_change=60, random_state=0
+            learning_rate_init=0.01,
+            max_iter=60,
+            n_iter_no_change=60,
+            tol=1e-4,
+            batch_size=32,
+            clip_norm=5.0,
+            random_state=0,
         ).fit(X_train, y_train)
 
 for name, net in nets.items():

@@ -109,6 +109,8 @@ for task, (train, test, settings, score) in TASKS.items():
             batch_size=32,
             max_iter=40,
             n_iter_no_change=40,
+            tol=1e-4,
+            clip_norm=5.0,
             random_state=0,
             **settings,
         )

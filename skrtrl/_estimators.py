@@ -291,7 +291,9 @@ _ATTRIBUTES_DOC = """
         The parameters, in the layout of ``torch.nn.RNN`` plus a readout:
         ``weight_ih`` (n_hidden, n_features), ``weight_hh`` (n_hidden,
         n_hidden), ``bias_ih`` (n_hidden,), ``bias_hh`` (n_hidden,),
-        ``weight_out`` (n_outputs, n_hidden), ``bias_out`` (n_outputs,).
+        ``weight_out`` (n_outputs, n_hidden; 2 * n_hidden for
+        ``pooling="mean+last"``, the mean's columns first), ``bias_out``
+        (n_outputs,).
         With stacked layers (a tuple ``n_hidden``) each layer's entries
         carry torch's suffix ``_l<k>`` (k = 0 at the bottom; layer k's
         ``weight_ih_l<k>`` reads n_hidden[k-1] inputs), then ``weight_out``
@@ -619,10 +621,10 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
         # scikit-learn's reference regression task hides the target in the
         # input 5 steps before the end of a 10-step sequence, among 9 noise
         # inputs. Element-wise recurrence (each unit a leaky integrator) and
-        # SnAp-1's truncated influence do not isolate it within the default
-        # 200 epochs (R^2 0.13-0.16 measured); the full Elman cell does, with
-        # RTRL, full BPTT or UORO. Truncated BPTT sees only as far back as
-        # its truncation.
+        # SnAp-1's truncated influence do not isolate it within 200 epochs
+        # (R^2 0.13-0.16 measured); the fully connected cells do (the Elman
+        # cell with RTRL, full BPTT or UORO; the default 12-unit GRU 0.89).
+        # Truncated BPTT sees only as far back as its truncation.
         tags.regressor_tags.poor_score = (
             self.cell == "diagonal"
             or self.gradient == "snap1"

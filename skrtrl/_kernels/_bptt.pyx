@@ -97,7 +97,8 @@ cdef double _bptt_sequence(
     InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     """Sequence b from the zero state; gradient added into ``grad``, laid
-    out [theta (R*q) | W_out (o*n) | b_out (o)]. ``ring`` holds
+    out [theta (R*q) | W_out (o*width) | b_out (o)] (width: ``pooled_width``).
+    ``ring`` holds
     ``truncation`` records (or, without truncation, the sequence's
     length).
 
@@ -219,7 +220,8 @@ def bptt_minibatch(
 
     The arguments are the bundles of ``skrtrl._kernels._rtrl.rtrl_minibatch``
     (``batch``, ``params``, ``workspace``), with ``truncation`` k >= 1, or 0
-    for full BPTT. The ``workspace`` holds ``"grad"`` (>= B, R*q + o*n + o)
+    for full BPTT. The ``workspace`` holds ``"grad"`` (>= B, R*q + o*width + o,
+    width n or, for POOL_MEAN_LAST, 2n)
     and ``"loss"`` (>= B,), written, and per thread ``"ring"`` (cap *
     record size numbers, cap = truncation, or the longest sequence without
     truncation) and ``"scratch"`` (``bptt_scratch_size``). ``pooling``: what

@@ -752,7 +752,8 @@ cdef inline double rtrl_sequence(
     InterruptCheck* check, bint* stop,
 ) noexcept nogil:
     """Run sequence b from the zero state; add its gradient, laid out
-    [theta (R*q) | W_out (o*n) | b_out (o)], into the thread's ``scratch``
+    [theta (R*q) | W_out (o*width) | b_out (o)] (width: ``pooled_width``),
+    into the thread's ``scratch``
     (zeroed by the caller). ``P_work``: ``influence_size`` numbers, then
     ``pool_size`` more for a pooled readout.
 

@@ -13,10 +13,11 @@ drivers their bundles:
   by ``_common.update_rule``; the update count goes back through
   ``update.count``;
 * ``params``: the cell's flat parameter vector, [theta (R x q, row-major)
-  | bias_hh (n, the Elman and diagonal cells only) | W_out (o x n) | b_out
-  (o)] (``_cells.flat_size``);
+  | bias_hh (n, the Elman and diagonal cells only) | W_out (o x width) |
+  b_out (o)] (``_cells.flat_size``; width n, or 2n for the readout of the
+  mean beside the last h, ``_common.pooled_width``);
 * ``workspace`` (minibatches): the per-sequence rows ``"grad"`` (>= B,
-  R*q + o*n + o) and ``"loss"`` (>= B,), written, and the per-thread rows
+  R*q + o*width + o) and ``"loss"`` (>= B,), written, and the per-thread rows
   ``"influence"`` (``rtrl_influence_size``) and ``"scratch"``
   (``rtrl_scratch_size``); one thread per row;
 * ``state`` (online): the stream state, ``"hidden"`` (S numbers),

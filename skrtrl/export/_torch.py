@@ -69,7 +69,8 @@ def to_torch(estimator, *, dtype=None):
     recurrent : torch.nn.RNN, torch.nn.GRU or torch.nn.LSTM
         The recurrent layer with the fitted weights.
     readout : torch.nn.Linear or torch.nn.Module
-        The readout, ``n_hidden`` to ``n_outputs``: a ``torch.nn.Linear``
+        The readout, ``n_hidden`` (``2 n_hidden`` for ``"mean+last"``) to
+        ``n_outputs``: a ``torch.nn.Linear``
         applied to hidden states for ``pooling="last"``; for ``"mean"``,
         ``"max"`` and ``"mean+last"`` a module applied to the hidden states
         of every step (``readout(hidden, lengths)``, see above) holding the

@@ -63,9 +63,9 @@ def _check_estimator(estimator, caller):
     if pooling != "last":
         raise ValueError(
             f"{caller} differentiates the readout of the last step; this "
-            f"model reads pooling={pooling!r} of every step (set "
-            "pooling='last' to read the last step). Use loss_gradient for "
-            "its exact gradient."
+            f"model was fitted to read pooling={pooling!r} of every step "
+            "(fit one with pooling='last' to inspect it). Use loss_gradient "
+            "for its exact gradient."
         )
     # Take in entries of params_ that were replaced by new arrays, as predict
     # does, so that the inspected model is the one that predicts.
