@@ -80,14 +80,11 @@ def all_finite(model):
     return all(np.isfinite(a).all() for a in arrays)
 
 
-def soak_one(cell, n_steps, chunk_size, window):
-    """Stream ``n_steps`` rows through one cell; the figures as a dict."""
+def stream_model(cell):
+    """A fresh stream learner of ``cell``, updated at every step."""
     from skrtrl import RTRLRegressor
 
-    n_chunks = max(n_steps // chunk_size, 3)
-    n_window = max(1, int(round(window * n_chunks)))
-    n_window = min(n_window, (n_chunks - 1) // 2)
-    model = RTRLRegressor(
+    return RTRLRegressor(
         n_hidden=N_HIDDEN,
         cell=cell,
         stateful=True,
@@ -95,6 +92,14 @@ def soak_one(cell, n_steps, chunk_size, window):
         clip_norm=SOAK_CLIP_NORM,
         random_state=0,
     )
+
+
+def soak_one(cell, n_steps, chunk_size, window):
+    """Stream ``n_steps`` rows through one cell; the figures as a dict."""
+    n_chunks = max(n_steps // chunk_size, 3)
+    n_window = max(1, int(round(window * n_chunks)))
+    n_window = min(n_window, (n_chunks - 1) // 2)
+    model = stream_model(cell)
     # (cpu seconds, wall seconds, loss) per chunk, allocated before tracing
     # starts so that the traced memory is the model's.
     samples = np.zeros((n_chunks, 3))
@@ -163,16 +168,7 @@ def interleaved_ratio(model, cell, n_chunks, chunk_size, rounds):
     chunk, which allocates, untimed). The median over ``rounds`` pairs of
     the ratio of their CPU times.
     """
-    from skrtrl import RTRLRegressor
-
-    fresh = RTRLRegressor(
-        n_hidden=N_HIDDEN,
-        cell=cell,
-        stateful=True,
-        update="step",
-        clip_norm=SOAK_CLIP_NORM,
-        random_state=0,
-    )
+    fresh = stream_model(cell)
     X, y, fresh_previous = chunk(0, chunk_size, 0.0)
     fresh.partial_fit(X, y)
     previous = 0.0
