@@ -2,7 +2,8 @@
 
 Each cell of the registry (``skrtrl._cells.CELLS``) learns from one stream of
 ``--steps`` rows (default 10**7), ``RTRLRegressor(n_hidden=16,
-stateful=True, update="step")``, handed over in chunks of ``--chunk`` rows
+stateful=True, update="step", clip_norm=5.0)`` (the clipping of the
+regressor's defaults before 4 Dec 2026), handed over in chunks of ``--chunk`` rows
 (default 10**4) that are generated on the fly (random inputs; the target
 needs one step of memory). Every cell runs in a fresh process, so that its
 peak resident memory is its own. Reported per cell:
