@@ -41,6 +41,7 @@ import os
 import time
 
 import numpy as np
+from former_defaults import FORMER_REGRESSOR_DEFAULTS
 
 from skrtrl import RTRLRegressor
 from skrtrl._methods import make_cell
@@ -90,7 +91,7 @@ def stream_rates(cell, n, n_rows, chunk, dtype=np.float64, solver="adam"):
         stateful=True,
         random_state=0,
         solver=solver,
-        clip_norm=5.0,
+        clip_norm=FORMER_REGRESSOR_DEFAULTS["clip_norm"],
     )
     est.partial_fit(X[:chunk], y[:chunk])  # initialisation and first chunk
     start, cpu = time.perf_counter(), time.process_time()

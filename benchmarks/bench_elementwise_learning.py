@@ -34,6 +34,7 @@ import time
 import warnings
 
 import numpy as np
+from former_defaults import FORMER_REGRESSOR_DEFAULTS
 from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLRegressor
@@ -55,8 +56,8 @@ REBER = dict(
     n_hidden=64,
     learning_rate_init=0.01,
     output="sequence",
-    batch_size=32,
-    clip_norm=5.0,
+    batch_size=FORMER_REGRESSOR_DEFAULTS["batch_size"],
+    clip_norm=FORMER_REGRESSOR_DEFAULTS["clip_norm"],
 )
 REBER_EPOCHS = 200
 

@@ -46,11 +46,12 @@ import tracemalloc
 import warnings
 
 import numpy as np
+from former_defaults import FORMER_REGRESSOR_DEFAULTS
 
 N_HIDDEN = 16
 #: The clipping of the regressor's defaults before 4 Dec 2026, with which
 #: the soak figures were measured.
-SOAK_CLIP_NORM = 5.0
+SOAK_CLIP_NORM = FORMER_REGRESSOR_DEFAULTS["clip_norm"]
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 

@@ -27,6 +27,7 @@ import json
 import warnings
 
 import numpy as np
+from former_defaults import FORMER_REGRESSOR_DEFAULTS
 from sklearn.exceptions import ConvergenceWarning
 
 from skrtrl import RTRLClassifier, RTRLRegressor
@@ -55,7 +56,10 @@ def mackey_glass(window=40, n_train=60, n_test=20):
     split = (X[:n_train], X[n_train:], Y[:n_train], Y[n_train:])
     # The regressor's training settings before 4 Dec 2026, with which the
     # figures were measured.
-    former = dict(clip_norm=5.0, batch_size=32, tol=1e-4, n_iter_no_change=10)
+    former = {
+        name: FORMER_REGRESSOR_DEFAULTS[name]
+        for name in ("clip_norm", "batch_size", "tol", "n_iter_no_change")
+    }
     return split, RTRLRegressor, {"output": "sequence", **former}
 
 

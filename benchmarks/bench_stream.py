@@ -67,6 +67,7 @@ import sys
 import time
 
 import numpy as np
+from former_defaults import FORMER_REGRESSOR_DEFAULTS
 from sklearn.linear_model import SGDRegressor
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -107,7 +108,7 @@ def stream_model(n_hidden, cell="elman"):
         cell=cell,
         stateful=True,
         update="step",
-        clip_norm=5.0,
+        clip_norm=FORMER_REGRESSOR_DEFAULTS["clip_norm"],
         random_state=0,
     )
     X, y = make_stream(1, seed=1)
@@ -652,7 +653,7 @@ def memory_worker(n_steps):
     model = RTRLRegressor(
         n_hidden=MEMORY_HIDDEN,
         cell="elman",
-        clip_norm=5.0,
+        clip_norm=FORMER_REGRESSOR_DEFAULTS["clip_norm"],
         stateful=True,
         random_state=0,
     )

@@ -25,29 +25,16 @@ import sys
 import warnings
 
 import numpy as np
+from former_defaults import FORMER_REGRESSOR_DEFAULTS
 
 from skrtrl import RTRLClassifier, RTRLRegressor
 from skrtrl._cells import CELLS
 
-
-class _Regressor(RTRLRegressor):
-    # The minibatch of batch_size="auto" before 4 Dec 2026.
-    _auto_batch_size = 32
-
-
 #: The regressor at its defaults of before 4 Dec 2026, with which every
 #: entry was first recorded: a change of the estimator's defaults must not
-#: move the entries, which compare builds.
-Regressor = functools.partial(
-    _Regressor,
-    cell="elman",
-    n_hidden=32,
-    learning_rate_init=1e-3,
-    clip_norm=5.0,
-    max_iter=200,
-    tol=1e-4,
-    n_iter_no_change=10,
-)
+#: move the entries, which compare builds. (A minibatch of 32 is clipped to
+#: the 12 sequences, as "auto" was, to min(32, 12).)
+Regressor = functools.partial(RTRLRegressor, **FORMER_REGRESSOR_DEFAULTS)
 CELL_NAMES = tuple(CELLS)
 METHODS = (("rtrl", None), ("snap1", None), ("bptt", None), ("bptt", 3), ("uoro", None))
 

@@ -58,6 +58,7 @@ import warnings
 
 import bench_defaults
 import numpy as np
+from former_defaults import FORMER_REGRESSOR_DEFAULTS
 from sklearn.datasets import make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
@@ -150,16 +151,7 @@ STREAM_CANDIDATES = dict(
 )
 #: The regressor's defaults before 4 Dec 2026 (32 Elman units), which the
 #: tables of the user guide compare with.
-ELMAN_DEFAULTS = dict(
-    cell="elman",
-    n_hidden=32,
-    learning_rate_init=1e-3,
-    batch_size=32,
-    clip_norm=5.0,
-    max_iter=200,
-    tol=1e-4,
-    n_iter_no_change=10,
-)
+ELMAN_DEFAULTS = FORMER_REGRESSOR_DEFAULTS
 STREAM_CANDIDATES["previous-defaults"] = ELMAN_DEFAULTS
 STREAM_CANDIDATES.update(
     (f"{cell}-{n}-{lr:g}", dict(cell=cell, n_hidden=n, learning_rate_init=lr))

@@ -275,8 +275,8 @@ def cell_follows(cell, params):
     # "mean+last" reads 2 n_hidden numbers, the other poolings n_hidden.
     fitted["pooling"] = getattr(cell, "pooling", "last")
     now["pooling"] = params.pooling
-    if readout_width(fitted["pooling"], 1) != readout_width(
-        resolved_pooling(params), 1
+    if readout_width(fitted["pooling"], cell.n) != readout_width(
+        resolved_pooling(params), cell.n
     ):
         changed.append("pooling")
     if changed:

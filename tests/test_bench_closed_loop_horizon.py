@@ -6,6 +6,7 @@ must compute what the estimator's output feedback computes.
 """
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,15 @@ SCRIPT = (
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_closed_loop", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # The script imports its sibling benchmarks/former_defaults.py, as it
+    # does when run from the repository root.
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_closed_loop", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
     return module
 
 

@@ -134,6 +134,7 @@ cdef double _bptt_sequence(
         floating* grad_out = grad + R * q
         floating* tmp
         bint pooled = data.pooling != POOL_LAST
+        bint mean = running_pooling(data.pooling) == POOL_MEAN
     sequence(data, b, &X, &Y, &weights)
     memset(s, 0, S * sizeof(floating))
     for t in range(length):
@@ -154,7 +155,7 @@ cdef double _bptt_sequence(
         k = target_index(data, t)
         if pooled:
             # The one target, at the last step; the ring holds every step.
-            if running_pooling(data.pooling) == POOL_MEAN:
+            if mean:
                 for i in range(n):
                     pool[i] /= length
             loss += readout_gradient(
@@ -164,7 +165,7 @@ cdef double _bptt_sequence(
             for slot in range(length):
                 rec = ring + slot * rs + spare
                 for i in range(n):
-                    if running_pooling(data.pooling) == POOL_MEAN:
+                    if mean:
                         rec[i] = g[i] / length
                     elif <Py_ssize_t> arg_max[i] == slot:
                         rec[i] = g[i]

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
-from .._cells import GLRUCell, LRUCell, readout_width
+from .._cells import GLRUCell, LRUCell
 from ..inspection._cell_steps import CELL_STEPS
 
 #: Gate rows per hidden unit in ``weight_ih`` (torch's layout).
@@ -227,23 +227,12 @@ def _pooling(estimator, per_step):
     from .._settings import cell_follows
 
     # What predict reads: the fitted cell's pooling, or that of the cell
-    # predict would rebuild after a set_params.
+    # predict would rebuild after a set_params (cell_follows refuses one of
+    # another readout width, as predict does).
     cell = estimator._model.cell
     if not cell_follows(cell, estimator):
         cell = estimator._make_cell(cell.m, cell.o)
     pooling = getattr(cell, "pooling", "last")
-    fitted = estimator._model.cell
-    width = estimator.params_["weight_out"].shape[1]
-    if width != readout_width(pooling, fitted.n):
-        # predict refuses it too.
-        raise ValueError(
-            f"This {type(estimator).__name__} was fitted with pooling="
-            f"{getattr(fitted, 'pooling', 'last')!r}, a readout of {width} "
-            f"inputs, but now has pooling={pooling!r}, which gives "
-            f"{readout_width(pooling, fitted.n)}: it was changed with "
-            "set_params after fitting. Restore it, or call fit again, before "
-            "exporting."
-        )
     if pooling == "last":
         return pooling
     if per_step or estimator.output_feedback:
