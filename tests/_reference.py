@@ -494,11 +494,11 @@ def stack_rtrl(cell, params, activation, loss, sequences, *, lr=0.0, alpha=0.0,
 def pool_hidden(H, pooling):
     """The pooled readout input of one sequence's outputs ``H`` (T, n):
     the last row, their mean or their per-unit maximum over the T steps, or
-    the mean followed by the last row (2n numbers)."""
+    the mean followed by the last row divided by T (2n numbers)."""
     if pooling == "last":
         return H[-1]
     if pooling == "mean+last":
-        return np.concatenate([H.mean(axis=0), H[-1]])
+        return np.concatenate([H.mean(axis=0), H[-1] / H.shape[0]])
     return H.mean(axis=0) if pooling == "mean" else H.max(axis=0)
 
 
@@ -533,7 +533,7 @@ def pooled_rtrl(cell, params, activation, loss, sequences, pooling, *, snap1=Fal
     P_t (cut to SnAp-1's blocks with ``snap1``), and beside it the sum of
     d y_t / d theta (the h rows of P_t, or through the output map) (mean)
     or, for each unit, its row at the step of the unit's first maximum of
-    y (max), or the mean's rows above the last step's (mean+last); the
+    y (max), or the mean's rows above the last step's / T (mean+last); the
     readout's influence at the end is W A. Returns the flat gradient sum
     of ``w dL/dtheta`` and its layout.
     """
@@ -566,7 +566,7 @@ def pooled_rtrl(cell, params, activation, loss, sequences, pooling, *, snap1=Fal
         if pooling == "mean":
             A = rows.mean(axis=0)
         elif pooling == "mean+last":
-            A = np.concatenate([rows.mean(axis=0), rows[-1]])
+            A = np.concatenate([rows.mean(axis=0), rows[-1] / len(rows)])
         else:
             at = H.argmax(axis=0)  # the first maximum of each unit
             A = rows[at, np.arange(n)]

@@ -468,13 +468,16 @@ def test_inspection_refuses_pooled_readouts(pooling):
 @pytest.mark.parametrize("cell", ["gru", "glru"])
 def test_mean_last_reads_the_mean_then_the_last_state(cell):
     # weight_out has 2 n columns: the mean's, then the last state's; with
-    # either half zeroed, the model predicts as "mean" or "last" would
-    # with the other half's weights.
+    # either half zeroed, the model predicts as "mean" would with the other
+    # half's weights, or as "last" would with them divided by the length.
     rng = np.random.RandomState(15)
     X = random_sequences(rng, 5, N_FEATURES, min_len=1, max_len=7)
+    lengths = np.array([len(x) for x in X])
+    assert len(set(lengths)) > 1
     y = rng.normal(size=len(X))
     est = fitted("regression", cell, "mean+last", X, y, rng)
     W = est.params_["weight_out"]
+    bias = est.params_["bias_out"][0]
     assert W.shape == (1, 2 * N_HIDDEN)
     halves = {"mean": slice(0, N_HIDDEN), "last": slice(N_HIDDEN, None)}
     for pooling, half in halves.items():
@@ -483,10 +486,13 @@ def test_mean_last_reads_the_mean_then_the_last_state(cell):
             if name != "weight_out":
                 other.params_[name][...] = view
         other.params_["weight_out"][...] = W[:, half]
+        expected = other.predict(X)
+        if pooling == "last":
+            expected = bias + (expected - bias) / lengths
         kept = W.copy()
         W[...] = 0
         W[:, half] = kept[:, half]
-        np.testing.assert_allclose(est.predict(X), other.predict(X), rtol=1e-12,
+        np.testing.assert_allclose(est.predict(X), expected, rtol=1e-12,
                                    atol=1e-13)  # fmt: skip
         W[...] = kept
 

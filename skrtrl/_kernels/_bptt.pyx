@@ -46,7 +46,7 @@ from ._cells cimport (
 )
 from ._common cimport (
     InterruptCheck, POOL_LAST, POOL_MEAN, POOL_MEAN_LAST, Packed, UpdateRule,
-    has_target, pooled_width, running_pooling,
+    averaged_width, has_target, pooled_width, running_pooling,
     interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
     pool_step, readout_gradient, record_output, sequence, set_pooling,
     stopping, target_index, update_rule,
@@ -155,9 +155,8 @@ cdef double _bptt_sequence(
         k = target_index(data, t)
         if pooled:
             # The one target, at the last step; the ring holds every step.
-            if mean:
-                for i in range(n):
-                    pool[i] /= length
+            for i in range(averaged_width(data.pooling, n)):
+                pool[i] /= length
             loss += readout_gradient(
                 Y + k * o, o, pooled_width(data.pooling, n),
                 data.weight_scale * weights[k], loss_kind, W_out, b_out, pool,
@@ -172,10 +171,10 @@ cdef double _bptt_sequence(
                     else:
                         rec[i] = 0
             if data.pooling == POOL_MEAN_LAST:
-                # The last h's part: a target at the last step.
+                # The last h's part (read / T): a target at the last step.
                 rec = ring + (length - 1) * rs + spare
                 for i in range(n):
-                    rec[i] += g[n + i]
+                    rec[i] += g[n + i] / length
             break
         # Without truncation dL/dy_t waits in the record for the backward
         # pass, which takes it to the state.

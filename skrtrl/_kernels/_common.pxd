@@ -173,7 +173,8 @@ cdef enum:
 # What a per-sequence readout reads (skrtrl._cells.POOLINGS): the last h,
 # the mean or per-unit maximum of h over the sequence's steps, or the mean
 # and the last h side by side (2n numbers: the mean cannot tell when
-# something happened, the last h alone forgets what it did not keep).
+# something happened, the last h alone forgets what it did not keep), the
+# last h divided by the length as the mean's sum is (``averaged_width``).
 cdef enum:
     POOL_LAST = 0
     POOL_MEAN = 1
@@ -184,6 +185,19 @@ cdef enum:
 cdef inline int pooled_width(int pooling, int n) noexcept nogil:
     """Numbers the readout reads: n, or 2n for the mean beside the last."""
     return 2 * n if pooling == POOL_MEAN_LAST else n
+
+
+cdef inline int averaged_width(int pooling, int n) noexcept nogil:
+    """How many of the pooled numbers are divided by the sequence's length
+    at its end: the mean's n, and for POOL_MEAN_LAST the last h's n too.
+    The last h then enters with the weight 1/T it has in the mean, its own
+    weights read it on top, and its share of dL/dz is a step's share, as
+    each step's in the mean: read undivided, on the training folds of the
+    short UCR sets the readout fitted the last step and left the mean
+    unlearnt (``doc/user_guide.rst``, the choice of the defaults)."""
+    if pooling == POOL_MEAN:
+        return n
+    return 2 * n if pooling == POOL_MEAN_LAST else 0
 
 
 cdef inline int running_pooling(int pooling) noexcept nogil:

@@ -109,9 +109,10 @@ from ._cells cimport (
 )
 from ._common cimport (
     InterruptCheck, POOL_LAST, POOL_MAX, POOL_MEAN, POOL_MEAN_LAST, Packed,
-    UpdateRule, add_penalty, has_target, interrupt_check, interrupt_due,
-    online_step, online_update, pool_step, pooled_width, readout_gradient,
-    record_output, running_pooling, sequence, stopping, target_index,
+    UpdateRule, add_penalty, averaged_width, has_target, interrupt_check,
+    interrupt_due, online_step, online_update, pool_step, pooled_width,
+    readout_gradient, record_output, running_pooling, sequence, stopping,
+    target_index,
 )
 
 # Numbers left unused at each end of a thread's scratch row (one cache line
@@ -595,21 +596,23 @@ cdef inline double pooled_readout(
     floating* dz,
 ) noexcept nogil:
     """Readout of the pooled y (``pool``: the sum, made the mean here, or
-    the maximum; for POOL_MEAN_LAST the sum, then the last y), its loss,
-    the readout's gradient into ``grad_out`` = [W_out | b_out], and g =
-    dL/d(pooled y) (``pooled_width`` numbers; the mean's part / T: each
-    step's share); for one layer and for a stack's top."""
+    the maximum; for POOL_MEAN_LAST the sum, then the last y, both divided
+    by T here), its loss, the readout's gradient into ``grad_out`` =
+    [W_out | b_out], and g = dL/d(pooled y) (``pooled_width`` numbers; the
+    parts divided by T times 1/T: each step's share); for one layer and
+    for a stack's top."""
     cdef int i
+    cdef int averaged = averaged_width(pooling, n)
     cdef floating scale = 1
     cdef double loss
-    if running_pooling(pooling) == POOL_MEAN:
+    if averaged:
         scale = <floating> (1.0 / length)
-        for i in range(n):
+        for i in range(averaged):
             pool[i] *= scale
     loss = readout_gradient(y, o, pooled_width(pooling, n), weight,
                             loss_kind, W_out, b_out, pool, grad_out, g, zout,
                             dz)
-    for i in range(n):
+    for i in range(max(averaged, n)):
         g[i] *= scale
     return loss
 
@@ -1044,8 +1047,8 @@ cdef inline void run_forward(
             memcpy(H + b * width, s, n * sizeof(floating))
             if width > n:
                 memcpy(H + b * width + n, s, n * sizeof(floating))
-        elif pooled and running_pooling(pooling) == POOL_MEAN:
-            for i in range(n):
+        elif pooled:
+            for i in range(averaged_width(pooling, n)):
                 H[b * width + i] /= lengths[b]
 
 

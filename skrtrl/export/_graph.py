@@ -28,7 +28,7 @@ Pooled readouts (``pooling="mean"``, ``"max"`` or ``"mean+last"``): both
 paths give what the readout reads at every step, (T, N, n), h or the LRUs'
 output map y, and :func:`pool` reduces it over time, over each sequence's
 valid steps only (``"mean+last"`` puts the value at each sequence's last
-valid step after the mean).
+valid step, divided by its length, after the mean).
 """
 
 import numpy as np
@@ -347,8 +347,8 @@ def pool_step(g, model, state, h):
     reads of the new step (:func:`read_value`), returns the new ``{"pool":
     ...}`` (and ``"steps"``) and the pooled value so far: its running mean
     or maximum over the steps taken (for ``"mean+last"`` the running mean
-    followed by h, this step's value), what :func:`pool` gives for the
-    sequence up to this step.
+    followed by h, this step's value, divided by the steps taken), what
+    :func:`pool` gives for the sequence up to this step.
     """
     new = {}
     if model.pooling == "max":
@@ -358,7 +358,8 @@ def pool_step(g, model, state, h):
     new["steps"] = g.op("Add", state["steps"], g.const(np.ones(1), "one"))
     mean = g.op("Div", new["pool"], new["steps"])
     if model.pooling == "mean+last":
-        return new, g.op("Concat", mean, h, axis=-1)
+        last = g.op("Div", h, new["steps"])
+        return new, g.op("Concat", mean, last, axis=-1)
     return new, mean
 
 
@@ -412,16 +413,27 @@ def pool(g, model, H, lengths=None):
     ``"mean"`` averages each sequence's values over its own steps (the sum
     over the valid steps divided by its length); ``"max"`` takes each
     unit's maximum over the valid steps; ``"mean+last"`` puts the value at
-    each sequence's last valid step, ``lengths[i] - 1``, after the mean.
-    Returns (N, n), or (N, 2n) for ``"mean+last"``.
+    each sequence's last valid step, ``lengths[i] - 1``, divided by the
+    length, after the mean. Returns (N, n), or (N, 2n) for ``"mean+last"``.
     Without ``lengths`` every sequence has T steps. ``Where`` keeps the
     padded steps out without arithmetic, so whatever they hold (even NaN)
     does not reach the result.
     """
     if model.pooling == "mean+last":
         mean = _pool_over_time(g, "mean", H, lengths)
-        return g.op("Concat", mean, _last_valid(g, H, lengths), axis=-1)
+        last = g.op("Div", _last_valid(g, H, lengths), _step_counts(g, H, lengths))
+        return g.op("Concat", mean, last, axis=-1)
     return _pool_over_time(g, model.pooling, H, lengths)
+
+
+def _step_counts(g, H, lengths):
+    """How many steps each sequence of H (T, N, n) has, in the graph's
+    float type: ``lengths`` as (N, 1), or T without them."""
+    if lengths is None:
+        steps = g.op("Gather", g.op("Shape", H), g.ints(0, "zero_axis"), axis=0)
+        return g.op("Cast", steps, to=g.onnx_type)
+    steps = g.op("Cast", lengths, to=g.onnx_type)
+    return g.op("Unsqueeze", steps, g.ints([1]))
 
 
 def _pool_over_time(g, pooling, H, lengths):
@@ -434,8 +446,7 @@ def _pool_over_time(g, pooling, H, lengths):
         lowest = g.const(np.array(-np.inf), "minus_inf")
         return g.reduce("ReduceMax", g.op("Where", valid, H, lowest), [0])
     total = g.reduce("ReduceSum", g.op("Where", valid, H, g.const(0.0, "zero")), [0])
-    steps = g.op("Cast", lengths, to=g.onnx_type)
-    return g.op("Div", total, g.op("Unsqueeze", steps, g.ints([1])))
+    return g.op("Div", total, _step_counts(g, H, lengths))
 
 
 def _last_valid(g, H, lengths):

@@ -109,7 +109,8 @@ def to_onnx(
     ``lengths`` is given. A pooled readout (``pooling="mean"``, ``"max"``
     or ``"mean+last"``) reads the mean or each unit's maximum of the hidden
     states (for ``cell="lru"`` and ``"glru"``, of their output map y), or
-    their mean followed by the last one, over each sequence's own steps,
+    their mean followed by the last one divided by the length, over each
+    sequence's own steps,
     the first ``lengths[i]`` (all T without ``lengths``), as ``predict``
     does.
 
@@ -224,7 +225,8 @@ def onnx_step_model(estimator, *, dtype=np.float32, target_opset=STEP_MODEL_OPSE
     unit's running maximum (``"max"``) of h (of the output map y for
     ``cell="lru"`` and ``"glru"``), and for the two means ``steps`` ``[N,
     1]``, the number of steps taken (a float). The last part of
-    ``"mean+last"`` is the step's own h (or y): no input carries it.
+    ``"mean+last"`` is the step's own h (or y) divided by ``steps``: no
+    input carries it.
     :func:`initial_step_state` gives the state to start from.
 
     Outputs: the prediction (regressor: ``variable`` ``[N, n_outputs]``;

@@ -44,8 +44,8 @@ def to_torch(estimator, *, dtype=None):
     (N, T, n_hidden), pools it over each sequence's own steps (the first
     ``lengths[i]`` of a padded batch; the padded steps are left out,
     whatever they hold; ``"mean+last"`` puts the hidden state of step
-    ``lengths[i] - 1`` after the mean) and applies its ``linear``
-    attribute, a ``torch.nn.Linear``.
+    ``lengths[i] - 1``, divided by ``lengths[i]``, after the mean) and
+    applies its ``linear`` attribute, a ``torch.nn.Linear``.
 
     With ``output_feedback=True`` the layer's inputs are ``[x_t,
     f_{t-1}]``: ``weight_ih_l0`` holds ``params_["weight_ih"]`` followed by

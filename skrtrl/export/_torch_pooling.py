@@ -13,13 +13,19 @@ def pool_hidden(hidden, pooling, lengths=None):
     sequence's own steps (the sum over its valid steps divided by its
     length), ``"max"`` takes each unit's maximum over them, ``"mean+last"``
     puts the hidden state of each sequence's last valid step (step
-    ``lengths[i] - 1``) after the mean, giving 2n numbers. Without
+    ``lengths[i] - 1``), divided by the length, after the mean, giving 2n
+    numbers. Without
     ``lengths`` (N,) every sequence has T steps. ``torch.where`` keeps the
     padded steps out, whatever they hold.
     """
     if pooling == "mean+last":
         mean = pool_hidden(hidden, "mean", lengths)
-        return torch.cat([mean, _last_valid(hidden, lengths)], dim=-1)
+        if lengths is None:
+            steps = hidden.shape[-2]
+        else:
+            steps = torch.as_tensor(lengths, device=hidden.device)[:, None]
+        last = _last_valid(hidden, lengths) / steps
+        return torch.cat([mean, last], dim=-1)
     if lengths is None:
         return hidden.mean(dim=-2) if pooling == "mean" else hidden.amax(dim=-2)
     lengths = torch.as_tensor(lengths, device=hidden.device)
