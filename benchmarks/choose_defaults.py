@@ -1,9 +1,9 @@
 """The protocol that chose the estimators' defaults: cross-validation on training data.
 
 Each candidate is a set of estimator parameters that would replace the
-defaults. Every candidate is scored by stratified 3-fold cross-validation
-on the *training* split of each classification set of the development
-suite, and nothing else:
+defaults. Every candidate is scored on each classification task of the
+development suite, and nothing else: by stratified 3-fold
+cross-validation on the *training* split of each real set:
 
 * Japanese Vowels (bundled; 270 training utterances, 12 channels, 7 to 29
   steps), each channel standardised with the statistics of the fold's
@@ -12,14 +12,22 @@ suite, and nothing else:
 * PickupGestureWiimoteZ (UCR; 50 training series of 29 to 361 steps,
   10 classes).
 
+and on the validation draw of the delayed XOR (``"xor"``: trained on
+``bench_defaults.py``'s training draw, scored on a third draw,
+``VALIDATION_SIZES``), the suite's generated classification task.
+
 The two UCR sets ship offline inside ``aeon`` (the ``bench`` extra); each of
 their series is z-normalised on its own, as is usual for UCR data. Test
 splits are never read here. The rule: the candidate with the highest mean
-CV accuracy over the three sets wins, among those whose median fit on a
+accuracy over the four tasks wins, among those whose median fit on a
 Japanese Vowels fold (two thirds of the training set) takes at most two
 thirds of the 10 seconds allowed for a fit on the whole set; a tie within
-0.005 goes to the faster candidate. ``benchmarks/bench_defaults.py`` then measures the
-chosen defaults on the test splits and the generated tasks.
+0.005 goes to the faster candidate. Before the readout of the mean beside
+the last state was chosen (4 Dec 2026) the mean ran over the three real
+sets alone (``--sets jv arrowhead pickup`` gives it), which left the
+delayed XOR, a task the defaults must also win, unweighed.
+``benchmarks/bench_defaults.py`` then measures the chosen defaults on the
+test splits and the generated tasks.
 
 Run from the repository root, with the extension built in place::
 
@@ -386,7 +394,12 @@ def cv_score(params, X, y, *, standardise, seed, n_splits=3):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
-    parser.add_argument("--sets", nargs="+", default=["jv", "arrowhead", "pickup"])
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        choices=["jv", "arrowhead", "pickup", "xor"],
+        default=["jv", "arrowhead", "pickup", "xor"],
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--json", help="write the rows to this file")
     parser.add_argument(
@@ -454,6 +467,8 @@ def main(argv=None):
                 )
 
     sets = load_training_sets(args.sets)
+    if "xor" in args.sets:
+        sets["xor"] = bench_defaults.load_task("xor", VALIDATION_SIZES["xor"])
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
     header = f"{'candidate':24s}" + "".join(f"{s:>10s}" for s in sets)
@@ -461,12 +476,17 @@ def main(argv=None):
     for name in args.candidates:
         params = CANDIDATES[name]
         accuracy, jv_seconds, all_epochs = {}, [], []
-        for key, (X, y) in sets.items():
+        for key, data in sets.items():
             per_seed = []
             for seed in args.seeds:
-                score, seconds, epochs = cv_score(
-                    params, X, y, standardise=key == "jv", seed=seed
-                )
+                if key == "xor":
+                    fit = bench_defaults.fit_skrtrl(data, seed, params)
+                    score, seconds, epochs = fit["score"], [], [fit["epochs"]]
+                else:
+                    X, y = data
+                    score, seconds, epochs = cv_score(
+                        params, X, y, standardise=key == "jv", seed=seed
+                    )
                 per_seed.append(score)
                 all_epochs += epochs
                 if key == "jv":
@@ -496,7 +516,7 @@ def main(argv=None):
         best = max(r["mean"] for r in fast)
         tied = [r for r in fast if r["mean"] >= best - 0.005]
         chosen = min(tied, key=lambda r: r["jv_fit_seconds"])
-        print(f"chosen: {chosen['candidate']} (mean CV accuracy {chosen['mean']:.4f})")
+        print(f"chosen: {chosen['candidate']} (mean accuracy {chosen['mean']:.4f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(seeds=args.seeds, rows=rows), f, indent=1)

@@ -43,6 +43,7 @@ from ._settings import (
     check_training_settings,
     every_step,
     learning_rate,
+    resolved_pooling,
     update_mode,
 )
 from ._stack import STACK_GRADIENTS
@@ -239,6 +240,15 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
             self._model = Model.from_format_1(self.__dict__, cell)
         if "_model" in self.__dict__:
             self._bind_params()
+            self._keep_fitted_pooling()
+
+    def _keep_fitted_pooling(self):
+        # A model saved when pooling="auto" meant another readout (the
+        # gated LRU's mean, before it read the last y beside it) keeps
+        # reading what it was fitted to read.
+        fitted = getattr(self._model.cell, "pooling", "last")
+        if self.pooling == "auto" and resolved_pooling(self) != fitted:
+            self.pooling = fitted
 
     # The model's parts, under the names tests and tools have long used.
     _flat_params = property(lambda self: self._model.params)

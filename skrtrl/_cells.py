@@ -920,6 +920,11 @@ class GLRUCell(LRUCell):
     name = "glru"
     kind = 7
     gated = True
+    #: The mean of y beside the last y (divided by the length): under the
+    #: protocol's rule over the four classification tasks of the suite it
+    #: led the mean (0.798 against 0.710, seeds 0 to 2): level on the three
+    #: sets' cross-validation, and it solves the delayed XOR.
+    auto_pooling = "mean+last"
 
     def initialize_own(self, flat, random_state):
         """The LRU's ring initialisation, then the gate's (see above)."""

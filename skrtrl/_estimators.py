@@ -129,14 +129,17 @@ _PARAMETERS_DOC = """
         reads: the final hidden state (``"last"``), the average of the
         hidden states over the sequence's own steps (``"mean"``), each
         unit's maximum over them (``"max"``), or the average followed by
-        the final hidden state (``"mean+last"``: ``weight_out`` then has
-        ``2 * n_hidden`` columns, the mean's first), in training and
+        the final hidden state divided by the sequence's length
+        (``"mean+last"``: ``weight_out`` then has ``2 * n_hidden`` columns,
+        the mean's first; the last state enters with the weight it has in
+        the mean, and its own columns read it on top), in training and
         prediction alike; for ``cell="lru"`` and ``"glru"``, their output
         map's y instead of the hidden states. ``"mean+last"`` is for one
         layer; a stack refuses it. ``"auto"`` (the classifier's default)
         is, for :class:`RTRLClassifier` wherever a pooled readout applies,
-        ``"mean"`` for the LRUs (the classifier's default cell) and
-        ``"max"`` for the other cells and stacks, and ``"last"`` for
+        ``"mean+last"`` for the gated LRU (the classifier's default cell),
+        ``"mean"`` for the LRU and ``"max"`` for the other cells and
+        stacks, and ``"last"`` for
         :class:`RTRLRegressor` (a forecast depends on when things happened,
         which a pooling over time forgets) and wherever pooling has no
         meaning (streams, ``output="sequence"``, output feedback,

@@ -348,6 +348,23 @@ def test_auto_reads_the_last_state_where_pooling_has_no_meaning(params):
     assert auto.pooling == "auto"
 
 
+def test_a_model_saved_when_auto_read_another_pooling_keeps_it():
+    # Before the gated LRU's "auto" read the last y beside the mean, it
+    # read the mean: such a model, loaded, reads the mean still.
+    (auto, mean), X = _auto_and_explicit(dict(cell="glru"), "mean", 16)
+    assert auto._cell.pooling == "mean+last"
+    state = mean.__getstate__()
+    state["pooling"] = "auto"  # as the saved model has it
+    loaded = RTRLClassifier.__new__(RTRLClassifier)
+    loaded.__setstate__(state)
+    assert loaded.pooling == "mean"
+    np.testing.assert_array_equal(loaded.predict_proba(X), mean.predict_proba(X))
+    # A model fitted with "auto" as it reads now keeps "auto".
+    again = pickle.loads(pickle.dumps(auto))
+    assert again.pooling == "auto"
+    np.testing.assert_array_equal(again.predict_proba(X), auto.predict_proba(X))
+
+
 @pytest.mark.parametrize("cell", ["egru", "gru"])
 def test_auto_reads_the_last_state_for_the_regressor(cell):
     (auto, last), X = _auto_and_explicit(dict(cell=cell), "last", 14, RTRLRegressor)
@@ -358,8 +375,9 @@ def test_auto_reads_the_last_state_for_the_regressor(cell):
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("gradient", ["rtrl", "snap1", "bptt"])
 def test_auto_reads_the_cells_pooling_for_one_target_per_sequence(cell, gradient):
-    # The maximum, but the mean of the LRUs' output map.
-    expected = "mean" if CELLS[cell].output_map else "max"
+    # The maximum, but the mean of the LRU's output map, and the gated
+    # LRU's mean beside its last y.
+    expected = {"lru": "mean", "glru": "mean+last"}.get(cell, "max")
     (auto, pooled), X = _auto_and_explicit(
         dict(cell=cell, gradient=gradient), expected, 13
     )
