@@ -193,10 +193,11 @@ def resolved_pooling(params):
     """The readout ``params`` train: ``"auto"`` made a pooling or ``"last"``.
 
     ``"auto"`` reads the cell's pooling (``Cell.auto_pooling``: each unit's
-    maximum over the sequence, the mean of the LRUs' output map; a stack's
-    top layer: the maximum) for a classifier wherever a pooled readout
-    applies (one target per sequence, whole sequences, exact, SnAp-1 or
-    BPTT gradients), and the last state elsewhere: streams, per-step
+    maximum over the sequence, the mean of the LRU's output map, the gated
+    LRU's mean beside its last y; a stack's top layer: the maximum) for a
+    classifier wherever a pooled readout applies (one target per sequence,
+    whole sequences, exact, SnAp-1 or BPTT gradients), and the last state
+    elsewhere: streams, per-step
     targets, feedback and the layer-local approximation keep working at the
     default, and a regressor's target (the next value of a series, a sum)
     depends on when things happened, which a pooling over time forgets.

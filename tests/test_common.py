@@ -74,10 +74,11 @@ def test_the_defaults_fit_and_predict(Estimator):
     """The checks above shrink the networks; the default sizes work too."""
     est = Estimator()
     # 12 GRU units (three gates' recurrent matrices) for one output; 32
-    # gated LRU units (an output map C, n x n) for three classes.
+    # gated LRU units (an output map C, n x n) for three classes, read
+    # from the mean beside the last y (2n).
     recurrent, shape, weight_out = {
         RTRLRegressor: ("weight_hh", (36, 12), (1, 12)),
-        RTRLClassifier: ("C_re", (32, 32), (3, 32)),
+        RTRLClassifier: ("C_re", (32, 32), (3, 64)),
     }[Estimator]
     rng = np.random.RandomState(0)
     X = rng.normal(size=(12, 6, 2))
