@@ -245,9 +245,15 @@ class BaseRTRL(BaseEstimator, metaclass=ABCMeta):
     def _keep_fitted_pooling(self):
         # A model saved when pooling="auto" meant another readout (the
         # gated LRU's mean, before it read the last y beside it) keeps
-        # reading what it was fitted to read.
+        # reading what it was fitted to read. Only that change: a setting
+        # changed after fitting (stateful, output) is refused on load as
+        # before saving, not turned into another pooling.
         fitted = getattr(self._model.cell, "pooling", "last")
-        if self.pooling == "auto" and resolved_pooling(self) != fitted:
+        if (
+            self.pooling == "auto"
+            and fitted == "mean"
+            and resolved_pooling(self) == "mean+last"
+        ):
             self.pooling = fitted
 
     # The model's parts, under the names tests and tools have long used.

@@ -365,6 +365,21 @@ def test_a_model_saved_when_auto_read_another_pooling_keeps_it():
     np.testing.assert_array_equal(again.predict_proba(X), auto.predict_proba(X))
 
 
+def test_loading_keeps_auto_changed_to_another_setting_after_fit():
+    # Only the former "auto" of the gated LRU is kept on load: a stream
+    # fitted with "auto" (the last state) and set to batches afterwards
+    # is refused after a round trip, as before it.
+    rng = np.random.RandomState(17)
+    X, y = rng.normal(size=(30, N_FEATURES)), rng.randint(0, 2, 30)
+    est = RTRLClassifier(n_hidden=3, max_iter=2, stateful=True, random_state=0)
+    est.fit(X, y).set_params(stateful=False)
+    batch = random_sequences(rng, 3, N_FEATURES, min_len=2, max_len=4)
+    for model in (est, pickle.loads(pickle.dumps(est))):
+        assert model.pooling == "auto"
+        with pytest.raises(ValueError, match="fitted with pooling='last'"):
+            model.predict(batch)
+
+
 @pytest.mark.parametrize("cell", ["egru", "gru"])
 def test_auto_reads_the_last_state_for_the_regressor(cell):
     (auto, last), X = _auto_and_explicit(dict(cell=cell), "last", 14, RTRLRegressor)
