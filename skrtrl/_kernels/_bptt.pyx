@@ -226,7 +226,8 @@ def bptt_minibatch(
     record size numbers, cap = truncation, or the longest sequence without
     truncation) and ``"scratch"`` (``bptt_scratch_size``). ``pooling``: what
     each sequence's one target reads (``_common.pxd``'s POOL_*: the last h,
-    their mean or maximum over time); full BPTT only.
+    their mean or maximum over time, or the mean beside the last h divided
+    by the length); full BPTT only.
     """
     if kind < 0 or kind >= N_CELLS:
         raise ValueError("unknown cell kind")

@@ -691,7 +691,8 @@ cdef inline void pool_step(
 ) noexcept nogil:
     """Fold step t's h into ``pool``: the running sum (POOL_MEAN, divided
     by the length at the end) or maximum (POOL_MAX) of each unit; for
-    POOL_MEAN_LAST the sum and, in ``pool[n:2n]``, h itself."""
+    POOL_MEAN_LAST the sum and, in ``pool[n:2n]``, h itself (both divided
+    by the length at the end, ``averaged_width``)."""
     cdef int i
     if pooling == POOL_MEAN_LAST:
         memcpy(pool + n, h, n * sizeof(floating))
