@@ -157,10 +157,9 @@ STREAM_CANDIDATES = dict(
         ("egru",), (64, 128), (0.0005, 0.001, 0.002, 0.003)
     )
 )
-#: The regressor's defaults before 4 Dec 2026 (32 Elman units), which the
-#: tables of the user guide compare with.
-ELMAN_DEFAULTS = FORMER_REGRESSOR_DEFAULTS
-STREAM_CANDIDATES["previous-defaults"] = ELMAN_DEFAULTS
+# The regressor's defaults before 4 Dec 2026 (32 Elman units), which the
+# tables of the user guide compare with.
+STREAM_CANDIDATES["previous-defaults"] = FORMER_REGRESSOR_DEFAULTS
 STREAM_CANDIDATES.update(
     (f"{cell}-{n}-{lr:g}", dict(cell=cell, n_hidden=n, learning_rate_init=lr))
     for cell, n, lr in itertools.product(("lru", "glru"), (64,), (0.001, 0.003))
@@ -173,7 +172,7 @@ STREAM_CANDIDATES.update(
 #: and as an LSTM.
 REGRESSOR_CANDIDATES = {
     "regressor-defaults": {},
-    "elman-defaults": ELMAN_DEFAULTS,
+    "elman-defaults": FORMER_REGRESSOR_DEFAULTS,
     "egru-128-auto": dict(
         cell="egru", n_hidden=128, learning_rate_init="auto", **FIXED
     ),
@@ -198,7 +197,7 @@ REGRESSOR_CANDIDATES = {
 #: output map mixes the units before its nonlinearity.
 GENERATED_CANDIDATES = {
     "regressor-defaults": {},
-    "elman-defaults": ELMAN_DEFAULTS,
+    "elman-defaults": FORMER_REGRESSOR_DEFAULTS,
     "egru-128-auto": REGRESSOR_CANDIDATES["egru-128-auto"],
     # The LRUs read the last step, as every classifier of theirs did when
     # these rows were measured (before their pooled readouts).

@@ -46,11 +46,12 @@ from ._cells cimport (
 )
 from ._common cimport (
     InterruptCheck, POOL_LAST, POOL_MEAN, POOL_MEAN_LAST, Packed, UpdateRule,
-    averaged_width, has_target, pooled_width, running_pooling,
+    has_target, pooled_width, running_pooling,
     interrupt_check, interrupt_due, online_update, output_rows, pack_batch,
-    pool_step, readout_gradient, record_output, sequence, set_pooling,
+    pool_step, record_output, sequence, set_pooling,
     stopping, target_index, update_rule,
 )
+from ._rtrl cimport pooled_readout
 
 import numpy as np
 
@@ -155,26 +156,23 @@ cdef double _bptt_sequence(
         k = target_index(data, t)
         if pooled:
             # The one target, at the last step; the ring holds every step.
-            for i in range(averaged_width(data.pooling, n)):
-                pool[i] /= length
-            loss += readout_gradient(
-                Y + k * o, o, pooled_width(data.pooling, n),
-                data.weight_scale * weights[k], loss_kind, W_out, b_out, pool,
-                grad_out, g, zout, dz)
+            # g comes back as each step's share (the averaged parts / T).
+            loss += pooled_readout(
+                data.pooling, o, length, Y + k * o,
+                data.weight_scale * weights[k], loss_kind, n, W_out, b_out,
+                pool, grad_out, g, zout, dz)
             for slot in range(length):
                 rec = ring + slot * rs + spare
                 for i in range(n):
-                    if mean:
-                        rec[i] = g[i] / length
-                    elif <Py_ssize_t> arg_max[i] == slot:
+                    if mean or <Py_ssize_t> arg_max[i] == slot:
                         rec[i] = g[i]
                     else:
                         rec[i] = 0
             if data.pooling == POOL_MEAN_LAST:
-                # The last h's part (read / T): a target at the last step.
+                # The last h's part: a target at the last step.
                 rec = ring + (length - 1) * rs + spare
                 for i in range(n):
-                    rec[i] += g[n + i] / length
+                    rec[i] += g[n + i]
             break
         # Without truncation dL/dy_t waits in the record for the backward
         # pass, which takes it to the state.

@@ -599,8 +599,8 @@ cdef inline double pooled_readout(
     the maximum; for POOL_MEAN_LAST the sum, then the last y, both divided
     by T here), its loss, the readout's gradient into ``grad_out`` =
     [W_out | b_out], and g = dL/d(pooled y) (``pooled_width`` numbers; the
-    parts divided by T times 1/T: each step's share); for one layer and
-    for a stack's top."""
+    parts divided by T times 1/T: each step's share); for one layer, a
+    stack's top and full BPTT."""
     cdef int i
     cdef int averaged = averaged_width(pooling, n)
     cdef floating scale = 1
@@ -612,7 +612,7 @@ cdef inline double pooled_readout(
     loss = readout_gradient(y, o, pooled_width(pooling, n), weight,
                             loss_kind, W_out, b_out, pool, grad_out, g, zout,
                             dz)
-    for i in range(max(averaged, n)):
+    for i in range(averaged):
         g[i] *= scale
     return loss
 

@@ -14,17 +14,12 @@ def pool_hidden(hidden, pooling, lengths=None):
     length), ``"max"`` takes each unit's maximum over them, ``"mean+last"``
     puts the hidden state of each sequence's last valid step (step
     ``lengths[i] - 1``), divided by the length, after the mean, giving 2n
-    numbers. Without
-    ``lengths`` (N,) every sequence has T steps. ``torch.where`` keeps the
-    padded steps out, whatever they hold.
+    numbers. Without ``lengths`` (N,) every sequence has T steps.
+    ``torch.where`` keeps the padded steps out, whatever they hold.
     """
     if pooling == "mean+last":
         mean = pool_hidden(hidden, "mean", lengths)
-        if lengths is None:
-            steps = hidden.shape[-2]
-        else:
-            steps = torch.as_tensor(lengths, device=hidden.device)[:, None]
-        last = _last_valid(hidden, lengths) / steps
+        last = _last_valid(hidden, lengths) / _step_counts(hidden, lengths)
         return torch.cat([mean, last], dim=-1)
     if lengths is None:
         return hidden.mean(dim=-2) if pooling == "mean" else hidden.amax(dim=-2)
@@ -34,7 +29,16 @@ def pool_hidden(hidden, pooling, lengths=None):
     if pooling == "max":
         return torch.where(valid, hidden, float("-inf")).amax(dim=-2)
     total = torch.where(valid, hidden, 0.0).sum(dim=-2)
-    return total / lengths[:, None].to(hidden.dtype)
+    return total / _step_counts(hidden, lengths)
+
+
+def _step_counts(hidden, lengths):
+    """How many steps each sequence has: ``lengths`` as (N, 1) in the
+    dtype of ``hidden``, or T without them."""
+    if lengths is None:
+        return hidden.shape[-2]
+    lengths = torch.as_tensor(lengths, device=hidden.device)
+    return lengths[:, None].to(hidden.dtype)
 
 
 def _last_valid(hidden, lengths):
