@@ -1,5 +1,8 @@
 """The public estimators: RTRLRegressor and RTRLClassifier."""
 
+import inspect
+import re
+
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
@@ -355,39 +358,12 @@ _ATTRIBUTES_DOC = """
 """
 
 
-#: The defaults each estimator's parameter docs state.
-REGRESSOR_DEFAULTS = dict(
-    n_hidden="12",
-    cell='"gru"',
-    pooling='"last"',
-    learning_rate_init='"auto"',
-    auto_batch="16",
-    clip_norm="1.0",
-    max_iter="100",
-    tol="0.0",
-    n_iter_no_change="30",
-)
-CLASSIFIER_DEFAULTS = dict(
-    n_hidden="32",
-    cell='"glru"',
-    pooling='"auto"',
-    learning_rate_init='"auto"',
-    auto_batch="16",
-    clip_norm="1.0",
-    max_iter="200",
-    tol="1e-4",
-    n_iter_no_change="10",
-)
-
-
-def _estimator_doc(summary, extra_attributes, example, defaults):
-    parameters = _PARAMETERS_DOC
-    for name, value in defaults.items():
-        parameters = parameters.replace(f"@{name}@", value)
+def _estimator_doc(summary, extra_attributes, example):
+    """The docstring of an estimator; ``_RTRLMixin`` fills in its defaults."""
     return (
         summary
         + "\n    Parameters\n    ----------"
-        + parameters
+        + _PARAMETERS_DOC
         + "\n    Attributes\n    ----------"
         + extra_attributes
         + _ATTRIBUTES_DOC
@@ -395,11 +371,30 @@ def _estimator_doc(summary, extra_attributes, example, defaults):
     )
 
 
+def _shown_default(value):
+    """A default as the parameter docs write it (strings in double quotes)."""
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
 class _RTRLMixin:
-    """Doc links and the score shared by both estimators."""
+    """Doc links, the documented defaults and the score of both estimators."""
 
     _doc_link_module = "skrtrl"
     _doc_link_template = _DOC_LINK
+
+    def __init_subclass__(cls, **kwargs):
+        # Each @name@ of the docstring is the default of __init__'s
+        # parameter of that name (@auto_batch@: the "auto" minibatch size),
+        # read from the signature, where it is written once.
+        super().__init_subclass__(**kwargs)
+        defaults = {
+            name: _shown_default(parameter.default)
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        }
+        defaults["auto_batch"] = str(cls._auto_batch_size)
+        cls.__doc__ = re.sub(
+            r"@(\w+)@", lambda match: defaults[match.group(1)], cls.__doc__
+        )
 
     def _doc_link_url_param_generator(self):
         return {
@@ -462,7 +457,6 @@ class RTRLRegressor(_RTRLMixin, RegressorMixin, BaseRTRL):
     >>> bool(reg.score(X, y) > 0.9)
     True
 """,
-        REGRESSOR_DEFAULTS,
     )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -667,7 +661,6 @@ class RTRLClassifier(_RTRLMixin, ClassifierMixin, BaseRTRL):
     >>> bool(clf.score(X, y) > 0.95)
     True
 """,
-        CLASSIFIER_DEFAULTS,
     )
 
     # Both estimators' defaults were chosen on the development suite

@@ -180,3 +180,18 @@ def test_cut_section_splits_at_the_next_heading():
     assert ">>> 1" not in section and ">>> 2" in section and "Next" not in section
     assert ">>> 2" not in rest and ">>> 1" in rest and "Next" in rest
     assert len(section.splitlines()) == len(rest.splitlines()) == len(page.splitlines())
+
+
+@pytest.mark.parametrize("Estimator", [skrtrl.RTRLRegressor, skrtrl.RTRLClassifier])
+def test_documented_defaults_are_the_signatures(Estimator):
+    # Every "name : type, default=value" line of the parameter docs states
+    # the default of __init__.
+    import ast
+    import inspect
+
+    signature = inspect.signature(Estimator.__init__).parameters
+    stated = dict(re.findall(r"^    (\w+) : .*default=(\S+)$", Estimator.__doc__, re.M))
+    assert {"n_hidden", "cell", "max_iter", "tol", "clip_norm"} <= set(stated)
+    for name, text in stated.items():
+        assert ast.literal_eval(text) == signature[name].default, name
+    assert f"min({Estimator._auto_batch_size}, n_sequences)" in Estimator.__doc__
